@@ -1,0 +1,21 @@
+"""genlab: train, evaluate and apply the classic deep generative models on PyTorch.
+
+>>> import genlab
+>>> run = genlab.train("vae", "digits", out="runs/vae-digits", config={"trainer": {"epochs": 5}})
+>>> model = genlab.load("runs/vae-digits")
+>>> images = model.sample(16)
+"""
+__version__ = "0.1.0"
+
+import logging as _logging
+
+from .data import TensorDataset, list_datasets, load_dataset
+from .errors import GenlabError
+from .io.serialize import load, save_model
+from .registry import list_models, register_model
+from .runs import Run, train
+
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
+
+__all__ = ["__version__", "train", "load", "save_model", "list_models", "list_datasets", "load_dataset",
+           "register_model", "TensorDataset", "GenlabError", "Run"]

@@ -1,0 +1,285 @@
+"""genlab command line. Thin: parses, calls the library, renders progress and tables.
+
+Errors caused by input (GenlabError) print one line and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+
+log = logging.getLogger("genlab")
+
+EXAMPLES = {
+    "train": "example: genlab train vae --data digits trainer.epochs=20 model.latent_dim=8 --out runs/vae",
+    "sample": "example: genlab sample runs/vae -n 64 -o samples.png",
+    "reconstruct": "example: genlab reconstruct runs/vae -n 16 -o recon.png",
+    "info": "example: genlab info runs/vae",
+    "models": "example: genlab models",
+    "datasets": "example: genlab datasets",
+    "demo": "example: genlab demo --out runs/demo",
+}
+
+
+class _Progress:
+    """Rich progress bar as a Trainer callback (the CLI owns the terminal)."""
+
+    def __init__(self, console, description: str):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+            TimeRemainingColumn
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                                 console=console, transient=False)
+        self.description = description
+        self.task = None
+
+    def on_train_start(self, trainer, total_steps):
+        self.progress.start()
+        self.task = self.progress.add_task(self.description, total=total_steps, completed=trainer.step, info="")
+
+    def on_step_end(self, trainer, logs):
+        self.progress.update(self.task, completed=trainer.step, info=f"loss {logs['loss']:.4g}")
+
+    def on_epoch_end(self, trainer, logs):
+        val = logs.get("val/loss")
+        info = f"epoch {trainer.epoch} loss {logs.get('loss', float('nan')):.4g}" + (
+            f" val {val:.4g}" if val is not None else "")
+        self.progress.update(self.task, completed=trainer.step, info=info)
+
+    def on_train_end(self, trainer):
+        self.progress.update(self.task, completed=trainer.step)
+        self.progress.stop()
+
+
+def _console():
+    from rich.console import Console
+    return Console(stderr=True)
+
+
+def _table(title: str, rows: list[tuple], headers: tuple[str, ...]):
+    from rich.table import Table
+    t = Table(title=title)
+    for h in headers:
+        t.add_column(h)
+    for r in rows:
+        t.add_row(*[f"{v:.6g}" if isinstance(v, float) else str(v) for v in r])
+    return t
+
+
+def _print_metrics(metrics: dict, title: str) -> None:
+    from rich.console import Console
+    Console().print(_table(title, list(metrics.items()), ("metric", "value")))
+
+
+def _run_training(args, model_name, sections, out, resume=None, overwrite=False) -> int:
+    from .runs import train
+
+    console = _console()
+    progress = _Progress(console, f"{model_name or 'resume'}")
+    run = train(model_name, out=out, config=sections, callbacks=[progress], resume=resume, overwrite=overwrite)
+    _print_metrics(run.metrics, f"{run.spec.model} on {run.spec.data.name}")
+    if run.out_dir is not None:
+        print(f"run folder: {run.out_dir}")
+        print(f"report: {run.report.resolve()}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .config import apply_overrides, read_config_file
+
+    sections = read_config_file(args.config) if args.config else {}
+    if args.data:
+        sections.setdefault("data", {})["name"] = args.data
+    if args.data_dir:
+        sections.setdefault("data", {})["data_dir"] = args.data_dir
+    sections = apply_overrides(sections, args.overrides)
+    if args.resume:
+        return _run_training(args, None, None, args.out, resume=args.resume)
+    if not args.model:
+        from .errors import ConfigError
+        raise ConfigError("give a model name (genlab models lists them) or --resume RUN")
+    out = args.out or f"runs/{args.model}-{Path(str(sections.get('data', {}).get('name', 'digits'))).stem}-" \
+                      f"{time.strftime('%Y%m%d-%H%M%S')}"
+    return _run_training(args, args.model, sections, out, overwrite=args.overwrite)
+
+
+def cmd_demo(args) -> int:
+    from .runs import DEMO_CONFIG
+    return _run_training(args, "vae", json.loads(json.dumps(DEMO_CONFIG)), args.out, overwrite=True)
+
+
+def cmd_sample(args) -> int:
+    import torch
+
+    from .io import load
+    from .io.images import save_grid
+    model = load(args.run)
+    g = torch.Generator().manual_seed(args.seed)
+    x = model.sample(args.n, generator=g)
+    _save_output(model, x, args.output)
+    print(f"wrote {args.n} samples to {args.output}")
+    return 0
+
+
+def _save_output(model, x, output: str) -> None:
+    import numpy as np
+
+    from .errors import ConfigError
+    from .io.atomic import write_bytes_atomic
+    from .io.images import save_grid
+    out = Path(output)
+    if out.suffix == ".npz":
+        import io
+        from .data import Normalization
+        buf = io.BytesIO()
+        raw = Normalization.from_dict(model.data_info["norm"]).to_raw(x.cpu())
+        np.savez(buf, x=x.cpu().numpy(), raw=raw.numpy())
+        write_bytes_atomic(out, buf.getvalue())
+    elif out.suffix.lower() == ".png":
+        if model.kind != "image":
+            raise ConfigError(f"{output}: PNG output needs an image model; use a .npz output for tabular data")
+        save_grid(x, out)
+    else:
+        raise ConfigError(f"unsupported output {output!r}; use a .png (image grid) or .npz file")
+
+
+def cmd_reconstruct(args) -> int:
+    import torch
+
+    from .data import load_dataset
+    from .io import load
+    from .io.images import save_grid
+    from .runs import RUN_CONFIG, DataConfig, prepare_data
+    from .config import from_dict
+    model = load(args.run)
+    if args.data:
+        x = load_dataset(args.data, data_dir=args.data_dir).x
+    else:
+        cfg_file = Path(args.run) / RUN_CONFIG
+        if not cfg_file.is_file():
+            from .errors import ConfigError
+            raise ConfigError(f"{args.run} is not a run folder (no {RUN_CONFIG}); pass --data to say what to "
+                              "reconstruct")
+        spec = json.loads(cfg_file.read_text())
+        splits = prepare_data(from_dict(DataConfig, spec["sections"]["data"], "data"))
+        x = (splits.test if len(splits.test) else splits.val).x
+    x = x[:args.n]
+    rec = model.reconstruct(x)
+    if Path(args.output).suffix.lower() == ".png" and model.kind == "image":
+        save_grid(torch.cat([x, rec.cpu()]), args.output, nrow=len(x))
+    else:
+        _save_output(model, rec, args.output)
+    mse = float(((rec.cpu() - x) ** 2).mean())
+    print(f"wrote {len(x)} inputs and reconstructions to {args.output} (MSE {mse:.5g})")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from rich.console import Console
+
+    from .io import load
+    from .io.serialize import find_model_dir, read_record
+    folder = find_model_dir(args.run)
+    rec = read_record(folder)
+    model = load(args.run)
+    n_params = sum(p.numel() for p in model.parameters())
+    rows = [("model", rec["model"]), ("folder", str(folder)), ("genlab version", rec.get("genlab_version")),
+            ("parameters", f"{n_params:,}"), ("data", rec["data"].get("name")),
+            ("sample shape", tuple(rec["data"].get("shape", ()))), ("classes", rec["data"].get("num_classes"))]
+    rows += [(f"config.{k}", json.dumps(v)) for k, v in rec["config"].items()]
+    final = Path(args.run) / "final_metrics.json"
+    if final.is_file():
+        rows += [(f"final.{k}", v) for k, v in json.loads(final.read_text()).items()]
+    Console().print(_table(f"genlab {rec['model']}", rows, ("key", "value")))
+    return 0
+
+
+def cmd_models(args) -> int:
+    from rich.console import Console
+
+    from .registry import list_models
+    Console().print(_table("genlab models", list_models(), ("name", "summary")))
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from rich.console import Console
+
+    from .data import list_datasets
+    Console().print(_table("built-in data sets (or give a folder, .npz, .npy or .csv path)", list_datasets(),
+                           ("name", "summary")))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genlab", description="Train, evaluate and apply deep generative models.",
+                                epilog="example: genlab demo   (trains a conv VAE on digits, writes a report)")
+    p.add_argument("--version", action="version", version=f"genlab {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, func, help_):
+        sp = sub.add_parser(name, help=help_, description=help_, epilog=EXAMPLES[name],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        sp.set_defaults(func=func)
+        sp.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+        return sp
+
+    t = add("train", cmd_train, "Train a registered model and write a run folder.")
+    t.add_argument("model", nargs="?", help="model name (see: genlab models)")
+    t.add_argument("--data", help="built-in data set name or a path (folder, .npz, .npy, .csv)")
+    t.add_argument("--data-dir", help="where mnist/fashion-mnist/cifar10 files live (default $GENLAB_DATA)")
+    t.add_argument("--config", help="YAML/JSON run config with sections model, trainer, data")
+    t.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. trainer.epochs=5")
+    t.add_argument("--out", help="run folder (default runs/MODEL-DATA-TIME)")
+    t.add_argument("--resume", metavar="RUN", help="continue an interrupted run from RUN/checkpoints/last")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")
+
+    s = add("sample", cmd_sample, "Draw samples from a trained model.")
+    s.add_argument("run", help="run folder or saved model folder")
+    s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("-o", "--output", default="samples.png", help="output .png grid or .npz array")
+    s.add_argument("--seed", type=int, default=0)
+
+    r = add("reconstruct", cmd_reconstruct, "Reconstruct held-out inputs (inputs above outputs).")
+    r.add_argument("run", help="run folder or saved model folder")
+    r.add_argument("-n", type=int, default=16, help="number of inputs (default 16)")
+    r.add_argument("-o", "--output", default="reconstructions.png", help="output .png grid or .npz array")
+    r.add_argument("--data", help="data to reconstruct (default: the run's test split)")
+    r.add_argument("--data-dir")
+
+    i = add("info", cmd_info, "Describe a run or saved model.")
+    i.add_argument("run", help="run folder or saved model folder")
+
+    add("models", cmd_models, "List registered models.")
+    add("datasets", cmd_datasets, "List built-in data sets.")
+    d = add("demo", cmd_demo, "Train a conv VAE on the built-in digits and write a run folder with a report.")
+    d.add_argument("--out", default="runs/demo", help="run folder (default runs/demo; replaced if it exists)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import GenlabError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except GenlabError as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"genlab: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("genlab: interrupted; resume with: genlab train --resume RUN", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

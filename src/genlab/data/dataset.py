@@ -1,0 +1,199 @@
+"""The one in-memory dataset type, its normalisation and fast batching."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+
+from ..errors import DataError
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Affine map between stored model-space values and raw units: ``raw = x * scale + shift``.
+
+    ``shift`` and ``scale`` are tensors broadcastable to one sample (scalars for images, ``(D,)``
+    vectors for standardised tabular data). Images default to ``shift=0, scale=255``, i.e. model
+    space is [0, 1] and raw space is 8-bit pixels.
+    """
+
+    shift: torch.Tensor = field(default_factory=lambda: torch.tensor(0.0))
+    scale: torch.Tensor = field(default_factory=lambda: torch.tensor(255.0))
+
+    def to_raw(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale.to(x) + self.shift.to(x)
+
+    def from_raw(self, raw: torch.Tensor) -> torch.Tensor:
+        return (raw - self.shift.to(raw)) / self.scale.to(raw)
+
+    def to_dict(self) -> dict:
+        return {"shift": self.shift.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Normalization":
+        return cls(torch.tensor(d["shift"], dtype=torch.float32), torch.tensor(d["scale"], dtype=torch.float32))
+
+    @classmethod
+    def pixels(cls) -> "Normalization":
+        """8-bit images stored in [0, 1]."""
+        return cls(torch.tensor(0.0), torch.tensor(255.0))
+
+
+class TensorDataset:
+    """Samples held in one tensor, with optional integer labels and the normalisation used.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(N, C, H, W)`` images or ``(N, D)`` tabular rows, float32 in model space.
+        Tabular data may contain NaN (missing entries); image data may not.
+    y : Tensor, optional
+        ``(N,)`` int64 labels in ``[0, num_classes)``.
+    norm : Normalization
+        How model-space values map back to raw pixels/units.
+    name : str
+        Where the data came from (a built-in name or a path), recorded in run configs.
+    classes : list of str, optional
+        Class names; defaults to ``"0" .. "K-1"`` when labels are given.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor | None = None, *, norm: Normalization | None = None,
+                 name: str = "tensor", classes: list[str] | None = None):
+        if not isinstance(x, torch.Tensor):
+            x = torch.as_tensor(x)
+        if x.ndim not in (2, 4):
+            raise DataError(f"{name}: samples must be (N, D) tabular or (N, C, H, W) images, got shape "
+                            f"{tuple(x.shape)}; reshape the array accordingly")
+        if len(x) == 0:
+            raise DataError(f"{name}: the data set is empty; point it at a file or folder that holds samples")
+        x = x.to(torch.float32).contiguous()
+        if x.ndim == 4 and torch.isnan(x).any():
+            raise DataError(f"{name}: image data contains NaN; clean or re-export the images "
+                            "(NaN is only allowed in tabular data, for imputation)")
+        if y is not None:
+            y = torch.as_tensor(y).to(torch.int64).reshape(-1)
+            if len(y) != len(x):
+                raise DataError(f"{name}: {len(x)} samples but {len(y)} labels; give one label per sample")
+            if (y < 0).any():
+                raise DataError(f"{name}: labels must be integers >= 0, got {int(y.min())}")
+        self.x = x
+        self.y = y
+        self.norm = norm if norm is not None else (Normalization.pixels() if x.ndim == 4
+                                                   else Normalization(torch.tensor(0.0), torch.tensor(1.0)))
+        self.name = name
+        if y is not None and classes is None:
+            classes = [str(i) for i in range(int(y.max()) + 1)]
+        self.classes = classes
+
+    # ------------------------------------------------------------------ properties
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __repr__(self) -> str:
+        lab = f", {self.num_classes} classes" if self.y is not None else ""
+        return f"TensorDataset({self.name!r}, {len(self)} x {self.sample_shape}{lab})"
+
+    @property
+    def kind(self) -> str:
+        """``"image"`` or ``"tabular"``."""
+        return "image" if self.x.ndim == 4 else "tabular"
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    @property
+    def num_classes(self) -> int | None:
+        return None if self.y is None else len(self.classes or []) or int(self.y.max()) + 1
+
+    @property
+    def has_missing(self) -> bool:
+        return bool(torch.isnan(self.x).any())
+
+    def info(self) -> dict:
+        """JSON-able description recorded beside a trained model."""
+        return {"name": self.name, "kind": self.kind, "shape": list(self.sample_shape),
+                "num_classes": self.num_classes, "classes": self.classes, "norm": self.norm.to_dict()}
+
+    # ------------------------------------------------------------------ subsets and splits
+    def subset(self, index: torch.Tensor) -> "TensorDataset":
+        index = torch.as_tensor(index, dtype=torch.int64)
+        return TensorDataset(self.x[index], None if self.y is None else self.y[index], norm=self.norm,
+                             name=self.name, classes=self.classes)
+
+    def split(self, val: float = 0.1, test: float = 0.1, *, seed: int = 0
+              ) -> tuple["TensorDataset", "TensorDataset", "TensorDataset"]:
+        """Deterministic random train/validation/test split from ``seed``.
+
+        Sizes are ``round(val * N)`` and ``round(test * N)``; the rest is train. The permutation
+        comes from ``torch.randperm`` with a generator seeded by ``seed``, so the same seed gives
+        the same split on every machine.
+        """
+        for nm, f in (("val", val), ("test", test)):
+            if not 0.0 <= f < 1.0:
+                raise DataError(f"split fraction {nm}={f} is outside [0, 1); use e.g. {nm}=0.1")
+        n = len(self)
+        n_val, n_test = round(val * n), round(test * n)
+        if n - n_val - n_test < 1:
+            raise DataError(f"split val={val}, test={test} leaves no training samples out of {n}")
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        return (self.subset(perm[n_val + n_test:]), self.subset(perm[:n_val]),
+                self.subset(perm[n_val:n_val + n_test]))
+
+    def standardized(self, reference: "TensorDataset | None" = None) -> "TensorDataset":
+        """Tabular data shifted/scaled per column by the NaN-aware mean and std of ``reference``
+        (default: itself); the new :class:`Normalization` maps back to the original units.
+        Columns with zero spread keep scale 1."""
+        if self.kind != "tabular":
+            raise DataError(f"{self.name}: standardisation is for tabular data; images keep their pixel scale")
+        ref = (reference or self).norm.to_raw((reference or self).x)
+        mean = torch.nanmean(ref, 0)
+        if torch.isnan(mean).any():
+            col = int(torch.isnan(mean).nonzero()[0])
+            raise DataError(f"{self.name}: column {col} has no observed values (all NaN); drop it")
+        std = torch.sqrt(torch.nanmean((ref - mean) ** 2, 0))
+        std = torch.where(std > 0, std, torch.ones_like(std))
+        norm = Normalization(mean, std)
+        return TensorDataset(norm.from_raw(self.norm.to_raw(self.x)), self.y, norm=norm, name=self.name,
+                             classes=self.classes)
+
+    def to(self, device: torch.device | str) -> "TensorDataset":
+        """Copy of the data on ``device`` (keeps batching free of host-to-device copies)."""
+        out = TensorDataset.__new__(TensorDataset)
+        out.__dict__.update(self.__dict__)
+        out.x = self.x.to(device)
+        out.y = None if self.y is None else self.y.to(device)
+        return out
+
+    # ------------------------------------------------------------------ batching
+    def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
+        n = len(self)
+        return n // batch_size if drop_last else math.ceil(n / batch_size)
+
+    def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
+                drop_last: bool = False, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+        """Yield ``{"x": (B, ...), "y": (B,)}`` dicts by slicing the tensors (no per-sample Python).
+
+        With ``shuffle`` the order is one ``torch.randperm`` drawn from ``generator`` per call, so the
+        generator's state fully determines the epoch order (the Trainer saves it for exact resume).
+        ``start`` skips the first ``start`` batches of that order (resuming mid-epoch).
+        """
+        if batch_size < 1:
+            raise DataError(f"batch_size must be >= 1, got {batch_size}")
+        n = len(self)
+        perm = torch.randperm(n, generator=generator).to(self.x.device) if shuffle else None
+        stop = (n // batch_size) * batch_size if drop_last else n
+        for i0 in range(start * batch_size, stop, batch_size):
+            if perm is None:
+                sl = slice(i0, min(i0 + batch_size, n))
+                batch = {"x": self.x[sl]}
+                if self.y is not None:
+                    batch["y"] = self.y[sl]
+            else:
+                idx = perm[i0:i0 + batch_size]
+                batch = {"x": self.x.index_select(0, idx)}
+                if self.y is not None:
+                    batch["y"] = self.y.index_select(0, idx)
+            yield batch

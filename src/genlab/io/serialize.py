@@ -1,0 +1,125 @@
+"""Save/load a model as a folder: ``config.json`` + ``model.safetensors``. No pickle anywhere."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .. import __version__
+from ..config import from_dict, to_dict
+from ..errors import CheckpointError, GenlabError
+from .atomic import atomic_dir, resolve_dir
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def model_record(model) -> dict:
+    """What ``config.json`` holds: everything needed to rebuild ``model`` without user code."""
+    return {"format_version": FORMAT_VERSION, "genlab_version": __version__, "model": model.registry_name,
+            "config": to_dict(model.config), "data": model.data_info}
+
+
+def state_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Contiguous CPU copies of the state dict (safetensors refuses shared/non-contiguous storage)."""
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+
+
+def write_model_files(model, folder: Path) -> None:
+    """Write ``config.json`` and ``model.safetensors`` into an existing folder (not atomic by itself)."""
+    (folder / CONFIG_NAME).write_text(json.dumps(model_record(model), indent=2) + "\n")
+    save_file(state_tensors(model), str(folder / WEIGHTS_NAME), metadata={"genlab_version": __version__})
+
+
+def save_model(model, path: str | Path) -> Path:
+    """Save ``model`` to folder ``path`` atomically (the folder is replaced as a whole)."""
+    path = Path(path)
+    with atomic_dir(path) as tmp:
+        write_model_files(model, tmp)
+    log.info("saved %s model to %s", model.registry_name, path)
+    return path
+
+
+def read_record(folder: Path) -> dict:
+    cfg = folder / CONFIG_NAME
+    if not cfg.is_file():
+        raise CheckpointError(f"{cfg} is missing; point at a folder written by genlab (config.json + "
+                              f"model.safetensors) or a run folder")
+    try:
+        rec = json.loads(cfg.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{cfg} is not valid JSON ({e.msg if hasattr(e, 'msg') else e}); the save is "
+                              "corrupt, re-save or re-train the model") from None
+    if not isinstance(rec, dict) or "model" not in rec or "config" not in rec:
+        raise CheckpointError(f"{cfg} is not a genlab model config (no 'model'/'config' keys); "
+                              "point at a genlab model folder")
+    fv = rec.get("format_version")
+    if fv != FORMAT_VERSION:
+        raise CheckpointError(f"{cfg} has format_version {fv!r} (written by genlab "
+                              f"{rec.get('genlab_version', '?')}); this genlab {__version__} reads version "
+                              f"{FORMAT_VERSION}: install the matching genlab or re-train")
+    return rec
+
+
+def build_from_record(rec: dict, where: str = "config"):
+    from ..registry import get_model_entry
+
+    entry = get_model_entry(rec["model"])
+    cfg = from_dict(entry.config_cls, rec["config"], where=where)
+    return entry.cls(cfg, rec["data"])
+
+
+def find_model_dir(path: str | Path) -> Path:
+    """Accept a model folder, or a run folder holding ``model/``."""
+    path = resolve_dir(path)
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist; give a run folder or a saved model folder")
+    if (path / "model").is_dir() and not (path / WEIGHTS_NAME).exists():
+        return resolve_dir(path / "model")
+    return path
+
+
+def load_tensors(file: Path) -> dict[str, torch.Tensor]:
+    if not file.is_file():
+        raise CheckpointError(f"{file} is missing; the save is incomplete, re-save or re-train the model")
+    try:
+        return load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{file} is corrupt or truncated ({str(e).splitlines()[0]}); re-save or re-train "
+                              "the model") from None
+
+
+def load_state_into(module: torch.nn.Module, tensors: dict[str, torch.Tensor], file: Path) -> None:
+    own = module.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    extra = sorted(set(tensors) - set(own))
+    if missing or extra:
+        what = f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}"
+        raise CheckpointError(f"{file} does not match its config.json ({what}); the files come from "
+                              "different models, re-save the model")
+    for k, v in tensors.items():
+        if own[k].shape != v.shape:
+            raise CheckpointError(f"{file}: tensor {k!r} has shape {tuple(v.shape)} but the config builds "
+                                  f"{tuple(own[k].shape)}; the files come from different models")
+    module.load_state_dict(tensors)
+
+
+def load(path: str | Path, *, device: str | torch.device = "cpu"):
+    """Rebuild a saved model from its folder (or a run folder) and put it in eval mode on ``device``."""
+    folder = find_model_dir(path)
+    rec = read_record(folder)
+    try:
+        model = build_from_record(rec, where=str(folder / CONFIG_NAME))
+    except CheckpointError:
+        raise
+    except GenlabError as e:
+        raise CheckpointError(f"{folder / CONFIG_NAME}: {e}") from None
+    load_state_into(model, load_tensors(folder / WEIGHTS_NAME), folder / WEIGHTS_NAME)
+    return model.to(device).eval()

@@ -1,0 +1,20 @@
+"""Metrics: pure functions on feature arrays (numpy or torch), kept apart from feature extractors.
+
+Every function states in its docstring each convention that changes its number.
+The Inception-V3 feature extractor lives in :mod:`genlab.metrics.inception` (imported lazily).
+"""
+from .classification import classification_accuracy
+from .evaluate import evaluate_features
+from .fid import fid
+from .inception_score import inception_score
+from .kid import kid, mmd2_unbiased
+from .neighbours import density_coverage, kth_nn_sq_radii, pairwise_sq_distances, precision_recall
+from .ppl import perceptual_path_length
+from .reconstruction import mse, psnr, ssim
+from .stats import FeatureStats
+
+__all__ = [
+    "FeatureStats", "fid", "kid", "mmd2_unbiased", "inception_score", "precision_recall", "density_coverage",
+    "kth_nn_sq_radii", "pairwise_sq_distances", "perceptual_path_length", "mse", "psnr", "ssim",
+    "classification_accuracy", "evaluate_features",
+]

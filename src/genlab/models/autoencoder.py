@@ -1,0 +1,74 @@
+"""Plain autoencoder (``ae``): MLP for tabular/flat data, conv for images, MSE or BCE reconstruction."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from ..config import check
+from ..nn import make_decoder, make_encoder
+from ..registry import register_model
+from .base import GenerativeModel, OptimizerSpec
+from .common import NetConfig, check_unit_interval
+
+
+@dataclass
+class AEConfig(NetConfig):
+    """``loss``: ``mse`` or ``bce`` (``bce`` needs image data in [0, 1]); ``auto`` picks bce for images."""
+
+    loss: Literal["auto", "mse", "bce"] = "auto"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.loss in ("auto", "mse", "bce"), f"loss must be auto, mse or bce, got {self.loss!r}")
+
+
+@register_model("ae", AEConfig, "Autoencoder (MLP for tabular, conv for images), MSE or BCE reconstruction")
+class AutoEncoder(GenerativeModel):
+    """Autoencoder: deterministic encoder to ``latent_dim`` codes and a decoder back."""
+
+    can_sample = False
+
+    def __init__(self, config: AEConfig, data_info: dict):
+        super().__init__(config, data_info)
+        c = config
+        self.loss_kind = c.loss if c.loss != "auto" else ("bce" if self.kind == "image" else "mse")
+        if self.loss_kind == "bce":
+            check_unit_interval("ae", "loss='bce'", self.kind)
+        # Images live in [0, 1]: the decoder emits logits and outputs pass through a sigmoid.
+        self.sigmoid_output = self.kind == "image"
+        self.latent_dim = c.latent_dim
+        self.encoder = make_encoder(self.shape, c.latent_dim, arch=c.arch, hidden=c.hidden, channels=c.channels)
+        self.decoder = make_decoder(c.latent_dim, self.shape, arch=c.arch, hidden=c.hidden, channels=c.channels)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)  # (B, L)
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)  # (B, *shape)
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.decoder(z)
+        return torch.sigmoid(out) if self.sigmoid_output else out
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.check_input(x)
+        return self.decode(self.encode(x))
+
+    def training_step(self, batch: dict, step: int, optimizer: str = "main") -> dict:
+        x = batch["x"]
+        out = self.decode_logits(self.encode(x))
+        recon = torch.sigmoid(out) if self.sigmoid_output else out
+        mse = F.mse_loss(recon.float(), x)
+        if self.loss_kind == "bce":
+            loss = F.binary_cross_entropy_with_logits(out.float(), x)
+        else:
+            loss = mse
+        return {"loss": loss, "mse": mse.detach()}
+
+    def configure_optimizers(self) -> dict[str, OptimizerSpec]:
+        opt = torch.optim.Adam(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+        return {"main": OptimizerSpec(opt)}

@@ -1,0 +1,234 @@
+"""Run orchestration: data -> model -> Trainer -> run folder (config, metrics, model, figures, report).
+
+``genlab.train`` and the CLI's ``train``/``demo`` commands both go through :func:`train`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .config import check, from_dict, to_dict
+from .data import TensorDataset, load_dataset
+from .errors import CheckpointError, ConfigError
+from .io.atomic import write_json_atomic
+from .io.report import plot_loss_curves, write_figures, write_report
+from .registry import get_model_entry
+from .training import Trainer, TrainerConfig, TrainResult, seed_everything
+from .training.callbacks import Callback
+
+log = logging.getLogger(__name__)
+
+RUN_CONFIG = "config.json"
+
+#: ``genlab demo``: a conv VAE on the built-in digits, sized to finish in well under 2 minutes on 2 cores.
+DEMO_CONFIG = {
+    "model": {"latent_dim": 8, "beta": 0.5},
+    "trainer": {"epochs": 60, "batch_size": 64},
+    "data": {"name": "digits"},
+}
+
+
+@dataclass
+class DataConfig:
+    """Which data and how to split it. ``standardize``: per-column for tabular data (``null`` = auto: on
+    for tabular, off for images). ``limit``: use only the first N samples (quick experiments)."""
+
+    name: str = "digits"
+    data_dir: str | None = None
+    download: bool | None = None
+    val: float = 0.1
+    test: float = 0.1
+    split_seed: int = 0
+    standardize: bool | None = None
+    limit: int | None = None
+
+    def __post_init__(self):
+        check(0 <= self.val < 1, f"data.val must be in [0, 1), got {self.val}")
+        check(0 <= self.test < 1, f"data.test must be in [0, 1), got {self.test}")
+        check(self.limit is None or self.limit >= 2, f"data.limit must be >= 2, got {self.limit}")
+
+
+@dataclass
+class RunSpec:
+    """A whole run config: model name and its config, trainer and data sections."""
+
+    model: str
+    model_config: dict = field(default_factory=dict)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    @classmethod
+    def from_sections(cls, model: str, sections: dict) -> "RunSpec":
+        unknown = sorted(set(sections) - {"model", "trainer", "data"})
+        if unknown:
+            raise ConfigError(f"unknown config section {unknown[0]!r}; valid sections: data, model, trainer")
+        entry = get_model_entry(model)
+        mcfg = from_dict(entry.config_cls, sections.get("model") or {}, "model")
+        return cls(model=model, model_config=to_dict(mcfg),
+                   trainer=from_dict(TrainerConfig, sections.get("trainer"), "trainer"),
+                   data=from_dict(DataConfig, sections.get("data"), "data"))
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "sections": {"model": self.model_config, "trainer": to_dict(self.trainer),
+                                                  "data": to_dict(self.data)}}
+
+
+@dataclass
+class Splits:
+    train: TensorDataset
+    val: TensorDataset
+    test: TensorDataset
+
+
+@dataclass
+class Run:
+    """The outcome of :func:`train`."""
+
+    model: torch.nn.Module
+    spec: RunSpec
+    splits: Splits
+    result: TrainResult
+    out_dir: Path | None
+    metrics: dict
+
+    @property
+    def report(self) -> Path | None:
+        return None if self.out_dir is None else self.out_dir / "report.html"
+
+
+def prepare_data(cfg: DataConfig, data: TensorDataset | None = None) -> Splits:
+    """Load (unless given), split deterministically and standardise tabular data by train statistics."""
+    ds = data if data is not None else load_dataset(cfg.name, data_dir=cfg.data_dir, download=cfg.download)
+    if cfg.limit is not None and cfg.limit < len(ds):
+        ds = ds.subset(torch.arange(cfg.limit))
+    train, val, test = ds.split(cfg.val, cfg.test, seed=cfg.split_seed)
+    standardize = cfg.standardize if cfg.standardize is not None else ds.kind == "tabular"
+    if standardize:
+        train, val, test = train.standardized(), val.standardized(train), test.standardized(train)
+    return Splits(train, val, test)
+
+
+def build_model(spec: RunSpec, data_info: dict):
+    entry = get_model_entry(spec.model)
+    return entry.cls(from_dict(entry.config_cls, spec.model_config, "model"), data_info)
+
+
+@torch.no_grad()
+def test_metrics(model, splits: Splits, *, iwae_k: int = 100, seed: int = 0) -> dict:
+    """Held-out numbers for a run: reconstruction MSE vs PCA with as many components as the latent size,
+    and for VAEs the test ELBO and IWAE log-likelihood (nats per sample)."""
+    from sklearn.decomposition import PCA
+
+    model.eval()
+    test = splits.test if len(splits.test) else splits.val
+    if not len(test):
+        return {}
+    out: dict = {"test_samples": len(test)}
+    x = test.x.to(model.device)
+    rec = torch.cat([model.reconstruct(xb) for xb in x.split(512)])
+    out["test_mse"] = float(((rec - x) ** 2).mean())
+    k = getattr(model, "latent_dim", None)
+    tr = splits.train.x.flatten(1).cpu().numpy().astype(np.float64)
+    if k is not None and k < min(tr.shape):
+        pca = PCA(n_components=k, svd_solver="full").fit(tr)
+        te = test.x.flatten(1).cpu().numpy().astype(np.float64)
+        out["pca_mse"] = float(np.mean((pca.inverse_transform(pca.transform(te)) - te) ** 2))
+        out["mse_vs_pca"] = out["test_mse"] / out["pca_mse"]
+    if hasattr(model, "log_likelihood"):
+        g = torch.Generator().manual_seed(seed)
+        out["test_elbo"] = float(model.elbo(x, generator=g).mean())
+        out[f"test_iwae_k{iwae_k}"] = float(model.log_likelihood(x, k=iwae_k, generator=g).mean())
+    return out
+
+
+def _write_run_outputs(run_dir: Path, model, splits: Splits, spec: RunSpec, result: TrainResult,
+                       metrics: dict) -> None:
+    from .io.report import read_metrics
+
+    test_x = (splits.test if len(splits.test) else splits.val).x
+    figs = write_figures(model, test_x, run_dir, seed=spec.trainer.seed)
+    history = read_metrics(run_dir / "metrics.jsonl")
+    if plot_loss_curves(history, run_dir / "loss_curves.png"):
+        figs["Loss curves"] = "loss_curves.png"
+    write_json_atomic(run_dir / "final_metrics.json", metrics)
+    write_report(run_dir, title=f"genlab run: {spec.model} on {spec.data.name}", metrics=metrics, figures=figs,
+                 config=spec.to_dict())
+
+
+def train(model: str | None = None, data: str | TensorDataset | None = None, *, out: str | Path | None = None,
+          config: dict | None = None, callbacks: list[Callback] | tuple = (), resume: str | Path | None = None,
+          figures: bool = True, overwrite: bool = False) -> Run:
+    """Train a registered model and (with ``out``) write a run folder.
+
+    Parameters
+    ----------
+    model : str
+        Registered model name (see :func:`genlab.list_models`). Not needed with ``resume``.
+    data : str or TensorDataset, optional
+        Built-in name or path (overrides ``config["data"]["name"]``), or an in-memory data set.
+    out : path, optional
+        Run folder to write: ``config.json``, ``metrics.jsonl``, ``checkpoints/``, ``model/``, figures,
+        ``final_metrics.json`` and ``report.html``.
+    config : dict, optional
+        Sections ``model`` (model config), ``trainer`` (:class:`TrainerConfig`) and ``data`` (:class:`DataConfig`).
+    resume : path, optional
+        A run folder to continue from its ``checkpoints/last`` with its own config.
+    overwrite : bool
+        Replace an existing run folder at ``out`` (only folders that hold a genlab run are removed).
+    """
+    dataset = data if isinstance(data, TensorDataset) else None
+    if resume is not None:
+        run_dir = Path(resume)
+        cfg_file = run_dir / RUN_CONFIG
+        if not cfg_file.is_file():
+            raise CheckpointError(f"{cfg_file} is missing; --resume takes a run folder written by genlab train")
+        saved = json.loads(cfg_file.read_text())
+        spec = RunSpec.from_sections(saved["model"], saved["sections"])
+        out = run_dir if out is None else out
+    else:
+        if model is None:
+            raise ConfigError("no model name given; pick one of genlab.list_models()")
+        sections = json.loads(json.dumps(config or {}))
+        if isinstance(data, (str, Path)):
+            sections.setdefault("data", {})["name"] = str(data)
+        elif dataset is not None:
+            sections.setdefault("data", {})["name"] = dataset.name
+        spec = RunSpec.from_sections(model, sections)
+    splits = prepare_data(spec.data, dataset)
+    seed_everything(spec.trainer.seed)
+    net = build_model(spec, splits.train.info())
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None and resume is None:
+        if out_dir.exists() and any(out_dir.iterdir()):
+            if not (overwrite and (out_dir / RUN_CONFIG).is_file()):
+                hint = "pass overwrite=True / --overwrite" if (out_dir / RUN_CONFIG).is_file() else \
+                    "it is not a genlab run, so it is never overwritten"
+                raise ConfigError(f"output folder {out_dir} already exists and is not empty; choose another "
+                                  f"--out, resume it with --resume, or {hint}")
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out_dir / RUN_CONFIG, {"genlab_version": __version__, **spec.to_dict(),
+                                                 "data_info": splits.train.info()})
+    t0 = time.perf_counter()
+    trainer = Trainer(spec.trainer, out_dir=out_dir, callbacks=callbacks)
+    result = trainer.fit(net, splits.train, splits.val, resume=(out_dir if resume is not None else None))
+    metrics = {"model": spec.model, "data": spec.data.name, "steps": result.step, "epochs": result.epoch,
+               "train_seconds": round(time.perf_counter() - t0, 2),
+               "samples_per_sec": round(result.samples_per_sec, 1), "precision": result.precision,
+               "channels_last": result.channels_last, "device": str(trainer.device)}
+    final = result.final
+    metrics.update({f"val_{k}": v for k, v in final.items() if k not in ("step", "epoch", "split")})
+    if result.best_value is not None:
+        metrics[f"best_{trainer.monitor.replace('/', '_')}"] = result.best_value
+    metrics.update(test_metrics(net, splits, seed=spec.trainer.seed))
+    if out_dir is not None and figures:
+        _write_run_outputs(out_dir, net, splits, spec, result, metrics)
+    return Run(model=net, spec=spec, splits=splits, result=result, out_dir=out_dir, metrics=metrics)

@@ -1,0 +1,60 @@
+"""Trainer configuration."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..config import check
+
+
+@dataclass
+class TrainerConfig:
+    """Everything about *how* to train (the model config says *what*).
+
+    precision: ``auto`` measures fp32 vs bf16 autocast on CPU (and uses bf16 where supported on CUDA);
+    ``fp16`` is CUDA-only (with a gradient scaler). channels_last: ``auto`` measures it for image models.
+    monitor: the value early stopping and the ``best`` checkpoint follow, ``val/<key>`` or ``train/<key>``
+    (epoch means); falls back to ``train/loss`` when there is no validation data.
+    lr_schedule: ``constant``, ``cosine`` (to 0) or ``linear`` (to 0), after ``warmup_steps`` linear warm-up.
+    checkpoint_every: also write ``checkpoints/step-N`` (and refresh ``last``) every N steps.
+    """
+
+    epochs: int = 10
+    batch_size: int = 128
+    max_steps: int | None = None
+    drop_last: bool = False
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    channels_last: Literal["auto", "on", "off"] = "auto"
+    seed: int = 0
+    grad_clip: float | None = None
+    ema_decay: float | None = None
+    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
+    warmup_steps: int = 0
+    val_every: int = 1
+    monitor: str = "val/loss"
+    mode: Literal["min", "max"] = "min"
+    patience: int | None = None
+    min_delta: float = 0.0
+    restore_best: bool = True
+    checkpoint_every: int | None = None
+    keep_step_checkpoints: int = 3
+    log_every: int = 10
+
+    def __post_init__(self):
+        check(self.epochs >= 1, f"trainer.epochs must be >= 1, got {self.epochs}")
+        check(self.batch_size >= 1, f"trainer.batch_size must be >= 1, got {self.batch_size}")
+        check(self.max_steps is None or self.max_steps >= 1, f"trainer.max_steps must be >= 1, got {self.max_steps}")
+        check(self.grad_clip is None or self.grad_clip > 0, f"trainer.grad_clip must be > 0, got {self.grad_clip}")
+        check(self.ema_decay is None or 0 < self.ema_decay < 1,
+              f"trainer.ema_decay must be in (0, 1), got {self.ema_decay}")
+        check(self.warmup_steps >= 0, f"trainer.warmup_steps must be >= 0, got {self.warmup_steps}")
+        check(self.val_every >= 1, f"trainer.val_every must be >= 1, got {self.val_every}")
+        check(self.patience is None or self.patience >= 1, f"trainer.patience must be >= 1, got {self.patience}")
+        check(self.min_delta >= 0, f"trainer.min_delta must be >= 0, got {self.min_delta}")
+        check(self.checkpoint_every is None or self.checkpoint_every >= 1,
+              f"trainer.checkpoint_every must be >= 1, got {self.checkpoint_every}")
+        check(self.keep_step_checkpoints >= 1, "trainer.keep_step_checkpoints must be >= 1")
+        check(self.log_every >= 1, f"trainer.log_every must be >= 1, got {self.log_every}")
+        check(self.monitor.startswith(("val/", "train/")),
+              f"trainer.monitor must look like val/<key> or train/<key>, got {self.monitor!r}")

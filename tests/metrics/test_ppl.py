@@ -1,0 +1,93 @@
+"""Perceptual path length on a linear decoder, where it has a closed form."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from genlab.errors import ConfigError, DataError
+from genlab.metrics import perceptual_path_length
+
+
+class LinearDecoder(nn.Module):
+    """Obeys the genlab model interface: latent_dim, decode(z, labels=None) -> (N, C, H, W)."""
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.latent_dim = weight.shape[1]
+        self.weight = nn.Parameter(weight)
+        self.seen_labels = []
+
+    def decode(self, z, labels=None):
+        if labels is not None:
+            self.seen_labels.append(labels.clone())
+        return (z @ self.weight.T).view(z.shape[0], 1, 2, 3)
+
+    def sample(self, n, *, labels=None, generator=None):
+        return self.decode(torch.randn(n, self.latent_dim, generator=generator, dtype=self.weight.dtype), labels)
+
+
+def flatten(x):
+    return x.flatten(1)
+
+
+def _draws(n, d, seed):
+    g = torch.Generator().manual_seed(seed)
+    z0 = torch.randn(n, d, generator=g, dtype=torch.float64)
+    z1 = torch.randn(n, d, generator=g, dtype=torch.float64)
+    t = torch.rand(n, 1, generator=g, dtype=torch.float64)
+    return z0, z1, t
+
+
+def _filtered_mean(d):
+    lo, hi = np.percentile(d, 1, method="lower"), np.percentile(d, 99, method="higher")
+    return d[(d >= lo) & (d <= hi)].mean()
+
+
+@pytest.fixture
+def model():
+    return LinearDecoder(torch.randn(6, 4, generator=torch.Generator().manual_seed(9), dtype=torch.float64))
+
+
+def test_lerp_closed_form(model):
+    n, seed = 1000, 3
+    value, dists = perceptual_path_length(model, flatten, n=n, seed=seed, batch_size=128, return_distances=True)
+    z0, z1, _ = _draws(n, 4, seed)
+    exact = ((z1 - z0) @ model.weight.detach().T).pow(2).sum(1).numpy()  # ||W (z1 - z0)||^2
+    np.testing.assert_allclose(dists, exact, rtol=1e-6)
+    assert value == pytest.approx(_filtered_mean(exact), rel=1e-6)
+    assert value != pytest.approx(exact.mean(), rel=1e-6)  # the 1%/99% filter changed the number
+
+
+def test_batch_size_does_not_change_result(model):
+    a = perceptual_path_length(model, flatten, n=50, seed=1, batch_size=7)
+    b = perceptual_path_length(model, flatten, n=50, seed=1, batch_size=50)
+    assert a == pytest.approx(b, rel=1e-12)
+
+
+def test_slerp_identity_decoder():
+    model = LinearDecoder(torch.eye(6, dtype=torch.float64))
+    n, seed = 200, 4
+    _, dists = perceptual_path_length(model, flatten, n=n, seed=seed, interpolation="slerp", epsilon=1e-5,
+                                      return_distances=True)
+    z0, z1, _ = _draws(n, 6, seed)
+    cos = (z0 * z1).sum(1) / (z0.norm(dim=1) * z1.norm(dim=1))
+    theta = torch.acos(cos).numpy()  # unit-speed great circle of angle theta, traversed in t in [0, 1]
+    np.testing.assert_allclose(dists, theta ** 2, rtol=1e-3)
+
+
+def test_conditional_labels_are_passed(model):
+    labels = torch.arange(10) % 3
+    perceptual_path_length(model, flatten, n=10, batch_size=4, labels=labels)
+    first = model.seen_labels[0]
+    assert torch.equal(first, torch.cat([labels[:4], labels[:4]]))
+
+
+def test_errors(model):
+    with pytest.raises(ConfigError, match="space"):
+        perceptual_path_length(model, flatten, n=10, space="w")
+    with pytest.raises(ConfigError, match="interpolation"):
+        perceptual_path_length(model, flatten, n=10, interpolation="cubic")
+    with pytest.raises(DataError, match="labels"):
+        perceptual_path_length(model, flatten, n=10, labels=torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ConfigError, match="latent_dim"):
+        perceptual_path_length(nn.Linear(2, 2), flatten, n=10)
