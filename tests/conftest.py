@@ -30,7 +30,7 @@ def tabular_data():
 
 
 def tiny_trainer(**kw):
-    cfg = {"epochs": 2, "batch_size": 16, "precision": "fp32", "channels_last": "off", "log_every": 1}
+    cfg = {"epochs": 2, "batch_size": 16, "precision": "fp32", "channels_last": False, "log_every": 1}
     cfg.update(kw)
     return cfg
 

@@ -267,7 +267,14 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import GenlabError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # key=value overrides may come after options (``--data digits trainer.epochs=3``): collect them.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        overrides = [e for e in extra if "=" in e and not e.startswith("-")]
+        rest = [e for e in extra if e not in overrides]
+        if rest or args.command != "train":
+            parser.error(f"unrecognized arguments: {' '.join(rest or extra)}")
+        args.overrides = list(args.overrides) + overrides
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

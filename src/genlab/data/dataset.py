@@ -60,13 +60,13 @@ class TensorDataset:
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor | None = None, *, norm: Normalization | None = None,
-                 name: str = "tensor", classes: list[str] | None = None):
+                 name: str = "tensor", classes: list[str] | None = None, allow_empty: bool = False):
         if not isinstance(x, torch.Tensor):
             x = torch.as_tensor(x)
         if x.ndim not in (2, 4):
             raise DataError(f"{name}: samples must be (N, D) tabular or (N, C, H, W) images, got shape "
                             f"{tuple(x.shape)}; reshape the array accordingly")
-        if len(x) == 0:
+        if len(x) == 0 and not allow_empty:
             raise DataError(f"{name}: the data set is empty; point it at a file or folder that holds samples")
         x = x.to(torch.float32).contiguous()
         if x.ndim == 4 and torch.isnan(x).any():
@@ -83,7 +83,7 @@ class TensorDataset:
         self.norm = norm if norm is not None else (Normalization.pixels() if x.ndim == 4
                                                    else Normalization(torch.tensor(0.0), torch.tensor(1.0)))
         self.name = name
-        if y is not None and classes is None:
+        if y is not None and classes is None and len(y):
             classes = [str(i) for i in range(int(y.max()) + 1)]
         self.classes = classes
 
@@ -121,7 +121,7 @@ class TensorDataset:
     def subset(self, index: torch.Tensor) -> "TensorDataset":
         index = torch.as_tensor(index, dtype=torch.int64)
         return TensorDataset(self.x[index], None if self.y is None else self.y[index], norm=self.norm,
-                             name=self.name, classes=self.classes)
+                             name=self.name, classes=self.classes, allow_empty=True)
 
     def split(self, val: float = 0.1, test: float = 0.1, *, seed: int = 0
               ) -> tuple["TensorDataset", "TensorDataset", "TensorDataset"]:
@@ -157,7 +157,7 @@ class TensorDataset:
         std = torch.where(std > 0, std, torch.ones_like(std))
         norm = Normalization(mean, std)
         return TensorDataset(norm.from_raw(self.norm.to_raw(self.x)), self.y, norm=norm, name=self.name,
-                             classes=self.classes)
+                             classes=self.classes, allow_empty=True)
 
     def to(self, device: torch.device | str) -> "TensorDataset":
         """Copy of the data on ``device`` (keeps batching free of host-to-device copies)."""

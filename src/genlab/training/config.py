@@ -12,7 +12,7 @@ class TrainerConfig:
     """Everything about *how* to train (the model config says *what*).
 
     precision: ``auto`` measures fp32 vs bf16 autocast on CPU (and uses bf16 where supported on CUDA);
-    ``fp16`` is CUDA-only (with a gradient scaler). channels_last: ``auto`` measures it for image models.
+    ``fp16`` is CUDA-only (with a gradient scaler). channels_last: ``auto`` measures it for image models; ``true``/``false`` force it.
     monitor: the value early stopping and the ``best`` checkpoint follow, ``val/<key>`` or ``train/<key>``
     (epoch means); falls back to ``train/loss`` when there is no validation data.
     lr_schedule: ``constant``, ``cosine`` (to 0) or ``linear`` (to 0), after ``warmup_steps`` linear warm-up.
@@ -25,7 +25,7 @@ class TrainerConfig:
     drop_last: bool = False
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    channels_last: Literal["auto", "on", "off"] = "auto"
+    channels_last: bool | Literal["auto"] = "auto"
     seed: int = 0
     grad_clip: float | None = None
     ema_decay: float | None = None

@@ -155,6 +155,8 @@ class Trainer:
         self.bad_epochs = 0
         self.stopped_early = False
         self.scaler = None
+        self.epoch_sums: dict[str, torch.Tensor] = {}  # running sums of the current epoch's step outputs
+        self.epoch_count = 0
         train_dev = train.to(self.device)
         val_dev = val.to(self.device) if val is not None and len(val) else None
         self.monitor = cfg.monitor if (val_dev is not None or cfg.monitor.startswith("train/")) else "train/loss"
@@ -184,21 +186,22 @@ class Trainer:
                 else:  # resuming mid-epoch: replay the epoch's permutation
                     self.gen.set_state(self.epoch_gen_state)
                 model.train()
-                sums: dict[str, torch.Tensor] = {}
-                count = 0
+                if self.batch_in_epoch == 0:
+                    self.epoch_sums, self.epoch_count = {}, 0
+                sums = self.epoch_sums
                 t0 = time.perf_counter()
                 for batch in train_dev.batches(cfg.batch_size, shuffle=True, generator=self.gen,
                                                drop_last=cfg.drop_last, start=self.batch_in_epoch):
                     out = self._train_step(batch)
                     for k, v in out.items():
                         sums[k] = sums.get(k, 0.0) + v.detach().float()
-                    count += 1
+                    self.epoch_count += 1
                     n_seen += len(batch["x"])
                     self.step += 1
                     self.batch_in_epoch += 1
                     if self.step % cfg.log_every == 0:
                         rec = {"step": self.step, "epoch": self.epoch, "split": "train",
-                               **{k: float(v.detach()) for k, v in out.items()}, **self._lrs()}
+                               **{k: float(v.detach()) for k, v in out.items()}, **self.step_lrs}
                         self._log(rec)
                         for cb in self.callbacks:
                             cb.on_step_end(self, rec)
@@ -213,7 +216,7 @@ class Trainer:
                 if not epoch_done:
                     break
                 logs = {"step": self.step, "epoch": self.epoch, "split": "train_epoch",
-                        **{k: float(v) / max(count, 1) for k, v in sums.items()}}
+                        **{k: float(v) / max(self.epoch_count, 1) for k, v in sums.items()}}
                 self._log(logs)
                 val_logs = None
                 if val_dev is not None and ((self.epoch + 1) % cfg.val_every == 0 or self.step >= total_iters):
@@ -292,7 +295,7 @@ class Trainer:
             out = self.model.training_step(self._prep(batch), self.step, name)
         loss = out["loss"]
         if not torch.isfinite(loss).item():
-            bad = {k: float(v) for k, v in out.items() if not math.isfinite(float(v))}
+            bad = {k: float(v.detach()) for k, v in out.items() if not math.isfinite(float(v.detach()))}
             where = self._save_checkpoint("last")
             kept = f"the last good state is in {where}" if where else "no checkpoint was written (no out_dir)"
             raise TrainingDiverged(f"loss became non-finite at step {self.step} (epoch {self.epoch}, optimizer "
@@ -313,6 +316,7 @@ class Trainer:
             self.scaler.update()
         else:
             spec.optimizer.step()
+        self.step_lrs = self._lrs()  # the learning rates this step used
         spec.scheduler.step()
         if self.ema is not None:
             self.ema.update(self.model)
@@ -358,7 +362,8 @@ class Trainer:
         precisions = [cfg.precision] if cfg.precision != "auto" else (
             ["bf16" if torch.cuda.is_bf16_supported() else "fp16"] if dev.type == "cuda"
             else ["fp32", "bf16"] if dev.type == "cpu" else ["fp32"])
-        layouts = [cfg.channels_last == "on"] if cfg.channels_last != "auto" or not is_image else [False, True]
+        layouts = [cfg.channels_last is True and is_image] if cfg.channels_last != "auto" or not is_image \
+            else [False, True]
         candidates = [(p, c) for p in precisions for c in layouts]
         if len(candidates) == 1:
             return candidates[0]
@@ -414,6 +419,7 @@ class Trainer:
                 "best_value": self.best_value, "best_step": self.best_step, "bad_epochs": self.bad_epochs,
                 "stopped_early": self.stopped_early, "precision": self.precision,
                 "channels_last": self.channels_last, "trainer_config": to_dict(self.config),
+                "epoch_sums": {k: float(v) for k, v in self.epoch_sums.items()}, "epoch_count": self.epoch_count,
                 "optimizers": {}, "schedulers": {}}
         tensors: dict[str, torch.Tensor] = {"gen/epoch": self.epoch_gen_state.clone(),
                                             "gen/current": self.gen.get_state()}
@@ -471,6 +477,9 @@ class Trainer:
         self.bad_epochs, self.stopped_early = meta["bad_epochs"], meta["stopped_early"]
         self.precision, self.channels_last = meta["precision"], meta["channels_last"]
         self.epoch_gen_state = tensors["gen/epoch"]
+        self.epoch_sums = {k: torch.tensor(v, dtype=torch.float32, device=self.device)
+                           for k, v in meta["epoch_sums"].items()}
+        self.epoch_count = meta["epoch_count"]
         self.gen.set_state(tensors["gen/current"])
         if self.ema is not None:
             self.ema.load_state_tensors(tensors)

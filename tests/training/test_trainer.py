@@ -1,0 +1,189 @@
+"""Trainer: exact resume, early stopping, NaN guard, atomic checkpoints, schedules, EMA, precision."""
+import json
+import os
+
+import pytest
+import torch
+
+from genlab.config import from_dict
+from genlab.errors import CheckpointError, ConfigError, GenlabError
+from genlab.io import load
+from genlab.models.vae import VAE, VAEConfig
+from genlab.training import Callback, Trainer, TrainingDiverged, seed_everything
+from tests.conftest import tiny_trainer
+
+
+def make_vae(data, seed=0, **cfg):
+    seed_everything(seed)
+    return VAE(from_dict(VAEConfig, {"latent_dim": 3, **cfg}), data.info())
+
+
+class InterruptAt(Callback):
+    def __init__(self, step):
+        self.at = step
+
+    def on_step_end(self, trainer, logs):
+        if trainer.step == self.at:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("interrupt_at", [5, 8])  # mid-epoch (4 batches/epoch) and exactly at an epoch end
+def test_interrupted_and_resumed_run_equals_uninterrupted(image_data, tmp_path, interrupt_at):
+    train, val, _ = image_data.split(0.2, 0.0, seed=0)
+    cfg = tiny_trainer(epochs=3, ema_decay=0.9, lr_schedule="cosine", warmup_steps=2, grad_clip=1.0,
+                       checkpoint_every=3)
+    full = make_vae(train)
+    Trainer(cfg, out_dir=tmp_path / "full").fit(full, train, val)
+
+    part = make_vae(train)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, out_dir=tmp_path / "part", callbacks=[InterruptAt(interrupt_at)]).fit(part, train, val)
+    seed_everything(999)  # a fresh process would start from arbitrary RNG state
+    resumed = make_vae(train, seed=123)
+    res = Trainer(cfg, out_dir=tmp_path / "part").fit(resumed, train, val, resume=tmp_path / "part")
+    a, b = full.state_dict(), resumed.state_dict()
+    assert res.step == 3 * 4
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
+    # the metrics log is continuous and identical too
+    la = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    lb = [json.loads(x) for x in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+    assert la == lb
+
+
+def test_checkpoints_written_and_loadable(image_data, tmp_path):
+    train, val, _ = image_data.split(0.2, 0.0, seed=0)
+    model = make_vae(train)
+    Trainer(tiny_trainer(epochs=2, checkpoint_every=2, keep_step_checkpoints=2), out_dir=tmp_path).fit(
+        model, train, val)
+    ck = tmp_path / "checkpoints"
+    names = sorted(p.name for p in ck.iterdir())
+    assert names == ["best", "last", "step-0000006", "step-0000008"]
+    for n in names:
+        for f in ("config.json", "model.safetensors", "trainer_state.json", "trainer_state.safetensors"):
+            assert (ck / n / f).is_file()
+    assert isinstance(load(ck / "last"), VAE)
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_early_stopping_stops_after_patience(image_data, tmp_path):
+    train, val, _ = image_data.split(0.2, 0.0, seed=0)
+    model = make_vae(train, lr=1e-12)  # nothing changes, so validation never improves after epoch 1
+    res = Trainer(tiny_trainer(epochs=10, patience=2), out_dir=tmp_path).fit(model, train, val)
+    assert res.stopped_early and res.epoch == 3 and res.best_step == 4
+    vals = [r for r in res.history if r["split"] == "val"]
+    assert len(vals) == 3
+
+
+def test_early_stopping_state_survives_resume(image_data, tmp_path):
+    train, val, _ = image_data.split(0.2, 0.0, seed=0)
+    cfg = tiny_trainer(epochs=10, patience=3)
+    m = make_vae(train, lr=1e-12)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, out_dir=tmp_path, callbacks=[InterruptAt(9)]).fit(m, train, val)
+    res = Trainer(cfg, out_dir=tmp_path).fit(make_vae(train, lr=1e-12), train, val, resume=tmp_path)
+    assert res.stopped_early and res.epoch == 4  # epochs 2,3,4 without improvement, counted across the resume
+
+
+class NaNAt:
+    """Wraps a model's training_step to return NaN from a given step on."""
+
+    def __init__(self, model, step):
+        self.orig, self.step = model.training_step, step
+
+    def __call__(self, batch, step, optimizer="main"):
+        out = self.orig(batch, step, optimizer)
+        if step >= self.step:
+            out = {**out, "loss": out["loss"] * float("nan")}
+        return out
+
+
+def test_nan_loss_stops_with_message_and_keeps_good_checkpoint(image_data, tmp_path):
+    model = make_vae(image_data)
+    model.training_step = NaNAt(model, 6)
+    with pytest.raises(TrainingDiverged) as e:
+        Trainer(tiny_trainer(epochs=5), out_dir=tmp_path).fit(model, image_data)
+    msg = str(e.value)
+    assert "step 6" in msg and "non-finite" in msg and "\n" not in msg and "checkpoints/last" in msg
+    saved = load(tmp_path / "checkpoints" / "last")
+    assert all(torch.isfinite(p).all() for p in saved.parameters())
+    cur = model.state_dict()
+    assert all(torch.equal(v, cur[k]) for k, v in saved.state_dict().items())
+    meta = json.loads((tmp_path / "checkpoints" / "last" / "trainer_state.json").read_text())
+    assert meta["step"] == 6
+
+
+def test_interrupted_checkpoint_write_keeps_previous(image_data, tmp_path, monkeypatch):
+    import genlab.training.trainer as tr
+
+    model = make_vae(image_data)
+    trainer = Trainer(tiny_trainer(epochs=1), out_dir=tmp_path)
+    trainer.fit(model, image_data)
+    last = tmp_path / "checkpoints" / "last"
+    before = {p.name: p.read_bytes() for p in last.iterdir()}
+
+    def crash(folder, meta, tensors):
+        (folder / "trainer_state.json").write_text("{partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tr, "write_state", crash)
+    with pytest.raises(OSError):
+        trainer._save_checkpoint("last")
+    after = {p.name: p.read_bytes() for p in last.iterdir()}
+    assert after == before
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best", "last"]
+
+
+def test_resume_refuses_other_model(image_data, tmp_path):
+    Trainer(tiny_trainer(epochs=1), out_dir=tmp_path).fit(make_vae(image_data), image_data)
+    other = make_vae(image_data, latent_dim=5)
+    with pytest.raises(CheckpointError, match="different model"):
+        Trainer(tiny_trainer(epochs=2), out_dir=tmp_path).fit(other, image_data, resume=tmp_path)
+
+
+def test_lr_schedules(image_data):
+    m = make_vae(image_data)
+    tr = Trainer(tiny_trainer(epochs=2, lr_schedule="cosine", warmup_steps=2))
+    res = tr.fit(m, image_data)
+    lrs = [r["lr/main"] for r in res.history if r["split"] == "train"]
+    assert len(lrs) == 8
+    assert lrs[0] == pytest.approx(0.5e-3) and lrs[1] == pytest.approx(1e-3)
+    # cosine over the 6 post-warm-up steps: step i uses 0.5 * (1 + cos(pi * (i - 2) / 6))
+    import math
+    assert lrs[-1] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 5 / 6)))
+    assert tr.specs["main"].optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-15)
+    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:]))
+
+
+def test_grad_clip_logs_norm_and_ema_is_used_for_final_weights(image_data, tmp_path):
+    m = make_vae(image_data)
+    tr = Trainer(tiny_trainer(epochs=1, grad_clip=0.5, ema_decay=0.5, restore_best=False), out_dir=tmp_path)
+    res = tr.fit(m, image_data)
+    assert all("grad_norm/main" in r for r in res.history if r["split"] == "train")
+    sd = m.state_dict()
+    assert all(torch.equal(sd[k], tr.ema.shadow[k]) for k in tr.ema.names)
+    raw = load(tmp_path / "checkpoints" / "last").state_dict()
+    assert any(not torch.equal(raw[k], sd[k]) for k in tr.ema.names)
+
+
+def test_precision_choice_is_recorded(image_data, tabular_data):
+    m = make_vae(image_data)
+    res = Trainer(tiny_trainer(epochs=1, precision="auto", channels_last="auto")).fit(m, image_data)
+    assert res.precision in ("fp32", "bf16") and isinstance(res.channels_last, bool)
+    with pytest.raises(GenlabError, match="fp16 needs a CUDA"):
+        Trainer(tiny_trainer(precision="fp16", device="cpu")).fit(make_vae(image_data), image_data)
+    t = tabular_data.standardized()
+    res = Trainer(tiny_trainer(epochs=1, precision="auto", channels_last="auto")).fit(make_vae(t), t)
+    assert res.channels_last is False
+
+
+def test_trainer_rejects_bad_config_and_data(image_data, tabular_data):
+    with pytest.raises(ConfigError, match="unknown key 'epoch'"):
+        Trainer({"epoch": 3})
+    with pytest.raises(ConfigError, match="trainer.batch_size"):
+        Trainer({"batch_size": 0})
+    t = tabular_data.standardized()
+    t.x[0, 0] = float("nan")
+    with pytest.raises(GenlabError, match="NaN"):
+        Trainer(tiny_trainer()).fit(make_vae(t), t)
+    with pytest.raises(GenlabError, match="shape"):
+        Trainer(tiny_trainer()).fit(make_vae(image_data), tabular_data.standardized())
