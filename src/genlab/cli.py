@@ -23,6 +23,8 @@ EXAMPLES = {
     "models": "example: genlab models",
     "datasets": "example: genlab datasets",
     "demo": "example: genlab demo --out runs/demo",
+    "evaluate": "examples:\n  genlab evaluate runs/vae --metrics fid,kid,pr,dc -n 5000\n"
+                "  genlab evaluate --real real_images/ --fake samples.npz --json",
 }
 
 
@@ -199,6 +201,33 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from .errors import ConfigError
+    from .evaluation import evaluate_run, evaluate_sets, parse_metrics
+
+    metrics = parse_metrics(args.metrics)
+    common = dict(metrics=metrics, features=args.features, use_cache=not args.no_cache,
+                  inception_weights=args.inception_weights, cache=args.cache_dir)
+    if args.run and (args.real or args.fake):
+        raise ConfigError("give either a RUN or --real A --fake B, not both")
+    if args.run:
+        res = evaluate_run(args.run, split=args.split, n=args.n, seed=args.seed, **common)
+    elif args.real and args.fake:
+        res = evaluate_sets(args.real, args.fake, **common)
+    else:
+        raise ConfigError("give a RUN folder to evaluate, or both --real A and --fake B")
+    if args.json:
+        print(json.dumps(res, indent=2, default=float))
+    else:
+        from rich.console import Console
+        con = Console()
+        con.print(_table(f"{res['n_fake']} generated vs {res['n_real']} real, features {res['extractor']['name']}",
+                         list(res["metrics"].items()), ("metric", "value")))
+        for k, v in res["conventions"].items():
+            con.print(f"[dim]{k}: {v}[/dim]")
+    return 0
+
+
 def cmd_models(args) -> int:
     from rich.console import Console
 
@@ -255,6 +284,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = add("info", cmd_info, "Describe a run or saved model.")
     i.add_argument("run", help="run folder or saved model folder")
+
+    e = add("evaluate", cmd_evaluate, "Score a trained generator (or two image sets) with FID, KID, IS, "
+                                     "precision/recall, density/coverage and PPL.")
+    e.add_argument("run", nargs="?", help="run folder of a model that can sample")
+    e.add_argument("--metrics", default="fid,kid,pr,dc", help="comma list of fid,kid,is,pr,dc,ppl "
+                   "(default fid,kid,pr,dc)")
+    e.add_argument("-n", type=int, default=10_000, help="generated samples (default 10000)")
+    e.add_argument("--features", default="auto", help="auto (genlab net for 8x8 / 28x28, else inception), "
+                   "digits, mnist or inception")
+    e.add_argument("--split", default="train", help="real set of a run: train, val, test or all (default train)")
+    e.add_argument("--real", help="real images: folder, .npz or .npy")
+    e.add_argument("--fake", help="generated images: folder, .npz or .npy")
+    e.add_argument("--seed", type=int, default=0, help="sampling seed")
+    e.add_argument("--json", action="store_true", help="print every number and convention as JSON")
+    e.add_argument("--inception-weights", help="path of pt_inception-2015-12-05-6726825d.pth "
+                   "(default $GENLAB_INCEPTION)")
+    e.add_argument("--cache-dir", help="real-feature cache (default $GENLAB_CACHE/stats or ~/.cache/genlab/stats)")
+    e.add_argument("--no-cache", action="store_true", help="neither read nor write the real-feature cache")
 
     add("models", cmd_models, "List registered models.")
     add("datasets", cmd_datasets, "List built-in data sets.")

@@ -1,0 +1,149 @@
+"""Evaluate generators and sample sets: features from a chosen extractor, then the pure metrics.
+
+``evaluate_model`` samples a trained model and compares with a real set (cached real features);
+``evaluate_sets`` compares two sets of images (folders or arrays). Both return every number, the
+metric names carrying the extractor (``FID-digits``), the sample counts and the conventions.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import from_dict
+from .data import TensorDataset, load_dataset
+from .errors import ConfigError, DataError
+from .metrics import evaluate_features, perceptual_path_length
+from .metrics.extractors import Extractor, get_extractor, real_features
+
+log = logging.getLogger(__name__)
+
+#: short CLI names -> evaluate_features names
+METRIC_ALIASES = {"fid": "fid", "kid": "kid", "is": "inception_score", "pr": "precision_recall",
+                  "dc": "density_coverage", "ppl": "ppl"}
+LABELS = {"fid": "FID", "kid_mean": "KID", "kid_std": "KID_std", "inception_score_mean": "IS",
+          "inception_score_std": "IS_std", "real_inception_score_mean": "IS_real",
+          "real_inception_score_std": "IS_real_std", "precision": "precision", "recall": "recall",
+          "density": "density", "coverage": "coverage", "ppl": "PPL"}
+
+
+def parse_metrics(spec: str | list[str] | tuple[str, ...]) -> list[str]:
+    """``"fid,kid,pr"`` -> canonical names; unknown names are a one-line error listing the valid ones."""
+    names = [s.strip().lower() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    bad = [n for n in names if n not in METRIC_ALIASES]
+    if bad or not names:
+        raise ConfigError(f"unknown metric {bad[0] if bad else spec!r}; valid: {', '.join(METRIC_ALIASES)}")
+    return [METRIC_ALIASES[n] for n in names]
+
+
+def _images(ds: TensorDataset, what: str) -> torch.Tensor:
+    if ds.kind != "image":
+        raise DataError(f"{what}: feature metrics need images, got tabular data of shape {ds.sample_shape}")
+    return ds.x
+
+
+def _label(extractor: Extractor, raw: dict) -> dict:
+    """Rename raw metric keys with the extractor suffix (``fid`` -> ``FID-digits``)."""
+    out = {}
+    for k, v in raw.items():
+        if k in LABELS:
+            name = LABELS[k]
+            out[extractor.label(name) if name not in ("precision", "recall", "density", "coverage")
+                else f"{name}{extractor.suffix}"] = v
+    return out
+
+
+def _compute(real_f, real_l, fake_f, fake_l, metrics: list[str], extractor: Extractor, **kw) -> dict:
+    feature_metrics = [m for m in metrics if m != "ppl"]
+    if "inception_score" in feature_metrics and fake_l is None:
+        raise ConfigError(f"the IS needs class logits, and extractor {extractor.name!r} gives none; drop 'is' "
+                          "or use a classifier feature net")
+    raw = evaluate_features(real_f, fake_f, real_l, fake_l, feature_metrics, **kw) if feature_metrics else \
+        {"n_real": len(real_f), "n_fake": len(fake_f), "conventions": {}}
+    return raw
+
+
+def evaluate_model(model, real: TensorDataset, *, data_key: str, metrics=("fid", "kid", "precision_recall",
+                   "density_coverage"), n: int = 10_000, features: str | torch.nn.Module = "auto",
+                   seed: int = 0, batch_size: int = 500, ppl_n: int = 2_000, cache: str | os.PathLike | None = None,
+                   use_cache: bool = True, inception_weights: str | os.PathLike | None = None,
+                   kid_subset_size: int = 1000) -> dict:
+    """Sample ``n`` images from ``model`` (seeded) and compare with the real images ``real``.
+
+    ``data_key`` names the real set in the feature cache (data set, split, split seed).
+    Returns ``{"metrics": {"FID-digits": ...}, "raw": {...}, "extractor": {...}, "n_real", "n_fake",
+    "conventions": {...}}``.
+    """
+    metrics = list(metrics)
+    if n < 2:
+        raise ConfigError(f"-n must be >= 2 generated samples, got {n}")
+    if not getattr(model, "can_sample", False):
+        raise ConfigError(f"model {model.registry_name!r} cannot sample; evaluate a generative model (e.g. vae)")
+    extractor = get_extractor(features, tuple(model.shape), inception_weights=inception_weights)
+    real_x = _images(real, "real data")
+    g = torch.Generator().manual_seed(seed)
+    fake = torch.cat([model.sample(min(batch_size, n - i), generator=g).cpu() for i in range(0, n, batch_size)])
+    fake_f, fake_l = extractor(fake)
+    real_f, real_l, _ = real_features(real_x, data_key, extractor, cache=cache, use_cache=use_cache)
+    raw = _compute(real_f, real_l, fake_f, fake_l, metrics, extractor, kid_subset_size=kid_subset_size)
+    if "ppl" in metrics:
+        raw["ppl"] = perceptual_path_length(model, extractor.feature_fn, n=min(ppl_n, n), seed=seed)
+        raw["conventions"]["ppl"] = (f"epsilon 1e-4, lerp in z, n={min(ppl_n, n)}, squared L2 of "
+                                     f"{extractor.name} features / eps^2, 1st/99th percentile trimmed")
+    return {"metrics": _label(extractor, raw), "raw": {k: v for k, v in raw.items() if k != "conventions"},
+            "extractor": extractor.describe(), "n_real": raw["n_real"], "n_fake": raw["n_fake"],
+            "sample_seed": seed, "real_set": data_key, "conventions": raw["conventions"]}
+
+
+def evaluate_sets(real: str | TensorDataset, fake: str | TensorDataset, *, metrics=("fid", "kid", "precision_recall",
+                  "density_coverage"), features: str | torch.nn.Module = "auto", cache=None, use_cache: bool = True,
+                  inception_weights=None, kid_subset_size: int = 1000) -> dict:
+    """Compare two image sets (folders / ``.npz`` / ``.npy`` paths or in-memory data sets)."""
+    metrics = list(metrics)
+    if "ppl" in metrics:
+        raise ConfigError("ppl needs a model (it walks the latent space); use genlab evaluate RUN --metrics ppl")
+    r = real if isinstance(real, TensorDataset) else load_dataset(str(real))
+    f = fake if isinstance(fake, TensorDataset) else load_dataset(str(fake))
+    rx, fx = _images(r, f"--real {r.name}"), _images(f, f"--fake {f.name}")
+    if rx.shape[1:] != fx.shape[1:]:
+        raise DataError(f"real images are {tuple(rx.shape[1:])} but fake images are {tuple(fx.shape[1:])}; "
+                        "give sets of the same shape")
+    extractor = get_extractor(features, tuple(rx.shape[1:]), inception_weights=inception_weights)
+    fake_f, fake_l = extractor(fx)
+    key = f"file-{Path(r.name).resolve()}-{len(rx)}" if not isinstance(real, TensorDataset) else f"mem-{r.name}"
+    real_f, real_l, _ = real_features(rx, key, extractor, cache=cache,
+                                      use_cache=use_cache and not isinstance(real, TensorDataset))
+    raw = _compute(real_f, real_l, fake_f, fake_l, metrics, extractor, kid_subset_size=kid_subset_size)
+    return {"metrics": _label(extractor, raw), "raw": {k: v for k, v in raw.items() if k != "conventions"},
+            "extractor": extractor.describe(), "n_real": raw["n_real"], "n_fake": raw["n_fake"],
+            "real_set": r.name, "fake_set": f.name, "conventions": raw["conventions"]}
+
+
+def evaluate_run(run: str | os.PathLike, *, split: str = "train", **kw) -> dict:
+    """:func:`evaluate_model` on a run folder, against the run's own data ``split`` (train/val/test/all)."""
+    from .io import load
+    from .runs import RUN_CONFIG, DataConfig, prepare_data
+
+    run = Path(run)
+    cfg_file = run / RUN_CONFIG
+    if not cfg_file.is_file():
+        raise ConfigError(f"{run} is not a run folder (no {RUN_CONFIG}); give a run folder, or use "
+                          "--real A --fake B to compare image sets")
+    model = load(run)
+    spec = json.loads(cfg_file.read_text())
+    dcfg = from_dict(DataConfig, spec["sections"]["data"], "data")
+    if split not in ("train", "val", "test", "all"):
+        raise ConfigError(f"unknown split {split!r}; use train, val, test or all")
+    splits = prepare_data(dcfg)
+    real = {"train": splits.train, "val": splits.val, "test": splits.test}.get(split)
+    if split == "all":
+        real = TensorDataset(torch.cat([splits.train.x, splits.val.x, splits.test.x]), name=dcfg.name,
+                             norm=splits.train.norm)
+    if len(real) < 2:
+        raise ConfigError(f"the run's {split} split holds {len(real)} samples; choose --split train or all")
+    key = f"{dcfg.name}-{split}-val{dcfg.val}-test{dcfg.test}-seed{dcfg.split_seed}-limit{dcfg.limit}-n{len(real)}"
+    return evaluate_model(model, real, data_key=key, **kw)
