@@ -48,22 +48,26 @@ class FeatureStats:
         s = cls(t.shape[1])
         step = batch_size or t.shape[0]
         for i in range(0, t.shape[0], step):
-            s.update(t[i:i + step])
+            s._fold(t[i:i + step].to(torch.float64).cpu())  # already validated above
         return s
 
     def update(self, feats: Any) -> "FeatureStats":
         """Fold in a batch of shape (B, D); returns ``self``."""
-        t = as_feature_tensor(feats, "features", dtype=torch.float64).cpu()  # (B, D)
+        return self._fold(as_feature_tensor(feats, "features", dtype=torch.float64).cpu())
+
+    def _fold(self, t: torch.Tensor) -> "FeatureStats":
+        """Fold a validated float64 CPU batch (B, D)."""
         if self.dim is None:
             self.dim = t.shape[1]
         elif t.shape[1] != self.dim:
             raise DataError(f"feature batch has dimension {t.shape[1]} but these stats hold dimension "
                             f"{self.dim}; use the same feature layer for every batch")
-        b_n = t.shape[0]
-        b_mean = t.mean(dim=0)  # (D,)
-        xc = t - b_mean
-        b_m2 = xc.T @ xc  # (D, D)
-        self._combine(b_n, b_mean.numpy(), b_m2.numpy())
+        x = t.numpy()
+        b_n = x.shape[0]
+        b_mean = x.mean(axis=0)  # (D,)
+        xc = x - b_mean
+        b_m2 = xc.T @ xc  # (D, D); numpy uses a symmetric rank-k update (syrk) for X.T @ X
+        self._combine(b_n, b_mean, b_m2)
         return self
 
     def merge(self, other: "FeatureStats") -> "FeatureStats":
