@@ -23,8 +23,8 @@ EXAMPLES = {
     "models": "example: genlab models",
     "datasets": "example: genlab datasets",
     "demo": "example: genlab demo --out runs/demo",
-    "evaluate": "examples:\n  genlab evaluate runs/vae --metrics fid,kid,pr,dc -n 5000\n"
-                "  genlab evaluate --real real_images/ --fake samples.npz --json",
+    "evaluate": "example: genlab evaluate runs/vae --metrics fid,kid,pr,dc -n 5000\n"
+                "example: genlab evaluate --real real_images/ --fake samples.npz --json",
 }
 
 

@@ -31,7 +31,7 @@ RUN_CONFIG = "config.json"
 #: ``genlab demo``: a conv VAE on the built-in digits, sized to finish in well under 2 minutes on 2 cores.
 DEMO_CONFIG = {
     "model": {"latent_dim": 8, "beta": 0.5},
-    "trainer": {"epochs": 60, "batch_size": 128},
+    "trainer": {"epochs": 200, "batch_size": 128},
     "data": {"name": "digits"},
 }
 
