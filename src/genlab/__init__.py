@@ -11,6 +11,7 @@ import logging as _logging
 
 from .data import TensorDataset, list_datasets, load_dataset
 from .errors import GenlabError
+from .evaluation import evaluate_model, evaluate_run, evaluate_sets
 from .io.serialize import load, save_model
 from .registry import list_models, register_model
 from .runs import Run, train
@@ -18,4 +19,5 @@ from .runs import Run, train
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = ["__version__", "train", "load", "save_model", "list_models", "list_datasets", "load_dataset",
-           "register_model", "TensorDataset", "GenlabError", "Run"]
+           "register_model", "TensorDataset", "GenlabError", "Run", "evaluate_model", "evaluate_run",
+           "evaluate_sets"]

@@ -4,6 +4,8 @@ Every function states in its docstring each convention that changes its number.
 The Inception-V3 feature extractor lives in :mod:`genlab.metrics.inception` (imported lazily).
 """
 from .classification import classification_accuracy
+from .extractors import Extractor, get_extractor, real_features
+from .feature_nets import FeatureNet, feature_net_for_shape, list_feature_nets, load_feature_net, metric_label
 from .evaluate import evaluate_features
 from .fid import fid
 from .inception_score import inception_score
@@ -16,5 +18,6 @@ from .stats import FeatureStats
 __all__ = [
     "FeatureStats", "fid", "kid", "mmd2_unbiased", "inception_score", "precision_recall", "density_coverage",
     "kth_nn_sq_radii", "pairwise_sq_distances", "perceptual_path_length", "mse", "psnr", "ssim",
-    "classification_accuracy", "evaluate_features",
+    "classification_accuracy", "evaluate_features", "Extractor", "get_extractor", "real_features", "FeatureNet",
+    "load_feature_net", "list_feature_nets", "feature_net_for_shape", "metric_label",
 ]

@@ -33,7 +33,8 @@ def fid(stats_a: Any, stats_b: Any) -> float:
       (a ``(mu, sigma)`` tuple is used as given);
     * the trace term is computed without complex arithmetic: ``S_a^1/2`` from ``eigh(S_a)`` with
       eigenvalues clipped at 0, then the eigenvalues of the symmetric PSD matrix
-      ``S_a^1/2 S_b S_a^1/2`` (``eigvalsh``) clipped at 0, square-rooted and summed. This equals
+      ``S_a^1/2 S_b S_a^1/2`` (``eigvalsh``, evaluated as ``B^T S_b B`` with ``B = V sqrt(w)``, an
+      orthogonal similarity with the same nonzero eigenvalues) clipped at 0, square-rooted and summed. This equals
       ``tr(sqrtm(S_a S_b))`` of pytorch-fid/clean-fid (the two matrices are similar) but needs no
       ``+eps*I`` regularisation, so it is also correct for rank-deficient covariances (N < D);
     * all in float64; the result is not clamped at 0 (tiny negative values are rounding).
@@ -53,8 +54,12 @@ def fid(stats_a: Any, stats_b: Any) -> float:
     s1 = (s1 + s1.T) / 2.0
     s2 = (s2 + s2.T) / 2.0
     w, v = np.linalg.eigh(s1)
-    root1 = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T  # S_a^1/2, (D, D)
-    m = root1 @ s2 @ root1
+    # S_a^1/2 = B B^T with B = V sqrt(w) (eigenvalues <= 0 clipped, i.e. their columns dropped);
+    # B^T S_b B is an orthogonal similarity of S_a^1/2 S_b S_a^1/2 restricted to range(S_a): same nonzero
+    # eigenvalues, two (D, r) matmuls instead of three (D, D) ones.
+    keep = w > 0
+    b = v[:, keep] * np.sqrt(w[keep])  # (D, r)
+    m = b.T @ s2 @ b  # (r, r)
     ev = np.linalg.eigvalsh((m + m.T) / 2.0)
     tr_covmean = float(np.sqrt(np.clip(ev, 0.0, None)).sum())
     diff = mu1 - mu2
