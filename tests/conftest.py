@@ -26,7 +26,8 @@ def tabular_data():
     g = torch.Generator().manual_seed(1)
     z = torch.randn(80, 2, generator=g)
     w = torch.randn(2, 5, generator=g)
-    return TensorDataset(z @ w + 0.05 * torch.randn(80, 5, generator=g), name="tiny-table")
+    y = (z[:, 0] > 0).long()  # 2 classes, so conditional models can run on tabular data too
+    return TensorDataset(z @ w + 0.05 * torch.randn(80, 5, generator=g), y, name="tiny-table")
 
 
 def tiny_trainer(**kw):

@@ -95,6 +95,12 @@ class GenerativeModel(nn.Module):
         out = self.training_step(batch, step=-1)
         return {k: v for k, v in out.items()}
 
+    @torch.no_grad()
+    def validation_epoch_metrics(self, data) -> dict:
+        """Figures over the whole validation set (called once per validation, after the batches, in eval
+        mode, under the EMA weights when EMA is on); logged as ``val/<key>``. Default: none."""
+        return {}
+
     def sample(self, n: int, *, labels: torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         raise DataError(f"model {self.registry_name!r} has no prior and cannot sample; train a 'vae' to sample")

@@ -272,8 +272,11 @@ class Trainer:
                 for k, v in out.items():
                     sums[k] = sums.get(k, 0.0) + float(v) * b
                 n += b
+            means = {k: v / n for k, v in sums.items()}
+            with self._autocast():  # whole-set figures (e.g. active latent units) that batch means cannot give
+                means.update({k: float(v) for k, v in model.validation_epoch_metrics(data).items()})
         model.train(was_training)
-        return {k: v / n for k, v in sums.items()}
+        return means
 
     # ------------------------------------------------------------------ internals
     def _prep(self, batch: dict) -> dict:
