@@ -17,7 +17,8 @@ log = logging.getLogger("genlab")
 
 EXAMPLES = {
     "train": "example: genlab train vae --data digits trainer.epochs=20 model.latent_dim=8 --out runs/vae",
-    "sample": "example: genlab sample runs/vae -n 64 -o samples.png",
+    "sample": "example: genlab sample runs/vae -n 64 -o samples.png\n"
+              "example: genlab sample runs/cvae -n 100 --labels 0,1,2,3,4,5,6,7,8,9 -o grid.png",
     "reconstruct": "example: genlab reconstruct runs/vae -n 16 -o recon.png",
     "info": "example: genlab info runs/vae",
     "models": "example: genlab models",
@@ -119,10 +120,19 @@ def cmd_sample(args) -> int:
     import torch
 
     from .io import load
-    from .io.images import save_grid
+    from .errors import ConfigError
     model = load(args.run)
     g = torch.Generator().manual_seed(args.seed)
-    x = model.sample(args.n, generator=g)
+    labels = None
+    if args.labels:
+        if not getattr(model, "conditional", False):
+            raise ConfigError(f"--labels needs a conditional model; {model.registry_name!r} is unconditional")
+        try:
+            wanted = [int(v) for v in args.labels.split(",")]
+        except ValueError:
+            raise ConfigError(f"--labels must be comma-separated integers, got {args.labels!r}") from None
+        labels = torch.tensor(wanted).repeat((args.n + len(wanted) - 1) // len(wanted))[:args.n]
+    x = model.sample(args.n, labels=labels, generator=g)
     _save_output(model, x, args.output)
     print(f"wrote {args.n} samples to {args.output}")
     return 0
@@ -274,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("-o", "--output", default="samples.png", help="output .png grid or .npz array")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--labels", help="conditional models: comma-separated class labels, cycled over the n samples")
 
     r = add("reconstruct", cmd_reconstruct, "Reconstruct held-out inputs (inputs above outputs).")
     r.add_argument("run", help="run folder or saved model folder")

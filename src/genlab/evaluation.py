@@ -11,7 +11,6 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .config import from_dict

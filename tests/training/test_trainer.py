@@ -1,6 +1,5 @@
 """Trainer: exact resume, early stopping, NaN guard, atomic checkpoints, schedules, EMA, precision."""
 import json
-import os
 
 import pytest
 import torch
