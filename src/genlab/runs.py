@@ -133,7 +133,10 @@ def test_metrics(model, splits: Splits, *, iwae_k: int = 100, seed: int = 0) -> 
         return {}
     out: dict = {"test_samples": len(test)}
     x = test.x.to(model.device)
-    rec = torch.cat([model.reconstruct(xb) for xb in x.split(512)])
+    if getattr(model, "conditional", False) and test.y is not None:  # cvae: reconstruct with the true labels
+        rec = torch.cat([model.reconstruct(xb, yb) for xb, yb in zip(x.split(512), test.y.split(512))])
+    else:
+        rec = torch.cat([model.reconstruct(xb) for xb in x.split(512)])
     out["test_mse"] = float(((rec - x) ** 2).mean())
     k = getattr(model, "latent_dim", None)
     tr = splits.train.x.flatten(1).cpu().numpy().astype(np.float64)

@@ -166,3 +166,22 @@ def test_config_file_with_overrides(tmp_path, capsys):
          "trainer: unknown key 'bogus'")
     (tmp_path / "bad.yaml").write_text("model: [1, 2\n")
     _bad(["train", "vae", "--config", str(tmp_path / "bad.yaml")], capsys, "not valid YAML")
+
+
+@pytest.mark.parametrize("name", ["cvae", "sparse-ae", "denoising-ae", "contractive-ae"])
+def test_family_models_train_from_cli(name, tmp_path, capsys):
+    out = tmp_path / name
+    code = main(["train", name, "--data", "digits", *QUICK, "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    capsys.readouterr()  # drop the progress bar output before checking error lines
+    for f in ("model/model.safetensors", "reconstructions.png", "report.html"):
+        assert (out / f).is_file(), f
+    if name == "cvae":
+        assert (out / "interpolation.png").is_file() and (out / "samples.png").is_file()
+        assert main(["sample", str(out), "-n", "10", "--labels", "0,1,2,3,4,5,6,7,8,9", "-o",
+                     str(tmp_path / "s.png")]) == 0
+        capsys.readouterr()
+        _bad(["sample", str(out), "-n", "3", "--labels", "12", "-o", str(tmp_path / "t.png")], capsys, "labels")
+        assert not (tmp_path / "t.png").exists()
+    else:
+        _bad(["sample", str(out), "--labels", "1"], capsys, "conditional")

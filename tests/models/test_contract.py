@@ -46,7 +46,7 @@ def test_one_step_lowers_loss(name, kind, image_data, tabular_data):
     data = _data(kind, image_data, tabular_data)
     torch.manual_seed(0)
     model = _build(name, data)
-    batch = {"x": data.x[:32]}
+    batch = {"x": data.x[:32], "y": data.y[:32]}  # labels: conditional models (cvae) need them
     specs = model.configure_optimizers()
     opt = next(iter(specs.values())).optimizer
 

@@ -80,16 +80,19 @@ def write_figures(model, test_x: torch.Tensor, out_dir: str | Path, *, n_samples
         pairs = min(4, len(test_x) // 2)
         a = test_x[:pairs].to(model.device)
         b = test_x[pairs:2 * pairs].to(model.device)
-        za, zb = _codes(model, a), _codes(model, b)
+        # conditional models: each row keeps the (inferred) label of its first image
+        ya = model.infer_labels(a) if getattr(model, "conditional", False) else None
+        za, zb = _codes(model, a, ya), _codes(model, b, ya)
         t = torch.linspace(0, 1, steps, device=za.device).view(1, steps, 1)
         z = (za.unsqueeze(1) * (1 - t) + zb.unsqueeze(1) * t).reshape(pairs * steps, -1)  # (pairs*steps, L)
-        save_grid(model.decode(z).cpu(), out_dir / "interpolation.png", nrow=steps)
+        yz = None if ya is None else ya.repeat_interleave(steps)
+        save_grid(model.decode(z, yz).cpu(), out_dir / "interpolation.png", nrow=steps)
         figs["Latent interpolation (linear, between the codes of two test images)"] = "interpolation.png"
     return figs
 
 
-def _codes(model, x: torch.Tensor) -> torch.Tensor:
-    z = model.encode(x)
+def _codes(model, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    z = model.encode(x) if labels is None else model.encode(x, labels)
     return z[0] if isinstance(z, tuple) else z  # VAEs: posterior mean
 
 

@@ -1,5 +1,7 @@
 """Registered models. Importing this package registers every model with :mod:`genlab.registry`."""
 from . import autoencoder, vae  # noqa: F401  (registration side effects)
+from . import cvae  # noqa: F401
+from . import ae_family  # noqa: F401  (sparse-ae, denoising-ae, contractive-ae)
 from .base import GenerativeModel, OptimizerSpec
 
 __all__ = ["GenerativeModel", "OptimizerSpec"]

@@ -1,6 +1,11 @@
-"""Plain autoencoder (``ae``): MLP for tabular/flat data, conv for images, MSE or BCE reconstruction."""
+"""Plain autoencoder (``ae``): MLP for tabular/flat data, conv for images, MSE or BCE reconstruction.
+
+The regularised members of the family (``sparse-ae``, ``denoising-ae``, ``contractive-ae``) subclass
+:class:`AutoEncoder` in :mod:`genlab.models.ae_family` and reuse its networks and reconstruction loss.
+"""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,6 +47,14 @@ class AutoEncoder(GenerativeModel):
         self.latent_dim = c.latent_dim
         self.encoder = make_encoder(self.shape, c.latent_dim, arch=c.arch, hidden=c.hidden, channels=c.channels)
         self.decoder = make_decoder(c.latent_dim, self.shape, arch=c.arch, hidden=c.hidden, channels=c.channels)
+        if c.latent_dim >= self.dim and not self.has_regulariser():
+            warnings.warn(f"{self.registry_name}: latent_dim={c.latent_dim} >= input dimension {self.dim} (overcomplete) "
+                          "with no regulariser and no noise can learn the identity map; use sparse-ae, denoising-ae "
+                          "or contractive-ae, or a smaller latent_dim", UserWarning, stacklevel=2)
+
+    def has_regulariser(self) -> bool:
+        """Whether the configuration keeps the codes from copying the input (none for the plain ``ae``)."""
+        return False
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)  # (B, L)
@@ -58,16 +71,20 @@ class AutoEncoder(GenerativeModel):
         x = self.check_input(x)
         return self.decode(self.encode(x))
 
-    def training_step(self, batch: dict, step: int, optimizer: str = "main") -> dict:
-        x = batch["x"]
-        out = self.decode_logits(self.encode(x))
+    def reconstruction_loss(self, out: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(loss, mse)`` of decoder output ``out`` (logits for images) against the target ``x``; both batch means."""
         recon = torch.sigmoid(out) if self.sigmoid_output else out
         mse = F.mse_loss(recon.float(), x)
         if self.loss_kind == "bce":
             loss = F.binary_cross_entropy_with_logits(out.float(), x)
         else:
             loss = mse
-        return {"loss": loss, "mse": mse.detach()}
+        return loss, mse.detach()
+
+    def training_step(self, batch: dict, step: int, optimizer: str = "main") -> dict:
+        x = batch["x"]
+        loss, mse = self.reconstruction_loss(self.decode_logits(self.encode(x)), x)
+        return {"loss": loss, "mse": mse}
 
     def configure_optimizers(self) -> dict[str, OptimizerSpec]:
         opt = torch.optim.Adam(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)

@@ -142,3 +142,46 @@ def make_decoder(in_dim: int, shape: Sequence[int], *, arch: str = "auto", hidde
         return ConvDecoder(in_dim, shape, channels)
     d = math.prod(shape)
     return _Flat(MLP(in_dim, (default_hidden(d) if hidden is None else hidden)[::-1], d), shape)
+
+
+# -- conditioning on class labels (one-hot) ------------------------------------------------------------
+def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``(B,)`` int labels -> ``(B, num_classes)`` one-hot rows of ``dtype`` (labels must be in range)."""
+    return nn.functional.one_hot(labels.long(), num_classes).to(dtype)
+
+
+class ConditionalEncoder(nn.Module):
+    """``(x (B, *shape), onehot (B, K)) -> (B, out_dim)``.
+
+    Conv: the one-hot vector is appended to the image as ``K`` constant input channels
+    (``(B, C + K, H, W)``). MLP: it is concatenated to the flattened input (``(B, D + K)``). Default MLP
+    widths are sized from the unconditioned input, so they match :func:`make_encoder`'s.
+    """
+
+    def __init__(self, shape: Sequence[int], out_dim: int, num_classes: int, *, arch: str = "auto",
+                 hidden: Sequence[int] | None = None, channels: Sequence[int] | None = None):
+        super().__init__()
+        self.conv = resolve_arch(arch, shape) == "conv"
+        d = math.prod(shape)
+        if self.conv:
+            self.net = ConvEncoder((shape[0] + num_classes, *shape[1:]), out_dim, channels)
+        else:
+            self.net = MLP(d + num_classes, default_hidden(d) if hidden is None else hidden, out_dim)
+
+    def forward(self, x: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+        if self.conv:
+            maps = onehot[:, :, None, None].expand(-1, -1, *x.shape[2:])  # (B, K, H, W)
+            return self.net(torch.cat([x, maps.to(x.dtype)], 1))
+        return self.net(torch.cat([x.flatten(1), onehot.to(x.dtype)], 1))  # (B, D + K) -> (B, out_dim)
+
+
+class ConditionalDecoder(nn.Module):
+    """``(z (B, L), onehot (B, K)) -> (B, *shape)``: the decoder of :func:`make_decoder` on ``[z, onehot]``."""
+
+    def __init__(self, in_dim: int, shape: Sequence[int], num_classes: int, *, arch: str = "auto",
+                 hidden: Sequence[int] | None = None, channels: Sequence[int] | None = None):
+        super().__init__()
+        self.net = make_decoder(in_dim + num_classes, shape, arch=arch, hidden=hidden, channels=channels)
+
+    def forward(self, z: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([z, onehot.to(z.dtype)], 1))  # (B, L + K) -> (B, *shape)
