@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import DataError, MissingFilesError
+from ..io.paths import resolve_location
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +38,7 @@ class Remote:
 
 def data_root(data_dir: str | os.PathLike | None = None) -> Path:
     """The folder that holds one sub-folder per built-in data set (see module docstring)."""
-    if data_dir is not None:
-        return Path(data_dir).expanduser()
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env).expanduser()
-    return DEFAULT_ROOT.expanduser()
+    return resolve_location(data_dir, ENV_VAR, DEFAULT_ROOT)
 
 
 def sha256_file(path: str | os.PathLike) -> str:

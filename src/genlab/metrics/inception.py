@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DataError, MissingFilesError
+from ..io.paths import resolve_location
 
 logger = logging.getLogger(__name__)
 
@@ -287,12 +288,7 @@ def preprocess(images: Any, mode: str = "tf-bilinear") -> torch.Tensor:
 
 def inception_weights_path(path: str | os.PathLike | None = None) -> Path:
     """Where the weights are looked for: ``path``, else ``$GENLAB_INCEPTION``, else the cache folder."""
-    if path is not None:
-        return Path(path).expanduser()
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env).expanduser()
-    return DEFAULT_DIR.expanduser() / INCEPTION_FILENAME
+    return resolve_location(path, ENV_VAR, DEFAULT_DIR / INCEPTION_FILENAME)
 
 
 def _missing_message(where: Path, reason: str) -> str:
