@@ -169,6 +169,9 @@ def cmd_reconstruct(args) -> int:
     from .runs import RUN_CONFIG, DataConfig, prepare_data
     from .config import from_dict
     model = load(args.run)
+    if not model.can_reconstruct:
+        from .errors import ConfigError
+        raise ConfigError(f"model {model.registry_name!r} has no encoder and cannot reconstruct; use genlab sample")
     if args.data:
         x = load_dataset(args.data, data_dir=args.data_dir).x
     else:

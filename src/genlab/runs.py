@@ -133,6 +133,8 @@ def test_metrics(model, splits: Splits, *, iwae_k: int = 100, seed: int = 0) -> 
         return {}
     out: dict = {"test_samples": len(test)}
     x = test.x.to(model.device)
+    if not getattr(model, "can_reconstruct", True):  # GANs: no encoder, no reconstruction figures
+        return out
     if getattr(model, "conditional", False) and test.y is not None:  # cvae: reconstruct with the true labels
         rec = torch.cat([model.reconstruct(xb, yb) for xb, yb in zip(x.split(512), test.y.split(512))])
     else:

@@ -186,3 +186,20 @@ def test_trainer_rejects_bad_config_and_data(image_data, tabular_data):
         Trainer(tiny_trainer()).fit(make_vae(t), t)
     with pytest.raises(GenlabError, match="shape"):
         Trainer(tiny_trainer()).fit(make_vae(image_data), tabular_data.standardized())
+
+
+def test_epoch_means_count_each_key_over_the_steps_that_logged_it(image_data):
+    """A GAN logs d_loss only on D steps: its epoch mean must divide by those steps, not all steps."""
+    from genlab.registry import get_model_entry
+
+    entry = get_model_entry("wgan-gp")
+    seed_everything(0)
+    model = entry.cls(from_dict(entry.config_cls, {"latent_dim": 4, "n_critic": 3}), image_data.info())
+    res = Trainer(tiny_trainer(epochs=1, batch_size=8)).fit(model, image_data)  # 8 steps: d d d g d d d g
+    steps = [r for r in res.history if r["split"] == "train"]
+    epoch = [r for r in res.history if r["split"] == "train_epoch"][0]
+    d = [r["d_loss"] for r in steps if "d_loss" in r]
+    g = [r["g_loss"] for r in steps if "g_loss" in r]
+    assert len(d) == 6 and len(g) == 2
+    assert epoch["d_loss"] == pytest.approx(sum(d) / 6, rel=1e-5)
+    assert epoch["g_loss"] == pytest.approx(sum(g) / 2, rel=1e-5)

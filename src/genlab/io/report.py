@@ -27,7 +27,7 @@ def plot_loss_curves(history: list[dict], path: str | Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in ("loss", "rec", "kl", "mse") if any(k in r for r in history)]
+    keys = [k for k in ("loss", "rec", "kl", "mse", "d_loss", "g_loss", "wasserstein") if any(k in r for r in history)]
     if not keys:
         return None
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
@@ -68,14 +68,27 @@ def write_figures(model, test_x: torch.Tensor, out_dir: str | Path, *, n_samples
     if model.kind != "image":
         return figs
     model.eval()
-    x = test_x[:n_recon].to(model.device)
-    rec = model.reconstruct(x)
-    save_grid(torch.cat([x, rec]).cpu(), out_dir / "reconstructions.png", nrow=len(x))
-    figs["Reconstructions (inputs above, outputs below)"] = "reconstructions.png"
-    g = torch.Generator().manual_seed(seed)
+    if getattr(model, "can_reconstruct", True):
+        x = test_x[:n_recon].to(model.device)
+        rec = model.reconstruct(x)
+        save_grid(torch.cat([x, rec]).cpu(), out_dir / "reconstructions.png", nrow=len(x))
+        figs["Reconstructions (inputs above, outputs below)"] = "reconstructions.png"
+    g = torch.Generator().manual_seed(seed)  # fixed noise: the same seed gives the same z batch every run
     if model.can_sample:
         save_grid(model.sample(n_samples, generator=g).cpu(), out_dir / "samples.png")
         figs["Samples from the prior"] = "samples.png"
+    if not hasattr(model, "encode") and hasattr(model, "decode") and hasattr(model, "latent_dim"):
+        # GANs: no encoder; interpolate between pairs of random z (conditional: one random label per row)
+        pairs = 4
+        dev = model.device
+        za = torch.randn(pairs, model.latent_dim, generator=g).to(dev)
+        zb = torch.randn(pairs, model.latent_dim, generator=g).to(dev)
+        ya = torch.randint(model.num_classes, (pairs,), generator=g).to(dev) if model.conditional else None
+        t = torch.linspace(0, 1, steps, device=dev).view(1, steps, 1)
+        z = (za.unsqueeze(1) * (1 - t) + zb.unsqueeze(1) * t).reshape(pairs * steps, -1)  # (pairs*steps, L)
+        yz = None if ya is None else ya.repeat_interleave(steps)
+        save_grid(model.decode(z, yz).cpu(), out_dir / "interpolation.png", nrow=steps)
+        figs["Latent interpolation (linear, between two random z)"] = "interpolation.png"
     if hasattr(model, "encode") and hasattr(model, "decode") and len(test_x) >= 2:
         pairs = min(4, len(test_x) // 2)
         a = test_x[:pairs].to(model.device)

@@ -44,6 +44,8 @@ class GenerativeModel(nn.Module):
     config_cls: type = object
     #: whether ``sample`` draws new data (plain autoencoders have no prior and cannot)
     can_sample: bool = True
+    #: whether ``reconstruct`` exists (GANs have no encoder and set False)
+    can_reconstruct: bool = True
     #: data kinds the model accepts
     kinds: tuple[str, ...] = ("image", "tabular")
 

@@ -156,7 +156,7 @@ class Trainer:
         self.stopped_early = False
         self.scaler = None
         self.epoch_sums: dict[str, torch.Tensor] = {}  # running sums of the current epoch's step outputs
-        self.epoch_count = 0
+        self.epoch_counts: dict[str, int] = {}  # how many steps logged each key this epoch
         train_dev = train.to(self.device)
         val_dev = val.to(self.device) if val is not None and len(val) else None
         self.monitor = cfg.monitor if (val_dev is not None or cfg.monitor.startswith("train/")) else "train/loss"
@@ -187,15 +187,15 @@ class Trainer:
                     self.gen.set_state(self.epoch_gen_state)
                 model.train()
                 if self.batch_in_epoch == 0:
-                    self.epoch_sums, self.epoch_count = {}, 0
-                sums = self.epoch_sums
+                    self.epoch_sums, self.epoch_counts = {}, {}
+                sums, counts = self.epoch_sums, self.epoch_counts
                 t0 = time.perf_counter()
                 for batch in train_dev.batches(cfg.batch_size, shuffle=True, generator=self.gen,
                                                drop_last=cfg.drop_last, start=self.batch_in_epoch):
                     out = self._train_step(batch)
-                    for k, v in out.items():
+                    for k, v in out.items():  # per-key counts: a GAN's d_loss is only logged on D steps
                         sums[k] = sums.get(k, 0.0) + v.detach().float()
-                    self.epoch_count += 1
+                        counts[k] = counts.get(k, 0) + 1
                     n_seen += len(batch["x"])
                     self.step += 1
                     self.batch_in_epoch += 1
@@ -216,7 +216,7 @@ class Trainer:
                 if not epoch_done:
                     break
                 logs = {"step": self.step, "epoch": self.epoch, "split": "train_epoch",
-                        **{k: float(v) / max(self.epoch_count, 1) for k, v in sums.items()}}
+                        **{k: float(v) / counts[k] for k, v in sums.items()}}
                 self._log(logs)
                 val_logs = None
                 if val_dev is not None and ((self.epoch + 1) % cfg.val_every == 0 or self.step >= total_iters):
@@ -422,7 +422,7 @@ class Trainer:
                 "best_value": self.best_value, "best_step": self.best_step, "bad_epochs": self.bad_epochs,
                 "stopped_early": self.stopped_early, "precision": self.precision,
                 "channels_last": self.channels_last, "trainer_config": to_dict(self.config),
-                "epoch_sums": {k: float(v) for k, v in self.epoch_sums.items()}, "epoch_count": self.epoch_count,
+                "epoch_sums": {k: float(v) for k, v in self.epoch_sums.items()}, "epoch_counts": self.epoch_counts,
                 "optimizers": {}, "schedulers": {}}
         tensors: dict[str, torch.Tensor] = {"gen/epoch": self.epoch_gen_state.clone(),
                                             "gen/current": self.gen.get_state()}
@@ -482,7 +482,7 @@ class Trainer:
         self.epoch_gen_state = tensors["gen/epoch"]
         self.epoch_sums = {k: torch.tensor(v, dtype=torch.float32, device=self.device)
                            for k, v in meta["epoch_sums"].items()}
-        self.epoch_count = meta["epoch_count"]
+        self.epoch_counts = dict(meta["epoch_counts"])
         self.gen.set_state(tensors["gen/current"])
         if self.ema is not None:
             self.ema.load_state_tensors(tensors)

@@ -1,0 +1,352 @@
+"""The GAN family: training through the one Trainer, loss formulas, gradient penalty, clipping, DCGAN sizes,
+conditioning and input errors."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import genlab
+from genlab.config import from_dict
+from genlab.data import TensorDataset
+from genlab.errors import ConfigError, DataError
+from genlab.io.report import write_figures
+from genlab.models.gan import d_loss, g_loss, gradient_penalty
+from genlab.registry import get_model_entry
+from genlab.training import Trainer
+from tests.conftest import tiny_trainer
+
+GANS = ["gan", "dcgan", "wgan", "wgan-gp", "cgan", "acgan"]
+
+
+def build(name, data, **cfg):
+    entry = get_model_entry(name)
+    return entry.cls(from_dict(entry.config_cls, {"latent_dim": 4, **cfg}), data.info())
+
+
+def _pattern(history, n_critic):
+    """'d'/'g' per logged training step, in step order."""
+    steps = [r for r in history if r["split"] == "train"]
+    assert [r["step"] for r in steps] == list(range(1, len(steps) + 1))
+    return "".join("d" if "d_loss" in r else "g" for r in steps)
+
+
+@pytest.mark.parametrize("kind", ["image", "tabular"])
+@pytest.mark.parametrize("name", GANS)
+def test_trains_through_trainer_alternating_d_then_g(name, kind, image_data, tabular_data):
+    data = image_data if kind == "image" else tabular_data.standardized()
+    if name == "dcgan" and kind == "tabular":
+        with pytest.raises(DataError, match="does not take tabular data"):
+            build(name, data)
+        return
+    n_critic = 5 if name.startswith("wgan") else 2
+    torch.manual_seed(0)
+    model = build(name, data, n_critic=n_critic, width=8)
+    res = Trainer(tiny_trainer(epochs=3, seed=0)).fit(model, data)
+    pattern = _pattern(res.history, n_critic)
+    cycle = "d" * n_critic + "g"
+    assert len(pattern) >= len(cycle) + 1
+    assert pattern == (cycle * len(pattern))[:len(pattern)]
+    train = [r for r in res.history if r["split"] == "train"]
+    for r in train:
+        assert all(math.isfinite(v) for k, v in r.items() if isinstance(v, float))
+        assert "d_fake" in r
+        if "d_loss" in r:
+            assert "d_real" in r and r["loss"] == r["d_loss"]
+            assert ("wasserstein" in r) == name.startswith("wgan")
+            assert ("gp" in r) == (name == "wgan-gp")
+            assert ("d_cls" in r) == (name == "acgan")
+        else:
+            assert r["loss"] == r["g_loss"]
+    s = model.sample(5, generator=torch.Generator().manual_seed(0))
+    assert s.shape == (5, *data.sample_shape) and torch.isfinite(s).all()
+    if kind == "image":
+        assert s.min() >= 0 and s.max() <= 1
+
+
+def test_bce_probabilities_and_generator_step_leaves_d_unchanged(image_data):
+    torch.manual_seed(0)
+    model = build("gan", image_data)
+    specs = model.configure_optimizers()
+    batch = {"x": image_data.x[:16], "y": image_data.y[:16]}
+    out = model.training_step(batch, 0, "d")
+    assert 0 < float(out["d_real"]) < 1 and 0 < float(out["d_fake"]) < 1
+    d_before = [p.detach().clone() for p in model.discriminator_parameters()]
+    g_before = [p.detach().clone() for p in model.generator_parameters()]
+    out = model.training_step(batch, 1, "g")
+    for s in specs.values():
+        s.optimizer.zero_grad()
+    out["loss"].backward()
+    specs["g"].optimizer.step()
+    assert all(torch.equal(a, p) for a, p in zip(d_before, model.discriminator_parameters()))
+    assert any(not torch.equal(a, p) for a, p in zip(g_before, model.generator_parameters()))
+    with pytest.raises(ConfigError, match="optimizer must be 'd' or 'g'"):
+        model.training_step(batch, 0, "main")
+
+
+# -- loss formulas ---------------------------------------------------------------------------------------
+R = torch.tensor([2.0, -1.0, 0.5])
+Fk = torch.tensor([-0.5, 1.5, 0.0])
+
+
+def _sig(v):
+    return 1 / (1 + math.exp(-v))
+
+
+def test_bce_losses_match_hand_computation():
+    want_d = -sum(math.log(_sig(v)) for v in R.tolist()) / 3 - sum(math.log(1 - _sig(v)) for v in Fk.tolist()) / 3
+    for kind in ("minimax", "nonsaturating"):
+        assert d_loss(kind, R, Fk).item() == pytest.approx(want_d, rel=1e-6)
+    assert g_loss("minimax", Fk).item() == pytest.approx(sum(math.log(1 - _sig(v)) for v in Fk.tolist()) / 3,
+                                                         rel=1e-6)
+    assert g_loss("nonsaturating", Fk).item() == pytest.approx(-sum(math.log(_sig(v)) for v in Fk.tolist()) / 3,
+                                                               rel=1e-6)
+
+
+def test_lsgan_hinge_wasserstein_losses_match_hand_computation():
+    # lsgan: 0.5 mean (r-1)^2 + 0.5 mean f^2 ; G: 0.5 mean (f-1)^2
+    assert d_loss("lsgan", R, Fk).item() == pytest.approx(0.5 * (1 + 4 + 0.25) / 3 + 0.5 * (0.25 + 2.25 + 0) / 3)
+    assert g_loss("lsgan", Fk).item() == pytest.approx(0.5 * (2.25 + 0.25 + 1) / 3)
+    # hinge: mean relu(1-r) + mean relu(1+f) ; G: -mean f
+    assert d_loss("hinge", R, Fk).item() == pytest.approx((0 + 2 + 0.5) / 3 + (0.5 + 2.5 + 1) / 3)
+    assert g_loss("hinge", Fk).item() == pytest.approx(-1.0 / 3)
+    assert d_loss("wasserstein", R, Fk).item() == pytest.approx(1.0 / 3 - 1.5 / 3)
+    assert g_loss("wasserstein", Fk).item() == pytest.approx(-1.0 / 3)
+
+
+@pytest.mark.parametrize("loss", ["minimax", "nonsaturating", "lsgan", "hinge"])
+def test_gan_uses_configured_loss(loss, image_data):
+    torch.manual_seed(0)
+    model = build("gan", image_data, loss=loss)
+    batch = {"x": image_data.x[:8]}
+    torch.manual_seed(3)
+    out = model.training_step(batch, 0, "g")
+    torch.manual_seed(3)
+    z = torch.randn(8, 4)
+    f = model.critic(model.generate(z))
+    assert out["loss"].item() == pytest.approx(g_loss(loss, f).item(), rel=1e-5)
+
+
+# -- gradient penalty and clipping ------------------------------------------------------------------------
+def test_gradient_penalty_zero_for_unit_norm_linear_critic_positive_otherwise():
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(16, 1, 3, 3, generator=g), torch.randn(16, 1, 3, 3, generator=g)
+    w = torch.randn(9, generator=g)
+    unit = w / w.norm()
+    gp = gradient_penalty(lambda x: x.flatten(1) @ unit, real, fake, torch.Generator().manual_seed(1))
+    assert gp.item() < 1e-10
+    gp2 = gradient_penalty(lambda x: x.flatten(1) @ (2 * unit), real, fake, torch.Generator().manual_seed(1))
+    assert gp2.item() == pytest.approx(1.0, rel=1e-5)  # (||2 w|| - 1)^2 = 1
+    gp3 = gradient_penalty(lambda x: (x.flatten(1) ** 2).sum(1), real, fake)  # nonlinear critic
+    assert gp3.item() > 0.1
+    with torch.no_grad():  # works in validation too, and keeps a graph when gradients are on
+        assert gradient_penalty(lambda x: x.flatten(1) @ unit, real, fake).item() < 1e-10
+    lin = nn.Linear(9, 1)
+    gp4 = gradient_penalty(lambda x: lin(x.flatten(1)).squeeze(1), real, fake)
+    gp4.backward()
+    assert lin.weight.grad is not None and lin.weight.grad.abs().sum() > 0
+
+
+def test_wgan_gp_critic_has_no_batch_norm():
+    info = {"kind": "image", "shape": [1, 16, 16], "num_classes": None}
+
+    def bn_in_critic(name):
+        entry = get_model_entry(name)
+        model = entry.cls(entry.config_cls(latent_dim=4, width=4), info)
+        assert model.arch == "dcgan"
+        return any(isinstance(m, nn.BatchNorm2d) for m in model.features.modules())
+
+    assert not bn_in_critic("wgan-gp")
+    assert bn_in_critic("wgan") and bn_in_critic("dcgan")
+
+
+def test_weight_clipping_keeps_critic_in_box_after_training(image_data):
+    torch.manual_seed(0)
+    c = 0.02
+    model = build("wgan", image_data, clip_value=c, width=8, lr_d=1e-2)
+    Trainer(tiny_trainer(epochs=3)).fit(model, image_data)
+    params = torch.cat([p.detach().flatten() for p in model.discriminator_parameters()])
+    assert params.abs().max() <= c
+    assert (params.abs() == c).float().mean() > 0.2  # clipping was active, not vacuous
+    # the hook clips right after a critic step
+    opt = model.configure_optimizers()["d"].optimizer
+    with torch.no_grad():
+        model.head.weight.fill_(1.0)
+    model.head.weight.grad = torch.zeros_like(model.head.weight)
+    opt.step()
+    assert model.head.weight.abs().max() <= c
+
+
+# -- DCGAN sizes -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32), (3, 64, 64)])
+def test_dcgan_output_shapes(shape):
+    info = {"kind": "image", "shape": list(shape), "num_classes": None}
+    model = get_model_entry("dcgan").cls(from_dict(get_model_entry("dcgan").config_cls,
+                                                   {"latent_dim": 8, "width": 4}), info).eval()
+    s = model.sample(2, generator=torch.Generator().manual_seed(0))
+    assert s.shape == (2, *shape) and s.min() >= 0 and s.max() <= 1
+    assert model.critic(s).shape == (2,)
+    assert any(isinstance(m, nn.ConvTranspose2d) for m in model.generator.modules())
+    convs = [m for m in model.generator.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert 0.01 < float(convs[0].weight.detach().std()) < 0.03  # N(0, 0.02) init
+    opt = model.configure_optimizers()["g"].optimizer
+    assert opt.defaults["lr"] == 2e-4 and opt.defaults["betas"] == (0.5, 0.999)
+
+
+@pytest.mark.parametrize("shape", [(1, 10, 10), (1, 32, 16)])
+def test_dcgan_impossible_size_is_a_data_error(shape):
+    info = {"kind": "image", "shape": list(shape), "num_classes": None}
+    with pytest.raises(DataError, match=rf"{shape[1]}x{shape[2]} .*valid sizes: 8x8, 16x16, 28x28, 32x32, 64x64"):
+        get_model_entry("dcgan").cls(get_model_entry("dcgan").config_cls(), info)
+
+
+def test_auto_arch_falls_back_to_mlp_for_other_sizes():
+    info = {"kind": "image", "shape": [1, 10, 10], "num_classes": None}
+    model = get_model_entry("wgan").cls(get_model_entry("wgan").config_cls(latent_dim=4), info)
+    assert model.arch == "mlp"
+    assert model.sample(2).shape == (2, 1, 10, 10)
+
+
+# -- conditioning ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("d_cond", ["projection", "concat"])
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_cgan_labels_change_samples_and_d_scores(d_cond, arch, image_data):
+    torch.manual_seed(0)
+    model = build("cgan", image_data, d_cond=d_cond, arch=arch, width=8).eval()
+    a = model.sample(4, labels=torch.tensor([0, 0, 0, 0]), generator=torch.Generator().manual_seed(1))
+    b = model.sample(4, labels=torch.tensor([3, 3, 3, 3]), generator=torch.Generator().manual_seed(1))
+    assert not torch.allclose(a, b)
+    x = image_data.x[:4]
+    assert not torch.allclose(model.critic(x, torch.zeros(4, dtype=torch.long)),
+                              model.critic(x, torch.full((4,), 3)))
+
+
+def test_acgan_classifier_head_and_losses(image_data):
+    torch.manual_seed(0)
+    model = build("acgan", image_data, width=8)
+    batch = {"x": image_data.x[:16], "y": image_data.y[:16]}
+    out = model.training_step(batch, 0, "d")
+    torch.manual_seed(0)
+    assert out["loss"].item() == pytest.approx((out["d_adv"] + out["d_cls"]).item(), rel=1e-5)
+    assert out["d_cls"].item() > 2 * math.log(4) * 0.5  # two cross-entropies near log K at init
+    g = model.training_step(batch, 0, "g")
+    assert g["loss"].item() == pytest.approx((g["g_adv"] + g["g_cls"]).item(), rel=1e-5)
+    _, cls = model.discriminate(batch["x"])
+    assert cls.shape == (16, 4)
+
+
+def test_conditional_errors(image_data):
+    unlabelled = TensorDataset(image_data.x, name="nolabels")
+    for name in ("cgan", "acgan"):
+        with pytest.raises(ConfigError, match=f"{name} needs labelled data"):
+            build(name, unlabelled)
+    model = build("cgan", image_data)
+    with pytest.raises(ConfigError, match=r"labels must be in \[0, 3\], got 4"):
+        model.sample(2, labels=torch.tensor([0, 4]))
+    with pytest.raises(ConfigError, match=r"labels must be in \[0, 3\], got -1"):
+        model.sample(2, labels=torch.tensor([-1, 0]))
+    with pytest.raises(ConfigError, match="needs labelled data: every batch needs 'y'"):
+        model.training_step({"x": image_data.x[:4]}, 0, "d")
+    with pytest.raises(ConfigError, match="labels given but the model is unconditional"):
+        build("gan", image_data).sample(2, labels=torch.tensor([0, 1]))
+
+
+# -- config errors ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name,cfg,msg", [
+    ("wgan", {"n_critic": 0}, "n_critic must be >= 1, got 0"),
+    ("gan", {"n_critic": -1}, "n_critic must be >= 1, got -1"),
+    ("wgan", {"clip_value": 0.0}, "clip_value must be > 0, got 0.0"),
+    ("wgan", {"clip_value": -0.01}, "clip_value must be > 0, got -0.01"),
+    ("wgan-gp", {"gp_weight": -1.0}, "gp_weight must be >= 0"),
+    ("dcgan", {"beta1": 1.0}, r"beta1 must be in \[0, 1\)"),
+    ("gan", {"loss": "bogus"}, "loss: expected one of"),
+    ("gan", {"latent_dim": 0}, "latent_dim must be >= 1"),
+])
+def test_config_errors_are_one_line(name, cfg, msg):
+    with pytest.raises(ConfigError, match=msg) as e:
+        from_dict(get_model_entry(name).config_cls, cfg, "model")
+    assert "\n" not in str(e.value)
+
+
+def test_reconstruct_is_a_config_error(image_data):
+    model = build("dcgan", image_data)
+    assert not model.can_reconstruct
+    with pytest.raises(ConfigError, match="no encoder and cannot reconstruct"):
+        model.reconstruct(image_data.x[:2])
+
+
+# -- options ---------------------------------------------------------------------------------------------
+def test_spectral_norm_bounds_discriminator_layers(image_data, tmp_path):
+    torch.manual_seed(0)
+    model = build("gan", image_data, spectral_norm=True, hidden=[32, 16])
+    lin = [m for m in model.features.modules() if isinstance(m, nn.Linear)]
+    assert lin and all(hasattr(m, "parametrizations") for m in lin)
+    model.train()
+    for _ in range(30):  # power iterations run in train mode
+        model.critic(image_data.x[:4])
+    for m in lin:
+        assert torch.linalg.matrix_norm(m.weight.detach(), ord=2).item() == pytest.approx(1.0, abs=0.05)
+    model.eval()
+    genlab.save_model(model, tmp_path / "m")
+    loaded = genlab.load(tmp_path / "m")
+    assert torch.equal(loaded.critic(image_data.x[:4]), model.critic(image_data.x[:4]))
+
+
+def test_generator_ema_through_trainer(image_data):
+    torch.manual_seed(0)
+    model = build("gan", image_data, hidden=[16])
+    res = Trainer(tiny_trainer(epochs=1, ema_decay=0.5)).fit(model, image_data)
+    assert res.step == 4 and torch.isfinite(model.sample(2)).all()
+
+
+def test_run_folder_has_samples_and_no_reconstructions(image_data, tmp_path):
+    torch.manual_seed(0)
+    run = genlab.train("dcgan", image_data, out=tmp_path / "run",
+                       config={"model": {"latent_dim": 4, "width": 8}, "trainer": tiny_trainer(epochs=1)})
+    files = {p.name for p in run.out_dir.iterdir()}
+    assert {"samples.png", "interpolation.png", "report.html"} <= files
+    assert "reconstructions.png" not in files
+    assert "test_mse" not in run.metrics
+    # samples.png comes from a fixed noise batch: writing the figures twice gives the same file
+    a = (run.out_dir / "samples.png").read_bytes()
+    write_figures(run.model, image_data.x, run.out_dir, seed=0)
+    assert (run.out_dir / "samples.png").read_bytes() == a
+
+
+# -- DiffAugment -----------------------------------------------------------------------------------------
+def test_diff_augment_ops():
+    from genlab.nn.gan_blocks import diff_augment
+
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 16, 16, requires_grad=True)
+    for policy in (("color",), ("translation",), ("cutout",), ("color", "translation", "cutout")):
+        y = diff_augment(x, policy)
+        assert y.shape == x.shape and not torch.equal(y, x)
+        y.sum().backward()  # differentiable: gradients reach the input (the generator for fakes)
+        assert x.grad is not None and x.grad.abs().sum() > 0
+        x.grad = None
+    assert diff_augment(x, ()) is x
+    # translation: every output pixel is an input pixel of the same image or the 0.5 fill
+    y = diff_augment(x.detach(), ("translation",))
+    for i in range(6):
+        vals = set(x[i].detach().flatten().tolist()) | {0.5}
+        assert set(y[i].flatten().tolist()) <= vals
+    # cutout: a square of 0.5s (side up to 8 of 16), the rest unchanged
+    y = diff_augment(x.detach(), ("cutout",))
+    changed = (y != x.detach())
+    assert torch.all(y[changed] == 0.5)
+    assert 0 < changed[:, 0].sum((1, 2)).max() <= 81
+
+
+def test_diffaugment_in_training_only_and_errors(image_data, tabular_data):
+    torch.manual_seed(0)
+    model = build("gan", image_data, diffaugment="color,translation,cutout", hidden=[16])
+    x = image_data.x[:8]
+    assert torch.equal(model.eval().augment(x), x)
+    assert not torch.equal(model.train().augment(x), x)
+    res = Trainer(tiny_trainer(epochs=1)).fit(model, image_data)
+    assert res.step == 4
+    with pytest.raises(ConfigError, match="diffaugment must be a comma-separated subset of color,translation"):
+        from_dict(get_model_entry("gan").config_cls, {"diffaugment": "color,flip"})
+    with pytest.raises(ConfigError, match="needs image data"):
+        build("gan", tabular_data, diffaugment="color")
