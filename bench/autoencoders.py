@@ -72,11 +72,14 @@ def bench_dataset(dname, epochs, args, table):
     print(f"\n== {dname}: {tuple(ds.x.shape)}, {epochs} epochs per model, latent {LATENT}")
     base = None
     runs = {}
+    wanted = set(args.only.split(",")) if args.only else None
     for label, name, cfg in [("ae (conv)", "ae", {}),
                              ("sparse-ae (KL, rho=0.05)", "sparse-ae", {"rho": 0.05, "sparsity_weight": 1.0}),
                              ("contractive-ae (lam=0.01)", "contractive-ae", {"lam": 0.01}),
                              ("vae", "vae", {}), ("beta-vae (beta=4)", "vae", {"beta": 4.0}),
                              ("cvae", "cvae", {})]:
+        if wanted is not None and name not in wanted:
+            continue
         try:
             run, secs = fit(name, ds, epochs, args, **cfg)
         except genlab.GenlabError as e:
@@ -92,7 +95,7 @@ def bench_dataset(dname, epochs, args, table):
         pm = pca_mse(sp.train.x, te, LATENT)
         extra = {}
         if name == "sparse-ae":
-            extra["mean_activation"] = float(m.encode(te).mean()) if not isinstance(m.encode(te), tuple) else None
+            extra["mean_activation"] = float(m.encode(te).detach().mean())
             extra["rho"] = 0.05
         if name == "contractive-ae" or name == "ae":
             with torch.enable_grad():
@@ -117,6 +120,8 @@ def bench_dataset(dname, epochs, args, table):
             base = mse
     # denoising: PSNR of noisy input, 3x3 median filter and the model, per corruption
     for noise, level in CORRUPTIONS:
+        if wanted is not None and "denoising-ae" not in wanted:
+            continue
         try:
             run, secs = fit("denoising-ae", ds, epochs, args, noise=noise, level=level)
         except genlab.GenlabError as e:
@@ -138,6 +143,7 @@ def main():
     ap.add_argument("--epochs-mnist", type=int, default=30)
     ap.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", help="comma list of model names to run (e.g. cvae,denoising-ae)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"genlab {genlab.__version__}, torch {torch.__version__}, threads {torch.get_num_threads()}, "

@@ -135,7 +135,8 @@ def test_metrics(model, splits: Splits, *, iwae_k: int = 100, seed: int = 0) -> 
     x = test.x.to(model.device)
     if not getattr(model, "can_reconstruct", True):  # GANs: no encoder, no reconstruction figures
         return out
-    if getattr(model, "conditional", False) and test.y is not None:  # cvae: reconstruct with the true labels
+    cond = getattr(model, "conditional", False) and test.y is not None
+    if cond:  # cvae: reconstruct with the true labels
         rec = torch.cat([model.reconstruct(xb, yb) for xb, yb in zip(x.split(512), test.y.split(512))])
     else:
         rec = torch.cat([model.reconstruct(xb) for xb in x.split(512)])
@@ -148,9 +149,12 @@ def test_metrics(model, splits: Splits, *, iwae_k: int = 100, seed: int = 0) -> 
         out["pca_mse"] = float(np.mean((pca.inverse_transform(pca.transform(te)) - te) ** 2))
         out["mse_vs_pca"] = out["test_mse"] / out["pca_mse"]
     if hasattr(model, "log_likelihood"):
+        # conditional models: log p(x | y) with the true labels (the label-marginal log p(x) costs K times more;
+        # call model.log_likelihood(x) without labels for it)
         g = torch.Generator().manual_seed(seed)
-        out["test_elbo"] = float(model.elbo(x, generator=g).mean())
-        out[f"test_iwae_k{iwae_k}"] = float(model.log_likelihood(x, k=iwae_k, generator=g).mean())
+        kw, tag = ({"labels": test.y.to(model.device)}, "_given_y") if cond else ({}, "")
+        out[f"test_elbo{tag}"] = float(model.elbo(x, generator=g, **kw).mean())
+        out[f"test_iwae_k{iwae_k}{tag}"] = float(model.log_likelihood(x, k=iwae_k, generator=g, **kw).mean())
     return out
 
 

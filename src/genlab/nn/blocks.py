@@ -31,13 +31,19 @@ class MLP(nn.Sequential):
     """
 
     def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int):
-        layers: list[nn.Module] = []
-        d = in_dim
-        for h in hidden:
-            layers += [nn.Linear(d, h), _act()]
-            d = h
+        layers, d = hidden_layers(in_dim, hidden)
         layers.append(nn.Linear(d, out_dim))
         super().__init__(*layers)
+
+
+def hidden_layers(in_dim: int, hidden: Sequence[int]) -> tuple[list[nn.Module], int]:
+    """``Linear + LeakyReLU(0.2)`` per width in ``hidden``; returns the layers and the last width."""
+    layers: list[nn.Module] = []
+    d = in_dim
+    for h in hidden:
+        layers += [nn.Linear(d, h), _act()]
+        d = h
+    return layers, d
 
 
 def conv_plan(shape: Sequence[int], channels: Sequence[int] | None = None) -> tuple[list[int], list[tuple[int, int]]]:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import DataError
-from .blocks import default_hidden
+from .blocks import MLP, default_hidden, hidden_layers
 
 #: image sides the DCGAN plan can produce (square images only)
 DCGAN_SIZES = (8, 16, 28, 32, 64)
@@ -100,13 +100,7 @@ class MLPGenerator(nn.Module):
 
     def __init__(self, in_dim: int, shape: Sequence[int], hidden: Sequence[int], sigmoid: bool):
         super().__init__()
-        layers: list[nn.Module] = []
-        d = in_dim
-        for h in hidden:
-            layers += [nn.Linear(d, h), nn.LeakyReLU(0.2)]
-            d = h
-        layers.append(nn.Linear(d, math.prod(shape)))
-        self.net = nn.Sequential(*layers)
+        self.net = MLP(in_dim, hidden, math.prod(shape))
         self.shape = tuple(shape)
         self.sigmoid = sigmoid
 
@@ -120,11 +114,7 @@ class MLPFeatures(nn.Module):
 
     def __init__(self, in_dim: int, hidden: Sequence[int]):
         super().__init__()
-        layers: list[nn.Module] = []
-        d = in_dim
-        for h in hidden:
-            layers += [nn.Linear(d, h), nn.LeakyReLU(0.2)]
-            d = h
+        layers, d = hidden_layers(in_dim, hidden)
         self.net = nn.Sequential(*layers)
         self.out_dim = d
 
