@@ -77,7 +77,7 @@ def bench_dataset(dname, epochs, args, table):
                              ("sparse-ae (KL, rho=0.05)", "sparse-ae", {"rho": 0.05, "sparsity_weight": 1.0}),
                              ("contractive-ae (lam=0.01)", "contractive-ae", {"lam": 0.01}),
                              ("vae", "vae", {}), ("beta-vae (beta=4)", "vae", {"beta": 4.0}),
-                             ("cvae", "cvae", {})]:
+                             ("cvae", "cvae", {"latent_dim": args.cvae_latent})]:
         if wanted is not None and name not in wanted:
             continue
         try:
@@ -92,7 +92,7 @@ def bench_dataset(dname, epochs, args, table):
         rec = torch.cat([m.reconstruct(xb, labels=yb) if getattr(m, "conditional", False) else m.reconstruct(xb)
                          for xb, yb in zip(te.split(500), sp.test.y.split(500))])
         mse = float(((rec - te) ** 2).mean())
-        pm = pca_mse(sp.train.x, te, LATENT)
+        pm = pca_mse(sp.train.x, te, m.latent_dim)
         extra = {}
         if name == "sparse-ae":
             extra["mean_activation"] = float(m.encode(te).detach().mean())
@@ -143,6 +143,8 @@ def main():
     ap.add_argument("--epochs-mnist", type=int, default=30)
     ap.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cvae-latent", type=int, default=2,
+                    help="cVAE code size: a small code leaves the class to the label (default 2)")
     ap.add_argument("--only", help="comma list of model names to run (e.g. cvae,denoising-ae)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
