@@ -84,10 +84,7 @@ def write_figures(model, test_x: torch.Tensor, out_dir: str | Path, *, n_samples
         za = torch.randn(pairs, model.latent_dim, generator=g).to(dev)
         zb = torch.randn(pairs, model.latent_dim, generator=g).to(dev)
         ya = torch.randint(model.num_classes, (pairs,), generator=g).to(dev) if model.conditional else None
-        t = torch.linspace(0, 1, steps, device=dev).view(1, steps, 1)
-        z = (za.unsqueeze(1) * (1 - t) + zb.unsqueeze(1) * t).reshape(pairs * steps, -1)  # (pairs*steps, L)
-        yz = None if ya is None else ya.repeat_interleave(steps)
-        save_grid(model.decode(z, yz).cpu(), out_dir / "interpolation.png", nrow=steps)
+        _save_interpolation(model, za, zb, ya, steps, out_dir / "interpolation.png")
         figs["Latent interpolation (linear, between two random z)"] = "interpolation.png"
     if hasattr(model, "encode") and hasattr(model, "decode") and len(test_x) >= 2:
         pairs = min(4, len(test_x) // 2)
@@ -96,12 +93,18 @@ def write_figures(model, test_x: torch.Tensor, out_dir: str | Path, *, n_samples
         # conditional models: each row keeps the (inferred) label of its first image
         ya = model.infer_labels(a) if getattr(model, "conditional", False) else None
         za, zb = _codes(model, a, ya), _codes(model, b, ya)
-        t = torch.linspace(0, 1, steps, device=za.device).view(1, steps, 1)
-        z = (za.unsqueeze(1) * (1 - t) + zb.unsqueeze(1) * t).reshape(pairs * steps, -1)  # (pairs*steps, L)
-        yz = None if ya is None else ya.repeat_interleave(steps)
-        save_grid(model.decode(z, yz).cpu(), out_dir / "interpolation.png", nrow=steps)
+        _save_interpolation(model, za, zb, ya, steps, out_dir / "interpolation.png")
         figs["Latent interpolation (linear, between the codes of two test images)"] = "interpolation.png"
     return figs
+
+
+def _save_interpolation(model, za: torch.Tensor, zb: torch.Tensor, ya: torch.Tensor | None, steps: int,
+                        path: Path) -> None:
+    """Decode ``steps`` points on each line from ``za[i]`` to ``zb[i]`` (one row per pair; row label ``ya[i]``)."""
+    t = torch.linspace(0, 1, steps, device=za.device).view(1, steps, 1)
+    z = (za.unsqueeze(1) * (1 - t) + zb.unsqueeze(1) * t).reshape(len(za) * steps, -1)  # (pairs*steps, L)
+    yz = None if ya is None else ya.repeat_interleave(steps)
+    save_grid(model.decode(z, yz).cpu(), path, nrow=steps)
 
 
 def _codes(model, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
