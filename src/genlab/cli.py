@@ -319,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("models", cmd_models, "List registered models.")
     add("datasets", cmd_datasets, "List built-in data sets.")
+    from .commands import command_modules
+    for mod in command_modules():  # application commands (genlab/commands/*.py)
+        EXAMPLES[mod.NAME] = mod.EXAMPLE
+        mod.add_arguments(add(mod.NAME, mod.run, mod.HELP))
+
     d = add("demo", cmd_demo, "Train a conv VAE on the built-in digits and write a run folder with a report.")
     d.add_argument("--out", default="runs/demo", help="run folder (default runs/demo; replaced if it exists)")
     return p
