@@ -29,6 +29,10 @@ from ..errors import CheckpointError, ConfigError, DataError
 from ..io.atomic import atomic_dir
 from ..registry import list_models
 
+
+def model_names() -> list[str]:
+    return [n for n, _ in list_models()]
+
 log = logging.getLogger(__name__)
 
 ESTIMATOR_FILE = "estimator.json"
@@ -83,7 +87,7 @@ class ModelEstimator(BaseEstimator):
         spec = self._model_param()
         if isinstance(spec, GenerativeModel):
             model = spec.eval()
-        elif isinstance(spec, (str, Path)) and str(spec) in list_models():
+        elif isinstance(spec, (str, Path)) and str(spec) in model_names():
             cfg = self._train_config()
             for k, v in (config or {}).items():
                 cfg.setdefault(k, {}).update(v)
@@ -92,7 +96,7 @@ class ModelEstimator(BaseEstimator):
         elif isinstance(spec, (str, Path)) and Path(spec).exists():
             model = load(spec)
         else:
-            raise ConfigError(f"model={spec!r} is neither a registered model ({', '.join(list_models())}) nor a "
+            raise ConfigError(f"model={spec!r} is neither a registered model ({', '.join(model_names())}) nor a "
                               "saved model/run folder; pick a name or give a path")
         if model.kind != ds.kind or tuple(model.shape) != ds.sample_shape:
             raise DataError(f"the model was built for {model.kind} data of shape {tuple(model.shape)} but the data "
