@@ -29,6 +29,12 @@ EXAMPLES = {
 }
 
 
+def examples() -> dict[str, str]:
+    """Every command's usage example: the built-in ones and the application commands'."""
+    from .commands import command_modules
+    return {**EXAMPLES, **{m.NAME: m.EXAMPLE for m in command_modules()}}
+
+
 class _Progress:
     """Rich progress bar as a Trainer callback (the CLI owns the terminal)."""
 
@@ -265,8 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name, func, help_):
-        sp = sub.add_parser(name, help=help_, description=help_, epilog=EXAMPLES[name],
+    def add(name, func, help_, example=None):
+        sp = sub.add_parser(name, help=help_, description=help_, epilog=example or EXAMPLES[name],
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         sp.set_defaults(func=func)
         sp.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -321,8 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("datasets", cmd_datasets, "List built-in data sets.")
     from .commands import command_modules
     for mod in command_modules():  # application commands (genlab/commands/*.py)
-        EXAMPLES[mod.NAME] = mod.EXAMPLE
-        mod.add_arguments(add(mod.NAME, mod.run, mod.HELP))
+        mod.add_arguments(add(mod.NAME, mod.run, mod.HELP, mod.EXAMPLE))
 
     d = add("demo", cmd_demo, "Train a conv VAE on the built-in digits and write a run folder with a report.")
     d.add_argument("--out", default="runs/demo", help="run folder (default runs/demo; replaced if it exists)")

@@ -22,7 +22,7 @@ from .io.atomic import write_json_atomic
 from .io.report import plot_loss_curves, write_figures, write_report
 from .registry import get_model_entry
 from .training import Trainer, TrainerConfig, TrainResult, seed_everything
-from .training.callbacks import Callback
+from .training.callbacks import Callback, SampleGrid
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +140,12 @@ def test_metrics(model, splits: Splits, *, iwae_k: int = 100, seed: int = 0) -> 
         rec = torch.cat([model.reconstruct(xb, yb) for xb, yb in zip(x.split(512), test.y.split(512))])
     else:
         rec = torch.cat([model.reconstruct(xb) for xb in x.split(512)])
-    out["test_mse"] = float(((rec - x) ** 2).mean())
+    observed = ~torch.isnan(x)  # data with missing entries (imputation): MSE over the observed ones, no PCA
+    complete = bool(observed.all()) and not splits.train.has_missing
+    out["test_mse"] = float(((rec - x) ** 2).mean() if complete else ((rec - x) ** 2)[observed].mean())
     k = getattr(model, "latent_dim", None)
     tr = splits.train.x.flatten(1).cpu().numpy().astype(np.float64)
-    if k is not None and k < min(tr.shape):
+    if k is not None and k < min(tr.shape) and complete:
         pca = PCA(n_components=k, svd_solver="full").fit(tr)
         te = test.x.flatten(1).cpu().numpy().astype(np.float64)
         out["pca_mse"] = float(np.mean((pca.inverse_transform(pca.transform(te)) - te) ** 2))
@@ -227,6 +229,12 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *, 
         write_json_atomic(out_dir / RUN_CONFIG, {"genlab_version": __version__, **spec.to_dict(),
                                                  "data_info": splits.train.info()})
     t0 = time.perf_counter()
+    callbacks = list(callbacks)
+    every = spec.trainer.sample_every
+    if every is None:
+        every = 1 if not net.can_reconstruct else max(1, spec.trainer.epochs // 10)
+    if out_dir is not None and every and net.kind == "image" and net.can_sample:
+        callbacks.append(SampleGrid(out_dir, every, seed=spec.trainer.seed))
     trainer = Trainer(spec.trainer, out_dir=out_dir, callbacks=callbacks)
     result = trainer.fit(net, splits.train, splits.val, resume=(out_dir if resume is not None else None))
     metrics = {"model": spec.model, "data": spec.data.name, "steps": result.step, "epochs": result.epoch,
@@ -237,6 +245,7 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *, 
     metrics.update({f"val_{k}": v for k, v in final.items() if k not in ("step", "epoch", "split")})
     if result.best_value is not None:
         metrics[f"best_{trainer.monitor.replace('/', '_')}"] = result.best_value
+        metrics["best_step"] = result.best_step
     metrics.update(test_metrics(net, splits, seed=spec.trainer.seed))
     if out_dir is not None and figures:
         _write_run_outputs(out_dir, net, splits, spec, result, metrics)

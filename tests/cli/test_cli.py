@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from genlab.cli import EXAMPLES, main
+from genlab.cli import examples, main
 from tests.conftest import run_cli
 
 QUICK = ["trainer.epochs=1", "trainer.batch_size=64", "data.limit=300", "trainer.precision=fp32",
@@ -62,13 +62,13 @@ def test_models_datasets_and_help():
     assert r.returncode == 0 and "vae" in r.stdout and "ae" in r.stdout
     r = run_cli("datasets")
     assert r.returncode == 0 and "digits" in r.stdout and "cifar10" in r.stdout
-    for cmd in EXAMPLES:
+    for cmd in examples():
         with pytest.raises(SystemExit) as e:
             main([cmd, "--help"])
         assert e.value.code == 0
 
 
-@pytest.mark.parametrize("cmd", list(EXAMPLES))
+@pytest.mark.parametrize("cmd", list(examples()))
 def test_every_help_has_an_example(cmd, capsys):
     with pytest.raises(SystemExit):
         main([cmd, "--help"])

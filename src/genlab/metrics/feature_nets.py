@@ -281,7 +281,8 @@ def load_feature_net(name: str, *, weights_dir: str | os.PathLike | None = None,
                               f"genlab version defines; {_retrain_hint(name)}")
     try:
         tensors = load_safetensors_bytes(data)
-        net = FeatureNet(**arch, name=name)
+        with torch.random.fork_rng(devices=[]):  # building the net must not move the caller's RNG stream
+            net = FeatureNet(**arch, name=name)
         net.load_state_dict(tensors, strict=True)
     except (SafetensorError, RuntimeError, TypeError, ValueError) as e:
         raise CheckpointError(f"feature net {name!r}: {wpath} does not load ({str(e).splitlines()[0]}); "

@@ -48,6 +48,11 @@ class GenerativeModel(nn.Module):
     can_reconstruct: bool = True
     #: data kinds the model accepts
     kinds: tuple[str, ...] = ("image", "tabular")
+    #: whether ``training_step`` takes batches with missing entries (NaN): they enter the encoder as 0 and are
+    #: left out of the loss (mask-aware training; the ``ae`` and ``vae`` families)
+    supports_missing: bool = False
+    #: ``(trainer monitor, mode)`` used when ``trainer.monitor`` is null; ``None``: keep no best checkpoint
+    default_monitor: tuple[str, str] | None = ("val/loss", "min")
 
     def __init__(self, config: Any, data_info: dict):
         super().__init__()

@@ -107,6 +107,11 @@ class _GANBaseConfig:
     n_critic: int = 1
     spectral_norm: bool = False
     diffaugment: str = ""
+    monitor_every: int = 100
+    monitor_samples: int = 256
+    collapse_threshold: float = 0.5
+    collapse_warmup: int = 500
+    fid_samples: int = 1000
 
     def __post_init__(self):
         ops = [o for o in self.diffaugment.split(",") if o.strip()]
@@ -119,6 +124,12 @@ class _GANBaseConfig:
         check(self.lr_g > 0, f"lr_g must be > 0, got {self.lr_g}")
         check(self.lr_d > 0, f"lr_d must be > 0, got {self.lr_d}")
         check(self.n_critic >= 1, f"n_critic must be >= 1, got {self.n_critic}")
+        check(self.monitor_every >= 0, f"monitor_every must be >= 0 (0 = off), got {self.monitor_every}")
+        check(self.monitor_samples >= 2, f"monitor_samples must be >= 2, got {self.monitor_samples}")
+        check(self.collapse_warmup >= 0, f"collapse_warmup must be >= 0, got {self.collapse_warmup}")
+        check(0 <= self.collapse_threshold <= 1, f"collapse_threshold must be in [0, 1], got {self.collapse_threshold}")
+        check(self.fid_samples == 0 or self.fid_samples >= 2,
+              f"fid_samples must be 0 (off) or >= 2, got {self.fid_samples}")
 
 
 @dataclass
@@ -137,6 +148,11 @@ class DCGANConfig(_GANBaseConfig, _AdamMixin):
 
     latent_dim: z size. hidden: MLP widths of D (G uses them reversed; ``null`` = sized from the data).
     n_critic: discriminator steps per generator step. spectral_norm: on every D weight.
+    monitor_every: every N training steps (0 = off) generate ``monitor_samples`` samples and log the
+    diversity figures (``div_entropy``/``div_classes``, or ``div_ratio``); a warning is logged when
+    ``div_entropy`` or ``div_ratio`` falls below ``collapse_threshold`` after ``collapse_warmup`` steps (a
+    fresh generator always looks collapsed). fid_samples: samples for the FID
+    computed at each validation (0 = off), which the best checkpoint follows.
     """
 
     loss: Literal["minimax", "nonsaturating", "lsgan", "hinge"] = "nonsaturating"
@@ -308,6 +324,118 @@ class GAN(GenerativeModel):
     def critic(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.discriminate(x, labels)[0]
 
+    # -- monitoring ---------------------------------------------------------------------------------
+    @property
+    def feature_net(self):
+        """The shipped genlab classifier for this image shape (digits 1x8x8, mnist 1x28x28) or ``None``.
+        Loaded on first use and kept outside the module tree (never saved with the model)."""
+        if "_feature_net" not in self.__dict__:
+            from ..metrics.feature_nets import feature_net_for_shape, load_feature_net
+            name = feature_net_for_shape(self.shape) if self.kind == "image" else None
+            self.__dict__["_feature_net"] = load_feature_net(name) if name else None
+        return self.__dict__["_feature_net"]
+
+    @property
+    def fid_features(self) -> str | None:
+        """What the training-time FID is computed on: ``"digits"``/``"mnist"`` (feature net), ``"raw"``
+        (tabular columns, standardised) or ``None`` (no cheap features: images of other shapes)."""
+        if self.kind == "tabular":
+            return "raw"
+        from ..metrics.feature_nets import feature_net_for_shape
+        return feature_net_for_shape(self.shape)
+
+    @property
+    def default_monitor(self) -> tuple[str, str] | None:
+        """``("val/fid", "min")`` when a training-time FID exists, else ``None`` (the D loss says nothing about
+        sample quality, so no best checkpoint is kept; the last weights are exported)."""
+        return ("val/fid", "min") if self.config.fid_samples and self.fid_features else None
+
+    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(features (N, F), class logits (N, K) or None)`` of model-space samples, in float32."""
+        net = self.feature_net
+        if net is None:
+            return x.float().flatten(1), None
+        net.to(x.device)
+        f, lg = net.extract(x.float().clamp(0, 1))
+        return torch.from_numpy(f), torch.from_numpy(lg)
+
+    @torch.no_grad()
+    def _monitor_samples(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``n`` samples in eval mode from a private generator (the training RNG is not touched), with the
+        labels used (conditional models: ``0..K-1`` cycled)."""
+        g = torch.Generator().manual_seed(seed)
+        labels = torch.arange(n) % self.num_classes if self.conditional else None
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.autocast(self.device.type, enabled=False):
+                x = torch.cat([self.sample(len(lb), labels=None if labels is None else labels[lb], generator=g)
+                               for lb in torch.arange(n).split(500)])
+        finally:
+            self.train(was_training)
+        return x.float(), labels
+
+    @torch.no_grad()
+    def diversity(self, n: int = 256, *, real: torch.Tensor | None = None, seed: int = 0) -> dict[str, float]:
+        """Diversity of ``n`` generated samples (see :mod:`genlab.metrics.diversity`).
+
+        With a genlab feature net: ``div_entropy`` (normalised entropy of the predicted-class histogram,
+        1 = uniform) and ``div_classes`` (classes holding more than a tenth of their uniform share).
+        Otherwise, given ``real`` samples: ``div_ratio``, the mean pairwise distance of generated samples
+        over that of ``real`` (raw model-space values).
+        """
+        from ..metrics.diversity import class_histogram, classes_covered, diversity_ratio, normalized_entropy
+        fake, _ = self._monitor_samples(n, seed)
+        with torch.autocast(self.device.type, enabled=False):
+            feats, logits = self._features(fake)
+            real_feats = self._features(real)[0] if real is not None and logits is None else None
+        if logits is not None:
+            counts = class_histogram(logits)
+            return {"div_entropy": normalized_entropy(counts),
+                    "div_classes": float(classes_covered(counts, 0.1 / len(counts)))}
+        if real is None:
+            return {}
+        return {"div_ratio": diversity_ratio(feats, real_feats)}
+
+    def _check_collapse(self, figures: dict[str, float], step: int) -> None:
+        thr = self.config.collapse_threshold
+        if step < self.config.collapse_warmup:
+            return
+        for key in ("div_entropy", "div_ratio"):
+            if key in figures and figures[key] < thr:
+                log.warning("%s: possible mode collapse at step %d: %s=%.3f < collapse_threshold=%.2f%s; "
+                            "try a lower lr, spectral_norm=true, diffaugment or another loss",
+                            self.registry_name, step, key, figures[key], thr,
+                            f" ({int(figures['div_classes'])} classes)" if "div_classes" in figures else "")
+
+    @torch.no_grad()
+    def validation_epoch_metrics(self, data) -> dict:
+        """``fid`` of ``fid_samples`` generated samples against the validation set (features: see
+        :attr:`fid_features`; real statistics cached per data set), the diversity figures of those samples,
+        and for conditional models ``cond_acc``: the feature-net accuracy on the requested labels."""
+        from ..metrics.diversity import class_histogram, classes_covered, normalized_entropy
+        from ..metrics.fid import fid
+        from ..metrics.stats import FeatureStats
+        n = self.config.fid_samples
+        if not n or not self.fid_features or len(data) < 2:
+            return {}
+        with torch.autocast(self.device.type, enabled=False):
+            key = (data.x.data_ptr(), tuple(data.x.shape))
+            cache = self.__dict__.get("_real_stats")
+            if cache is None or cache[0] != key:
+                real_f = torch.cat([self._features(xb)[0] for xb in data.x.split(1000)])
+                cache = (key, FeatureStats.from_features(real_f.double()))
+                self.__dict__["_real_stats"] = cache
+            fake, labels = self._monitor_samples(n, seed=12345)
+            feats, logits = self._features(fake)
+        out = {"fid": fid(FeatureStats.from_features(feats.double()), cache[1])}
+        if logits is not None:
+            counts = class_histogram(logits)
+            out.update(div_entropy=normalized_entropy(counts), div_classes=float(classes_covered(counts, 0.1 / len(counts))))
+            if labels is not None and logits.shape[1] == self.num_classes:
+                out["cond_acc"] = float((logits.argmax(1) == labels).float().mean())
+        return out
+
     # -- inference ----------------------------------------------------------------------------------
     def _randn(self, shape, generator: torch.Generator | None) -> torch.Tensor:
         dev = "cpu" if generator is None or generator.device.type == "cpu" else generator.device
@@ -388,7 +516,17 @@ class GAN(GenerativeModel):
         return out, fake_s.detach()
 
     def training_step(self, batch: dict, step: int, optimizer: str = "d") -> dict:
-        """Loss of the discriminator (``optimizer="d"``, the default) or generator (``"g"``) on ``batch``."""
+        """Loss of the discriminator (``optimizer="d"``, the default) or generator (``"g"``) on ``batch``;
+        every ``monitor_every`` steps also the diversity figures (see :meth:`diversity`)."""
+        out = self._player_step(batch, optimizer)
+        every = self.config.monitor_every
+        if every and step >= 0 and step % every == 0:
+            figures = self.diversity(self.config.monitor_samples, real=batch["x"], seed=step)
+            self._check_collapse(figures, step)
+            out.update({k: torch.tensor(v) for k, v in figures.items()})
+        return out
+
+    def _player_step(self, batch: dict, optimizer: str) -> dict:
         if optimizer == "d":
             return self._d_step(batch)[0]
         if optimizer != "g":

@@ -14,7 +14,13 @@ class TrainerConfig:
     precision: ``auto`` measures fp32 vs bf16 autocast on CPU (and uses bf16 where supported on CUDA);
     ``fp16`` is CUDA-only (with a gradient scaler). channels_last: ``auto`` measures it for image models; ``true``/``false`` force it.
     monitor: the value early stopping and the ``best`` checkpoint follow, ``val/<key>`` or ``train/<key>``
-    (epoch means); falls back to ``train/loss`` when there is no validation data.
+    (epoch means). ``null`` = the model's choice (``val/loss`` for autoencoders and VAEs, ``val/fid`` for
+    GANs on data with a genlab feature net or tabular data; none for other GANs, whose last weights are kept).
+    Without validation data ``val/loss`` falls back to ``train/loss``.
+    mode: ``min`` or ``max``; ``null`` = the model's choice (``min`` for loss and FID).
+    sample_every: write ``samples/epoch-NNNN.png`` from a fixed noise batch every N epochs (image models that
+    can sample; needs a run folder). ``null`` = every epoch for GANs, every ``max(1, epochs // 10)`` epochs
+    for other samplers; ``0`` = never.
     lr_schedule: ``constant``, ``cosine`` (to 0) or ``linear`` (to 0), after ``warmup_steps`` linear warm-up.
     checkpoint_every: also write ``checkpoints/step-N`` (and refresh ``last``) every N steps.
     """
@@ -32,14 +38,15 @@ class TrainerConfig:
     lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
     warmup_steps: int = 0
     val_every: int = 1
-    monitor: str = "val/loss"
-    mode: Literal["min", "max"] = "min"
+    monitor: str | None = None
+    mode: Literal["min", "max"] | None = None
     patience: int | None = None
     min_delta: float = 0.0
     restore_best: bool = True
     checkpoint_every: int | None = None
     keep_step_checkpoints: int = 3
     log_every: int = 10
+    sample_every: int | None = None
 
     def __post_init__(self):
         check(self.epochs >= 1, f"trainer.epochs must be >= 1, got {self.epochs}")
@@ -56,5 +63,7 @@ class TrainerConfig:
               f"trainer.checkpoint_every must be >= 1, got {self.checkpoint_every}")
         check(self.keep_step_checkpoints >= 1, "trainer.keep_step_checkpoints must be >= 1")
         check(self.log_every >= 1, f"trainer.log_every must be >= 1, got {self.log_every}")
-        check(self.monitor.startswith(("val/", "train/")),
+        check(self.sample_every is None or self.sample_every >= 0,
+              f"trainer.sample_every must be >= 0 (0 = never), got {self.sample_every}")
+        check(self.monitor is None or self.monitor.startswith(("val/", "train/")),
               f"trainer.monitor must look like val/<key> or train/<key>, got {self.monitor!r}")

@@ -19,7 +19,7 @@ import torch
 
 from ..config import from_dict, to_dict
 from ..data.dataset import TensorDataset
-from ..errors import CheckpointError, DataError, GenlabError
+from ..errors import CheckpointError, ConfigError, DataError, GenlabError
 from ..io.atomic import atomic_dir, resolve_dir
 from ..io.serialize import load_state_into, load_tensors, model_record, save_model, write_model_files, WEIGHTS_NAME
 from .callbacks import Callback
@@ -123,9 +123,10 @@ class Trainer:
     def fit(self, model, train: TensorDataset, val: TensorDataset | None = None, *,
             resume: str | Path | None = None) -> TrainResult:
         cfg = self.config
-        if train.has_missing:
-            raise DataError(f"{train.name}: training data contains NaN (missing values); impute them first or "
-                            "drop incomplete rows")
+        if train.has_missing and not (train.allow_missing and getattr(model, "supports_missing", False)):
+            hint = (f"model {model.registry_name!r} cannot train on missing values; use an ae or vae"
+                    if train.allow_missing else "impute them first or drop incomplete rows")
+            raise DataError(f"{train.name}: training data contains NaN (missing values); {hint}")
         if tuple(train.sample_shape) != tuple(model.shape):
             raise DataError(f"{train.name}: samples of shape {train.sample_shape} but the model was built for "
                             f"{model.shape}")
@@ -159,7 +160,7 @@ class Trainer:
         self.epoch_counts: dict[str, int] = {}  # how many steps logged each key this epoch
         train_dev = train.to(self.device)
         val_dev = val.to(self.device) if val is not None and len(val) else None
-        self.monitor = cfg.monitor if (val_dev is not None or cfg.monitor.startswith("train/")) else "train/loss"
+        self.monitor, self.mode = self._resolve_monitor(model, val_dev is not None)
 
         if resume is not None:
             self._load_checkpoint(Path(resume))
@@ -314,6 +315,10 @@ class Trainer:
             params = [p for g in spec.optimizer.param_groups for p in g["params"] if p.grad is not None]
             gn = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             out = {**out, f"grad_norm/{name}": gn.detach()}
+        elif (self.step + 1) % cfg.log_every == 0:  # the step about to be logged: report its gradient norm
+            grads = [p.grad for g in spec.optimizer.param_groups for p in g["params"] if p.grad is not None]
+            if grads:
+                out = {**out, f"grad_norm/{name}": torch.nn.utils.get_total_norm(grads).detach()}
         if self.scaler is not None:
             self.scaler.step(spec.optimizer)
             self.scaler.update()
@@ -334,7 +339,28 @@ class Trainer:
             with open(self.out_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(rec) + "\n")
 
+    def _resolve_monitor(self, model, has_val: bool) -> tuple[str | None, str]:
+        """``(monitor, mode)``: the config's, else the model's ``default_monitor``; ``val/loss`` falls back to
+        ``train/loss`` without validation data, other ``val/`` monitors to none (no best checkpoint)."""
+        cfg = self.config
+        default = getattr(model, "default_monitor", ("val/loss", "min"))
+        monitor = cfg.monitor if cfg.monitor is not None else (default[0] if default else None)
+        mode = cfg.mode or (default[1] if default and cfg.monitor is None else "min")
+        if monitor is not None and monitor.startswith("val/") and not has_val:
+            if monitor == "val/loss":
+                monitor = "train/loss"
+            else:
+                (log.info if cfg.monitor is None else log.warning)(
+                    "trainer.monitor=%s needs validation data; no best checkpoint is kept", monitor)
+                monitor = None
+        if monitor is None and cfg.patience is not None:
+            raise ConfigError(f"trainer.patience needs a monitored value, but model {model.registry_name!r} has "
+                              "none here; set trainer.monitor (e.g. val/loss) or drop trainer.patience")
+        return monitor, mode
+
     def _update_early_stopping(self, train_logs: dict, val_logs: dict | None) -> bool:
+        if self.monitor is None:
+            return False
         split, key = self.monitor.split("/", 1)
         src = val_logs if split == "val" else train_logs
         if src is None:
@@ -343,7 +369,7 @@ class Trainer:
             raise GenlabError(f"trainer.monitor={self.monitor!r} is not logged; available: "
                               f"{', '.join(f'{split}/{k}' for k in src if k not in ('step', 'epoch', 'split'))}")
         value = float(src[key])
-        sign = 1 if self.config.mode == "min" else -1
+        sign = 1 if self.mode == "min" else -1
         if self.best_value is None or sign * (self.best_value - value) > self.config.min_delta:
             self.best_value, self.best_step, self.bad_epochs = value, self.step, 0
             return True
@@ -408,7 +434,7 @@ class Trainer:
                     sync()
                     t0 = time.perf_counter()
                     with ctx:
-                        out = m.training_step(b, 0, name)
+                        out = m.training_step(b, -1, name)  # -1: no step-scheduled extras (monitors)
                     out["loss"].backward()
                     sync()
                     if r:
