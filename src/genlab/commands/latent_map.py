@@ -1,0 +1,89 @@
+"""``genlab latent-map``: a 2-D map (PCA or t-SNE) of a model's codes, coloured by label."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ._common import add_model_arguments, fitted_estimator, read_data, write_outputs
+
+NAME = "latent-map"
+HELP = "2-D map (PCA or t-SNE) of a model's latent codes, coloured by label, with a class-separation score."
+EXAMPLE = ("example: genlab latent-map digits --out out/map --method tsne -n 2000\n"
+           "example: genlab latent-map data.csv --run runs/vae --out out/map --method pca")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("input", help="data: built-in name, images folder, .npz, .npy or .csv")
+    p.add_argument("--out", required=True, help="output folder (latent_map.csv, latent_map.png, report.html)")
+    p.add_argument("--method", default="pca", help="pca or tsne (default pca)")
+    p.add_argument("-n", type=int, default=2000, help="map at most this many samples, drawn at random with "
+                   "--seed (default 2000; the model trains on all of them)")
+    p.add_argument("--k", type=int, default=5, help="neighbours of the kNN separation score (default 5)")
+    add_model_arguments(p, "vae")
+
+
+def _csv(coords: np.ndarray, y, path: Path) -> None:
+    from ..io.atomic import write_bytes_atomic
+    lines = ["x,y,label"]
+    for i, (u, v) in enumerate(coords):
+        lines.append(f"{u:.7g},{v:.7g},{'' if y is None else int(y[i])}")
+    write_bytes_atomic(path, ("\n".join(lines) + "\n").encode())
+
+
+def run(args) -> int:
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..apps.latent import MAP_METHODS, LatentExplorer, knn_accuracy, plot_latent_map
+    from ..registry import get_model_entry
+
+    # everything the user can get wrong is checked before any training
+    if args.method not in MAP_METHODS:
+        raise ConfigError(f"unknown --method {args.method!r}; use pca or tsne")
+    if args.n < 2:
+        raise ConfigError(f"-n must be >= 2 (points on the map), got {args.n}")
+    if args.k < 1:
+        raise ConfigError(f"--k must be >= 1, got {args.k}")
+    if not args.run and not hasattr(get_model_entry(args.model).cls, "encode"):
+        raise ConfigError(f"model {args.model!r} has no encoder, so inputs have no codes to map; use an ae, vae "
+                          "or cvae (--model vae)")
+    ds = read_data(args.input)
+    if len(ds) < 2:
+        raise DataError(f"{args.input}: has {len(ds)} sample; a map needs at least 2")
+    est = fitted_estimator(LatentExplorer, args, ds)
+    if not est.has_encoder_:
+        raise ConfigError(f"model {est.model_name_!r} has no encoder, so inputs have no codes to map; use an ae, "
+                          "vae or cvae")
+    sub = ds
+    if len(ds) > args.n:
+        idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(args.seed))[:args.n].sort().values
+        sub = ds.subset(idx)
+    y = None if sub.y is None else sub.y.numpy()
+    coords = est.latent_map(sub, y, method=args.method, random_state=args.seed)
+    metrics: dict = {"model": est.model_name_, "latent_dim": est.latent_dim_, "method": args.method,
+                     "samples": len(sub)}
+    if y is not None and len(np.unique(y)) >= 2 and len(y) >= 10:
+        codes = est.encode(sub, labels=y if est.conditional_ else None)
+        metrics[f"knn{args.k}_accuracy_2d"] = knn_accuracy(coords, y, k=args.k, random_state=args.seed)
+        metrics[f"knn{args.k}_accuracy_codes"] = knn_accuracy(codes, y, k=args.k, random_state=args.seed)
+        metrics["chance_accuracy"] = float(np.bincount(y).max() / len(y))
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _csv(coords, y, out / "latent_map.csv")
+    title = f"{args.method.upper() if args.method == 'pca' else 't-SNE'} of {est.model_name_} codes"
+    plot_latent_map(coords, y, out / "latent_map.png", class_names=sub.classes, title=title)
+    report = write_outputs(out, title=f"genlab latent-map: {est.model_name_} on {args.input}", metrics=metrics,
+                           figures={f"{title} ({len(sub)} samples), coloured by label": "latent_map.png"},
+                           config={k: v for k, v in vars(args).items() if k != "func"})
+    t = Table(title=f"latent map ({est.model_name_}, {args.method})")
+    t.add_column("metric")
+    t.add_column("value")
+    for k, v in metrics.items():
+        t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+    Console().print(t)
+    print(f"report: {report.resolve()}")
+    return 0

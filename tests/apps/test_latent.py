@@ -1,0 +1,417 @@
+"""Latent tools (genlab.apps.latent): lerp/slerp closed forms, LatentExplorer, figures, ``genlab interpolate``
+and ``genlab latent-map``."""
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.base import clone
+
+from genlab.apps import LatentExplorer, lerp, slerp
+from genlab.apps.latent import knn_accuracy, plot_interpolation, plot_latent_map, plot_traversal
+from genlab.cli import main
+from genlab.errors import CheckpointError, ConfigError, DataError
+from tests.conftest import run_cli, tiny_trainer
+
+TRAINER = tiny_trainer(batch_size=32)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """These tiny models gain nothing from a second thread, and on a loaded 2-core box torch's busy-waiting
+    OpenMP workers made each backward pass ~30x slower; restored after the module."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _images(n=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(4, 1, 8, 8, generator=g)
+    y = torch.arange(n) % 4
+    x = (base[y] * 0.8 + 0.2 * torch.rand(n, 1, 8, 8, generator=g)).clamp(0, 1)
+    return x.numpy(), y.numpy()
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _images()
+
+
+def _fit(model, data, latent_dim=3, **kw):
+    x, y = data
+    return LatentExplorer(model=model, epochs=2, model_config={"latent_dim": latent_dim}, trainer_config=TRAINER,
+                          **kw).fit(x, y)
+
+
+@pytest.fixture(scope="module")
+def vae(data):
+    return _fit("vae", data)
+
+
+@pytest.fixture(scope="module")
+def ae(data):
+    return _fit("ae", data)
+
+
+@pytest.fixture(scope="module")
+def cvae(data):
+    return _fit("cvae", data)
+
+
+@pytest.fixture(scope="module")
+def gan(data):
+    return _fit("gan", data, latent_dim=4)
+
+
+# ---------------------------------------------------------------------------- lerp / slerp closed forms
+def test_lerp_closed_form_and_exact_endpoints():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+    out = lerp(a, b, 6)
+    assert out.shape == (6, 3, 5) and out.dtype == np.float64
+    for k in range(6):
+        t = k / 5
+        np.testing.assert_allclose(out[k], a + t * (b - a), rtol=0, atol=1e-14)
+    assert np.array_equal(out[0], a) and np.array_equal(out[-1], b)
+    # float32 tensors in -> float32 tensor out, endpoints bit-exact
+    ta, tb = torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
+    tout = lerp(ta, tb, 4)
+    assert isinstance(tout, torch.Tensor) and tout.dtype == torch.float32 and tout.shape == (4, 3, 5)
+    assert torch.equal(tout[0], ta) and torch.equal(tout[-1], tb)
+    # integer arrays are interpolated as floats
+    np.testing.assert_allclose(lerp(np.array([0, 0]), np.array([4, 8]), 5), [[0, 0], [1, 2], [2, 4], [3, 6], [4, 8]])
+
+
+def test_slerp_orthogonal_unit_vectors_stay_on_the_circle():
+    e1, e2 = np.eye(4)[0], np.eye(4)[1]
+    out = slerp(e1, e2, 9)
+    t = np.linspace(0, 1, 9)
+    expected = np.cos(t * np.pi / 2)[:, None] * e1 + np.sin(t * np.pi / 2)[:, None] * e2
+    np.testing.assert_allclose(out, expected, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-12)
+    assert np.array_equal(out[0], e1) and np.array_equal(out[-1], e2)
+    # the midpoint of lerp has norm 1/sqrt(2): the two differ where they should
+    assert abs(np.linalg.norm(lerp(e1, e2, 3)[1]) - math.sqrt(0.5)) < 1e-12
+
+
+def test_slerp_unequal_norms_interpolates_angle_and_norm_linearly():
+    theta = np.deg2rad(60.0)
+    a = 2.0 * np.array([1.0, 0.0, 0.0])
+    b = 5.0 * np.array([np.cos(theta), np.sin(theta), 0.0])
+    out = slerp(a, b, 7)
+    t = np.linspace(0, 1, 7)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 2 + 3 * t, atol=1e-12)  # |z(t)| = (1-t)|a| + t|b|
+    np.testing.assert_allclose(np.arctan2(out[:, 1], out[:, 0]), t * theta, atol=1e-12)  # constant angular speed
+    np.testing.assert_allclose(out[:, 2], 0.0, atol=1e-15)
+
+
+def test_slerp_rows_are_independent_and_torch_matches_numpy():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(4, 6)), rng.normal(size=(4, 6))
+    out = slerp(a, b, 5)
+    for i in range(4):
+        np.testing.assert_allclose(out[:, i], slerp(a[i], b[i], 5), atol=1e-13)
+    np.testing.assert_allclose(slerp(torch.tensor(a), torch.tensor(b), 5).numpy(), out, atol=1e-13)
+    # angle between consecutive points is constant
+    u = out / np.linalg.norm(out, axis=-1, keepdims=True)
+    steps = np.arccos(np.clip((u[1:] * u[:-1]).sum(-1), -1, 1))  # (4, rows)
+    np.testing.assert_allclose(steps, steps[:1].repeat(4, 0), atol=1e-7)
+
+
+def test_slerp_falls_back_to_lerp_when_parallel_antiparallel_or_zero():
+    e1 = np.array([1.0, 0.0, 0.0])
+    for a, b in ((e1, 3 * e1), (e1, -2 * e1), (np.zeros(3), e1), (e1, e1 + np.array([0, 1e-9, 0]))):
+        np.testing.assert_allclose(slerp(a, b, 5), lerp(a, b, 5), atol=1e-15)
+    # a row-wise mix: one parallel row, one orthogonal row
+    a = np.array([[1.0, 0.0], [1.0, 0.0]])
+    b = np.array([[2.0, 0.0], [0.0, 1.0]])
+    out = slerp(a, b, 3)
+    np.testing.assert_allclose(out[:, 0], lerp(a[0], b[0], 3))
+    np.testing.assert_allclose(out[1, 1], [math.sqrt(0.5), math.sqrt(0.5)], atol=1e-12)
+
+
+def test_interpolation_input_errors():
+    with pytest.raises(ConfigError, match="steps must be an integer >= 2"):
+        lerp(np.zeros(2), np.ones(2), 1)
+    with pytest.raises(ConfigError, match="steps must be an integer >= 2"):
+        slerp(np.zeros(2), np.ones(2), 2.5)
+    with pytest.raises(DataError, match="same shape"):
+        slerp(np.zeros(2), np.ones(3), 4)
+    with pytest.raises(DataError, match="finite"):
+        lerp(np.array([np.nan, 0.0]), np.ones(2), 4)
+
+
+# ---------------------------------------------------------------------------- the estimator
+def test_interpolation_endpoints_are_the_reconstructions(vae, ae, data):
+    x, _ = data
+    for ex in (vae, ae):
+        for method in ("linear", "spherical"):
+            frames, codes = ex.interpolate(x[0], x[5], steps=6, method=method, return_codes=True)
+            assert frames.shape == (6, 1, 8, 8) and codes.shape == (6, 3)
+            np.testing.assert_allclose(frames[0], ex.decode(ex.encode(x[:1]))[0], atol=1e-6)
+            np.testing.assert_allclose(frames[-1], ex.decode(ex.encode(x[5:6]))[0], atol=1e-6)
+            fn = lerp if method == "linear" else slerp
+            z = ex.encode(x[[0, 5]])
+            np.testing.assert_allclose(codes, fn(z[0], z[1], 6), atol=1e-6)
+            np.testing.assert_allclose(frames, ex.decode(codes), atol=1e-6)
+    # a VAE's code is the posterior mean
+    with torch.no_grad():
+        mu = vae.model_.encode(torch.tensor(x[:4]))[0].numpy()
+    np.testing.assert_allclose(vae.encode(x[:4]), mu, atol=1e-6)
+    # (H, W) single images are accepted for 1-channel data
+    frames = vae.interpolate(x[0], x[5], steps=6)
+    np.testing.assert_array_equal(vae.interpolate(x[0, 0], x[5, 0], steps=6), frames)
+    assert frames.min() >= 0 and frames.max() <= 1
+
+
+def test_traversal_varies_only_the_chosen_dim(vae, ae, data):
+    x, _ = data
+    frames, codes = vae.traverse(x[3], dims=[2, 0], span=2.0, steps=5, return_codes=True)
+    assert frames.shape == (2, 5, 1, 8, 8) and codes.shape == (2, 5, 3)
+    z0 = vae.encode(x[3:4])[0]
+    for i, d in enumerate([2, 0]):
+        others = [k for k in range(3) if k != d]
+        np.testing.assert_allclose(codes[i][:, others], np.tile(z0[others], (5, 1)), atol=1e-6)
+        np.testing.assert_allclose(codes[i][:, d], z0[d] + np.linspace(-2, 2, 5), atol=1e-6)  # prior std = 1
+    np.testing.assert_allclose(frames.reshape(10, 1, 8, 8), vae.decode(codes.reshape(10, 3)), atol=1e-6)
+    # no x: around the prior mean 0 for a VAE
+    _, codes = vae.traverse(steps=3, return_codes=True)
+    assert codes.shape == (3, 3, 3)
+    np.testing.assert_allclose(codes[1][:, [0, 2]], 0.0)
+    np.testing.assert_allclose(codes[1][:, 1], [-3, 0, 3], atol=1e-6)
+    # an AE: around the mean training code, in training-code std units
+    zt = ae.encode(x)
+    np.testing.assert_allclose(ae.code_center_, zt.mean(0), atol=1e-5)
+    np.testing.assert_allclose(ae.code_scale_, zt.std(0), atol=1e-5)
+    _, codes = ae.traverse(dims=1, span=1.0, steps=3, return_codes=True)
+    np.testing.assert_allclose(codes[0][:, 1], zt.mean(0)[1] + np.array([-1, 0, 1]) * zt.std(0)[1], atol=1e-5)
+    np.testing.assert_allclose(codes[0][:, [0, 2]], np.tile(zt.mean(0)[[0, 2]], (3, 1)), atol=1e-5)
+
+
+def test_arithmetic_is_decode_of_the_hand_computed_code(vae, data):
+    x, _ = data
+    out, z = vae.arithmetic(x[0], x[1], x[2], return_codes=True)
+    za, zb, zc = vae.encode(x[:3])
+    np.testing.assert_allclose(z, za - zb + zc, atol=1e-6)
+    np.testing.assert_allclose(out, vae.decode((za - zb + zc)[None])[0], atol=1e-6)
+    assert out.shape == (1, 8, 8)
+    # groups: the mean code of each group
+    out = vae.arithmetic(x[0:4], x[4:6], x[6])
+    zz = vae.encode(x[:7])
+    np.testing.assert_allclose(out, vae.decode((zz[0:4].mean(0) - zz[4:6].mean(0) + zz[6])[None])[0], atol=1e-6)
+
+
+def test_latent_map_pca_equals_an_independent_svd(vae, data):
+    x, y = data
+    xy = vae.latent_map(x, y, method="pca")
+    assert xy.shape == (48, 2)
+    z = vae.encode(x).astype(np.float64)
+    zc = z - z.mean(0)
+    _, _, vt = np.linalg.svd(zc, full_matrices=False)
+    ref = zc @ vt[:2].T
+    for j in range(2):  # components are defined up to sign
+        s = np.sign(ref[:, j] @ xy[:, j])
+        np.testing.assert_allclose(xy[:, j], s * ref[:, j], atol=1e-5)
+    n_threads = torch.get_num_threads()
+    ts = vae.latent_map(x, method="tsne", random_state=0)
+    assert torch.get_num_threads() == n_threads  # scikit-learn ran with one torch thread, then restored
+    assert ts.shape == (48, 2) and np.isfinite(ts).all()
+    np.testing.assert_array_equal(ts, vae.latent_map(x, method="tsne", random_state=0))  # seeded
+
+
+def test_knn_accuracy_matches_a_hand_checked_case():
+    # two well-separated clusters: perfect; labels unrelated to position: far below 1
+    rng = np.random.default_rng(0)
+    pts = np.vstack([rng.normal(0, 0.1, (20, 2)), rng.normal(10, 0.1, (20, 2))])
+    y = np.repeat([0, 1], 20)
+    assert knn_accuracy(pts, y) == 1.0
+    assert knn_accuracy(pts, np.tile([0, 1], 20)) < 0.8
+    with pytest.raises(DataError, match="two classes"):
+        knn_accuracy(pts, np.zeros(40))
+
+
+def test_cvae_uses_labels(cvae, data):
+    x, y = data
+    f2 = cvae.interpolate(x[0], x[1], steps=4, labels=2)
+    z = cvae.encode(x[[0, 1]], labels=2)
+    np.testing.assert_allclose(f2, cvae.decode(lerp(z[0], z[1], 4), labels=2), atol=1e-6)
+    inferred = cvae.infer_labels(x[:1])
+    np.testing.assert_allclose(cvae.interpolate(x[0], x[1], steps=4),
+                               cvae.interpolate(x[0], x[1], steps=4, labels=int(inferred[0])), atol=0)
+    assert cvae.traverse(x[0], steps=3).shape == (3, 3, 1, 8, 8)
+    with pytest.raises(ConfigError, match="needs labels"):
+        cvae.traverse(steps=3)
+    with pytest.raises(ConfigError, match="needs labels"):
+        cvae.decode(np.zeros((2, 3)))
+    with pytest.raises(ConfigError, match=r"labels must be in \[0, 3\]"):
+        cvae.decode(np.zeros((2, 3)), labels=7)
+    assert cvae.latent_map(x, y).shape == (48, 2)
+
+
+def test_gan_decodes_codes_but_cannot_encode(gan, data):
+    x, _ = data
+    assert not gan.has_encoder_ and gan.prior_
+    with pytest.raises(ConfigError, match="has no encoder"):
+        gan.encode(x)
+    with pytest.raises(ConfigError, match="has no encoder"):
+        gan.interpolate(x[0], x[1])
+    with pytest.raises(ConfigError, match="has no encoder"):
+        gan.traverse(x[0])
+    za, zb = np.zeros(4), np.ones(4)
+    frames, codes = gan.interpolate_codes(za, zb, steps=5, method="spherical", return_codes=True)
+    assert frames.shape == (5, 1, 8, 8)
+    np.testing.assert_allclose(codes, slerp(za, zb, 5), atol=1e-6)
+    np.testing.assert_allclose(frames, gan.decode(slerp(za, zb, 5)), atol=1e-6)
+    assert gan.traverse(dims=[0, 3], steps=4).shape == (2, 4, 1, 8, 8)
+
+
+def test_estimator_errors(vae, data):
+    x, _ = data
+    with pytest.raises(ConfigError, match="steps must be an integer >= 2"):
+        vae.interpolate(x[0], x[1], steps=1)
+    with pytest.raises(ConfigError, match="unknown interpolation method 'cubic'"):
+        vae.interpolate(x[0], x[1], method="cubic")
+    with pytest.raises(ConfigError, match="unknown map method 'umap'"):
+        vae.latent_map(x, method="umap")
+    with pytest.raises(ConfigError, match=r"dims must be latent dimensions in \[0, 2\]"):
+        vae.traverse(dims=[3])
+    with pytest.raises(ConfigError, match="span must be"):
+        vae.traverse(span=0)
+    with pytest.raises(DataError, match="one sample"):
+        vae.interpolate(x[:2], x[1])
+    with pytest.raises(DataError, match="shape"):
+        vae.encode(np.zeros((2, 1, 6, 6)))
+    with pytest.raises(DataError, match=r"Z must have shape \(N, 3\)"):
+        vae.decode(np.zeros((2, 5)))
+    with pytest.raises(ConfigError, match="unconditional"):
+        vae.decode(np.zeros((2, 3)), labels=1)
+    with pytest.raises(ConfigError, match="not fitted"):
+        LatentExplorer().encode(x)
+
+
+def test_clone_and_save_load_round_trip(ae, data, tmp_path):
+    x, _ = data
+    c = clone(ae)
+    assert c.get_params() == ae.get_params() and not hasattr(c, "model_")
+    ae.save(tmp_path / "ex")
+    back = LatentExplorer.load(tmp_path / "ex")
+    for k in ("latent_dim_", "has_encoder_", "prior_", "conditional_", "model_name_", "input_shape_", "kind_"):
+        assert getattr(back, k) == getattr(ae, k), k
+    np.testing.assert_array_equal(back.code_center_, ae.code_center_)
+    np.testing.assert_array_equal(back.code_scale_, ae.code_scale_)
+    np.testing.assert_array_equal(back.traverse(x[0], steps=3), ae.traverse(x[0], steps=3))
+    np.testing.assert_array_equal(back.interpolate(x[0], x[1], method="spherical"),
+                                  ae.interpolate(x[0], x[1], method="spherical"))
+    (tmp_path / "ex" / "state.safetensors").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        LatentExplorer.load(tmp_path / "ex")
+
+
+def test_tabular_rows_in_raw_units(tmp_path):
+    g = torch.Generator().manual_seed(1)
+    x = (torch.randn(60, 2, generator=g) @ torch.randn(2, 5, generator=g) * 10 + 100).numpy()
+    ex = LatentExplorer(model="ae", epochs=2, model_config={"latent_dim": 2}, trainer_config=TRAINER).fit(x)
+    frames = ex.interpolate(x[0], x[1], steps=4)
+    assert frames.shape == (4, 5)
+    np.testing.assert_allclose(frames[0], ex.decode(ex.encode(x[:1]))[0], rtol=1e-5)
+    assert abs(frames.mean() - 100) < 60  # raw units, not standardised ones
+    # the model standardises by the std of its training split (the 90% left after the validation split)
+    train = x[torch.randperm(60, generator=torch.Generator().manual_seed(0))[6:].numpy()]
+    np.testing.assert_allclose(ex.feature_scale(), train.std(0), rtol=1e-4)
+    plot_interpolation(frames, tmp_path / "i.png", feature_scale=ex.feature_scale())
+    plot_traversal(ex.traverse(steps=3), tmp_path / "t.png")
+    for f in ("i.png", "t.png"):
+        assert Image.open(tmp_path / f).size[0] > 50
+
+
+def test_figures_are_loadable_pngs(vae, data, tmp_path):
+    x, y = data
+    plot_interpolation(vae.interpolate(x[0], x[1], steps=5), tmp_path / "i.png")
+    plot_traversal(vae.traverse(steps=4), tmp_path / "t.png")
+    plot_latent_map(vae.latent_map(x), y, tmp_path / "m.png", class_names=list("abcd"), title="map")
+    plot_latent_map(vae.latent_map(x), None, tmp_path / "m2.png")
+    plot_latent_map(vae.latent_map(x), np.linspace(0, 1, 48), tmp_path / "m3.png")  # continuous: colour bar
+    assert vae.feature_scale() is None  # images
+    # 8x8 tiles are enlarged to 48x48 with 1-pixel padding: (cols * 49 + 1, rows * 49 + 1)
+    assert Image.open(tmp_path / "i.png").size == (5 * 49 + 1, 49 + 1)  # one row of 5 steps
+    assert Image.open(tmp_path / "t.png").size == (4 * 49 + 1, 3 * 49 + 1)  # 3 dims x 4 offsets
+    for f in ("m.png", "m2.png", "m3.png"):
+        im = Image.open(tmp_path / f)
+        im.load()
+        assert im.size[0] > 300
+    with pytest.raises(DataError, match=r"\(N, 2\)"):
+        plot_latent_map(np.zeros((4, 3)), None, tmp_path / "bad.png")
+
+
+# ---------------------------------------------------------------------------- CLI
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory, data):
+    p = tmp_path_factory.mktemp("lat") / "tiny.npz"
+    np.savez(p, x=data[0], y=data[1])
+    return p
+
+
+def test_cli_interpolate_end_to_end(npz, tmp_path):
+    out = tmp_path / "o"
+    r = run_cli(  # a real subprocess: the entry point, the rich table on stdout and exit 0
+        "interpolate", npz, "--out", out, "--a", "2", "--b", "5", "--steps", "6", "--method", "spherical",
+                "--traverse", "--epochs", "2", "--set", "latent_dim=3", "--save", tmp_path / "est")
+    assert r.returncode == 0, r.stderr
+    for f in ("interpolation.png", "interpolation.npz", "traversal.png", "traversal.npz", "metrics.json",
+              "report.html"):
+        assert (out / f).is_file(), f
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["a"] == 2 and m["b"] == 5 and m["steps"] == 6 and m["method"] == "spherical"
+    assert "interpolation.png" in (out / "report.html").read_text() and "endpoint_mse_a" in r.stdout
+    arr = np.load(out / "interpolation.npz")
+    assert arr["x"].shape == (6, 1, 8, 8) and arr["z"].shape == (6, 3)
+    assert np.load(out / "traversal.npz")["x"].shape == (3, 7, 1, 8, 8)
+    Image.open(out / "interpolation.png").load()
+    # the saved estimator gives the same frames (in process, reusing --run)
+    ex = LatentExplorer.load(tmp_path / "est")
+    x = np.load(npz)["x"]
+    np.testing.assert_allclose(arr["x"], ex.interpolate(x[2], x[5], steps=6, method="spherical"), atol=1e-6)
+    out2 = tmp_path / "o2"
+    assert main(["interpolate", str(npz), "--out", str(out2), "--run", str(tmp_path / "est"), "--steps", "3"]) == 0
+    m2 = json.loads((out2 / "metrics.json").read_text())
+    assert m2["a"] == 0 and m2["b"] == 1  # default b: first sample with another label
+    assert not (out2 / "traversal.png").exists()
+
+
+def test_cli_latent_map_end_to_end(npz, tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(["latent-map", str(npz), "--out", str(out), "--method", "pca", "-n", "40", "--epochs", "2",
+                 "--set", "latent_dim=2"]) == 0
+    rows = list(csv.DictReader((out / "latent_map.csv").open()))
+    assert len(rows) == 40 and set(rows[0]) == {"x", "y", "label"}
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["samples"] == 40 and 0 <= m["knn5_accuracy_2d"] <= 1 and m["chance_accuracy"] == pytest.approx(
+        np.bincount([int(r["label"]) for r in rows]).max() / 40)
+    Image.open(out / "latent_map.png").load()
+    assert (out / "report.html").is_file() and "knn5_accuracy_2d" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["interpolate", "{npz}", "--a", "48"], "--a 48 is out of range"),
+    (["interpolate", "{npz}", "--b", "-1"], "--b -1 is out of range"),
+    (["interpolate", "{npz}", "--steps", "1"], "steps must be an integer >= 2"),
+    (["interpolate", "{npz}", "--method", "cubic"], "unknown interpolation method 'cubic'"),
+    (["interpolate", "{npz}", "--model", "gan", "--a", "1"], "has no encoder"),
+    (["latent-map", "{npz}", "--method", "umap"], "unknown --method 'umap'"),
+    (["latent-map", "{npz}", "--model", "gan"], "has no encoder"),
+    (["latent-map", "{missing}"], "missing"),
+    (["latent-map", "{bad}"], "expected [0, 1]"),  # float pixels outside [0, 1]
+])
+def test_cli_bad_input_is_one_line_exit_2(npz, tmp_path, capsys, args, msg):
+    np.savez(tmp_path / "bad.npz", x=np.full((4, 8, 8), 3.5))
+    argv = [a.format(npz=npz, missing=tmp_path / "missing.npz", bad=tmp_path / "bad.npz") for a in args]
+    argv += ["--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("genlab: error:") and msg in err and "\n" not in err
+    assert not (tmp_path / "o" / "metrics.json").exists()
