@@ -1,0 +1,338 @@
+"""Anomaly detection with autoencoders and VAEs, following scikit-learn's outlier-detector API.
+
+Sign convention (scikit-learn's, as in ``IsolationForest``): :meth:`AnomalyDetector.score_samples` is
+**higher for more normal samples**; ``decision_function = score_samples - offset_`` is negative for
+outliers; ``predict`` gives ``+1`` (inlier) or ``-1`` (outlier), with ``-1`` exactly where
+``decision_function < 0``.
+
+Scores (all per sample, deterministic: the same input always gets the same score, whatever else is in
+the batch):
+
+* ``"reconstruction"``: minus the mean squared reconstruction error over all features,
+  ``-mean_j (x_j - r_j)^2``, in model space (images in [0, 1]; tabular columns standardised by the
+  model's training mean and standard deviation). ``r`` is ``model.reconstruct(x)``, i.e. the decoder mean
+  at the posterior mean for a VAE.
+* ``"elbo"`` (VAEs): the ELBO in nats, ``mean_k log p(x | z_k) - KL(q(z|x) || p(z))`` with
+  ``z_k = mu(x) + sigma(x) * eps_k``, averaged over ``n_samples`` draws ``eps_k``. The ``eps_k`` are drawn
+  once per call from ``torch.Generator().manual_seed(random_state)`` and shared by every input (common
+  random numbers), so a score depends only on the input.
+* ``"iwae"`` (VAEs): the importance-weighted bound on ``log p(x)`` (Burda et al. 2016) with
+  ``k = n_samples`` importance samples drawn the same way, ``logsumexp_k log w_k - log k`` in float64.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+
+import numpy as np
+import torch
+from sklearn.base import OutlierMixin
+
+from ..errors import ConfigError, DataError
+from ._base import ModelEstimator, as_dataset, model_names
+
+log = logging.getLogger(__name__)
+
+#: valid values of ``score`` and what each needs from the model
+SCORES = ("reconstruction", "elbo", "iwae")
+#: threshold rules of :meth:`AnomalyDetector.calibrate`
+CRITERIA = ("f1", "youden")
+#: inputs scored per forward pass (times ``n_samples`` for the likelihood scores)
+_CHUNK = 4096
+
+
+def _is_likelihood_model(m) -> bool:
+    """Whether ``m`` (a model or model class) has the VAE pieces the ELBO/IWAE scores use."""
+    return all(hasattr(m, a) for a in ("encode", "decode_raw", "log_px_z", "kl")) and not getattr(
+        m, "conditional", False)
+
+
+class AnomalyDetector(OutlierMixin, ModelEstimator):
+    """Outlier detector from an autoencoder or VAE trained on (mostly) normal data.
+
+    Parameters
+    ----------
+    model : str, path or GenerativeModel, default "ae"
+        A registered model name trained in :meth:`fit` (``ae``, ``sparse-ae``, ``denoising-ae``,
+        ``contractive-ae``, ``vae``, ...), a saved model / run folder, or a loaded model (then ``fit``
+        only sets the threshold).
+    model_config : dict, optional
+        Model config when training by name, e.g. ``{"latent_dim": 8}``.
+    score : {"reconstruction", "elbo", "iwae"}, default "reconstruction"
+        What :meth:`score_samples` returns (see the module docstring); ``elbo`` and ``iwae`` need a VAE.
+    contamination : float in (0, 0.5], default 0.1
+        Expected fraction of outliers in the training data: ``offset_`` is the ``contamination`` quantile
+        of the training scores (``numpy.percentile``, linear interpolation), as in scikit-learn's
+        ``IsolationForest``. :meth:`calibrate` replaces it with a threshold chosen on labelled data.
+    n_samples : int, default 16
+        Posterior draws per input for ``score="elbo"`` (averaged) and ``"iwae"`` (importance samples).
+    epochs, batch_size, validation_fraction, trainer_config
+        Training of the wrapped model (see :class:`genlab.apps.ModelEstimator`).
+    random_state : int, default 0
+        Seed of training and of the fixed draws of the ``elbo``/``iwae`` scores.
+
+    Attributes
+    ----------
+    model_ : GenerativeModel
+        The wrapped model (eval mode).
+    offset_ : float
+        Threshold on ``score_samples``: samples with ``score_samples(x) < offset_`` are outliers.
+    train_scores_ : ndarray of shape (n_train,)
+        ``score_samples`` of the data given to :meth:`fit` (kept so the threshold can be moved later).
+    threshold_source_ : str
+        ``"contamination"``, or the criterion used by :meth:`calibrate` (``"f1"`` / ``"youden"``).
+    calibration_ : dict
+        What :meth:`calibrate` achieved on its validation data (empty otherwise).
+    input_shape_, kind_
+        Shape of one sample and ``"image"`` / ``"tabular"``.
+
+    Examples
+    --------
+    >>> det = AnomalyDetector(model="ae", contamination=0.05, epochs=30).fit(X_normal)
+    >>> det.predict(X_test)                # +1 inlier, -1 outlier
+    >>> det.error_maps(X_test[:4]).shape   # (4, H, W) for images
+    """
+
+    default_model = "ae"
+    _json_state = ("offset_", "threshold_source_", "calibration_")
+    _array_state = ("train_scores_",)
+
+    def __init__(self, *, model="ae", model_config=None, score="reconstruction", contamination=0.1,
+                 n_samples=16, epochs=30, batch_size=128, random_state=0, validation_fraction=0.1,
+                 trainer_config=None):
+        self.model = model
+        self.model_config = model_config
+        self.score = score
+        self.contamination = contamination
+        self.n_samples = n_samples
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.validation_fraction = validation_fraction
+        self.trainer_config = trainer_config
+
+    # ------------------------------------------------------------------ checks
+    @staticmethod
+    def _check_contamination(c) -> float:
+        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0.0 < float(c) <= 0.5:
+            raise ConfigError(f"contamination must be a number in (0, 0.5], got {c!r}; e.g. contamination=0.1 "
+                              "(or set the threshold from labelled data with calibrate)")
+        return float(c)
+
+    def _check_params(self) -> None:
+        if self.score not in SCORES:
+            raise ConfigError(f"score={self.score!r} is not valid; valid scores: {', '.join(SCORES)}")
+        self._check_contamination(self.contamination)
+        if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, numbers.Integral) \
+                or self.n_samples < 1:
+            raise ConfigError(f"n_samples must be an integer >= 1, got {self.n_samples!r}")
+        spec = self._model_param()
+        if isinstance(spec, str) and spec in model_names():  # fail before training, not after
+            from ..registry import get_model_entry
+            self._check_model_supports_score(get_model_entry(spec).cls, spec)
+
+    def _check_model_supports_score(self, m, name: str) -> None:
+        if not getattr(m, "can_reconstruct", False):
+            raise ConfigError(f"model {name!r} has no encoder, so it cannot score inputs; use an autoencoder "
+                              "or VAE (e.g. model='ae' or model='vae')")
+        if self.score in ("elbo", "iwae") and not _is_likelihood_model(m):
+            cond = getattr(m, "conditional", False)
+            why = "needs labels for its likelihood" if cond else "has no likelihood"
+            raise ConfigError(f"score={self.score!r} needs an unconditional VAE but model {name!r} {why}; "
+                              "use model='vae' or score='reconstruction'")
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None):
+        """Train (or take) the model on ``X`` and set the threshold from ``contamination``.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, C, H, W), (N, H, W) or (N, D), or a TensorDataset
+            (Mostly) normal training data.
+        y : ignored
+            Present for API consistency (labels are never used in training).
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        ds = as_dataset(X, name="X")
+        model = self._fit_model(ds)
+        self._check_model_supports_score(model, getattr(model, "registry_name", type(model).__name__))
+        self.train_scores_ = self._scores(self._to_model(ds))
+        self.offset_ = self._contamination_offset(self.contamination)
+        self.threshold_source_ = "contamination"
+        self.calibration_ = {}
+        log.info("AnomalyDetector: %s score, offset %.6g from contamination %.3g on %d samples", self.score,
+                 self.offset_, self.contamination, len(ds))
+        return self
+
+    def _contamination_offset(self, contamination: float) -> float:
+        return float(np.percentile(self.train_scores_, 100.0 * contamination))
+
+    def set_contamination(self, contamination: float):
+        """Move the threshold to the ``contamination`` quantile of the stored training scores (no refit).
+
+        Sets the ``contamination`` parameter, ``offset_`` and ``threshold_source_ = "contamination"``;
+        returns ``self``.
+        """
+        self._check_fitted()
+        c = self._check_contamination(contamination)
+        self.contamination = c
+        self.offset_ = self._contamination_offset(c)
+        self.threshold_source_ = "contamination"
+        self.calibration_ = {}
+        return self
+
+    def calibrate(self, X_val, y_val, *, criterion: str = "f1"):
+        """Choose ``offset_`` on labelled validation data instead of from ``contamination``.
+
+        Every cut between consecutive distinct validation scores is tried (flag the samples with
+        ``score < offset``; also "flag none" and "flag all"); the one that maximises ``criterion`` wins,
+        with outliers as the positive class:
+
+        * ``"f1"``: ``2 TP / (2 TP + FP + FN)``;
+        * ``"youden"``: Youden's ``J = TPR - FPR``.
+
+        Ties go to the lowest threshold (fewest samples flagged). The offset is the midpoint between the
+        two scores around the chosen cut.
+
+        Parameters
+        ----------
+        X_val : array-like
+            Validation samples (the fitted shape).
+        y_val : array-like of shape (N,)
+            ``+1`` for inliers, ``-1`` for outliers (scikit-learn's convention); both must occur.
+        criterion : {"f1", "youden"}
+
+        Returns
+        -------
+        self
+        """
+        self._check_fitted()
+        if criterion not in CRITERIA:
+            raise ConfigError(f"criterion={criterion!r} is not valid; valid criteria: {', '.join(CRITERIA)}")
+        s = self.score_samples(X_val)
+        yv = np.asarray(y_val)
+        if yv.shape != (len(s),):
+            raise DataError(f"y_val has shape {yv.shape} but X_val has {len(s)} samples; give one label per sample")
+        if yv.dtype.kind not in "iuf" or not np.isin(yv, (1, -1)).all():
+            raise DataError("y_val must hold +1 (inlier) and -1 (outlier) only; map your labels, e.g. "
+                            "np.where(is_outlier, -1, 1)")
+        out = yv == -1
+        n_pos, n_neg = int(out.sum()), int((~out).sum())
+        if n_pos == 0 or n_neg == 0:
+            raise DataError(f"y_val has {n_pos} outliers and {n_neg} inliers; calibration needs both")
+        order = np.argsort(s, kind="stable")
+        ss, oo = s[order], out[order]
+        # cut m flags the samples whose score is <= the m-th distinct value (m = -1: flag none)
+        uniq = np.unique(ss)
+        last = np.searchsorted(ss, uniq, side="right")  # number flagged at each cut
+        tp = np.concatenate([[0], np.cumsum(oo)[last - 1]])
+        flagged = np.concatenate([[0], last])
+        fp = flagged - tp
+        fn = n_pos - tp
+        if criterion == "f1":
+            value = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+        else:
+            value = tp / n_pos - fp / n_neg
+        m = int(np.argmax(value))  # first maximum: fewest flagged
+        if m == 0:
+            offset = float(uniq[0])  # nothing is < the smallest score
+        elif m == len(uniq):
+            offset = float(np.nextafter(uniq[-1], np.inf))
+        else:
+            offset = float((uniq[m - 1] + uniq[m]) / 2)
+        self.offset_ = offset
+        self.threshold_source_ = criterion
+        self.calibration_ = {"criterion": criterion, "value": float(value[m]), "n_val": len(s),
+                             "n_outliers": n_pos, "tp": int(tp[m]), "fp": int(fp[m]), "fn": int(fn[m]),
+                             "precision": float(tp[m] / max(flagged[m], 1)), "recall": float(tp[m] / n_pos),
+                             "fpr": float(fp[m] / n_neg)}
+        log.info("AnomalyDetector: offset %.6g by %s = %.4g on %d validation samples", offset, criterion,
+                 value[m], len(s))
+        return self
+
+    # ------------------------------------------------------------------ scoring
+    def _prepare(self, X) -> torch.Tensor:
+        self._check_fitted()
+        ds = as_dataset(X, name="X")
+        self._check_shape(ds)
+        if ds.kind != self.kind_:
+            raise DataError(f"input is {ds.kind} data but the detector was fitted on {self.kind_} data")
+        return self._to_model(ds)
+
+    @torch.no_grad()
+    def _reconstruct(self, xm: torch.Tensor) -> torch.Tensor:
+        m = self.model_.eval()
+        return torch.cat([m.reconstruct(xb).float().cpu() for xb in xm.split(_CHUNK)])  # (N, *shape)
+
+    @torch.no_grad()
+    def _scores(self, xm: torch.Tensor) -> np.ndarray:
+        """Scores of model-space inputs ``xm`` -> ``(N,)`` float64, higher = more normal."""
+        if self.score == "reconstruction":
+            err = (self._reconstruct(xm).double() - xm.double()) ** 2  # (N, *shape)
+            return -err.flatten(1).mean(1).numpy()
+        m = self.model_.eval()
+        k = int(self.n_samples)
+        g = torch.Generator().manual_seed(int(self.random_state or 0))
+        eps = torch.randn((k, m.latent_dim), generator=g).to(m.device)  # (k, L), shared by all inputs
+        per = max(1, _CHUNK // k)
+        out = [self._likelihood_batch(m, xb.to(m.device), eps) for xb in xm.split(per)]
+        return torch.cat(out).cpu().numpy()
+
+    def _likelihood_batch(self, m, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """ELBO or IWAE score for a batch ``x`` (B, ...) with the shared draws ``eps`` (k, L) -> (B,)."""
+        b, k = len(x), len(eps)
+        mu, logvar = m.encode(x)  # (B, L) each
+        std = (0.5 * logvar).exp()
+        z = mu.unsqueeze(0) + std.unsqueeze(0) * eps.unsqueeze(1)  # (k, B, L)
+        raw = m.decode_raw(z.reshape(k * b, -1))  # (k*B, *shape)
+        xr = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])
+        lpx = m.log_px_z(raw, xr).view(k, b).double()  # (k, B)
+        if self.score == "elbo":
+            return lpx.mean(0) - m.kl(mu, logvar).double()
+        log2pi = math.log(2 * math.pi)
+        lpz = (-0.5 * (z.pow(2) + log2pi)).sum(-1).double()  # (k, B)
+        lqz = (-0.5 * (eps.unsqueeze(1).pow(2) + log2pi + logvar.unsqueeze(0))).sum(-1).double()
+        return torch.logsumexp(lpx + lpz - lqz, 0) - math.log(k)
+
+    def score_samples(self, X) -> np.ndarray:
+        """Normality score of each sample: **higher = more normal** (scikit-learn's sign).
+
+        ``score="reconstruction"``: minus the mean squared reconstruction error over the features (model
+        space: images in [0, 1], tabular standardised); ``"elbo"`` / ``"iwae"``: nats (see the module doc).
+
+        Returns
+        -------
+        ndarray of shape (N,), float64
+        """
+        return self._scores(self._prepare(X))
+
+    def decision_function(self, X) -> np.ndarray:
+        """``score_samples(X) - offset_``: negative for outliers, non-negative for inliers -> ``(N,)``."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X) -> np.ndarray:
+        """``+1`` for inliers and ``-1`` for outliers (``decision_function(X) < 0``) -> ``(N,)`` int."""
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def reconstruct(self, X) -> np.ndarray:
+        """Reconstructions in the caller's units (images in [0, 1], tabular in raw units), shape of ``X``'s
+        samples ``(N, *input_shape_)``."""
+        return self._from_model(self._reconstruct(self._prepare(X)))
+
+    def error_maps(self, X) -> np.ndarray:
+        """Per-pixel squared reconstruction error of images, averaged over channels -> ``(N, H, W)``.
+
+        In [0, 1] pixel units; the mean of a map over its pixels is ``-score_samples`` for
+        ``score="reconstruction"``.
+        """
+        xm = self._prepare(X)
+        if self.kind_ != "image":
+            raise DataError("error_maps needs image data; for tabular data use -score_samples or compare "
+                            "reconstruct(X) with X column by column")
+        err = (self._reconstruct(xm).double() - xm.double()) ** 2  # (N, C, H, W)
+        return err.mean(1).numpy()

@@ -1,0 +1,163 @@
+"""``genlab detect``: score inputs with an autoencoder/VAE anomaly detector and write a short report."""
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ._common import add_model_arguments, fitted_estimator, read_data, write_outputs
+
+NAME = "detect"
+HELP = "Flag anomalous inputs with an autoencoder or VAE trained on normal data (scores, threshold, report)."
+EXAMPLE = ("example: genlab detect digits --normal-class 0 --epochs 30 --out runs/detect\n"
+           "example: genlab detect test.npz --train normal.npz --contamination 0.05 --save runs/det --out runs/detect\n"
+           "example: genlab detect new.npz --run runs/det --out runs/detect-new")
+
+SCORES_FILE = "scores.csv"
+HIST_FILE = "score_histogram.png"
+GRID_FILE = "most_anomalous.png"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("input", help="data to score: built-in name, images folder, .npz, .npy or .csv")
+    p.add_argument("--out", required=True, help="output folder (scores.csv, metrics.json, PNGs, report.html)")
+    p.add_argument("--contamination", type=float, default=None,
+                   help="expected outlier fraction of the training data, in (0, 0.5] (default 0.1; with a "
+                        "saved estimator: its own)")
+    p.add_argument("--score", default=None, help="reconstruction (default), elbo or iwae (elbo/iwae need "
+                   "--model vae)")
+    p.add_argument("--n-samples", type=int, default=16, help="posterior draws for --score elbo/iwae (default 16)")
+    p.add_argument("--normal-class", type=int, default=None, metavar="K",
+                   help="labelled data: train only on class K and report ROC-AUC of class K vs the rest")
+    p.add_argument("--top", type=int, default=16, help="images: how many of the most anomalous to show (default 16)")
+    add_model_arguments(p, "ae")
+
+
+def run(args) -> int:
+    from ..apps.anomaly import AnomalyDetector
+    from ..io.atomic import write_bytes_atomic
+    from ..io.images import make_grid, save_png
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder")
+    if args.contamination is not None:
+        AnomalyDetector._check_contamination(args.contamination)
+    if args.top < 1:
+        raise ConfigError(f"--top must be >= 1, got {args.top}")
+    data = read_data(args.input)
+    k = args.normal_class
+    if k is not None and data.y is None:
+        raise ConfigError(f"--normal-class needs labelled input; {args.input} has no labels")
+
+    fit_args = argparse.Namespace(**vars(args))
+    train = data
+    if args.train:
+        train = read_data(args.train)
+        fit_args.train = None
+    if k is not None and not _is_saved_estimator(args.run):
+        if train.y is None:
+            raise ConfigError(f"--normal-class needs labelled training data; {args.train} has no labels")
+        idx = (train.y == k).nonzero().flatten()
+        if len(idx) == 0:
+            raise DataError(f"no training samples of class {k}; classes present: "
+                            f"{sorted(set(train.y.tolist()))}")
+        train = train.subset(idx)
+    det = fitted_estimator(AnomalyDetector, fit_args, train, score=args.score or "reconstruction",
+                           contamination=0.1 if args.contamination is None else args.contamination,
+                           n_samples=args.n_samples)
+    if args.score is not None and args.score != det.score:
+        raise ConfigError(f"the saved estimator scores with {det.score!r}, not {args.score!r}; drop --score or "
+                          "fit a new detector with --model")
+    if args.contamination is not None and args.contamination != det.contamination \
+            and det.threshold_source_ == "contamination":
+        det.set_contamination(args.contamination)
+
+    scores = det.score_samples(data)  # (N,) higher = more normal
+    labels = np.where(scores - det.offset_ < 0, -1, 1)
+    n_out = int((labels == -1).sum())
+    metrics = {"n": len(scores), "n_outliers": n_out, "outlier_fraction": n_out / len(scores),
+               "threshold": det.offset_, "threshold_source": det.threshold_source_, "score": det.score,
+               "contamination": det.contamination, "model": getattr(det.model_, "registry_name", "?"),
+               "score_min": float(scores.min()), "score_median": float(np.median(scores)),
+               "score_max": float(scores.max()), "n_train": len(det.train_scores_)}
+    normal = None
+    if k is not None:
+        from sklearn.metrics import roc_auc_score
+        normal = (data.y == k).numpy()
+        metrics["normal_class"] = k
+        if normal.all() or not normal.any():
+            raise DataError(f"ROC-AUC needs class {k} and other classes in {args.input}; give mixed data")
+        metrics["roc_auc"] = float(roc_auc_score(normal, scores))
+        metrics["recall_outliers"] = float((labels[~normal] == -1).mean())
+        metrics["false_alarm_rate"] = float((labels[normal] == -1).mean())
+
+    # everything is computed before anything is written
+    csv = "index,score,label\n" + "".join(f"{i},{s:.10g},{lab}\n" for i, (s, lab) in enumerate(zip(scores, labels)))
+    figures = {"Score histogram (higher = more normal) and threshold": HIST_FILE}
+    hist_png = _histogram_png(scores, det.offset_, normal, k)
+    grid = None
+    if det.kind_ == "image":
+        import torch
+        top = np.argsort(scores, kind="stable")[:min(args.top, len(scores))]  # lowest score first
+        sub = data.subset(torch.as_tensor(top))
+        x = sub.x  # (T, C, H, W) in [0, 1]
+        rec = torch.as_tensor(det.reconstruct(sub))
+        maps = torch.as_tensor(det.error_maps(sub)).float()  # (T, H, W)
+        maps = (maps / maps.max().clamp(min=1e-12)).unsqueeze(1).expand(-1, x.shape[1], -1, -1)
+        grid = make_grid(torch.cat([x, rec, maps]), nrow=len(top))
+        figures[f"The {len(top)} most anomalous inputs (top), reconstructions, squared-error maps "
+                "(bottom, scaled to the largest)"] = GRID_FILE
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(out / SCORES_FILE, csv.encode())
+    write_bytes_atomic(out / HIST_FILE, hist_png)
+    if grid is not None:
+        save_png(grid, out / GRID_FILE)
+    config = {"input": args.input, "train": args.train, "run": args.run, "params": {
+        k_: v for k_, v in det.get_params().items() if isinstance(v, (str, int, float, bool, dict, type(None)))}}
+    report = write_outputs(out, title=f"genlab detect: {args.input}", metrics=metrics, figures=figures,
+                           config=config)
+
+    from rich.console import Console
+    from rich.table import Table
+    t = Table(title=f"anomaly detection ({det.score} score, {metrics['model']})")
+    for h in ("n", "n outliers", "threshold", *(["ROC-AUC"] if "roc_auc" in metrics else [])):
+        t.add_column(h)
+    t.add_row(str(metrics["n"]), f"{n_out} ({100 * n_out / len(scores):.1f}%)", f"{det.offset_:.6g}",
+              *([f"{metrics['roc_auc']:.4f}"] if "roc_auc" in metrics else []))
+    Console().print(t)
+    print(f"scores: {out / SCORES_FILE}")
+    print(f"report: {report.resolve()}")
+    return 0
+
+
+def _is_saved_estimator(run) -> bool:
+    from ..apps._base import ESTIMATOR_FILE
+    return bool(run) and (Path(run) / ESTIMATOR_FILE).is_file()
+
+
+def _histogram_png(scores: np.ndarray, threshold: float, normal: np.ndarray | None, k: int | None) -> bytes:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    bins = np.histogram_bin_edges(scores, bins=min(60, max(10, len(scores) // 10)))
+    if normal is None:
+        ax.hist(scores, bins=bins, color="tab:blue", alpha=0.8, label="inputs")
+    else:
+        ax.hist(scores[normal], bins=bins, color="tab:blue", alpha=0.6, label=f"class {k} (normal)")
+        ax.hist(scores[~normal], bins=bins, color="tab:red", alpha=0.6, label="other classes")
+    ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.4g}")
+    ax.set_xlabel("score (higher = more normal; below the threshold = outlier)")
+    ax.set_ylabel("count")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
