@@ -1,0 +1,93 @@
+"""``genlab compress``: samples -> a compact ``.glc`` file of quantised latent codes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._common import add_model_arguments, fitted_estimator, read_data, write_outputs
+
+NAME = "compress"
+HELP = ("Compress samples to quantised autoencoder codes in a .glc file (the estimator that decodes it is saved "
+        "beside the file as FILE.compressor/).")
+EXAMPLE = ("example: genlab compress digits -o digits.glc --bits 6 --set latent_dim=16 --epochs 60\n"
+           "example: genlab decompress digits.glc -o decoded.png   (finds digits.compressor/ beside the file)\n"
+           "example: genlab compress new.npz -o new.glc --run digits.compressor   (reuse a fitted compressor)")
+
+
+def estimator_dir(glc: str | Path) -> Path:
+    """Where compress saves (and decompress looks for) the estimator of ``FILE.glc``: ``FILE.compressor/``."""
+    p = Path(glc)
+    return p.with_name(p.stem + ".compressor") if p.suffix else p.with_name(p.name + ".compressor")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("input", help="data to compress: images folder, .npz, .npy, .csv or a built-in name")
+    p.add_argument("-o", "--output", required=True, help="compressed file to write (e.g. data.glc)")
+    p.add_argument("--bits", type=int, help="bits per latent value, 1..16 (default 8, or the --run estimator's)")
+    p.add_argument("--report", metavar="DIR", help="also write metrics.json, comparison.png and report.html to DIR")
+    add_model_arguments(p, "ae")
+
+
+def run(args) -> int:
+    from rich.console import Console
+
+    from ..apps._base import ESTIMATOR_FILE
+    from ..apps.compress import Compressor
+    from ..errors import ConfigError
+    from ..io.atomic import write_bytes_atomic
+
+    out = Path(args.output)
+    if out.is_dir():
+        raise ConfigError(f"{out} is a folder; give a file path for -o, e.g. {out / 'data.glc'}")
+    reuse = bool(args.run and (Path(args.run) / ESTIMATOR_FILE).is_file())
+    save_to = None if reuse or args.save else estimator_dir(out)
+    if save_to is not None and save_to.exists() and not (save_to / ESTIMATOR_FILE).is_file():
+        raise ConfigError(f"{save_to} exists and is not a saved estimator; move it or pass --save DIR")
+    ds = read_data(args.input)
+    est = fitted_estimator(Compressor, args, ds, **({"bits": args.bits} if args.bits is not None else {}))
+    if args.bits is not None:
+        est.set_params(bits=args.bits)
+    data = est.compress(ds)
+    stats = est.evaluate(ds)
+    if save_to is not None:
+        est.save(save_to)
+    write_bytes_atomic(out, data)
+    est_dir = Path(args.run) if reuse else Path(args.save) if args.save else save_to
+    metrics = {"input": args.input, "output": str(out), "estimator": str(est_dir), **stats}
+    if args.report:
+        _report(args.report, est, ds, metrics)
+    rows = [("samples", stats["n"]), ("sample shape", tuple(ds.sample_shape)), ("latent dim", stats["latent_dim"]),
+            ("bits", stats["bits"]), ("file bytes", stats["file_bytes"]),
+            ("bytes / sample", round(stats["bytes_per_sample"], 3)),
+            (f"raw {stats['raw_format']} bytes / sample", stats["raw_bytes_per_sample"]),
+            ("compression ratio", round(stats["compression_ratio"], 2))]
+    rows += [("PSNR (dB)", round(stats["psnr"], 3))] if "psnr" in stats else []
+    rows += [("MSE (model space)", stats["mse"])]
+    Console().print(_table(f"genlab compress {args.input}", rows))
+    print(f"wrote {out} ({stats['file_bytes']} bytes); decode with: genlab decompress {out}"
+          + ("" if est_dir == estimator_dir(out) else f" --run {est_dir}"))
+    return 0
+
+
+def _table(title: str, rows):
+    from rich.table import Table
+    t = Table(title=title)
+    t.add_column("metric")
+    t.add_column("value")
+    for k, v in rows:
+        t.add_row(str(k), f"{v:.6g}" if isinstance(v, float) else str(v))
+    return t
+
+
+def _report(folder, est, ds, metrics: dict) -> None:
+    import torch
+
+    from ..io.images import save_grid
+    figs = {}
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    if est.kind_ == "image":
+        x = ds.x[:16]
+        rec = torch.from_numpy(est.decompress(est.compress(x)))
+        save_grid(torch.cat([x, rec]), out / "comparison.png", nrow=len(x))
+        figs["Inputs (top) and decoded (bottom)"] = "comparison.png"
+    write_outputs(out, title="genlab compress", metrics=metrics, figures=figs, config=est.get_params())

@@ -1,0 +1,224 @@
+"""Augmenter: shapes, labels and determinism of generated samples, folders/.npz readable by load_dataset,
+fit_resample, errors, sklearn rules and the augment CLI."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+
+import genlab
+from genlab.apps import Augmenter
+from genlab.apps.augment import folder_names
+from genlab.cli import main
+from genlab.errors import ConfigError, DataError
+from tests.conftest import run_cli
+
+FAST = {"precision": "fp32", "channels_last": False}
+
+
+def _data(n=64, k=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(k, 1, 8, 8, generator=g)
+    y = torch.arange(n) % k
+    x = (base[y] * 0.8 + 0.2 * torch.rand(n, 1, 8, 8, generator=g)).clamp(0, 1)
+    return x.numpy(), y.numpy()
+
+
+def _aug(**kw):
+    params = {"n_per_class": 3, "epochs": 2, "batch_size": 16, "trainer_config": FAST, "validation_fraction": 0.0,
+              "model_config": {"latent_dim": 2, "arch": "mlp", "hidden": [32]}}  # MLP: fast on a busy CPU
+    params.update(kw)
+    return Augmenter(**params)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _data()
+
+
+@pytest.fixture(scope="module")
+def aug(data):
+    return _aug().fit(*data)
+
+
+def test_generate_shapes_labels_and_determinism(aug):
+    X, y = aug.generate()
+    assert X.shape == (12, 1, 8, 8) and X.dtype == np.float32 and 0 <= X.min() and X.max() <= 1
+    assert y.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    assert aug.classes_.tolist() == [0, 1, 2, 3] and aug.class_counts_ == [16, 16, 16, 16]
+    X2, _ = aug.generate()
+    np.testing.assert_array_equal(X, X2)
+    X3, _ = aug.generate(random_state=1)
+    assert not np.allclose(X, X3)
+    # class k's samples do not depend on which other classes are asked for
+    X4, y4 = aug.generate(classes=[2, 0])
+    assert y4.tolist() == [2, 2, 2, 0, 0, 0]
+    np.testing.assert_array_equal(X4[:3], X[y == 2])
+    X5, y5 = aug.generate(5, classes=[1])
+    assert X5.shape == (5, 1, 8, 8) and (y5 == 1).all()
+    np.testing.assert_allclose(X5[:3], X[y == 1], rtol=0, atol=1e-6)  # same noise (batch size changes rounding)
+    X0, y0 = aug.generate(0)
+    assert X0.shape == (0, 1, 8, 8) and y0.shape == (0,)
+
+
+def test_samples_come_from_the_model_with_the_class_label(aug):
+    from genlab.apps.augment import _class_seed
+    g = torch.Generator().manual_seed(_class_seed(aug.random_state, 3))
+    want = aug.model_.sample(3, labels=torch.full((3,), 3), generator=g).numpy()
+    X, _ = aug.generate(classes=[3])
+    np.testing.assert_allclose(X, want, rtol=0, atol=1e-7)
+
+
+def test_folder_round_trip_through_load_dataset(aug, tmp_path):
+    X, y = aug.generate()
+    aug.write(tmp_path / "gen", random_state=0)
+    back = genlab.load_dataset(str(tmp_path / "gen"))
+    assert back.classes == ["0", "1", "2", "3"]
+    np.testing.assert_array_equal(back.y.numpy(), y)
+    np.testing.assert_allclose(back.x.numpy(), np.rint(X * 255) / 255, rtol=0, atol=1e-6)  # 8-bit PNG pixels
+    with pytest.raises(ConfigError, match="already exists"):
+        aug.write(tmp_path / "gen")
+    aug.write(tmp_path / "gen", n_per_class=1, overwrite=True)
+    assert len(genlab.load_dataset(str(tmp_path / "gen"))) == 4
+    aug.write(tmp_path / "gen.npz")
+    z = np.load(tmp_path / "gen.npz")
+    assert z["x"].dtype == np.uint8 and z["classes"].tolist() == ["0", "1", "2", "3"]
+    back = genlab.load_dataset(str(tmp_path / "gen.npz"))
+    np.testing.assert_array_equal(back.y.numpy(), y)
+    np.testing.assert_allclose(back.x.numpy(), np.rint(X * 255) / 255, rtol=0, atol=1e-6)
+
+
+def test_string_and_sparse_labels(data, tmp_path):
+    x, y = data
+    names = np.array(["cat", "ant", "dog", "bee"])[y]
+    a = _aug(epochs=1).fit(x, names)
+    assert a.classes_.tolist() == ["ant", "bee", "cat", "dog"]
+    _, yy = a.generate(2, classes=["dog"])
+    assert yy.tolist() == ["dog", "dog"]
+    a.write(tmp_path / "s")
+    back = genlab.load_dataset(str(tmp_path / "s"))
+    assert back.classes == ["ant", "bee", "cat", "dog"] and back.y.tolist() == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3
+    sparse = _aug(epochs=1).fit(x, y * 4 + 2)  # labels 2, 6, 10, 14
+    assert sparse.classes_.tolist() == [2, 6, 10, 14]
+    sparse.write(tmp_path / "p")
+    back = genlab.load_dataset(str(tmp_path / "p"))
+    assert back.classes == ["02", "06", "10", "14"] and back.y.tolist() == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3
+
+
+def test_folder_names_sort_in_label_order():
+    assert folder_names([str(i) for i in range(12)])[:3] == ["00", "01", "02"]
+    assert folder_names(["b", "a"]) == ["0_b", "1_a"]
+    assert folder_names(["a/b", ".x"]) == ["0_a_b", "1__.x"]
+    assert folder_names(["ant", "bee"]) == ["ant", "bee"]
+    for names in (["b", "a", "c"], [str(i) for i in range(12)], ["x", "y"], ["9", "10", "3"]):
+        out = folder_names(names)
+        assert sorted(out) == out and len(set(out)) == len(out)
+
+
+def test_fit_resample_keeps_input_format(data):
+    x, y = data
+    xu8 = np.rint(x[:, 0] * 255).astype(np.uint8)  # (N, H, W) uint8
+    Xr, yr = _aug(epochs=1, n_per_class=2).fit_resample(xu8, y)
+    assert Xr.shape == (64 + 8, 8, 8) and Xr.dtype == np.uint8
+    np.testing.assert_array_equal(Xr[:64], xu8)
+    assert yr.tolist()[:64] == y.tolist() and yr.tolist()[64:] == [0, 0, 1, 1, 2, 2, 3, 3]
+    keep = np.r_[np.flatnonzero(y == 0), np.flatnonzero(y != 0)[::4]]  # class 0: 16, others: 4 each
+    Xb, yb = _aug(epochs=1, n_per_class="balance").fit_resample(x[keep], y[keep])
+    assert np.bincount(yb).tolist() == [16, 16, 16, 16] and Xb.dtype == np.float32 and Xb.shape[1:] == (1, 8, 8)
+
+
+def test_tabular(tabular_data, tmp_path):
+    a = _aug(epochs=1, n_per_class=4).fit(tabular_data)
+    X, y = a.generate()
+    assert X.shape == (8, 5) and y.tolist() == [0] * 4 + [1] * 4
+    with pytest.raises(ConfigError, match="image folder needs image data"):
+        a.write(tmp_path / "t")
+    a.write(tmp_path / "t.npz")
+    back = genlab.load_dataset(str(tmp_path / "t.npz"))
+    np.testing.assert_allclose(back.x.numpy(), X, rtol=1e-6, atol=1e-6)
+
+
+def test_pretrained_model_clone_save_load(aug, data, tmp_path):
+    from genlab.io.serialize import save_model
+    save_model(aug.model_, tmp_path / "m")
+    x, y = data
+    b = Augmenter(model=str(tmp_path / "m"), n_per_class=3).fit(x, y)
+    assert b.classes_.tolist() == [0, 1, 2, 3]
+    np.testing.assert_array_equal(b.generate()[0], aug.generate()[0])
+    with pytest.raises(DataError, match="label 7 is outside the model's classes 0..3"):
+        Augmenter(model=str(tmp_path / "m")).fit(x, np.where(y == 3, 7, y))
+    c = clone(aug)
+    assert c.get_params() == aug.get_params() and not hasattr(c, "model_")
+    aug.save(tmp_path / "est")
+    loaded = Augmenter.load(tmp_path / "est")
+    assert isinstance(loaded.classes_, np.ndarray) and loaded.class_names_ == aug.class_names_
+    np.testing.assert_array_equal(loaded.generate()[0], aug.generate()[0])
+
+
+@pytest.mark.parametrize("name", ["cgan", "acgan"])
+def test_gan_generators(data, name):
+    a = _aug(model=name, epochs=1, n_per_class=2, model_config={"latent_dim": 4}).fit(*data)
+    X, y = a.generate()
+    assert X.shape == (8, 1, 8, 8) and y.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    np.testing.assert_array_equal(a.generate()[0], X)
+
+
+def test_errors(aug, data):
+    x, y = data
+    with pytest.raises(DataError, match="needs class labels") as e:
+        _aug().fit(x)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="needs a conditional model"):
+        _aug(model="vae").fit(x, y)
+    with pytest.raises(ConfigError, match="label 9 is not one of the fitted classes"):
+        aug.generate(classes=[1, 9])
+    for bad in (-1, 2.5, "all"):
+        with pytest.raises(ConfigError, match="n_per_class"):
+            aug.generate(bad)
+    with pytest.raises(ConfigError, match="random_state"):
+        aug.generate(random_state=-1)
+    with pytest.raises(DataError, match="1-D"):
+        _aug().fit(x, y[:, None])
+    with pytest.raises(DataError, match="labels"):
+        _aug().fit(x, y[:10])
+    with pytest.raises(ConfigError, match="not fitted"):
+        _aug().generate()
+    with pytest.raises(ConfigError, match="nothing to write"):
+        aug.write("unused.npz", n_per_class=0)
+    with pytest.raises(DataError, match="one label per sample"):
+        aug.write("unused.npz", x[:4], y[:3])
+    with pytest.raises(ConfigError, match="label 5 is not one of the fitted classes"):
+        aug.write("unused.npz", x[:2], np.array([0, 5]))
+
+
+def test_cli_augment(data, tmp_path, capsys):
+    x, y = data
+    np.savez(tmp_path / "d.npz", x=np.rint(x * 255).astype(np.uint8), y=y)
+    r = run_cli("augment", "d.npz", "--out", "aug", "-n", "3", "--epochs", "1", "--set", "latent_dim=2", "--set",
+                "arch=mlp", "--set", "hidden=[32]", "--save", "est", cwd=tmp_path, env={"OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    back = genlab.load_dataset(str(tmp_path / "aug" / "generated"))
+    assert len(back) == 12 and back.y.tolist() == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3
+    m = json.loads((tmp_path / "aug" / "metrics.json").read_text())
+    assert m["generated"] == 12 and m["generated_per_class"] == {"0": 3, "1": 3, "2": 3, "3": 3}
+    for f in ("samples.png", "report.html"):
+        assert (tmp_path / "aug" / f).is_file()
+    # reuse the saved estimator, npz output with the real samples, two classes only
+    assert main(["augment", str(tmp_path / "d.npz"), "--out", str(tmp_path / "a3"), "-n", "2", "--run",
+                 str(tmp_path / "est"), "--format", "npz", "--classes", "1,3", "--include-real"]) == 0
+    back = genlab.load_dataset(str(tmp_path / "a3" / "generated.npz"))
+    assert len(back) == 64 + 4 and back.y[64:].tolist() == [1, 1, 3, 3]
+    capsys.readouterr()
+    np.save(tmp_path / "nolabels.npy", x)
+    np.savez(tmp_path / "tab.npz", x=np.random.default_rng(0).normal(size=(20, 3)), y=np.arange(20) % 2)
+    cases = [(["augment", str(tmp_path / "nolabels.npy"), "--out", str(tmp_path / "b")], "no class labels"),
+             (["augment", str(tmp_path / "tab.npz"), "--out", str(tmp_path / "b")], "use --format npz"),
+             (["augment", str(tmp_path / "d.npz"), "--out", str(tmp_path / "b"), "--run", str(tmp_path / "est"),
+               "--classes", "1,9"], "label 9 is not one of the fitted classes"),
+             (["augment", str(tmp_path / "d.npz"), "--out", str(tmp_path / "b"), "-n", "-1"], "-n must be >= 0")]
+    for argv, msg in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert msg in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "b").exists()
