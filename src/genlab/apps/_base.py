@@ -120,7 +120,10 @@ class ModelEstimator(BaseEstimator):
         return Normalization.from_dict(self.model_.data_info["norm"])
 
     def _to_model(self, ds: TensorDataset) -> torch.Tensor:
-        """Samples of ``ds`` in the wrapped model's space (tabular data standardised by its training stats)."""
+        """Samples of ``ds`` in the wrapped model's space (tabular data standardised by its training stats;
+        images are in [0, 1] in every data set, whatever their raw pixel scale, e.g. 0..16 for ``digits``)."""
+        if ds.kind == "image":
+            return ds.x
         return self._norm.from_raw(ds.norm.to_raw(ds.x))
 
     def _from_model(self, x: torch.Tensor) -> np.ndarray:
@@ -184,6 +187,19 @@ class ModelEstimator(BaseEstimator):
                 setattr(est, k, arrays[k].numpy())
         est.model_ = load(path / MODEL_DIR)
         return est
+
+
+def restore_layout(a: np.ndarray, X) -> np.ndarray:
+    """Images ``(N, C, H, W)`` computed from the caller's ``X`` back in ``X``'s layout: ``(N, H, W)`` for 3-D
+    input, ``(N, H, W, C)`` for channels-last input (as :func:`as_dataset` read them); anything else as is."""
+    like = tuple(X.x.shape) if isinstance(X, TensorDataset) else tuple(np.shape(X))
+    if a.ndim != 4 or tuple(a.shape) == like or len(like) not in (3, 4) or like[0] != a.shape[0]:
+        return a
+    if len(like) == 3:
+        return a[:, 0]
+    if like == (a.shape[0], a.shape[2], a.shape[3], a.shape[1]):
+        return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+    return a
 
 
 def _jsonable(v: Any):

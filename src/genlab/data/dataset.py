@@ -57,10 +57,15 @@ class TensorDataset:
         Where the data came from (a built-in name or a path), recorded in run configs.
     classes : list of str, optional
         Class names; defaults to ``"0" .. "K-1"`` when labels are given.
+    allow_missing : bool
+        NaN marks missing entries on purpose (imputation, inpainting): images may then hold NaN too, and
+        the Trainer trains models with ``supports_missing`` on it (mask-aware loss). Kept by
+        :meth:`subset`, :meth:`split`, :meth:`standardized` and :meth:`to`.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor | None = None, *, norm: Normalization | None = None,
-                 name: str = "tensor", classes: list[str] | None = None, allow_empty: bool = False):
+                 name: str = "tensor", classes: list[str] | None = None, allow_empty: bool = False,
+                 allow_missing: bool = False):
         if not isinstance(x, torch.Tensor):
             x = torch.as_tensor(x)
         if x.ndim not in (2, 4):
@@ -69,7 +74,7 @@ class TensorDataset:
         if len(x) == 0 and not allow_empty:
             raise DataError(f"{name}: the data set is empty; point it at a file or folder that holds samples")
         x = x.to(torch.float32).contiguous()
-        if x.ndim == 4 and torch.isnan(x).any():
+        if x.ndim == 4 and not allow_missing and torch.isnan(x).any():
             raise DataError(f"{name}: image data contains NaN; clean or re-export the images "
                             "(NaN is only allowed in tabular data, for imputation)")
         if y is not None:
@@ -80,6 +85,7 @@ class TensorDataset:
                 raise DataError(f"{name}: labels must be integers >= 0, got {int(y.min())}")
         self.x = x
         self.y = y
+        self.allow_missing = bool(allow_missing)
         self.norm = norm if norm is not None else (Normalization.pixels() if x.ndim == 4
                                                    else Normalization(torch.tensor(0.0), torch.tensor(1.0)))
         self.name = name
@@ -121,7 +127,7 @@ class TensorDataset:
     def subset(self, index: torch.Tensor) -> "TensorDataset":
         index = torch.as_tensor(index, dtype=torch.int64)
         return TensorDataset(self.x[index], None if self.y is None else self.y[index], norm=self.norm,
-                             name=self.name, classes=self.classes, allow_empty=True)
+                             name=self.name, classes=self.classes, allow_empty=True, allow_missing=self.allow_missing)
 
     def split(self, val: float = 0.1, test: float = 0.1, *, seed: int = 0
               ) -> tuple["TensorDataset", "TensorDataset", "TensorDataset"]:
@@ -157,7 +163,7 @@ class TensorDataset:
         std = torch.where(std > 0, std, torch.ones_like(std))
         norm = Normalization(mean, std)
         return TensorDataset(norm.from_raw(self.norm.to_raw(self.x)), self.y, norm=norm, name=self.name,
-                             classes=self.classes, allow_empty=True)
+                             classes=self.classes, allow_empty=True, allow_missing=self.allow_missing)
 
     def to(self, device: torch.device | str) -> "TensorDataset":
         """Copy of the data on ``device`` (keeps batching free of host-to-device copies)."""

@@ -19,6 +19,7 @@ from torch import nn
 from ..config import check
 from ..registry import register_model
 from .autoencoder import AEConfig, AutoEncoder
+from .common import split_missing
 
 _EPS = 1e-6
 
@@ -81,9 +82,9 @@ class SparseAutoEncoder(AutoEncoder):
         return h
 
     def training_step(self, batch: dict, step: int, optimizer: str = "main") -> dict:
-        x = batch["x"]
+        x, observed = split_missing(batch["x"])  # missing entries: 0 into the encoder, left out of the loss
         h = self.encode(x)
-        loss, mse = self.reconstruction_loss(self.decode_logits(h), x)
+        loss, mse = self.reconstruction_loss(self.decode_logits(h), x, observed)
         hf = h.float()
         out = {"mse": mse, "mean_activation": hf.detach().abs().mean()}
         if self.config.l1 > 0:
@@ -128,6 +129,31 @@ class DenoisingAEConfig(AEConfig):
             check(0 <= self.level < 1, f"level ({self.noise} probability) must be in [0, 1), got {self.level}")
 
 
+def corrupt(x: torch.Tensor, noise: str, level: float, *, kind: str,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """A copy of the batch ``x`` (model space) corrupted by the ``denoising-ae`` noise ``noise`` at ``level``
+    (see :class:`DenoisingAEConfig`), drawn from ``generator`` or the torch RNG; same shape, device, dtype.
+
+    ``salt_pepper`` uses 0 and 1 for images (``kind="image"``) and, for tabular data, each column's min and
+    max in ``x``.
+    """
+    if level == 0:
+        return x.clone()
+    dev = _noise_device(x, generator)
+    if noise == "gaussian":
+        out = x + level * torch.randn(x.shape, generator=generator, device=dev).to(x)
+        return out.clamp(0.0, 1.0) if kind == "image" else out
+    u = torch.rand(x.shape, generator=generator, device=dev).to(x.device)  # (B, ...)
+    if noise == "mask":
+        return x.masked_fill(u < level, 0.0)
+    if kind == "image":
+        low, high = torch.zeros((), dtype=x.dtype, device=x.device), torch.ones((), dtype=x.dtype, device=x.device)
+    else:
+        low, high = x.amin(0, keepdim=True), x.amax(0, keepdim=True)  # (1, D)
+    out = torch.where(u < level / 2, low, x)
+    return torch.where((u >= level / 2) & (u < level), high, out)
+
+
 @register_model("denoising-ae", DenoisingAEConfig,
                 "Denoising autoencoder: gaussian, salt-and-pepper or masking noise on the fly, clean targets")
 class DenoisingAutoEncoder(AutoEncoder):
@@ -137,32 +163,14 @@ class DenoisingAutoEncoder(AutoEncoder):
         return self.config.level > 0
 
     def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A corrupted copy of ``x`` (same shape, device and dtype), drawn from ``generator`` or the torch RNG.
-
-        ``salt_pepper`` uses 0 and 1 for images and, for tabular data, each column's min and max in ``x``.
-        """
-        c = self.config
-        if c.level == 0:
-            return x.clone()
-        dev = _noise_device(x, generator)
-        if c.noise == "gaussian":
-            noise = torch.randn(x.shape, generator=generator, device=dev).to(x)
-            out = x + c.level * noise
-            return out.clamp(0.0, 1.0) if self.kind == "image" else out
-        u = torch.rand(x.shape, generator=generator, device=dev).to(x.device)  # (B, ...)
-        if c.noise == "mask":
-            return x.masked_fill(u < c.level, 0.0)
-        if self.kind == "image":
-            low, high = torch.zeros((), dtype=x.dtype, device=x.device), torch.ones((), dtype=x.dtype, device=x.device)
-        else:
-            low, high = x.amin(0, keepdim=True), x.amax(0, keepdim=True)  # (1, D)
-        out = torch.where(u < c.level / 2, low, x)
-        return torch.where((u >= c.level / 2) & (u < c.level), high, out)
+        """A corrupted copy of ``x`` (same shape, device and dtype), drawn from ``generator`` or the torch RNG
+        (see :func:`corrupt`)."""
+        return corrupt(x, self.config.noise, self.config.level, kind=self.kind, generator=generator)
 
     def training_step(self, batch: dict, step: int, optimizer: str = "main") -> dict:
-        x = batch["x"]
+        x, observed = split_missing(batch["x"])  # missing entries: 0 into the encoder, left out of the loss
         x_tilde = self.corrupt(x)
-        loss, mse = self.reconstruction_loss(self.decode_logits(self.encode(x_tilde)), x)
+        loss, mse = self.reconstruction_loss(self.decode_logits(self.encode(x_tilde)), x, observed)
         return {"loss": loss, "mse": mse}
 
 
@@ -245,9 +253,9 @@ class ContractiveAutoEncoder(AutoEncoder):
         return self.codes_and_jacobian_norm(x, n_projections=n_projections, generator=generator)[1]
 
     def training_step(self, batch: dict, step: int, optimizer: str = "main") -> dict:
-        x = batch["x"]
+        x, observed = split_missing(batch["x"])  # missing entries: 0 into the encoder, left out of the loss
         h, jn = self.codes_and_jacobian_norm(x)
-        loss, mse = self.reconstruction_loss(self.decode_logits(h), x)
+        loss, mse = self.reconstruction_loss(self.decode_logits(h), x, observed)
         jn = jn.float().mean()
         return {"loss": loss + self.config.lam * jn, "mse": mse, "jacobian_norm": jn.detach()}
 

@@ -16,7 +16,7 @@ from ..config import check
 from ..nn import make_decoder, make_encoder
 from ..registry import register_model
 from .base import GenerativeModel, OptimizerSpec
-from .common import NetConfig, check_unit_interval
+from .common import NetConfig, check_unit_interval, masked_mean, split_missing
 
 
 @dataclass
@@ -35,6 +35,7 @@ class AutoEncoder(GenerativeModel):
     """Autoencoder: deterministic encoder to ``latent_dim`` codes and a decoder back."""
 
     can_sample = False
+    supports_missing = True
 
     def __init__(self, config: AEConfig, data_info: dict):
         super().__init__(config, data_info)
@@ -68,22 +69,27 @@ class AutoEncoder(GenerativeModel):
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.check_input(x)
+        """``decode(encode(x))``; missing entries (NaN) enter the encoder as 0."""
+        x, _ = split_missing(self.check_input(x))
         return self.decode(self.encode(x))
 
-    def reconstruction_loss(self, out: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(loss, mse)`` of decoder output ``out`` (logits for images) against the target ``x``; both batch means."""
+    def reconstruction_loss(self, out: torch.Tensor, x: torch.Tensor, observed: torch.Tensor | None = None
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(loss, mse)`` of decoder output ``out`` (logits for images) against the target ``x``: means over
+        all entries of the batch, or over the ``observed`` entries only when a mask is given."""
         recon = torch.sigmoid(out) if self.sigmoid_output else out
-        mse = F.mse_loss(recon.float(), x)
-        if self.loss_kind == "bce":
-            loss = F.binary_cross_entropy_with_logits(out.float(), x)
-        else:
-            loss = mse
+        if observed is None:
+            mse = F.mse_loss(recon.float(), x)
+            loss = F.binary_cross_entropy_with_logits(out.float(), x) if self.loss_kind == "bce" else mse
+            return loss, mse.detach()
+        mse = masked_mean((recon.float() - x) ** 2, observed)
+        loss = masked_mean(F.binary_cross_entropy_with_logits(out.float(), x, reduction="none"), observed) \
+            if self.loss_kind == "bce" else mse
         return loss, mse.detach()
 
     def training_step(self, batch: dict, step: int, optimizer: str = "main") -> dict:
-        x = batch["x"]
-        loss, mse = self.reconstruction_loss(self.decode_logits(self.encode(x)), x)
+        x, observed = split_missing(batch["x"])  # missing entries: 0 into the encoder, left out of the loss
+        loss, mse = self.reconstruction_loss(self.decode_logits(self.encode(x)), x, observed)
         return {"loss": loss, "mse": mse}
 
     def configure_optimizers(self) -> dict[str, OptimizerSpec]:

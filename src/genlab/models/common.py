@@ -46,14 +46,44 @@ def check_unit_interval(model_name: str, what: str, kind: str) -> None:
                           "option for tabular data")
 
 
-def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Per-sample ``sum log Bernoulli(x | sigmoid(logits))`` over all dims -> ``(B,)`` (x may be in [0, 1])."""
-    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+def split_missing(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Missing entries (NaN) of a batch: ``(x with NaN set to 0, observed mask)``, or ``(x, None)`` when
+    nothing is missing (the batch is then returned as it is).
+
+    0 is the column mean of standardised tabular data (and black for images); encoders get this filled
+    copy, and reconstruction terms are summed over the observed entries only (mask-aware training).
+    """
+    nan = torch.isnan(x)  # (B, ...)
+    if not bool(nan.any()):
+        return x, None
+    return x.masked_fill(nan, 0.0), ~nan
 
 
-def gaussian_log_prob(mean: torch.Tensor, x: torch.Tensor, log_sigma: torch.Tensor | float) -> torch.Tensor:
-    """Per-sample ``sum log N(x | mean, sigma^2)`` over all dims -> ``(B,)``."""
+def _observed_sum(values: torch.Tensor, observed: torch.Tensor | None) -> torch.Tensor:
+    """Per-sample sum over all dims -> ``(B,)``, over the ``observed`` entries only when a mask is given."""
+    if observed is not None:
+        values = torch.where(observed, values, torch.zeros((), dtype=values.dtype, device=values.device))
+    return values.flatten(1).sum(1)
+
+
+def masked_mean(values: torch.Tensor, observed: torch.Tensor | None) -> torch.Tensor:
+    """Mean of elementwise ``values`` over all entries, or over the ``observed`` ones (0 when none is)."""
+    if observed is None:
+        return values.mean()
+    return _observed_sum(values, observed).sum() / observed.sum().clamp(min=1)
+
+
+def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor, observed: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample ``sum log Bernoulli(x | sigmoid(logits))`` over all dims (over the ``observed`` ones when a
+    mask is given) -> ``(B,)`` (x may be in [0, 1])."""
+    return -_observed_sum(F.binary_cross_entropy_with_logits(logits, x, reduction="none"), observed)
+
+
+def gaussian_log_prob(mean: torch.Tensor, x: torch.Tensor, log_sigma: torch.Tensor | float,
+                      observed: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample ``sum log N(x | mean, sigma^2)`` over all dims (over the ``observed`` ones when a mask is
+    given) -> ``(B,)``."""
     log_sigma = torch.as_tensor(log_sigma, dtype=mean.dtype, device=mean.device)
     var = torch.exp(2 * log_sigma)
     lp = -0.5 * ((x - mean) ** 2 / var + 2 * log_sigma + LOG_2PI)
-    return lp.flatten(1).sum(1)
+    return _observed_sum(lp, observed)

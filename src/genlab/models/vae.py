@@ -15,7 +15,15 @@ from ..errors import ConfigError, DataError
 from ..nn import make_decoder, make_encoder
 from ..registry import register_model
 from .base import GenerativeModel, OptimizerSpec
-from .common import LOG_2PI, NetConfig, bernoulli_log_prob, check_unit_interval, gaussian_log_prob
+from .common import (
+    LOG_2PI,
+    NetConfig,
+    bernoulli_log_prob,
+    check_unit_interval,
+    gaussian_log_prob,
+    masked_mean,
+    split_missing,
+)
 
 #: learned log-sigma is clamped to [log 1e-3, log 10] so the Gaussian likelihood cannot run off to +inf
 LOG_SIGMA_MIN, LOG_SIGMA_MAX = math.log(1e-3), math.log(10.0)
@@ -132,6 +140,7 @@ class VAE(GenerativeModel):
 
     #: whether encode/decode/sample take class labels (``cvae``)
     conditional: bool = False
+    supports_missing = True
 
     def __init__(self, config: VAEConfig, data_info: dict):
         super().__init__(config, data_info)
@@ -202,8 +211,9 @@ class VAE(GenerativeModel):
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Decoder mean at the posterior mean ``z = mu(x)`` (deterministic)."""
-        x = self.check_input(x)
+        """Decoder mean at the posterior mean ``z = mu(x)`` (deterministic); missing entries (NaN) enter the
+        encoder as 0."""
+        x, _ = split_missing(self.check_input(x))
         y = self._labels_for(x, labels, "reconstruct")
         return self._mean(self._decode_raw(self._encode(x, y)[0], y))
 
@@ -226,11 +236,12 @@ class VAE(GenerativeModel):
             return math.log(self.config.sigma)
         return self.log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
 
-    def log_px_z(self, raw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``log p(x|z)`` per sample -> ``(B,)``."""
+    def log_px_z(self, raw: torch.Tensor, x: torch.Tensor, observed: torch.Tensor | None = None) -> torch.Tensor:
+        """``log p(x|z)`` per sample -> ``(B,)``; with an ``observed`` mask, ``log p(x_obs|z)`` (the sum over
+        the observed entries only: the decoder factorises over entries, so the missing ones marginalise out)."""
         if self.likelihood == "bernoulli":
-            return bernoulli_log_prob(raw, x)
-        return gaussian_log_prob(self._mean(raw), x, self.log_sigma_value())
+            return bernoulli_log_prob(raw, x, observed)
+        return gaussian_log_prob(self._mean(raw), x, self.log_sigma_value(), observed)
 
     @staticmethod
     def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -250,9 +261,10 @@ class VAE(GenerativeModel):
         return list(self._valid_labels(labels, len(x), what).to(x.device).split(batch_size))
 
     def _elbo_batch(self, xb: torch.Tensor, yb: torch.Tensor | None, generator) -> torch.Tensor:
+        xb, observed = split_missing(xb)
         mu, logvar = self._encode(xb, yb)
         z = mu + (0.5 * logvar).exp() * self._randn(mu.shape, generator).to(mu)
-        return self.log_px_z(self._decode_raw(z, yb), xb) - self.kl(mu, logvar)
+        return self.log_px_z(self._decode_raw(z, yb), xb, observed) - self.kl(mu, logvar)
 
     @torch.no_grad()
     def elbo(self, x: torch.Tensor, labels: torch.Tensor | None = None, *, batch_size: int = 512,
@@ -263,6 +275,7 @@ class VAE(GenerativeModel):
         return torch.cat([self._elbo_batch(xb, yb, generator) for xb, yb in zip(x.split(batch_size), ys)])
 
     def _iwae_batch(self, xb: torch.Tensor, yb: torch.Tensor | None, k: int, generator) -> torch.Tensor:
+        xb, observed = split_missing(xb)
         mu, logvar = self._encode(xb, yb)
         std = (0.5 * logvar).exp()
         b = len(xb)
@@ -275,7 +288,8 @@ class VAE(GenerativeModel):
             yr = None if yb is None else yb.repeat(kk)
             raw = self._decode_raw(z.reshape(kk * b, -1), yr)
             xr = xb.unsqueeze(0).expand(kk, *xb.shape).reshape(kk * b, *xb.shape[1:])
-            lpx = self.log_px_z(raw, xr).view(kk, b).double()
+            obs = None if observed is None else observed.unsqueeze(0).expand(kk, *xb.shape).reshape(xr.shape)
+            lpx = self.log_px_z(raw, xr, obs).view(kk, b).double()
             lpz = (-0.5 * (z.pow(2) + LOG_2PI)).sum(-1).double()
             lqz = (-0.5 * (eps.pow(2) + LOG_2PI + logvar)).sum(-1).double()
             logw.append(lpx + lpz - lqz)
@@ -303,7 +317,8 @@ class VAE(GenerativeModel):
         """``E_q[z|x]`` for every sample -> ``(N, L)`` float32."""
         x = self.check_input(x)
         ys = self._split_labels(x, labels, batch_size, "active_units")
-        return torch.cat([self.encode(xb, yb)[0].float() for xb, yb in zip(x.split(batch_size), ys)])
+        return torch.cat([self.encode(split_missing(xb)[0], yb)[0].float()  # missing entries enter as 0
+                          for xb, yb in zip(x.split(batch_size), ys)])
 
     @torch.no_grad()
     def active_units(self, x: torch.Tensor, threshold: float = 0.01, labels: torch.Tensor | None = None, *,
@@ -331,12 +346,12 @@ class VAE(GenerativeModel):
 
     def training_step(self, batch: dict, step: int, optimizer: str = "main") -> dict:
         c = self.config
-        x = batch["x"]
+        x, observed = split_missing(batch["x"])  # missing entries: 0 into the encoder, left out of log p(x|z)
         y = self._batch_labels(batch)
         mu, logvar = self._encode(x, y)
         z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
         raw = self._decode_raw(z, y)
-        rec = -self.log_px_z(raw.float(), x)  # (B,)
+        rec = -self.log_px_z(raw.float(), x, observed)  # (B,)
         kl_dims = self.kl_per_dim(mu.float(), logvar.float())  # (B, L)
         kl = kl_dims.sum(1)  # (B,)
         # free bits: sum_j max(lambda, mean_b KL_bj) (the batch-mean KL when free_bits = 0)
@@ -350,7 +365,8 @@ class VAE(GenerativeModel):
             w = c.kl_weight(step)
             loss = rec.mean() + w * kl_term if c.free_bits > 0 else (rec + w * kl).mean()
             out["kl_weight"] = torch.tensor(w, device=x.device)
-        mse = F.mse_loss(self._mean(raw.detach().float()), x)
+        mean = self._mean(raw.detach().float())
+        mse = F.mse_loss(mean, x) if observed is None else masked_mean((mean - x) ** 2, observed)
         out = {"loss": loss, "rec": rec.mean().detach(), "kl": kl.mean().detach(), "mse": mse, **out}
         if self.log_sigma is not None:
             out["sigma"] = self.log_sigma_value().detach().exp().mean()

@@ -1,0 +1,199 @@
+"""Denoising with a denoising autoencoder (``denoising-ae``), as a scikit-learn-style transformer.
+
+>>> from genlab.apps import Denoiser
+>>> den = Denoiser(noise="gaussian", level=0.2, epochs=50).fit(X_clean_train)
+>>> X_noisy = den.add_noise(X_test, random_state=0)       # same noise model as in training
+>>> X_denoised = den.transform(X_noisy)
+>>> den.score(X_test, X_noisy)                            # PSNR in dB (images)
+
+Conventions:
+
+* ``noise`` / ``level`` are the ``denoising-ae``'s (:class:`genlab.models.ae_family.DenoisingAEConfig`):
+  ``gaussian`` adds N(0, level^2) (images in [0, 1], clamped; tabular in standardised units),
+  ``salt_pepper`` sets each entry with probability ``level`` to the low or high end of the range (half each),
+  ``mask`` sets each entry with probability ``level`` to 0 (black for images, the column mean for tabular).
+  The model is trained on clean data, corrupted on the fly; :meth:`Denoiser.add_noise` draws the very same
+  corruption (:func:`genlab.models.ae_family.corrupt`).
+* ``transform`` returns images in [0, 1] (float32, in the caller's layout) or tabular rows in raw units.
+* ``score`` is higher-is-better: PSNR in dB for images (data range 1, per-image PSNR averaged), and the
+  negative MSE in standardised units for tabular data. :meth:`Denoiser.score_report` gives PSNR, SSIM and
+  MSE of the noisy input and of the denoised output (images), or the two MSEs (tabular).
+* SSIM uses an 11-pixel Gaussian window, or the largest odd window that fits smaller images (7 for 8x8).
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ._base import ModelEstimator, as_dataset, model_names, restore_layout
+
+log = logging.getLogger(__name__)
+
+NOISES = ("gaussian", "salt_pepper", "mask")
+
+
+def check_noise(noise, level) -> float:
+    """``level`` as a float after checking ``noise`` and its range; one-line :class:`ConfigError` otherwise."""
+    if noise not in NOISES:
+        raise ConfigError(f"noise must be one of {', '.join(NOISES)}, got {noise!r}")
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(level)):
+        raise ConfigError(f"level must be a finite number, got {level!r}")
+    level = float(level)
+    if noise == "gaussian" and not level > 0:
+        raise ConfigError(f"level (gaussian sigma) must be > 0, got {level}; e.g. level=0.2")
+    if noise != "gaussian" and not 0 < level < 1:
+        raise ConfigError(f"level ({noise} probability) must be in (0, 1), got {level}; e.g. level=0.2")
+    return level
+
+
+def ssim_window(shape: tuple[int, ...]) -> int:
+    """SSIM window: 11, or the largest odd size that fits ``(C, H, W)`` images (at least 3)."""
+    side = min(shape[-2:])
+    return max(3, min(11, side if side % 2 else side - 1))
+
+
+def image_report(clean: torch.Tensor, noisy: torch.Tensor, denoised: torch.Tensor) -> dict:
+    """PSNR (dB), SSIM and MSE of ``noisy`` and ``denoised`` against ``clean``, all ``(N, C, H, W)`` in [0, 1]."""
+    from ..metrics.reconstruction import mse, psnr, ssim
+    win = ssim_window(tuple(clean.shape))
+    return {"psnr_noisy": psnr(noisy, clean), "psnr_denoised": psnr(denoised, clean),
+            "ssim_noisy": ssim(noisy, clean, win_size=win), "ssim_denoised": ssim(denoised, clean, win_size=win),
+            "mse_noisy": mse(noisy, clean), "mse_denoised": mse(denoised, clean), "ssim_window": win}
+
+
+class Denoiser(ModelEstimator):
+    """Remove noise with a denoising autoencoder trained on clean data.
+
+    Parameters
+    ----------
+    noise : {"gaussian", "salt_pepper", "mask"}
+        Corruption the model learns to undo (see the module notes for each).
+    level : float
+        Gaussian sigma (> 0; model units: [0, 1] images, standardised tabular), or the probability in
+        (0, 1) that an entry is corrupted (``salt_pepper``, ``mask``).
+    model : str, path or model
+        ``"denoising-ae"`` (trained in :meth:`fit` with ``noise``/``level``), a saved model / run folder,
+        or a loaded model (any model with ``reconstruct``; ``fit`` then trains nothing).
+    model_config : dict, optional
+        Extra ``denoising-ae`` settings (``latent_dim``, ``arch``, ...); ``noise``/``level`` go here as
+        parameters of the estimator, not in ``model_config``.
+    epochs, batch_size, random_state, validation_fraction, trainer_config
+        Training settings (see :class:`genlab.apps.ModelEstimator`).
+
+    Attributes
+    ----------
+    model_ : GenerativeModel
+        The wrapped, trained model.
+    input_shape_ : tuple
+        Shape of one sample (``(C, H, W)`` or ``(D,)``).
+    kind_ : str
+        ``"image"`` or ``"tabular"``.
+    """
+
+    default_model = "denoising-ae"
+
+    def __init__(self, *, noise="gaussian", level=0.2, model="denoising-ae", model_config=None, epochs=50,
+                 batch_size=128, random_state=0, validation_fraction=0.1, trainer_config=None):
+        self.noise = noise
+        self.level = level
+        self.model = model
+        self.model_config = model_config
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.validation_fraction = validation_fraction
+        self.trainer_config = trainer_config
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None):
+        """Train the ``denoising-ae`` on clean ``X`` (images or tabular; no NaN). Returns ``self``."""
+        level = check_noise(self.noise, self.level)
+        spec = self._model_param()
+        if isinstance(spec, str) and spec in model_names() and spec != "denoising-ae":
+            raise ConfigError(f"Denoiser trains a 'denoising-ae', not {spec!r}; use model='denoising-ae' or give "
+                              "a saved model folder")
+        clash = sorted({"noise", "level"} & set(self.model_config or {}))
+        if clash:
+            raise ConfigError(f"model_config sets {clash[0]!r}; set it as Denoiser({clash[0]}=...) instead")
+        ds = as_dataset(X, name="X")
+        self._fit_model(ds, config={"model": {"noise": self.noise, "level": level}})
+        cfg = getattr(self.model_, "config", None)
+        if getattr(cfg, "noise", self.noise) != self.noise or getattr(cfg, "level", level) != level:
+            log.warning("Denoiser: the given model was trained with noise=%s level=%s, not noise=%s level=%s",
+                        cfg.noise, cfg.level, self.noise, level)
+        return self
+
+    # ------------------------------------------------------------------ inference
+    def _prepare(self, X):
+        self._check_fitted()
+        ds = as_dataset(X, name="X")
+        self._check_shape(ds)
+        return ds, self._to_model(ds)
+
+    @torch.no_grad()
+    def _denoise(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """Model-space ``(N, ...)`` -> model-space reconstructions (the model never corrupts in ``reconstruct``)."""
+        m = self.model_.eval()
+        return torch.cat([m.reconstruct(xb.to(m.device)).float().cpu() for xb in x.split(batch_size)])
+
+    def transform(self, X) -> np.ndarray:
+        """Denoised copy of ``X``: images in [0, 1] (float32, ``X``'s layout) or tabular rows in raw units."""
+        _, x = self._prepare(X)
+        return restore_layout(self._from_model(self._denoise(x)), X)
+
+    def add_noise(self, X, random_state=None) -> np.ndarray:
+        """A noisy copy of ``X`` drawn from the estimator's ``noise`` / ``level`` (the model's corruption).
+
+        ``random_state``: int seed (repeatable) or None (fresh randomness). Images may be corrupted before
+        ``fit``; tabular data needs the fitted standardisation (noise is drawn in standardised units)."""
+        from ..models.ae_family import corrupt
+        level = check_noise(self.noise, self.level)
+        ds = as_dataset(X, name="X")
+        if ds.kind == "tabular":
+            if not hasattr(self, "model_"):
+                raise ConfigError("tabular noise is drawn in the fitted model's standardised units; call fit(X) "
+                                  "before add_noise")
+            self._check_shape(ds)
+            x = self._to_model(ds)
+        else:
+            if hasattr(self, "model_"):
+                self._check_shape(ds)
+            x = ds.x
+        g = torch.Generator()
+        if random_state is None:
+            g.seed()
+        else:
+            g.manual_seed(int(random_state))
+        noisy = corrupt(x, self.noise, level, kind=ds.kind, generator=g)
+        if ds.kind == "image":
+            return restore_layout(noisy.numpy(), X)
+        return self._from_model(noisy)
+
+    # ------------------------------------------------------------------ scores
+    def score_report(self, X_clean, X_noisy=None) -> dict:
+        """Quality of the noisy input and of the denoised output against ``X_clean``.
+
+        ``X_noisy`` defaults to ``add_noise(X_clean, random_state=self.random_state)``. Images: ``psnr_*``
+        (dB), ``ssim_*`` and ``mse_*`` in [0, 1] units; tabular: ``mse_*`` in standardised units."""
+        clean_ds, clean = self._prepare(X_clean)
+        if X_noisy is None:
+            X_noisy = self.add_noise(X_clean, random_state=self.random_state)
+        noisy_ds, noisy = self._prepare(X_noisy)
+        if len(noisy_ds) != len(clean_ds):
+            raise ConfigError(f"X_noisy has {len(noisy_ds)} samples but X_clean has {len(clean_ds)}; give one noisy "
+                              "sample per clean sample")
+        den = self._denoise(noisy)
+        if self.kind_ == "image":
+            return image_report(clean, noisy, den.clamp(0, 1))
+        return {"mse_noisy": float(((noisy - clean) ** 2).mean()), "mse_denoised": float(((den - clean) ** 2).mean())}
+
+    def score(self, X_clean, X_noisy=None) -> float:
+        """Higher is better: PSNR (dB) of the denoised images, or minus the MSE (standardised units) for tabular
+        data; ``X_noisy`` defaults to ``add_noise(X_clean, random_state=self.random_state)``."""
+        rep = self.score_report(X_clean, X_noisy)
+        return rep["psnr_denoised"] if self.kind_ == "image" else -rep["mse_denoised"]

@@ -1,0 +1,208 @@
+"""Imputation of missing entries (NaN) with an autoencoder or VAE, as a scikit-learn transformer.
+
+>>> from genlab.apps import Imputer
+>>> imp = Imputer(model="vae", epochs=200).fit(X_with_nan)      # tabular (N, D) or images with NaN pixels
+>>> X_filled = imp.transform(X_with_nan)                         # observed entries returned bit for bit
+>>> make_pipeline(Imputer(), Ridge()).fit(X_with_nan, y)          # works inside sklearn Pipelines
+
+How it works:
+
+* **Mask-aware training.** ``fit`` trains the model on the data with its holes: missing entries enter the
+  encoder as 0 (the column mean of standardised tabular data; black for images) and are left out of the
+  loss (the AE's mean squared / BCE error is the mean over the observed entries; the VAE's ``log p(x|z)`` is
+  the sum over the observed entries, i.e. ``log p(x_obs|z)``). See ``supports_missing`` on the models.
+* **Iterative filling.** ``transform`` starts every missing entry at the feature's observed mean over the
+  data given to ``fit`` (``initial_fill_``, model space), then ``n_iter`` times: reconstruct (the VAE's
+  decoder mean at the posterior mean ``z = mu(x)``, so the output is deterministic) and replace only the
+  missing entries by the reconstruction. Observed entries are copied from the input, never recomputed.
+* Units: tabular data is standardised with the model's training statistics (NaN-aware) and returned in
+  raw units; images (NaN marks missing pixels; floats in [0, 1]) are returned in [0, 1] in their layout.
+  The output keeps a float input's dtype (float32 stays float32); other inputs come back as float64.
+
+Errors (one line, :class:`~genlab.errors.DataError`): a feature with no observed value in ``fit`` (named),
+a sample shape different from ``fit``'s, infinite values, non-numeric data.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from sklearn.base import TransformerMixin
+
+from ..data import TensorDataset
+from ..data.files import dataset_from_arrays, images_from_array
+from ..errors import ConfigError, DataError
+from ._base import ModelEstimator, as_dataset, restore_layout
+
+log = logging.getLogger(__name__)
+
+
+def missing_dataset(X, y=None, *, name: str = "X") -> TensorDataset:
+    """A :class:`TensorDataset` with ``allow_missing=True`` from ``X`` whose NaN entries are missing values.
+
+    Tabular ``(N, D)`` arrays keep their NaN; image arrays (``(N, H, W)``, ``(N, C, H, W)`` or channels-last
+    floats in [0, 1]) may hold NaN pixels too (the observed ones are checked as usual)."""
+    if isinstance(X, TensorDataset):
+        ds = X
+    else:
+        a = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+        yy = None if y is None else (y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y))
+        if a.ndim in (3, 4) and a.dtype.kind == "f" and np.isnan(a).any():
+            nan = np.isnan(a)
+            ds = dataset_from_arrays(np.where(nan, 0.0, a).astype(a.dtype), yy, name)
+            hole = images_from_array(nan, name).bool()  # (N, C, H, W), same layout handling as the pixels
+            x = ds.x.masked_fill(hole, float("nan"))
+            return TensorDataset(x, ds.y, norm=ds.norm, name=ds.name, classes=ds.classes, allow_missing=True)
+        ds = as_dataset(a, yy, name=name, allow_nan=True)
+    if ds.allow_missing:
+        return ds
+    return TensorDataset(ds.x, ds.y, norm=ds.norm, name=ds.name, classes=ds.classes, allow_missing=True)
+
+
+def _feature_name(index: int, shape: tuple[int, ...]) -> str:
+    if len(shape) == 1:
+        return f"column {index}"
+    c, h, w = np.unravel_index(index, shape)
+    return f"pixel (channel {c}, row {h}, col {w})"
+
+
+class Imputer(TransformerMixin, ModelEstimator):
+    """Fill missing entries (NaN) with a mask-aware autoencoder or VAE.
+
+    Parameters
+    ----------
+    model : str, path or model
+        Registered name trained in :meth:`fit` (``"vae"``, ``"ae"`` or another model that
+        ``supports_missing``), a saved model / run folder, or a loaded model (used as it is).
+    model_config : dict, optional
+        Model settings. Unset keys get imputation defaults on tabular data: ``latent_dim`` =
+        ``max(1, min(16, D // 2))`` (a bottleneck: a code as wide as the data learns to copy it and fills
+        with the mean), and for the ``vae`` ``learn_sigma=True`` (a per-column noise scale; with the fixed
+        sigma = 1 of standardised units the decoder would smooth every column towards its mean).
+    n_iter : int
+        Reconstruct-and-replace rounds in :meth:`transform` (>= 1).
+    epochs, batch_size, random_state, validation_fraction, trainer_config
+        Training settings (see :class:`genlab.apps.ModelEstimator`).
+
+    Attributes
+    ----------
+    model_ : GenerativeModel
+        The trained model.
+    initial_fill_ : ndarray
+        Starting value of each feature (its observed mean over the ``fit`` data, model space), shape of a sample.
+    n_features_in_ : int
+        Number of scalars per sample.
+    input_shape_, kind_
+        Sample shape and data kind seen in ``fit``.
+    """
+
+    default_model = "vae"
+    _json_state = ("n_features_in_",)
+
+    def __init__(self, *, model="vae", model_config=None, n_iter=10, epochs=200, batch_size=128, random_state=0,
+                 validation_fraction=0.1, trainer_config=None):
+        self.model = model
+        self.model_config = model_config
+        self.n_iter = n_iter
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.validation_fraction = validation_fraction
+        self.trainer_config = trainer_config
+
+    def _check_n_iter(self) -> int:
+        if isinstance(self.n_iter, bool) or not isinstance(self.n_iter, (int, np.integer)) or self.n_iter < 1:
+            raise ConfigError(f"n_iter must be an integer >= 1, got {self.n_iter!r}")
+        return int(self.n_iter)
+
+    def _defaults(self, ds: TensorDataset) -> dict:
+        """Imputation defaults for the model config (only keys the user left unset)."""
+        from ..registry import get_model_entry
+        spec = self._model_param()
+        user = dict(self.model_config or {})
+        out: dict = {}
+        if ds.kind != "tabular" or not isinstance(spec, str):
+            return out
+        fields = getattr(get_model_entry(spec).config_cls, "__dataclass_fields__", {})
+        if "latent_dim" in fields and "latent_dim" not in user:
+            out["latent_dim"] = max(1, min(16, ds.sample_shape[0] // 2))
+        if "learn_sigma" in fields and "learn_sigma" not in user and user.get("likelihood", "auto") != "bernoulli":
+            out["learn_sigma"] = True
+        return out
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None):
+        """Train the model on ``X`` with its missing entries (NaN) left out of the loss. Returns ``self``."""
+        from ..models.base import GenerativeModel
+        from ..registry import get_model_entry
+        from ._base import model_names
+
+        self._check_n_iter()
+        ds = missing_dataset(X, name="X")
+        flat = ds.x.flatten(1)  # (N, F)
+        never = torch.isnan(flat).all(0)
+        if bool(never.any()):
+            j = int(never.nonzero()[0])
+            raise DataError(f"X: {_feature_name(j, ds.sample_shape)} has no observed value (all NaN); drop it or "
+                            "fit on data where it is observed")
+        spec = self._model_param()
+        if isinstance(spec, GenerativeModel):
+            cls = type(spec)
+        elif isinstance(spec, str) and spec in model_names():
+            cls = get_model_entry(spec).cls
+        else:
+            cls = None  # a saved folder: checked once loaded
+        if cls is not None:
+            self._check_model_class(cls, spec)
+        self._fit_model(ds, config={"model": self._defaults(ds)})
+        self._check_model_class(type(self.model_), spec)
+        self.n_features_in_ = int(flat.shape[1])
+        return self
+
+    @staticmethod
+    def _check_model_class(model_cls, spec) -> None:
+        name = getattr(model_cls, "registry_name", str(spec))
+        if not getattr(model_cls, "can_reconstruct", False) or not getattr(model_cls, "supports_missing", False):
+            raise ConfigError(f"Imputer needs a model that reconstructs and trains on missing values (ae, vae, "
+                              f"denoising-ae, ...); {name!r} does not")
+        if getattr(model_cls, "conditional", False):
+            raise ConfigError(f"Imputer takes unconditional models; {name!r} needs labels, use 'vae'")
+
+    # ------------------------------------------------------------------ filling
+    @torch.no_grad()
+    def _fill(self, x: torch.Tensor, missing: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """Model-space ``x`` ``(N, ...)`` with its ``missing`` entries filled iteratively (see module notes)."""
+        m = self.model_.eval()
+        out = []
+        for xb, mb in zip(x.split(batch_size), missing.split(batch_size)):
+            fill = xb.masked_fill(mb, 0.0)  # (B, ...) as in training: 0 = column mean (tabular), black (images)
+            for _ in range(self._check_n_iter()):
+                rec = m.reconstruct(fill.to(m.device)).float().cpu()
+                fill = torch.where(mb, rec, xb)
+            out.append(fill)
+        return torch.cat(out)
+
+    def transform(self, X) -> np.ndarray:
+        """``X`` with its NaN entries filled; observed entries are returned exactly as given."""
+        self._check_fitted()
+        ds = missing_dataset(X, name="X")
+        self._check_shape(ds)
+        original = ds.x.numpy() if isinstance(X, TensorDataset) else (
+            X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X))
+        dtype = original.dtype if original.dtype.kind == "f" else np.float64
+        out = np.array(original, dtype=dtype, copy=True)
+        hole = np.isnan(out)
+        if not hole.any():
+            return out
+        x = self._to_model(ds)  # (N, ...) NaN kept
+        missing = torch.isnan(x)
+        filled = self._from_model(self._fill(x, missing))
+        if self.kind_ == "tabular" and isinstance(X, TensorDataset):  # a dataset's own units, not raw units
+            filled = ds.norm.from_raw(torch.from_numpy(filled)).numpy()
+        out[hole] = restore_layout(filled, X if not isinstance(X, TensorDataset) else out)[hole]
+        return out
+
+    def fit_transform(self, X, y=None, **fit_params) -> np.ndarray:
+        """``fit(X).transform(X)``."""
+        return self.fit(X, y, **fit_params).transform(X)

@@ -1,0 +1,356 @@
+"""Imputer (genlab.apps.impute), mask-aware training in the AE/VAE models, and ``genlab impute``."""
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline
+
+from genlab.apps import Imputer
+from genlab.apps.impute import missing_dataset
+from genlab.cli import main
+from genlab.config import from_dict
+from genlab.data import TensorDataset
+from genlab.errors import ConfigError, DataError
+from genlab.models.common import split_missing
+from genlab.registry import get_model_entry
+from genlab.training import Trainer
+from tests.conftest import tiny_trainer
+
+TRAINER = {"precision": "fp32", "channels_last": False, "log_every": 50}  # epochs come from the estimator
+
+
+def _build(name, kind="tabular", shape=(3,), **cfg):
+    entry = get_model_entry(name)
+    info = {"kind": kind, "shape": list(shape), "norm": {"shift": 0.0, "scale": 1.0}, "num_classes": None}
+    torch.manual_seed(0)
+    return entry.cls(from_dict(entry.config_cls, cfg, "model"), info)
+
+
+def _correlated(n=240, d=6, seed=0, noise=0.05):
+    """Rows on a 1-D curve in 6-D: every column is a function of one latent value (strongly correlated)."""
+    g = np.random.default_rng(seed)
+    t = g.uniform(-1.5, 1.5, size=(n, 1))
+    w = g.uniform(0.5, 2.0, size=(1, d)) * np.sign(g.normal(size=(1, d)))
+    return (t @ w + noise * g.normal(size=(n, d))) * 3.0 + 10.0  # raw units: mean 10, spread ~ 3-6
+
+
+def _holes(x, rate, seed=1):
+    m = np.random.default_rng(seed).random(x.shape) < rate
+    return np.where(m, np.nan, x), m
+
+
+@pytest.fixture(scope="module")
+def table():
+    return _correlated()
+
+
+@pytest.fixture(scope="module")
+def fitted(table):
+    xm, _ = _holes(table, 0.2)
+    return Imputer(model="vae", epochs=3, batch_size=32, trainer_config=TRAINER).fit(xm)
+
+
+# ---------------------------------------------------------------------------------------------- model level
+def test_split_missing_fills_with_zero_and_returns_mask():
+    x = torch.tensor([[1.0, float("nan")], [float("nan"), 4.0]])
+    filled, obs = split_missing(x)
+    assert torch.equal(filled, torch.tensor([[1.0, 0.0], [0.0, 4.0]]))
+    assert torch.equal(obs, torch.tensor([[True, False], [False, True]]))
+    y = torch.ones(2, 2)
+    same, none = split_missing(y)
+    assert same is y and none is None
+
+
+def test_ae_masked_loss_equals_hand_computation_over_observed_entries():
+    """Linear AE (hidden=[]): loss = sum_obs (W_d (W_e x0 + b_e) + b_d - x)^2 / #obs, in float64 by hand."""
+    m = _build("ae", latent_dim=2, hidden=[])
+    x = torch.tensor([[0.5, float("nan"), -1.0], [float("nan"), float("nan"), 2.0],
+                      [1.5, 0.25, float("nan")], [-0.5, 1.0, 0.75]])
+    out = m.training_step({"x": x}, 0)
+    lin_e, lin_d = [mod for mod in m.modules() if isinstance(mod, torch.nn.Linear)]
+    we, be = lin_e.weight.detach().double().numpy(), lin_e.bias.detach().double().numpy()
+    wd, bd = lin_d.weight.detach().double().numpy(), lin_d.bias.detach().double().numpy()
+    xn = x.double().numpy()
+    obs = ~np.isnan(xn)
+    x0 = np.where(obs, xn, 0.0)
+    rec = (x0 @ we.T + be) @ wd.T + bd
+    hand = ((rec - x0) ** 2)[obs].sum() / obs.sum()
+    assert math.isfinite(float(out["loss"].detach()))
+    assert float(out["loss"]) == pytest.approx(hand, rel=1e-5, abs=1e-7)
+    assert float(out["mse"]) == pytest.approx(hand, rel=1e-5, abs=1e-7)
+
+
+def test_vae_masked_elbo_equals_hand_computation():
+    """Linear gaussian VAE, fixed sigma: rec = -sum_obs log N(x | mean, sigma^2) with the same eps draw."""
+    m = _build("vae", latent_dim=2, hidden=[], sigma=0.7)
+    x = torch.tensor([[0.5, float("nan"), -1.0], [1.5, 0.25, float("nan")], [-0.5, 1.0, 0.75]])
+    torch.manual_seed(5)
+    out = m.training_step({"x": x}, 0)
+    lin_e, lin_d = [mod for mod in m.modules() if isinstance(mod, torch.nn.Linear)]
+    xn = x.double().numpy()
+    obs = ~np.isnan(xn)
+    x0 = np.where(obs, xn, 0.0)
+    h = x0 @ lin_e.weight.detach().double().numpy().T + lin_e.bias.detach().double().numpy()
+    mu, logvar = h[:, :2], np.clip(h[:, 2:], -30, 20)
+    torch.manual_seed(5)
+    eps = torch.randn(3, 2).double().numpy()  # the draw training_step made (randn_like after the same seed)
+    z = mu + np.exp(0.5 * logvar) * eps
+    mean = z @ lin_d.weight.detach().double().numpy().T + lin_d.bias.detach().double().numpy()
+    s = 0.7
+    lp = -0.5 * ((x0 - mean) ** 2 / s ** 2 + 2 * math.log(s) + math.log(2 * math.pi))
+    rec = -(lp * obs).sum(1)
+    kl = 0.5 * (mu ** 2 + np.exp(logvar) - 1 - logvar).sum(1)
+    assert float(out["rec"]) == pytest.approx(rec.mean(), rel=1e-5)
+    assert float(out["loss"]) == pytest.approx((rec + kl).mean(), rel=1e-5)
+
+
+def test_bernoulli_log_px_z_sums_observed_pixels_only():
+    m = _build("vae", kind="image", shape=(1, 4, 4), latent_dim=2)
+    g = torch.Generator().manual_seed(0)
+    raw = torch.randn(2, 1, 4, 4, generator=g)
+    x = torch.rand(2, 1, 4, 4, generator=g)
+    obs = torch.rand(2, 1, 4, 4, generator=g) > 0.3
+    p = torch.sigmoid(raw).double()
+    hand = (x.double() * p.log() + (1 - x.double()) * (1 - p).log()) * obs
+    assert torch.allclose(m.log_px_z(raw, x, obs).double(), hand.flatten(1).sum(1), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["ae", "vae", "denoising-ae"])
+def test_loss_and_gradients_do_not_depend_on_values_at_missing_positions(name):
+    """Targets that differ only where entries are missing give the same loss and the same gradients, and the
+    NaN training step equals that computation (NaN never leaks into loss or gradients)."""
+    m = _build(name, shape=(4,), latent_dim=2, **({"level": 0.0} if name == "denoising-ae" else {}))
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(6, 4, generator=g)
+    miss = torch.rand(6, 4, generator=g) < 0.4
+    x_nan = x.masked_fill(miss, float("nan"))
+
+    def loss_grads(target):
+        m.zero_grad()
+        torch.manual_seed(3)
+        x0 = x.masked_fill(miss, 0.0)  # what the encoder gets for missing entries
+        if name == "vae":
+            mu, logvar = m.encode(x0)
+            z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+            loss = (-m.log_px_z(m.decode_raw(z), target, ~miss) + m.kl(mu, logvar)).mean()
+        else:
+            loss = m.reconstruction_loss(m.decode_logits(m.encode(x0)), target, ~miss)[0]
+        loss.backward()
+        return float(loss), [p.grad.clone() for p in m.parameters()]
+
+    a = loss_grads(x.masked_fill(miss, 123.0))
+    b = loss_grads(x.masked_fill(miss, -7.5))
+    assert a[0] == b[0] and all(torch.equal(u, v) for u, v in zip(a[1], b[1]))
+    m.zero_grad()
+    torch.manual_seed(3)
+    step = m.training_step({"x": x_nan}, 0)["loss"]
+    step.backward()
+    assert float(step) == pytest.approx(a[0], rel=1e-6)
+    assert all(torch.allclose(p.grad, u, atol=1e-6) for p, u in zip(m.parameters(), a[1]))
+
+
+def test_trainer_trains_on_missing_only_when_asked_and_supported(tabular_data):
+    t = tabular_data.standardized()
+    x = t.x.clone()
+    x[::3, 1] = float("nan")
+    with pytest.raises(DataError, match="impute them first"):
+        Trainer(tiny_trainer()).fit(_build("vae", shape=(5,)), TensorDataset(x))
+    ds = TensorDataset(x, allow_missing=True)
+    res = Trainer(tiny_trainer()).fit(_build("vae", shape=(5,)), ds, ds.subset(torch.arange(20)))
+    assert all(math.isfinite(r["loss"]) for r in res.history if "loss" in r)
+    with pytest.raises(DataError, match="cannot train on missing values"):
+        Trainer(tiny_trainer()).fit(_build("gan", shape=(5,)), ds)
+
+
+def test_allow_missing_survives_subset_split_standardize_and_to():
+    x = torch.rand(10, 1, 4, 4)
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.raises(DataError, match="image data contains NaN"):
+        TensorDataset(x)
+    ds = TensorDataset(x, allow_missing=True)
+    tr, va, te = ds.split(0.2, 0.2, seed=0)
+    assert ds.subset(torch.arange(3)).allow_missing and tr.allow_missing and va.allow_missing and te.allow_missing
+    assert ds.to("cpu").allow_missing
+    tab = TensorDataset(torch.tensor([[1.0, float("nan")], [2.0, 3.0], [4.0, 5.0]]), allow_missing=True)
+    assert tab.standardized().allow_missing
+
+
+# ---------------------------------------------------------------------------------------------- estimator
+def test_observed_entries_are_returned_bit_for_bit(fitted, table):
+    xm, m = _holes(table, 0.3, seed=7)
+    out = fitted.transform(xm)
+    assert out.dtype == np.float64 and out.shape == xm.shape
+    assert np.array_equal(out[~m], xm[~m])  # exact, not approx
+    assert np.isfinite(out).all()
+    out32 = fitted.transform(xm.astype(np.float32))
+    assert out32.dtype == np.float32 and np.array_equal(out32[~m], xm.astype(np.float32)[~m])
+    full = fitted.transform(table)
+    assert np.array_equal(full, table)
+
+
+def test_imputer_beats_mean_imputation_on_correlated_data(table):
+    xm, m = _holes(table, 0.3, seed=2)
+    imp = Imputer(model="vae", epochs=80, batch_size=64, trainer_config=TRAINER).fit(xm)
+    out = imp.transform(xm)
+    sd = table.std(0)
+    rmse = np.sqrt((((out - table) / sd)[m] ** 2).mean())
+    mean_fill = np.where(m, np.nanmean(xm, 0), table)
+    rmse_mean = np.sqrt((((mean_fill - table) / sd)[m] ** 2).mean())
+    assert rmse < 0.6 * rmse_mean, (rmse, rmse_mean)
+
+
+def test_pipeline_and_clone(table):
+    xm, _ = _holes(table, 0.2)
+    y = table[:, 0] * 2.0 - table[:, 1]
+    imp = Imputer(model="ae", epochs=2, n_iter=3, trainer_config=TRAINER, model_config={"latent_dim": 2})
+    c = clone(imp)
+    assert c.get_params() == imp.get_params() and not hasattr(c, "model_")
+    pipe = make_pipeline(imp, Ridge()).fit(xm, y)
+    pred = pipe.predict(xm)
+    assert pred.shape == (len(xm),) and np.isfinite(pred).all()
+    assert clone(pipe).steps[0][1].get_params()["n_iter"] == 3
+
+
+def test_save_load_gives_identical_outputs(fitted, table, tmp_path):
+    xm, _ = _holes(table, 0.3, seed=9)
+    fitted.save(tmp_path / "imp")
+    back = Imputer.load(tmp_path / "imp")
+    assert np.array_equal(back.transform(xm), fitted.transform(xm))
+    assert back.n_features_in_ == table.shape[1]
+
+
+def test_inpainting_images_keeps_layout_and_observed_pixels(image_data):
+    x = image_data.x.numpy()  # (64, 1, 8, 8) in [0, 1]
+    imp = Imputer(model="ae", epochs=2, trainer_config=TRAINER, model_config={"latent_dim": 4}).fit(x)
+    holes = x.copy()
+    holes[:, :, 4:, :] = np.nan  # bottom half
+    out = imp.transform(holes)
+    obs = ~np.isnan(holes)
+    assert out.shape == x.shape and np.array_equal(out[obs], x[obs])
+    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    grey = holes[:, 0]  # (N, H, W)
+    out3 = imp.transform(grey)
+    assert out3.shape == grey.shape and np.array_equal(out3[~np.isnan(grey)], grey[~np.isnan(grey)])
+    chl = holes.transpose(0, 2, 3, 1)  # channels-last (N, H, W, 1)
+    out_cl = imp.transform(chl)
+    assert out_cl.shape == chl.shape and np.allclose(out_cl[..., 0], out3)
+    # fitting on images with holes (mask-aware) works too
+    fit_holes = x.copy()
+    fit_holes[np.random.default_rng(0).random(x.shape) < 0.2] = np.nan
+    imp2 = Imputer(model="vae", epochs=2, trainer_config=TRAINER, model_config={"latent_dim": 4}).fit(fit_holes)
+    assert np.isfinite(imp2.transform(fit_holes)).all()
+
+
+def test_missing_dataset_marks_nan_pixels():
+    x = np.full((3, 4, 4), 0.5, np.float32)
+    x[1, 2, 3] = np.nan
+    ds = missing_dataset(x)
+    assert ds.allow_missing and ds.x.shape == (3, 1, 4, 4) and bool(torch.isnan(ds.x[1, 0, 2, 3]))
+    assert int(torch.isnan(ds.x).sum()) == 1
+    bad = x.copy()
+    bad[0, 0, 0] = 2.0
+    with pytest.raises(DataError, match=r"expected \[0, 1\]"):
+        missing_dataset(bad)
+
+
+def test_bad_input_errors(fitted, table):
+    xm, _ = _holes(table, 0.2)
+    allnan = xm.copy()
+    allnan[:, 2] = np.nan
+    with pytest.raises(DataError, match="column 2 has no observed value"):
+        Imputer(epochs=1, trainer_config=TRAINER).fit(allnan)
+    with pytest.raises(DataError, match=r"shape \(5,\) but the estimator was fitted on \(6,\)"):
+        fitted.transform(xm[:, :5])
+    inf = xm.copy()
+    inf[0, 0] = np.inf
+    with pytest.raises(DataError, match="infinite"):
+        fitted.transform(inf)
+    with pytest.raises(ConfigError, match="not fitted"):
+        Imputer().transform(xm)
+    with pytest.raises(ConfigError, match="n_iter must be an integer >= 1"):
+        Imputer(n_iter=0).fit(xm)
+    with pytest.raises(ConfigError, match="'gan' does not"):
+        Imputer(model="gan", epochs=1).fit(xm)
+    with pytest.raises(ConfigError, match="needs labels"):
+        Imputer(model="cvae", epochs=1).fit(xm)
+    with pytest.raises(DataError, match="object arrays"):
+        Imputer(epochs=1).fit(np.array([["a", None]], dtype=object))
+    img = np.full((4, 1, 8, 8), np.nan, np.float32)
+    img[:, :, :4] = 0.5
+    with pytest.raises(DataError, match=r"pixel \(channel 0, row 4, col 0\) has no observed value"):
+        Imputer(epochs=1).fit(img)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def test_cli_csv_round_trip_keeps_header_labels_and_observed_cells(tmp_path, capsys):
+    data = _correlated(n=80, d=4, seed=3)
+    rows = [["a", "label", "b", "c", "d"]]
+    for i, r in enumerate(data):
+        cells = [repr(float(v)) for v in r]
+        if i % 4 == 0:
+            cells[i % 3] = "" if i % 8 else "NA"
+        rows.append([cells[0], str(i % 2), *cells[1:]])
+    src = tmp_path / "t.csv"
+    with open(src, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    out = tmp_path / "o"
+    assert main(["impute", str(src), "--out", str(out), "--model", "ae", "--epochs", "2", "--set", "latent_dim=2"]) == 0
+    got = list(csv.reader((out / "imputed.csv").read_text().splitlines()))
+    assert got[0] == rows[0] and len(got) == len(rows)
+    n_filled = 0
+    for a, b in zip(rows[1:], got[1:]):
+        for ca, cb in zip(a, b):
+            if ca in ("", "NA"):
+                n_filled += 1
+                assert math.isfinite(float(cb))
+            else:
+                assert ca == cb  # observed cells (and the label column) are copied as text
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["missing_entries"] == n_filled == 20 and metrics["filled_entries"] == 20
+    assert (out / "report.html").is_file()
+    assert "missing_entries" in capsys.readouterr().out
+
+
+def test_cli_npz_images_with_mask_and_nan(tmp_path, image_data, capsys):
+    x = image_data.x.numpy()[:, 0]  # (N, 8, 8)
+    xn = x.copy()
+    xn[0, 0, 0] = np.nan
+    np.savez(tmp_path / "img.npz", x=xn)
+    np.savez(tmp_path / "clean.npz", x=x)
+    mask = np.zeros((8, 8), bool)
+    mask[6:] = True  # the bottom two rows of every image
+    np.savez(tmp_path / "mask.npz", mask=mask)
+    out = tmp_path / "o"
+    args = ["impute", str(tmp_path / "img.npz"), "--mask", str(tmp_path / "mask.npz"), "--out", str(out),
+            "--model", "ae", "--epochs", "2", "--set", "latent_dim=4", "--n-iter", "2"]
+    assert main(args) == 2  # those rows are never observed in the input: training on it cannot learn them
+    assert "pixel (channel 0, row 6, col 0) has no observed value" in capsys.readouterr().err
+    assert main([*args, "--train", str(tmp_path / "clean.npz")]) == 0
+    z = np.load(out / "imputed.npz")
+    assert z["x"].shape == x.shape and np.isfinite(z["x"]).all()
+    assert z["mask"].sum() == 64 * 16 + 1
+    keep = ~z["mask"]
+    assert np.array_equal(z["x"][keep], xn[keep])
+    assert (out / "inpaint.png").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["filled_entries"] == 64 * 16 + 1 and metrics["n_iter"] == 2
+
+
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
+    src = tmp_path / "t.csv"
+    src.write_text("a,b\n1,\n2,\n3,\n")
+    assert main(["impute", str(src), "--out", str(tmp_path / "o"), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "column 1 has no observed value" in err and len(err.splitlines()) == 1
+    np.savez(tmp_path / "img.npz", x=np.zeros((4, 8, 8), np.float32))
+    np.savez(tmp_path / "mask.npz", mask=np.zeros((7, 7), bool))
+    assert main(["impute", str(tmp_path / "img.npz"), "--mask", str(tmp_path / "mask.npz"),
+                 "--out", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "mask shape (7, 7) does not match" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()
