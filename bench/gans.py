@@ -37,7 +37,6 @@ import torch
 
 import genlab
 from genlab.config import from_dict
-from genlab.data import TensorDataset
 from genlab.metrics import FeatureStats, fid, load_feature_net
 from genlab.metrics.diversity import class_histogram, classes_covered, normalized_entropy
 from genlab.metrics.kid import kid
@@ -48,7 +47,7 @@ from genlab.training import Trainer, seed_everything
 
 MODELS = ["gan", "dcgan", "wgan", "wgan-gp", "cgan", "acgan"]
 #: epochs per data set (a fixed budget; WGANs take 5 critic steps per generator step within it)
-EPOCHS = {"mnist5k": 25, "digits": 60}
+EPOCHS = {"mnist5k": 20, "digits": 60}
 NET = {"mnist5k": "mnist", "digits": "digits"}
 BATCH = 64
 

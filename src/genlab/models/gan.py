@@ -31,7 +31,7 @@ scores otherwise), and for critics ``wasserstein`` (``mean r - mean f``) and ``g
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import check
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from ..nn.gan_blocks import (DCGAN_SIZES, DIFFAUGMENT_OPS, DCGANFeatures, DCGANGenerator, MLPFeatures,
                              MLPGenerator, apply_spectral_norm, dcgan_plan, diff_augment, gan_hidden)
 from ..registry import register_model
@@ -146,7 +146,8 @@ class _AdamMixin:
 class DCGANConfig(_GANBaseConfig, _AdamMixin):
     """``dcgan``: DCGAN networks (``width`` = base channels), Adam(``lr``, ``beta1``, ``beta2``), a GAN ``loss``.
 
-    latent_dim: z size. hidden: MLP widths of D (G uses them reversed; ``null`` = sized from the data).
+    latent_dim: z size. hidden: MLP widths of D (G uses them reversed, with BatchNorm; ``null`` = [512, 256],
+    [1024, 512] above 1,024 inputs).
     n_critic: discriminator steps per generator step. spectral_norm: on every D weight.
     monitor_every: every N training steps (0 = off) generate ``monitor_samples`` samples and log the
     diversity figures (``div_entropy``/``div_classes``, or ``div_ratio``); a warning is logged when

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import DataError
-from .blocks import MLP, default_hidden, hidden_layers
+from .blocks import hidden_layers
 
 #: image sides the DCGAN plan can produce (square images only)
 DCGAN_SIZES = (8, 16, 28, 32, 64)
@@ -96,11 +96,24 @@ class DCGANFeatures(nn.Module):
 
 
 class MLPGenerator(nn.Module):
-    """``(B, in_dim) -> (B, *shape)``; sigmoid output for images (``[0, 1]``), linear for tabular data."""
+    """``(B, in_dim) -> (B, *shape)``: Linear layers with LeakyReLU(0.2), BatchNorm1d on every hidden layer
+    but the first (``batch_norm=True``, as the common MLP GAN references do: without it the generator
+    collapsed to one digit class on ``digits`` in our runs), sigmoid output for images (``[0, 1]``),
+    linear for tabular data."""
 
-    def __init__(self, in_dim: int, shape: Sequence[int], hidden: Sequence[int], sigmoid: bool):
+    def __init__(self, in_dim: int, shape: Sequence[int], hidden: Sequence[int], sigmoid: bool,
+                 batch_norm: bool = True):
         super().__init__()
-        self.net = MLP(in_dim, hidden, math.prod(shape))
+        layers: list[nn.Module] = []
+        d = in_dim
+        for i, h in enumerate(hidden):
+            layers.append(nn.Linear(d, h))
+            if batch_norm and i > 0:
+                layers.append(nn.BatchNorm1d(h))
+            layers.append(nn.LeakyReLU(0.2))
+            d = h
+        layers.append(nn.Linear(d, math.prod(shape)))
+        self.net = nn.Sequential(*layers)
         self.shape = tuple(shape)
         self.sigmoid = sigmoid
 
@@ -123,8 +136,11 @@ class MLPFeatures(nn.Module):
 
 
 def gan_hidden(dim: int, hidden: Sequence[int] | None) -> list[int]:
-    """Discriminator MLP widths (the generator uses them reversed); default sized from the data dimension."""
-    return list(default_hidden(dim) if hidden is None else hidden)
+    """Discriminator MLP widths (the generator uses them reversed): default ``[512, 256]``, or
+    ``[1024, 512]`` for inputs of more than 1,024 values."""
+    if hidden is not None:
+        return list(hidden)
+    return [1024, 512] if dim > 1024 else [512, 256]
 
 
 def apply_spectral_norm(module: nn.Module) -> nn.Module:
