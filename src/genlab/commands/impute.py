@@ -1,6 +1,7 @@
 """``genlab impute``: fill missing values (empty CSV cells, NaN, masked pixels) with a mask-aware VAE/AE."""
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import zipfile
@@ -73,6 +74,15 @@ def _read_table_text(path: Path) -> tuple[list[str] | None, list[list[str]], str
     return header, rows, delim
 
 
+def _read(spec: str) -> tuple[np.ndarray, torch.Tensor | np.ndarray | None]:
+    """Samples (NaN kept, also in image arrays) and labels of a .npz/.npy file, a CSV, a folder or a built-in."""
+    path = Path(spec)
+    if path.is_file() and path.suffix.lower() in (".npz", ".npy"):
+        return _load_npz_array(path, (), "samples")
+    ds = read_data(spec)
+    return ds.x.numpy(), ds.y
+
+
 def _apply_mask(x: np.ndarray, spec: str) -> np.ndarray:
     from ..errors import DataError
     m, _ = _load_npz_array(Path(spec), ("mask",), "mask")
@@ -107,23 +117,17 @@ def run(args) -> int:
         raise ConfigError(f"--n-iter must be >= 1, got {args.n_iter}")
     path = Path(args.input)
     is_table = path.is_file() and path.suffix.lower() in TABLE_EXTS
-    if is_table:
-        if args.mask:
-            raise ConfigError("--mask is for arrays and images; mark missing CSV cells as empty or NA")
-        ds = read_data(args.input)
-        x, y = ds.x.numpy(), ds.y
-    elif path.is_file() and path.suffix.lower() in (".npz", ".npy"):
-        x, y = _load_npz_array(path, (), "samples")
-        if args.mask:
-            x = _apply_mask(x, args.mask)
-    else:
-        ds = read_data(args.input)
-        x, y = ds.x.numpy(), ds.y
-        if args.mask:
-            x = _apply_mask(x, args.mask)
+    if is_table and args.mask:
+        raise ConfigError("--mask is for arrays and images; mark missing CSV cells as empty or NA")
+    x, y = _read(args.input)
+    if args.mask:
+        x = _apply_mask(x, args.mask)
     data = missing_dataset(x, y, name=str(args.input))
+    fit_data = data
+    if args.train:  # read here: --train data may hold NaN pixels too
+        fit_data = missing_dataset(*_read(args.train), name=str(args.train))
     params = {} if args.n_iter is None else {"n_iter": args.n_iter}
-    est = fitted_estimator(Imputer, args, data, **params)
+    est = fitted_estimator(Imputer, argparse.Namespace(**{**vars(args), "train": None}), fit_data, **params)
     filled = est.transform(x)
     hole = np.isnan(x) if x.dtype.kind == "f" else np.zeros(x.shape, bool)  # (N, ...) in the input's layout
     n = len(filled)
