@@ -124,11 +124,12 @@ class Imputer(TransformerMixin, ModelEstimator):
     def _defaults(self, ds: TensorDataset) -> dict:
         """Imputation defaults for the model config (only keys the user left unset)."""
         from ..registry import get_model_entry
+        from ._base import model_names
         spec = self._model_param()
         user = dict(self.model_config or {})
         out: dict = {}
-        if ds.kind != "tabular" or not isinstance(spec, str):
-            return out
+        if ds.kind != "tabular" or not isinstance(spec, str) or spec not in model_names():
+            return out  # a saved or given model is used as it is
         fields = getattr(get_model_entry(spec).config_cls, "__dataclass_fields__", {})
         if "latent_dim" in fields and "latent_dim" not in user:
             out["latent_dim"] = max(1, min(16, ds.sample_shape[0] // 2))
