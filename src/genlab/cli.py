@@ -65,24 +65,12 @@ class _Progress:
         self.progress.stop()
 
 
+from .commands._common import metrics_table as _table, print_metrics as _print_metrics  # noqa: E402
+
+
 def _console():
     from rich.console import Console
     return Console(stderr=True)
-
-
-def _table(title: str, rows: list[tuple], headers: tuple[str, ...]):
-    from rich.table import Table
-    t = Table(title=title)
-    for h in headers:
-        t.add_column(h)
-    for r in rows:
-        t.add_row(*[f"{v:.6g}" if isinstance(v, float) else str(v) for v in r])
-    return t
-
-
-def _print_metrics(metrics: dict, title: str) -> None:
-    from rich.console import Console
-    Console().print(_table(title, list(metrics.items()), ("metric", "value")))
 
 
 def _run_training(args, model_name, sections, out, resume=None, overwrite=False) -> int:

@@ -56,6 +56,25 @@ def _takes_y(est) -> bool:
     return len(params) >= 2 and params[1] == "y"
 
 
+def metrics_table(title: str, rows, headers: tuple[str, ...] = ("metric", "value")):
+    """A rich table of ``rows`` (tuples; floats shown with 6 significant digits)."""
+    from rich.table import Table
+    t = Table(title=title)
+    for h in headers:
+        t.add_column(h)
+    for r in rows:
+        t.add_row(*[f"{v:.6g}" if isinstance(v, float) else str(v) for v in r])
+    return t
+
+
+def print_metrics(metrics: dict, title: str, report: Path | None = None) -> None:
+    """Print ``metrics`` as a two-column table (and the report path) on the terminal."""
+    from rich.console import Console
+    Console().print(metrics_table(title, list(metrics.items())))
+    if report is not None:
+        print(f"report: {Path(report).resolve()}")
+
+
 def write_outputs(out_dir: str | Path, *, title: str, metrics: dict, figures: dict[str, str],
                   config: dict | None = None) -> Path:
     """``metrics.json`` and ``report.html`` (with the PNG figures already written in ``out_dir``)."""

@@ -33,7 +33,7 @@ def run(args) -> int:
     from ..apps.augment import Augmenter
     from ..errors import ConfigError, DataError
     from ..io.images import save_grid
-    from .compress import _table
+    from ._common import metrics_table as _table
 
     if args.n < 0:
         raise ConfigError(f"-n must be >= 0, got {args.n}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import add_model_arguments, fitted_estimator, read_data, write_outputs
+from ._common import add_model_arguments, fitted_estimator, metrics_table as _table, read_data, write_outputs
 
 NAME = "compress"
 HELP = ("Compress samples to quantised autoencoder codes in a .glc file (the estimator that decodes it is saved "
@@ -66,16 +66,6 @@ def run(args) -> int:
     print(f"wrote {out} ({stats['file_bytes']} bytes); decode with: genlab decompress {out}"
           + ("" if est_dir == estimator_dir(out) else f" --run {est_dir}"))
     return 0
-
-
-def _table(title: str, rows):
-    from rich.table import Table
-    t = Table(title=title)
-    t.add_column("metric")
-    t.add_column("value")
-    for k, v in rows:
-        t.add_row(str(k), f"{v:.6g}" if isinstance(v, float) else str(v))
-    return t
 
 
 def _report(folder, est, ds, metrics: dict) -> None:

@@ -27,7 +27,8 @@ def run(args) -> int:
     from ..io.atomic import write_bytes_atomic
     from ..io.images import save_grid
     from ._common import read_data
-    from .compress import _table, estimator_dir
+    from ._common import metrics_table as _table
+    from .compress import estimator_dir
 
     src = Path(args.file)
     out = Path(args.output)

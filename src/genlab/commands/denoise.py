@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._common import add_model_arguments, fitted_estimator, read_data, write_outputs
+from ._common import add_model_arguments, fitted_estimator, read_data, print_metrics, write_outputs
 
 NAME = "denoise"
 HELP = "Denoise images or tabular rows with a denoising autoencoder (denoised .npz, PNG grid, PSNR/SSIM)."
@@ -35,8 +35,6 @@ def _npz_bytes(**arrays) -> bytes:
 
 
 def run(args) -> int:
-    from rich.console import Console
-    from rich.table import Table
 
     from ..apps.denoise import Denoiser, check_noise
     from ..errors import ConfigError
@@ -83,10 +81,5 @@ def run(args) -> int:
     write_outputs(out, title=f"genlab denoise: {args.input}", metrics=metrics, figures=figures,
                   config={"noise": est.noise, "level": est.level, "model": metrics["model"], "input": args.input,
                           "clean": args.clean, "add_noise": args.add_noise})
-    table = Table(title=f"denoise -> {out}")
-    table.add_column("metric")
-    table.add_column("value")
-    for k, v in metrics.items():
-        table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
-    Console().print(table)
+    print_metrics(metrics, f"denoise -> {out}")
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._common import add_model_arguments, fitted_estimator, read_data, write_outputs
+from ._common import add_model_arguments, fitted_estimator, read_data, print_metrics, write_outputs
 
 NAME = "impute"
 HELP = "Fill missing values (CSV cells, NaN, masked pixels) with a mask-aware VAE or autoencoder."
@@ -56,17 +56,10 @@ def _load_npz_array(path: Path, keys: tuple[str, ...], what: str) -> tuple[np.nd
 
 def _read_table_text(path: Path) -> tuple[list[str] | None, list[list[str]], str]:
     """Header (or None), data rows as cell strings and the delimiter, read like :func:`genlab.data.files.load_csv`."""
-    from ..data.files import _is_number  # the very rule load_csv uses to spot a header
+    from ..data.files import _is_number, csv_delimiter  # the very rules load_csv uses
     text = path.read_text(encoding="utf-8-sig")
     first = next((ln for ln in text.splitlines() if ln.strip()), "")
-    if path.suffix.lower() == ".tsv":
-        delim = "\t"
-    elif "," not in first and ";" in first:
-        delim = ";"
-    elif "," not in first and "\t" in first:
-        delim = "\t"
-    else:
-        delim = ","
+    delim = csv_delimiter(path, first)
     rows = [r for r in csv.reader(io.StringIO(text), delimiter=delim) if r and any(c.strip() for c in r)]
     header = None
     if rows and not all(_is_number(c) for c in rows[0]):
@@ -104,8 +97,6 @@ def _apply_mask(x: np.ndarray, spec: str) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- command
 def run(args) -> int:
-    from rich.console import Console
-    from rich.table import Table
 
     from ..apps.impute import Imputer, missing_dataset
     from ..data.files import LABEL_COLUMNS
@@ -172,10 +163,5 @@ def run(args) -> int:
     write_outputs(out, title=f"genlab impute: {args.input}", metrics=metrics, figures=figures,
                   config={"model": metrics["model"], "n_iter": metrics["n_iter"], "input": args.input,
                           "mask": args.mask, "output": next(iter(files))})
-    table = Table(title=f"impute -> {out / next(iter(files))}")
-    table.add_column("metric")
-    table.add_column("value")
-    for key, v in metrics.items():
-        table.add_row(key, f"{v:.4g}" if isinstance(v, float) else str(v))
-    Console().print(table)
+    print_metrics(metrics, f"impute -> {out / next(iter(files))}")
     return 0

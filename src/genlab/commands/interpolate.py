@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ._common import add_model_arguments, fitted_estimator, read_data, write_outputs
+from ._common import add_model_arguments, fitted_estimator, read_data, print_metrics, write_outputs
 
 NAME = "interpolate"
 HELP = "Interpolate between two inputs in a model's latent space (linear or spherical); --traverse each latent dim."
@@ -66,8 +66,6 @@ def _caller_units(ds) -> np.ndarray:
 
 def run(args) -> int:
     import torch
-    from rich.console import Console
-    from rich.table import Table
 
     from ..apps.latent import LatentExplorer, check_steps, interpolator, plot_interpolation, plot_traversal
     from ..registry import get_model_entry
@@ -161,11 +159,5 @@ def run(args) -> int:
              offsets=np.linspace(-args.span, args.span, args.traverse_steps))
     report = write_outputs(out, title=f"genlab interpolate: {est.model_name_} on {args.input}", metrics=metrics,
                            figures=figs, config={k: v for k, v in vars(args).items() if k != "func"})
-    t = Table(title=f"interpolation ({est.model_name_})")
-    t.add_column("metric")
-    t.add_column("value")
-    for k, v in metrics.items():
-        t.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
-    Console().print(t)
-    print(f"report: {report.resolve()}")
+    print_metrics(metrics, f"interpolation ({est.model_name_})", report)
     return 0

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ._common import add_model_arguments, fitted_estimator, read_data, write_outputs
+from ._common import add_model_arguments, fitted_estimator, read_data, print_metrics, write_outputs
 
 NAME = "latent-map"
 HELP = "2-D map (PCA or t-SNE) of a model's latent codes, coloured by label, with a class-separation score."
@@ -34,8 +34,6 @@ def _csv(coords: np.ndarray, y, path: Path) -> None:
 
 def run(args) -> int:
     import torch
-    from rich.console import Console
-    from rich.table import Table
 
     from ..apps.latent import MAP_METHODS, LatentExplorer, knn_accuracy, plot_latent_map
     from ..registry import get_model_entry
@@ -79,11 +77,5 @@ def run(args) -> int:
     report = write_outputs(out, title=f"genlab latent-map: {est.model_name_} on {args.input}", metrics=metrics,
                            figures={f"{title} ({len(sub)} samples), coloured by label": "latent_map.png"},
                            config={k: v for k, v in vars(args).items() if k != "func"})
-    t = Table(title=f"latent map ({est.model_name_}, {args.method})")
-    t.add_column("metric")
-    t.add_column("value")
-    for k, v in metrics.items():
-        t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
-    Console().print(t)
-    print(f"report: {report.resolve()}")
+    print_metrics(metrics, f"latent map ({est.model_name_}, {args.method})", report)
     return 0

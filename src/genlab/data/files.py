@@ -160,6 +160,18 @@ def _is_number(cell: str) -> bool:
         return False
 
 
+def csv_delimiter(path: Path, first_line: str) -> str:
+    """The delimiter of a CSV file: tab for ``.tsv``; else ``;`` or tab when the first line has them and no
+    comma; else a comma."""
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    if "," not in first_line and ";" in first_line:
+        return ";"
+    if "," not in first_line and "\t" in first_line:
+        return "\t"
+    return ","
+
+
 def load_csv(path: Path) -> TensorDataset:
     """A CSV of numbers as ``(N, D)`` tabular data (float32, stored as-is).
 
@@ -179,14 +191,7 @@ def load_csv(path: Path) -> TensorDataset:
     first = next((ln for ln in lines if ln.strip()), None)
     if first is None:
         raise DataError(f"{name}: the file is empty; write one row of numbers per sample")
-    if path.suffix.lower() == ".tsv":
-        delim = "\t"
-    elif "," not in first and ";" in first:
-        delim = ";"
-    elif "," not in first and "\t" in first:
-        delim = "\t"
-    else:
-        delim = ","
+    delim = csv_delimiter(path, first)
     rows = [r for r in csv.reader(io.StringIO(text), delimiter=delim) if r and any(c.strip() for c in r)]
     header = None
     if not all(_is_number(c) for c in rows[0]):
