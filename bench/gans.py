@@ -76,10 +76,12 @@ def score(model, net, real_feats, n: int, seed: int = 0) -> dict:
     return out
 
 
-def run_one(name: str, data: str, seed: int, epochs: int, workdir: Path, net, real_feats, splits) -> dict:
+def run_one(name: str, data: str, seed: int, epochs: int, workdir: Path, net, real_feats, splits,
+            model_config: dict | None = None) -> dict:
     out = workdir / f"{name}-{data}-{seed}"
     t0 = time.perf_counter()
     run = genlab.train(name, data, out=out, overwrite=True, figures=False, config={
+        "model": dict(model_config or {}),
         "trainer": {"epochs": epochs, "batch_size": BATCH, "seed": seed, "log_every": 50},
         "data": {"val": 0.1, "test": 0.1, "split_seed": 0}})
     wall = time.perf_counter() - t0
@@ -188,7 +190,18 @@ def main():
     ap.add_argument("--epochs-scale", type=float, default=1.0, help="multiply the epoch budgets")
     ap.add_argument("--steps", type=int, default=200, help="throughput: steps per repeat")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="model config override for every model run (YAML value), e.g. --set d_cls_fake=false")
     args = ap.parse_args()
+    import yaml
+    model_config = {}
+    for kv in args.set:
+        if "=" not in kv:
+            ap.error(f"--set takes KEY=VALUE, got {kv!r}")
+        k, v = kv.split("=", 1)
+        model_config[k] = yaml.safe_load(v)
+    if model_config:
+        print(f"model config overrides: {model_config}")
     logging.basicConfig(level=logging.ERROR)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     parts = set(args.only.split(","))
@@ -206,7 +219,7 @@ def main():
                       f"{epochs} epochs, batch {BATCH}; real-vs-real floor FID-{NET[data]} {fl:.3g}")
                 for name in args.models.split(","):
                     for seed in range(seeds):
-                        r = run_one(name, data, seed, epochs, Path(tmp), net, real_feats, splits)
+                        r = run_one(name, data, seed, epochs, Path(tmp), net, real_feats, splits, model_config)
                         rows.append(r)
                         print(f"  {name:8s} seed {seed}: FID best {r['fid_best']:.3g} final {r['fid_final']:.3g} "
                               f"classes {r['classes']} acc {r.get('cond_acc', float('nan')):.3f} "

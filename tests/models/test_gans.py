@@ -235,6 +235,30 @@ def test_acgan_classifier_head_and_losses(image_data):
     assert cls.shape == (16, 4)
 
 
+def test_acgan_d_classifier_on_real_only():
+    """d_cls_fake=False: D's class loss is the cross-entropy of the real batch alone (hand computation)."""
+    from genlab.data import TensorDataset
+    g = torch.Generator().manual_seed(3)
+    data = TensorDataset(torch.rand(32, 1, 8, 8, generator=g), torch.arange(32) % 4, name="t")
+    batch = {"x": data.x[:16], "y": data.y[:16]}
+    both = build("acgan", data, width=8)
+    real_only = build("acgan", data, width=8, d_cls_fake=False)
+    real_only.load_state_dict(both.state_dict())
+    for m in (both, real_only):
+        m.train()
+    torch.manual_seed(0)
+    out_both = both.training_step(batch, 0, "d")
+    torch.manual_seed(0)
+    out_real = real_only.training_step(batch, 0, "d")
+    with torch.no_grad():
+        _, real_cls = real_only.discriminate(batch["x"])
+    expect = torch.nn.functional.cross_entropy(real_cls, batch["y"])
+    # BatchNorm in training mode: the D step scores the real batch on its own, like discriminate() here
+    assert out_real["d_cls"].item() == pytest.approx(expect.item(), rel=1e-4)
+    assert out_both["d_cls"].item() > out_real["d_cls"].item()  # adds the (positive) fake cross-entropy
+    assert out_both["d_adv"].item() == pytest.approx(out_real["d_adv"].item(), rel=1e-6)
+
+
 def test_conditional_errors(image_data):
     unlabelled = TensorDataset(image_data.x, name="nolabels")
     for name in ("cgan", "acgan"):
