@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 import genlab
-from genlab.config import from_dict
+from genlab.config import apply_overrides, from_dict
 from genlab.metrics import FeatureStats, fid, load_feature_net
 from genlab.metrics.diversity import class_histogram, classes_covered, normalized_entropy
 from genlab.metrics.kid import kid
@@ -193,13 +193,7 @@ def main():
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="model config override for every model run (YAML value), e.g. --set d_cls_fake=false")
     args = ap.parse_args()
-    import yaml
-    model_config = {}
-    for kv in args.set:
-        if "=" not in kv:
-            ap.error(f"--set takes KEY=VALUE, got {kv!r}")
-        k, v = kv.split("=", 1)
-        model_config[k] = yaml.safe_load(v)
+    model_config = apply_overrides({}, args.set)  # the CLI's KEY=VALUE rules (YAML values)
     if model_config:
         print(f"model config overrides: {model_config}")
     logging.basicConfig(level=logging.ERROR)

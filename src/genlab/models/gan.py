@@ -230,7 +230,8 @@ class ACGANConfig(DCGANConfig):
     real and fake samples (weight ``cls_weight``), and G is trained to make its samples classified as
     their labels. ``d_cls_fake=False`` trains D's classifier on real samples only (G's loss is unchanged):
     with the paper's loss D and G can agree on class cues that are not the real class shapes (measured on
-    mnist5k: 48 % feature-net accuracy on requested labels with it, 98 % without; docs/models/gan.md)."""
+    mnist5k, 15 epochs, 3 seeds: feature-net accuracy on requested labels 53 % with it, 93 % without;
+    docs/models/gan.md)."""
 
     arch: Literal["auto", "mlp", "dcgan"] = "auto"
     embed_dim: int = 16
