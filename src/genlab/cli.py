@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .commands._common import metrics_table as _table, print_metrics as _print_metrics
 
 log = logging.getLogger("genlab")
 
@@ -63,9 +64,6 @@ class _Progress:
     def on_train_end(self, trainer):
         self.progress.update(self.task, completed=trainer.step)
         self.progress.stop()
-
-
-from .commands._common import metrics_table as _table, print_metrics as _print_metrics  # noqa: E402
 
 
 def _console():

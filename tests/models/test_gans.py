@@ -237,7 +237,6 @@ def test_acgan_classifier_head_and_losses(image_data):
 
 def test_acgan_d_classifier_on_real_only():
     """d_cls_fake=False: D's class loss is the cross-entropy of the real batch alone (hand computation)."""
-    from genlab.data import TensorDataset
     g = torch.Generator().manual_seed(3)
     data = TensorDataset(torch.rand(32, 1, 8, 8, generator=g), torch.arange(32) % 4, name="t")
     batch = {"x": data.x[:16], "y": data.y[:16]}
