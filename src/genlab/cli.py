@@ -77,6 +77,9 @@ def _run_training(args, model_name, sections, out, resume=None, overwrite=False)
     console = _console()
     progress = _Progress(console, f"{model_name or 'resume'}")
     run = train(model_name, out=out, config=sections, callbacks=[progress], resume=resume, overwrite=overwrite)
+    if run.result is None:
+        print(f"{run.out_dir} already finished; nothing to do (raise trainer.epochs to extend it)")
+        return 0
     _print_metrics(run.metrics, f"{run.spec.model} on {run.spec.data.name}")
     if run.out_dir is not None:
         print(f"run folder: {run.out_dir}")
@@ -87,16 +90,28 @@ def _run_training(args, model_name, sections, out, resume=None, overwrite=False)
 def cmd_train(args) -> int:
     from .config import apply_overrides, read_config_file
 
+    from .errors import ConfigError
+
     sections = read_config_file(args.config) if args.config else {}
     if args.data:
         sections.setdefault("data", {})["name"] = args.data
     if args.data_dir:
         sections.setdefault("data", {})["data_dir"] = args.data_dir
+    given = apply_overrides({}, args.overrides)
+    for flag, key, value in (("--data", "name", args.data), ("--data-dir", "data_dir", args.data_dir)):
+        other = given.get("data", {}).get(key) if isinstance(given.get("data"), dict) else None
+        if value and other is not None and str(other) != value:
+            raise ConfigError(f"{flag} {value} and data.{key}={other} disagree; give the data set once")
     sections = apply_overrides(sections, args.overrides)
     if args.resume:
-        return _run_training(args, None, None, args.out, resume=args.resume)
+        if args.model:
+            raise ConfigError(f"--resume continues the run's own model; drop the model name {args.model!r}")
+        if args.data or args.data_dir:
+            raise ConfigError("--resume uses the run's own data; drop --data/--data-dir")
+        if args.overwrite:
+            raise ConfigError("--resume and --overwrite contradict each other; give one of them")
+        return _run_training(args, None, sections, args.out, resume=args.resume)
     if not args.model:
-        from .errors import ConfigError
         raise ConfigError("give a model name (genlab models lists them) or --resume RUN")
     out = args.out or f"runs/{args.model}-{Path(str(sections.get('data', {}).get('name', 'digits'))).stem}-" \
                       f"{time.strftime('%Y%m%d-%H%M%S')}"
@@ -109,23 +124,24 @@ def cmd_demo(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    import torch
-
-    from .io import load
     from .errors import ConfigError
+    from .io import load
+    from .io.sampling import check_sample_count, write_samples
     model = load(args.run)
-    g = torch.Generator().manual_seed(args.seed)
+    check_sample_count(model, args.n, args.output)
     labels = None
     if args.labels:
         if not getattr(model, "conditional", False):
             raise ConfigError(f"--labels needs a conditional model; {model.registry_name!r} is unconditional")
         try:
-            wanted = [int(v) for v in args.labels.split(",")]
+            labels = [int(v) for v in args.labels.split(",")]
         except ValueError:
             raise ConfigError(f"--labels must be comma-separated integers, got {args.labels!r}") from None
-        labels = torch.tensor(wanted).repeat((args.n + len(wanted) - 1) // len(wanted))[:args.n]
-    x = model.sample(args.n, labels=labels, generator=g)
-    _save_output(model, x, args.output)
+        k = int(model.num_classes)
+        bad = [v for v in labels if not 0 <= v < k]
+        if bad:
+            raise ConfigError(f"--labels {bad[0]} is not a class of this model; use labels 0..{k - 1}")
+    write_samples(model, args.n, args.output, labels=labels, seed=args.seed)
     print(f"wrote {args.n} samples to {args.output}")
     return 0
 
@@ -340,8 +356,14 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"genlab: error: {msg}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("genlab: interrupted; resume with: genlab train --resume RUN", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        run_dir = getattr(e, "run_dir", None)
+        if run_dir is not None:
+            print(f"genlab: interrupted; resume with: genlab train --resume {run_dir}", file=sys.stderr)
+        elif hasattr(e, "run_dir"):
+            print("genlab: interrupted before the first checkpoint; nothing was kept", file=sys.stderr)
+        else:
+            print("genlab: interrupted", file=sys.stderr)
         return 130
 
 

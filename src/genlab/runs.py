@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ import torch
 from . import __version__
 from .config import check, from_dict, to_dict
 from .data import TensorDataset, load_dataset
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, GenlabError
 from .io.atomic import write_json_atomic
 from .io.report import plot_loss_curves, write_figures, write_report
 from .registry import get_model_entry
@@ -95,7 +94,7 @@ class Run:
     model: torch.nn.Module
     spec: RunSpec
     splits: Splits
-    result: TrainResult
+    result: TrainResult | None  # None: a resumed run that had already finished (nothing was done)
     out_dir: Path | None
     metrics: dict
 
@@ -174,6 +173,77 @@ def _write_run_outputs(run_dir: Path, model, splits: Splits, spec: RunSpec, resu
                  config=spec.to_dict())
 
 
+#: Trainer keys a resumed run may change (they do not change what was already trained); anything else in the
+#: model, data or trainer sections is fixed by the checkpoint.
+RESUMABLE_KEYS = ("epochs", "max_steps", "log_every", "checkpoint_every", "keep_step_checkpoints", "val_every",
+                  "sample_every", "patience", "min_delta", "restore_best", "device")
+
+
+def _read_run_config(run_dir: Path) -> dict:
+    cfg_file = run_dir / RUN_CONFIG
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CheckpointError(f"--resume {run_dir}: that is a file; give the run folder written by genlab train")
+    if not cfg_file.is_file():
+        raise CheckpointError(f"{cfg_file} is missing; --resume takes a run folder written by genlab train")
+    try:
+        saved = json.loads(cfg_file.read_bytes().decode())
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise CheckpointError(f"{cfg_file} is not valid JSON ({type(e).__name__}); the run config is corrupt or "
+                              "truncated: restore it or start a new run") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("model"), str) or \
+            not isinstance(saved.get("sections"), dict):
+        raise CheckpointError(f"{cfg_file} is not a genlab run config (needs 'model' and 'sections'); resume a "
+                              "run folder written by genlab train, or start a new run")
+    return saved
+
+
+def _leaves(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_leaves(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _resume_sections(saved: dict, given: dict | None) -> dict:
+    """The saved sections with the allowed changes of ``given`` applied; any other change is refused."""
+    sections = json.loads(json.dumps(saved))
+    if not given:
+        return sections
+    old = _leaves(saved)
+    for key, value in _leaves(given).items():
+        if old.get(key, object()) == value:
+            continue
+        section, _, name = key.partition(".")
+        if section != "trainer" or name not in RESUMABLE_KEYS:
+            raise ConfigError(f"{key} cannot change when resuming (the checkpoint was trained with "
+                              f"{key}={json.dumps(old.get(key))}); resumable: "
+                              f"{', '.join('trainer.' + k for k in RESUMABLE_KEYS)}; start a new run with --out")
+        sections.setdefault("trainer", {})[name] = value
+    return sections
+
+
+def _finished(run_dir: Path, trainer_cfg: TrainerConfig) -> dict | None:
+    """The last checkpoint's state if that run already ended under ``trainer_cfg`` and wrote its outputs."""
+    from .io.atomic import resolve_dir
+    from .training.state import read_state
+
+    last = resolve_dir(run_dir / "checkpoints" / "last")
+    if not (last / "trainer_state.json").is_file() or not (run_dir / "final_metrics.json").is_file() \
+            or not (run_dir / "model").is_dir():
+        return None
+    meta, _ = read_state(last)
+    try:
+        done = meta["stopped_early"] or meta["epoch"] >= trainer_cfg.epochs or (
+            trainer_cfg.max_steps is not None and meta["step"] >= trainer_cfg.max_steps)
+    except (KeyError, TypeError):
+        raise CheckpointError(f"{last / 'trainer_state.json'} is incomplete (no step/epoch); resume from another "
+                              "checkpoint or start the run again") from None
+    return meta if done else None
+
+
 def train(model: str | None = None, data: str | TensorDataset | None = None, *, out: str | Path | None = None,
           config: dict | None = None, callbacks: list[Callback] | tuple = (), resume: str | Path | None = None,
           figures: bool = True, overwrite: bool = False) -> Run:
@@ -187,23 +257,36 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *, 
         Built-in name or path (overrides ``config["data"]["name"]``), or an in-memory data set.
     out : path, optional
         Run folder to write: ``config.json``, ``metrics.jsonl``, ``checkpoints/``, ``model/``, figures,
-        ``final_metrics.json`` and ``report.html``.
+        ``final_metrics.json`` and ``report.html``. It must not exist, be empty, or (with ``overwrite``) hold
+        a genlab run. Everything is validated before it is created; a run that fails before its first
+        checkpoint removes what it wrote.
     config : dict, optional
         Sections ``model`` (model config), ``trainer`` (:class:`TrainerConfig`) and ``data`` (:class:`DataConfig`).
+        With ``resume``: changes to the run's own config, limited to :data:`RESUMABLE_KEYS` (e.g. a larger
+        ``trainer.epochs`` extends a finished run).
     resume : path, optional
-        A run folder to continue from its ``checkpoints/last`` with its own config.
+        A run folder to continue in place from its ``checkpoints/last``. Resuming a finished run is a no-op
+        (``Run.result`` is ``None``) unless ``config`` raises ``trainer.epochs``/``max_steps``.
     overwrite : bool
-        Replace an existing run folder at ``out`` (only folders that hold a genlab run are removed).
+        Replace the genlab run at ``out``: only genlab's own files are removed (never a folder genlab did not
+        write; a user's own files in it are kept).
+
+    A run folder is locked while it is written: a second writer gets :class:`~genlab.io.runfolder.RunLocked`.
     """
+    from .io.runfolder import RunLock, check_out_dir, clear_run, remove_stale_temps, write_marker
+
     dataset = data if isinstance(data, TensorDataset) else None
     if resume is not None:
         run_dir = Path(resume)
-        cfg_file = run_dir / RUN_CONFIG
-        if not cfg_file.is_file():
-            raise CheckpointError(f"{cfg_file} is missing; --resume takes a run folder written by genlab train")
-        saved = json.loads(cfg_file.read_text())
-        spec = RunSpec.from_sections(saved["model"], saved["sections"])
-        out = run_dir if out is None else out
+        if out is not None and Path(out).resolve() != run_dir.resolve():
+            raise ConfigError(f"--resume continues {run_dir} in place, but --out {out} names another folder; drop "
+                              "--out (copy the run folder first to branch it)")
+        saved = _read_run_config(run_dir)
+        if dataset is not None or data is not None:
+            raise ConfigError("resume uses the run's own data; drop the data argument (--data) when resuming")
+        sections = _resume_sections(saved["sections"], config)
+        spec = RunSpec.from_sections(saved["model"], sections)
+        out = run_dir
     else:
         if model is None:
             raise ConfigError("no model name given; pick one of genlab.list_models()")
@@ -213,22 +296,12 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *, 
         elif dataset is not None:
             sections.setdefault("data", {})["name"] = dataset.name
         spec = RunSpec.from_sections(model, sections)
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None and resume is None:
+        check_out_dir(out_dir, overwrite=overwrite)
     splits = prepare_data(spec.data, dataset)
     seed_everything(spec.trainer.seed)
     net = build_model(spec, splits.train.info())
-    out_dir = Path(out) if out is not None else None
-    if out_dir is not None and resume is None:
-        if out_dir.exists() and any(out_dir.iterdir()):
-            if not (overwrite and (out_dir / RUN_CONFIG).is_file()):
-                hint = "pass overwrite=True / --overwrite" if (out_dir / RUN_CONFIG).is_file() else \
-                    "it is not a genlab run, so it is never overwritten"
-                raise ConfigError(f"output folder {out_dir} already exists and is not empty; choose another "
-                                  f"--out, resume it with --resume, or {hint}")
-            shutil.rmtree(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out_dir / RUN_CONFIG, {"genlab_version": __version__, **spec.to_dict(),
-                                                 "data_info": splits.train.info()})
-    t0 = time.perf_counter()
     callbacks = list(callbacks)
     every = spec.trainer.sample_every
     if every is None:
@@ -236,7 +309,58 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *, 
     if out_dir is not None and every and net.kind == "image" and net.can_sample:
         callbacks.append(SampleGrid(out_dir, every, seed=spec.trainer.seed))
     trainer = Trainer(spec.trainer, out_dir=out_dir, callbacks=callbacks)
-    result = trainer.fit(net, splits.train, splits.val, resume=(out_dir if resume is not None else None))
+    trainer.check(net, splits.train, splits.val)  # device, precision, data: refused before anything is written
+    if out_dir is None:
+        return _train_and_finish(trainer, net, spec, splits, None, resume=False, figures=figures)
+    created = not out_dir.exists()
+    with RunLock(out_dir):
+        if resume is not None:
+            remove_stale_temps(out_dir)
+            done = _finished(out_dir, spec.trainer)
+            if done is not None:
+                from .io import load
+                log.warning("%s already finished at epoch %d (step %d); nothing to do (raise trainer.epochs to "
+                            "extend it)", out_dir, done["epoch"], done["step"])
+                metrics = json.loads((out_dir / "final_metrics.json").read_text())
+                return Run(model=load(out_dir), spec=spec, splits=splits, result=None, out_dir=out_dir,
+                           metrics=metrics)
+            if sections != saved["sections"]:
+                write_json_atomic(out_dir / RUN_CONFIG, {**saved, **spec.to_dict()})
+            return _train_and_finish(trainer, net, spec, splits, out_dir, resume=True, figures=figures)
+        check_out_dir(out_dir, overwrite=overwrite)  # again, now that we hold the lock
+        if any(e.name != ".genlab.lock" for e in out_dir.iterdir()):
+            clear_run(out_dir)
+        write_marker(out_dir)
+        write_json_atomic(out_dir / RUN_CONFIG, {"genlab_version": __version__, **spec.to_dict(),
+                                                 "data_info": splits.train.info()})
+        try:
+            return _train_and_finish(trainer, net, spec, splits, out_dir, resume=False, figures=figures)
+        except (GenlabError, KeyboardInterrupt) as e:
+            from .io.atomic import resolve_dir
+            if not resolve_dir(out_dir / "checkpoints" / "last").exists():  # nothing worth keeping was written
+                clear_run(out_dir)
+                (out_dir / ".genlab.lock").unlink(missing_ok=True)
+                if created and not any(out_dir.iterdir()):
+                    out_dir.rmdir()
+                if isinstance(e, KeyboardInterrupt):
+                    raise TrainingInterrupted(None, trainer.step) from None
+            elif isinstance(e, KeyboardInterrupt):
+                raise TrainingInterrupted(out_dir, trainer.step) from None
+            raise
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run; ``run_dir`` is the folder to ``--resume`` (``None``: nothing was saved)."""
+
+    def __init__(self, run_dir: Path | None, step: int):
+        super().__init__(f"interrupted at step {step}")
+        self.run_dir, self.step = run_dir, step
+
+
+def _train_and_finish(trainer: Trainer, net, spec: RunSpec, splits: Splits, out_dir: Path | None, *, resume: bool,
+                      figures: bool) -> Run:
+    t0 = time.perf_counter()
+    result = trainer.fit(net, splits.train, splits.val, resume=(out_dir if resume else None))
     metrics = {"model": spec.model, "data": spec.data.name, "steps": result.step, "epochs": result.epoch,
                "train_seconds": round(time.perf_counter() - t0, 2),
                "samples_per_sec": round(result.samples_per_sec, 1), "precision": result.precision,

@@ -1,8 +1,13 @@
-"""Atomic writes: temp file/folder, fsync, rename. A crash leaves the previous version intact."""
+"""Atomic writes: temp file/folder, fsync, rename. A crash leaves the previous version intact.
+
+Temp files and folders get the permissions the user's umask gives a normally created file or folder
+(``mkstemp``/``mkdtemp`` would leave 0600/0700). JSON is written strictly: non-finite floats become ``null``.
+"""
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -18,12 +23,40 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str | Path, *, folder: bool = False) -> None:
+    """Give ``path`` the mode a plain ``open``/``mkdir`` would have under the current umask."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
+
+
+def json_safe(obj):
+    """``obj`` with every NaN/inf float replaced by ``None`` (JSON has no NaN; strict parsers reject it)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def json_dumps(obj, **kw) -> str:
+    """``json.dumps`` that writes ``null`` for non-finite floats (never a bare ``NaN``)."""
+    return json.dumps(json_safe(obj), allow_nan=False, **kw)
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        follow_umask(tmp)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -36,7 +69,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
 
 
 def write_json_atomic(path: str | Path, obj) -> None:
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+    write_bytes_atomic(path, (json_dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
 @contextlib.contextmanager
@@ -50,6 +83,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
+        follow_umask(tmp, folder=True)
         yield tmp
         for f in tmp.iterdir():
             if f.is_file():

@@ -23,6 +23,9 @@ class TrainerConfig:
     for other samplers; ``0`` = never.
     lr_schedule: ``constant``, ``cosine`` (to 0) or ``linear`` (to 0), after ``warmup_steps`` linear warm-up.
     checkpoint_every: also write ``checkpoints/step-N`` (and refresh ``last``) every N steps.
+    deterministic: measure nothing (``precision=auto`` means fp32, ``channels_last=auto`` means off) and run
+    torch in deterministic-algorithms mode, so two runs with the same config, data and seed on the same machine
+    and torch build give bit-identical weights and metrics.
     """
 
     epochs: int = 10
@@ -47,6 +50,7 @@ class TrainerConfig:
     keep_step_checkpoints: int = 3
     log_every: int = 10
     sample_every: int | None = None
+    deterministic: bool = False
 
     def __post_init__(self):
         check(self.epochs >= 1, f"trainer.epochs must be >= 1, got {self.epochs}")

@@ -9,7 +9,9 @@ import logging
 import math
 import random
 import shutil
+import signal
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,7 @@ import torch
 from ..config import from_dict, to_dict
 from ..data.dataset import TensorDataset
 from ..errors import CheckpointError, ConfigError, DataError, GenlabError
-from ..io.atomic import atomic_dir, resolve_dir
+from ..io.atomic import atomic_dir, json_dumps, json_safe, resolve_dir
 from ..io.serialize import load_state_into, load_tensors, model_record, save_model, write_model_files, WEIGHTS_NAME
 from .callbacks import Callback
 from .config import TrainerConfig
@@ -31,7 +33,51 @@ log = logging.getLogger(__name__)
 
 
 class TrainingDiverged(GenlabError):
-    """A loss became NaN or infinite; the last good state is kept in ``checkpoints/last``."""
+    """A loss or the weights became NaN or infinite; ``checkpoints/last`` keeps the last finite state."""
+
+
+class _DeferredInterrupt:
+    """Turn the first Ctrl-C (SIGINT) during training into a flag the loop checks between steps, so the
+    interrupt checkpoint is always a consistent state (never half an optimizer step, never an epoch's
+    permutation drawn but not used). A second Ctrl-C interrupts at once and writes nothing."""
+
+    def __init__(self):
+        self.requested = False
+        self.old = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("interrupt received: saving checkpoints/last after the current step (Ctrl-C again to stop "
+                    "at once without saving)")
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+            self.old = None
+
+
+def check_precision(device: torch.device, precision: str) -> None:
+    """Refuse a precision the device cannot run (one line with the fix)."""
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("trainer.precision=fp16 needs a CUDA device; use bf16 or fp32 on this machine")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("this GPU does not support bf16; use trainer.precision=fp16 or fp32")
+
+
+def _all_finite(tensors) -> bool:
+    """True when every floating tensor in ``tensors`` is finite (one reduction per dtype/device group)."""
+    floats = [t.detach() for t in tensors if t.is_floating_point() and t.numel()]
+    if not floats:
+        return True
+    norms = torch._foreach_norm(floats, 1)
+    return bool(torch.isfinite(torch.stack([n.float().cpu() for n in norms])).all())
 
 
 def seed_everything(seed: int) -> None:
@@ -41,19 +87,28 @@ def seed_everything(seed: int) -> None:
 
 
 def select_device(name: str = "auto") -> torch.device:
-    """``auto`` -> cuda, then mps, then cpu; otherwise the named device (checked to exist)."""
+    """``auto`` -> cuda, then mps, then cpu; otherwise the named device (checked to exist here)."""
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        return torch.device("mps") if has_mps else torch.device("cpu")
     try:
         dev = torch.device(name)
-    except RuntimeError:
-        raise DataError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DataError(f"device {name!r} requested but CUDA is not available here; use device=auto or cpu")
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"trainer.device={name!r} is not a device; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"trainer.device={name!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"trainer.device={name!r} requested but CUDA is not available here; use "
+                              "trainer.device=auto or cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"trainer.device={name!r}: this machine has {torch.cuda.device_count()} CUDA "
+                              "device(s); use cuda:0 .. cuda:N-1 or auto")
+    if dev.type == "mps" and not has_mps:
+        raise ConfigError(f"trainer.device={name!r} requested but Apple MPS is not available here; use "
+                          "trainer.device=auto or cpu")
     return dev
 
 
@@ -120,26 +175,42 @@ class Trainer:
         self.epoch = 0
 
     # ------------------------------------------------------------------ public
+    def check(self, model, train: TensorDataset, val: TensorDataset | None = None) -> torch.device:
+        """Everything that can be refused before anything is written: device, precision, the data (NaN,
+        shapes, at least one batch). Returns the device. :meth:`fit` calls it first; ``genlab.train`` calls it
+        before it creates the run folder."""
+        cfg = self.config
+        for ds in (train, val):
+            if ds is None or not len(ds):
+                continue
+            if ds.has_missing and not (ds.allow_missing and getattr(model, "supports_missing", False)):
+                hint = (f"model {model.registry_name!r} cannot train on missing values; use an ae or vae"
+                        if ds.allow_missing else "impute them first or drop incomplete rows")
+                raise DataError(f"{ds.name}: training data contains NaN (missing values); {hint}")
+            if not ds.has_missing and ds.x.is_floating_point() and not bool(torch.isfinite(ds.x).all()):
+                raise DataError(f"{ds.name}: data contains infinite values; fix or drop those samples")
+            if tuple(ds.sample_shape) != tuple(model.shape):
+                raise DataError(f"{ds.name}: samples of shape {ds.sample_shape} but the model was built for "
+                                f"{model.shape}")
+        if not len(train):
+            raise DataError(f"{train.name}: the training split is empty; use more data or lower data.val/data.test")
+        if train.num_batches(cfg.batch_size, cfg.drop_last) == 0:
+            raise DataError(f"{train.name}: {len(train)} samples give no full batch of {cfg.batch_size}; lower "
+                            "trainer.batch_size or set trainer.drop_last=false")
+        device = select_device(cfg.device)
+        check_precision(device, cfg.precision)
+        return device
+
     def fit(self, model, train: TensorDataset, val: TensorDataset | None = None, *,
             resume: str | Path | None = None) -> TrainResult:
         cfg = self.config
-        if train.has_missing and not (train.allow_missing and getattr(model, "supports_missing", False)):
-            hint = (f"model {model.registry_name!r} cannot train on missing values; use an ae or vae"
-                    if train.allow_missing else "impute them first or drop incomplete rows")
-            raise DataError(f"{train.name}: training data contains NaN (missing values); {hint}")
-        if tuple(train.sample_shape) != tuple(model.shape):
-            raise DataError(f"{train.name}: samples of shape {train.sample_shape} but the model was built for "
-                            f"{model.shape}")
-        self.device = select_device(cfg.device)
+        self.device = self.check(model, train, val)
         model.to(self.device)
         self.model = model
         specs = model.configure_optimizers()
         self.specs = specs
         self.cycle = [name for name, spec in specs.items() for _ in range(spec.steps)]
         nb = train.num_batches(cfg.batch_size, cfg.drop_last)
-        if nb == 0:
-            raise DataError(f"{train.name}: {len(train)} samples give no full batch of {cfg.batch_size}; lower "
-                            "trainer.batch_size or set trainer.drop_last=false")
         total_iters = cfg.epochs * nb if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * nb)
         self.total_iters = total_iters
         for name, spec in specs.items():
@@ -169,6 +240,9 @@ class Trainer:
             if self.out_dir is not None:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
                 (self.out_dir / "metrics.jsonl").write_text("")
+        was_deterministic = torch.are_deterministic_algorithms_enabled()
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True)
         if self.precision == "fp16":
             self.scaler = torch.amp.GradScaler("cuda")
         if self.channels_last:
@@ -178,68 +252,25 @@ class Trainer:
 
         for cb in self.callbacks:
             cb.on_train_start(self, total_iters)
-        t_train, n_seen = 0.0, 0
         t_start = time.perf_counter()
+        interrupt = _DeferredInterrupt()
+        self._consistent = True  # False while a step is half done (an immediate second Ctrl-C saves nothing)
         try:
-            while self.epoch < cfg.epochs and self.step < total_iters and not self.stopped_early:
-                if self.batch_in_epoch == 0:
-                    self.epoch_gen_state = self.gen.get_state()
-                else:  # resuming mid-epoch: replay the epoch's permutation
-                    self.gen.set_state(self.epoch_gen_state)
-                model.train()
-                if self.batch_in_epoch == 0:
-                    self.epoch_sums, self.epoch_counts = {}, {}
-                sums, counts = self.epoch_sums, self.epoch_counts
-                t0 = time.perf_counter()
-                for batch in train_dev.batches(cfg.batch_size, shuffle=True, generator=self.gen,
-                                               drop_last=cfg.drop_last, start=self.batch_in_epoch):
-                    out = self._train_step(batch)
-                    for k, v in out.items():  # per-key counts: a GAN's d_loss is only logged on D steps
-                        sums[k] = sums.get(k, 0.0) + v.detach().float()
-                        counts[k] = counts.get(k, 0) + 1
-                    n_seen += len(batch["x"])
-                    self.step += 1
-                    self.batch_in_epoch += 1
-                    if self.step % cfg.log_every == 0:
-                        rec = {"step": self.step, "epoch": self.epoch, "split": "train",
-                               **{k: float(v.detach()) for k, v in out.items()}, **self.step_lrs}
-                        self._log(rec)
-                        for cb in self.callbacks:
-                            cb.on_step_end(self, rec)
-                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                        self._save_checkpoint(f"step-{self.step:07d}")
-                        self._save_checkpoint("last")
-                        self._prune_step_checkpoints()
-                    if self.step >= total_iters:
-                        break
-                t_train += time.perf_counter() - t0
-                epoch_done = self.batch_in_epoch >= nb or self.step >= total_iters
-                if not epoch_done:
-                    break
-                logs = {"step": self.step, "epoch": self.epoch, "split": "train_epoch",
-                        **{k: float(v) / counts[k] for k, v in sums.items()}}
-                self._log(logs)
-                val_logs = None
-                if val_dev is not None and ((self.epoch + 1) % cfg.val_every == 0 or self.step >= total_iters):
-                    val_logs = {"step": self.step, "epoch": self.epoch, "split": "val", **self.validate(val_dev)}
-                    self._log(val_logs)
-                self.epoch += 1
-                self.batch_in_epoch = 0
-                self.epoch_gen_state = self.gen.get_state()
-                improved = self._update_early_stopping(logs, val_logs)
-                if improved:
-                    self._save_checkpoint("best")
-                self._save_checkpoint("last")
-                for cb in self.callbacks:
-                    cb.on_epoch_end(self, {**logs, **({f"val/{k}": v for k, v in (val_logs or {}).items()
-                                                       if k not in ("step", "epoch", "split")})})
+            with interrupt:
+                self._loop(model, train_dev, val_dev, nb, total_iters, interrupt, counters := [0.0, 0])
         except KeyboardInterrupt:
-            log.warning("interrupted at step %d; saving checkpoints/last for --resume", self.step)
-            self._save_checkpoint("last")
+            if self._consistent:
+                log.warning("interrupted at step %d; saving checkpoints/last for --resume", self.step)
+                self._save_checkpoint("last")
+            else:
+                log.warning("interrupted at once at step %d; checkpoints/last keeps the previous checkpoint",
+                            self.step)
             raise
         finally:
+            torch.use_deterministic_algorithms(was_deterministic)
             if self.channels_last:
                 model.to(memory_format=torch.contiguous_format)
+        t_train, n_seen = counters
         seconds = time.perf_counter() - t_start
         self._finish(model)
         for cb in self.callbacks:
@@ -249,6 +280,70 @@ class Trainer:
                            precision=self.precision, channels_last=self.channels_last,
                            samples_per_sec=n_seen / t_train if t_train > 0 else float("nan"), seconds=seconds,
                            history=self.history)
+
+    def _loop(self, model, train_dev, val_dev, nb: int, total_iters: int, interrupt: _DeferredInterrupt,
+              counters: list) -> None:
+        """The epochs. ``counters`` = [training seconds, samples seen], updated in place."""
+        cfg = self.config
+        while self.epoch < cfg.epochs and self.step < total_iters and not self.stopped_early:
+            # The permutation of this epoch is drawn from the state saved at the end of the last epoch
+            # (fresh, resumed at the epoch boundary, or mid-epoch: the same permutation every time).
+            self.gen.set_state(self.epoch_gen_state)
+            model.train()
+            if self.batch_in_epoch == 0:
+                self.epoch_sums, self.epoch_counts = {}, {}
+            sums, counts = self.epoch_sums, self.epoch_counts
+            t0 = time.perf_counter()
+            for batch in train_dev.batches(cfg.batch_size, shuffle=True, generator=self.gen,
+                                           drop_last=cfg.drop_last, start=self.batch_in_epoch):
+                self._consistent = False
+                out = self._train_step(batch)
+                for k, v in out.items():  # per-key counts: a GAN's d_loss is only logged on D steps
+                    sums[k] = sums.get(k, 0.0) + v.detach().float()
+                    counts[k] = counts.get(k, 0) + 1
+                counters[1] += len(batch["x"])
+                self.step += 1
+                self.batch_in_epoch += 1
+                if self.step % cfg.log_every == 0:
+                    rec = {"step": self.step, "epoch": self.epoch, "split": "train",
+                           **{k: float(v.detach()) for k, v in out.items()}, **self.step_lrs}
+                    self._log(rec)
+                    for cb in self.callbacks:
+                        cb.on_step_end(self, rec)
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self._save_checkpoint(f"step-{self.step:07d}")
+                    self._save_checkpoint("last")
+                    self._prune_step_checkpoints()
+                self._consistent = True
+                if self.step >= total_iters:
+                    break
+                if interrupt.requested and self.batch_in_epoch < nb:
+                    raise KeyboardInterrupt
+            counters[0] += time.perf_counter() - t0
+            epoch_done = self.batch_in_epoch >= nb or self.step >= total_iters
+            if not epoch_done:
+                break
+            self._consistent = False
+            logs = {"step": self.step, "epoch": self.epoch, "split": "train_epoch",
+                    **{k: float(v) / counts[k] for k, v in sums.items()}}
+            self._log(logs)
+            val_logs = None
+            if val_dev is not None and ((self.epoch + 1) % cfg.val_every == 0 or self.step >= total_iters):
+                val_logs = {"step": self.step, "epoch": self.epoch, "split": "val", **self.validate(val_dev)}
+                self._log(val_logs)
+            self.epoch += 1
+            self.batch_in_epoch = 0
+            self.epoch_gen_state = self.gen.get_state()
+            improved = self._update_early_stopping(logs, val_logs)
+            if improved:
+                self._save_checkpoint("best")
+            self._save_checkpoint("last")
+            self._consistent = True
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, {**logs, **({f"val/{k}": v for k, v in (val_logs or {}).items()
+                                                   if k not in ("step", "epoch", "split")})})
+            if interrupt.requested:
+                raise KeyboardInterrupt
 
     @torch.no_grad()
     def validate(self, data: TensorDataset) -> dict:
@@ -300,10 +395,8 @@ class Trainer:
         loss = out["loss"]
         if not torch.isfinite(loss).item():
             bad = {k: float(v.detach()) for k, v in out.items() if not math.isfinite(float(v.detach()))}
-            where = self._save_checkpoint("last")
-            kept = f"the last good state is in {where}" if where else "no checkpoint was written (no out_dir)"
-            raise TrainingDiverged(f"loss became non-finite at step {self.step} (epoch {self.epoch}, optimizer "
-                                   f"{name!r}: {bad}); {kept}; lower the learning rate or set trainer.grad_clip")
+            self._diverged(f"loss became non-finite at step {self.step} (epoch {self.epoch}, optimizer {name!r}: "
+                           f"{bad})", save=True)
         for s in self.specs.values():
             s.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
@@ -324,20 +417,44 @@ class Trainer:
             self.scaler.update()
         else:
             spec.optimizer.step()
+        if not _all_finite([p for g in spec.optimizer.param_groups for p in g["params"]]):
+            self._diverged(f"weights became non-finite after the {name!r} update at step {self.step} (epoch "
+                           f"{self.epoch}, learning rate {spec.optimizer.param_groups[0]['lr']:g})", save=False)
         self.step_lrs = self._lrs()  # the learning rates this step used
         spec.scheduler.step()
         if self.ema is not None:
             self.ema.update(self.model)
         return out
 
+    def _diverged(self, what: str, *, save: bool) -> None:
+        """Raise :class:`TrainingDiverged`. With ``save`` the current state (before the bad update, so finite)
+        becomes ``checkpoints/last``; the message says which finite checkpoint there is, if any."""
+        where = None
+        if save and self.out_dir is not None:
+            self._consistent = True
+            try:
+                where = self._save_checkpoint("last")
+            except TrainingDiverged:  # the state is non-finite too: keep the older checkpoint
+                where = None
+        last = resolve_dir(self.out_dir / "checkpoints" / "last") if self.out_dir is not None else None
+        if where is None and last is not None and (last / "trainer_state.json").is_file():
+            try:
+                where = f"{last} (step {json.loads((last / 'trainer_state.json').read_text())['step']})"
+            except (ValueError, KeyError):
+                where = str(last)
+        kept = (f"the last finite state is in {where}" if where else
+                "no checkpoint was written" + ("" if self.out_dir is not None else " (no run folder)"))
+        raise TrainingDiverged(f"{what}; {kept}; lower the learning rate or set trainer.grad_clip")
+
     def _lrs(self) -> dict:
         return {f"lr/{n}": s.optimizer.param_groups[0]["lr"] for n, s in self.specs.items()}
 
     def _log(self, rec: dict) -> None:
+        rec = json_safe(rec)  # a NaN metric is logged as null
         self.history.append(rec)
         if self.out_dir is not None:
             with open(self.out_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(rec) + "\n")
+                f.write(json_dumps(rec) + "\n")
 
     def _resolve_monitor(self, model, has_val: bool) -> tuple[str | None, str]:
         """``(monitor, mode)``: the config's, else the model's ``default_monitor``; ``val/loss`` falls back to
@@ -381,13 +498,14 @@ class Trainer:
         return False
 
     def _choose_precision(self, model, data: TensorDataset) -> tuple[str, bool]:
+        """(precision, channels_last): the configured ones, else measured by a short probe. With
+        ``trainer.deterministic`` nothing is measured: ``auto`` means fp32 and contiguous tensors."""
         cfg = self.config
         dev = self.device
-        if cfg.precision == "fp16" and dev.type != "cuda":
-            raise GenlabError("trainer.precision=fp16 needs a CUDA device; use bf16 or fp32 on this machine")
-        if cfg.precision == "bf16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise GenlabError("this GPU does not support bf16; use trainer.precision=fp16 or fp32")
+        check_precision(dev, cfg.precision)
         is_image = data.kind == "image"
+        if cfg.deterministic:
+            return ("fp32" if cfg.precision == "auto" else cfg.precision), cfg.channels_last is True and is_image
         precisions = [cfg.precision] if cfg.precision != "auto" else (
             ["bf16" if torch.cuda.is_bf16_supported() else "fp16"] if dev.type == "cuda"
             else ["fp32", "bf16"] if dev.type == "cpu" else ["fp32"])
@@ -449,7 +567,7 @@ class Trainer:
                 "stopped_early": self.stopped_early, "precision": self.precision,
                 "channels_last": self.channels_last, "trainer_config": to_dict(self.config),
                 "epoch_sums": {k: float(v) for k, v in self.epoch_sums.items()}, "epoch_counts": self.epoch_counts,
-                "optimizers": {}, "schedulers": {}}
+                "log_lines": len(self.history), "optimizers": {}, "schedulers": {}}
         tensors: dict[str, torch.Tensor] = {"gen/epoch": self.epoch_gen_state.clone(),
                                             "gen/current": self.gen.get_state()}
         for name, spec in self.specs.items():
@@ -466,13 +584,19 @@ class Trainer:
         if self.scaler is not None:
             meta["scaler"] = {k: (float(v) if isinstance(v, (int, float)) else v)
                               for k, v in self.scaler.state_dict().items()}
-        return meta, tensors
+        return json_safe(meta), tensors
 
     def _save_checkpoint(self, name: str) -> Path | None:
+        """Write ``checkpoints/<name>`` atomically; a non-finite state (weights, optimizer, EMA) is never
+        written, so it can never replace a finite checkpoint."""
         if self.out_dir is None:
             return None
         path = self.out_dir / "checkpoints" / name
         meta, tensors = self._state()
+        if not (_all_finite(self.model.state_dict().values()) and _all_finite(tensors.values())):
+            raise TrainingDiverged(f"the training state at step {self.step} holds NaN or infinite values; "
+                                   f"refusing to write it over {path}; lower the learning rate or set "
+                                   "trainer.grad_clip")
         with atomic_dir(path) as tmp:
             write_model_files(self.model, tmp)
             write_state(tmp, meta, tensors)
@@ -487,8 +611,24 @@ class Trainer:
         path = resolve_dir(path)
         if (path / "checkpoints" / "last").exists() or (path / "checkpoints" / "last.old").exists():
             path = resolve_dir(path / "checkpoints" / "last")
+        elif not (path / "trainer_state.json").exists():
+            raise CheckpointError(f"{path} has no checkpoints/last to resume from (the run stopped before its "
+                                  "first checkpoint); start it again with --overwrite")
+        try:
+            self._restore(path)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            if isinstance(e, GenlabError):
+                raise
+            raise CheckpointError(f"{path}: the checkpoint is incomplete or corrupt ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0] if str(e) else 'bad value'}); resume from another "
+                                  "checkpoint (checkpoints/step-N) or start the run again") from None
+
+    def _restore(self, path: Path) -> None:
         meta, tensors = read_state(path)
-        rec = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else None
+        try:
+            rec = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else None
+        except (ValueError, UnicodeDecodeError):
+            rec = None
         own = model_record(self.model)
         if rec is None or rec.get("model") != own["model"] or rec.get("config") != own["config"]:
             raise CheckpointError(f"{path} was written for a different model/config than the one being trained; "
@@ -516,9 +656,15 @@ class Trainer:
         if self.out_dir is not None:  # drop log records written after the checkpoint
             mfile = self.out_dir / "metrics.jsonl"
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            lines = mfile.read_text().splitlines() if mfile.exists() else []
-            keep = [ln for ln in lines if ln.strip() and json.loads(ln)["step"] <= self.step]
-            mfile.write_text("".join(ln + "\n" for ln in keep))
+            lines = [ln for ln in (mfile.read_text().splitlines() if mfile.exists() else []) if ln.strip()]
+            n = meta.get("log_lines")
+            keep = lines[:n] if n is not None else [ln for ln in lines if json.loads(ln)["step"] <= self.step]
+            if len(keep) < (n or 0):
+                raise CheckpointError(f"{mfile} holds {len(keep)} records but the checkpoint was written after "
+                                      f"{n}; the log was truncated or edited, so the run cannot resume exactly")
+            new = "".join(ln + "\n" for ln in keep)
+            if not mfile.exists() or mfile.read_text() != new:
+                mfile.write_text(new)
             self.history = [json.loads(ln) for ln in keep]
         log.info("resumed from %s at step %d (epoch %d)", path, self.step, self.epoch)
 
