@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, GenlabError
 
 
 def _type_name(tp: Any) -> str:
@@ -30,41 +32,72 @@ def _type_name(tp: Any) -> str:
     return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check ``value`` against type hint ``tp``; return it (ints widen to floats, lists to tuples)."""
+#: ``dataclasses.field(metadata={ALLOW_INF: True})`` lets a float field hold +-inf (no field needs it today)
+ALLOW_INF = "allow_inf"
+_INT64 = 2 ** 63
+
+
+class _RangeError(ConfigError):
+    """A value of the right type but unusable size (non-finite float, int beyond 64 bits)."""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _coerce(value: Any, tp: Any, where: str, allow_inf: bool = False) -> Any:
+    """Check ``value`` against type hint ``tp``; return it (ints widen to floats, lists to tuples).
+
+    Floats must be finite (NaN never, +-inf only where ``allow_inf``); ints must fit in 64 bits.
+    """
     origin = get_origin(tp)
     if tp is Any:
         return value
     if origin in (Union, types.UnionType):
+        range_error = None
         for arg in get_args(tp):
             try:
-                return _coerce(value, arg, where)
+                return _coerce(value, arg, where, allow_inf)
+            except _RangeError as e:
+                range_error = e
             except ConfigError:
                 continue
-        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        if range_error is not None:
+            raise range_error
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {_short(value)}")
     if origin is Literal:
         if value in get_args(tp):
             return value
-        raise ConfigError(f"{where}: expected one of {_type_name(tp)}, got {value!r}")
+        raise ConfigError(f"{where}: expected one of {_type_name(tp)}, got {_short(value)}")
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+            raise ConfigError(f"{where}: expected {_type_name(tp)}, got {_short(value)}")
         (arg,) = get_args(tp)[:1] or (Any,)
-        items = [_coerce(v, arg, f"{where}[{i}]") for i, v in enumerate(value)]
+        items = [_coerce(v, arg, f"{where}[{i}]", allow_inf) for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if tp is type(None):
         if value is None:
             return None
-        raise ConfigError(f"{where}: expected null, got {value!r}")
+        raise ConfigError(f"{where}: expected null, got {_short(value)}")
     if tp is bool:
         if isinstance(value, bool):
             return value
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if not -_INT64 <= value < _INT64:
+                raise _RangeError(f"{where}: {str(value)[:20]}... is too large for an integer setting; "
+                                  "give a value of a sensible size")
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                out = float(value)
+            except OverflowError:
+                out = math.inf if value > 0 else -math.inf
+            if math.isnan(out) or (math.isinf(out) and not allow_inf):
+                raise _RangeError(f"{where}: must be a finite number, got {out!r}; give a finite value")
+            return out
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -72,7 +105,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return from_dict(tp, value, where)
     else:  # pragma: no cover - a config declared a type we do not handle
         raise TypeError(f"unsupported config type {tp!r} at {where}")
-    raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    raise ConfigError(f"{where}: expected {_type_name(tp)}, got {_short(value)} ({type(value).__name__})")
 
 
 def from_dict(cls: type, data: dict | None, where: str = "config") -> Any:
@@ -82,13 +115,14 @@ def from_dict(cls: type, data: dict | None, where: str = "config") -> Any:
     if dataclasses.is_dataclass(data):
         data = to_dict(data)
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of keys to values, got {data!r}")
+        raise ConfigError(f"{where}: expected a mapping of keys to values, got {_short(data)}")
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=str)
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(fields))}")
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}", bool(fields[k].metadata.get(ALLOW_INF)))
+              for k, v in data.items()}
     try:
         return cls(**kwargs)
     except ConfigError as e:
@@ -103,9 +137,12 @@ def to_dict(cfg: Any) -> dict:
 def parse_value(text: str) -> Any:
     """Parse an override value with YAML rules (``3`` int, ``1e-3`` float, ``[32,64]`` list, ``null``)."""
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
+        value = _yaml_load(text)
+    except (yaml.YAMLError, RecursionError):
         return text
+    except _Refused as e:
+        raise ConfigError(f"override value {text[:40]!r}{'...' if len(text) > 40 else ''} is refused: {e}; "
+                          "give a plain value (number, string, [list])") from None
     # YAML 1.1 reads "1e-3" as a string; accept it as the float users mean.
     if isinstance(value, str):
         try:
@@ -135,18 +172,164 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return out
 
 
-def read_config_file(path: str | Path) -> dict:
-    """Read a YAML or JSON run config into a dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist; give the path of a .yaml or .json file")
-    text = path.read_text()
+# ---------------------------------------------------------------------------- bounded JSON / YAML reading
+#: deepest nesting of lists/mappings genlab accepts in a JSON or YAML file it reads (configs are ~3 deep)
+MAX_DEPTH = 100
+#: most YAML nodes a config may expand to, an alias counting as the full size of what it repeats
+#: (a real run config has well under 1,000; this stops "billion laughs" files before anything walks them)
+MAX_YAML_NODES = 100_000
+#: largest JSON or YAML file genlab reads into memory as text
+MAX_TEXT_BYTES = 64 * 1024 * 1024
+
+# a JSON string, or an unterminated one running to the end: it always matches, so the scan stays linear
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_BRACKETS = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+class _Refused(Exception):
+    """A bound of the safe readers was hit; the caller turns it into its own GenlabError."""
+
+
+def _json_depth_ok(text: str) -> None:
+    """Refuse JSON nested deeper than :data:`MAX_DEPTH` before ``json.loads`` recurses into it (linear time,
+    vectorised over 1 MiB chunks)."""
+    import numpy as np
+
+    data = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8", "surrogatepass"), np.uint8)
+    steps = np.zeros(256, np.int8)
+    for code, step in _BRACKETS.items():
+        steps[code] = step
+    depth = 0
+    for start in range(0, len(data), 1 << 20):
+        level = np.cumsum(steps[data[start:start + (1 << 20)]], dtype=np.int64) + depth
+        if len(level):
+            if int(level.max()) > MAX_DEPTH:
+                raise _Refused(f"nested more than {MAX_DEPTH} levels deep")
+            depth = int(level[-1])
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that bounds nesting depth and the size the document expands to through aliases."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+        self._total = 0
+        self._sizes: dict[int, int] = {}
+
+    def _count(self, n: int) -> None:
+        self._total += n
+        if self._total > MAX_YAML_NODES:
+            raise _Refused(f"expands to more than {MAX_YAML_NODES:,} values (aliases repeat what they "
+                           "point at; a \"billion laughs\" file?)")
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            anchor = self.peek_event().anchor
+            node = super().compose_node(parent, index)
+            if id(node) not in self._sizes:
+                raise _Refused(f"alias *{anchor} refers to a value that contains it (a recursive structure)")
+            self._count(self._sizes[id(node)])
+            return node
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _Refused(f"nested more than {MAX_DEPTH} levels deep")
+        before = self._total
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        self._count(1)
+        self._sizes[id(node)] = self._total - before
+        return node
+
+
+def _yaml_load(text: str) -> Any:
+    loader = _BoundedLoader(text)
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as e:
-        first = str(e).splitlines()[0]
-        raise ConfigError(f"config file {str(path)!r} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
-                          f"{first}") from None
+        data = loader.get_single_data()
+    finally:
+        loader.dispose()
+    _check_plain(data)
+    return data
+
+
+def _check_plain(value: Any, at: str = "") -> None:
+    """Refuse YAML values with no JSON meaning (dates, bytes, sets, non-string keys)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise _Refused(f"key {k!r}{' under ' + at if at else ''} is not a string; quote it")
+            _check_plain(v, f"{at}.{k}" if at else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{at}[{i}]")
+    elif value is not None and not isinstance(value, (str, int, float, bool)):
+        raise _Refused(f"{at or 'the document'} holds a YAML {type(value).__name__}, not a number, string, "
+                       "list or mapping; quote it")
+
+
+def parse_text(text: str, fmt: Literal["json", "yaml"], where: str, *, error: type[GenlabError] = ConfigError,
+               fix: str = "fix or re-create the file") -> Any:
+    """Parse JSON or YAML ``text`` with bounded depth (and, for YAML, bounded alias expansion).
+
+    Every failure is ``error`` with one line: ``"<where> is not valid JSON (<why>); <fix>"``, or
+    ``"<where> is refused: <why>; ..."`` past :data:`MAX_DEPTH` / :data:`MAX_YAML_NODES`. YAML values with no
+    JSON meaning (dates, binary, sets, non-string keys) are refused too, so the result is plain JSON data.
+    """
+    try:
+        if fmt == "json":
+            _json_depth_ok(text)
+            return json.loads(text)
+        return _yaml_load(text)
+    except _Refused as e:
+        limits = f"{MAX_DEPTH} nesting levels" + (f" and {MAX_YAML_NODES:,} values" if fmt == "yaml" else "")
+        raise error(f"{where} is refused: {e}; genlab reads at most {limits} from a {fmt.upper()} file: "
+                    f"{fix}") from None
+    except yaml.YAMLError as e:
+        why = " ".join(str(e).split())
+    except RecursionError:
+        why = "nested too deep"
+    except ValueError as e:  # JSONDecodeError, and ints longer than Python's digit limit
+        why = " ".join((e.msg if isinstance(e, json.JSONDecodeError) else str(e)).split())
+    raise error(f"{where} is not valid {fmt.upper()} ({why[:200]}); {fix}")
+
+
+def read_text(path: str | Path, *, error: type[GenlabError] = ConfigError, missing: str | None = None,
+              fix: str = "fix or re-create the file") -> str:
+    """The UTF-8 text of a file of at most :data:`MAX_TEXT_BYTES`, or ``error`` with one line."""
+    from .io.paths import require_file
+
+    path = require_file(path, error, missing or f"{path} does not exist; {fix}")
+    try:
+        size = path.stat().st_size
+        if size > MAX_TEXT_BYTES:
+            raise error(f"{path} is {size:,} bytes, more than the {MAX_TEXT_BYTES:,} genlab reads as text; "
+                        f"it is not a genlab text file: {fix}")
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise error(f"{path} is not UTF-8 text (byte {e.start} is 0x{e.object[e.start]:02x}; a binary file?); "
+                    f"{fix}") from None
+    except OSError as e:
+        raise error(f"{path} cannot be read ({e.strerror or e}); check the path and permissions") from None
+
+
+def read_json(path: str | Path, *, error: type[GenlabError] = ConfigError, missing: str | None = None,
+              fix: str = "fix or re-create the file") -> Any:
+    """Read a JSON file genlab wrote (or a user's JSON config) with the bounds of :func:`parse_text`."""
+    return parse_text(read_text(path, error=error, missing=missing, fix=fix), "json", str(path), error=error,
+                      fix=fix)
+
+
+def read_config_file(path: str | Path) -> dict:
+    """Read a YAML or JSON run config into a dict (bounded depth and alias expansion, one-line errors)."""
+    path = Path(path)
+    fix = "give the path of a .yaml or .json run config"
+    text = read_text(path, error=ConfigError,
+                     missing=f"config file {str(path)!r} does not exist; {fix}", fix=fix)
+    fmt = "json" if path.suffix.lower() == ".json" else "yaml"
+    data = parse_text(text, fmt, f"config file {str(path)!r}", error=ConfigError,
+                      fix="fix the file (check indentation, quotes and brackets)")
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -160,4 +343,5 @@ def check(cond: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-__all__ = ["from_dict", "to_dict", "apply_overrides", "parse_value", "read_config_file", "check", "typing"]
+__all__ = ["from_dict", "to_dict", "apply_overrides", "parse_value", "read_config_file", "read_json", "read_text",
+           "parse_text", "check", "typing"]

@@ -145,7 +145,7 @@ def test_npy_tabular_keeps_nan(tmp_path):
 
 def test_npy_object_array_refused(tmp_path):
     np.save(tmp_path / "o.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
-    with pytest.raises(DataError, match=r"o\.npy: cannot load without pickle"):
+    with pytest.raises(DataError, match=r"o\.npy: the array holds Python objects"):
         load_dataset(str(tmp_path / "o.npy"))
 
 

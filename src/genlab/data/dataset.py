@@ -9,6 +9,108 @@ import torch
 
 from ..errors import DataError
 
+#: most scalars in one sample (C*H*W or D): 3x1024x1024 images and tables of 4 million columns fit; beyond it
+#: the networks sized from the shape would not fit in memory, so a recorded shape past it is refused
+MAX_SAMPLE_VALUES = 2 ** 22
+#: most classes a data set or a saved model may have
+MAX_CLASSES = 100_000
+#: label values below this are always accepted; above it, the largest label must stay below
+#: LABEL_SPARSITY times the number of distinct labels (class names and one-hot codes are built for every
+#: integer up to the largest label, so labels like {0, 10**12} would need terabytes)
+LABEL_FREE_MAX = 1000
+LABEL_SPARSITY = 10
+
+
+def _vector(value, what: str, where: str) -> torch.Tensor:
+    """A finite float32 tensor (scalar or nested lists) from JSON numbers."""
+    t = None
+    if not isinstance(value, (bool, str)) and isinstance(value, (int, float, list)):
+        try:
+            t = torch.tensor(value, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError, OverflowError):
+            t = None
+    if t is None or t.ndim > 3:
+        raise DataError(f"{where}: norm.{what} must be a number or a list of numbers, got "
+                        f"{_short(value)}; re-save the model (the record is damaged)")
+    if not bool(torch.isfinite(t).all()) or bool((t.abs() > 3.0e38).any()):
+        raise DataError(f"{where}: norm.{what} holds a non-finite value; re-save the model (the record is damaged)")
+    return t.to(torch.float32)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_label_values(y: torch.Tensor, name: str, num_classes: int | None = None) -> None:
+    """Refuse negative labels, labels ``>= num_classes`` (when the class names are given) and, without
+    class names, label values so sparse that building every class up to the largest would be absurd."""
+    if len(y) == 0:
+        return
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0:
+        raise DataError(f"{name}: labels must be integers >= 0, got {lo}; remap the labels to 0..K-1")
+    if num_classes is not None:
+        if hi >= num_classes:
+            raise DataError(f"{name}: label {hi} but only {num_classes} classes; labels must be 0..{num_classes - 1}")
+        return
+    if hi >= LABEL_FREE_MAX:
+        distinct = int(torch.unique(y).numel())
+        if hi >= LABEL_SPARSITY * distinct or hi >= MAX_CLASSES:
+            raise DataError(f"{name}: largest label is {hi} but there are only {distinct} distinct labels; "
+                            f"genlab makes one class per integer 0..max, so remap the labels to 0..K-1 "
+                            f"(e.g. numpy.unique(y, return_inverse=True)[1])")
+
+
+def check_data_info(info, where: str = "data", fix: str = "re-save the model or re-train it (the record is damaged)"
+                    ) -> dict:
+    """Validate a recorded data description (``TensorDataset.info()``, the ``data`` of ``config.json``).
+
+    ``shape``: 1 to 3 positive ints with at most :data:`MAX_SAMPLE_VALUES` values per sample; ``kind``
+    ``image`` or ``tabular``; ``num_classes`` null or 1..:data:`MAX_CLASSES`; ``classes`` null or that many
+    strings; ``norm`` finite ``shift``/``scale`` (non-zero) numbers or vectors that broadcast to a sample.
+    Returns ``info``; raises :class:`DataError` with one line (ending in ``fix``) otherwise.
+    """
+    if not isinstance(info, dict):
+        raise DataError(f"{where}: no data description (a mapping with kind/shape/norm), got {_short(info)}; "
+                        f"{fix}")
+    kind = info.get("kind")
+    if kind not in ("image", "tabular"):
+        raise DataError(f"{where}: data.kind must be 'image' or 'tabular', got {_short(kind)}; {fix}")
+    shape = info.get("shape")
+    if not (isinstance(shape, list) and 1 <= len(shape) <= 3 and all(_is_int(s) and s >= 1 for s in shape)):
+        raise DataError(f"{where}: data.shape must be a list of 1 to 3 positive integers, got {_short(shape)}; "
+                        f"{fix}")
+    values = math.prod(shape)
+    if values > MAX_SAMPLE_VALUES:
+        raise DataError(f"{where}: data.shape {shape} has {values:,} values per sample, more than the "
+                        f"{MAX_SAMPLE_VALUES:,} genlab builds models for (e.g. 3x1024x1024 images); {fix}")
+    k = info.get("num_classes")
+    if k is not None and not (_is_int(k) and 1 <= k <= MAX_CLASSES):
+        raise DataError(f"{where}: data.num_classes must be null or an integer in 1..{MAX_CLASSES:,}, got "
+                        f"{_short(k)}; {fix}")
+    classes = info.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)
+                                    and (k is None or len(classes) == k)):
+        raise DataError(f"{where}: data.classes must be null or a list of num_classes ({k}) names, got "
+                        f"{_short(classes)}; {fix}")
+    if "norm" not in info:
+        raise DataError(f"{where}: no data.norm (how model values map back to pixels/units); {fix}")
+    norm = Normalization.from_dict(info["norm"], where)
+    for what, t in (("shift", norm.shift), ("scale", norm.scale)):
+        try:
+            ok = torch.broadcast_shapes(t.shape, tuple(shape)) == tuple(shape)
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise DataError(f"{where}: norm.{what} has {t.numel()} values, which does not fit samples of "
+                            f"shape {shape}; {fix}")
+    return info
+
 
 @dataclass(frozen=True)
 class Normalization:
@@ -32,8 +134,16 @@ class Normalization:
         return {"shift": self.shift.tolist(), "scale": self.scale.tolist()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Normalization":
-        return cls(torch.tensor(d["shift"], dtype=torch.float32), torch.tensor(d["scale"], dtype=torch.float32))
+    def from_dict(cls, d: dict, where: str = "data") -> "Normalization":
+        """From ``{"shift": number | list, "scale": number | list}``; anything else is a one-line DataError."""
+        if not isinstance(d, dict) or "shift" not in d or "scale" not in d:
+            raise DataError(f"{where}: norm must be a mapping with 'shift' and 'scale', got {_short(d)}; "
+                            "re-save the model (the record is damaged)")
+        shift, scale = _vector(d["shift"], "shift", where), _vector(d["scale"], "scale", where)
+        if bool((scale == 0).any()):
+            raise DataError(f"{where}: norm.scale holds 0, which maps every sample to one value; "
+                            "re-save the model (the record is damaged)")
+        return cls(shift, scale)
 
     @classmethod
     def pixels(cls) -> "Normalization":
@@ -81,8 +191,7 @@ class TensorDataset:
             y = torch.as_tensor(y).to(torch.int64).reshape(-1)
             if len(y) != len(x):
                 raise DataError(f"{name}: {len(x)} samples but {len(y)} labels; give one label per sample")
-            if (y < 0).any():
-                raise DataError(f"{name}: labels must be integers >= 0, got {int(y.min())}")
+            check_label_values(y, name, None if classes is None else len(classes))
         self.x = x
         self.y = y
         self.allow_missing = bool(allow_missing)
@@ -119,9 +228,11 @@ class TensorDataset:
         return bool(torch.isnan(self.x).any())
 
     def info(self) -> dict:
-        """JSON-able description recorded beside a trained model."""
-        return {"name": self.name, "kind": self.kind, "shape": list(self.sample_shape),
-                "num_classes": self.num_classes, "classes": self.classes, "norm": self.norm.to_dict()}
+        """JSON-able description recorded beside a trained model (checked by :func:`check_data_info`)."""
+        return check_data_info({"name": self.name, "kind": self.kind, "shape": list(self.sample_shape),
+                                "num_classes": self.num_classes, "classes": self.classes,
+                                "norm": self.norm.to_dict()}, self.name,
+                               fix="use smaller samples (resize the images, drop columns) or fewer classes")
 
     # ------------------------------------------------------------------ subsets and splits
     def subset(self, index: torch.Tensor) -> "TensorDataset":

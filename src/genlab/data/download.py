@@ -138,8 +138,15 @@ def ensure_files(dataset: str, folder: Path, remotes: Sequence[Remote], *, downl
     replace it). When files are still missing, raises :class:`MissingFilesError` with one line
     naming the folder, the files and where to get them; ``hint`` is appended to it.
     """
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"{folder} is a file, not the {dataset} folder; remove or rename it, or point --data-dir / "
+                        f"{ENV_VAR} at another folder")
     present = present or (lambda r: (folder / r.filename).is_file())
     missing = [r for r in remotes if not present(r)]
+    for r in missing:
+        if (folder / r.filename).is_dir():
+            raise DataError(f"{folder / r.filename} is a folder, not the {dataset} file {r.filename}; remove or "
+                            "rename that folder so the file can be put there")
     if not missing:
         return
     reason = "download disabled"

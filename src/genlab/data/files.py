@@ -49,6 +49,10 @@ def labels_from_array(y: np.ndarray, n: int, name: str) -> torch.Tensor:
                             "save them as integers 0..K-1")
     elif y.dtype.kind not in "iub":
         raise DataError(f"{name}: labels have dtype {y.dtype}, expected integers; save them as integers 0..K-1")
+    if y.size and (float(y.max()) >= 2.0 ** 62 or float(y.min()) < 0):
+        bad = y.max() if float(y.max()) >= 2.0 ** 62 else y.min()
+        raise DataError(f"{name}: label value {bad} is outside 0..K-1; remap the labels to 0..K-1 "
+                        "(e.g. numpy.unique(y, return_inverse=True)[1])")
     if len(y) != n:
         raise DataError(f"{name}: {n} samples but {len(y)} labels; give one label per sample")
     return torch.from_numpy(y.astype(np.int64))
@@ -96,6 +100,8 @@ def dataset_from_arrays(x: np.ndarray, y: np.ndarray | None, name: str) -> Tenso
     x = np.asarray(x)
     if x.dtype == object:
         raise DataError(f"{name}: object arrays are not supported; save a numeric array")
+    if x.ndim >= 1 and x.shape[0] == 0:
+        raise DataError(f"{name}: 0 samples (array of shape {x.shape}); save at least one sample")
     if x.ndim == 2:
         if x.dtype.kind not in "iufb":
             raise DataError(f"{name}: tabular array has dtype {x.dtype}; save numbers (NaN for missing)")
@@ -114,33 +120,106 @@ def dataset_from_arrays(x: np.ndarray, y: np.ndarray | None, name: str) -> Tenso
 
 
 # ---------------------------------------------------------------------------- .npz / .npy
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members / an empty zip
+#: deflate expands at most ~1032:1; a member declaring more than this ratio lies about its size
+_DEFLATE_MAX_RATIO = 1100
+
+
+def _resave(name: str) -> str:
+    return ("the file is corrupt or not a plain-array .npy/.npz: re-save it with numpy.savez(path, x=samples, "
+            "y=labels) or numpy.save(path, samples)")
+
+
+def _check_npy_header(fp, available: int, name: str, what: str) -> None:
+    """Read the ``.npy`` header at ``fp`` and refuse object dtypes and declared sizes beyond ``available``
+    bytes, before numpy allocates the array."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fp)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(fp)
+        else:
+            shape, _, dtype = fmt.read_array_header_2_0(fp)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:
+        raise DataError(f"{name}: {what} has an unreadable array header ({' '.join(str(e).split())[:120]}); "
+                        f"{_resave(name)}") from None
+    if dtype.hasobject:
+        raise DataError(f"{name}: {what} holds Python objects (dtype {dtype}), which genlab does not load (they "
+                        "need pickle); save plain numeric arrays with numpy.save / numpy.savez")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > available:
+        raise DataError(f"{name}: {what} declares shape {shape} of {dtype} ({nbytes:,} bytes) but the file holds "
+                        f"only {available:,} bytes (truncated or a damaged header); {_resave(name)}")
+
+
+def _check_array_file(path: Path, name: str) -> None:
+    """Check the headers of a ``.npy`` or every member of an ``.npz`` before numpy reads the data."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+            if head.startswith(_NPY_MAGIC):
+                f.seek(0)
+                _check_npy_header(f, os.fstat(f.fileno()).st_size, name, "the array")
+                return
+    except OSError as e:
+        raise DataError(f"{name}: cannot read ({e.strerror or e}); check the path and permissions") from None
+    if not head.startswith(_ZIP_MAGICS):
+        raise DataError(f"{name}: not a NumPy array file (starts with bytes {head.hex() or 'nothing'}); "
+                        f"{_resave(name)}")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            if not infos:
+                raise DataError(f"{name}: the .npz holds no arrays; save the samples with "
+                                f"numpy.savez({path.name!r}, x=samples, y=labels)")
+            for info in infos:
+                what = f"array {info.filename!r}"
+                if not info.filename.endswith(".npy"):
+                    raise DataError(f"{name}: member {info.filename!r} is not a .npy array; {_resave(name)}")
+                if info.compress_type != zipfile.ZIP_STORED and \
+                        info.file_size > _DEFLATE_MAX_RATIO * info.compress_size + 4096:
+                    raise DataError(f"{name}: {what} claims {info.file_size:,} bytes from {info.compress_size:,} "
+                                    f"compressed (a damaged file or a zip bomb); {_resave(name)}")
+                with zf.open(info) as fp:
+                    _check_npy_header(fp, info.file_size, name, what)
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError, ValueError) as e:
+        raise DataError(f"{name}: corrupt or truncated .npz ({' '.join(str(e).split())[:120]}); "
+                        f"{_resave(name)}") from None
+
+
 def load_array_file(path: Path) -> TensorDataset:
-    """``.npy`` (samples only) or ``.npz`` (``x``/``y``, ``images``/``labels`` or ``X``/``y``)."""
+    """``.npy`` (samples only) or ``.npz`` (``x``/``y``, ``images``/``labels`` or ``X``/``y``).
+
+    Headers are checked first (object arrays, which need pickle, and sizes beyond what the file holds are
+    refused before anything is allocated); every problem is one :class:`DataError` line.
+    """
     name = str(path)
+    _check_array_file(path, name)
     try:
         loaded = np.load(path, allow_pickle=False)
-    except ValueError as e:  # object arrays need pickle; we refuse
-        raise DataError(f"{name}: cannot load without pickle ({' '.join(str(e).split())}); "
-                        "save plain numeric arrays") from e
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{name}: corrupt or truncated array file ({' '.join(str(e).split())}); "
-                        "re-save it with numpy.save / numpy.savez") from e
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{name}: cannot read ({' '.join(str(e).split())[:120]}); {_resave(name)}") from None
     if isinstance(loaded, np.ndarray):
         return dataset_from_arrays(loaded, None, name)
     with loaded as npz:
         keys = list(npz.files)
+
+        def read(key: str) -> np.ndarray:
+            try:
+                return npz[key]
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+                raise DataError(f"{name}: cannot read array {key!r} ({' '.join(str(e).split())[:120]}); "
+                                f"{_resave(name)}") from None
+
         for kx, ky in NPZ_KEYS:
             if kx in keys:
-                try:
-                    x = npz[kx]
-                    y = npz[ky] if ky in keys else None
-                except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-                    raise DataError(f"{name}: cannot read array {kx!r} ({' '.join(str(e).split())}); "
-                                    "re-save it with numpy.savez and plain numeric arrays") from e
-                return dataset_from_arrays(x, y, name)
+                return dataset_from_arrays(read(kx), read(ky) if ky in keys else None, name)
         if len(keys) == 1:
-            return dataset_from_arrays(npz[keys[0]], None, name)
-    raise DataError(f"{name}: no samples array; found keys {keys}, expected 'x' (and optional 'y'), "
+            return dataset_from_arrays(read(keys[0]), None, name)
+    raise DataError(f"{name}: no samples array; found keys {keys[:10]}, expected 'x' (and optional 'y'), "
                     "'images'/'labels' or 'X'/'y'")
 
 
@@ -316,6 +395,9 @@ def load_path(path: str | os.PathLike) -> TensorDataset:
     """Load a folder of images, an ``.npz``/``.npy`` array or a CSV table, by what ``path`` is."""
     p = Path(path).expanduser()
     if p.is_dir():
+        if p.suffix.lower() in ARRAY_EXTS + TABLE_EXTS:
+            raise DataError(f"{p} is a folder, not a {p.suffix} file; point at the file itself (or rename the "
+                            "folder if it holds images)")
         return load_image_folder(p)
     if not p.is_file():
         raise DataError(f"{p}: no such file or folder; check the path")

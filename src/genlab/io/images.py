@@ -12,6 +12,9 @@ from PIL import Image
 from ..errors import DataError
 from .atomic import write_bytes_atomic
 
+#: most uint8 values one grid image may hold (16384 x 16384 RGB); larger grids are refused, not allocated
+MAX_GRID_VALUES = 3 * 2 ** 28
+
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """``(N, C, H, W)`` floats in [0, 1] -> ``(N, H, W, C)`` uint8 (rounded, clipped)."""
@@ -25,17 +28,34 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 1, p
               scale: int | None = None) -> np.ndarray:
     """Tile ``(N, C, H, W)`` images in [0, 1] into one ``(H', W', C)`` uint8 array.
 
-    ``nrow`` images per row (default ``ceil(sqrt(N))``); tiles are enlarged ``scale`` times with
+    ``nrow`` images per row (default ``ceil(sqrt(N))``, at most ``N``); tiles are enlarged ``scale`` times with
     nearest-neighbour (default: enough that tiles are at least 48 pixels tall, so 8×8 digits are visible).
+    Works for any ``N >= 1``; no images, empty images or a grid over :data:`MAX_GRID_VALUES` values raise
+    :class:`DataError`.
     """
-    tiles = to_uint8(images)
-    n, h, w, c = tiles.shape
-    nrow = nrow or int(math.ceil(math.sqrt(n)))
+    if images.ndim != 4:
+        raise DataError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
+    n, c, h, w = images.shape
+    if n == 0:
+        raise DataError("no images to put in a grid (0 samples); give at least one image "
+                        "(is the data set or its test split empty?)")
+    if min(c, h, w) < 1:
+        raise DataError(f"images of shape {tuple(images.shape[1:])} have no pixels; give (N, C, H, W) with C, H, W >= 1")
+    if nrow is not None and nrow < 0:
+        raise DataError(f"nrow must be >= 1 images per row, got {nrow}")
+    nrow = min(n, nrow or int(math.ceil(math.sqrt(n))))
     scale = scale or max(1, math.ceil(48 / h))
+    if scale < 1:
+        raise DataError(f"scale must be >= 1, got {scale}")
+    rows = int(math.ceil(n / nrow))
+    size = (rows * (h * scale + padding) + padding) * (nrow * (w * scale + padding) + padding) * c
+    if size > MAX_GRID_VALUES:
+        raise DataError(f"a grid of {n} images of {c}x{h}x{w} (scale {scale}) would hold {size:,} values, more "
+                        f"than {MAX_GRID_VALUES:,}; put fewer or smaller images in one grid")
+    tiles = to_uint8(images)
     if scale > 1:
         tiles = tiles.repeat(scale, axis=1).repeat(scale, axis=2)
         h, w = h * scale, w * scale
-    rows = int(math.ceil(n / nrow))
     grid = np.full((rows * (h + padding) + padding, nrow * (w + padding) + padding, c), pad_value, np.uint8)
     for i in range(n):
         r, col = divmod(i, nrow)
@@ -48,6 +68,9 @@ def save_png(array: np.ndarray, path: str | Path) -> Path:
     """Write an ``(H, W, C)`` or ``(H, W)`` uint8 array as PNG, atomically."""
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
+    if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise DataError(f"a PNG needs (H, W) or (H, W, C) uint8 pixels with C in 1, 3, 4, got {array.dtype} "
+                        f"{tuple(array.shape)}; images with other channel counts cannot be written as PNG")
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")
     write_bytes_atomic(path, buf.getvalue())

@@ -10,9 +10,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .. import __version__
-from ..config import from_dict, to_dict
+from ..config import from_dict, read_json, to_dict
 from ..errors import CheckpointError, GenlabError
 from .atomic import atomic_dir, resolve_dir
+from .paths import require_file
 
 log = logging.getLogger(__name__)
 
@@ -48,27 +49,37 @@ def save_model(model, path: str | Path) -> Path:
 
 
 def read_record(folder: Path) -> dict:
+    """The checked contents of ``folder/config.json``: bounded JSON, model/config keys, format version and a
+    valid ``data`` description (shape, classes, normalisation), each problem a one-line CheckpointError."""
+    from ..data.dataset import check_data_info
+
     cfg = folder / CONFIG_NAME
-    if not cfg.is_file():
-        raise CheckpointError(f"{cfg} is missing; point at a folder written by genlab (config.json + "
-                              f"model.safetensors) or a run folder")
-    try:
-        rec = json.loads(cfg.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{cfg} is not valid JSON ({e.msg if hasattr(e, 'msg') else e}); the save is "
-                              "corrupt, re-save or re-train the model") from None
+    fix = "the save is corrupt, re-save or re-train the model"
+    rec = read_json(cfg, error=CheckpointError, fix=fix,
+                    missing=f"{cfg} is missing; point at a folder written by genlab (config.json + "
+                            f"model.safetensors) or a run folder")
     if not isinstance(rec, dict) or "model" not in rec or "config" not in rec:
         raise CheckpointError(f"{cfg} is not a genlab model config (no 'model'/'config' keys); "
                               "point at a genlab model folder")
     fv = rec.get("format_version")
     if fv != FORMAT_VERSION:
-        raise CheckpointError(f"{cfg} has format_version {fv!r} (written by genlab "
-                              f"{rec.get('genlab_version', '?')}); this genlab {__version__} reads version "
+        shown = fv if isinstance(fv, int) and abs(fv) < 10 ** 9 else repr(str(fv)[:20])
+        raise CheckpointError(f"{cfg} has format_version {shown} (written by genlab "
+                              f"{str(rec.get('genlab_version', '?'))[:20]}); this genlab {__version__} reads version "
                               f"{FORMAT_VERSION}: install the matching genlab or re-train")
+    if not isinstance(rec["model"], str):
+        raise CheckpointError(f"{cfg}: 'model' must be a model name, got {str(rec['model'])[:40]!r}; {fix}")
+    if "data" not in rec:
+        raise CheckpointError(f"{cfg} has no 'data' section (shape and normalisation of the training data); {fix}")
+    try:
+        check_data_info(rec["data"], str(cfg))
+    except GenlabError as e:
+        raise CheckpointError(str(e)) from None
     return rec
 
 
 def build_from_record(rec: dict, where: str = "config"):
+    """Build the model ``rec`` (a :func:`read_record` result) describes, with fresh weights."""
     from ..registry import get_model_entry
 
     entry = get_model_entry(rec["model"])
@@ -87,16 +98,18 @@ def find_model_dir(path: str | Path) -> Path:
 
 
 def load_tensors(file: Path) -> dict[str, torch.Tensor]:
-    if not file.is_file():
-        raise CheckpointError(f"{file} is missing; the save is incomplete, re-save or re-train the model")
+    file = require_file(file, CheckpointError,
+                        f"{file} is missing; the save is incomplete, re-save or re-train the model")
     try:
         return load_file(str(file))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{file} is corrupt or truncated ({str(e).splitlines()[0]}); re-save or re-train "
-                              "the model") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{file} is corrupt or truncated ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                              "re-save or re-train the model") from None
 
 
 def load_state_into(module: torch.nn.Module, tensors: dict[str, torch.Tensor], file: Path) -> None:
+    """Load ``tensors`` into ``module`` after checking names, shapes, dtypes (those of the freshly built
+    module) and that floating-point tensors are finite; each mismatch is a one-line CheckpointError."""
     own = module.state_dict()
     missing = sorted(set(own) - set(tensors))
     extra = sorted(set(tensors) - set(own))
@@ -108,6 +121,14 @@ def load_state_into(module: torch.nn.Module, tensors: dict[str, torch.Tensor], f
         if own[k].shape != v.shape:
             raise CheckpointError(f"{file}: tensor {k!r} has shape {tuple(v.shape)} but the config builds "
                                   f"{tuple(own[k].shape)}; the files come from different models")
+        if own[k].dtype != v.dtype:
+            raise CheckpointError(f"{file}: tensor {k!r} is {str(v.dtype).removeprefix('torch.')} but the model "
+                                  f"uses {str(own[k].dtype).removeprefix('torch.')} (the file was converted or "
+                                  "edited); re-save the model from its run, or re-train it")
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise CheckpointError(f"{file}: tensor {k!r} holds NaN or infinite values (training diverged or the "
+                                  "file is damaged); re-train, or load the last good checkpoint "
+                                  "(RUN/checkpoints/best or an earlier step-N)")
     module.load_state_dict(tensors)
 
 

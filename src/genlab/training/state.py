@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from ..config import read_json
 from ..errors import CheckpointError
 from ..io.serialize import load_tensors
 
@@ -81,11 +82,10 @@ def write_state(folder: Path, meta: dict, tensors: dict[str, torch.Tensor]) -> N
 
 def read_state(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     f = folder / STATE_JSON
-    if not f.is_file():
-        raise CheckpointError(f"{f} is missing; resume needs a checkpoint folder written by the Trainer "
-                              "(e.g. RUN/checkpoints/last)")
-    try:
-        meta = json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{f} is corrupt ({e.msg}); resume from another checkpoint (best or step-N)") from None
+    meta = read_json(f, error=CheckpointError, fix="resume from another checkpoint (best or step-N)",
+                     missing=f"{f} is missing; resume needs a checkpoint folder written by the Trainer "
+                             "(e.g. RUN/checkpoints/last)")
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{f} is not a trainer state (a JSON mapping); resume from another checkpoint "
+                              "(best or step-N)")
     return meta, load_tensors(folder / STATE_TENSORS)
