@@ -326,7 +326,10 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *, 
                            metrics=metrics)
             if sections != saved["sections"]:
                 write_json_atomic(out_dir / RUN_CONFIG, {**saved, **spec.to_dict()})
-            return _train_and_finish(trainer, net, spec, splits, out_dir, resume=True, figures=figures)
+            try:
+                return _train_and_finish(trainer, net, spec, splits, out_dir, resume=True, figures=figures)
+            except KeyboardInterrupt:
+                raise TrainingInterrupted(out_dir, trainer.step) from None
         check_out_dir(out_dir, overwrite=overwrite)  # again, now that we hold the lock
         if any(e.name != ".genlab.lock" for e in out_dir.iterdir()):
             clear_run(out_dir)

@@ -22,7 +22,7 @@ import torch
 from ..config import from_dict, to_dict
 from ..data.dataset import TensorDataset
 from ..errors import CheckpointError, ConfigError, DataError, GenlabError
-from ..io.atomic import atomic_dir, json_dumps, json_safe, resolve_dir
+from ..io.atomic import atomic_dir, json_dumps, json_safe, resolve_dir, write_bytes_atomic
 from ..io.serialize import load_state_into, load_tensors, model_record, save_model, write_model_files, WEIGHTS_NAME
 from .callbacks import Callback
 from .config import TrainerConfig
@@ -304,6 +304,7 @@ class Trainer:
                 counters[1] += len(batch["x"])
                 self.step += 1
                 self.batch_in_epoch += 1
+                self._consistent = True  # the step is complete: an interrupt from here on saves this state
                 if self.step % cfg.log_every == 0:
                     rec = {"step": self.step, "epoch": self.epoch, "split": "train",
                            **{k: float(v.detach()) for k, v in out.items()}, **self.step_lrs}
@@ -314,7 +315,6 @@ class Trainer:
                     self._save_checkpoint(f"step-{self.step:07d}")
                     self._save_checkpoint("last")
                     self._prune_step_checkpoints()
-                self._consistent = True
                 if self.step >= total_iters:
                     break
                 if interrupt.requested and self.batch_in_epoch < nb:
@@ -664,7 +664,7 @@ class Trainer:
                                       f"{n}; the log was truncated or edited, so the run cannot resume exactly")
             new = "".join(ln + "\n" for ln in keep)
             if not mfile.exists() or mfile.read_text() != new:
-                mfile.write_text(new)
+                write_bytes_atomic(mfile, new.encode())  # a kill now must not lose the records kept
             self.history = [json.loads(ln) for ln in keep]
         log.info("resumed from %s at step %d (epoch %d)", path, self.step, self.epoch)
 
