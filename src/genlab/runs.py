@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .config import check, from_dict, to_dict
+from .config import check, from_dict, read_json, to_dict
 from .data import TensorDataset, load_dataset
 from .errors import CheckpointError, ConfigError, GenlabError
 from .io.atomic import write_json_atomic
@@ -185,11 +185,8 @@ def _read_run_config(run_dir: Path) -> dict:
         raise CheckpointError(f"--resume {run_dir}: that is a file; give the run folder written by genlab train")
     if not cfg_file.is_file():
         raise CheckpointError(f"{cfg_file} is missing; --resume takes a run folder written by genlab train")
-    try:
-        saved = json.loads(cfg_file.read_bytes().decode())
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise CheckpointError(f"{cfg_file} is not valid JSON ({type(e).__name__}); the run config is corrupt or "
-                              "truncated: restore it or start a new run") from None
+    saved = read_json(cfg_file, error=CheckpointError, fix="the run config is corrupt or truncated: restore it "
+                      "or start a new run")
     if not isinstance(saved, dict) or not isinstance(saved.get("model"), str) or \
             not isinstance(saved.get("sections"), dict):
         raise CheckpointError(f"{cfg_file} is not a genlab run config (needs 'model' and 'sections'); resume a "

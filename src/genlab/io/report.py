@@ -68,7 +68,7 @@ def write_figures(model, test_x: torch.Tensor, out_dir: str | Path, *, n_samples
     if model.kind != "image":
         return figs
     model.eval()
-    if getattr(model, "can_reconstruct", True):
+    if getattr(model, "can_reconstruct", True) and len(test_x):
         x = test_x[:n_recon].to(model.device)
         rec = model.reconstruct(x)
         save_grid(torch.cat([x, rec]).cpu(), out_dir / "reconstructions.png", nrow=len(x))
