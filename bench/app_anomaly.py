@@ -75,10 +75,10 @@ def _scores(x_train, x_test, xf_train, xf_test, latent: int, epochs: int, arch: 
     ae = AnomalyDetector(model="ae", **common).fit(x_train)
     out["AE"] = (ae.score_samples(x_test), time.perf_counter() - t)
     t = time.perf_counter()
-    vae = AnomalyDetector(model="vae", score="elbo", n_samples=16, **common).fit(x_train)
+    vae = AnomalyDetector(model="vae", scoring="elbo", n_samples=16, **common).fit(x_train)
     out["VAE-elbo"] = (vae.score_samples(x_test), time.perf_counter() - t)
     t = time.perf_counter()
-    vrec = AnomalyDetector(model=vae.model_, score="reconstruction").fit(x_train)  # same VAE, no retraining
+    vrec = AnomalyDetector(model=vae.model_, scoring="reconstruction").fit(x_train)  # same VAE, no retraining
     out["VAE-rec"] = (vrec.score_samples(x_test), time.perf_counter() - t)
     for name, est in (("IForest", IsolationForest(n_estimators=100, random_state=seed)),
                       ("OCSVM", OneClassSVM(kernel="rbf", gamma="scale", nu=0.1)),

@@ -36,7 +36,7 @@ def ae_det(images):
 
 @pytest.fixture(scope="module")
 def vae_det(images):
-    return AnomalyDetector(model="vae", score="elbo", n_samples=4, epochs=2, random_state=3,
+    return AnomalyDetector(model="vae", scoring="elbo", n_samples=4, epochs=2, random_state=3,
                            model_config={"latent_dim": 4}, trainer_config=TRAINER).fit(images)
 
 
@@ -93,8 +93,8 @@ def test_scores_deterministic_and_independent_of_batch(ae_det, vae_det, images):
 def test_elbo_and_iwae_match_the_model_estimators(vae_det, images):
     """With one input, the shared draws are exactly the draws the model's own estimators make."""
     m = vae_det.model_
-    det1 = AnomalyDetector(model=m, score="elbo", n_samples=1, random_state=7).fit(images)
-    detk = AnomalyDetector(model=m, score="iwae", n_samples=20, random_state=7).fit(images)
+    det1 = AnomalyDetector(model=m, scoring="elbo", n_samples=1, random_state=7).fit(images)
+    detk = AnomalyDetector(model=m, scoring="iwae", n_samples=20, random_state=7).fit(images)
     for i in (0, 11, 30):
         xi = torch.as_tensor(images[i:i + 1])
         elbo = m.elbo(xi, generator=torch.Generator().manual_seed(7))
@@ -102,13 +102,13 @@ def test_elbo_and_iwae_match_the_model_estimators(vae_det, images):
         assert det1.score_samples(images[i:i + 1])[0] == pytest.approx(float(elbo[0]), rel=1e-5)
         assert detk.score_samples(images[i:i + 1])[0] == pytest.approx(float(iwae[0]), rel=1e-5)
     # the draws come from random_state: another seed gives other (still fixed) estimates
-    other = AnomalyDetector(model=m, score="elbo", n_samples=4, random_state=4).fit(images)
+    other = AnomalyDetector(model=m, scoring="elbo", n_samples=4, random_state=4).fit(images)
     assert not np.array_equal(other.score_samples(images), vae_det.score_samples(images))
 
 
 def test_vae_reconstruction_uses_posterior_mean(vae_det, images):
     m = vae_det.model_
-    det = AnomalyDetector(model=m, score="reconstruction").fit(images)
+    det = AnomalyDetector(model=m, scoring="reconstruction").fit(images)
     x = torch.as_tensor(images)
     mu, _ = m.encode(x)
     ref = -((m.decode(mu).detach().double() - x.double()) ** 2).flatten(1).mean(1).numpy()
@@ -180,7 +180,7 @@ def test_calibrate_f1_and_youden_match_brute_force(ae_det, images, tmp_path):
 
 # ---------------------------------------------------------------- sklearn rules and persistence
 def test_clone_and_params():
-    det = AnomalyDetector(model="vae", score="iwae", contamination=0.2, n_samples=8, epochs=3, random_state=5)
+    det = AnomalyDetector(model="vae", scoring="iwae", contamination=0.2, n_samples=8, epochs=3, random_state=5)
     c = clone(det)
     assert c.get_params() == det.get_params() and not hasattr(c, "model_")
     from sklearn.base import is_outlier_detector
@@ -217,14 +217,14 @@ def test_bad_contamination(c, images):
 
 def test_bad_score_and_model_combinations(images):
     with pytest.raises(ConfigError, match="valid scores: reconstruction, elbo, iwae"):
-        AnomalyDetector(score="likelihood").fit(images)
+        AnomalyDetector(scoring="likelihood").fit(images)
     with pytest.raises(ConfigError, match="needs an unconditional VAE but model 'ae' has no likelihood; use "
-                                          "model='vae' or score='reconstruction'"):
-        AnomalyDetector(model="ae", score="elbo").fit(images)
+                                          "model='vae' or scoring='reconstruction'"):
+        AnomalyDetector(model="ae", scoring="elbo").fit(images)
     with pytest.raises(ConfigError, match="model 'dcgan' has no encoder"):
         AnomalyDetector(model="dcgan").fit(images)
     with pytest.raises(ConfigError, match="n_samples must be an integer >= 1"):
-        AnomalyDetector(model="vae", score="elbo", n_samples=0).fit(images)
+        AnomalyDetector(model="vae", scoring="elbo", n_samples=0).fit(images)
     with pytest.raises(ConfigError, match="neither a registered model"):
         AnomalyDetector(model="no-such-model").fit(images)
 

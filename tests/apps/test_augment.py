@@ -166,7 +166,7 @@ def test_gan_generators(data, name):
 
 def test_errors(aug, data):
     x, y = data
-    with pytest.raises(DataError, match="needs class labels") as e:
+    with pytest.raises(DataError, match="requires y to be passed") as e:
         _aug().fit(x)
     assert "\n" not in str(e.value)
     with pytest.raises(ConfigError, match="needs a conditional model"):

@@ -272,8 +272,8 @@ def test_bad_input_errors(fitted, table):
     allnan[:, 2] = np.nan
     with pytest.raises(DataError, match="column 2 has no observed value"):
         Imputer(epochs=1, trainer_config=TRAINER).fit(allnan)
-    with pytest.raises(DataError, match=r"shape \(5,\) but the estimator was fitted on \(6,\)"):
-        fitted.transform(xm[:, :5])
+    with pytest.raises(DataError, match="X has 5 features, but Imputer is expecting 6 features as input"):
+        fitted.transform(xm[:, :5])  # scikit-learn's n_features_in_ check
     inf = xm.copy()
     inf[0, 0] = np.inf
     with pytest.raises(DataError, match="infinite"):
@@ -286,7 +286,7 @@ def test_bad_input_errors(fitted, table):
         Imputer(model="gan", epochs=1).fit(xm)
     with pytest.raises(ConfigError, match="needs labels"):
         Imputer(model="cvae", epochs=1).fit(xm)
-    with pytest.raises(DataError, match="object arrays"):
+    with pytest.raises(DataError, match="could not convert string to float"):  # scikit-learn's check_array
         Imputer(epochs=1).fit(np.array([["a", None]], dtype=object))
     img = np.full((4, 1, 8, 8), np.nan, np.float32)
     img[:, :, :4] = 0.5

@@ -6,6 +6,12 @@ Every estimator in :mod:`genlab.apps`:
 * ``fit`` returns ``self``; learned attributes end in ``_`` (``model_``, ``input_shape_``, ...);
 * takes arrays in and gives arrays out: images ``(N, C, H, W)`` or ``(N, H, W)`` (uint8 0..255 or floats in
   [0, 1]), tabular ``(N, D)`` in the data's own units (standardised internally by training statistics);
+* checks its input the scikit-learn way (:meth:`ModelEstimator._check_X`, built on
+  ``sklearn.utils.validation.validate_data``): sparse, complex and non-numeric object input, 1-D arrays and empty
+  data are refused with scikit-learn's wording; ``fit`` sets ``n_features_in_`` (scalars per sample: ``D`` for
+  tabular rows, ``C*H*W`` for images) and ``feature_names_in_`` (from a DataFrame with string column names);
+  methods of an unfitted estimator raise :class:`NotFittedError` (scikit-learn's, and a ``ConfigError``);
+* declares its scikit-learn tags in ``__sklearn_tags__`` (``_allow_nan``, ``_requires_y``, ``_preserves_dtype``);
 * wraps a registered model by name (trained in ``fit``), a saved model / run folder path, or an already
   loaded model object (used as it is: ``fit`` then only calibrates);
 * ``save(path)`` writes a folder: ``estimator.json`` (class, parameters, JSON state), ``state.safetensors``
@@ -20,12 +26,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import __version__
 from ..data import Normalization, TensorDataset
 from ..data.files import dataset_from_arrays
-from ..errors import CheckpointError, ConfigError, DataError
+from ..errors import CheckpointError, ConfigError, DataError, GenlabError
 from ..io.atomic import atomic_dir
 from ..registry import list_models
 
@@ -38,6 +46,11 @@ log = logging.getLogger(__name__)
 ESTIMATOR_FILE = "estimator.json"
 STATE_FILE = "state.safetensors"
 MODEL_DIR = "model"
+
+
+class NotFittedError(ConfigError, _SklearnNotFittedError):
+    """A method of an estimator that is not fitted yet was called (scikit-learn's ``NotFittedError``, and a
+    genlab ``ConfigError`` so the CLI prints it on one line)."""
 
 
 def as_dataset(X, y=None, *, name: str = "array", allow_nan: bool = False) -> TensorDataset:
@@ -64,6 +77,64 @@ class ModelEstimator(BaseEstimator):
     default_model: ClassVar[str] = "ae"
     _json_state: ClassVar[tuple[str, ...]] = ()
     _array_state: ClassVar[tuple[str, ...]] = ()
+    #: scikit-learn tags (see ``__sklearn_tags__``): NaN accepted as missing values, ``y`` needed by ``fit``
+    _allow_nan: ClassVar[bool] = False
+    _requires_y: ClassVar[bool] = False
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self._allow_nan
+        tags.target_tags.required = self._requires_y
+        return tags
+
+    # ------------------------------------------------------------------ input checks
+    def _check_X(self, X, *, reset: bool, name: str = "X"):
+        """``X`` checked the scikit-learn way, as a numpy array (or a :class:`TensorDataset`, passed through).
+
+        ``validate_data`` refuses sparse, complex and non-numeric object input and empty data with
+        scikit-learn's wording (object arrays of numbers become float64), and sets (``reset=True``, in ``fit``)
+        or checks ``n_features_in_`` and ``feature_names_in_`` (DataFrames). Images ``(N, H, W)`` /
+        ``(N, C, H, W)`` are checked as n-d arrays; their ``n_features_in_`` is the number of scalars per
+        sample, and their shape is checked by :meth:`_check_shape`. NaN and inf are left to
+        :func:`as_dataset` (genlab's messages; the Imputer keeps NaN). Value errors become one-line
+        :class:`DataError` (a ``ValueError``) with scikit-learn's message.
+        """
+        if isinstance(X, TensorDataset):  # checked when it was built (a TensorDataset is never empty)
+            n = int(np.prod(X.sample_shape))
+            if reset:
+                self.n_features_in_ = n
+                if hasattr(self, "feature_names_in_"):
+                    del self.feature_names_in_
+            return X
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        elif not hasattr(X, "ndim"):  # lists, array-likes with __array__ (arrays, DataFrames, sparse have ndim)
+            X = np.asarray(X)
+        ndim = X.ndim
+        if ndim < 2:
+            raise DataError(f"{name}: expected 2-D tabular data (N, D) or images (N, H, W) / (N, C, H, W), got a "
+                            f"{ndim}-D array; Reshape your data: array.reshape(-1, 1) for a single feature or "
+                            "array.reshape(1, -1) for a single sample")
+        # n-d checks for images; also for any input to an estimator fitted on images, whose shape check
+        # (_check_shape: "samples have shape (5,) but ... fitted on (1, 8, 8)") says more than a feature count
+        nd = ndim >= 3 or (not reset and getattr(self, "kind_", None) == "image")
+        try:
+            a = validate_data(self, X, reset=reset, dtype="numeric", ensure_all_finite=False, ensure_2d=not nd,
+                              allow_nd=nd, ensure_min_samples=1, ensure_min_features=1)
+        except ValueError as e:
+            if isinstance(e, GenlabError):
+                raise
+            msg = str(e).strip()
+            if msg.startswith("Complex data not supported"):  # scikit-learn appends the whole array
+                msg = "Complex data not supported; give real numbers (e.g. X.real or abs(X))"
+            raise DataError(f"{name}: {' '.join(msg.split())}") from None
+        if ndim >= 3 and reset:
+            self.n_features_in_ = int(np.prod(a.shape[1:]))
+        return a
+
+    def _dataset(self, X, y=None, *, reset: bool, name: str = "X") -> TensorDataset:
+        """:meth:`_check_X` then :func:`as_dataset` (NaN refused unless the estimator allows it)."""
+        return as_dataset(self._check_X(X, reset=reset, name=name), y, name=name, allow_nan=self._allow_nan)
 
     # ------------------------------------------------------------------ model handling
     def _model_param(self):
@@ -107,8 +178,11 @@ class ModelEstimator(BaseEstimator):
         return model
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise ConfigError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
+        try:
+            check_is_fitted(self, "model_")
+        except _SklearnNotFittedError:
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call fit(X) first") \
+                from None
 
     def _check_shape(self, ds: TensorDataset) -> None:
         if ds.sample_shape != tuple(self.input_shape_):
@@ -143,7 +217,9 @@ class ModelEstimator(BaseEstimator):
         params = {k: v for k, v in self.get_params(deep=False).items()}
         if not isinstance(params.get("model"), (str, type(None))):
             params["model"] = str(params["model"]) if isinstance(params["model"], Path) else None
-        state = {k: _jsonable(getattr(self, k)) for k in ("input_shape_", "kind_", *self._json_state)}
+        keys = ("input_shape_", "kind_", "n_features_in_", *(("feature_names_in_",) if hasattr(
+            self, "feature_names_in_") else ()), *self._json_state)
+        state = {k: _jsonable(getattr(self, k)) for k in dict.fromkeys(keys) if hasattr(self, k)}
         arrays = {k: torch.as_tensor(np.asarray(getattr(self, k))).contiguous() for k in self._array_state}
         path = Path(path)
         with atomic_dir(path) as tmp:
@@ -155,6 +231,11 @@ class ModelEstimator(BaseEstimator):
             (tmp / MODEL_DIR).mkdir()
             write_model_files(self.model_, tmp / MODEL_DIR)
         return path
+
+    @classmethod
+    def _upgrade_params(cls, params: dict) -> dict:
+        """Parameters read from an ``estimator.json`` in this version's names (renamed parameters)."""
+        return params
 
     @classmethod
     def load(cls, path: str | Path):
@@ -173,9 +254,13 @@ class ModelEstimator(BaseEstimator):
             raise CheckpointError(f"{f} is corrupt ({e}); save the estimator again") from None
         if name != cls.__name__:
             raise CheckpointError(f"{path} holds a {name}, not a {cls.__name__}; load it with {name}.load")
-        est = cls(**params)
+        est = cls(**cls._upgrade_params(dict(params)))
         for k, v in state.items():
             setattr(est, k, tuple(v) if k == "input_shape_" else v)
+        if "feature_names_in_" in state:
+            est.feature_names_in_ = np.asarray(state["feature_names_in_"], dtype=object)
+        if "n_features_in_" not in state and "input_shape_" in state:  # written before n_features_in_ was saved
+            est.n_features_in_ = int(np.prod(est.input_shape_))
         if cls._array_state:
             try:
                 arrays = load_file(str(path / STATE_FILE))
@@ -189,10 +274,24 @@ class ModelEstimator(BaseEstimator):
         return est
 
 
+class ModelTransformer(TransformerMixin, ModelEstimator):
+    """Base of the estimators with ``transform`` (scikit-learn's ``TransformerMixin`` first, as it requires):
+    ``fit_transform`` and the transformer tags, with ``_preserves_dtype`` the float dtypes that ``transform``
+    returns unchanged (scikit-learn's ``preserves_dtype`` tag)."""
+
+    _preserves_dtype: ClassVar[tuple[str, ...]] = ("float64",)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()  # TransformerMixin sets a fresh transformer_tags
+        tags.transformer_tags.preserves_dtype = list(self._preserves_dtype)
+        return tags
+
+
 def restore_layout(a: np.ndarray, X) -> np.ndarray:
     """Images ``(N, C, H, W)`` computed from the caller's ``X`` back in ``X``'s layout: ``(N, H, W)`` for 3-D
     input, ``(N, H, W, C)`` for channels-last input (as :func:`as_dataset` read them); anything else as is."""
-    like = tuple(X.x.shape) if isinstance(X, TensorDataset) else tuple(np.shape(X))
+    like = tuple(X.x.shape) if isinstance(X, TensorDataset) else tuple(
+        getattr(X, "shape", None) or np.asarray(X).shape)  # array-likes without .shape go through __array__
     if a.ndim != 4 or tuple(a.shape) == like or len(like) not in (3, 4) or like[0] != a.shape[0]:
         return a
     if len(like) == 3:

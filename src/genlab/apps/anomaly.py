@@ -24,22 +24,36 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import warnings
 
 import numpy as np
 import torch
 from sklearn.base import OutlierMixin
 
 from ..errors import ConfigError, DataError
-from ._base import ModelEstimator, as_dataset, model_names
+from ._base import ModelEstimator, model_names
 
 log = logging.getLogger(__name__)
 
-#: valid values of ``score`` and what each needs from the model
+#: valid values of ``scoring`` and what each needs from the model
 SCORES = ("reconstruction", "elbo", "iwae")
 #: threshold rules of :meth:`AnomalyDetector.calibrate`
 CRITERIA = ("f1", "youden")
 #: inputs scored per forward pass (times ``n_samples`` for the likelihood scores)
 _CHUNK = 4096
+
+
+def _renamed_score(deprecated: dict, scoring, where: str):
+    """``scoring``, or the value of the deprecated ``score`` keyword (with a FutureWarning); other unknown
+    keywords are a TypeError as for any function."""
+    deprecated = dict(deprecated)
+    if "score" in deprecated:
+        warnings.warn(f"{where}(score=...) is deprecated and will be removed in a future genlab version; "
+                      "use scoring=... (the same values)", FutureWarning, stacklevel=3)
+        scoring = deprecated.pop("score")
+    if deprecated:
+        raise TypeError(f"{where} got an unexpected keyword argument {next(iter(deprecated))!r}")
+    return scoring
 
 
 def _is_likelihood_model(m) -> bool:
@@ -59,14 +73,16 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         only sets the threshold).
     model_config : dict, optional
         Model config when training by name, e.g. ``{"latent_dim": 8}``.
-    score : {"reconstruction", "elbo", "iwae"}, default "reconstruction"
+    scoring : {"reconstruction", "elbo", "iwae"}, default "reconstruction"
         What :meth:`score_samples` returns (see the module docstring); ``elbo`` and ``iwae`` need a VAE.
+        (Called ``score`` in genlab 0.1.0; ``score=`` still works with a ``FutureWarning`` and will be
+        removed: an attribute ``score`` shadowed scikit-learn's ``score`` method.)
     contamination : float in (0, 0.5], default 0.1
         Expected fraction of outliers in the training data: ``offset_`` is the ``contamination`` quantile
         of the training scores (``numpy.percentile``, linear interpolation), as in scikit-learn's
         ``IsolationForest``. :meth:`calibrate` replaces it with a threshold chosen on labelled data.
     n_samples : int, default 16
-        Posterior draws per input for ``score="elbo"`` (averaged) and ``"iwae"`` (importance samples).
+        Posterior draws per input for ``scoring="elbo"`` (averaged) and ``"iwae"`` (importance samples).
     epochs, batch_size, validation_fraction, trainer_config
         Training of the wrapped model (see :class:`genlab.apps.ModelEstimator`).
     random_state : int, default 0
@@ -86,6 +102,10 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         What :meth:`calibrate` achieved on its validation data (empty otherwise).
     input_shape_, kind_
         Shape of one sample and ``"image"`` / ``"tabular"``.
+    n_features_in_ : int
+        Scalars per sample (``D``, or ``C*H*W`` for images).
+    feature_names_in_ : ndarray of str
+        Column names, when ``fit`` was given a DataFrame with string column names.
 
     Examples
     --------
@@ -98,12 +118,15 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
     _json_state = ("offset_", "threshold_source_", "calibration_")
     _array_state = ("train_scores_",)
 
-    def __init__(self, *, model="ae", model_config=None, score="reconstruction", contamination=0.1,
+    def __init__(self, *, model="ae", model_config=None, scoring="reconstruction", contamination=0.1,
                  n_samples=16, epochs=30, batch_size=128, random_state=0, validation_fraction=0.1,
-                 trainer_config=None):
+                 trainer_config=None, **deprecated):
+        # ``score=`` was renamed ``scoring=`` (an attribute ``score`` shadows scikit-learn's ``score`` method);
+        # it is taken through ``**deprecated`` so it is no parameter (get_params/clone see ``scoring`` only)
+        scoring = _renamed_score(deprecated, scoring, "AnomalyDetector")
         self.model = model
         self.model_config = model_config
-        self.score = score
+        self.scoring = scoring
         self.contamination = contamination
         self.n_samples = n_samples
         self.epochs = epochs
@@ -111,6 +134,19 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         self.random_state = random_state
         self.validation_fraction = validation_fraction
         self.trainer_config = trainer_config
+
+    def set_params(self, **params):
+        """scikit-learn's ``set_params``; the deprecated ``score=`` sets ``scoring`` (with a FutureWarning)."""
+        if "score" in params:
+            params["scoring"] = _renamed_score({"score": params.pop("score")}, params.get("scoring"),
+                                               "AnomalyDetector.set_params")
+        return super().set_params(**params)
+
+    @classmethod
+    def _upgrade_params(cls, params: dict) -> dict:
+        if "score" in params:  # estimator.json written before the rename
+            params["scoring"] = params.pop("score")
+        return params
 
     # ------------------------------------------------------------------ checks
     @staticmethod
@@ -121,8 +157,8 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         return float(c)
 
     def _check_params(self) -> None:
-        if self.score not in SCORES:
-            raise ConfigError(f"score={self.score!r} is not valid; valid scores: {', '.join(SCORES)}")
+        if self.scoring not in SCORES:
+            raise ConfigError(f"scoring={self.scoring!r} is not valid; valid scores: {', '.join(SCORES)}")
         self._check_contamination(self.contamination)
         if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, numbers.Integral) \
                 or self.n_samples < 1:
@@ -136,11 +172,11 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         if not getattr(m, "can_reconstruct", False):
             raise ConfigError(f"model {name!r} has no encoder, so it cannot score inputs; use an autoencoder "
                               "or VAE (e.g. model='ae' or model='vae')")
-        if self.score in ("elbo", "iwae") and not _is_likelihood_model(m):
+        if self.scoring in ("elbo", "iwae") and not _is_likelihood_model(m):
             cond = getattr(m, "conditional", False)
             why = "needs labels for its likelihood" if cond else "has no likelihood"
-            raise ConfigError(f"score={self.score!r} needs an unconditional VAE but model {name!r} {why}; "
-                              "use model='vae' or score='reconstruction'")
+            raise ConfigError(f"scoring={self.scoring!r} needs an unconditional VAE but model {name!r} {why}; "
+                              "use model='vae' or scoring='reconstruction'")
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None):
@@ -158,14 +194,14 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         self
         """
         self._check_params()
-        ds = as_dataset(X, name="X")
+        ds = self._dataset(X, reset=True)
         model = self._fit_model(ds)
         self._check_model_supports_score(model, getattr(model, "registry_name", type(model).__name__))
         self.train_scores_ = self._scores(self._to_model(ds))
         self.offset_ = self._contamination_offset(self.contamination)
         self.threshold_source_ = "contamination"
         self.calibration_ = {}
-        log.info("AnomalyDetector: %s score, offset %.6g from contamination %.3g on %d samples", self.score,
+        log.info("AnomalyDetector: %s score, offset %.6g from contamination %.3g on %d samples", self.scoring,
                  self.offset_, self.contamination, len(ds))
         return self
 
@@ -258,7 +294,7 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
     # ------------------------------------------------------------------ scoring
     def _prepare(self, X) -> torch.Tensor:
         self._check_fitted()
-        ds = as_dataset(X, name="X")
+        ds = self._dataset(X, reset=False)
         self._check_shape(ds)
         if ds.kind != self.kind_:
             raise DataError(f"input is {ds.kind} data but the detector was fitted on {self.kind_} data")
@@ -272,7 +308,7 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
     @torch.no_grad()
     def _scores(self, xm: torch.Tensor) -> np.ndarray:
         """Scores of model-space inputs ``xm`` -> ``(N,)`` float64, higher = more normal."""
-        if self.score == "reconstruction":
+        if self.scoring == "reconstruction":
             err = (self._reconstruct(xm).double() - xm.double()) ** 2  # (N, *shape)
             return -err.flatten(1).mean(1).numpy()
         m = self.model_.eval()
@@ -292,7 +328,7 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         raw = m.decode_raw(z.reshape(k * b, -1))  # (k*B, *shape)
         xr = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])
         lpx = m.log_px_z(raw, xr).view(k, b).double()  # (k, B)
-        if self.score == "elbo":
+        if self.scoring == "elbo":
             return lpx.mean(0) - m.kl(mu, logvar).double()
         log2pi = math.log(2 * math.pi)
         lpz = (-0.5 * (z.pow(2) + log2pi)).sum(-1).double()  # (k, B)
@@ -302,7 +338,7 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
     def score_samples(self, X) -> np.ndarray:
         """Normality score of each sample: **higher = more normal** (scikit-learn's sign).
 
-        ``score="reconstruction"``: minus the mean squared reconstruction error over the features (model
+        ``scoring="reconstruction"``: minus the mean squared reconstruction error over the features (model
         space: images in [0, 1], tabular standardised); ``"elbo"`` / ``"iwae"``: nats (see the module doc).
 
         Returns
@@ -328,7 +364,7 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         """Per-pixel squared reconstruction error of images, averaged over channels -> ``(N, H, W)``.
 
         In [0, 1] pixel units; the mean of a map over its pixels is ``-score_samples`` for
-        ``score="reconstruction"``.
+        ``scoring="reconstruction"``.
         """
         xm = self._prepare(X)
         if self.kind_ != "image":

@@ -74,10 +74,15 @@ class Augmenter(ModelEstimator):
         Names of the classes (the data set's class names when it has them, else ``str(label)``).
     class_counts_ : list of int
         Real samples per class seen in ``fit``.
+    n_features_in_ : int
+        Scalars per sample (``D``, or ``C*H*W`` for images).
+    feature_names_in_ : ndarray of str
+        Column names, when ``fit`` was given a DataFrame with string column names.
     """
 
     default_model = "cvae"
     _json_state = ("classes_", "class_names_", "class_counts_")
+    _requires_y = True
 
     def __init__(self, *, model="cvae", model_config=None, n_per_class=100, epochs=50, batch_size=128,
                  random_state=0, validation_fraction=0.1, trainer_config=None):
@@ -120,12 +125,13 @@ class Augmenter(ModelEstimator):
         """
         from ..registry import get_model_entry
         self._check_n(self.n_per_class)
+        X = self._check_X(X, reset=True)  # a numpy array, or a TensorDataset as given
         ds_names = X.classes if isinstance(X, TensorDataset) else None
         if y is None and isinstance(X, TensorDataset):
             y = X.y
         if y is None:
-            raise DataError("Augmenter needs class labels; pass y (one label per sample) or labelled data "
-                            "(class sub-folders, an .npz with 'y', a CSV 'label' column)")
+            raise DataError("Augmenter requires y to be passed, but the target y is None; pass y (one class label "
+                            "per sample) or labelled data (class sub-folders, an .npz with 'y', a CSV 'label' column)")
         yy = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
         if yy.ndim != 1:
             raise DataError(f"y must be a 1-D array of class labels, got shape {yy.shape}")

@@ -47,7 +47,7 @@ import torch
 
 from ..data import TensorDataset
 from ..errors import CheckpointError, ConfigError, DataError
-from ._base import ModelEstimator, as_dataset, model_names
+from ._base import ModelTransformer, model_names
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def model_hash(model, lo: np.ndarray, hi: np.ndarray) -> bytes:
 
 
 # ---------------------------------------------------------------------------- estimator
-class Compressor(ModelEstimator):
+class Compressor(ModelTransformer):
     """Compress samples to quantised latent codes of an autoencoder and back.
 
     Parameters
@@ -250,11 +250,16 @@ class Compressor(ModelEstimator):
     latent_dim_ : int
     model_hash_ : str
         Hex of the 16-byte hash written into every file (see :func:`model_hash`).
+    n_features_in_ : int
+        Scalars per sample (``D``, or ``C*H*W`` for images).
+    feature_names_in_ : ndarray of str
+        Column names, when ``fit`` was given a DataFrame with string column names.
     """
 
     default_model = "ae"
     _json_state = ("latent_dim_", "model_hash_")
     _array_state = ("code_min_", "code_max_")
+    _preserves_dtype = ()  # transform gives integer codes (uint32), whatever the input dtype
 
     def __init__(self, *, model="ae", model_config=None, bits=8, clip_percentile=0.0, epochs=50, batch_size=128,
                  random_state=0, validation_fraction=0.1, trainer_config=None):
@@ -297,7 +302,7 @@ class Compressor(ModelEstimator):
         spec = self._model_param()
         if isinstance(spec, str) and spec in model_names():
             self._check_model_class(get_model_entry(spec).cls, spec)
-        ds = as_dataset(X)
+        ds = self._dataset(X, reset=True)
         model = self._fit_model(ds)
         self._check_model_class(model, model.registry_name)
         z = self._codes(self._to_model(ds))  # (N, L)
@@ -346,7 +351,7 @@ class Compressor(ModelEstimator):
 
     def _data(self, X) -> TensorDataset:
         self._check_fitted()
-        ds = as_dataset(X)
+        ds = self._dataset(X, reset=False)
         self._check_shape(ds)
         return ds
 
@@ -363,6 +368,14 @@ class Compressor(ModelEstimator):
         bits = check_bits(self.bits if bits is None else bits)
         if q.ndim != 2 or q.shape[1] != self.latent_dim_:
             raise DataError(f"codes must have shape (N, {self.latent_dim_}), got {q.shape}")
+        if q.dtype.kind not in "iufb":
+            raise DataError(f"codes have dtype {q.dtype}; give the integer codes of transform(X)")
+        if q.dtype.kind == "f" and q.size and not np.isfinite(q).all():
+            raise DataError("codes contain NaN or inf; give the integer codes of transform(X) (there is no code for "
+                            "a missing value)")
+        if q.dtype.kind == "f" and q.size and (q != np.round(q)).any():
+            raise DataError("codes must be whole numbers; give the integer codes of transform(X), not dequantised "
+                            "latent values")
         if q.size and (q.min() < 0 or q.max() >= 2 ** bits):
             raise DataError(f"codes must be integers in [0, {2 ** bits - 1}] for bits={bits}")
         return self._from_model(self._decode(dequantize(q, self.code_min_, self.code_max_, bits)))

@@ -4,7 +4,7 @@
 >>> den = Denoiser(noise="gaussian", level=0.2, epochs=50).fit(X_clean_train)
 >>> X_noisy = den.add_noise(X_test, random_state=0)       # same noise model as in training
 >>> X_denoised = den.transform(X_noisy)
->>> den.score(X_test, X_noisy)                            # PSNR in dB (images)
+>>> den.score(X_test, X_noisy=X_noisy)                  # PSNR in dB (images)
 
 Conventions:
 
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ._base import ModelEstimator, as_dataset, model_names, restore_layout
+from ._base import ModelTransformer, model_names, restore_layout
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def image_report(clean: torch.Tensor, noisy: torch.Tensor, denoised: torch.Tenso
             "mse_noisy": mse(noisy, clean), "mse_denoised": mse(denoised, clean), "ssim_window": win}
 
 
-class Denoiser(ModelEstimator):
+class Denoiser(ModelTransformer):
     """Remove noise with a denoising autoencoder trained on clean data.
 
     Parameters
@@ -93,9 +93,14 @@ class Denoiser(ModelEstimator):
         Shape of one sample (``(C, H, W)`` or ``(D,)``).
     kind_ : str
         ``"image"`` or ``"tabular"``.
+    n_features_in_ : int
+        Scalars per sample (``D``, or ``C*H*W`` for images).
+    feature_names_in_ : ndarray of str
+        Column names, when ``fit`` was given a DataFrame with string column names.
     """
 
     default_model = "denoising-ae"
+    _preserves_dtype = ("float32",)  # transform returns float32 (images in [0, 1], tabular rows)
 
     def __init__(self, *, noise="gaussian", level=0.2, model="denoising-ae", model_config=None, epochs=50,
                  batch_size=128, random_state=0, validation_fraction=0.1, trainer_config=None):
@@ -120,7 +125,7 @@ class Denoiser(ModelEstimator):
         clash = sorted({"noise", "level"} & set(self.model_config or {}))
         if clash:
             raise ConfigError(f"model_config sets {clash[0]!r}; set it as Denoiser({clash[0]}=...) instead")
-        ds = as_dataset(X, name="X")
+        ds = self._dataset(X, reset=True)
         self._fit_model(ds, config={"model": {"noise": self.noise, "level": level}})
         cfg = getattr(self.model_, "config", None)
         if getattr(cfg, "noise", self.noise) != self.noise or getattr(cfg, "level", level) != level:
@@ -131,7 +136,7 @@ class Denoiser(ModelEstimator):
     # ------------------------------------------------------------------ inference
     def _prepare(self, X):
         self._check_fitted()
-        ds = as_dataset(X, name="X")
+        ds = self._dataset(X, reset=False)
         self._check_shape(ds)
         return ds, self._to_model(ds)
 
@@ -153,7 +158,7 @@ class Denoiser(ModelEstimator):
         ``fit``; tabular data needs the fitted standardisation (noise is drawn in standardised units)."""
         from ..models.ae_family import corrupt
         level = check_noise(self.noise, self.level)
-        ds = as_dataset(X, name="X")
+        ds = self._dataset(X, reset=False)
         if ds.kind == "tabular":
             if not hasattr(self, "model_"):
                 raise ConfigError("tabular noise is drawn in the fitted model's standardised units; call fit(X) "
@@ -192,8 +197,14 @@ class Denoiser(ModelEstimator):
             return image_report(clean, noisy, den.clamp(0, 1))
         return {"mse_noisy": float(((noisy - clean) ** 2).mean()), "mse_denoised": float(((den - clean) ** 2).mean())}
 
-    def score(self, X_clean, X_noisy=None) -> float:
+    def score(self, X, y=None, *, X_noisy=None) -> float:
         """Higher is better: PSNR (dB) of the denoised images, or minus the MSE (standardised units) for tabular
-        data; ``X_noisy`` defaults to ``add_noise(X_clean, random_state=self.random_state)``."""
-        rep = self.score_report(X_clean, X_noisy)
+        data, with ``X`` the clean samples.
+
+        ``y`` is ignored (scikit-learn's ``score(X, y)``; a Denoiser has no targets). The noisy copy is the
+        keyword ``X_noisy`` and defaults to ``add_noise(X, random_state=self.random_state)``."""
+        if y is not None and np.ndim(y) >= 2 and np.shape(y) == np.shape(X):
+            raise ConfigError("Denoiser.score(X, y): y is ignored (scikit-learn's API) but it has the shape of X; "
+                              "pass the noisy copy by keyword: score(X, X_noisy=X_noisy)")
+        rep = self.score_report(X, X_noisy)
         return rep["psnr_denoised"] if self.kind_ == "image" else -rep["mse_denoised"]

@@ -31,12 +31,11 @@ import logging
 
 import numpy as np
 import torch
-from sklearn.base import TransformerMixin
 
 from ..data import TensorDataset
 from ..data.files import dataset_from_arrays, images_from_array
 from ..errors import ConfigError, DataError
-from ._base import ModelEstimator, as_dataset, restore_layout
+from ._base import ModelTransformer, as_dataset, restore_layout
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ def _feature_name(index: int, shape: tuple[int, ...]) -> str:
     return f"pixel (channel {c}, row {h}, col {w})"
 
 
-class Imputer(TransformerMixin, ModelEstimator):
+class Imputer(ModelTransformer):
     """Fill missing entries (NaN) with a mask-aware autoencoder or VAE.
 
     Parameters
@@ -97,13 +96,16 @@ class Imputer(TransformerMixin, ModelEstimator):
         Observed range of each feature in the ``fit`` data (model space, shape of a sample); fills are clipped to it.
     n_features_in_ : int
         Number of scalars per sample.
+    feature_names_in_ : ndarray of str
+        Column names, when ``fit`` was given a DataFrame with string column names.
     input_shape_, kind_
         Sample shape and data kind seen in ``fit``.
     """
 
     default_model = "vae"
-    _json_state = ("n_features_in_",)
     _array_state = ("feature_min_", "feature_max_")
+    _allow_nan = True  # NaN marks the entries to fill
+    _preserves_dtype = ("float64", "float32")
 
     def __init__(self, *, model="vae", model_config=None, n_iter=2, epochs=200, batch_size=128, random_state=0,
                  validation_fraction=0.1, trainer_config=None):
@@ -145,7 +147,7 @@ class Imputer(TransformerMixin, ModelEstimator):
         from ._base import model_names
 
         self._check_n_iter()
-        ds = missing_dataset(X, name="X")
+        ds = missing_dataset(self._check_X(X, reset=True), name="X")
         flat = ds.x.flatten(1)  # (N, F)
         never = torch.isnan(flat).all(0)
         if bool(never.any()):
@@ -166,7 +168,6 @@ class Imputer(TransformerMixin, ModelEstimator):
         xm = self._to_model(ds).flatten(1).numpy()  # (N, F) model space, NaN kept
         self.feature_min_ = np.nanmin(xm, 0).reshape(ds.sample_shape).astype(np.float32)
         self.feature_max_ = np.nanmax(xm, 0).reshape(ds.sample_shape).astype(np.float32)
-        self.n_features_in_ = int(flat.shape[1])
         return self
 
     @staticmethod
@@ -196,10 +197,10 @@ class Imputer(TransformerMixin, ModelEstimator):
     def transform(self, X) -> np.ndarray:
         """``X`` with its NaN entries filled; observed entries are returned exactly as given."""
         self._check_fitted()
+        X = self._check_X(X, reset=False)  # a numpy array (DataFrames, lists, tensors converted) or a dataset
         ds = missing_dataset(X, name="X")
         self._check_shape(ds)
-        original = ds.x.numpy() if isinstance(X, TensorDataset) else (
-            X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X))
+        original = ds.x.numpy() if isinstance(X, TensorDataset) else X
         dtype = original.dtype if original.dtype.kind == "f" else np.float64
         out = np.array(original, dtype=dtype, copy=True)
         hole = np.isnan(out)

@@ -41,7 +41,7 @@ import torch
 from ..data import TensorDataset
 from ..errors import ConfigError, DataError
 from ..io.atomic import write_bytes_atomic
-from ._base import ModelEstimator, as_dataset
+from ._base import ModelEstimator
 
 log = logging.getLogger(__name__)
 
@@ -388,6 +388,10 @@ class LatentExplorer(ModelEstimator):
     code_center_, code_scale_ : ndarray (latent_dim,)
         Default traversal centre and unit: 0 and 1 with a prior, else the mean and standard deviation
         (N denominator) of the codes of the training data.
+    n_features_in_ : int
+        Scalars per sample (``D``, or ``C*H*W`` for images).
+    feature_names_in_ : ndarray of str
+        Column names, when ``fit`` was given a DataFrame with string column names.
     """
 
     default_model = "vae"
@@ -406,9 +410,17 @@ class LatentExplorer(ModelEstimator):
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
-        """Train (or load) the model on ``X`` (labels ``y`` for conditional models) and, for autoencoders,
-        record the mean and spread of the training codes (the traversal centre and unit). Returns self."""
-        ds = as_dataset(X, y)
+        """Train (or load) the model on ``X`` and, for autoencoders, record the mean and spread of the training
+        codes (the traversal centre and unit). Returns self.
+
+        ``y``: class labels (integers) for training a conditional model by name (``cvae``, ``cgan``,
+        ``acgan``); ignored otherwise (unconditional models, and saved or given models, which are not trained)."""
+        from ..registry import get_model_entry
+        from ._base import model_names
+        spec = self._model_param()
+        trains_conditional = isinstance(spec, str) and spec in model_names() and bool(
+            getattr(get_model_entry(spec).cls, "conditional", False))
+        ds = self._dataset(X, y if trains_conditional else None, reset=True)
         model = self._fit_model(ds)
         latent_dim = getattr(model, "latent_dim", None)
         if not isinstance(latent_dim, int) or not hasattr(model, "decode"):
@@ -442,7 +454,7 @@ class LatentExplorer(ModelEstimator):
     def _batch(self, X, what: str) -> TensorDataset:
         """A batch ``(N, ...)`` of inputs as a dataset of the fitted shape."""
         self._check_fitted()
-        ds = as_dataset(X, name=what)
+        ds = self._dataset(X, reset=False, name=what)
         self._check_shape(ds)
         return ds
 
@@ -456,7 +468,7 @@ class LatentExplorer(ModelEstimator):
             shape = tuple(self.input_shape_)
             if a.shape == shape or (self.kind_ == "image" and shape[0] == 1 and a.shape == shape[1:]):
                 a = a[None]
-            ds = as_dataset(a, name=what)
+            ds = self._dataset(a, reset=False, name=what)
         if len(ds) != 1:
             raise DataError(f"{what} must be one sample of shape {tuple(self.input_shape_)}, got {len(ds)} samples")
         self._check_shape(ds)

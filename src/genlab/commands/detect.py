@@ -66,11 +66,11 @@ def run(args) -> int:
             raise DataError(f"no training samples of class {k}; classes present: "
                             f"{sorted(set(train.y.tolist()))}")
         train = train.subset(idx)
-    det = fitted_estimator(AnomalyDetector, fit_args, train, score=args.score or "reconstruction",
+    det = fitted_estimator(AnomalyDetector, fit_args, train, scoring=args.score or "reconstruction",
                            contamination=0.1 if args.contamination is None else args.contamination,
                            n_samples=args.n_samples)
-    if args.score is not None and args.score != det.score:
-        raise ConfigError(f"the saved estimator scores with {det.score!r}, not {args.score!r}; drop --score or "
+    if args.score is not None and args.score != det.scoring:
+        raise ConfigError(f"the saved estimator scores with {det.scoring!r}, not {args.score!r}; drop --score or "
                           "fit a new detector with --model")
     if args.contamination is not None and args.contamination != det.contamination \
             and det.threshold_source_ == "contamination":
@@ -80,7 +80,7 @@ def run(args) -> int:
     labels = np.where(scores - det.offset_ < 0, -1, 1)
     n_out = int((labels == -1).sum())
     metrics = {"n": len(scores), "n_outliers": n_out, "outlier_fraction": n_out / len(scores),
-               "threshold": det.offset_, "threshold_source": det.threshold_source_, "score": det.score,
+               "threshold": det.offset_, "threshold_source": det.threshold_source_, "score": det.scoring,
                "contamination": det.contamination, "model": getattr(det.model_, "registry_name", "?"),
                "score_min": float(scores.min()), "score_median": float(np.median(scores)),
                "score_max": float(scores.max()), "n_train": len(det.train_scores_)}
@@ -124,7 +124,7 @@ def run(args) -> int:
 
     from rich.console import Console
     from rich.table import Table
-    t = Table(title=f"anomaly detection ({det.score} score, {metrics['model']})")
+    t = Table(title=f"anomaly detection ({det.scoring} score, {metrics['model']})")
     for h in ("n", "n outliers", "threshold", *(["ROC-AUC"] if "roc_auc" in metrics else [])):
         t.add_column(h)
     t.add_row(str(metrics["n"]), f"{n_out} ({100 * n_out / len(scores):.1f}%)", f"{det.offset_:.6g}",
