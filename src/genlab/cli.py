@@ -92,6 +92,9 @@ def cmd_train(args) -> int:
 
     from .errors import ConfigError
 
+    if args.model and "=" in args.model:  # ``train --resume RUN trainer.epochs=2``: an override, not a name
+        args.overrides = [args.model, *args.overrides]
+        args.model = None
     sections = read_config_file(args.config) if args.config else {}
     if args.data:
         sections.setdefault("data", {})["name"] = args.data

@@ -87,6 +87,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         yield tmp
         for f in tmp.iterdir():
             if f.is_file():
+                follow_umask(f)  # some writers (safetensors) create 0600 files
                 fsync_path(f)
         old = path.with_name(path.name + ".old")
         if old.exists():

@@ -22,6 +22,8 @@ from .atomic import follow_umask
 
 #: Most images a PNG grid may hold (a 100 x 100 grid); more go to an ``.npz``.
 MAX_GRID = 10_000
+#: Largest ``.npz`` output (bytes) one call writes.
+MAX_NPZ_BYTES = 16 * 2**30
 #: Samples drawn per call of ``model.sample`` when streaming.
 CHUNK = 4096
 
@@ -61,6 +63,9 @@ def check_sample_count(model, n: int, output: str | Path) -> None:
                               "instead (-o samples.npz)")
         return
     need = 2 * n * math.prod(model.shape) * 4 + (1 << 20)  # x and raw as float32, plus headers
+    if need > MAX_NPZ_BYTES:
+        raise ConfigError(f"{n:,} samples need {need / 2**30:.1f} GiB, more than the {MAX_NPZ_BYTES / 2**30:.0f} GiB "
+                          "one .npz may hold; ask for fewer samples (-n) and write several files with other --seed")
     parent = out.parent if str(out.parent) else Path(".")
     free = shutil.disk_usage(parent if parent.exists() else Path(".")).free
     if need > 0.9 * free:
