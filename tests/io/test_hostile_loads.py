@@ -219,28 +219,30 @@ def test_weights_file_is_a_folder(saved):
     assert "is a folder, not a file" in one_line(e)
 
 
-@pytest.mark.parametrize("value", [math.nan, math.inf])
-def test_non_finite_weights_refused(saved, value):
+def _load_tampered(saved, change) -> str:
+    """Replace the first float tensor of ``model.safetensors`` by ``change(tensor)``; the one-line load error."""
     tensors = load_file(str(saved / "model.safetensors"))
     key = next(k for k, v in tensors.items() if v.is_floating_point())
-    tensors[key] = tensors[key].clone()
-    tensors[key].view(-1)[0] = value
+    tensors[key] = change(tensors[key].clone())
     save_file(tensors, str(saved / "model.safetensors"))
     with pytest.raises(CheckpointError) as e:
         genlab.load(saved)
-    msg = one_line(e)
+    return one_line(e)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_non_finite_weights_refused(saved, value):
+    def poison(t):
+        t.view(-1)[0] = value
+        return t
+
+    msg = _load_tampered(saved, poison)
     assert "model.safetensors" in msg and "NaN or infinite" in msg and "re-train" in msg
 
 
 def test_wrong_dtype_weights_refused(saved):
     assert isinstance(genlab.load(saved), VAE)  # untouched, the folder loads
-    tensors = load_file(str(saved / "model.safetensors"))
-    key = next(k for k, v in tensors.items() if v.is_floating_point())
-    tensors[key] = tensors[key].to(torch.int8)
-    save_file(tensors, str(saved / "model.safetensors"))
-    with pytest.raises(CheckpointError) as e:
-        genlab.load(saved)
-    msg = one_line(e)
+    msg = _load_tampered(saved, lambda t: t.to(torch.int8))
     assert "int8" in msg and "float32" in msg and "model.safetensors" in msg
 
 
