@@ -229,7 +229,7 @@ def _epoch_ends(run):
     return f.read_text().count('"train_epoch"') if f.exists() else 0
 
 
-CRASH_ARGS = ["ae", "--data", "digits", "trainer.epochs=12", "trainer.batch_size=32", "trainer.checkpoint_every=7",
+CRASH_ARGS = ["ae", "--data", "digits", "trainer.epochs=30", "trainer.batch_size=32", "trainer.checkpoint_every=7",
               "trainer.deterministic=true", "trainer.log_every=1", "model.hidden=[64]", "data.limit=600"]
 
 
@@ -253,9 +253,10 @@ def test_crash_test_20_kills_resume_bit_for_bit(tmp_path):
         if kills % 4 in (1, 2):  # right at an epoch boundary: as soon as an epoch's record appears
             n0 = max(_epoch_ends(run), 0) if not first else 0
             _wait_for(lambda: _epoch_ends(run) > n0 or p.poll() is not None)
-        else:  # at a random moment once training has made progress
-            _wait_for(lambda: _records(run) > start_records + (7 if first else 0) or p.poll() is not None)
-            time.sleep(rng.uniform(0.0, 0.4))
+        else:  # at a random moment, measured in logged records (not seconds, so a fast machine cannot finish)
+            target = start_records + (7 if first else 0) + rng.randint(1, 12)
+            _wait_for(lambda: _records(run) >= target or p.poll() is not None)
+            time.sleep(rng.uniform(0.0, 0.01))
         if p.poll() is not None:  # it finished before the kill: the crash test needs more work to do
             break
         p.send_signal(sig)
