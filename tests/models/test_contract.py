@@ -18,7 +18,7 @@ def _data(kind, image_data, tabular_data):
 
 def _build(name, data, **cfg):
     entry = get_model_entry(name)
-    if data.kind not in entry.cls.kinds:
+    if data.kind not in entry.cls.input_kinds:
         pytest.skip(f"{name} does not take {data.kind} data")
     return entry.cls(from_dict(entry.config_cls, {"latent_dim": 4, **cfg}), data.info())
 

@@ -81,7 +81,7 @@ class FeatureNetTrainee(GenerativeModel):
     registry_name = "feature-net"
     config_cls = ClassifierTrainConfig
     can_sample = False
-    kinds = ("image",)
+    input_kinds = ("image",)
 
     def __init__(self, config: ClassifierTrainConfig, data_info: dict, net: FeatureNet):
         super().__init__(config, data_info)

@@ -35,6 +35,8 @@ class AutoEncoder(GenerativeModel):
     """Autoencoder: deterministic encoder to ``latent_dim`` codes and a decoder back."""
 
     can_sample = False
+    has_encoder = True
+    has_decoder = True
     supports_missing = True
 
     def __init__(self, config: AEConfig, data_info: dict):

@@ -37,20 +37,45 @@ class OptimizerSpec:
             raise ConfigError(f"optimizer steps per cycle must be >= 1, got {self.steps}")
 
 
+#: The capabilities a model class declares (class attributes of :class:`GenerativeModel`), with what each means.
+#: Code outside ``models/`` asks :func:`require` / :func:`capabilities`, never ``hasattr``.
+CAPABILITIES: dict[str, str] = {
+    "conditional": "takes class labels: sample(n, labels=...), and encode/decode/reconstruct take labels",
+    "has_encoder": "encode(x[, labels]) -> (B, latent_dim) codes",
+    "has_decoder": "decode(z[, labels]) maps (B, latent_dim) latents to data (autoencoders, VAEs, GANs)",
+    "can_sample": "sample(n) draws new data from a prior",
+    "can_reconstruct": "reconstruct(x[, labels]) -> x_hat",
+    "has_likelihood": "log_likelihood(x) / elbo(x) in nats (and posterior(x) -> (mu, logvar))",
+    "supports_missing": "trains on and reconstructs data with NaN entries (mask-aware)",
+}
+
+
 class GenerativeModel(nn.Module):
-    """Base class: stores config and data description, checks data shape, offers shared helpers."""
+    """Base class: stores config and data description, checks data shape, offers shared helpers.
+
+    Capabilities are declared as class attributes (see :data:`CAPABILITIES`); a subclass sets the ones that
+    differ from these defaults. ``input_kinds`` lists the data kinds the model accepts.
+    """
 
     registry_name: str = "?"
     config_cls: type = object
+    #: takes class labels (``cvae``, ``cgan``, ``acgan``)
+    conditional: bool = False
+    #: ``encode(x[, labels])`` returns a ``(B, latent_dim)`` tensor
+    has_encoder: bool = False
+    #: ``decode(z[, labels])`` maps latents to data
+    has_decoder: bool = False
     #: whether ``sample`` draws new data (plain autoencoders have no prior and cannot)
     can_sample: bool = True
     #: whether ``reconstruct`` exists (GANs have no encoder and set False)
     can_reconstruct: bool = True
-    #: data kinds the model accepts
-    kinds: tuple[str, ...] = ("image", "tabular")
+    #: ``log_likelihood``/``elbo``/``posterior`` exist (the VAE family)
+    has_likelihood: bool = False
     #: whether ``training_step`` takes batches with missing entries (NaN): they enter the encoder as 0 and are
     #: left out of the loss (mask-aware training; the ``ae`` and ``vae`` families)
     supports_missing: bool = False
+    #: data kinds the model accepts
+    input_kinds: tuple[str, ...] = ("image", "tabular")
     #: ``(trainer monitor, mode)`` used when ``trainer.monitor`` is null; ``None``: keep no best checkpoint
     default_monitor: tuple[str, str] | None = ("val/loss", "min")
 
@@ -60,9 +85,9 @@ class GenerativeModel(nn.Module):
         self.data_info = dict(data_info)
         kind = data_info.get("kind")
         shape = tuple(data_info.get("shape", ()))
-        if kind not in self.kinds:
+        if kind not in self.input_kinds:
             raise DataError(f"model {self.registry_name!r} does not take {kind} data; it takes "
-                            f"{' or '.join(self.kinds)} data")
+                            f"{' or '.join(self.input_kinds)} data")
         if kind == "image" and (len(shape) != 3 or min(shape) < 1 or min(shape[1:]) < 4):
             raise DataError(f"model {self.registry_name!r} needs images of shape (C, H, W) with H, W >= 4, "
                             f"got {shape}; resize the images")
@@ -111,3 +136,50 @@ class GenerativeModel(nn.Module):
     def sample(self, n: int, *, labels: torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         raise DataError(f"model {self.registry_name!r} has no prior and cannot sample; train a 'vae' to sample")
+
+
+def capabilities(model_or_cls) -> dict:
+    """The declared capabilities of a model (instance or class): ``{name: bool, ..., "input_kinds": (...)}``."""
+    cls = model_or_cls if isinstance(model_or_cls, type) else type(model_or_cls)
+    if not (isinstance(cls, type) and issubclass(cls, GenerativeModel)):
+        raise ConfigError(f"{cls.__name__} is not a genlab model (subclass genlab.models.GenerativeModel and "
+                          "declare its capabilities)")
+    out = {k: bool(getattr(cls, k)) for k in CAPABILITIES}
+    out["input_kinds"] = tuple(cls.input_kinds)
+    return out
+
+
+def models_with(*caps: str, forbid: tuple[str, ...] = ()) -> list[str]:
+    """Registered model names that have every capability in ``caps`` and none in ``forbid``."""
+    from ..registry import _MODELS, _ensure_loaded
+    _ensure_loaded()
+    return sorted(n for n, e in _MODELS.items()
+                  if all(getattr(e.cls, c, False) for c in caps) and not any(getattr(e.cls, c, False) for c in forbid))
+
+
+def require(model_or_cls, *caps: str, forbid: tuple[str, ...] = (), kind: str | None = None,
+            purpose: str = "this") -> None:
+    """Refuse, with one line naming the missing capability and the registered models that have it, a model
+    (instance, class or registered name) that lacks a capability in ``caps``, has one in ``forbid``, or does not
+    take data of ``kind``. ``purpose`` names what needs it (``"genlab compress"``, ``"Imputer"``)."""
+    if isinstance(model_or_cls, str):
+        from ..registry import get_model_entry
+        model_or_cls = get_model_entry(model_or_cls).cls
+    have = capabilities(model_or_cls)
+    name = getattr(model_or_cls, "registry_name", "?")
+    for c in (*caps, *forbid):
+        if c not in CAPABILITIES:
+            raise ValueError(f"unknown capability {c!r}; known: {', '.join(CAPABILITIES)}")
+    for c in caps:
+        if not have[c]:
+            ok = models_with(*caps, forbid=forbid)
+            raise ConfigError(f"model {name!r} lacks the capability {c!r} ({CAPABILITIES[c]}) that {purpose} needs; "
+                              f"use one of: {', '.join(ok) if ok else 'none registered'}")
+    for c in forbid:
+        if have[c]:
+            ok = models_with(*caps, forbid=forbid)
+            raise ConfigError(f"{purpose} does not support {c} models such as {name!r}; use one of: "
+                              f"{', '.join(ok) if ok else 'none registered'}")
+    if kind is not None and kind not in have["input_kinds"]:
+        raise ConfigError(f"model {name!r} does not take {kind} data (it takes {' or '.join(have['input_kinds'])});"
+                          f" use another model for {purpose}")

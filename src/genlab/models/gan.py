@@ -249,7 +249,7 @@ class GAN(GenerativeModel):
     """Unconditional GAN with MLP (default) or DCGAN networks and a choice of loss."""
 
     can_reconstruct = False
-    conditional: bool = False
+    has_decoder = True
     #: loss used when the config has no ``loss`` field (critics)
     loss_kind: str = "nonsaturating"
     default_arch: str = "mlp"
@@ -571,7 +571,7 @@ register_model("gan", GANConfig, "GAN (MLP or DCGAN nets; minimax, non-saturatin
 class DCGAN(GAN):
     """DCGAN on images of side 8, 16, 28, 32 or 64."""
 
-    kinds = ("image",)
+    input_kinds = ("image",)
     default_arch = "dcgan"
 
 

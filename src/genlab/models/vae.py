@@ -138,8 +138,9 @@ class VAE(GenerativeModel):
     :class:`VAEConfig` for the weight ``w(t)``, free bits and capacity control).
     """
 
-    #: whether encode/decode/sample take class labels (``cvae``)
-    conditional: bool = False
+    has_encoder = True
+    has_decoder = True
+    has_likelihood = True
     supports_missing = True
 
     def __init__(self, config: VAEConfig, data_info: dict):
