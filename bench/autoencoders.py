@@ -35,7 +35,7 @@ CORRUPTIONS = [("gaussian", 0.3), ("salt_pepper", 0.2), ("mask", 0.3)]
 
 def jacobian_sq_norm(model, x, n=100):
     """Mean over n test inputs of ||d code / d x||_F^2, exact (full Jacobian by autograd)."""
-    enc = (lambda v: model.encode(v)[0]) if isinstance(model.encode(x[:1]), tuple) else model.encode
+    enc = model.encode  # (B, L) codes for every model with an encoder (a VAE's posterior mean)
     total = 0.0
     for xi in x[:n]:
         j = torch.autograd.functional.jacobian(lambda v: enc(v.unsqueeze(0))[0], xi)

@@ -176,7 +176,7 @@ def test_vae_codes_are_posterior_means(X):
     c = Compressor(model="vae", model_config={"latent_dim": 3}, epochs=2, batch_size=16,
                    trainer_config=FAST).fit(X)
     with torch.no_grad():
-        mu = c.model_.encode(torch.from_numpy(X))[0].double().numpy()
+        mu = c.model_.posterior(torch.from_numpy(X))[0].double().numpy()
     np.testing.assert_array_equal(c.transform(X), quantize(mu, mu.min(0), mu.max(0), 8))
 
 

@@ -135,7 +135,7 @@ def test_loss_and_gradients_do_not_depend_on_values_at_missing_positions(name):
         torch.manual_seed(3)
         x0 = x.masked_fill(miss, 0.0)  # what the encoder gets for missing entries
         if name == "vae":
-            mu, logvar = m.encode(x0)
+            mu, logvar = m.posterior(x0)
             z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
             loss = (-m.log_px_z(m.decode_raw(z), target, ~miss) + m.kl(mu, logvar)).mean()
         else:

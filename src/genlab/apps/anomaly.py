@@ -322,7 +322,7 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
     def _likelihood_batch(self, m, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """ELBO or IWAE score for a batch ``x`` (B, ...) with the shared draws ``eps`` (k, L) -> (B,)."""
         b, k = len(x), len(eps)
-        mu, logvar = m.encode(x)  # (B, L) each
+        mu, logvar = m.posterior(x)  # (B, L) each
         std = (0.5 * logvar).exp()
         z = mu.unsqueeze(0) + std.unsqueeze(0) * eps.unsqueeze(1)  # (k, B, L)
         raw = m.decode_raw(z.reshape(k * b, -1))  # (k*B, *shape)

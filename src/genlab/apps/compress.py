@@ -335,8 +335,7 @@ class Compressor(ModelTransformer):
         m = self.model_.eval()
         out = []
         for xb in x.split(512):
-            z = m.encode(xb.to(m.device, torch.float32))
-            out.append((z[0] if isinstance(z, tuple) else z).float().cpu())  # (B, L)
+            out.append(m.encode(xb.to(m.device, torch.float32)).float().cpu())  # (B, L)
         return torch.cat(out).double().numpy()
 
     @torch.no_grad()

@@ -518,8 +518,7 @@ class LatentExplorer(ModelEstimator):
         bs = int(self.batch_size)
         for i in range(0, len(x), bs):
             xb = x[i:i + bs].to(self._dev)  # (B, ...)
-            z = m.encode(xb) if y is None else m.encode(xb, y[i:i + bs].to(self._dev))
-            z = z[0] if isinstance(z, tuple) else z  # VAE: (mu, logvar) -> mu
+            z = m.encode(xb, None if y is None else y[i:i + bs].to(self._dev))  # (B, L)
             out.append(z.float().cpu())
         return torch.cat(out)  # (N, L)
 

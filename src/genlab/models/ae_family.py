@@ -71,7 +71,7 @@ class SparseAutoEncoder(AutoEncoder):
     def sigmoid_codes(self) -> bool:
         return self.config.sparsity_weight > 0
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
         h = self.encoder(x)  # (B, L)
         if self.sigmoid_codes:
             h = torch.sigmoid(h)
@@ -215,7 +215,7 @@ class ContractiveAutoEncoder(AutoEncoder):
     def has_regulariser(self) -> bool:
         return self.config.lam > 0
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
         h = self.encoder(x)  # (B, L)
         return torch.sigmoid(h) if self.config.encoder_activation == "sigmoid" else h
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import check
+from ..errors import ConfigError
 from ..nn import make_decoder, make_encoder
 from ..registry import register_model
 from .base import GenerativeModel, OptimizerSpec
@@ -59,7 +60,15 @@ class AutoEncoder(GenerativeModel):
         """Whether the configuration keeps the codes from copying the input (none for the plain ``ae``)."""
         return False
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The code of ``x`` ``(B, L)`` (the latent interface every model with an encoder shares). Autoencoders are
+        unconditional: ``labels`` must be None."""
+        if labels is not None:
+            raise ConfigError(f"model {self.registry_name!r} is unconditional and takes no labels; drop labels=")
+        return self._encode(x)
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's code ``(B, L)``; the members of the family override this, not :meth:`encode`."""
         return self.encoder(x)  # (B, L)
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:

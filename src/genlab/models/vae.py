@@ -192,9 +192,15 @@ class VAE(GenerativeModel):
         self._no_labels(labels)
         return labels
 
-    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior parameters ``(mu, logvar)``, each ``(B, L)``."""
-        return self._encode(x, self._labels_for(x, labels, "encode"))
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The code of ``x``: the posterior mean ``mu(x)`` ``(B, L)`` (the latent interface every model with an
+        encoder shares; the distribution is :meth:`posterior`)."""
+        return self._encode(x, self._labels_for(x, labels, "encode"))[0]
+
+    def posterior(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Parameters ``(mu, logvar)`` of the diagonal Gaussian ``q(z|x)``, each ``(B, L)`` (``logvar`` clamped to
+        [-30, 20])."""
+        return self._encode(x, self._labels_for(x, labels, "posterior"))
 
     def decode_raw(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Decoder output before the mean link: logits (bernoulli) or pre-sigmoid/identity means."""
@@ -318,7 +324,7 @@ class VAE(GenerativeModel):
         """``E_q[z|x]`` for every sample -> ``(N, L)`` float32."""
         x = self.check_input(x)
         ys = self._split_labels(x, labels, batch_size, "active_units")
-        return torch.cat([self.encode(split_missing(xb)[0], yb)[0].float()  # missing entries enter as 0
+        return torch.cat([self.encode(split_missing(xb)[0], yb).float()  # missing entries enter as 0
                           for xb, yb in zip(x.split(batch_size), ys)])
 
     @torch.no_grad()
