@@ -111,7 +111,8 @@ def test_sigint_anywhere_resumes_bit_for_bit(image_data, tmp_path, where):
 
 def test_deterministic_switch_fixes_the_measured_choices(image_data, monkeypatch):
     t = Trainer({"deterministic": True, "epochs": 1, "batch_size": 16})
-    monkeypatch.setattr(Trainer, "_time_candidates", lambda *a, **k: pytest.fail("the probe ran"))
+    import genlab.training.precision as precision
+    monkeypatch.setattr(precision, "time_candidates", lambda *a, **k: pytest.fail("the probe ran"))
     res = t.fit(make_vae(image_data), image_data)
     assert (res.precision, res.channels_last) == ("fp32", False)
     assert not torch.are_deterministic_algorithms_enabled()  # restored after fit
@@ -257,7 +258,9 @@ def test_crash_test_20_kills_resume_bit_for_bit(tmp_path):
             target = start_records + (7 if first else 0) + rng.randint(1, 12)
             _wait_for(lambda: _records(run) >= target or p.poll() is not None)
             time.sleep(rng.uniform(0.0, 0.01))
-        if p.poll() is not None:  # it finished before the kill: the crash test needs more work to do
+        if p.poll() is not None:  # it ended before the kill: a crash is a failure, a finish needs more work to do
+            out, err = p.communicate()
+            assert p.returncode == 0, f"the training process failed on its own (exit {p.returncode}): {err[-2000:]}"
             break
         p.send_signal(sig)
         out, err = p.communicate(timeout=120)
