@@ -218,10 +218,14 @@ def test_bad_contamination(c, images):
 def test_bad_score_and_model_combinations(images):
     with pytest.raises(ConfigError, match="valid scores: reconstruction, elbo, iwae"):
         AnomalyDetector(scoring="likelihood").fit(images)
-    with pytest.raises(ConfigError, match="needs an unconditional VAE but model 'ae' has no likelihood; use "
-                                          "model='vae' or scoring='reconstruction'"):
+    with pytest.raises(ConfigError, match=r"model 'ae' lacks the capability 'has_likelihood' \(.*\) that "
+                                          r"AnomalyDetector\(scoring='elbo'\) needs; use one of: vae"):
         AnomalyDetector(model="ae", scoring="elbo").fit(images)
-    with pytest.raises(ConfigError, match="model 'dcgan' has no encoder"):
+    with pytest.raises(ConfigError, match=r"AnomalyDetector\(scoring='iwae'\) does not support conditional models "
+                                          "such as 'cvae'; use one of: vae"):
+        AnomalyDetector(model="cvae", scoring="iwae").fit(images)
+    with pytest.raises(ConfigError, match=r"model 'dcgan' lacks the capability 'can_reconstruct' .* that "
+                                          r"AnomalyDetector\(scoring='reconstruction'\) needs; use one of: ae, "):
         AnomalyDetector(model="dcgan").fit(images)
     with pytest.raises(ConfigError, match="n_samples must be an integer >= 1"):
         AnomalyDetector(model="vae", scoring="elbo", n_samples=0).fit(images)

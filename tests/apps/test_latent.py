@@ -1,5 +1,5 @@
-"""Latent tools (genlab.apps.latent): lerp/slerp closed forms, LatentExplorer, figures, ``genlab interpolate``
-and ``genlab latent-map``."""
+"""Latent tools (genlab.apps.latent): LatentExplorer, figures, ``genlab interpolate`` and ``genlab latent-map``
+(the interpolation maths has its closed-form tests in tests/test_latent_math.py)."""
 import csv
 import json
 import math
@@ -66,84 +66,6 @@ def cvae(data):
 @pytest.fixture(scope="module")
 def gan(data):
     return _fit("gan", data, latent_dim=4)
-
-
-# ---------------------------------------------------------------------------- lerp / slerp closed forms
-def test_lerp_closed_form_and_exact_endpoints():
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
-    out = lerp(a, b, 6)
-    assert out.shape == (6, 3, 5) and out.dtype == np.float64
-    for k in range(6):
-        t = k / 5
-        np.testing.assert_allclose(out[k], a + t * (b - a), rtol=0, atol=1e-14)
-    assert np.array_equal(out[0], a) and np.array_equal(out[-1], b)
-    # float32 tensors in -> float32 tensor out, endpoints bit-exact
-    ta, tb = torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
-    tout = lerp(ta, tb, 4)
-    assert isinstance(tout, torch.Tensor) and tout.dtype == torch.float32 and tout.shape == (4, 3, 5)
-    assert torch.equal(tout[0], ta) and torch.equal(tout[-1], tb)
-    # integer arrays are interpolated as floats
-    np.testing.assert_allclose(lerp(np.array([0, 0]), np.array([4, 8]), 5), [[0, 0], [1, 2], [2, 4], [3, 6], [4, 8]])
-
-
-def test_slerp_orthogonal_unit_vectors_stay_on_the_circle():
-    e1, e2 = np.eye(4)[0], np.eye(4)[1]
-    out = slerp(e1, e2, 9)
-    t = np.linspace(0, 1, 9)
-    expected = np.cos(t * np.pi / 2)[:, None] * e1 + np.sin(t * np.pi / 2)[:, None] * e2
-    np.testing.assert_allclose(out, expected, atol=1e-12)
-    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-12)
-    assert np.array_equal(out[0], e1) and np.array_equal(out[-1], e2)
-    # the midpoint of lerp has norm 1/sqrt(2): the two differ where they should
-    assert abs(np.linalg.norm(lerp(e1, e2, 3)[1]) - math.sqrt(0.5)) < 1e-12
-
-
-def test_slerp_unequal_norms_interpolates_angle_and_norm_linearly():
-    theta = np.deg2rad(60.0)
-    a = 2.0 * np.array([1.0, 0.0, 0.0])
-    b = 5.0 * np.array([np.cos(theta), np.sin(theta), 0.0])
-    out = slerp(a, b, 7)
-    t = np.linspace(0, 1, 7)
-    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 2 + 3 * t, atol=1e-12)  # |z(t)| = (1-t)|a| + t|b|
-    np.testing.assert_allclose(np.arctan2(out[:, 1], out[:, 0]), t * theta, atol=1e-12)  # constant angular speed
-    np.testing.assert_allclose(out[:, 2], 0.0, atol=1e-15)
-
-
-def test_slerp_rows_are_independent_and_torch_matches_numpy():
-    rng = np.random.default_rng(1)
-    a, b = rng.normal(size=(4, 6)), rng.normal(size=(4, 6))
-    out = slerp(a, b, 5)
-    for i in range(4):
-        np.testing.assert_allclose(out[:, i], slerp(a[i], b[i], 5), atol=1e-13)
-    np.testing.assert_allclose(slerp(torch.tensor(a), torch.tensor(b), 5).numpy(), out, atol=1e-13)
-    # angle between consecutive points is constant
-    u = out / np.linalg.norm(out, axis=-1, keepdims=True)
-    steps = np.arccos(np.clip((u[1:] * u[:-1]).sum(-1), -1, 1))  # (4, rows)
-    np.testing.assert_allclose(steps, steps[:1].repeat(4, 0), atol=1e-7)
-
-
-def test_slerp_falls_back_to_lerp_when_parallel_antiparallel_or_zero():
-    e1 = np.array([1.0, 0.0, 0.0])
-    for a, b in ((e1, 3 * e1), (e1, -2 * e1), (np.zeros(3), e1), (e1, e1 + np.array([0, 1e-9, 0]))):
-        np.testing.assert_allclose(slerp(a, b, 5), lerp(a, b, 5), atol=1e-15)
-    # a row-wise mix: one parallel row, one orthogonal row
-    a = np.array([[1.0, 0.0], [1.0, 0.0]])
-    b = np.array([[2.0, 0.0], [0.0, 1.0]])
-    out = slerp(a, b, 3)
-    np.testing.assert_allclose(out[:, 0], lerp(a[0], b[0], 3))
-    np.testing.assert_allclose(out[1, 1], [math.sqrt(0.5), math.sqrt(0.5)], atol=1e-12)
-
-
-def test_interpolation_input_errors():
-    with pytest.raises(ConfigError, match="steps must be an integer >= 2"):
-        lerp(np.zeros(2), np.ones(2), 1)
-    with pytest.raises(ConfigError, match="steps must be an integer >= 2"):
-        slerp(np.zeros(2), np.ones(2), 2.5)
-    with pytest.raises(DataError, match="same shape"):
-        slerp(np.zeros(2), np.ones(3), 4)
-    with pytest.raises(DataError, match="finite"):
-        lerp(np.array([np.nan, 0.0]), np.ones(2), 4)
 
 
 # ---------------------------------------------------------------------------- the estimator
@@ -256,12 +178,13 @@ def test_cvae_uses_labels(cvae, data):
 def test_gan_decodes_codes_but_cannot_encode(gan, data):
     x, _ = data
     assert not gan.has_encoder_ and gan.prior_
-    with pytest.raises(ConfigError, match="has no encoder"):
-        gan.encode(x)
-    with pytest.raises(ConfigError, match="has no encoder"):
-        gan.interpolate(x[0], x[1])
-    with pytest.raises(ConfigError, match="has no encoder"):
-        gan.traverse(x[0])
+    for call, what in ((lambda: gan.encode(x), "encode"), (lambda: gan.interpolate(x[0], x[1]), "interpolate"),
+                       (lambda: gan.traverse(x[0]), r"traverse\(x=...\)"), (lambda: gan.latent_map(x), "latent_map"),
+                       (lambda: gan.arithmetic(x[0], x[1], x[2]), "arithmetic")):
+        with pytest.raises(ConfigError, match=f"model 'gan' lacks the capability 'has_encoder' .* that "
+                                              f"LatentExplorer.{what} needs; use one of: ae, .*vae") as e:
+            call()
+        assert "\n" not in str(e.value)
     za, zb = np.zeros(4), np.ones(4)
     frames, codes = gan.interpolate_codes(za, zb, steps=5, method="spherical", return_codes=True)
     assert frames.shape == (5, 1, 8, 8)
@@ -401,9 +324,9 @@ def test_cli_latent_map_end_to_end(npz, tmp_path, capsys):
     (["interpolate", "{npz}", "--b", "-1"], "--b -1 is out of range"),
     (["interpolate", "{npz}", "--steps", "1"], "steps must be an integer >= 2"),
     (["interpolate", "{npz}", "--method", "cubic"], "unknown interpolation method 'cubic'"),
-    (["interpolate", "{npz}", "--model", "gan", "--a", "1"], "has no encoder"),
+    (["interpolate", "{npz}", "--model", "gan", "--a", "1"], "model 'gan' lacks the capability 'has_encoder'"),
     (["latent-map", "{npz}", "--method", "umap"], "unknown --method 'umap'"),
-    (["latent-map", "{npz}", "--model", "gan"], "has no encoder"),
+    (["latent-map", "{npz}", "--model", "gan"], "model 'gan' lacks the capability 'has_encoder'"),
     (["latent-map", "{missing}"], "missing"),
     (["latent-map", "{bad}"], "expected [0, 1]"),  # float pixels outside [0, 1]
 ])

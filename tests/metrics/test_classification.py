@@ -2,17 +2,20 @@ import pytest
 import torch
 from torch import nn
 
-from genlab.errors import DataError
+from genlab.errors import ConfigError, DataError
 from genlab.metrics import classification_accuracy
+from genlab.models import GenerativeModel
 
 
-class OneHotModel(nn.Module):
+class OneHotModel(GenerativeModel):
     """'Generates' the one-hot image of the requested class, except class 2 comes out as class 0."""
 
+    conditional = True
+    can_reconstruct = False
     latent_dim = 1
 
     def __init__(self, num_classes=4):
-        super().__init__()
+        super().__init__(None, {"kind": "tabular", "shape": (num_classes,)})
         self.num_classes = num_classes
         self.dummy = nn.Parameter(torch.zeros(1))
 
@@ -33,3 +36,15 @@ def test_accuracy_and_per_class():
 def test_bad_labels():
     with pytest.raises(DataError, match="labels"):
         classification_accuracy(OneHotModel(), lambda x: x.flatten(1), torch.zeros(2, 2, dtype=torch.long))
+
+
+def test_refuses_a_model_that_is_not_a_conditional_sampler():
+    class Unconditional(OneHotModel):
+        conditional = False
+
+    with pytest.raises(ConfigError, match="model '.*' lacks the capability 'conditional' .* that "
+                                          "classification_accuracy needs; use one of: acgan, cgan, cvae") as e:
+        classification_accuracy(Unconditional(), lambda x: x.flatten(1), torch.tensor([0, 1]))
+    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="not a genlab model"):
+        classification_accuracy(nn.Linear(2, 2), lambda x: x, torch.tensor([0, 1]))

@@ -6,13 +6,16 @@ from torch import nn
 
 from genlab.errors import ConfigError, DataError
 from genlab.metrics import perceptual_path_length
+from genlab.models import GenerativeModel
 
 
-class LinearDecoder(nn.Module):
-    """Obeys the genlab model interface: latent_dim, decode(z, labels=None) -> (N, C, H, W)."""
+class LinearDecoder(GenerativeModel):
+    """A genlab model that declares a decoder: latent_dim, decode(z, labels=None) -> (N, C, H, W)."""
+
+    has_decoder = True
 
     def __init__(self, weight: torch.Tensor):
-        super().__init__()
+        super().__init__(None, {"kind": "tabular", "shape": (6,)})
         self.latent_dim = weight.shape[1]
         self.weight = nn.Parameter(weight)
         self.seen_labels = []
@@ -89,5 +92,13 @@ def test_errors(model):
         perceptual_path_length(model, flatten, n=10, interpolation="cubic")
     with pytest.raises(DataError, match="labels"):
         perceptual_path_length(model, flatten, n=10, labels=torch.zeros(3, dtype=torch.long))
-    with pytest.raises(ConfigError, match="latent_dim"):
+    with pytest.raises(ConfigError, match="Linear is not a genlab model"):
         perceptual_path_length(nn.Linear(2, 2), flatten, n=10)
+
+    class NoDecoder(LinearDecoder):
+        has_decoder = False
+
+    with pytest.raises(ConfigError, match="lacks the capability 'has_decoder' .* that perceptual_path_length needs; "
+                                          "use one of: .*ae.*gan.*vae") as e:
+        perceptual_path_length(NoDecoder(model.weight.detach()), flatten, n=10)
+    assert "\n" not in str(e.value)

@@ -14,6 +14,10 @@ Every estimator in :mod:`genlab.apps`:
 * declares its scikit-learn tags in ``__sklearn_tags__`` (``_allow_nan``, ``_requires_y``, ``_preserves_dtype``);
 * wraps a registered model by name (trained in ``fit``), a saved model / run folder path, or an already
   loaded model object (used as it is: ``fit`` then only calibrates);
+* states what it needs from that model as declared capabilities (:meth:`ModelEstimator._requirements`: the
+  capabilities needed and those refused, see :data:`genlab.models.CAPABILITIES`); ``fit`` checks them through the
+  one helper :func:`genlab.models.require` (a one-line ``ConfigError`` naming the missing capability and the
+  registered models that have it) before training a name, and again on a loaded or given model;
 * ``save(path)`` writes a folder: ``estimator.json`` (class, parameters, JSON state), ``state.safetensors``
   (array state) and ``model/`` (the wrapped model, safetensors + JSON); ``load(path)`` rebuilds it.
 """
@@ -71,10 +75,14 @@ def as_dataset(X, y=None, *, name: str = "array", allow_nan: bool = False) -> Te
 
 
 class ModelEstimator(BaseEstimator):
-    """Base class. Subclasses set ``default_model`` and list their learned JSON-able attributes in
-    ``_json_state`` and array attributes in ``_array_state`` (saved by :meth:`save`)."""
+    """Base class. Subclasses set ``default_model``, the capabilities they need from the model (``_needs``) and
+    refuse (``_refuses``), and list their learned JSON-able attributes in ``_json_state`` and array attributes in
+    ``_array_state`` (saved by :meth:`save`)."""
 
     default_model: ClassVar[str] = "ae"
+    #: declared model capabilities (:data:`genlab.models.CAPABILITIES`) the estimator needs / refuses
+    _needs: ClassVar[tuple[str, ...]] = ()
+    _refuses: ClassVar[tuple[str, ...]] = ()
     _json_state: ClassVar[tuple[str, ...]] = ()
     _array_state: ClassVar[tuple[str, ...]] = ()
     #: scikit-learn tags (see ``__sklearn_tags__``): NaN accepted as missing values, ``y`` needed by ``fit``
@@ -140,6 +148,38 @@ class ModelEstimator(BaseEstimator):
     def _model_param(self):
         return getattr(self, "model", None) or self.default_model
 
+    def _requirements(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """``(needed, refused)`` capabilities of the wrapped model under the current parameters (default: the
+        class's ``_needs`` / ``_refuses``; an estimator whose needs depend on a parameter overrides this)."""
+        return tuple(self._needs), tuple(self._refuses)
+
+    def _purpose(self) -> str:
+        """What needs the capabilities, as named in the error (``"Imputer"``)."""
+        return type(self).__name__
+
+    def _require(self, model_or_cls, *, kind: str | None = None, needs: tuple[str, ...] | None = None,
+                 purpose: str | None = None) -> None:
+        """Refuse a model (instance, class or registered name) that lacks a capability of
+        :meth:`_requirements` or has a refused one: :func:`genlab.models.require`'s one-line ``ConfigError``.
+        ``needs``/``purpose`` name the capabilities of one method instead (``LatentExplorer.encode``)."""
+        from ..models import require
+        if needs is not None:
+            require(model_or_cls, *needs, kind=kind, purpose=purpose or self._purpose())
+            return
+        needed, refused = self._requirements()
+        require(model_or_cls, *needed, forbid=refused, kind=kind, purpose=purpose or self._purpose())
+
+    def check_model(self):
+        """Refuse a ``model`` parameter (a registered name or a model object) that lacks a capability this
+        estimator needs, or has one it refuses, with :func:`genlab.models.require`'s one-line ``ConfigError``
+        (which names the missing capability and the registered models that have it). ``fit`` calls it before it
+        reads any data; a saved model / run folder is checked once ``fit`` has loaded it. Returns ``self``."""
+        from ..models.base import GenerativeModel
+        spec = self._model_param()
+        if isinstance(spec, GenerativeModel) or (isinstance(spec, (str, Path)) and str(spec) in model_names()):
+            self._require(spec if isinstance(spec, GenerativeModel) else str(spec))
+        return self
+
     def _train_config(self) -> dict:
         """Run config sections for training the wrapped model (subclasses may add to it)."""
         trainer = {"epochs": int(getattr(self, "epochs", 50)), "batch_size": int(getattr(self, "batch_size", 128)),
@@ -150,15 +190,18 @@ class ModelEstimator(BaseEstimator):
 
     def _fit_model(self, ds: TensorDataset, *, config: dict | None = None):
         """Set ``model_`` from the ``model`` parameter: train a registered name on ``ds``, load a path, or use
-        a given model object. Also sets ``input_shape_`` and ``kind_``."""
+        a given model object. Also sets ``input_shape_`` and ``kind_``. The model's declared capabilities are
+        checked (:meth:`_require`) before a name is trained and after a folder is loaded."""
         from ..io.serialize import load
         from ..models.base import GenerativeModel
         from ..runs import train
 
         spec = self._model_param()
         if isinstance(spec, GenerativeModel):
+            self._require(spec)
             model = spec.eval()
         elif isinstance(spec, (str, Path)) and str(spec) in model_names():
+            self._require(str(spec), kind=ds.kind)  # before any training
             cfg = self._train_config()
             for k, v in (config or {}).items():
                 cfg.setdefault(k, {}).update(v)
@@ -166,6 +209,7 @@ class ModelEstimator(BaseEstimator):
             model = train(str(spec), ds, config=cfg, figures=False).model.eval()
         elif isinstance(spec, (str, Path)) and Path(spec).exists():
             model = load(spec)
+            self._require(model)
         else:
             raise ConfigError(f"model={spec!r} is neither a registered model ({', '.join(model_names())}) nor a "
                               "saved model/run folder; pick a name or give a path")
@@ -271,6 +315,7 @@ class ModelEstimator(BaseEstimator):
                     raise CheckpointError(f"{path / STATE_FILE} lacks {k!r}; save the estimator again")
                 setattr(est, k, arrays[k].numpy())
         est.model_ = load(path / MODEL_DIR)
+        est._require(est.model_)  # a folder whose model was swapped for one this estimator cannot use
         return est
 
 

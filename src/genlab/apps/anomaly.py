@@ -31,7 +31,7 @@ import torch
 from sklearn.base import OutlierMixin
 
 from ..errors import ConfigError, DataError
-from ._base import ModelEstimator, model_names
+from ._base import ModelEstimator
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,6 @@ def _renamed_score(deprecated: dict, scoring, where: str):
     if deprecated:
         raise TypeError(f"{where} got an unexpected keyword argument {next(iter(deprecated))!r}")
     return scoring
-
-
-def _is_likelihood_model(m) -> bool:
-    """Whether ``m`` (a model or model class) has the VAE pieces the ELBO/IWAE scores use."""
-    return all(hasattr(m, a) for a in ("encode", "decode_raw", "log_px_z", "kl")) and not getattr(
-        m, "conditional", False)
 
 
 class AnomalyDetector(OutlierMixin, ModelEstimator):
@@ -115,6 +109,9 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
     """
 
     default_model = "ae"
+    #: every score needs ``reconstruct`` (also for :meth:`reconstruct` / :meth:`error_maps`); ``elbo``/``iwae``
+    #: need the likelihood (``posterior``) of an unconditional model (see :meth:`_requirements`)
+    _needs = ("can_reconstruct",)
     _json_state = ("offset_", "threshold_source_", "calibration_")
     _array_state = ("train_scores_",)
 
@@ -163,20 +160,15 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, numbers.Integral) \
                 or self.n_samples < 1:
             raise ConfigError(f"n_samples must be an integer >= 1, got {self.n_samples!r}")
-        spec = self._model_param()
-        if isinstance(spec, str) and spec in model_names():  # fail before training, not after
-            from ..registry import get_model_entry
-            self._check_model_supports_score(get_model_entry(spec).cls, spec)
+        self.check_model()  # fail before training, not after
 
-    def _check_model_supports_score(self, m, name: str) -> None:
-        if not getattr(m, "can_reconstruct", False):
-            raise ConfigError(f"model {name!r} has no encoder, so it cannot score inputs; use an autoencoder "
-                              "or VAE (e.g. model='ae' or model='vae')")
-        if self.scoring in ("elbo", "iwae") and not _is_likelihood_model(m):
-            cond = getattr(m, "conditional", False)
-            why = "needs labels for its likelihood" if cond else "has no likelihood"
-            raise ConfigError(f"scoring={self.scoring!r} needs an unconditional VAE but model {name!r} {why}; "
-                              "use model='vae' or scoring='reconstruction'")
+    def _requirements(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        if self.scoring in ("elbo", "iwae"):  # the likelihood of x alone: no labels to condition on
+            return (*self._needs, "has_likelihood"), ("conditional",)
+        return tuple(self._needs), ()
+
+    def _purpose(self) -> str:
+        return f"AnomalyDetector(scoring={self.scoring!r})"
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None):
@@ -195,8 +187,7 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         """
         self._check_params()
         ds = self._dataset(X, reset=True)
-        model = self._fit_model(ds)
-        self._check_model_supports_score(model, getattr(model, "registry_name", type(model).__name__))
+        self._fit_model(ds)
         self.train_scores_ = self._scores(self._to_model(ds))
         self.offset_ = self._contamination_offset(self.contamination)
         self.threshold_source_ = "contamination"

@@ -81,6 +81,8 @@ class Augmenter(ModelEstimator):
     """
 
     default_model = "cvae"
+    #: ``sample(n, labels=...)`` draws samples of a requested class
+    _needs = ("conditional", "can_sample")
     _json_state = ("classes_", "class_names_", "class_counts_")
     _requires_y = True
 
@@ -96,12 +98,6 @@ class Augmenter(ModelEstimator):
         self.trainer_config = trainer_config
 
     # ------------------------------------------------------------------ fitting
-    @staticmethod
-    def _check_conditional(cls_or_model, name: str) -> None:
-        if not getattr(cls_or_model, "conditional", False):
-            raise ConfigError(f"Augmenter needs a conditional model (cvae, cgan or acgan), got {name!r}; "
-                              "e.g. model='cvae'")
-
     @staticmethod
     def _check_n(n) -> int | str:
         if isinstance(n, str) and n == "balance":
@@ -123,8 +119,8 @@ class Augmenter(ModelEstimator):
         -------
         self
         """
-        from ..registry import get_model_entry
         self._check_n(self.n_per_class)
+        self.check_model()
         X = self._check_X(X, reset=True)  # a numpy array, or a TensorDataset as given
         ds_names = X.classes if isinstance(X, TensorDataset) else None
         if y is None and isinstance(X, TensorDataset):
@@ -143,7 +139,6 @@ class Augmenter(ModelEstimator):
         x_in = X.x if isinstance(X, TensorDataset) else X
         norm = X.norm if isinstance(X, TensorDataset) else None
         if isinstance(spec, str) and spec in model_names():
-            self._check_conditional(get_model_entry(spec).cls, spec)
             classes, enc = np.unique(yy, return_inverse=True)
             if norm is None:
                 ds = as_dataset(x_in, enc.astype(np.int64))
@@ -152,8 +147,7 @@ class Augmenter(ModelEstimator):
                 if len(yy) != len(X):
                     raise DataError(f"{len(X)} samples but {len(yy)} labels; give one label per sample")
                 ds = TensorDataset(X.x, torch.from_numpy(enc.astype(np.int64)), norm=norm, name=X.name)
-            model = self._fit_model(ds)
-            self._check_conditional(model, model.registry_name)
+            self._fit_model(ds)
             if ds_names and classes.dtype.kind in "iu" and int(classes.max()) < len(ds_names):
                 names = [str(ds_names[int(c)]) for c in classes]
             else:
@@ -163,7 +157,6 @@ class Augmenter(ModelEstimator):
             if len(yy) != len(ds):
                 raise DataError(f"{len(ds)} samples but {len(yy)} labels; give one label per sample")
             model = self._fit_model(ds)
-            self._check_conditional(model, model.registry_name)
             k = int(model.num_classes)
             if yy.dtype.kind not in "iu" and not (yy.dtype.kind == "f" and (yy == np.round(yy)).all()):
                 raise DataError(f"the given model was trained on labels 0..{k - 1}; y must hold integers in that "

@@ -47,7 +47,7 @@ import torch
 
 from ..data import TensorDataset
 from ..errors import CheckpointError, ConfigError, DataError
-from ._base import ModelTransformer, model_names
+from ._base import ModelTransformer
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +257,9 @@ class Compressor(ModelTransformer):
     """
 
     default_model = "ae"
+    #: codes come from the encoder and go back through the decoder; a file holds no labels to condition on
+    _needs = ("has_encoder", "has_decoder")
+    _refuses = ("conditional",)
     _json_state = ("latent_dim_", "model_hash_")
     _array_state = ("code_min_", "code_max_")
     _preserves_dtype = ()  # transform gives integer codes (uint32), whatever the input dtype
@@ -274,14 +277,6 @@ class Compressor(ModelTransformer):
         self.trainer_config = trainer_config
 
     # ------------------------------------------------------------------ fitting
-    @staticmethod
-    def _check_model_class(model_or_cls, name: str) -> None:
-        if getattr(model_or_cls, "conditional", False):
-            raise ConfigError(f"Compressor needs an unconditional autoencoder, got the conditional {name!r} (its "
-                              "decoder needs labels the file does not hold); use model='ae' or 'vae'")
-        if not getattr(model_or_cls, "can_reconstruct", True) or not hasattr(model_or_cls, "encode"):
-            raise ConfigError(f"Compressor needs a model with an encoder, got {name!r}; use model='ae' or 'vae'")
-
     def fit(self, X, y=None):
         """Train (or load) the model and learn the quantiser ranges from the codes of ``X``.
 
@@ -294,17 +289,13 @@ class Compressor(ModelTransformer):
         -------
         self
         """
-        from ..registry import get_model_entry
         check_bits(self.bits)
         p = self.clip_percentile
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 50.0:
             raise ConfigError(f"clip_percentile must be a number in [0, 50), got {p!r}; e.g. 0 (min/max) or 0.5")
-        spec = self._model_param()
-        if isinstance(spec, str) and spec in model_names():
-            self._check_model_class(get_model_entry(spec).cls, spec)
+        self.check_model()
         ds = self._dataset(X, reset=True)
         model = self._fit_model(ds)
-        self._check_model_class(model, model.registry_name)
         z = self._codes(self._to_model(ds))  # (N, L)
         if p > 0:
             lo, hi = np.percentile(z, p, axis=0), np.percentile(z, 100.0 - p, axis=0)

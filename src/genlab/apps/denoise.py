@@ -100,6 +100,7 @@ class Denoiser(ModelTransformer):
     """
 
     default_model = "denoising-ae"
+    _needs = ("can_reconstruct",)
     _preserves_dtype = ("float32",)  # transform returns float32 (images in [0, 1], tabular rows)
 
     def __init__(self, *, noise="gaussian", level=0.2, model="denoising-ae", model_config=None, epochs=50,
@@ -118,6 +119,7 @@ class Denoiser(ModelTransformer):
     def fit(self, X, y=None):
         """Train the ``denoising-ae`` on clean ``X`` (images or tabular; no NaN). Returns ``self``."""
         level = check_noise(self.noise, self.level)
+        self.check_model()
         spec = self._model_param()
         if isinstance(spec, str) and spec in model_names() and spec != "denoising-ae":
             raise ConfigError(f"Denoiser trains a 'denoising-ae', not {spec!r}; use model='denoising-ae' or give "

@@ -103,6 +103,9 @@ class Imputer(ModelTransformer):
     """
 
     default_model = "vae"
+    #: trains on data with holes and fills them by reconstruction; labels are not part of the data
+    _needs = ("supports_missing", "can_reconstruct")
+    _refuses = ("conditional",)
     _array_state = ("feature_min_", "feature_max_")
     _allow_nan = True  # NaN marks the entries to fill
     _preserves_dtype = ("float64", "float32")
@@ -142,11 +145,8 @@ class Imputer(ModelTransformer):
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None):
         """Train the model on ``X`` with its missing entries (NaN) left out of the loss. Returns ``self``."""
-        from ..models.base import GenerativeModel
-        from ..registry import get_model_entry
-        from ._base import model_names
-
         self._check_n_iter()
+        self.check_model()
         ds = missing_dataset(self._check_X(X, reset=True), name="X")
         flat = ds.x.flatten(1)  # (N, F)
         never = torch.isnan(flat).all(0)
@@ -154,30 +154,11 @@ class Imputer(ModelTransformer):
             j = int(never.nonzero()[0])
             raise DataError(f"X: {_feature_name(j, ds.sample_shape)} has no observed value (all NaN); drop it or "
                             "fit on data where it is observed")
-        spec = self._model_param()
-        if isinstance(spec, GenerativeModel):
-            cls = type(spec)
-        elif isinstance(spec, str) and spec in model_names():
-            cls = get_model_entry(spec).cls
-        else:
-            cls = None  # a saved folder: checked once loaded
-        if cls is not None:
-            self._check_model_class(cls, spec)
         self._fit_model(ds, config={"model": self._defaults(ds)})
-        self._check_model_class(type(self.model_), spec)
         xm = self._to_model(ds).flatten(1).numpy()  # (N, F) model space, NaN kept
         self.feature_min_ = np.nanmin(xm, 0).reshape(ds.sample_shape).astype(np.float32)
         self.feature_max_ = np.nanmax(xm, 0).reshape(ds.sample_shape).astype(np.float32)
         return self
-
-    @staticmethod
-    def _check_model_class(model_cls, spec) -> None:
-        name = getattr(model_cls, "registry_name", str(spec))
-        if not getattr(model_cls, "can_reconstruct", False) or not getattr(model_cls, "supports_missing", False):
-            raise ConfigError(f"Imputer needs a model that reconstructs and trains on missing values (ae, vae, "
-                              f"denoising-ae, ...); {name!r} does not")
-        if getattr(model_cls, "conditional", False):
-            raise ConfigError(f"Imputer takes unconditional models; {name!r} needs labels, use 'vae'")
 
     # ------------------------------------------------------------------ filling
     @torch.no_grad()

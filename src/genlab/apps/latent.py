@@ -8,20 +8,18 @@
 
 Conventions (they change the pictures and the numbers):
 
-* **codes**: ``encode`` gives the deterministic code of an input: the posterior mean ``mu(x)`` for VAEs, the
-  encoder output for autoencoders. GANs have no encoder: they take codes ``z`` only
+* **what a model needs** (declared capabilities, checked by :func:`genlab.models.require`): ``fit`` needs a
+  decoder (``has_decoder``: autoencoders, VAEs, GANs); mapping inputs to codes (``encode``, ``interpolate``,
+  ``traverse(x)``, ``arithmetic``, ``latent_map``) needs an encoder (``has_encoder``). GANs take codes ``z`` only
   (:meth:`LatentExplorer.interpolate_codes`, :meth:`LatentExplorer.traverse` without ``x``, ``decode``).
-* **linear interpolation** ``lerp``: ``z(t) = (1 - t) a + t b`` at ``t = 0, 1/(S-1), ..., 1``.
-* **spherical interpolation** ``slerp``: the *direction* moves along the great circle from ``a/|a|`` to
-  ``b/|b|`` at constant angular speed and the *norm* is interpolated linearly,
-  ``|z(t)| = (1 - t)|a| + t|b|``. For unit vectors this is Shoemake's slerp. When the two vectors are
-  (anti)parallel (angle within 1e-6 rad of 0 or pi) or one is zero the great circle is undefined and
-  ``slerp`` falls back to ``lerp``. Both return the endpoints exactly (``z(0) == a``, ``z(1) == b``).
-* **traversal**: code ``c + o * s_d e_d`` for offsets ``o`` in ``linspace(-span, span, steps)``, one latent
-  dimension ``d`` at a time, all others fixed at ``c``. ``c`` is the code of ``x`` (or a given ``z``), else
-  the prior mean 0 (VAEs, GANs) or the mean of the training codes (autoencoders). ``s_d`` is the prior
-  standard deviation 1 (VAEs, GANs: ``span`` is in prior std units) or the standard deviation of dimension
-  ``d`` of the training codes (autoencoders, which have no prior: ``span`` is in training-code std units).
+* **codes**: ``encode`` gives the deterministic code of an input (the model's ``encode``): the posterior mean
+  ``mu(x)`` for VAEs, the encoder output for autoencoders.
+* **the maths** (interpolation ``lerp``/``slerp``, traversal grids, arithmetic) lives in :mod:`genlab.latent`,
+  pure functions with their conventions stated there. The traversal centre ``c`` is the code of ``x`` (or a
+  given ``z``), else the prior mean 0 (VAEs, GANs) or the mean of the training codes (autoencoders); the unit
+  ``s_d`` is the prior standard deviation 1 (VAEs, GANs: ``span`` is in prior std units) or the standard
+  deviation of dimension ``d`` of the training codes (autoencoders, which have no prior: ``span`` is in
+  training-code std units).
 * **conditional models** (``cvae``, ``cgan``, ``acgan``) encode and decode with a class label: give
   ``labels`` (one int), otherwise a ``cvae`` infers it from the input (see each method).
 * outputs are in the caller's units: images in [0, 1] ``(…, C, H, W)``, tabular rows in raw units.
@@ -41,138 +39,22 @@ import torch
 from ..data import TensorDataset
 from ..errors import ConfigError, DataError
 from ..io.atomic import write_bytes_atomic
+from ..latent import (  # noqa: F401  (lerp, slerp, METHODS, PARALLEL_EPS: re-exported, genlab.apps.lerp)
+    METHODS,
+    PARALLEL_EPS,
+    check_span,
+    check_steps,
+    code_arithmetic,
+    interpolator,
+    lerp,
+    slerp,
+    traversal_codes,
+)
 from ._base import ModelEstimator
 
 log = logging.getLogger(__name__)
 
-METHODS = ("linear", "spherical")
 MAP_METHODS = ("pca", "tsne")
-#: angles (radians) this close to 0 or pi count as (anti)parallel: slerp falls back to lerp
-PARALLEL_EPS = 1e-6
-
-
-# ---------------------------------------------------------------------------- pure interpolation
-def check_steps(steps, what: str = "steps") -> int:
-    """``steps`` as an int, or a ConfigError unless it is an integer >= 2."""
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
-        raise ConfigError(f"{what} must be an integer >= 2 (the two endpoints at least), got {steps!r}")
-    return int(steps)
-
-
-def _pair(a, b, what: str) -> tuple[torch.Tensor, torch.Tensor, bool, torch.dtype | np.dtype]:
-    """``a``, ``b`` as float64 tensors; whether to return torch; the output dtype."""
-    is_torch = isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor)
-    ta = a.detach().cpu() if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))
-    tb = b.detach().cpu() if isinstance(b, torch.Tensor) else torch.as_tensor(np.asarray(b))
-    if ta.shape != tb.shape:
-        raise DataError(f"{what}: a and b must have the same shape, got {tuple(ta.shape)} and {tuple(tb.shape)}")
-    if ta.ndim == 0:
-        raise DataError(f"{what}: a and b must be vectors (D,) or rows (N, D), got scalars")
-    if ta.dtype.is_complex or tb.dtype.is_complex:
-        raise DataError(f"{what}: complex vectors are not supported; give real arrays")
-    if is_torch:
-        dt = torch.promote_types(ta.dtype, tb.dtype)
-        out_dtype = dt if dt.is_floating_point else torch.get_default_dtype()
-    else:
-        dt = np.result_type(np.asarray(a).dtype, np.asarray(b).dtype)
-        out_dtype = dt if dt.kind == "f" else np.dtype(np.float64)
-    ta, tb = ta.to(torch.float64), tb.to(torch.float64)
-    if not (torch.isfinite(ta).all() and torch.isfinite(tb).all()):
-        raise DataError(f"{what}: a and b must be finite (no NaN or inf)")
-    return ta, tb, is_torch, out_dtype
-
-
-def _finish(out: torch.Tensor, a, b, is_torch: bool, out_dtype, device):
-    """Cast back to the caller's type and put the exact endpoints in place."""
-    if is_torch:
-        res = out.to(out_dtype)
-        res[0] = torch.as_tensor(a).to(res)
-        res[-1] = torch.as_tensor(b).to(res)
-        return res.to(device)
-    res = out.numpy().astype(out_dtype)
-    res[0] = np.asarray(a, dtype=out_dtype)
-    res[-1] = np.asarray(b, dtype=out_dtype)
-    return res
-
-
-def _device(a, b):
-    for v in (a, b):
-        if isinstance(v, torch.Tensor):
-            return v.device
-    return torch.device("cpu")
-
-
-def lerp(a, b, steps: int):
-    """Linear interpolation ``(1 - t) a + t b`` at ``steps`` evenly spaced ``t`` from 0 to 1.
-
-    Parameters
-    ----------
-    a, b : array-like or Tensor
-        Same shape: a vector ``(D,)`` or rows ``(N, D)`` (any shape works: the formula is element-wise).
-    steps : int
-        Number of points, >= 2; the first is ``a`` and the last is ``b``, exactly.
-
-    Returns
-    -------
-    ndarray or Tensor, shape ``(steps, *a.shape)``
-        A Tensor (on ``a``'s device) if either input is one, else a numpy array; floating dtype of the
-        inputs (float64 for integer inputs, torch's default dtype for integer tensors).
-    """
-    steps = check_steps(steps)
-    ta, tb, is_torch, out_dtype = _pair(a, b, "lerp")
-    t = torch.linspace(0.0, 1.0, steps, dtype=torch.float64).view(steps, *([1] * ta.ndim))  # (S, 1, ...)
-    out = ta.unsqueeze(0) * (1 - t) + tb.unsqueeze(0) * t  # (S, *shape)
-    return _finish(out, a, b, is_torch, out_dtype, _device(a, b))
-
-
-def slerp(a, b, steps: int):
-    """Spherical interpolation along the last axis (per row), with linearly interpolated norms.
-
-    With ``theta`` the angle between ``a`` and ``b`` (row by row) and ``u_a = a/|a|``, ``u_b = b/|b|``::
-
-        z(t) = ((1 - t)|a| + t|b|) * (sin((1 - t) theta) u_a + sin(t theta) u_b) / sin(theta)
-
-    so the direction moves at constant angular speed on the great circle and ``|z(t)|`` is linear in
-    ``t`` (for unit vectors this is Shoemake's slerp and every point has unit norm). Rows whose vectors are
-    (anti)parallel (``theta`` within 1e-6 rad of 0 or pi) or zero fall back to :func:`lerp`. ``theta`` is
-    computed as ``2 atan2(|u_a - u_b|, |u_a + u_b|)`` in float64 (accurate at small and large angles).
-
-    Parameters
-    ----------
-    a, b : array-like or Tensor
-        Same shape, a vector ``(D,)`` or rows ``(..., D)``.
-    steps : int
-        Number of points, >= 2; the first is ``a`` and the last is ``b``, exactly.
-
-    Returns
-    -------
-    ndarray or Tensor, shape ``(steps, *a.shape)``
-        Same type rules as :func:`lerp`.
-    """
-    steps = check_steps(steps)
-    ta, tb, is_torch, out_dtype = _pair(a, b, "slerp")
-    t = torch.linspace(0.0, 1.0, steps, dtype=torch.float64).view(steps, *([1] * ta.ndim))  # (S, 1, ...)
-    lin = ta.unsqueeze(0) * (1 - t) + tb.unsqueeze(0) * t  # (S, ..., D)
-    na = ta.norm(dim=-1, keepdim=True)  # (..., 1)
-    nb = tb.norm(dim=-1, keepdim=True)
-    ua = ta / torch.where(na > 0, na, torch.ones_like(na))
-    ub = tb / torch.where(nb > 0, nb, torch.ones_like(nb))
-    theta = 2 * torch.atan2((ua - ub).norm(dim=-1, keepdim=True), (ua + ub).norm(dim=-1, keepdim=True))  # (..., 1)
-    ok = (na > 0) & (nb > 0) & (theta > PARALLEL_EPS) & (theta < math.pi - PARALLEL_EPS)
-    sin = torch.where(ok, torch.sin(theta), torch.ones_like(theta))
-    direction = (torch.sin((1 - t) * theta) * ua + torch.sin(t * theta) * ub) / sin  # (S, ..., D), unit norm
-    sph = ((1 - t) * na + t * nb) * direction
-    out = torch.where(ok, sph, lin)
-    return _finish(out, a, b, is_torch, out_dtype, _device(a, b))
-
-
-def interpolator(method: str):
-    """:func:`lerp` for ``"linear"``, :func:`slerp` for ``"spherical"``, else a ConfigError."""
-    if method == "linear":
-        return lerp
-    if method == "spherical":
-        return slerp
-    raise ConfigError(f"unknown interpolation method {method!r}; use 'linear' or 'spherical'")
 
 
 # ---------------------------------------------------------------------------- separation of a 2-D map
@@ -395,6 +277,8 @@ class LatentExplorer(ModelEstimator):
     """
 
     default_model = "vae"
+    #: codes are decoded by every method; mapping inputs to codes also needs ``has_encoder`` (checked per method)
+    _needs = ("has_decoder",)
     _json_state: ClassVar[tuple[str, ...]] = ("latent_dim_", "has_encoder_", "prior_", "conditional_", "model_name_")
     _array_state: ClassVar[tuple[str, ...]] = ("code_center_", "code_scale_")
 
@@ -415,21 +299,23 @@ class LatentExplorer(ModelEstimator):
 
         ``y``: class labels (integers) for training a conditional model by name (``cvae``, ``cgan``,
         ``acgan``); ignored otherwise (unconditional models, and saved or given models, which are not trained)."""
+        from ..models import capabilities
         from ..registry import get_model_entry
         from ._base import model_names
+        self.check_model()
         spec = self._model_param()
-        trains_conditional = isinstance(spec, str) and spec in model_names() and bool(
-            getattr(get_model_entry(spec).cls, "conditional", False))
+        trains_conditional = isinstance(spec, str) and spec in model_names() and capabilities(
+            get_model_entry(spec).cls)["conditional"]
         ds = self._dataset(X, y if trains_conditional else None, reset=True)
         model = self._fit_model(ds)
-        latent_dim = getattr(model, "latent_dim", None)
-        if not isinstance(latent_dim, int) or not hasattr(model, "decode"):
-            raise ConfigError(f"model {model.registry_name!r} has no latent codes to explore; use an ae, vae, "
-                              "cvae or a GAN")
-        self.latent_dim_ = int(latent_dim)
-        self.has_encoder_ = bool(hasattr(model, "encode"))
-        self.prior_ = bool(model.can_sample)
-        self.conditional_ = bool(getattr(model, "conditional", False))
+        caps = capabilities(model)
+        if not caps["can_sample"]:  # no prior: the traversal centre and unit come from the training codes
+            self._require(model, needs=("has_encoder",), purpose="LatentExplorer (a model without a prior, whose "
+                          "traversal centre is the mean training code)")
+        self.latent_dim_ = int(model.latent_dim)
+        self.has_encoder_ = caps["has_encoder"]
+        self.prior_ = caps["can_sample"]
+        self.conditional_ = caps["conditional"]
         self.model_name_ = str(model.registry_name)
         if self.prior_:
             self.code_center_ = np.zeros(self.latent_dim_)
@@ -446,10 +332,9 @@ class LatentExplorer(ModelEstimator):
         return self.model_.device
 
     def _require_encoder(self, what: str) -> None:
-        if not self.has_encoder_:
-            raise ConfigError(f"LatentExplorer.{what}: model {self.model_name_!r} has no encoder (a GAN maps codes to "
-                              "samples only); use codes z (interpolate_codes, traverse without x, decode) or an "
-                              "ae/vae/cvae")
+        """Refuse, with :func:`genlab.models.require`'s line, a method that maps inputs to codes when the model
+        has no encoder (a GAN: use codes z with interpolate_codes, traverse without x, decode)."""
+        self._require(self.model_, needs=("has_encoder",), purpose=f"LatentExplorer.{what}")
 
     def _batch(self, X, what: str) -> TensorDataset:
         """A batch ``(N, ...)`` of inputs as a dataset of the fitted shape."""
@@ -659,9 +544,7 @@ class LatentExplorer(ModelEstimator):
         """
         self._check_fitted()
         steps = check_steps(steps)
-        if isinstance(span, bool) or not isinstance(span, (int, float, np.floating, np.integer)) \
-                or not math.isfinite(span) or span <= 0:
-            raise ConfigError(f"span must be a finite number > 0 (in std units), got {span!r}")
+        span = check_span(span)
         if x is not None and z is not None:
             raise ConfigError("traverse takes x (an input) or z (a code), not both")
         if dims is None:
@@ -684,10 +567,7 @@ class LatentExplorer(ModelEstimator):
         else:
             center = torch.as_tensor(np.asarray(self.code_center_), dtype=torch.float32)
         scale = torch.as_tensor(np.asarray(self.code_scale_), dtype=torch.float32)
-        offsets = torch.linspace(-float(span), float(span), steps)  # (S,)
-        codes = center.repeat(len(dims), steps, 1)  # (K, S, L)
-        for i, d in enumerate(dims):
-            codes[i, :, d] = center[d] + offsets * scale[d]
+        codes = traversal_codes(center, scale, dims, span=span, steps=steps)  # (K, S, L)
         y = self._label_tensor(labels, len(dims) * steps, "traverse")
         self._need_labels(y, "traverse")
         flat = self._decode_model(codes.reshape(-1, self.latent_dim_), y)  # (K*S, *shape)
@@ -710,11 +590,10 @@ class LatentExplorer(ModelEstimator):
         self._require_encoder("arithmetic")
         zs, ys = [], []
         for v, name in ((a, "a"), (b, "b"), (c, "c")):
-            ds = self._group(v, name)
-            zz, yy = self._codes_of(ds, labels, "arithmetic")
-            zs.append(zz.mean(0))
+            zz, yy = self._codes_of(self._group(v, name), labels, "arithmetic")  # (N, L)
+            zs.append(zz)
             ys.append(yy)
-        z = zs[0] - zs[1] + zs[2]  # (L,)
+        z = code_arithmetic(*zs)  # (L,) mean(a) - mean(b) + mean(c)
         y = None if ys[2] is None else ys[2][:1]
         out = self._from_model(self._decode_model(z[None], y))[0]
         return (out, z.numpy()) if return_codes else out

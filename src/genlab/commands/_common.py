@@ -34,13 +34,17 @@ def model_config(args) -> dict:
 
 def fitted_estimator(cls, args, fit_data: TensorDataset | None, **params):
     """Load ``--run`` when it is a saved estimator; otherwise build ``cls`` (wrapping ``--run`` as a model
-    folder, or ``--model`` trained for ``--epochs``) and fit it on ``--train`` or ``fit_data``."""
+    folder, or ``--model`` trained for ``--epochs``) and fit it on ``--train`` or ``fit_data``.
+
+    The model must have the capabilities the estimator declares it needs (``check_model``, through
+    :func:`genlab.models.require`): ``--model`` is checked before ``--train`` is read or anything trained, a
+    ``--run`` folder once loaded; a refusal is one ``ConfigError`` line (exit 2) and nothing is written."""
     from ..apps._base import ESTIMATOR_FILE
     if args.run and (Path(args.run) / ESTIMATOR_FILE).is_file():
         return cls.load(args.run)
     model = args.run or args.model
     est = cls(model=model, model_config=model_config(args) or None, epochs=args.epochs,
-              random_state=args.seed, **params)
+              random_state=args.seed, **params).check_model()
     data = read_data(args.train) if args.train else fit_data
     if data is None:
         raise ConfigError("nothing to fit on; give --train DATA or --run with a saved estimator")

@@ -81,7 +81,7 @@ def run(args) -> int:
     n_out = int((labels == -1).sum())
     metrics = {"n": len(scores), "n_outliers": n_out, "outlier_fraction": n_out / len(scores),
                "threshold": det.offset_, "threshold_source": det.threshold_source_, "score": det.scoring,
-               "contamination": det.contamination, "model": getattr(det.model_, "registry_name", "?"),
+               "contamination": det.contamination, "model": det.model_.registry_name,
                "score_min": float(scores.min()), "score_median": float(np.median(scores)),
                "score_max": float(scores.max()), "n_train": len(det.train_scores_)}
     normal = None

@@ -68,7 +68,10 @@ def run(args) -> int:
     import torch
 
     from ..apps.latent import LatentExplorer, check_steps, interpolator, plot_interpolation, plot_traversal
-    from ..registry import get_model_entry
+    from ..models import capabilities, require
+
+    codes_of_inputs = "genlab interpolate --a/--b (inputs mapped to codes; drop --a/--b to interpolate between two "\
+                      "random codes z)"
 
     # everything the user can get wrong is checked before any training
     interpolator(args.method)
@@ -76,10 +79,10 @@ def run(args) -> int:
     if args.traverse:
         check_steps(args.traverse_steps, "--traverse-steps")
     dims = _dims(args.dims)
-    if not args.run and (args.a is not None or args.b is not None) and \
-            not hasattr(get_model_entry(args.model).cls, "encode"):
-        raise ConfigError(f"model {args.model!r} has no encoder, so inputs cannot be mapped to codes; drop "
-                          "--a/--b to interpolate between two random codes z (from --seed), or use --model vae")
+    if not args.run:
+        require(args.model, "has_decoder", purpose="genlab interpolate")
+        if args.a is not None or args.b is not None:
+            require(args.model, "has_encoder", purpose=codes_of_inputs)
     ds = read_data(args.input)
     n = len(ds)
     if n < 2 and (args.a is None or args.b is None):
@@ -97,7 +100,8 @@ def run(args) -> int:
     label = args.label
     metrics: dict = {"model": est.model_name_, "latent_dim": est.latent_dim_, "method": args.method,
                      "steps": args.steps}
-    if est.has_encoder_:
+    encoder = capabilities(est.model_)["has_encoder"]
+    if encoder:
         xa, xb = ds.subset([a]), ds.subset([b])
         if est.conditional_ and label is None:
             label = int(est.infer_labels(xa)[0])
@@ -112,8 +116,7 @@ def run(args) -> int:
         source = f"codes of inputs {a} and {b}"
     else:
         if args.a is not None or args.b is not None:
-            raise ConfigError(f"model {est.model_name_!r} has no encoder, so inputs cannot be mapped to codes; "
-                              "drop --a/--b to interpolate between two random codes z (from --seed)")
+            require(est.model_, "has_encoder", purpose=codes_of_inputs)
         g = torch.Generator().manual_seed(args.seed)
         za, zb = torch.randn(2, est.latent_dim_, generator=g)
         if est.conditional_ and label is None:
@@ -132,13 +135,13 @@ def run(args) -> int:
     trav = None
     if args.traverse:
         if dims is None and est.latent_dim_ > MAX_DIMS:
-            if est.has_encoder_:  # the dims whose codes spread most over the input
+            if encoder:  # the dims whose codes spread most over the input
                 sub = ds.subset(torch.arange(min(n, 2000)))
                 spread = est.encode(sub, labels=sub.y if est.conditional_ else None).std(0) / est.code_scale_
                 dims = sorted(np.argsort(-spread)[:MAX_DIMS].tolist())
             else:
                 dims = list(range(MAX_DIMS))
-        kw = {"x": ds.subset([a])} if est.has_encoder_ else {}
+        kw = {"x": ds.subset([a])} if encoder else {}
         trav, tcodes = est.traverse(**kw, dims=dims, span=args.span, steps=args.traverse_steps, labels=label,
                                     return_codes=True)
         dims = dims if dims is not None else list(range(est.latent_dim_))

@@ -36,7 +36,7 @@ def run(args) -> int:
     import torch
 
     from ..apps.latent import MAP_METHODS, LatentExplorer, knn_accuracy, plot_latent_map
-    from ..registry import get_model_entry
+    from ..models import require
 
     # everything the user can get wrong is checked before any training
     if args.method not in MAP_METHODS:
@@ -45,16 +45,13 @@ def run(args) -> int:
         raise ConfigError(f"-n must be >= 2 (points on the map), got {args.n}")
     if args.k < 1:
         raise ConfigError(f"--k must be >= 1, got {args.k}")
-    if not args.run and not hasattr(get_model_entry(args.model).cls, "encode"):
-        raise ConfigError(f"model {args.model!r} has no encoder, so inputs have no codes to map; use an ae, vae "
-                          "or cvae (--model vae)")
+    if not args.run:  # inputs are mapped to codes
+        require(args.model, "has_decoder", "has_encoder", purpose="genlab latent-map")
     ds = read_data(args.input)
     if len(ds) < 2:
         raise DataError(f"{args.input}: has {len(ds)} sample; a map needs at least 2")
     est = fitted_estimator(LatentExplorer, args, ds)
-    if not est.has_encoder_:
-        raise ConfigError(f"model {est.model_name_!r} has no encoder, so inputs have no codes to map; use an ae, "
-                          "vae or cvae")
+    require(est.model_, "has_decoder", "has_encoder", purpose="genlab latent-map")
     sub = ds
     if len(ds) > args.n:
         idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(args.seed))[:args.n].sort().values

@@ -6,13 +6,15 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
+from ..models.base import require
 from ._common import check_positive_int
 
 
 def classification_accuracy(model: nn.Module, classifier: Callable[[torch.Tensor], torch.Tensor], labels: Any, *,
                             batch_size: int = 256, seed: int = 0) -> dict:
-    """Accuracy of ``classifier`` on samples ``model.sample(B, labels=..., generator=...)``.
+    """Accuracy of ``classifier`` on samples ``model.sample(B, labels=..., generator=...)`` of a conditional
+    sampler (a model that declares ``conditional`` and ``can_sample``, checked with :func:`genlab.models.require`).
 
     Conventions: samples are drawn in batches of ``batch_size`` in the order of ``labels``, all
     from one ``torch.Generator`` on the model's device seeded with ``seed``; the prediction is
@@ -29,8 +31,7 @@ def classification_accuracy(model: nn.Module, classifier: Callable[[torch.Tensor
     y = torch.as_tensor(labels)
     if y.ndim != 1 or y.numel() == 0 or y.is_floating_point():
         raise DataError(f"labels must be a non-empty 1-D integer array, got shape {tuple(y.shape)} dtype {y.dtype}")
-    if not hasattr(model, "sample"):
-        raise ConfigError(f"{type(model).__name__} has no sample() method; pass a generative model")
+    require(model, "conditional", "can_sample", purpose="classification_accuracy")
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     gen = torch.Generator(device=device).manual_seed(seed)
     preds = []

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DataError
+from ..models.base import require
 from ._common import check_finite, check_positive_int
 
 logger = logging.getLogger(__name__)
@@ -63,8 +64,9 @@ def perceptual_path_length(model: nn.Module, feature_fn: Callable[[torch.Tensor]
 
     Parameters
     ----------
-    model : nn.Module
-        Has ``latent_dim: int`` and ``decode(z, labels=None)``.
+    model : GenerativeModel
+        A model that declares ``has_decoder`` (``decode(z, labels=None)`` of ``(B, latent_dim)`` codes; checked
+        with :func:`genlab.models.require`): autoencoders, VAEs, GANs.
     feature_fn : callable
         ``images (B, C, H, W) -> features (B, ...)``.
     return_distances : bool
@@ -83,10 +85,8 @@ def perceptual_path_length(model: nn.Module, feature_fn: Callable[[torch.Tensor]
         raise ConfigError(f"interpolation must be 'lerp' or 'slerp', got {interpolation!r}")
     if not (isinstance(epsilon, (int, float)) and 0 < epsilon < 1):
         raise ConfigError(f"epsilon must be a small positive number (e.g. 1e-4), got {epsilon!r}")
-    latent_dim = getattr(model, "latent_dim", None)
-    if not isinstance(latent_dim, int) or latent_dim < 1 or not hasattr(model, "decode"):
-        raise ConfigError(f"perceptual_path_length needs a model with an integer latent_dim and a decode() "
-                          f"method; {type(model).__name__} has latent_dim={latent_dim!r}")
+    require(model, "has_decoder", purpose="perceptual_path_length")
+    latent_dim = int(model.latent_dim)
     if labels is not None:
         labels = torch.as_tensor(labels)
         if labels.shape != (n,):
