@@ -255,8 +255,9 @@ def cmd_evaluate(args) -> int:
 def cmd_models(args) -> int:
     from rich.console import Console
 
-    from .registry import list_models
-    Console().print(_table("genlab models", list_models(), ("name", "summary")))
+    from .registry import list_entries
+    rows = [(e.name, e.summary, e.source) for e in list_entries()]
+    Console().print(_table("genlab models", rows, ("name", "summary", "from")))
     return 0
 
 

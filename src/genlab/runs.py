@@ -19,7 +19,7 @@ from .data import TensorDataset, load_dataset
 from .errors import CheckpointError, ConfigError, GenlabError
 from .io.atomic import write_json_atomic
 from .io.report import plot_loss_curves, write_figures, write_report
-from .registry import get_model_entry
+from .registry import entry_for_record, get_model_entry, model_location
 from .training import Trainer, TrainerConfig, TrainResult, seed_everything
 from .training.callbacks import Callback, SampleGrid
 
@@ -115,9 +115,11 @@ def prepare_data(cfg: DataConfig, data: TensorDataset | None = None) -> Splits:
     return Splits(train, val, test)
 
 
-def build_model(spec: RunSpec, data_info: dict):
+def build_model(spec: RunSpec, data_info: dict, networks: dict | None = None):
+    """The model ``spec`` names, with fresh weights; ``networks``: user-supplied networks (see ``train``)."""
     entry = get_model_entry(spec.model)
-    return entry.cls(from_dict(entry.config_cls, spec.model_config, "model"), data_info)
+    cfg = from_dict(entry.config_cls, spec.model_config, "model")
+    return entry.cls(cfg, data_info) if networks is None else entry.cls(cfg, data_info, networks=networks)
 
 
 @torch.no_grad()
@@ -243,7 +245,7 @@ def _finished(run_dir: Path, trainer_cfg: TrainerConfig) -> dict | None:
 
 def train(model: str | None = None, data: str | TensorDataset | None = None, *, out: str | Path | None = None,
           config: dict | None = None, callbacks: list[Callback] | tuple = (), resume: str | Path | None = None,
-          figures: bool = True, overwrite: bool = False) -> Run:
+          figures: bool = True, overwrite: bool = False, networks: dict | None = None) -> Run:
     """Train a registered model and (with ``out``) write a run folder.
 
     Parameters
@@ -267,6 +269,12 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *, 
     overwrite : bool
         Replace the genlab run at ``out``: only genlab's own files are removed (never a folder genlab did not
         write; a user's own files in it are kept).
+    networks : dict of nn.Module, optional
+        Your own networks in place of the model's, by slot (``{"encoder": enc, "decoder": dec}`` for the ae and
+        vae families, ``{"generator": g, "discriminator": d}`` for GANs; output conventions in
+        docs/models/adding.md), checked with a dry run. The run folder stores their weights and lists them in
+        ``config.json``; reload with ``genlab.load(RUN, networks=...)`` (fresh instances) and resume with the
+        same argument. For a model that reloads anywhere, subclass it and override ``build_networks``.
 
     A run folder is locked while it is written: a second writer gets :class:`~genlab.io.runfolder.RunLocked`.
     """
@@ -282,6 +290,11 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *, 
         if dataset is not None or data is not None:
             raise ConfigError("resume uses the run's own data; drop the data argument (--data) when resuming")
         sections = _resume_sections(saved["sections"], config)
+        entry_for_record(saved["model"], saved, where=str(run_dir / RUN_CONFIG))  # imports an external model's module
+        if saved.get("user_networks") and networks is None:
+            names = ", ".join(map(str, saved["user_networks"]))
+            raise ConfigError(f"{run_dir} was trained with user-supplied networks ({names}); resume it in Python with "
+                              "genlab.train(resume=RUN, networks={...}) built as for training")
         spec = RunSpec.from_sections(saved["model"], sections)
         out = run_dir
     else:
@@ -298,7 +311,7 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *, 
         check_out_dir(out_dir, overwrite=overwrite)
     splits = prepare_data(spec.data, dataset)
     seed_everything(spec.trainer.seed)
-    net = build_model(spec, splits.train.info())
+    net = build_model(spec, splits.train.info(), networks)
     callbacks = list(callbacks)
     every = spec.trainer.sample_every
     if every is None:
@@ -319,8 +332,8 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *, 
                 log.warning("%s already finished at epoch %d (step %d); nothing to do (raise trainer.epochs to "
                             "extend it)", out_dir, done["epoch"], done["step"])
                 metrics = json.loads((out_dir / "final_metrics.json").read_text())
-                return Run(model=load(out_dir), spec=spec, splits=splits, result=None, out_dir=out_dir,
-                           metrics=metrics)
+                return Run(model=load(out_dir, networks=networks), spec=spec, splits=splits, result=None,
+                           out_dir=out_dir, metrics=metrics)
             if sections != saved["sections"]:
                 write_json_atomic(out_dir / RUN_CONFIG, {**saved, **spec.to_dict()})
             try:
@@ -331,7 +344,8 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *, 
         if any(e.name != ".genlab.lock" for e in out_dir.iterdir()):
             clear_run(out_dir)
         write_marker(out_dir)
-        write_json_atomic(out_dir / RUN_CONFIG, {"genlab_version": __version__, **spec.to_dict(),
+        where = {**model_location(net), **({"user_networks": list(net.user_networks)} if net.user_networks else {})}
+        write_json_atomic(out_dir / RUN_CONFIG, {"genlab_version": __version__, **spec.to_dict(), **where,
                                                  "data_info": splits.train.info()})
         try:
             return _train_and_finish(trainer, net, spec, splits, out_dir, resume=False, figures=figures)

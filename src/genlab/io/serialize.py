@@ -23,9 +23,21 @@ WEIGHTS_NAME = "model.safetensors"
 
 
 def model_record(model) -> dict:
-    """What ``config.json`` holds: everything needed to rebuild ``model`` without user code."""
-    return {"format_version": FORMAT_VERSION, "genlab_version": __version__, "model": model.registry_name,
-            "config": to_dict(model.config), "data": model.data_info}
+    """What ``config.json`` holds: everything needed to rebuild ``model`` without user code: the registered name,
+    where its class lives (``"class": "module:QualName"`` and the providing ``"distribution"``, so a process in
+    which the name is not registered yet imports that module), the config and the data description. A model
+    built with user-supplied networks also lists them (``"user_networks"``): they are rebuilt by the caller,
+    ``load(path, networks=...)``.
+
+    Format version 1; ``class``/``distribution``/``user_networks`` are optional keys (files written before
+    genlab recorded them load by name)."""
+    from ..registry import model_location
+
+    rec = {"format_version": FORMAT_VERSION, "genlab_version": __version__, "model": model.registry_name,
+           **model_location(model), "config": to_dict(model.config), "data": model.data_info}
+    if model.user_networks:
+        rec["user_networks"] = list(model.user_networks)
+    return rec
 
 
 def state_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -78,13 +90,26 @@ def read_record(folder: Path) -> dict:
     return rec
 
 
-def build_from_record(rec: dict, where: str = "config"):
-    """Build the model ``rec`` (a :func:`read_record` result) describes, with fresh weights."""
-    from ..registry import get_model_entry
+def build_from_record(rec: dict, where: str = "config", *, networks: dict | None = None):
+    """Build the model ``rec`` (a :func:`read_record` result) describes, with fresh weights.
 
-    entry = get_model_entry(rec["model"])
+    The class is the registered one, or imported from the recorded ``"class"`` (see
+    :func:`genlab.registry.entry_for_record`). A model trained with user-supplied networks needs them again
+    (``networks``, built as for training); genlab cannot rebuild them from JSON."""
+    from ..registry import entry_for_record
+
+    entry = entry_for_record(rec["model"], rec, where=where)
+    user = rec.get("user_networks")
+    if user and networks is None:
+        names = ", ".join(str(n)[:40] for n in user) if isinstance(user, list) else "?"
+        raise CheckpointError(f"{where}: this {rec['model']} was trained with user-supplied networks ({names}) that "
+                              "genlab cannot rebuild from JSON; load it in Python with genlab.load(path, "
+                              "networks={...}) built as for training, or subclass the model and override "
+                              "build_networks (docs/models/adding.md)")
     cfg = from_dict(entry.config_cls, rec["config"], where=where)
-    return entry.cls(cfg, rec["data"])
+    if networks is None:
+        return entry.cls(cfg, rec["data"])
+    return entry.cls(cfg, rec["data"], networks=networks)
 
 
 def find_model_dir(path: str | Path) -> Path:
@@ -132,12 +157,24 @@ def load_state_into(module: torch.nn.Module, tensors: dict[str, torch.Tensor], f
     module.load_state_dict(tensors)
 
 
-def load(path: str | Path, *, device: str | torch.device = "cpu"):
-    """Rebuild a saved model from its folder (or a run folder) and put it in eval mode on ``device``."""
+def load(path: str | Path, *, device: str | torch.device = "cpu", networks: dict | None = None):
+    """Rebuild a saved model from its folder (or a run folder) and put it in eval mode on ``device``.
+
+    Parameters
+    ----------
+    path : path
+        A model folder (``config.json`` + ``model.safetensors``) or a run folder holding ``model/``.
+    device : str or torch.device
+        Where to put the model.
+    networks : dict of nn.Module, optional
+        For a model trained with user-supplied networks (``genlab.train(..., networks=...)``): fresh instances of
+        the same networks, which receive the saved weights. Models of external packages need no argument: the
+        module recorded in ``config.json`` is imported when the name is not registered.
+    """
     folder = find_model_dir(path)
     rec = read_record(folder)
     try:
-        model = build_from_record(rec, where=str(folder / CONFIG_NAME))
+        model = build_from_record(rec, where=str(folder / CONFIG_NAME), networks=networks)
     except CheckpointError:
         raise
     except GenlabError as e:

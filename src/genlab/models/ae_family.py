@@ -205,8 +205,8 @@ class ContractiveAutoEncoder(AutoEncoder):
     products that keep the graph (``create_graph=True``) so the penalty is trained through.
     """
 
-    def __init__(self, config: ContractiveAEConfig, data_info: dict):
-        super().__init__(config, data_info)
+    def __init__(self, config: ContractiveAEConfig, data_info: dict, *, networks: dict | None = None):
+        super().__init__(config, data_info, networks=networks)
         layers = [m for m in self.encoder.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
         self.closed_form = (config.encoder_activation == "sigmoid" and len(layers) == 1
                             and isinstance(layers[0], nn.Linear))

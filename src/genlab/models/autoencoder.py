@@ -18,6 +18,7 @@ from ..nn import make_decoder, make_encoder
 from ..registry import register_model
 from .base import GenerativeModel, OptimizerSpec
 from .common import NetConfig, check_unit_interval, masked_mean, split_missing
+from .networks import AE_SLOTS, attach_networks
 
 
 @dataclass
@@ -39,8 +40,10 @@ class AutoEncoder(GenerativeModel):
     has_encoder = True
     has_decoder = True
     supports_missing = True
+    #: user-supplied networks (``networks={...}`` or :meth:`build_networks`): encoder, decoder
+    network_slots = AE_SLOTS
 
-    def __init__(self, config: AEConfig, data_info: dict):
+    def __init__(self, config: AEConfig, data_info: dict, *, networks: dict | None = None):
         super().__init__(config, data_info)
         c = config
         self.loss_kind = c.loss if c.loss != "auto" else ("bce" if self.kind == "image" else "mse")
@@ -51,6 +54,7 @@ class AutoEncoder(GenerativeModel):
         self.latent_dim = c.latent_dim
         self.encoder = make_encoder(self.shape, c.latent_dim, arch=c.arch, hidden=c.hidden, channels=c.channels)
         self.decoder = make_decoder(c.latent_dim, self.shape, arch=c.arch, hidden=c.hidden, channels=c.channels)
+        attach_networks(self, networks)
         if c.latent_dim >= self.dim and not self.has_regulariser():
             warnings.warn(f"{self.registry_name}: latent_dim={c.latent_dim} >= input dimension {self.dim} (overcomplete) "
                           "with no regulariser and no noise can learn the identity map; use sparse-ae, denoising-ae "

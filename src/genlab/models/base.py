@@ -78,6 +78,10 @@ class GenerativeModel(nn.Module):
     input_kinds: tuple[str, ...] = ("image", "tabular")
     #: ``(trainer monitor, mode)`` used when ``trainer.monitor`` is null; ``None``: keep no best checkpoint
     default_monitor: tuple[str, str] | None = ("val/loss", "min")
+    #: networks a user may supply (``networks={name: module}``), name -> :class:`~genlab.models.networks.NetworkSlot`
+    network_slots: dict = {}
+    #: names of the user-supplied networks this instance was built with (set by ``attach_networks``)
+    user_networks: tuple[str, ...] = ()
 
     def __init__(self, config: Any, data_info: dict):
         super().__init__()
@@ -121,6 +125,12 @@ class GenerativeModel(nn.Module):
 
     def configure_optimizers(self) -> dict[str, OptimizerSpec]:  # pragma: no cover
         raise NotImplementedError
+
+    def build_networks(self) -> dict[str, nn.Module]:
+        """Hook: networks to use instead of the ones the model builds, ``{slot: module}`` (slots and their output
+        conventions: :attr:`network_slots`). Override in a registered subclass to run your own networks; they are
+        built from ``self.config``/``self.data_info`` so saved models reload. Default: none (keep genlab's)."""
+        return {}
 
     @torch.no_grad()
     def validation_step(self, batch: dict) -> dict:

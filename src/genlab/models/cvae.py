@@ -11,6 +11,7 @@ import torch
 from ..errors import ConfigError
 from ..nn.blocks import ConditionalDecoder, ConditionalEncoder, one_hot
 from ..registry import register_model
+from .networks import CVAE_SLOTS
 from .vae import VAE, VAEConfig, check_labels
 
 
@@ -30,8 +31,10 @@ class CVAE(VAE):
     """
 
     conditional = True
+    #: user-supplied networks take the one-hot labels as a second input
+    network_slots = CVAE_SLOTS
 
-    def build_networks(self) -> None:
+    def _default_networks(self) -> None:
         k = self.data_info.get("num_classes")
         if not k:
             raise ConfigError(f"cvae needs labelled data (num_classes >= 1 in the data), got num_classes={k}; "

@@ -44,6 +44,7 @@ from ..nn.gan_blocks import (DCGAN_SIZES, DIFFAUGMENT_OPS, DCGANFeatures, DCGANG
                              MLPGenerator, apply_spectral_norm, dcgan_plan, diff_augment, gan_hidden)
 from ..registry import register_model
 from .base import GenerativeModel, OptimizerSpec
+from .networks import GAN_SLOTS, attach_networks
 from .vae import check_labels
 
 log = logging.getLogger(__name__)
@@ -249,13 +250,15 @@ class GAN(GenerativeModel):
     """Unconditional GAN with MLP (default) or DCGAN networks and a choice of loss."""
 
     can_reconstruct = False
+    #: user-supplied networks (``networks={...}`` or :meth:`build_networks`): generator; discriminator (unconditional)
+    network_slots = GAN_SLOTS
     has_decoder = True
     #: loss used when the config has no ``loss`` field (critics)
     loss_kind: str = "nonsaturating"
     default_arch: str = "mlp"
     d_batch_norm: bool = True
 
-    def __init__(self, config, data_info: dict):
+    def __init__(self, config, data_info: dict, *, networks: dict | None = None):
         super().__init__(config, data_info)
         c = config
         self.latent_dim = c.latent_dim
@@ -278,6 +281,7 @@ class GAN(GenerativeModel):
             self.generator = MLPGenerator(g_in, self.shape, hidden[::-1], sigmoid=self.kind == "image")
             self.features = MLPFeatures(int(torch.Size(d_shape).numel()), hidden)
         self.head = nn.Linear(self.features.out_dim, 1)
+        attach_networks(self, networks)
         self.augment_ops = tuple(o.strip() for o in c.diffaugment.split(",") if o.strip())
         if self.augment_ops and self.kind != "image":
             raise ConfigError(f"{self.registry_name}: diffaugment={c.diffaugment!r} needs image data; set "
@@ -584,8 +588,8 @@ class WGAN(GAN):
     loss_kind = "wasserstein"
     default_arch = "auto"
 
-    def __init__(self, config: WGANConfig, data_info: dict):
-        super().__init__(config, data_info)
+    def __init__(self, config: WGANConfig, data_info: dict, *, networks: dict | None = None):
+        super().__init__(config, data_info, networks=networks)
         self.clip_weights()
 
     @torch.no_grad()

@@ -24,6 +24,7 @@ from .common import (
     masked_mean,
     split_missing,
 )
+from .networks import VAE_SLOTS, attach_networks
 
 #: learned log-sigma is clamped to [log 1e-3, log 10] so the Gaussian likelihood cannot run off to +inf
 LOG_SIGMA_MIN, LOG_SIGMA_MAX = math.log(1e-3), math.log(10.0)
@@ -142,8 +143,10 @@ class VAE(GenerativeModel):
     has_decoder = True
     has_likelihood = True
     supports_missing = True
+    #: user-supplied networks (``networks={...}`` or :meth:`build_networks`): encoder ``[mu, logvar]``, decoder
+    network_slots = VAE_SLOTS
 
-    def __init__(self, config: VAEConfig, data_info: dict):
+    def __init__(self, config: VAEConfig, data_info: dict, *, networks: dict | None = None):
         super().__init__(config, data_info)
         c = config
         self.likelihood = c.likelihood if c.likelihood != "auto" else (
@@ -154,13 +157,14 @@ class VAE(GenerativeModel):
                 raise ConfigError("learn_sigma needs likelihood='gaussian' (images default to bernoulli); "
                                   "set likelihood=gaussian")
         self.latent_dim = c.latent_dim
-        self.build_networks()
+        self._default_networks()
+        attach_networks(self, networks)
         # One learned log-sigma per output dimension (shape of a sample), only with learn_sigma.
         self.log_sigma = nn.Parameter(torch.full(self.shape, math.log(c.sigma))) if c.learn_sigma else None
         # Images: Gaussian means pass through a sigmoid so they stay in [0, 1].
         self.sigmoid_mean = self.kind == "image"
 
-    def build_networks(self) -> None:
+    def _default_networks(self) -> None:
         c = self.config
         self.encoder = make_encoder(self.shape, 2 * c.latent_dim, arch=c.arch, hidden=c.hidden, channels=c.channels)
         self.decoder = make_decoder(c.latent_dim, self.shape, arch=c.arch, hidden=c.hidden, channels=c.channels)

@@ -191,3 +191,15 @@ class ConditionalDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([z, onehot.to(z.dtype)], 1))  # (B, L + K) -> (B, *shape)
+
+
+class ConcatOutputs(nn.Module):
+    """Wraps a module that returns a tuple of tensors (e.g. ``(mu, logvar)``, each ``(B, L)``) so it returns them
+    concatenated along dim 1 (``(B, 2L)``): the VAE encoder convention for user-supplied networks."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args) -> torch.Tensor:
+        return torch.cat(tuple(self.module(*args)), 1)
