@@ -214,7 +214,8 @@ def cmd_info(args) -> int:
     rec = read_record(folder)
     model = load(args.run)
     n_params = sum(p.numel() for p in model.parameters())
-    rows = [("model", rec["model"]), ("folder", str(folder)), ("genlab version", rec.get("genlab_version")),
+    rows = [("model", rec["model"]), ("model class", _class_row(model)), ("folder", str(folder)),
+            ("genlab version", rec.get("genlab_version")),
             ("parameters", f"{n_params:,}"), ("data", rec["data"].get("name")),
             ("sample shape", tuple(rec["data"].get("shape", ()))), ("classes", rec["data"].get("num_classes"))]
     rows += [(f"config.{k}", json.dumps(v)) for k, v in rec["config"].items()]
@@ -223,6 +224,14 @@ def cmd_info(args) -> int:
         rows += [(f"final.{k}", v) for k, v in json.loads(final.read_text()).items()]
     Console().print(_table(f"genlab {rec['model']}", rows, ("key", "value")))
     return 0
+
+
+def _class_row(model) -> str:
+    """Where the model's class lives and the distribution that provides it (``genlab info``)."""
+    from .registry import model_location
+    loc = model_location(model)
+    dist = loc["distribution"]
+    return loc["class"] + (f" ({dist['name']} {dist['version']})" if dist else " (user code)")
 
 
 def cmd_evaluate(args) -> int:

@@ -301,7 +301,7 @@ def test_cli_info_sample_evaluate_on_the_external_run(ext_run, tmp_path):
     p = run_cli("info", ext_run, env=env)
     assert p.returncode == 0, p.stderr
     assert "tiny-vae" in p.stdout and "genlab_ext_demo.models:TinyVAE (genlab-ext-demo 0.1)" in p.stdout
-    assert re.search(r"model\.latent_dim\s*│\s*4", p.stdout)
+    assert re.search(r"(model|config)\.latent_dim\s*│\s*4", p.stdout)
 
     p = run_cli("sample", ext_run, "-n", "8", "-o", tmp_path / "s.npz", "--seed", "3", env=env)
     assert p.returncode == 0, p.stderr
