@@ -106,3 +106,17 @@ def test_cli_evaluate_sets_json_and_errors(digits, tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert needle in err and err.count("\n") == 0, err
+
+
+def test_evaluate_run_refusals(tmp_path):
+    import genlab
+    from genlab.evaluation import evaluate_run
+    run = genlab.train("ae", "digits", out=tmp_path / "ae", config={
+        "trainer": {"epochs": 1, "batch_size": 64, "precision": "fp32", "channels_last": False},
+        "data": {"limit": 200}, "test": {"enabled": False}})
+    with pytest.raises(ConfigError, match="lacks the capability 'can_sample'.*genlab evaluate.*vae"):
+        evaluate_run(run.out_dir, n=10, cache=tmp_path / "c")
+    with pytest.raises(ConfigError, match="unknown split 'dev'"):
+        evaluate_run(run.out_dir, split="dev")
+    with pytest.raises(ConfigError, match="is not a run folder"):
+        evaluate_run(run.out_dir / "model")

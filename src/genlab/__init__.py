@@ -4,6 +4,7 @@
 >>> run = genlab.train("vae", "digits", out="runs/vae-digits", config={"trainer": {"epochs": 5}})
 >>> model = genlab.load("runs/vae-digits")
 >>> images = model.sample(16)
+>>> run = genlab.open_run("runs/vae-digits")   # the typed run: config, data info, splits, model, metrics
 """
 __version__ = "0.1.0"
 
@@ -14,10 +15,10 @@ from .errors import GenlabError
 from .evaluation import evaluate_model, evaluate_run, evaluate_sets
 from .io.serialize import load, save_model
 from .registry import list_models, register_model
-from .runs import Run, train
+from .runs import DataInfo, Run, RunFolder, open_run, train
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = ["__version__", "train", "load", "save_model", "list_models", "list_datasets", "load_dataset",
            "register_model", "TensorDataset", "GenlabError", "Run", "evaluate_model", "evaluate_run",
-           "evaluate_sets"]
+           "evaluate_sets", "open_run", "RunFolder", "DataInfo"]

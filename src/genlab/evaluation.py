@@ -6,18 +6,17 @@ metric names carrying the extractor (``FID-digits``), the sample counts and the 
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
 
 import torch
 
-from .config import from_dict
 from .data import TensorDataset, load_dataset
 from .errors import ConfigError, DataError
 from .metrics import evaluate_features, perceptual_path_length
 from .metrics.extractors import Extractor, get_extractor, real_features
+from .models.base import require
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +79,7 @@ def evaluate_model(model, real: TensorDataset, *, data_key: str, metrics=("fid",
     metrics = list(metrics)
     if n < 2:
         raise ConfigError(f"-n must be >= 2 generated samples, got {n}")
-    if not getattr(model, "can_sample", False):
-        raise ConfigError(f"model {model.registry_name!r} cannot sample; evaluate a generative model (e.g. vae)")
+    require(model, "can_sample", purpose="evaluate_model")
     extractor = get_extractor(features, tuple(model.shape), inception_weights=inception_weights)
     real_x = _images(real, "real data")
     g = torch.Generator().manual_seed(seed)
@@ -123,26 +121,19 @@ def evaluate_sets(real: str | TensorDataset, fake: str | TensorDataset, *, metri
 
 
 def evaluate_run(run: str | os.PathLike, *, split: str = "train", **kw) -> dict:
-    """:func:`evaluate_model` on a run folder, against the run's own data ``split`` (train/val/test/all)."""
-    from .io import load
-    from .runs import RUN_CONFIG, DataConfig, prepare_data
+    """:func:`evaluate_model` on a run folder's model, against the run's own data ``split`` (train/val/test/all),
+    rebuilt by :func:`genlab.open_run` (checked against the recorded data checksums)."""
+    from .runs import SPLIT_NAMES, is_run_folder, open_run
 
-    run = Path(run)
-    cfg_file = run / RUN_CONFIG
-    if not cfg_file.is_file():
-        raise ConfigError(f"{run} is not a run folder (no {RUN_CONFIG}); give a run folder, or use "
+    if split not in SPLIT_NAMES:
+        raise ConfigError(f"unknown split {split!r}; use one of {', '.join(SPLIT_NAMES)}")
+    if Path(run).is_dir() and not is_run_folder(run):
+        raise ConfigError(f"{run} is not a run folder (no run config.json); give a run folder, or use "
                           "--real A --fake B to compare image sets")
-    model = load(run)
-    spec = json.loads(cfg_file.read_text())
-    dcfg = from_dict(DataConfig, spec["sections"]["data"], "data")
-    if split not in ("train", "val", "test", "all"):
-        raise ConfigError(f"unknown split {split!r}; use train, val, test or all")
-    splits = prepare_data(dcfg)
-    real = {"train": splits.train, "val": splits.val, "test": splits.test}.get(split)
-    if split == "all":
-        real = TensorDataset(torch.cat([splits.train.x, splits.val.x, splits.test.x]), name=dcfg.name,
-                             norm=splits.train.norm)
+    rf = open_run(run)
+    model = rf.model
+    require(model, "can_sample", purpose="genlab evaluate")
+    real = rf.split(split)
     if len(real) < 2:
         raise ConfigError(f"the run's {split} split holds {len(real)} samples; choose --split train or all")
-    key = f"{dcfg.name}-{split}-val{dcfg.val}-test{dcfg.test}-seed{dcfg.split_seed}-limit{dcfg.limit}-n{len(real)}"
-    return evaluate_model(model, real, data_key=key, **kw)
+    return evaluate_model(model, real, data_key=rf.data_key(split), **kw)

@@ -27,10 +27,8 @@ Conventions (they change the pictures and the numbers):
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import math
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -38,7 +36,11 @@ import torch
 
 from ..data import TensorDataset
 from ..errors import ConfigError, DataError
-from ..io.atomic import write_bytes_atomic
+from ..io.plots import (  # noqa: F401  (the figures, drawn in io/plots.py; re-exported here)
+    plot_interpolation,
+    plot_latent_map,
+    plot_traversal,
+)
 from ..latent import (  # noqa: F401  (lerp, slerp, METHODS, PARALLEL_EPS: re-exported, genlab.apps.lerp)
     METHODS,
     PARALLEL_EPS,
@@ -98,147 +100,6 @@ def knn_accuracy(coords, y, *, k: int = 5, folds: int = 5, random_state: int = 0
     clf = KNeighborsClassifier(n_neighbors=max(1, min(k, n_train)))
     with _sklearn_threads():
         return float(cross_val_score(clf, X, y, cv=cv).mean())
-
-
-# ---------------------------------------------------------------------------- figures
-def _save_fig(fig, path) -> Path:
-    import matplotlib.pyplot as plt
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    write_bytes_atomic(path, buf.getvalue())
-    return Path(path)
-
-
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _images(a: np.ndarray) -> torch.Tensor:
-    """``(N, C, H, W)`` or ``(N, H, W)`` images in [0, 1] as an ``(N, C, H, W)`` tensor."""
-    t = torch.as_tensor(np.asarray(a, dtype=np.float32))
-    return t.unsqueeze(1) if t.ndim == 3 else t
-
-
-def _standardise(a: np.ndarray, feature_scale) -> tuple[np.ndarray, str]:
-    """Rows ``(..., D)`` shifted by each feature's mean over the figure and divided by ``feature_scale``
-    (e.g. the training std per feature), or else by each feature's std over the figure."""
-    flat = a.reshape(-1, a.shape[-1]).astype(np.float64)
-    if feature_scale is not None:
-        s = np.broadcast_to(np.asarray(feature_scale, dtype=np.float64), (a.shape[-1],))
-        what = "(value - feature mean) / training std"
-    else:
-        s = flat.std(0)
-        what = "(value - feature mean) / std in figure"
-    s = np.where(s > 0, s, 1.0)
-    return (a - flat.mean(0)) / s, what
-
-
-def _heat(ax, a: np.ndarray, lim: float):
-    return ax.imshow(a, aspect="auto", cmap="coolwarm", vmin=-lim, vmax=lim, interpolation="nearest")
-
-
-def plot_interpolation(frames, path, *, feature_scale=None) -> Path:
-    """Write an interpolation as a PNG.
-
-    ``frames``: images ``(steps, C, H, W)`` / ``(steps, H, W)`` in [0, 1] (one row), or ``(rows, steps, C, H,
-    W)`` (one row per pair). Tabular rows ``(steps, D)`` become a heat map (step by feature) of each feature's
-    deviation from its mean over the figure, divided by ``feature_scale`` (``(D,)``, e.g. the training std;
-    default: the feature's std over the figure) so features of any scale are visible.
-    """
-    from ..io.images import save_grid
-    a = np.asarray(frames)
-    if a.ndim == 2:
-        plt = _pyplot()
-        v, what = _standardise(a, feature_scale)
-        fig, ax = plt.subplots(figsize=(max(4.0, 0.25 * a.shape[1] + 2.5), 0.3 * a.shape[0] + 1.8))
-        im = _heat(ax, v, max(1e-12, float(np.abs(v).max())))
-        ax.set_xlabel("feature")
-        ax.set_ylabel("step (a at top, b at bottom)")
-        fig.colorbar(im, ax=ax, label=what)
-        fig.tight_layout()
-        return _save_fig(fig, path)
-    if a.ndim in (3, 4):
-        return save_grid(_images(a), path, nrow=a.shape[0])
-    if a.ndim == 5:
-        return save_grid(_images(a.reshape(-1, *a.shape[2:])), path, nrow=a.shape[1])
-    raise DataError(f"plot_interpolation: expected (steps, C, H, W), (rows, steps, C, H, W) images or "
-                    f"(steps, D) rows, got shape {a.shape}")
-
-
-def plot_traversal(frames, path, *, dims=None, feature_scale=None) -> Path:
-    """Write a traversal as a PNG: one row per latent dimension, one column per offset.
-
-    ``frames``: images ``(dims, steps, C, H, W)`` / ``(dims, steps, H, W)`` in [0, 1], or tabular rows
-    ``(dims, steps, D)``: one heat-map panel per dimension (titled with ``dims`` when given) showing each
-    feature's deviation from its mean over the figure, in ``feature_scale`` units as in
-    :func:`plot_interpolation`.
-    """
-    from ..io.images import save_grid
-    a = np.asarray(frames)
-    if a.ndim == 3:
-        plt = _pyplot()
-        v, what = _standardise(a, feature_scale)
-        lim = max(1e-12, float(np.abs(v).max()))
-        n = a.shape[0]
-        cols = min(4, n)
-        rows = math.ceil(n / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols + 1.2, 2.6 * rows), squeeze=False)
-        for i, ax in enumerate(axes.flat):
-            if i >= n:
-                ax.axis("off")
-                continue
-            im = _heat(ax, v[i], lim)
-            ax.set_title(f"z[{dims[i] if dims is not None else i}]", fontsize=9)
-            ax.set_xlabel("feature", fontsize=8)
-            ax.set_ylabel("offset step", fontsize=8)
-        fig.colorbar(im, ax=axes.ravel().tolist(), label=what)
-        return _save_fig(fig, path)
-    if a.ndim in (4, 5):
-        return save_grid(_images(a.reshape(-1, *a.shape[2:])), path, nrow=a.shape[1])
-    raise DataError(f"plot_traversal: expected (dims, steps, C, H, W) images or (dims, steps, D) rows, got "
-                    f"shape {a.shape}")
-
-
-def plot_latent_map(coords, y, path, *, class_names=None, title: str | None = None) -> Path:
-    """Scatter plot of 2-D coordinates ``(N, 2)`` coloured by label ``y`` (``None``: one colour).
-
-    Up to 20 integer classes get a categorical palette and a legend (``class_names[k]`` for label ``k``);
-    other labels (many classes, or continuous values) get a colour bar.
-    """
-    plt = _pyplot()
-    xy = np.asarray(coords, dtype=np.float64)
-    if xy.ndim != 2 or xy.shape[1] != 2:
-        raise DataError(f"plot_latent_map: coords must be (N, 2), got shape {xy.shape}")
-    fig, ax = plt.subplots(figsize=(6.4, 5.6))
-    size = max(2.0, min(20.0, 4000.0 / max(1, len(xy))))
-    if y is None:
-        ax.scatter(xy[:, 0], xy[:, 1], s=size, alpha=0.7)
-    else:
-        yy = np.asarray(y).reshape(-1)
-        if len(yy) != len(xy):
-            raise DataError(f"plot_latent_map: {len(xy)} points but {len(yy)} labels; give one label per point")
-        classes = np.unique(yy)
-        discrete = yy.dtype.kind in "iub" or np.all(yy == np.round(yy))
-        if discrete and len(classes) <= 20:
-            cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-            for i, c in enumerate(classes):
-                m = yy == c
-                name = class_names[int(c)] if class_names is not None and 0 <= int(c) < len(class_names) else c
-                ax.scatter(xy[m, 0], xy[m, 1], s=size, alpha=0.75, color=cmap(i), label=str(name))
-            ax.legend(markerscale=max(1.0, 24.0 / size) ** 0.5, fontsize=8, loc="best", title="label")
-        else:
-            sc = ax.scatter(xy[:, 0], xy[:, 1], s=size, alpha=0.75, c=yy.astype(np.float64), cmap="viridis")
-            fig.colorbar(sc, ax=ax, label="label")
-    ax.set_xlabel("map x")
-    ax.set_ylabel("map y")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return _save_fig(fig, path)
 
 
 # ---------------------------------------------------------------------------- the estimator

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..io.plots import score_histogram_png
 from ._common import add_model_arguments, fitted_estimator, read_data, write_outputs
 
 NAME = "detect"
@@ -98,7 +98,7 @@ def run(args) -> int:
     # everything is computed before anything is written
     csv = "index,score,label\n" + "".join(f"{i},{s:.10g},{lab}\n" for i, (s, lab) in enumerate(zip(scores, labels)))
     figures = {"Score histogram (higher = more normal) and threshold": HIST_FILE}
-    hist_png = _histogram_png(scores, det.offset_, normal, k)
+    hist_png = score_histogram_png(scores, det.offset_, normal, k)
     grid = None
     if det.kind_ == "image":
         import torch
@@ -138,26 +138,3 @@ def run(args) -> int:
 def _is_saved_estimator(run) -> bool:
     from ..apps._base import ESTIMATOR_FILE
     return bool(run) and (Path(run) / ESTIMATOR_FILE).is_file()
-
-
-def _histogram_png(scores: np.ndarray, threshold: float, normal: np.ndarray | None, k: int | None) -> bytes:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    bins = np.histogram_bin_edges(scores, bins=min(60, max(10, len(scores) // 10)))
-    if normal is None:
-        ax.hist(scores, bins=bins, color="tab:blue", alpha=0.8, label="inputs")
-    else:
-        ax.hist(scores[normal], bins=bins, color="tab:blue", alpha=0.6, label=f"class {k} (normal)")
-        ax.hist(scores[~normal], bins=bins, color="tab:red", alpha=0.6, label="other classes")
-    ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.4g}")
-    ax.set_xlabel("score (higher = more normal; below the threshold = outlier)")
-    ax.set_ylabel("count")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()

@@ -1,4 +1,7 @@
-"""Run-folder figures (samples, reconstructions, interpolation, loss curves) and ``report.html``."""
+"""Run-folder figures (samples, reconstructions, interpolation, training curves) and ``report.html``.
+
+The matplotlib figures are drawn by :mod:`genlab.io.plots`; the image grids by :mod:`genlab.io.images`.
+"""
 from __future__ import annotations
 
 import html
@@ -8,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import CheckpointError
 from .atomic import write_bytes_atomic
 from .images import save_grid
 
@@ -15,87 +19,94 @@ log = logging.getLogger(__name__)
 
 
 def read_metrics(path: str | Path) -> list[dict]:
+    """The records of a run's ``metrics.jsonl`` (``[]`` when the file does not exist).
+
+    A line that is not a JSON object is a one-line :class:`~genlab.errors.CheckpointError` naming the line.
+    A last line without its newline (a write cut short by a kill) is dropped, as the Trainer drops it on resume.
+    """
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         return []
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
-
-
-def plot_loss_curves(history: list[dict], path: str | Path) -> Path | None:
-    """Training loss per logged step and per-epoch train/validation means, one panel per key."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = [k for k in ("loss", "rec", "kl", "mse", "d_loss", "g_loss", "wasserstein") if any(k in r for r in history)]
-    if not keys:
-        return None
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        for split, style in (("train", dict(alpha=0.35, lw=1)), ("train_epoch", dict(marker="o", lw=1.5)),
-                             ("val", dict(marker="s", lw=1.5))):
-            pts = [(r["step"], r[key]) for r in history if r.get("split") == split and key in r]
-            if pts:
-                xs, ys = zip(*pts)
-                ax.plot(xs, ys, label={"train": "train (step)", "train_epoch": "train (epoch)",
-                                       "val": "validation"}[split], **style)
-        ax.set_title(key)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-        if key in ("loss", "rec") and all(y > 0 for r in history for y in [r.get(key, 1)]):
-            ax.set_yscale("log")
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    import io
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    write_bytes_atomic(path, buf.getvalue())
-    return Path(path)
+    text = path.read_text(errors="replace")
+    lines = text.split("\n")
+    if lines and lines[-1].strip():  # no trailing newline: the last record's write did not finish
+        lines = lines[:-1]
+    out = []
+    for i, ln in enumerate(lines, 1):
+        if not ln.strip():
+            continue
+        try:
+            rec = json.loads(ln)
+        except ValueError:
+            rec = None
+        if not isinstance(rec, dict):
+            raise CheckpointError(f"{path}: line {i} is not a JSON record ({ln[:40]!r}); the log is damaged, "
+                                  "restore it or delete the line")
+        out.append(rec)
+    return out
 
 
 @torch.no_grad()
-def write_figures(model, test_x: torch.Tensor, out_dir: str | Path, *, n_samples: int = 64, n_recon: int = 16,
-                  steps: int = 10, seed: int = 0) -> dict[str, str]:
+def write_figures(model, test_x: torch.Tensor, out_dir: str | Path, *, test_y: torch.Tensor | None = None,
+                  n_samples: int = 64, n_recon: int = 16, steps: int = 10, seed: int = 0) -> dict[str, str]:
     """Write the PNG figures a run folder shows; returns ``{figure name: file name}``.
 
-    For image models: ``reconstructions.png`` (inputs above outputs), ``samples.png`` and
-    ``interpolation.png`` (decoded points on the line between the codes of two test images; one row
-    per pair) when the model can sample/decode.
+    For image models, by the model's declared capabilities: ``reconstructions.png`` (inputs above outputs;
+    ``can_reconstruct``), ``samples.png`` (``can_sample``) and ``interpolation.png``: decoded points on the line
+    between the codes of two test images (``has_encoder`` and ``has_decoder``), or between two random latents
+    (``has_decoder`` only, GANs); one row per pair. Conditional models use ``test_y`` (the true labels) for the
+    reconstructions and each interpolation row keeps the label of its first image; without ``test_y`` the rows
+    get labels drawn from ``seed``.
     """
+    from ..models.base import capabilities
+
     out_dir = Path(out_dir)
     figs: dict[str, str] = {}
     if model.kind != "image":
         return figs
+    caps = capabilities(model)
+    cond = caps["conditional"]
     model.eval()
-    if getattr(model, "can_reconstruct", True) and len(test_x):
-        x = test_x[:n_recon].to(model.device)
-        rec = model.reconstruct(x)
+    dev = model.device
+    g = torch.Generator().manual_seed(seed)  # fixed noise: the same seed gives the same z batch every run
+    labels = None if test_y is None or not cond else test_y.to(dev)
+    if caps["can_reconstruct"] and len(test_x):
+        x = test_x[:n_recon].to(dev)
+        rec = model.reconstruct(x, labels[:n_recon]) if labels is not None else model.reconstruct(x)
         save_grid(torch.cat([x, rec]).cpu(), out_dir / "reconstructions.png", nrow=len(x))
         figs["Reconstructions (inputs above, outputs below)"] = "reconstructions.png"
-    g = torch.Generator().manual_seed(seed)  # fixed noise: the same seed gives the same z batch every run
-    if model.can_sample:
+    if caps["can_sample"]:
         save_grid(model.sample(n_samples, generator=g).cpu(), out_dir / "samples.png")
         figs["Samples from the prior"] = "samples.png"
-    if not hasattr(model, "encode") and hasattr(model, "decode") and hasattr(model, "latent_dim"):
-        # GANs: no encoder; interpolate between pairs of random z (conditional: one random label per row)
-        pairs = 4
-        dev = model.device
-        za = torch.randn(pairs, model.latent_dim, generator=g).to(dev)
-        zb = torch.randn(pairs, model.latent_dim, generator=g).to(dev)
-        ya = torch.randint(model.num_classes, (pairs,), generator=g).to(dev) if model.conditional else None
-        _save_interpolation(model, za, zb, ya, steps, out_dir / "interpolation.png")
-        figs["Latent interpolation (linear, between two random z)"] = "interpolation.png"
-    if hasattr(model, "encode") and hasattr(model, "decode") and len(test_x) >= 2:
+    if not caps["has_decoder"]:
+        return figs
+    if caps["has_encoder"] and len(test_x) >= 2:
         pairs = min(4, len(test_x) // 2)
-        a = test_x[:pairs].to(model.device)
-        b = test_x[pairs:2 * pairs].to(model.device)
-        # conditional models: each row keeps the (inferred) label of its first image
-        ya = model.infer_labels(a) if getattr(model, "conditional", False) else None
-        za, zb = _codes(model, a, ya), _codes(model, b, ya)
+        a = test_x[:pairs].to(dev)
+        b = test_x[pairs:2 * pairs].to(dev)
+        ya = labels[:pairs] if labels is not None else (
+            torch.randint(model.num_classes, (pairs,), generator=g).to(dev) if cond else None)
+        za, zb = model.encode(a, ya), model.encode(b, ya)  # (pairs, latent_dim) codes
         _save_interpolation(model, za, zb, ya, steps, out_dir / "interpolation.png")
         figs["Latent interpolation (linear, between the codes of two test images)"] = "interpolation.png"
+    elif not caps["has_encoder"]:
+        # GANs: no encoder; interpolate between pairs of random z (conditional: one random label per row)
+        pairs = 4
+        za = torch.randn(pairs, model.latent_dim, generator=g).to(dev)
+        zb = torch.randn(pairs, model.latent_dim, generator=g).to(dev)
+        ya = torch.randint(model.num_classes, (pairs,), generator=g).to(dev) if cond else None
+        _save_interpolation(model, za, zb, ya, steps, out_dir / "interpolation.png")
+        figs["Latent interpolation (linear, between two random z)"] = "interpolation.png"
     return figs
+
+
+def write_loss_curves(history: list[dict], out_dir: str | Path) -> dict[str, str]:
+    """``loss_curves.png``: every numeric key of the log (:func:`genlab.io.plots.plot_history`); returns
+    ``{figure name: file name}`` (empty when the log holds nothing to plot)."""
+    from .plots import plot_history
+
+    keys = plot_history(history, Path(out_dir) / "loss_curves.png")
+    return {"Training curves (every logged key)": "loss_curves.png"} if keys else {}
 
 
 def _save_interpolation(model, za: torch.Tensor, zb: torch.Tensor, ya: torch.Tensor | None, steps: int,
@@ -105,11 +116,6 @@ def _save_interpolation(model, za: torch.Tensor, zb: torch.Tensor, ya: torch.Ten
     z = (za.unsqueeze(1) * (1 - t) + zb.unsqueeze(1) * t).reshape(len(za) * steps, -1)  # (pairs*steps, L)
     yz = None if ya is None else ya.repeat_interleave(steps)
     save_grid(model.decode(z, yz).cpu(), path, nrow=steps)
-
-
-def _codes(model, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-    z = model.encode(x) if labels is None else model.encode(x, labels)
-    return z[0] if isinstance(z, tuple) else z  # VAEs: posterior mean
 
 
 def _fmt(v) -> str:
