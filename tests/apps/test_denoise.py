@@ -108,7 +108,8 @@ def test_bad_input_errors(den, digits):
                     ({"noise": "mask", "level": 1.0}, r"level \(mask probability\) must be in \(0, 1\)"),
                     ({"noise": "salt_pepper", "level": -0.1}, r"level \(salt_pepper probability\)"),
                     ({"level": float("nan")}, "level must be a finite number"),
-                    ({"model": "vae"}, "Denoiser trains a 'denoising-ae', not 'vae'"),
+                    ({"model": "vae"}, r"Denoiser trains a model that corrupts its inputs in training \(noise and "
+                                      r"level in its config: denoising-ae\), not 'vae'"),
                     ({"model_config": {"noise": "mask"}}, r"set it as Denoiser\(noise=...\)")]:
         with pytest.raises(ConfigError, match=msg) as e:
             Denoiser(epochs=1, **kw).fit(x)

@@ -158,16 +158,20 @@ class ModelEstimator(BaseEstimator):
         return type(self).__name__
 
     def _require(self, model_or_cls, *, kind: str | None = None, needs: tuple[str, ...] | None = None,
-                 purpose: str | None = None) -> None:
+                 purpose: str | None = None, labelled: bool = True) -> None:
         """Refuse a model (instance, class or registered name) that lacks a capability of
         :meth:`_requirements` or has a refused one: :func:`genlab.models.require`'s one-line ``ConfigError``.
-        ``needs``/``purpose`` name the capabilities of one method instead (``LatentExplorer.encode``)."""
+        ``needs``/``purpose`` name the capabilities of one method instead (``LatentExplorer.encode``).
+        ``labelled=False``: the model is to be trained on data without labels, so it must not be conditional."""
         from ..models import require
         if needs is not None:
             require(model_or_cls, *needs, kind=kind, purpose=purpose or self._purpose())
             return
         needed, refused = self._requirements()
         require(model_or_cls, *needed, forbid=refused, kind=kind, purpose=purpose or self._purpose())
+        if not labelled:
+            require(model_or_cls, *needed, forbid=(*refused, "conditional"),
+                    purpose=f"{purpose or self._purpose()} training on data without labels")
 
     def check_model(self):
         """Refuse a ``model`` parameter (a registered name or a model object) that lacks a capability this
@@ -176,8 +180,10 @@ class ModelEstimator(BaseEstimator):
         reads any data; a saved model / run folder is checked once ``fit`` has loaded it. Returns ``self``."""
         from ..models.base import GenerativeModel
         spec = self._model_param()
-        if isinstance(spec, GenerativeModel) or (isinstance(spec, (str, Path)) and str(spec) in model_names()):
-            self._require(spec if isinstance(spec, GenerativeModel) else str(spec))
+        if isinstance(spec, GenerativeModel):
+            self._require(spec)
+        elif isinstance(spec, (str, Path)) and str(spec) in model_names():
+            self._require(str(spec))  # whether fit has labels for a conditional model is checked in _fit_model
         return self
 
     def _train_config(self) -> dict:
@@ -201,7 +207,8 @@ class ModelEstimator(BaseEstimator):
             self._require(spec)
             model = spec.eval()
         elif isinstance(spec, (str, Path)) and str(spec) in model_names():
-            self._require(str(spec), kind=ds.kind)  # before any training
+            # before any training; a conditional model trained by name needs the labels of the data
+            self._require(str(spec), kind=ds.kind, labelled=ds.y is not None)
             cfg = self._train_config()
             for k, v in (config or {}).items():
                 cfg.setdefault(k, {}).update(v)

@@ -66,6 +66,15 @@ def image_report(clean: torch.Tensor, noisy: torch.Tensor, denoised: torch.Tenso
             "mse_noisy": mse(noisy, clean), "mse_denoised": mse(denoised, clean), "ssim_window": win}
 
 
+def _corrupts_inputs(name: str) -> bool:
+    """Whether the registered model ``name`` corrupts its training inputs (its config has ``noise`` and ``level``)."""
+    from dataclasses import fields, is_dataclass
+
+    from ..registry import get_model_entry
+    cfg = get_model_entry(name).config_cls
+    return is_dataclass(cfg) and {"noise", "level"} <= {f.name for f in fields(cfg)}
+
+
 class Denoiser(ModelTransformer):
     """Remove noise with a denoising autoencoder trained on clean data.
 
@@ -117,13 +126,19 @@ class Denoiser(ModelTransformer):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None):
-        """Train the ``denoising-ae`` on clean ``X`` (images or tabular; no NaN). Returns ``self``."""
+        """Train the ``denoising-ae`` on clean ``X`` (images or tabular; no NaN). Returns ``self``.
+
+        A registered name must reconstruct (``can_reconstruct``) and corrupt its training inputs itself: its
+        config has ``noise`` and ``level`` fields (``denoising-ae``, or a model of another package built the same
+        way), which ``fit`` sets from the estimator's parameters."""
         level = check_noise(self.noise, self.level)
         self.check_model()
         spec = self._model_param()
-        if isinstance(spec, str) and spec in model_names() and spec != "denoising-ae":
-            raise ConfigError(f"Denoiser trains a 'denoising-ae', not {spec!r}; use model='denoising-ae' or give "
-                              "a saved model folder")
+        if isinstance(spec, str) and spec in model_names() and not _corrupts_inputs(spec):
+            ok = [n for n in model_names() if _corrupts_inputs(n)]
+            raise ConfigError(f"Denoiser trains a model that corrupts its inputs in training (noise and level in its "
+                              f"config: {', '.join(ok) or 'none registered'}), not {spec!r}; use "
+                              "model='denoising-ae' or give a saved model folder")
         clash = sorted({"noise", "level"} & set(self.model_config or {}))
         if clash:
             raise ConfigError(f"model_config sets {clash[0]!r}; set it as Denoiser({clash[0]}=...) instead")
