@@ -315,6 +315,7 @@ def entry_for_record(name: str, record: dict | None, *, where: str) -> ModelEntr
                               f"imported ({type(e).__name__}: {msg[:200]}); install the package that provides "
                               f"it{provider}") from None
     if name not in _MODELS:
-        raise CheckpointError(f"{where}: importing {module} (the recorded class {loc}) registered no model "
-                              f"{name!r}; install the version of the package that provides it{provider}")
+        raise CheckpointError(f"{where}: unknown model {name!r}: importing its recorded class {loc} registered no "
+                              f"model of that name (valid names: {', '.join(sorted(_MODELS))}); install the version "
+                              f"of the package that provides it{provider}")
     return _MODELS[name]

@@ -20,6 +20,7 @@ from .data import Normalization, TensorDataset, load_dataset
 from .errors import CheckpointError, ConfigError, DataError, GenlabError
 from .io.atomic import write_json_atomic
 from .io.report import write_figures, write_loss_curves, write_report
+from .models.networks import networks_kwargs
 from .registry import entry_for_record, get_model_entry, model_location
 from .training import Trainer, TrainerConfig, TrainResult, seed_everything
 from .training.callbacks import Callback, SampleGrid
@@ -292,7 +293,7 @@ def build_model(spec: RunSpec, data_info: dict, networks: dict | None = None):
     """The model ``spec`` names, with fresh weights; ``networks``: user-supplied networks (see ``train``)."""
     entry = get_model_entry(spec.model)
     cfg = from_dict(entry.config_cls, spec.model_config, "model")
-    return entry.cls(cfg, data_info) if networks is None else entry.cls(cfg, data_info, networks=networks)
+    return entry.cls(cfg, data_info, **networks_kwargs(entry.cls, networks))
 
 
 @torch.no_grad()

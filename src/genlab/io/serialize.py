@@ -96,6 +96,7 @@ def build_from_record(rec: dict, where: str = "config", *, networks: dict | None
     The class is the registered one, or imported from the recorded ``"class"`` (see
     :func:`genlab.registry.entry_for_record`). A model trained with user-supplied networks needs them again
     (``networks``, built as for training); genlab cannot rebuild them from JSON."""
+    from ..models.networks import networks_kwargs
     from ..registry import entry_for_record
 
     entry = entry_for_record(rec["model"], rec, where=where)
@@ -107,9 +108,7 @@ def build_from_record(rec: dict, where: str = "config", *, networks: dict | None
                               "networks={...}) built as for training, or subclass the model and override "
                               "build_networks (docs/models/adding.md)")
     cfg = from_dict(entry.config_cls, rec["config"], where=where)
-    if networks is None:
-        return entry.cls(cfg, rec["data"])
-    return entry.cls(cfg, rec["data"], networks=networks)
+    return entry.cls(cfg, rec["data"], **networks_kwargs(entry.cls, networks))
 
 
 def find_model_dir(path: str | Path) -> Path:

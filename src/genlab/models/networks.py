@@ -188,3 +188,14 @@ def attach_networks(model, networks: dict | None = None) -> None:
     for key, module in merged.items():
         _dry_run(model, key, type(model).network_slots[key], module)
     model.user_networks = tuple(sorted(given))
+
+
+def networks_kwargs(cls: type, networks: dict | None) -> dict:
+    """Constructor keyword arguments passing ``networks`` to model class ``cls``: ``{}`` when none are given, a
+    one-line ConfigError when ``cls`` offers no network slots (it would not know what to do with them)."""
+    if networks is None:
+        return {}
+    if not cls.network_slots:
+        raise ConfigError(f"model {cls.registry_name!r} takes no user-supplied networks; the ae, vae and gan "
+                          "families do (docs/models/adding.md)")
+    return {"networks": networks}
