@@ -215,7 +215,11 @@ def _ensure_loaded() -> None:
     if _LOADED:
         return
     _LOADED = True  # first, so registry calls made while the models import see no recursion
-    from . import models  # noqa: F401  (discovers and imports every genlab model module)
+    try:
+        from . import models  # noqa: F401  (discovers and imports every genlab model module)
+    except BaseException:
+        _LOADED = False  # a broken genlab module: raise now and again on the next lookup, never half-loaded
+        raise
     load_entry_points()
 
 
@@ -289,13 +293,18 @@ def entry_for_record(name: str, record: dict | None, *, where: str) -> ModelEntr
     recorded class and the fix; ``where`` names the file.
     """
     _ensure_loaded()
+    loc = record.get("class") if isinstance(record, dict) else None
     if name in _MODELS:
         _warn_failures()
-        return _MODELS[name]
+        entry = _MODELS[name]
+        if isinstance(loc, str) and _LOCATION.match(loc) and loc.split(".")[0].split(":")[0] != \
+                entry.cls.__module__.split(".")[0]:
+            log.warning("%s records the class %s for model %r, but %r is registered by %s (%s); loading it with "
+                        "that class", where, loc, name, name, entry.location, entry.source)
+        return entry
     if name in _FAILED:
         _WARNED.add(name)
         raise CheckpointError(f"{where}: {_failed_error(_FAILED[name])}")
-    loc = record.get("class") if isinstance(record, dict) else None
     if loc is None:
         raise CheckpointError(f"{where}: {_unknown(name)}; install the package that provides {name!r}")
     if not isinstance(loc, str) or len(loc) > 300 or not _LOCATION.match(loc):

@@ -252,6 +252,24 @@ def test_unresolvable_recorded_class_is_a_one_line_error(tmp_path, edit, match):
     assert "\n" not in str(e.value) and str(cfg) in str(e.value)
 
 
+def test_record_of_another_package_under_a_registered_name_warns(tmp_path, caplog):
+    from genlab.config import from_dict
+    entry = registry.get_model_entry("vae")
+    model = entry.cls(from_dict(entry.config_cls, {"latent_dim": 3}), tiny_image_data().info())
+    genlab.save_model(model, tmp_path / "m")
+    cfg = tmp_path / "m" / "config.json"
+    cfg.write_text(json.dumps({**json.loads(cfg.read_text()), "class": "other_pkg.models:VAE"}))
+    with caplog.at_level(logging.WARNING, logger="genlab.registry"):
+        genlab.load(tmp_path / "m")
+    [msg] = [r.getMessage() for r in caplog.records]
+    assert "records the class other_pkg.models:VAE for model 'vae'" in msg and "genlab.models.vae:VAE" in msg
+    caplog.clear()
+    cfg.write_text(json.dumps({**json.loads(cfg.read_text()), "class": "genlab.models.old_place:VAE"}))
+    with caplog.at_level(logging.WARNING, logger="genlab.registry"):
+        genlab.load(tmp_path / "m")  # a class that moved inside the same package is no surprise
+    assert not caplog.records
+
+
 # -- the external model passes the shared contract ------------------------------------------------------------------
 class TestTinyVAEContract(ModelContractTests):
     """The test package's model runs genlab's contract checks exactly as an external package would."""
