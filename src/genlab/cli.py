@@ -13,11 +13,13 @@ from pathlib import Path
 
 from . import __version__
 from .commands._common import metrics_table as _table, print_metrics as _print_metrics
+from .training.callbacks import Callback
 
 log = logging.getLogger("genlab")
 
 EXAMPLES = {
-    "train": "example: genlab train vae --data digits trainer.epochs=20 model.latent_dim=8 --out runs/vae",
+    "train": "example: genlab train vae --data digits trainer.epochs=20 model.latent_dim=8 --out runs/vae\n"
+             "example: genlab train vae --data train.npz --val-data val.npz --test-data test.npz test.iwae_k=1000",
     "sample": "example: genlab sample runs/vae -n 64 -o samples.png\n"
               "example: genlab sample runs/cvae -n 100 --labels 0,1,2,3,4,5,6,7,8,9 -o grid.png",
     "reconstruct": "example: genlab reconstruct runs/vae -n 16 -o recon.png",
@@ -36,7 +38,7 @@ def examples() -> dict[str, str]:
     return {**EXAMPLES, **{m.NAME: m.EXAMPLE for m in command_modules()}}
 
 
-class _Progress:
+class _Progress(Callback):
     """Rich progress bar as a Trainer callback (the CLI owns the terminal)."""
 
     def __init__(self, console, description: str):
@@ -100,8 +102,15 @@ def cmd_train(args) -> int:
         sections.setdefault("data", {})["name"] = args.data
     if args.data_dir:
         sections.setdefault("data", {})["data_dir"] = args.data_dir
+    for flag, role, value in (("--val-data", "val", args.val_data), ("--test-data", "test", args.test_data)):
+        if value:
+            sections.setdefault("data", {})[f"{role}_data"] = value
+            sections["data"].pop(role, None)  # the file replaces a config file's fraction
+    if args.no_test:
+        sections.setdefault("test", {})["enabled"] = False
     given = apply_overrides({}, args.overrides)
-    for flag, key, value in (("--data", "name", args.data), ("--data-dir", "data_dir", args.data_dir)):
+    for flag, key, value in (("--data", "name", args.data), ("--data-dir", "data_dir", args.data_dir),
+                             ("--val-data", "val_data", args.val_data), ("--test-data", "test_data", args.test_data)):
         other = given.get("data", {}).get(key) if isinstance(given.get("data"), dict) else None
         if value and other is not None and str(other) != value:
             raise ConfigError(f"{flag} {value} and data.{key}={other} disagree; give the data set once")
@@ -109,8 +118,8 @@ def cmd_train(args) -> int:
     if args.resume:
         if args.model:
             raise ConfigError(f"--resume continues the run's own model; drop the model name {args.model!r}")
-        if args.data or args.data_dir:
-            raise ConfigError("--resume uses the run's own data; drop --data/--data-dir")
+        if args.data or args.data_dir or args.val_data or args.test_data:
+            raise ConfigError("--resume uses the run's own data; drop --data/--data-dir/--val-data/--test-data")
         if args.overwrite:
             raise ConfigError("--resume and --overwrite contradict each other; give one of them")
         return _run_training(args, None, sections, args.out, resume=args.resume)
@@ -126,16 +135,22 @@ def cmd_demo(args) -> int:
     return _run_training(args, "vae", json.loads(json.dumps(DEMO_CONFIG)), args.out, overwrite=True)
 
 
+def _open_model(path: str):
+    """The model of a run folder (through :func:`genlab.open_run`) or of a saved model folder."""
+    from .io import load
+    from .runs import is_run_folder, open_run
+    return open_run(path).model if is_run_folder(path) else load(path)
+
+
 def cmd_sample(args) -> int:
     from .errors import ConfigError
-    from .io import load
     from .io.sampling import check_sample_count, write_samples
-    model = load(args.run)
+    from .models.base import require
+    model = _open_model(args.run)
     check_sample_count(model, args.n, args.output)
     labels = None
     if args.labels:
-        if not getattr(model, "conditional", False):
-            raise ConfigError(f"--labels needs a conditional model; {model.registry_name!r} is unconditional")
+        require(model, "conditional", purpose="--labels")
         try:
             labels = [int(v) for v in args.labels.split(",")]
         except ValueError:
@@ -175,27 +190,23 @@ def cmd_reconstruct(args) -> int:
     import torch
 
     from .data import load_dataset
-    from .io import load
+    from .errors import ConfigError
     from .io.images import save_grid
-    from .runs import RUN_CONFIG, DataConfig, prepare_data
-    from .config import from_dict
-    model = load(args.run)
-    if not model.can_reconstruct:
-        from .errors import ConfigError
-        raise ConfigError(f"model {model.registry_name!r} has no encoder and cannot reconstruct; use genlab sample")
+    from .models.base import capabilities, require
+    from .runs import is_run_folder, open_run
+    run = open_run(args.run) if is_run_folder(args.run) else None
+    model = run.model if run is not None else _open_model(args.run)
+    require(model, "can_reconstruct", purpose="genlab reconstruct")
     if args.data:
-        x = load_dataset(args.data, data_dir=args.data_dir).x
+        ds = load_dataset(args.data, data_dir=args.data_dir)
+    elif run is None:
+        raise ConfigError(f"{args.run} is a saved model, not a run folder (it records no data); pass --data to say "
+                          "what to reconstruct")
     else:
-        cfg_file = Path(args.run) / RUN_CONFIG
-        if not cfg_file.is_file():
-            from .errors import ConfigError
-            raise ConfigError(f"{args.run} is not a run folder (no {RUN_CONFIG}); pass --data to say what to "
-                              "reconstruct")
-        spec = json.loads(cfg_file.read_text())
-        splits = prepare_data(from_dict(DataConfig, spec["sections"]["data"], "data"))
-        x = (splits.test if len(splits.test) else splits.val).x
-    x = x[:args.n]
-    rec = model.reconstruct(x)
+        ds = run.splits.test if len(run.splits.test) else run.splits.val
+    x = ds.x[:args.n]
+    labels = ds.y[:args.n] if capabilities(model)["conditional"] and ds.y is not None else None
+    rec = model.reconstruct(x, labels) if labels is not None else model.reconstruct(x)
     if Path(args.output).suffix.lower() == ".png" and model.kind == "image":
         save_grid(torch.cat([x, rec.cpu()]), args.output, nrow=len(x))
     else:
@@ -208,21 +219,24 @@ def cmd_reconstruct(args) -> int:
 def cmd_info(args) -> int:
     from rich.console import Console
 
-    from .io import load
-    from .io.serialize import find_model_dir, read_record
-    folder = find_model_dir(args.run)
-    rec = read_record(folder)
-    model = load(args.run)
-    n_params = sum(p.numel() for p in model.parameters())
-    rows = [("model", rec["model"]), ("model class", _class_row(model)), ("folder", str(folder)),
-            ("genlab version", rec.get("genlab_version")),
-            ("parameters", f"{n_params:,}"), ("data", rec["data"].get("name")),
-            ("sample shape", tuple(rec["data"].get("shape", ()))), ("classes", rec["data"].get("num_classes"))]
-    rows += [(f"config.{k}", json.dumps(v)) for k, v in rec["config"].items()]
-    final = Path(args.run) / "final_metrics.json"
-    if final.is_file():
-        rows += [(f"final.{k}", v) for k, v in json.loads(final.read_text()).items()]
-    Console().print(_table(f"genlab {rec['model']}", rows, ("key", "value")))
+    from .runs import is_run_folder, open_run
+    if is_run_folder(args.run):
+        run = open_run(args.run)
+        rows = _run_rows(run)
+        title = f"genlab run: {run.model_name}"
+    else:
+        from .io import load
+        from .io.serialize import find_model_dir, read_record
+        folder = find_model_dir(args.run)
+        rec = read_record(folder)
+        model = load(args.run)
+        rows = [("model", rec["model"]), ("model class", _class_row(model)), ("folder", str(folder)),
+                ("genlab version", rec.get("genlab_version")),
+                ("parameters", f"{sum(p.numel() for p in model.parameters()):,}"), ("data", rec["data"].get("name")),
+                ("sample shape", tuple(rec["data"].get("shape", ()))), ("classes", rec["data"].get("num_classes"))]
+        rows += [(f"config.{k}", json.dumps(v)) for k, v in rec["config"].items()]
+        title = f"genlab {rec['model']}"
+    Console().print(_table(title, rows, ("key", "value")))
     return 0
 
 
@@ -232,6 +246,28 @@ def _class_row(model) -> str:
     loc = model_location(model)
     dist = loc["distribution"]
     return loc["class"] + (f" ({dist['name']} {dist['version']})" if dist else " (user code)")
+
+
+def _run_rows(run) -> list[tuple]:
+    """``genlab info`` rows of a run folder: model, data and splits, every config section, checkpoints, results."""
+    from .config import to_dict
+    info = run.data_info
+    rows = [("model", run.model_name), ("model class", _class_row(run.model)), ("folder", str(run.path)),
+            ("genlab version", run.genlab_version),
+            ("parameters", f"{sum(p.numel() for p in run.model.parameters()):,}"), ("data", info.name),
+            ("data kind", info.kind), ("sample shape", info.shape), ("classes", info.num_classes)]
+    if run.split_sizes:
+        rows.append(("split sizes", ", ".join(f"{k} {v}" for k, v in run.split_sizes.items())))
+    for role, src in run.sources.items():
+        where = src.get("path") or src.get("name")
+        rows.append((f"source.{role}", f"{src.get('origin')}: {where} ({src.get('n')} samples, sha256 "
+                                       f"{str(src.get('sha256'))[:12]})"))
+    rows += [(f"model.{k}", json.dumps(v)) for k, v in run.spec.model_config.items()]
+    for section, cfg in (("trainer", run.trainer_config), ("data", run.data_config), ("test", run.test_config)):
+        rows += [(f"{section}.{k}", json.dumps(v)) for k, v in to_dict(cfg).items()]
+    rows.append(("checkpoints", ", ".join(run.checkpoints) or "none"))
+    rows += [(f"final.{k}", v) for k, v in run.metrics.items()]
+    return rows
 
 
 def cmd_evaluate(args) -> int:
@@ -297,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("model", nargs="?", help="model name (see: genlab models)")
     t.add_argument("--data", help="built-in data set name or a path (folder, .npz, .npy, .csv)")
     t.add_argument("--data-dir", help="where mnist/fashion-mnist/cifar10 files live (default $GENLAB_DATA)")
+    t.add_argument("--val-data", help="validation data (built-in name or path) instead of the fraction data.val")
+    t.add_argument("--test-data", help="test data (built-in name or path) instead of the fraction data.test")
+    t.add_argument("--no-test", action="store_true", help="skip the end-of-run test evaluation (test.enabled=false;"
+                   " test.iwae_k=K sets the IWAE samples, 0 = no IWAE bound)")
     t.add_argument("--config", help="YAML/JSON run config with sections model, trainer, data")
     t.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. trainer.epochs=5")
     t.add_argument("--out", help="run folder (default runs/MODEL-DATA-TIME)")
@@ -358,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         overrides = [e for e in extra if "=" in e and not e.startswith("-")]
         rest = [e for e in extra if e not in overrides]
-        if rest or args.command != "train":
+        if rest or not isinstance(getattr(args, "overrides", None), list):  # commands with key=value overrides
             parser.error(f"unrecognized arguments: {' '.join(rest or extra)}")
         args.overrides = list(args.overrides) + overrides
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
