@@ -5,7 +5,7 @@ hand-written loop.
 Protocol (all printed with the table):
 
 * data: ``mnist5k`` (5,000 real 28x28 MNIST digits) and ``digits`` (1,797 8x8), split 80/10/10 with split
-  seed 0. Models train on the train split; the FID at every validation (``model.fid_samples`` samples vs
+  seed 0. Models train on the train split; the FID at every validation (``trainer.fid_samples`` samples vs
   the validation split) picks the best checkpoint, which the run restores.
 * evaluation: ``len(train)`` samples of the best and of the final weights against the held-out images
   (validation + test splits), genlab feature net of the data (FID-mnist / FID-digits, KID,
@@ -14,8 +14,10 @@ Protocol (all printed with the table):
 * floor: the same FID between the train split and the held-out images (real vs real).
 * conditional models: feature-net accuracy on 100 samples per requested class.
 * throughput: ``dcgan`` images/s with the genlab Trainer vs a minimal hand-written loop of the same networks
-  (same init, data, batch size and the Trainer's measured precision/channels_last choice), alternating,
-  median of the repeats.
+  and the same iteration (per batch: one D update, then one G update through the updated D on the same fakes;
+  same init, data, batch size, thread count and the Trainer's measured precision/channels_last choice; the
+  Trainer's diversity monitor off, there is no validation), alternating, median of the repeats.
+  ``bench/gan_textbook.py`` compares sample quality at equal wall time.
 
     .venv/bin/python bench/gans.py                       # everything (long: see README for the time)
     .venv/bin/python bench/gans.py --quick               # 1 seed, few epochs: a smoke run
@@ -41,6 +43,7 @@ from genlab.metrics import FeatureStats, fid, load_feature_net
 from genlab.metrics.diversity import class_histogram, classes_covered, normalized_entropy
 from genlab.metrics.kid import kid
 from genlab.metrics.neighbours import precision_recall
+from genlab.models import capabilities
 from genlab.registry import get_model_entry
 from genlab.runs import DataConfig, prepare_data
 from genlab.training import Trainer, seed_everything
@@ -68,7 +71,7 @@ def score(model, net, real_feats, n: int, seed: int = 0) -> dict:
            "kid": kid(real_feats, f, subset_size=min(1000, len(f), len(real_feats)))[0],
            "precision": prec, "recall": rec,
            "classes": classes_covered(counts, 0.1 / len(counts)), "entropy": normalized_entropy(counts)}
-    if getattr(model, "conditional", False):
+    if capabilities(model)["conditional"]:
         labels = torch.arange(1000) % model.num_classes
         with torch.no_grad():
             xs = model.sample(1000, labels=labels, generator=torch.Generator().manual_seed(seed + 1)).float()
@@ -105,7 +108,8 @@ def floor(splits, net) -> float:
 
 
 def hand_loop(model, x, steps, precision, channels_last) -> float:
-    """Minimal PyTorch GAN loop: shuffle, slice, D step (fakes without grad), G step on the next batch."""
+    """Minimal PyTorch GAN loop (pytorch/examples DCGAN): shuffle, slice; per batch a D update on real and
+    detached fakes, then a G update through the updated D on the same fakes. ``steps`` counts batches."""
     model.train()
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -124,21 +128,20 @@ def hand_loop(model, x, steps, precision, channels_last) -> float:
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             z = torch.randn(len(xb), c.latent_dim)
-            with ctx():
-                if done % 2 == 0:  # discriminator
-                    with torch.no_grad():
-                        fake = model.generator(z)
-                    r, f = model.head(model.features(xb)).squeeze(1), model.head(model.features(fake)).squeeze(1)
-                    loss = bce(r, torch.ones_like(r)) + bce(f, torch.zeros_like(f))
-                    opt = opt_d
-                else:  # generator, non-saturating
-                    f = model.head(model.features(model.generator(z))).squeeze(1)
-                    loss = bce(f, torch.ones_like(f))
-                    opt = opt_g
             opt_d.zero_grad(set_to_none=True)
-            opt_g.zero_grad(set_to_none=True)
+            with ctx():  # discriminator
+                fake = model.generator(z)
+                r = model.head(model.features(xb)).squeeze(1)
+                f = model.head(model.features(fake.detach())).squeeze(1)
+                loss = bce(r, torch.ones_like(r)) + bce(f, torch.zeros_like(f))
             loss.backward()
-            opt.step()
+            opt_d.step()
+            opt_g.zero_grad(set_to_none=True)
+            with ctx():  # generator, non-saturating, on the same fakes
+                f = model.head(model.features(fake)).squeeze(1)
+                loss = bce(f, torch.ones_like(f))
+            loss.backward()
+            opt_g.step()
             done += 1
             seen += len(xb)
             if done >= steps:
@@ -151,9 +154,10 @@ def throughput(steps: int, repeats: int) -> dict:
     data = splits.train
     seed_everything(0)
     entry = get_model_entry("dcgan")
-    base = entry.cls(from_dict(entry.config_cls, {"monitor_every": 0, "fid_samples": 0}), data.info())
+    base = entry.cls(from_dict(entry.config_cls, {}), data.info())
     init = copy.deepcopy(base.state_dict())
-    probe = Trainer({"epochs": 1, "max_steps": 1, "batch_size": BATCH, "log_every": 10**9})
+    quiet = {"monitor_every": 0, "fid_samples": 0, "num_threads": torch.get_num_threads()}
+    probe = Trainer({"epochs": 1, "max_steps": 1, "batch_size": BATCH, "log_every": 10**9, **quiet})
     res = probe.fit(copy.deepcopy(base), data)
     precision, cl = res.precision, res.channels_last
     epochs = -(-steps // data.num_batches(BATCH))
@@ -162,7 +166,7 @@ def throughput(steps: int, repeats: int) -> dict:
         m = copy.deepcopy(base)
         m.load_state_dict(init)
         tr = Trainer({"epochs": epochs, "max_steps": steps, "batch_size": BATCH, "precision": precision,
-                      "channels_last": cl, "log_every": 50, "restore_best": False})
+                      "channels_last": cl, "log_every": 50, "restore_best": False, **quiet})
         ours.append(tr.fit(m, data).samples_per_sec)
         m = copy.deepcopy(base)
         m.load_state_dict(init)
@@ -188,7 +192,7 @@ def main():
     ap.add_argument("--data", default="mnist5k,digits")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs-scale", type=float, default=1.0, help="multiply the epoch budgets")
-    ap.add_argument("--steps", type=int, default=200, help="throughput: steps per repeat")
+    ap.add_argument("--steps", type=int, default=200, help="throughput: batches (D and G update each) per repeat")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="model config override for every model run (YAML value), e.g. --set d_cls_fake=false")
@@ -230,7 +234,7 @@ def main():
                         "wall_s", "img_s")) + " |")
     if "throughput" in parts:
         t = throughput(50 if args.quick else args.steps, 1 if args.quick else args.repeats)
-        print(f"\n## dcgan throughput on mnist5k (batch {BATCH}, {t['steps']} steps x {t['repeats']} repeats, "
+        print(f"\n## dcgan throughput on mnist5k (batch {BATCH}, {t['steps']} batches x {t['repeats']} repeats, "
               f"Trainer's measured choice: precision={t['precision']} channels_last={t['channels_last']})")
         print(f"Trainer {t['trainer_img_s']:.0f} img/s, hand loop {t['hand_img_s']:.0f} img/s, median ratio "
               f"{t['ratio']:.3f} (target >= 0.95); ratios {', '.join(f'{r:.3f}' for r in t['ratios'])}")

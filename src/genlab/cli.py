@@ -54,13 +54,17 @@ class _Progress(Callback):
         self.progress.start()
         self.task = self.progress.add_task(self.description, total=total_steps, completed=trainer.step, info="")
 
+    @staticmethod
+    def _losses(logs) -> str:  # "loss 0.12", or one per optimizer ("loss/d 1.3 loss/g 0.7") for GANs
+        return " ".join(f"{k} {v:.4g}" for k, v in logs.items() if (k == "loss" or k.startswith("loss/"))
+                        and isinstance(v, (int, float)))
+
     def on_step_end(self, trainer, logs):
-        self.progress.update(self.task, completed=trainer.step, info=f"loss {logs['loss']:.4g}")
+        self.progress.update(self.task, completed=trainer.step, info=self._losses(logs))
 
     def on_epoch_end(self, trainer, logs):
         val = logs.get("val/loss")
-        info = f"epoch {trainer.epoch} loss {logs.get('loss', float('nan')):.4g}" + (
-            f" val {val:.4g}" if val is not None else "")
+        info = f"epoch {trainer.epoch} {self._losses(logs)}" + (f" val {val:.4g}" if val is not None else "")
         self.progress.update(self.task, completed=trainer.step, info=info)
 
     def on_train_end(self, trainer):

@@ -2,7 +2,9 @@
 
 Every config is a dataclass whose fields carry type hints. :func:`from_dict` rejects unknown keys
 (listing the valid ones) and values of the wrong type, each with a one-line :class:`ConfigError`.
-Range checks live in each dataclass's ``__post_init__``.
+Range checks live in each dataclass's ``__post_init__``. A config class may list keys it no longer has in a
+``MOVED_KEYS`` class variable (``{key: where it went}``): such a key (in an old saved config) is dropped with
+a warning instead of refused.
 """
 from __future__ import annotations
 
@@ -15,9 +17,13 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+import logging
+
 import yaml
 
 from .errors import ConfigError, GenlabError
+
+log = logging.getLogger(__name__)
 
 
 def _type_name(tp: Any) -> str:
@@ -118,6 +124,11 @@ def from_dict(cls: type, data: dict | None, where: str = "config") -> Any:
         raise ConfigError(f"{where}: expected a mapping of keys to values, got {_short(data)}")
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    moved = getattr(cls, "MOVED_KEYS", None) or {}
+    if any(k in moved and k not in fields for k in data):
+        for k in sorted(k for k in data if k in moved and k not in fields):
+            log.warning("%s.%s is no longer a key here (%s); ignored", where, k, moved[k])
+        data = {k: v for k, v in data.items() if not (k in moved and k not in fields)}
     unknown = sorted(set(data) - set(fields), key=str)
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(fields))}")

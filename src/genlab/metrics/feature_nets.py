@@ -10,7 +10,7 @@ always reported under their own label: ``metric_label("mnist", "fid") -> "FID-mn
 >>> feats, logits = net.extract(images)                # (N, 128), (N, 10) float64 numpy
 
 The shipped weights (``metrics/weights/<name>.safetensors``) are written by
-``python -m genlab.metrics.train_feature_net <name>``; beside each lies ``<name>.json`` with the
+``python -m genlab.tools.train_feature_net <name>``; beside each lies ``<name>.json`` with the
 file's SHA-256, the data it was trained on, the held-out split and the held-out accuracy.
 """
 from __future__ import annotations
@@ -202,7 +202,7 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def _retrain_hint(name: str) -> str:
-    return f"reinstall genlab or retrain with `python -m genlab.metrics.train_feature_net {name}`"
+    return f"reinstall genlab or retrain with `python -m genlab.tools.train_feature_net {name}`"
 
 
 def _read_record(path: Path, name: str) -> dict:
@@ -250,7 +250,7 @@ def load_feature_net(name: str, *, weights_dir: str | os.PathLike | None = None,
     ----------
     name : str
         A shipped net (``"digits"``, ``"mnist"``) or, with ``weights_dir``, any net written there by
-        ``python -m genlab.metrics.train_feature_net ... --out weights_dir``.
+        ``python -m genlab.tools.train_feature_net ... --out weights_dir``.
     weights_dir : path, optional
         Folder holding ``<name>.safetensors`` and ``<name>.json``; default: the shipped weights.
 

@@ -5,10 +5,11 @@ A model is a plain ``nn.Module`` built from ``(config, data_info)``:
 * ``training_step(batch, step, optimizer="main") -> dict``: the losses for one optimisation step of
   the named optimizer. The dict holds ``"loss"`` (the scalar the Trainer back-propagates) and any
   other scalars to log. ``batch`` is ``{"x": (B, ...), "y": (B,)}`` already on the device.
-* ``configure_optimizers() -> dict[str, OptimizerSpec]``: named optimizers, in schedule order, each
-  with how many consecutive steps it takes per cycle. A VAE returns ``{"main": OptimizerSpec(adam)}``;
-  a critic-based GAN returns ``{"d": OptimizerSpec(opt_d, steps=5), "g": OptimizerSpec(opt_g)}`` and
-  the one Trainer alternates d,d,d,d,d,g,... over successive batches.
+* ``configure_optimizers() -> dict[str, OptimizerSpec]``: named optimizers, in update order, each
+  with the batches it steps on (``every``). One Trainer step is one batch: on it every optimizer that is
+  due steps, in this order. A VAE returns ``{"main": OptimizerSpec(adam)}``; a GAN returns
+  ``{"d": OptimizerSpec(opt_d), "g": OptimizerSpec(opt_g, every=n_critic)}``: D updates on every batch
+  and G after every ``n_critic``-th D update, on the same batch (``n_critic=1``: the textbook loop).
 * ``validation_step(batch) -> dict`` of per-batch mean scalars (no gradients).
 * inference: ``encode``, ``decode``, ``reconstruct``, ``sample(n, labels=None, generator=None)``,
   ``log_likelihood`` where it exists. Inputs/outputs are in model space (see ``data_info["norm"]``).
@@ -26,15 +27,22 @@ from ..errors import ConfigError, DataError
 
 @dataclass
 class OptimizerSpec:
-    """An optimizer, an optional LR scheduler stepped once per optimizer step, and its steps per cycle."""
+    """An optimizer, an optional LR scheduler stepped once per update of that optimizer, and ``every``: the
+    optimizer steps on every ``every``-th batch (batches ``every - 1, 2 * every - 1, ...`` counted from 0 over
+    the whole run), after the optimizers listed before it that are due on the same batch."""
 
     optimizer: torch.optim.Optimizer
     scheduler: Any = None
-    steps: int = 1
+    every: int = 1
 
     def __post_init__(self):
-        if self.steps < 1:
-            raise ConfigError(f"optimizer steps per cycle must be >= 1, got {self.steps}")
+        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
+            raise ConfigError(f"OptimizerSpec.every (steps on every N-th batch) must be an int >= 1, "
+                              f"got {self.every!r}")
+
+    def due(self, step: int) -> bool:
+        """Whether this optimizer steps on batch ``step`` (0-based count of batches)."""
+        return (step + 1) % self.every == 0
 
 
 #: The capabilities a model class declares (class attributes of :class:`GenerativeModel`), with what each means.

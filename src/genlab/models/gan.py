@@ -2,37 +2,32 @@
 
 All share :class:`GAN`: a generator ``G(z[, y])`` from ``z ~ N(0, I)`` and a discriminator/critic
 ``D(x[, y])`` returning one score per sample (a logit, or an unbounded critic value). Training uses the
-one Trainer with two optimizers ``{"d": OptimizerSpec(opt_d, steps=n_critic), "g": OptimizerSpec(opt_g)}``:
-the Trainer runs ``n_critic`` discriminator steps, then one generator step, each on its own batch.
-``training_step(batch, step, optimizer="d")`` returns the loss of the named player; the discriminator
-step generates its fakes without gradients to G, the generator step back-propagates through D (whose
-gradients the Trainer discards: it zero-grades all optimizers before each step and steps only one).
+one Trainer with two optimizers ``{"d": OptimizerSpec(opt_d), "g": OptimizerSpec(opt_g, every=n_critic)}``:
+on every batch D updates, and on every ``n_critic``-th batch G updates after it, on the same batch
+(``n_critic = 1`` is the textbook loop of pytorch/examples' DCGAN). ``training_step(batch, step,
+optimizer="d")`` returns the loss of the named player. The D step generates its fakes without gradients
+to G; the G step that follows on the same batch reuses those fakes (the same ``z``, generated once, as in
+the textbook loop) and back-propagates through the just-updated D, whose gradients the Trainer discards
+(it zero-grads every optimizer before each update and steps only the named one).
 
 Spaces: images are generated in genlab's model space ``[0, 1]`` (MLP generator: sigmoid output;
 DCGAN generator: Tanh output ``t`` mapped to ``(t + 1) / 2``, and the DCGAN discriminator reads
 ``2 x - 1``, so the conv nets themselves work in ``[-1, 1]``). Tabular generators are linear.
 
-Losses (``r = D(x_real)``, ``f = D(G(z))``, batch means; :func:`d_loss`, :func:`g_loss`):
+Losses: :mod:`genlab.models.gan_losses` (``d_loss``, ``g_loss``, ``gradient_penalty``, the tables).
 
-============== ========================================== ================================
-loss           discriminator                              generator
-============== ========================================== ================================
-minimax        ``softplus(-r) + softplus(f)`` (BCE)        ``log(1 - sigmoid(f)) = -softplus(f)``
-nonsaturating  same                                       ``softplus(-f) = -log sigmoid(f)``
-lsgan          ``((r - 1)^2 + f^2) / 2``                   ``(f - 1)^2 / 2``
-hinge          ``relu(1 - r) + relu(1 + f)``               ``-f``
-wasserstein    ``f - r`` (+ ``lambda * GP`` for wgan-gp)   ``-f``
-============== ========================================== ================================
-
-Logged per step: ``loss`` (of the player that stepped), ``d_loss`` or ``g_loss``, ``d_real`` and
-``d_fake`` (mean ``D(x)`` and ``D(G(z))``: probabilities ``sigmoid(logit)`` for the BCE losses, raw
-scores otherwise), and for critics ``wasserstein`` (``mean r - mean f``) and ``gp``.
+Logged per step (one record per batch, both players): ``d_loss`` and its parts (``d_adv``, ``gp``,
+``d_cls``), ``d_real`` and ``d_fake`` (mean ``D(x)`` and ``D(G(z))`` before the D update: probabilities
+``sigmoid(logit)`` for the BCE losses, raw scores otherwise), for critics ``wasserstein``
+(``mean r - mean f``), and on batches where G stepped ``g_loss`` and its parts (``g_adv``, ``g_cls``).
+Sample-quality figures (FID, class coverage, conditional accuracy) are Trainer callbacks
+(:mod:`genlab.training.monitors`), not model code.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -45,56 +40,34 @@ from ..nn.gan_blocks import (DCGAN_SIZES, DIFFAUGMENT_OPS, DCGANFeatures, DCGANG
 from ..registry import register_model
 from .base import GenerativeModel, OptimizerSpec
 from .networks import GAN_SLOTS, attach_networks
+from .gan_losses import D_LOSSES, G_LOSSES, LOSSES, d_loss, g_loss, gradient_penalty  # noqa: F401 (re-exported)
 from .vae import check_labels
 
 log = logging.getLogger(__name__)
 
-LOSSES = ("minimax", "nonsaturating", "lsgan", "hinge")
+#: model keys of genlab <= 0.x GAN configs that moved to the trainer section; old saved configs holding them load
+#: (the keys are ignored with a warning)
+MOVED_MONITOR_KEYS = {k: f"moved to trainer.{k} (sample-quality monitors are Trainer callbacks)"
+                      for k in ("monitor_every", "monitor_samples", "collapse_threshold", "collapse_warmup",
+                                "fid_samples")}
 
 
-# -- losses ------------------------------------------------------------------------------------------------
-def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Discriminator loss of scores ``real`` ``(B,)`` and ``fake`` ``(B',)`` (see the module table)."""
-    if kind in ("minimax", "nonsaturating"):
-        return F.softplus(-real).mean() + F.softplus(fake).mean()
-    if kind == "lsgan":
-        return 0.5 * ((real - 1) ** 2).mean() + 0.5 * (fake ** 2).mean()
-    if kind == "hinge":
-        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
-    if kind == "wasserstein":
-        return fake.mean() - real.mean()
-    raise ConfigError(f"loss must be one of {', '.join(LOSSES)} or wasserstein, got {kind!r}")
+class _PendingFakes:
+    """The fakes of a D step kept, with their graph, for the G update on the same batch; never copied."""
 
+    def __init__(self):
+        self.step, self.fake = None, None
 
-def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
-    """Generator loss of the discriminator scores ``fake`` ``(B,)`` of generated samples."""
-    if kind == "minimax":
-        return -F.softplus(fake).mean()  # log(1 - sigmoid(f)), the saturating loss of Goodfellow et al.
-    if kind == "nonsaturating":
-        return F.softplus(-fake).mean()
-    if kind == "lsgan":
-        return 0.5 * ((fake - 1) ** 2).mean()
-    if kind in ("hinge", "wasserstein"):
-        return -fake.mean()
-    raise ConfigError(f"loss must be one of {', '.join(LOSSES)} or wasserstein, got {kind!r}")
+    def put(self, step: int, fake: torch.Tensor) -> None:
+        self.step, self.fake = step, fake
 
+    def take(self, step: int) -> torch.Tensor | None:
+        fake = self.fake if self.step == step else None
+        self.step, self.fake = None, None
+        return fake
 
-def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """WGAN-GP penalty ``mean_i (||grad_x critic(x_i)||_2 - 1)^2`` at ``x_i = a_i real_i + (1 - a_i) fake_i``,
-    ``a_i ~ U(0, 1)`` per sample (Gulrajani et al. 2017). ``critic`` maps ``(B, *shape) -> (B,)``.
-
-    The graph is kept (``create_graph=True``) so the penalty trains the critic; it works under
-    ``torch.no_grad()`` too (validation).
-    """
-    dev = "cpu" if generator is None or generator.device.type == "cpu" else generator.device
-    alpha = torch.rand(len(real), generator=generator, device=dev).to(real)
-    alpha = alpha.view(-1, *([1] * (real.ndim - 1)))  # (B, 1, ...)
-    with torch.enable_grad():
-        xh = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-        out = critic(xh)
-        (grad,) = torch.autograd.grad(out.sum(), xh, create_graph=True)
-        return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+    def __deepcopy__(self, memo):
+        return _PendingFakes()
 
 
 # -- configs -----------------------------------------------------------------------------------------------
@@ -108,11 +81,7 @@ class _GANBaseConfig:
     n_critic: int = 1
     spectral_norm: bool = False
     diffaugment: str = ""
-    monitor_every: int = 100
-    monitor_samples: int = 256
-    collapse_threshold: float = 0.5
-    collapse_warmup: int = 500
-    fid_samples: int = 1000
+    MOVED_KEYS: ClassVar[dict[str, str]] = MOVED_MONITOR_KEYS
 
     def __post_init__(self):
         ops = [o for o in self.diffaugment.split(",") if o.strip()]
@@ -125,12 +94,6 @@ class _GANBaseConfig:
         check(self.lr_g > 0, f"lr_g must be > 0, got {self.lr_g}")
         check(self.lr_d > 0, f"lr_d must be > 0, got {self.lr_d}")
         check(self.n_critic >= 1, f"n_critic must be >= 1, got {self.n_critic}")
-        check(self.monitor_every >= 0, f"monitor_every must be >= 0 (0 = off), got {self.monitor_every}")
-        check(self.monitor_samples >= 2, f"monitor_samples must be >= 2, got {self.monitor_samples}")
-        check(self.collapse_warmup >= 0, f"collapse_warmup must be >= 0, got {self.collapse_warmup}")
-        check(0 <= self.collapse_threshold <= 1, f"collapse_threshold must be in [0, 1], got {self.collapse_threshold}")
-        check(self.fid_samples == 0 or self.fid_samples >= 2,
-              f"fid_samples must be 0 (off) or >= 2, got {self.fid_samples}")
 
 
 @dataclass
@@ -149,12 +112,9 @@ class DCGANConfig(_GANBaseConfig, _AdamMixin):
 
     latent_dim: z size. hidden: MLP widths of D (G uses them reversed, with BatchNorm; ``null`` = [512, 256],
     [1024, 512] above 1,024 inputs).
-    n_critic: discriminator steps per generator step. spectral_norm: on every D weight.
-    monitor_every: every N training steps (0 = off) generate ``monitor_samples`` samples and log the
-    diversity figures (``div_entropy``/``div_classes``, or ``div_ratio``); a warning is logged when
-    ``div_entropy`` or ``div_ratio`` falls below ``collapse_threshold`` after ``collapse_warmup`` steps (a
-    fresh generator always looks collapsed). fid_samples: samples for the FID
-    computed at each validation (0 = off), which the best checkpoint follows.
+    n_critic: D updates per G update (D updates on every batch, G on every ``n_critic``-th, after D, on the
+    same batch). spectral_norm: on every D weight. Sample-quality monitoring (FID, diversity, collapse
+    warnings) is configured in the trainer section (``trainer.fid_samples``, ``trainer.monitor_every``, ...).
     """
 
     loss: Literal["minimax", "nonsaturating", "lsgan", "hinge"] = "nonsaturating"
@@ -230,9 +190,8 @@ class ACGANConfig(DCGANConfig):
     """``acgan``: label embedding in G; D has an auxiliary classifier head trained with cross-entropy on
     real and fake samples (weight ``cls_weight``), and G is trained to make its samples classified as
     their labels. ``d_cls_fake=False`` trains D's classifier on real samples only (G's loss is unchanged):
-    with the paper's loss D and G can agree on class cues that are not the real class shapes (measured on
-    mnist5k, 15 epochs, 3 seeds: feature-net accuracy on requested labels 53 % with it, 93 % without;
-    docs/models/gan.md)."""
+    with the paper's loss D and G can agree on class cues that are not the real class shapes
+    (measurements in docs/models/gan.md)."""
 
     arch: Literal["auto", "mlp", "dcgan"] = "auto"
     embed_dim: int = 16
@@ -257,10 +216,14 @@ class GAN(GenerativeModel):
     loss_kind: str = "nonsaturating"
     default_arch: str = "mlp"
     d_batch_norm: bool = True
+    #: the best checkpoint follows the FID that the Trainer's monitor logs at each validation (where there is
+    #: one: a genlab feature net for the image shape, or tabular data); without it no best checkpoint is kept
+    default_monitor = ("val/fid", "min")
 
     def __init__(self, config, data_info: dict, *, networks: dict | None = None):
         super().__init__(config, data_info)
         c = config
+        self._pending = _PendingFakes()
         self.latent_dim = c.latent_dim
         self.loss_kind = getattr(c, "loss", type(self).loss_kind)
         self.num_classes = 0
@@ -333,118 +296,6 @@ class GAN(GenerativeModel):
     def critic(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.discriminate(x, labels)[0]
 
-    # -- monitoring ---------------------------------------------------------------------------------
-    @property
-    def feature_net(self):
-        """The shipped genlab classifier for this image shape (digits 1x8x8, mnist 1x28x28) or ``None``.
-        Loaded on first use and kept outside the module tree (never saved with the model)."""
-        if "_feature_net" not in self.__dict__:
-            from ..metrics.feature_nets import feature_net_for_shape, load_feature_net
-            name = feature_net_for_shape(self.shape) if self.kind == "image" else None
-            self.__dict__["_feature_net"] = load_feature_net(name) if name else None
-        return self.__dict__["_feature_net"]
-
-    @property
-    def fid_features(self) -> str | None:
-        """What the training-time FID is computed on: ``"digits"``/``"mnist"`` (feature net), ``"raw"``
-        (tabular columns, standardised) or ``None`` (no cheap features: images of other shapes)."""
-        if self.kind == "tabular":
-            return "raw"
-        from ..metrics.feature_nets import feature_net_for_shape
-        return feature_net_for_shape(self.shape)
-
-    @property
-    def default_monitor(self) -> tuple[str, str] | None:
-        """``("val/fid", "min")`` when a training-time FID exists, else ``None`` (the D loss says nothing about
-        sample quality, so no best checkpoint is kept; the last weights are exported)."""
-        return ("val/fid", "min") if self.config.fid_samples and self.fid_features else None
-
-    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(features (N, F), class logits (N, K) or None)`` of model-space samples, in float32."""
-        net = self.feature_net
-        if net is None:
-            return x.float().flatten(1), None
-        net.to(x.device)
-        f, lg = net.extract(x.float().clamp(0, 1))
-        return torch.from_numpy(f), torch.from_numpy(lg)
-
-    @torch.no_grad()
-    def _monitor_samples(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``n`` samples in eval mode from a private generator (the training RNG is not touched), with the
-        labels used (conditional models: ``0..K-1`` cycled)."""
-        g = torch.Generator().manual_seed(seed)
-        labels = torch.arange(n) % self.num_classes if self.conditional else None
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.autocast(self.device.type, enabled=False):
-                x = torch.cat([self.sample(len(lb), labels=None if labels is None else labels[lb], generator=g)
-                               for lb in torch.arange(n).split(500)])
-        finally:
-            self.train(was_training)
-        return x.float(), labels
-
-    @torch.no_grad()
-    def diversity(self, n: int = 256, *, real: torch.Tensor | None = None, seed: int = 0) -> dict[str, float]:
-        """Diversity of ``n`` generated samples (see :mod:`genlab.metrics.diversity`).
-
-        With a genlab feature net: ``div_entropy`` (normalised entropy of the predicted-class histogram,
-        1 = uniform) and ``div_classes`` (classes holding more than a tenth of their uniform share).
-        Otherwise, given ``real`` samples: ``div_ratio``, the mean pairwise distance of generated samples
-        over that of ``real`` (raw model-space values).
-        """
-        from ..metrics.diversity import class_histogram, classes_covered, diversity_ratio, normalized_entropy
-        fake, _ = self._monitor_samples(n, seed)
-        with torch.autocast(self.device.type, enabled=False):
-            feats, logits = self._features(fake)
-            real_feats = self._features(real)[0] if real is not None and logits is None else None
-        if logits is not None:
-            counts = class_histogram(logits)
-            return {"div_entropy": normalized_entropy(counts),
-                    "div_classes": float(classes_covered(counts, 0.1 / len(counts)))}
-        if real is None:
-            return {}
-        return {"div_ratio": diversity_ratio(feats, real_feats)}
-
-    def _check_collapse(self, figures: dict[str, float], step: int) -> None:
-        thr = self.config.collapse_threshold
-        if step < self.config.collapse_warmup:
-            return
-        for key in ("div_entropy", "div_ratio"):
-            if key in figures and figures[key] < thr:
-                log.warning("%s: possible mode collapse at step %d: %s=%.3f < collapse_threshold=%.2f%s; "
-                            "try a lower lr, spectral_norm=true, diffaugment or another loss",
-                            self.registry_name, step, key, figures[key], thr,
-                            f" ({int(figures['div_classes'])} classes)" if "div_classes" in figures else "")
-
-    @torch.no_grad()
-    def validation_epoch_metrics(self, data) -> dict:
-        """``fid`` of ``fid_samples`` generated samples against the validation set (features: see
-        :attr:`fid_features`; real statistics cached per data set), the diversity figures of those samples,
-        and for conditional models ``cond_acc``: the feature-net accuracy on the requested labels."""
-        from ..metrics.diversity import class_histogram, classes_covered, normalized_entropy
-        from ..metrics.fid import fid
-        from ..metrics.stats import FeatureStats
-        n = self.config.fid_samples
-        if not n or not self.fid_features or len(data) < 2:
-            return {}
-        with torch.autocast(self.device.type, enabled=False):
-            key = (data.x.data_ptr(), tuple(data.x.shape))
-            cache = self.__dict__.get("_real_stats")
-            if cache is None or cache[0] != key:
-                real_f = torch.cat([self._features(xb)[0] for xb in data.x.split(1000)])
-                cache = (key, FeatureStats.from_features(real_f.double()))
-                self.__dict__["_real_stats"] = cache
-            fake, labels = self._monitor_samples(n, seed=12345)
-            feats, logits = self._features(fake)
-        out = {"fid": fid(FeatureStats.from_features(feats.double()), cache[1])}
-        if logits is not None:
-            counts = class_histogram(logits)
-            out.update(div_entropy=normalized_entropy(counts), div_classes=float(classes_covered(counts, 0.1 / len(counts))))
-            if labels is not None and logits.shape[1] == self.num_classes:
-                out["cond_acc"] = float((logits.argmax(1) == labels).float().mean())
-        return out
-
     # -- inference ----------------------------------------------------------------------------------
     def _randn(self, shape, generator: torch.Generator | None) -> torch.Tensor:
         dev = "cpu" if generator is None or generator.device.type == "cpu" else generator.device
@@ -503,12 +354,19 @@ class GAN(GenerativeModel):
     def g_extra(self, fake_cls, y) -> dict:
         return {}
 
-    def _d_step(self, batch: dict) -> tuple[dict, torch.Tensor]:
+    def _d_step(self, batch: dict, keep_for_g: int | None = None) -> tuple[dict, torch.Tensor]:
+        """D's loss on ``batch``. With ``keep_for_g`` (the step number) the fakes are generated with their graph
+        and kept for the G update on the same batch; D itself always sees them detached."""
         x = batch["x"]
         y = self._batch_labels(batch)
         z = torch.randn(len(x), self.latent_dim, device=x.device)
-        with torch.no_grad():
-            fake = self.generate(z, y)  # no gradients into G on the discriminator step
+        if keep_for_g is not None:
+            fake_g = self.generate(z, y)  # (B, *shape), graph kept for the G update on this batch
+            self._pending.put(keep_for_g, fake_g)
+            fake = fake_g.detach()  # no gradients into G on the discriminator step
+        else:
+            with torch.no_grad():
+                fake = self.generate(z, y)
         real_s, real_cls = self.discriminate(self.augment(x), y)
         fake_s, fake_cls = self.discriminate(self.augment(fake), y)
         loss = d_loss(self.loss_kind, real_s, fake_s)
@@ -524,32 +382,34 @@ class GAN(GenerativeModel):
             out["d_acc"] = (real_cls.argmax(1) == y).float().mean()
         return out, fake_s.detach()
 
-    def training_step(self, batch: dict, step: int, optimizer: str = "d") -> dict:
-        """Loss of the discriminator (``optimizer="d"``, the default) or generator (``"g"``) on ``batch``;
-        every ``monitor_every`` steps also the diversity figures (see :meth:`diversity`)."""
-        out = self._player_step(batch, optimizer)
-        every = self.config.monitor_every
-        if every and step >= 0 and step % every == 0:
-            figures = self.diversity(self.config.monitor_samples, real=batch["x"], seed=step)
-            self._check_collapse(figures, step)
-            out.update({k: torch.tensor(v) for k, v in figures.items()})
-        return out
-
-    def _player_step(self, batch: dict, optimizer: str) -> dict:
-        if optimizer == "d":
-            return self._d_step(batch)[0]
-        if optimizer != "g":
-            raise ConfigError(f"{self.registry_name}: optimizer must be 'd' or 'g', got {optimizer!r}")
+    def _g_step(self, batch: dict, step: int) -> dict:
         x = batch["x"]
         y = self._batch_labels(batch)
-        z = torch.randn(len(x), self.latent_dim, device=x.device)
-        fake_s, fake_cls = self.discriminate(self.augment(self.generate(z, y)), y)
+        fake = self._pending.take(step)  # the D step's fakes on this batch (the textbook loop), if it kept them
+        if fake is None:
+            fake = self.generate(torch.randn(len(x), self.latent_dim, device=x.device), y)
+        fake_s, fake_cls = self.discriminate(self.augment(fake), y)
         loss = g_loss(self.loss_kind, fake_s)
         out = {"g_adv": loss.detach()}
         for k, v in self.g_extra(fake_cls, y).items():
             loss = loss + v
             out[k] = v.detach()
-        return {"loss": loss, "g_loss": loss.detach(), **out, "d_fake": self._prob(fake_s)}
+        return {"loss": loss, "g_loss": loss.detach(), **out, "d_fake_after": self._prob(fake_s)}
+
+    def training_step(self, batch: dict, step: int, optimizer: str = "d") -> dict:
+        """Loss of the discriminator (``optimizer="d"``, the default) or generator (``"g"``) on ``batch``.
+
+        ``step`` is the Trainer's batch count: on a batch where G updates too (``(step + 1) % n_critic == 0``)
+        the D step keeps its fakes and the G step reuses them. ``step < 0`` (probes, validation) keeps nothing:
+        a G step then draws its own ``z``.
+        """
+        if optimizer == "d":
+            keep = step if step >= 0 and torch.is_grad_enabled() and (step + 1) % self.config.n_critic == 0 \
+                else None
+            return self._d_step(batch, keep)[0]
+        if optimizer == "g":
+            return self._g_step(batch, step)
+        raise ConfigError(f"{self.registry_name}: optimizer must be 'd' or 'g', got {optimizer!r}")
 
     @torch.no_grad()
     def validation_step(self, batch: dict) -> dict:
@@ -564,8 +424,8 @@ class GAN(GenerativeModel):
 
     def configure_optimizers(self) -> dict[str, OptimizerSpec]:
         c = self.config
-        return {"d": OptimizerSpec(self._adam(self.discriminator_parameters(), c.lr_d), steps=c.n_critic),
-                "g": OptimizerSpec(self._adam(self.generator_parameters(), c.lr_g))}
+        return {"d": OptimizerSpec(self._adam(self.discriminator_parameters(), c.lr_d)),
+                "g": OptimizerSpec(self._adam(self.generator_parameters(), c.lr_g), every=c.n_critic)}
 
 
 register_model("gan", GANConfig, "GAN (MLP or DCGAN nets; minimax, non-saturating, LSGAN or hinge loss)")(GAN)
@@ -602,8 +462,8 @@ class WGAN(GAN):
         c = self.config
         opt_d = torch.optim.RMSprop(self.discriminator_parameters(), lr=c.lr_d)
         opt_d.register_step_post_hook(lambda *_: self.clip_weights())
-        return {"d": OptimizerSpec(opt_d, steps=c.n_critic),
-                "g": OptimizerSpec(torch.optim.RMSprop(self.generator_parameters(), lr=c.lr_g))}
+        return {"d": OptimizerSpec(opt_d),
+                "g": OptimizerSpec(torch.optim.RMSprop(self.generator_parameters(), lr=c.lr_g), every=c.n_critic)}
 
 
 @register_model("wgan-gp", WGANGPConfig, "WGAN-GP: critic with gradient penalty (lambda=10), Adam(1e-4, (0, 0.9))")

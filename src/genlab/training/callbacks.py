@@ -1,11 +1,41 @@
-"""Trainer callbacks: hooks the CLI uses for progress bars and that users can extend."""
+"""Trainer callbacks: hooks the CLI uses for progress bars, the sample-quality monitors
+(:mod:`genlab.training.monitors`) and whatever users add."""
 from __future__ import annotations
+
+from pathlib import Path
 
 
 class Callback:
-    """No-op base; override what you need. ``logs`` are plain floats keyed like ``train/loss``."""
+    """No-op base; override what you need. ``logs`` are plain floats keyed like ``train/loss``.
+
+    Two hooks add figures to the log rather than read it:
+
+    * :meth:`step_figures` runs after every training step (the batch's updates are done and ``trainer.step``
+      counts it); what it returns joins that step's record (a record is written on such a step even between
+      ``log_every`` steps) and the epoch means.
+    * :meth:`validation_figures` runs at each validation, after the model's own validation figures, in eval
+      mode, under the EMA weights when EMA is on and on a forked RNG; what it returns joins the validation
+      record *before* the best-checkpoint and early-stopping decision, so ``trainer.monitor`` can name it.
+      :meth:`validation_keys` says which keys it will add, so a model's default monitor (a GAN's ``val/fid``)
+      is used only where a callback logs it.
+
+    Work that samples from the model should run inside ``with trainer.evaluating():`` (eval mode, EMA weights,
+    no gradients, fp32, a forked RNG) so that training is exactly what it would be without the callback.
+    """
 
     def on_train_start(self, trainer, total_steps: int) -> None: ...
+
+    def step_figures(self, trainer, batch: dict) -> dict:
+        """Scalars to log for the step just done (``{}``: nothing)."""
+        return {}
+
+    def validation_keys(self, trainer, model, val) -> set[str]:
+        """The keys :meth:`validation_figures` will add for ``model`` with validation data ``val`` (or None)."""
+        return set()
+
+    def validation_figures(self, trainer, data) -> dict:
+        """Scalars to add to the validation record (``{}``: nothing)."""
+        return {}
 
     def on_step_end(self, trainer, logs: dict) -> None: ...
 
@@ -22,27 +52,19 @@ class SampleGrid(Callback):
     not touched (the noise comes from its own generator)."""
 
     def __init__(self, out_dir, every: int = 1, *, n: int = 64, seed: int = 0):
-        from pathlib import Path
         self.folder = Path(out_dir) / "samples"
         self.every, self.n, self.seed = every, n, seed
 
     def on_epoch_end(self, trainer, logs: dict) -> None:
-        import contextlib
-
         import torch
 
         from ..io.images import save_grid
+        from ..models.base import capabilities
         if trainer.epoch % self.every and trainer.epoch < trainer.config.epochs:
             return
         model = trainer.model
-        k = int(getattr(model, "num_classes", 0) or 0) if getattr(model, "conditional", False) else 0
+        k = int(model.data_info.get("num_classes") or 0) if capabilities(model)["conditional"] else 0
         labels = torch.arange(self.n) % k if k else None
-        was_training = model.training
-        model.eval()
-        ctx = trainer.ema.applied(model) if trainer.ema is not None else contextlib.nullcontext()
-        try:
-            with ctx, torch.no_grad():
-                x = model.sample(self.n, labels=labels, generator=torch.Generator().manual_seed(self.seed))
-        finally:
-            model.train(was_training)
+        with trainer.evaluating():
+            x = model.sample(self.n, labels=labels, generator=torch.Generator().manual_seed(self.seed))
         save_grid(x.float().cpu(), self.folder / f"epoch-{trainer.epoch:04d}.png", nrow=k if k and k <= 16 else None)

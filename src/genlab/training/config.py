@@ -13,15 +13,31 @@ class TrainerConfig:
 
     precision: ``auto`` measures fp32 vs bf16 autocast on CPU (and uses bf16 where supported on CUDA);
     ``fp16`` is CUDA-only (with a gradient scaler). channels_last: ``auto`` measures it for image models; ``true``/``false`` force it.
+    seed: seeds the weight initialisation (``genlab.train`` seeds Python, NumPy and torch with it before building
+    the model) and the training noise. data_seed: seeds the shuffling order; ``null`` = ``seed``.
+    num_threads: torch's intra-op CPU threads during ``fit`` (restored afterwards); ``null`` =
+    ``OMP_NUM_THREADS`` when set, else the cores this process may use (``os.sched_getaffinity``), at most 16.
     monitor: the value early stopping and the ``best`` checkpoint follow, ``val/<key>`` or ``train/<key>``
     (epoch means). ``null`` = the model's choice (``val/loss`` for autoencoders and VAEs, ``val/fid`` for
-    GANs on data with a genlab feature net or tabular data; none for other GANs, whose last weights are kept).
-    Without validation data ``val/loss`` falls back to ``train/loss``.
+    GANs where the FID monitor runs: data with a genlab feature net, or tabular data; none for other GANs,
+    whose last weights are kept). Without validation data ``val/loss`` falls back to ``train/loss``.
+    fid_samples: the sample-quality monitor (any model that can sample): at each validation, the FID of
+    ``fid_samples`` samples against the validation split (genlab feature net of the image shape, or the
+    standardised columns of tabular data), logged as ``val/fid`` with the class coverage (``val/div_entropy``,
+    ``val/div_classes``) and for conditional models ``val/cond_acc``; ``0`` = off.
+    monitor_every: every N steps (``0`` = off) the diversity monitor draws ``monitor_samples`` samples and logs
+    ``div_entropy``/``div_classes`` (feature-net data) or ``div_ratio`` (mean pairwise distance of samples over
+    that of the real batch); after ``collapse_warmup`` steps a value below ``collapse_threshold`` logs a
+    mode-collapse warning.
     mode: ``min`` or ``max``; ``null`` = the model's choice (``min`` for loss and FID).
     sample_every: write ``samples/epoch-NNNN.png`` from a fixed noise batch every N epochs (image models that
     can sample; needs a run folder). ``null`` = every epoch for GANs, every ``max(1, epochs // 10)`` epochs
     for other samplers; ``0`` = never.
     lr_schedule: ``constant``, ``cosine`` (to 0) or ``linear`` (to 0), after ``warmup_steps`` linear warm-up.
+    max_seconds: a time budget: training stops after the step during which this many seconds have passed since
+    ``fit`` began (the probe and validations included), and the run then ends as at ``max_steps`` (last epoch
+    record, validation, checkpoints, export). Where it stops depends on the machine's speed, so a run with a
+    budget is not repeatable step for step; ``null`` = no budget.
     checkpoint_every: also write ``checkpoints/step-N`` (and refresh ``last``) every N steps.
     deterministic: measure nothing (``precision=auto`` means fp32, ``channels_last=auto`` means off) and run
     torch in deterministic-algorithms mode, so two runs with the same config, data and seed on the same machine
@@ -31,11 +47,14 @@ class TrainerConfig:
     epochs: int = 10
     batch_size: int = 128
     max_steps: int | None = None
+    max_seconds: float | None = None
     drop_last: bool = False
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool | Literal["auto"] = "auto"
     seed: int = 0
+    data_seed: int | None = None
+    num_threads: int | None = None
     grad_clip: float | None = None
     ema_decay: float | None = None
     lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
@@ -51,11 +70,18 @@ class TrainerConfig:
     log_every: int = 10
     sample_every: int | None = None
     deterministic: bool = False
+    fid_samples: int = 1000
+    monitor_every: int = 100
+    monitor_samples: int = 256
+    collapse_threshold: float = 0.5
+    collapse_warmup: int = 500
 
     def __post_init__(self):
         check(self.epochs >= 1, f"trainer.epochs must be >= 1, got {self.epochs}")
         check(self.batch_size >= 1, f"trainer.batch_size must be >= 1, got {self.batch_size}")
         check(self.max_steps is None or self.max_steps >= 1, f"trainer.max_steps must be >= 1, got {self.max_steps}")
+        check(self.max_seconds is None or self.max_seconds > 0,
+              f"trainer.max_seconds must be > 0 (null = no time budget), got {self.max_seconds}")
         check(self.grad_clip is None or self.grad_clip > 0, f"trainer.grad_clip must be > 0, got {self.grad_clip}")
         check(self.ema_decay is None or 0 < self.ema_decay < 1,
               f"trainer.ema_decay must be in (0, 1), got {self.ema_decay}")
@@ -69,5 +95,14 @@ class TrainerConfig:
         check(self.log_every >= 1, f"trainer.log_every must be >= 1, got {self.log_every}")
         check(self.sample_every is None or self.sample_every >= 0,
               f"trainer.sample_every must be >= 0 (0 = never), got {self.sample_every}")
+        check(self.num_threads is None or self.num_threads >= 1,
+              f"trainer.num_threads must be >= 1 (null = automatic), got {self.num_threads}")
+        check(self.fid_samples == 0 or self.fid_samples >= 2,
+              f"trainer.fid_samples must be 0 (off) or >= 2, got {self.fid_samples}")
+        check(self.monitor_every >= 0, f"trainer.monitor_every must be >= 0 (0 = off), got {self.monitor_every}")
+        check(self.monitor_samples >= 2, f"trainer.monitor_samples must be >= 2, got {self.monitor_samples}")
+        check(0 <= self.collapse_threshold <= 1,
+              f"trainer.collapse_threshold must be in [0, 1], got {self.collapse_threshold}")
+        check(self.collapse_warmup >= 0, f"trainer.collapse_warmup must be >= 0, got {self.collapse_warmup}")
         check(self.monitor is None or self.monitor.startswith(("val/", "train/")),
               f"trainer.monitor must look like val/<key> or train/<key>, got {self.monitor!r}")

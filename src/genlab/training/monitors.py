@@ -1,0 +1,190 @@
+"""Sample-quality monitors: Trainer callbacks that every model that can sample gets.
+
+* :class:`SampleQualityMonitor` (``trainer.fid_samples``): at each validation, the FID of generated samples
+  against the validation split, the class coverage of the samples and, for conditional models, the accuracy
+  of the genlab feature net on the requested labels. Logged as ``val/fid``, ``val/div_entropy``,
+  ``val/div_classes``, ``val/cond_acc``, before the best-checkpoint decision, so ``trainer.monitor=val/fid``
+  works for any sampler (a GAN's default monitor).
+* :class:`DiversityMonitor` (``trainer.monitor_every``): every N steps, the diversity of a few samples
+  (``div_entropy``/``div_classes``, or ``div_ratio``) in the step record, and a mode-collapse warning.
+
+Features: images of a shape with a genlab feature net (1x8x8 digits, 1x28x28 MNIST;
+:mod:`genlab.metrics.feature_nets`) are compared in that net's feature space (FID-digits / FID-mnist) and
+classified by its head; tabular samples are compared on their (standardised) columns; images of other shapes
+get no FID (the Inception weights cannot be assumed offline) and their diversity is measured on raw values.
+
+Both run inside :meth:`Trainer.evaluating` (eval mode, EMA weights when EMA is on, no gradients, fp32) and
+draw their noise from private generators under a forked RNG, so the training run (weights, RNG streams,
+exact resume) is the same with or without them.
+"""
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+import torch
+
+from ..metrics.diversity import class_histogram, classes_covered, diversity_ratio, normalized_entropy
+from ..metrics.feature_nets import feature_net_for_shape, load_feature_net
+from ..metrics.fid import fid
+from ..metrics.stats import FeatureStats
+from ..models.base import capabilities
+from .callbacks import Callback
+
+log = logging.getLogger(__name__)
+
+#: the seed of the samples each validation FID is computed on (the same noise every validation)
+FID_SEED = 12345
+
+
+@lru_cache(maxsize=None)
+def _net(name: str):
+    with torch.random.fork_rng(devices=[]):  # building the module draws initial weights: not from training's RNG
+        return load_feature_net(name)
+
+
+def feature_space(model) -> str | None:
+    """What sample quality is measured on for ``model``'s data: a feature net's name (``"digits"``,
+    ``"mnist"``), ``"raw"`` (tabular columns) or ``None`` (images of a shape without a genlab feature net)."""
+    if model.kind == "tabular":
+        return "raw"
+    return feature_net_for_shape(model.shape)
+
+
+def features(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(features (N, F), class logits (N, K) or None)`` of model-space samples ``x`` on the CPU (float64 from
+    a feature net for its image shape, inputs clamped to [0, 1]; else the raw values flattened, float32)."""
+    space = feature_space(model)
+    if space is None or space == "raw":
+        return x.detach().float().flatten(1).cpu(), None
+    net = _net(space).to(x.device)
+    f, lg = net.extract(x.detach().float().clamp(0, 1))
+    return torch.from_numpy(f), torch.from_numpy(lg)
+
+
+def draw(model, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``n`` samples of ``model`` from a generator seeded ``seed`` (500 at a time), with the labels requested:
+    conditional models get ``0..K-1`` cycled, others ``None``."""
+    g = torch.Generator().manual_seed(seed)
+    k = int(model.data_info.get("num_classes") or 0) if capabilities(model)["conditional"] else 0
+    labels = torch.arange(n) % k if k else None
+    x = torch.cat([model.sample(len(ix), labels=None if labels is None else labels[ix], generator=g).float()
+                   for ix in torch.arange(n).split(500)])
+    return x, labels
+
+
+def class_figures(logits: torch.Tensor) -> dict[str, float]:
+    """``div_entropy`` (entropy of the predicted-class histogram / log K) and ``div_classes`` (classes holding
+    more than a tenth of their uniform share) of feature-net logits ``(N, K)``."""
+    counts = class_histogram(logits)
+    return {"div_entropy": normalized_entropy(counts), "div_classes": float(classes_covered(counts, 0.1 / len(counts)))}
+
+
+def _can_sample(model) -> bool:
+    return capabilities(model)["can_sample"]
+
+
+def real_stats(model, x: torch.Tensor) -> FeatureStats:
+    """Feature statistics of real model-space data ``x`` in ``model``'s feature space (see :func:`features`)."""
+    return FeatureStats.from_features(torch.cat([features(model, xb)[0] for xb in x.split(1000)]).double())
+
+
+@torch.no_grad()
+def sample_quality(model, real: FeatureStats, n: int, *, seed: int = FID_SEED) -> dict[str, float]:
+    """``fid`` of ``n`` samples of ``model`` (noise seeded ``seed``) against the real statistics ``real``; with a
+    feature net also ``div_entropy``/``div_classes`` and, for conditional models whose class count is the
+    net's, ``cond_acc`` (the fraction of samples classified as the label they were generated for). Samples in
+    the model's current mode: callers put it in eval mode (the monitor does, through ``trainer.evaluating``)."""
+    fake, labels = draw(model, n, seed)
+    feats, logits = features(model, fake)
+    out = {"fid": fid(FeatureStats.from_features(feats.double()), real)}
+    if logits is not None:
+        out.update(class_figures(logits))
+        if labels is not None and logits.shape[1] == int(model.data_info.get("num_classes") or 0):
+            out["cond_acc"] = float((logits.argmax(1) == labels).float().mean())
+    return out
+
+
+@torch.no_grad()
+def diversity(model, n: int, *, real: torch.Tensor | None = None, seed: int = 0) -> dict[str, float]:
+    """Diversity of ``n`` samples (noise seeded ``seed``): ``div_entropy``/``div_classes`` with a feature net
+    (see :func:`class_figures`), else, given ``real`` model-space samples, ``div_ratio`` (mean pairwise distance
+    of the samples over that of ``real``, raw values; :func:`genlab.metrics.diversity.diversity_ratio`)."""
+    fake, _ = draw(model, n, seed)
+    feats, logits = features(model, fake)
+    if logits is not None:
+        return class_figures(logits)
+    if real is None or len(real) < 2:
+        return {}
+    return {"div_ratio": diversity_ratio(feats, features(model, real)[0])}
+
+
+class SampleQualityMonitor(Callback):
+    """:func:`sample_quality` of ``samples`` samples at each validation, against the validation split (its
+    statistics computed once per data set and cached); the noise is seeded :data:`FID_SEED` every time, so epochs
+    are compared on the same noise."""
+
+    def __init__(self, samples: int = 1000, *, seed: int = FID_SEED):
+        self.samples, self.seed = samples, seed
+        self._real: tuple | None = None  # (data key, feature space, FeatureStats)
+
+    def validation_keys(self, trainer, model, val) -> set[str]:
+        space = feature_space(model)
+        if not self.samples or space is None or not _can_sample(model) or val is None or len(val) < 2:
+            return set()
+        if space == "raw":
+            return {"fid"}
+        keys = {"fid", "div_entropy", "div_classes"}
+        if capabilities(model)["conditional"] and int(model.data_info.get("num_classes") or 0) == _net(space).num_classes:
+            keys.add("cond_acc")
+        return keys
+
+    def _real_stats(self, model, data) -> FeatureStats:
+        x = data.x
+        key = (x.data_ptr(), tuple(x.shape), str(x.device), float(x.flatten()[:: max(1, x.numel() // 97)].sum()))
+        space = feature_space(model)
+        if self._real is None or self._real[0] != key or self._real[1] != space:
+            self._real = (key, space, real_stats(model, x))
+        return self._real[2]
+
+    def validation_figures(self, trainer, data) -> dict:
+        model = trainer.model
+        if not self.validation_keys(trainer, model, data):
+            return {}
+        with trainer.evaluating():
+            return sample_quality(model, self._real_stats(model, data), self.samples, seed=self.seed)
+
+
+class DiversityMonitor(Callback):
+    """Every ``every`` steps: :func:`diversity` of ``samples`` samples (noise seeded by the step; ``div_ratio``
+    against the real batch of the step) in the step record, and a warning when ``div_entropy`` or ``div_ratio``
+    falls below ``threshold`` after ``warmup`` steps (a fresh generator always looks collapsed)."""
+
+    def __init__(self, every: int = 100, *, samples: int = 256, threshold: float = 0.5, warmup: int = 500):
+        self.every, self.samples, self.threshold, self.warmup = every, samples, threshold, warmup
+
+    def step_figures(self, trainer, batch: dict) -> dict:
+        model = trainer.model
+        if not self.every or trainer.step % self.every or not _can_sample(model):
+            return {}
+        with trainer.evaluating():
+            out = diversity(model, self.samples, real=batch["x"], seed=trainer.step)
+        if trainer.step >= self.warmup:
+            for key in ("div_entropy", "div_ratio"):
+                if key in out and out[key] < self.threshold:
+                    log.warning("%s: possible mode collapse at step %d: %s=%.3f < collapse_threshold=%.2f%s; try a "
+                                "lower lr, spectral_norm=true, diffaugment or another loss",
+                                model.registry_name, trainer.step, key, out[key], self.threshold,
+                                f" ({int(out['div_classes'])} classes)" if "div_classes" in out else "")
+        return out
+
+
+def default_monitors(config) -> list[Callback]:
+    """The monitors a :class:`~genlab.training.TrainerConfig` asks for (each switched off by a 0)."""
+    out: list[Callback] = []
+    if config.fid_samples:
+        out.append(SampleQualityMonitor(config.fid_samples))
+    if config.monitor_every:
+        out.append(DiversityMonitor(config.monitor_every, samples=config.monitor_samples,
+                                    threshold=config.collapse_threshold, warmup=config.collapse_warmup))
+    return out
