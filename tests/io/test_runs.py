@@ -139,6 +139,18 @@ def test_in_memory_runs_need_their_data_again(memory_run, images):
         open_run(run.out_dir, data="digits")
 
 
+def test_resume_of_an_in_memory_run_takes_the_same_data(memory_run, images, tmp_path):
+    run, _ = memory_run
+    copy = tmp_path / "mem"
+    shutil.copytree(run.out_dir, copy)
+    with pytest.raises(ConfigError, match="in-memory train data"):
+        genlab.train(resume=copy, config={"trainer": {"epochs": 3}})
+    with pytest.raises(DataError, match="now holds different values"):
+        genlab.train(resume=copy, data=images.subset(torch.arange(60)), config={"trainer": {"epochs": 3}})
+    more = genlab.train(resume=copy, data=images, config={"trainer": {"epochs": 3}})
+    assert more.result.epoch == 3 and more.metrics["epochs"] == 3
+
+
 def test_bad_folders_one_line_errors(memory_run, tmp_path):
     run, _ = memory_run
     cases = []
