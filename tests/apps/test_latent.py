@@ -2,7 +2,6 @@
 (the interpolation maths has its closed-form tests in tests/test_latent_math.py)."""
 import csv
 import json
-import math
 
 import numpy as np
 import pytest

@@ -67,7 +67,8 @@ def _caller_units(ds) -> np.ndarray:
 def run(args) -> int:
     import torch
 
-    from ..apps.latent import LatentExplorer, check_steps, interpolator, plot_interpolation, plot_traversal
+    from ..apps.latent import LatentExplorer, plot_interpolation, plot_traversal
+    from ..latent import check_steps, interpolator
     from ..models import capabilities, require
 
     codes_of_inputs = "genlab interpolate --a/--b (inputs mapped to codes; drop --a/--b to interpolate between two "\
