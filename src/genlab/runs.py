@@ -330,7 +330,9 @@ def test_metrics(model, splits: Splits, *, iwae_k: int = 100, seed: int = 0) -> 
     observed = ~torch.isnan(x)  # data with missing entries (imputation): MSE over the observed ones, no PCA
     complete = bool(observed.all()) and not splits.train.has_missing
     out["test_mse"] = float(((rec - x) ** 2).mean() if complete else ((rec - x) ** 2)[observed].mean())
-    k = getattr(model, "latent_dim", None) if caps["has_encoder"] else None  # the code size (not a capability)
+    k = None  # the code size: encode returns (B, latent_dim) codes
+    if caps["has_encoder"] and complete:
+        k = int(model.encode(x[:1], test.y[:1].to(model.device)).shape[1] if cond else model.encode(x[:1]).shape[1])
     tr = splits.train.x.flatten(1).cpu().numpy().astype(np.float64)
     if k is not None and k < min(tr.shape) and complete:
         pca = PCA(n_components=k, svd_solver="full").fit(tr)

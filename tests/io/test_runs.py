@@ -264,6 +264,13 @@ def test_end_of_run_test_evaluation_is_configurable(images, memory_run):
     off = runs.test_metrics(run.model, s, iwae_k=0)
     assert "test_elbo" in off and not any(k.startswith("test_iwae") for k in off)
     assert off["test_mse"] == pytest.approx(m["test_mse"], rel=1e-6)
+    # PCA with as many components as the code size (latent_dim=2), by numpy's SVD: the best rank-2 reconstruction
+    tr = s.train.x.flatten(1).double().numpy()
+    te = s.test.x.flatten(1).double().numpy()
+    mu = tr.mean(0)
+    v = np.linalg.svd(tr - mu, full_matrices=False)[2][:2]  # (2, D) principal axes
+    ref = np.mean(((te - mu) @ v.T @ v + mu - te) ** 2)
+    assert m["pca_mse"] == pytest.approx(ref, rel=1e-6) and m["mse_vs_pca"] == pytest.approx(m["test_mse"] / ref)
     # the reported bound is the model's IWAE estimate with k samples on the test split (the same noise)
     k = 3
     g = torch.Generator().manual_seed(0)
