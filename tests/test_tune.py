@@ -271,6 +271,17 @@ def test_storage_that_cannot_be_opened(tmp_path):
     assert not out.exists()
 
 
+def test_gan_study_follows_the_validation_fid(tmp_path):
+    cfg = {"trainer": {**BASE["trainer"], "fid_samples": 200, "monitor_every": 0}, "data": BASE["data"]}
+    res = tune("dcgan", "digits", config=cfg, space={"model.lr_g": {"log_uniform": [1e-4, 4e-4]}}, trials=1,
+               out=tmp_path / "g", retrain=False, figures=False)
+    assert (res.objective, res.direction) == ("val/fid", "minimize")  # the GAN's own monitor
+    (t,) = res.study.get_trials()
+    fids = [r["fid"] for r in map(json.loads, (tmp_path / "g" / t.user_attrs["run"] / "metrics.jsonl").read_text()
+                                  .splitlines()) if r.get("split") == "val"]
+    assert list(t.intermediate_values.values()) == pytest.approx(fids) and t.value == pytest.approx(min(fids))
+
+
 # ---------------------------------------------------------------------------------------------- workers
 def test_two_workers_share_one_sqlite_study(tmp_path):
     out = tmp_path / "t"
