@@ -11,7 +11,8 @@ Protocol (printed with the table):
   (``DCGANGenerator``, ``DCGANFeatures`` + a linear head, built in the same order from the same seed, so both
   arms start from the same weights): per batch one D update (real, then ``fake = G(z)`` detached; BCE with
   logits), then one G update through the updated D on the same fakes; Adam(2e-4, (0.5, 0.999)); fp32; it
-  stops after the batch during which the budget ran out.
+  stops after the batch during which the budget ran out. ``--device`` puts both arms on that device (genlab
+  then picks its precision as usual: bf16 autocast on a GPU that supports it).
 * evaluation (after training, not timed): ``--samples`` samples of each arm in eval mode (BatchNorm running
   statistics), FID-mnist (genlab feature net) against the real train split; class coverage of the samples'
   predicted classes: classes holding more than a tenth of their uniform share, normalised entropy (1 =
@@ -30,7 +31,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import genlab
@@ -45,13 +45,16 @@ BATCH = 64
 LATENT, WIDTH, LR, BETAS = 100, 64, 2e-4, (0.5, 0.999)  # genlab dcgan's defaults, used by both arms
 
 
-def textbook_loop(x: torch.Tensor, seconds: float, seed: int) -> tuple[nn.Module, dict]:
+def textbook_loop(x: torch.Tensor, seconds: float, seed: int, device: str = "cpu") -> tuple[nn.Module, dict]:
     """pytorch/examples' DCGAN main loop on genlab's networks, for ``seconds`` of wall time."""
     seed_everything(seed)  # the same order as genlab's GAN: generator, features, head
     netG = DCGANGenerator(LATENT, x.shape[1:], WIDTH)
     feats = DCGANFeatures(x.shape[1:], WIDTH)
     head = nn.Linear(feats.out_dim, 1)
-    netD = nn.Sequential(feats, head, nn.Flatten(0))  # (B, C, H, W) -> (B,) logits
+    netD = nn.Sequential(feats, head, nn.Flatten(0)).to(device)  # (B, C, H, W) -> (B,) logits
+    netG.to(device)
+    x = x.to(device)
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
     criterion = nn.BCEWithLogitsLoss()
     optimizerD = torch.optim.Adam(netD.parameters(), lr=LR, betas=BETAS)
     optimizerG = torch.optim.Adam(netG.parameters(), lr=LR, betas=BETAS)
@@ -65,31 +68,34 @@ def textbook_loop(x: torch.Tensor, seconds: float, seed: int) -> tuple[nn.Module
             b = len(real)
             # (1) Update D network: maximize log(D(x)) + log(1 - D(G(z)))
             netD.zero_grad()
-            errD_real = criterion(netD(real), torch.ones(b))
+            errD_real = criterion(netD(real), torch.ones(b, device=device))
             errD_real.backward()
-            fake = netG(torch.randn(b, LATENT))
-            errD_fake = criterion(netD(fake.detach()), torch.zeros(b))
+            fake = netG(torch.randn(b, LATENT, device=device))
+            errD_fake = criterion(netD(fake.detach()), torch.zeros(b, device=device))
             errD_fake.backward()
             optimizerD.step()
             # (2) Update G network: maximize log(D(G(z)))
             netG.zero_grad()
-            errG = criterion(netD(fake), torch.ones(b))
+            errG = criterion(netD(fake), torch.ones(b, device=device))
             errG.backward()
             optimizerG.step()
             batches += 1
+            if batches % 20 == 0:
+                sync()  # on a GPU the clock must see the queued work
             if time.perf_counter() - t0 >= seconds:
                 break
+    sync()
     wall = time.perf_counter() - t0
     return netG.eval(), {"batches": batches, "epochs": batches / -(-len(x) // BATCH), "wall_s": wall}
 
 
-def genlab_run(seconds: float, seed: int, threads: int) -> tuple[object, dict]:
+def genlab_run(seconds: float, seed: int, threads: int, device: str = "cpu") -> tuple[object, dict]:
     """``genlab.train("dcgan", "mnist5k")`` as a user runs it (default split: it trains on the same 4,000 images
     and validates on the 500 of the validation split), with a time budget."""
     t0 = time.perf_counter()
     run = genlab.train("dcgan", "mnist5k", figures=False, config={
         "trainer": {"epochs": 10**6, "batch_size": BATCH, "seed": seed, "max_seconds": seconds,
-                    "num_threads": threads, "log_every": 10**6}})
+                    "num_threads": threads, "log_every": 10**6, "device": device}})
     wall = time.perf_counter() - t0
     res = run.result
     nb = -(-len(run.splits.train) // BATCH)
@@ -102,7 +108,7 @@ def genlab_run(seconds: float, seed: int, threads: int) -> tuple[object, dict]:
 def quality(sample, n: int, net, real_stats, seed: int) -> dict:
     """FID-mnist of ``n`` samples and the class coverage of their predicted classes."""
     g = torch.Generator().manual_seed(10_000 + seed)
-    x = torch.cat([sample(min(1000, n - i), g) for i in range(0, n, 1000)]).float().clamp(0, 1)
+    x = torch.cat([sample(min(1000, n - i), g).cpu() for i in range(0, n, 1000)]).float().clamp(0, 1)
     f, lg = net.extract(x)
     counts = class_histogram(lg)
     return {"fid": fid(FeatureStats.from_features(f), real_stats), "classes": classes_covered(counts, 0.1 / 10),
@@ -115,6 +121,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
     ap.add_argument("--samples", type=int, default=10_000, help="samples per arm for FID and coverage")
     ap.add_argument("--threads", type=int, default=None, help="torch threads for both arms (default: automatic)")
+    ap.add_argument("--device", default="cpu", help="device of both arms (default cpu; e.g. cuda)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     threads = args.threads or default_threads()
@@ -123,16 +130,17 @@ def main():
     train = splits.train  # 4,000 images: both arms train on exactly these
     net = load_feature_net("mnist")
     real_stats = FeatureStats.from_features(net.extract(train.x)[0])
-    print(f"torch {torch.__version__}, {threads} threads; mnist5k train split {len(train)} images, batch {BATCH}, "
+    print(f"torch {torch.__version__}, {args.device}, {threads} threads; mnist5k train split {len(train)} images, batch {BATCH}, "
           f"{args.seconds:g} s per arm; FID-mnist of {args.samples} samples vs the {len(train)} train images")
     rows = []
     for seed in range(args.seeds):
-        model, info = genlab_run(args.seconds, seed, threads)
+        model, info = genlab_run(args.seconds, seed, threads, args.device)
         assert info["n_train"] == len(train)
         q = quality(lambda k, g: model.sample(k, generator=g), args.samples, net, real_stats, seed)
         rows.append({"arm": "genlab dcgan", "seed": seed, **info, **q})
-        netG, info = textbook_loop(train.x, args.seconds, seed)
-        q = quality(lambda k, g: netG(torch.randn(k, LATENT, generator=g)), args.samples, net, real_stats, seed)
+        netG, info = textbook_loop(train.x, args.seconds, seed, args.device)
+        q = quality(lambda k, g: netG(torch.randn(k, LATENT, generator=g).to(args.device)), args.samples, net,
+                    real_stats, seed)
         rows.append({"arm": "textbook loop", "seed": seed, **info, **q})
         for r in rows[-2:]:
             print(f"  seed {seed} {r['arm']:14s}: {r['batches']} batches ({r['epochs']:.1f} epochs) in "

@@ -191,6 +191,17 @@ def test_bce_losses_match_hand_computation():
                                                                rel=1e-6)
 
 
+def test_loss_tables_name_every_loss_and_refuse_others():
+    from genlab.models.gan_losses import LOSSES
+
+    assert set(D_LOSSES) == set(G_LOSSES) == {*LOSSES, "wasserstein"}
+    for kind in D_LOSSES:
+        assert d_loss(kind, R, Fk).item() == D_LOSSES[kind](R, Fk).item()
+        assert g_loss(kind, Fk).item() == G_LOSSES[kind](Fk).item()
+    with pytest.raises(ConfigError, match="loss must be one of minimax, nonsaturating, lsgan, hinge or wasserstein"):
+        d_loss("bce", R, Fk)
+
+
 def test_lsgan_hinge_wasserstein_losses_match_hand_computation():
     # lsgan: 0.5 mean (r-1)^2 + 0.5 mean f^2 ; G: 0.5 mean (f-1)^2
     assert d_loss("lsgan", R, Fk).item() == pytest.approx(0.5 * (1 + 4 + 0.25) / 3 + 0.5 * (0.25 + 2.25 + 0) / 3)

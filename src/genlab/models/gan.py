@@ -25,7 +25,6 @@ Sample-quality figures (FID, class coverage, conditional accuracy) are Trainer c
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -40,10 +39,8 @@ from ..nn.gan_blocks import (DCGAN_SIZES, DIFFAUGMENT_OPS, DCGANFeatures, DCGANG
 from ..registry import register_model
 from .base import GenerativeModel, OptimizerSpec
 from .networks import GAN_SLOTS, attach_networks
-from .gan_losses import D_LOSSES, G_LOSSES, LOSSES, d_loss, g_loss, gradient_penalty  # noqa: F401 (re-exported)
+from .gan_losses import LOSSES, d_loss, g_loss, gradient_penalty  # noqa: F401 (gradient_penalty re-exported)
 from .vae import check_labels
-
-log = logging.getLogger(__name__)
 
 #: model keys of genlab <= 0.x GAN configs that moved to the trainer section; old saved configs holding them load
 #: (the keys are ignored with a warning)
