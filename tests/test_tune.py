@@ -177,6 +177,10 @@ def test_python_study_outputs(study_dir):
         assert (out / f).stat().st_size > 1000
     assert page.count("data:image/png;base64,") >= 3 and "Held-out test scores" in page
     assert len((out / "trials.csv").read_text().strip().splitlines()) == 3
+    # a call that adds no trial rewrites the outputs and reuses the retrained run of the same best trial
+    stamp = (out / "best" / "final_metrics.json").stat().st_mtime_ns
+    again = tune("vae", "digits", config=BASE, space=SPACE, trials=0, out=out, sampler="random", keep=None)
+    assert again.final == res.final and (out / "best" / "final_metrics.json").stat().st_mtime_ns == stamp
 
 
 def test_resume_from_the_sqlite_file(study_dir):

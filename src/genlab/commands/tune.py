@@ -1,6 +1,7 @@
 """``genlab tune``: hyper-parameter search on Optuna (:func:`genlab.tune`) with a progress bar and a summary."""
 from __future__ import annotations
 
+import sys
 import time
 
 NAME = "tune"
@@ -125,6 +126,11 @@ def run(args) -> int:
                    out=args.out, workers=args.workers, pruner=args.pruner, sampler=args.sampler, keep=_keep(args.keep),
                    seed=args.seed, retrain=not args.no_retrain, figures=not args.no_trial_figures, callbacks=[bar],
                    train_callbacks=[_retrain_progress(bar.progress)], on_start=bar.start)
+    except KeyboardInterrupt:
+        bar.progress.stop()
+        print("genlab: interrupted; the running trial is marked failed and the study is kept: run the same command "
+              "to continue it", file=sys.stderr)
+        return 130
     finally:
         bar.progress.stop()
     c = res.counts
@@ -134,7 +140,7 @@ def run(args) -> int:
             (f"best {res.objective} (validation)", res.best_value)]
     rows += [(k, v) for k, v in res.best_values.items()]
     Console().print(metrics_table(f"genlab tune {args.model}: {res.direction} {res.objective}", rows,
-                                  ("", "")))
+                                  ("item", "value")))
     if res.final:
         Console().print(metrics_table("best config retrained: held-out test split", list(res.final.items())))
     print(f"best config: {res.best_yaml}")

@@ -159,6 +159,12 @@ def storage_url(storage: str | os.PathLike | None, out_dir: Path) -> str:
     return f"sqlite:///{Path(text).expanduser().resolve()}"
 
 
+def storage_label(url: str, out_dir: Path) -> str | None:
+    """What ``tune.json`` records as the storage: ``None`` for the tune folder's own ``study.db`` (so the folder
+    can move), else the URL with any password masked."""
+    return None if url == storage_url(None, out_dir) else shown_url(url)
+
+
 def shown_url(url: str) -> str:
     """``url`` with any password masked."""
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
@@ -384,9 +390,14 @@ def run_trial(setup: Setup, study):
         log.warning("trial %d failed, the study goes on: %s", trial.number, _message(e))
         trial.set_user_attr("error", _message(e))
         return _tell(study, trial, state=TrialState.FAIL)
+    except KeyboardInterrupt:
+        _remove(folder)  # its checkpoint is no use: a trial is not resumed, the study is
+        trial.set_user_attr("error", "interrupted")
+        _tell(study, trial, state=TrialState.FAIL)
+        raise KeyboardInterrupt(f"interrupted during trial {trial.number}") from None
     except BaseException as e:
         _remove(folder)
-        trial.set_user_attr("error", _message(e) if not isinstance(e, KeyboardInterrupt) else "interrupted")
+        trial.set_user_attr("error", _message(e))
         _tell(study, trial, state=TrialState.FAIL)
         raise
     trial.set_user_attr("run", rel)
@@ -640,9 +651,10 @@ def _check_out(out_dir: Path, study_name: str, url: str) -> None:
         if rec.get("study") != study_name:
             raise ConfigError(f"{out_dir} holds the tune of study {rec.get('study')!r}; give --study "
                               f"{rec.get('study')} to continue it, or another --out")
-        if rec.get("storage") != shown_url(url):
-            raise ConfigError(f"{out_dir} holds a study stored in {rec.get('storage')}; give that --storage to "
-                              "continue it, or another --out")
+        if rec.get("storage") != storage_label(url, out_dir):
+            where = rec.get("storage") or f"{out_dir / STUDY_DB} (the default)"
+            raise ConfigError(f"{out_dir} holds a study stored in {where}; give that --storage to continue it, or "
+                              "another --out")
     elif any(out_dir.iterdir()):
         raise ConfigError(f"--out {out_dir} exists and is not a genlab tune folder; give a new or empty folder")
 
@@ -746,7 +758,8 @@ def tune(model: str, data: str | os.PathLike | TensorDataset | None = None, *, c
     objective, direction = resolve_objective(model, base, objective, direction)
     space = as_space(space, model)
     space.check(model, base)
-    make_sampler(sampler, seed), make_pruner(pruner)  # unknown names refused before anything is written
+    make_sampler(sampler, seed)  # unknown names are refused before anything is written
+    make_pruner(pruner)
     data_name = str(base["data"]["name"])
     stem = Path(data_name).stem or "data"
     study_name = study or f"{model}-{stem}"
@@ -821,12 +834,17 @@ def tune(model: str, data: str | os.PathLike | TensorDataset | None = None, *, c
 
 
 def _write_marker(setup: Setup, extra: dict | None = None) -> None:
+    """``tune.json``: what the folder tunes, with ``extra`` results over those an earlier call recorded."""
+    from ..config import read_json
     from ..io.atomic import write_json_atomic
 
-    rec = {"study": setup.study_name, "storage": shown_url(setup.url), "model": setup.model,
-           "data": setup.base["data"]["name"], "objective": setup.objective, "direction": setup.direction,
-           "genlab_version": __version__, **(extra or {})}
-    write_json_atomic(setup.out_dir / TUNE_FILE, rec)
+    path = setup.out_dir / TUNE_FILE
+    old = read_json(path, fix="remove it or give another --out") if path.is_file() else {}
+    rec = {**(old if isinstance(old, dict) else {}), "study": setup.study_name,
+           "storage": storage_label(setup.url, setup.out_dir),
+           "model": setup.model, "data": setup.base["data"]["name"], "objective": setup.objective,
+           "direction": setup.direction, "genlab_version": __version__, **(extra or {})}
+    write_json_atomic(path, rec)
 
 
 def _finish(setup: Setup, study, *, retrain: bool, seed: int, train_callbacks: tuple) -> TuneResult:
