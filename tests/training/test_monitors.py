@@ -287,3 +287,20 @@ def test_mlp_gan_covers_the_digit_classes():
                                                              "fid_samples": 500}}, figures=False)
     assert run.metrics["val_div_classes"] >= 8 and run.metrics["val_div_entropy"] > 0.8
     assert run.metrics["best_val_fid"] < 250
+
+
+def test_fid_on_validation_data_with_missing_values_uses_the_complete_samples(digits_split):
+    """Imputation trains on data with NaN entries: the monitor compares samples with the complete validation
+    samples only (the same FID as on those samples alone), and the run does not stop on the NaN."""
+    train, val = digits_split
+    x = val.x.clone()
+    x[::3, 0, 2, 3] = float("nan")  # a third of the validation images lose one pixel
+    holey = TensorDataset(x, val.y, name="digits-holes", allow_missing=True)
+    complete = TensorDataset(val.x[torch.isfinite(x.flatten(1)).all(1)], name="digits-complete")
+    fids = []
+    for data in (holey, complete):
+        seed_everything(0)
+        model = build("vae", train)
+        res = Trainer(tiny_trainer(epochs=1, batch_size=64, log_every=100, fid_samples=200)).fit(model, train, data)
+        fids.append([r for r in res.history if r["split"] == "val"][-1]["fid"])
+    assert np.isfinite(fids[0]) and fids[0] == pytest.approx(fids[1], rel=1e-9)

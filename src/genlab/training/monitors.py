@@ -80,6 +80,12 @@ def class_figures(logits: torch.Tensor) -> dict[str, float]:
     return {"div_entropy": normalized_entropy(counts), "div_classes": float(classes_covered(counts, 0.1 / len(counts)))}
 
 
+def complete_rows(x: torch.Tensor) -> torch.Tensor:
+    """The samples of ``x`` without missing (NaN) entries: data with missing values (imputation) is compared on
+    its complete samples only."""
+    return x if not x.is_floating_point() else x[torch.isfinite(x.flatten(1)).all(1)]
+
+
 def _can_sample(model) -> bool:
     return capabilities(model)["can_sample"]
 
@@ -130,7 +136,8 @@ class SampleQualityMonitor(Callback):
 
     def validation_keys(self, trainer, model, val) -> set[str]:
         space = feature_space(model)
-        if not self.samples or space is None or not _can_sample(model) or val is None or len(val) < 2:
+        if not self.samples or space is None or not _can_sample(model) or val is None or \
+                len(complete_rows(val.x)) < 2:
             return set()
         if space == "raw":
             return {"fid"}
@@ -144,7 +151,7 @@ class SampleQualityMonitor(Callback):
         key = (x.data_ptr(), tuple(x.shape), str(x.device), float(x.flatten()[:: max(1, x.numel() // 97)].sum()))
         space = feature_space(model)
         if self._real is None or self._real[0] != key or self._real[1] != space:
-            self._real = (key, space, real_stats(model, x))
+            self._real = (key, space, real_stats(model, complete_rows(x)))
         return self._real[2]
 
     def validation_figures(self, trainer, data) -> dict:
@@ -168,7 +175,7 @@ class DiversityMonitor(Callback):
         if not self.every or trainer.step % self.every or not _can_sample(model):
             return {}
         with trainer.evaluating():
-            out = diversity(model, self.samples, real=batch["x"], seed=trainer.step)
+            out = diversity(model, self.samples, real=complete_rows(batch["x"]), seed=trainer.step)
         if trainer.step >= self.warmup:
             for key in ("div_entropy", "div_ratio"):
                 if key in out and out[key] < self.threshold:
