@@ -118,7 +118,8 @@ def quality(sample, n: int, net, real_stats, seed: int) -> dict:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=120.0, help="wall time per arm (default 120)")
-    ap.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
+    ap.add_argument("--seeds", type=int, default=1, help="seeds FIRST..FIRST+N-1 (default 1)")
+    ap.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0)")
     ap.add_argument("--samples", type=int, default=10_000, help="samples per arm for FID and coverage")
     ap.add_argument("--threads", type=int, default=None, help="torch threads for both arms (default: automatic)")
     ap.add_argument("--device", default="cpu", help="device of both arms (default cpu; e.g. cuda)")
@@ -133,7 +134,7 @@ def main():
     print(f"torch {torch.__version__}, {args.device}, {threads} threads; mnist5k train split {len(train)} images, batch {BATCH}, "
           f"{args.seconds:g} s per arm; FID-mnist of {args.samples} samples vs the {len(train)} train images")
     rows = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         model, info = genlab_run(args.seconds, seed, threads, args.device)
         assert info["n_train"] == len(train)
         q = quality(lambda k, g: model.sample(k, generator=g), args.samples, net, real_stats, seed)
