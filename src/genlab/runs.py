@@ -372,13 +372,18 @@ def _read_run_config(run_dir: Path) -> dict:
         raise CheckpointError(f"--resume {run_dir}: that is a file; give the run folder written by genlab train")
     if not cfg_file.is_file():
         raise CheckpointError(f"{cfg_file} is missing; --resume takes a run folder written by genlab train")
-    saved = read_json(cfg_file, error=CheckpointError, fix="the run config is corrupt or truncated: restore it "
-                      "or start a new run")
-    if not isinstance(saved, dict) or not isinstance(saved.get("model"), str) or \
-            not isinstance(saved.get("sections"), dict):
-        raise CheckpointError(f"{cfg_file} is not a genlab run config (needs 'model' and 'sections'); resume a "
-                              "run folder written by genlab train, or start a new run")
-    return saved
+    return _run_record(cfg_file, fix="start a new run", want="resume a run folder written by genlab train, or start "
+                       "a new run")
+
+
+def _run_record(cfg_file: Path, *, fix: str, want: str) -> dict:
+    """The run config ``cfg_file`` read through the bounded JSON reader and checked to hold ``model`` and
+    ``sections`` (one-line CheckpointError otherwise; ``fix`` and ``want`` end the messages)."""
+    record = read_json(cfg_file, error=CheckpointError, fix=f"the run config is corrupt or truncated: restore it or {fix}")
+    if not isinstance(record, dict) or not isinstance(record.get("model"), str) or \
+            not isinstance(record.get("sections"), dict):
+        raise CheckpointError(f"{cfg_file} is not a genlab run config (needs 'model' and 'sections'); {want}")
+    return record
 
 
 def _leaves(d: dict, prefix: str = "") -> dict:
@@ -880,10 +885,5 @@ def open_run(path: str | Path, *, data: TensorDataset | None = None, val: Tensor
         raise CheckpointError(f"{path} is a saved model folder, not a run folder; load it with genlab.load({str(path)!r})")
     if not cfg_file.is_file():
         raise CheckpointError(f"{path} is not a run folder (no {RUN_CONFIG}); give a folder written by genlab train")
-    record = read_json(cfg_file, error=CheckpointError, fix="the run config is corrupt or truncated: restore it "
-                       "or re-train")
-    if not isinstance(record, dict) or not isinstance(record.get("model"), str) or \
-            not isinstance(record.get("sections"), dict):
-        raise CheckpointError(f"{cfg_file} is not a genlab run config (needs 'model' and 'sections'); give a folder "
-                              "written by genlab train")
+    record = _run_record(cfg_file, fix="re-train", want="give a folder written by genlab train")
     return RunFolder(path, record, data=data, val=val, test=test)

@@ -7,6 +7,7 @@ import pytest
 
 from genlab.cli import main
 from genlab.data import load_dataset
+from tests.cli.test_cli import _bad
 
 QUICK = ["trainer.epochs=1", "trainer.batch_size=64", "trainer.precision=fp32", "trainer.channels_last=false",
          "model.latent_dim=4"]
@@ -33,14 +34,6 @@ def split_run(files):
     return out
 
 
-def _bad(argv, capsys, *needles):
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert err.count("\n") == 0 and err.startswith("genlab: error:"), err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 def test_explicit_splits_are_recorded_and_used(split_run, files, capsys):
