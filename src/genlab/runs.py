@@ -339,6 +339,10 @@ def test_metrics(model, splits: Splits, *, iwae_k: int = 100, seed: int = 0) -> 
         te = test.x.flatten(1).cpu().numpy().astype(np.float64)
         out["pca_mse"] = float(np.mean((pca.inverse_transform(pca.transform(te)) - te) ** 2))
         out["mse_vs_pca"] = out["test_mse"] / out["pca_mse"]
+        if out["mse_vs_pca"] > 1:
+            log.warning("%s reconstructs the held-out data worse than PCA with %d components (test MSE %.4g vs %.4g, "
+                        "%.2f times); train longer, lower the KL weight (model.beta) or check trainer.ema_decay",
+                        model.registry_name, k, out["test_mse"], out["pca_mse"], out["mse_vs_pca"])
     if caps["has_likelihood"]:
         g = torch.Generator().manual_seed(seed)
         kw, tag = ({"labels": test.y.to(model.device)}, "_given_y") if cond else ({}, "")

@@ -2,6 +2,7 @@
 explicit val/test splits (API), recorded with checksums; the configurable end-of-run test evaluation."""
 import dataclasses
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -293,3 +294,15 @@ def test_resume_may_change_only_the_test_section_and_resumable_trainer_keys():
         runs._resume_sections(saved, {"data": {"val": 0.2}})
     with pytest.raises(ConfigError, match="data.val_data cannot change"):
         runs._resume_sections(saved, {"data": {"val_data": "v.npz"}})
+
+
+def test_a_run_that_loses_to_pca_says_so(caplog):
+    """One epoch of a VAE on 200 digits reconstructs worse than PCA with as many components: the run's metrics hold
+    the ratio and a warning names it."""
+    with caplog.at_level(logging.WARNING, logger="genlab.runs"):
+        run = genlab.train("vae", "digits", config={"trainer": {"epochs": 1, "batch_size": 64, "precision": "fp32",
+                                                                "channels_last": False, "fid_samples": 0},
+                                                    "data": {"limit": 200}, "model": {"latent_dim": 4}})
+    assert run.metrics["mse_vs_pca"] > 1
+    msgs = [r.getMessage() for r in caplog.records if "worse than PCA" in r.getMessage()]
+    assert len(msgs) == 1 and "with 4 components" in msgs[0] and f"{run.metrics['mse_vs_pca']:.2f} times" in msgs[0]

@@ -1,5 +1,6 @@
 """Trainer: exact resume, early stopping, NaN guard, atomic checkpoints, schedules, EMA, precision."""
 import json
+import logging
 
 import pytest
 import torch
@@ -327,3 +328,16 @@ def test_gan_resume_equals_uninterrupted(image_data, tmp_path, interrupt_at):
     a, b = full.state_dict(), resumed.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (tmp_path / "full" / "metrics.jsonl").read_text() == (tmp_path / "part" / "metrics.jsonl").read_text()
+
+
+def test_ema_longer_than_the_run_is_warned_about(image_data, caplog):
+    """0.999 ** 4 steps leaves 99.6 % of the initial weights in the exported EMA: a warning names the share and a
+    decay that fits (0.1 ** (1 / 4) = 0.5623); a decay that fits the run gives none."""
+    with caplog.at_level(logging.WARNING, logger="genlab.training.trainer"):
+        Trainer(tiny_trainer(epochs=1, ema_decay=0.999)).fit(make_vae(image_data), image_data)
+    msgs = [r.getMessage() for r in caplog.records if "ema_decay" in r.getMessage()]
+    assert len(msgs) == 1 and "100 % of the exported" in msgs[0] and "<= 0.5623" in msgs[0], msgs
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="genlab.training.trainer"):
+        Trainer(tiny_trainer(epochs=1, ema_decay=0.5)).fit(make_vae(image_data), image_data)
+    assert not [r for r in caplog.records if "ema_decay" in r.getMessage()]
