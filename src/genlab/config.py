@@ -170,17 +170,23 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key.sub=value (e.g. trainer.epochs=5)")
         key, text = item.split("=", 1)
-        parts = key.strip().split(".")
-        if not all(parts):
+        if not all(key.strip().split(".")):
             raise ConfigError(f"override {item!r} has an empty key part; use e.g. model.latent_dim=8")
-        node = out
-        for p in parts[:-1]:
-            nxt = node.setdefault(p, {})
-            if not isinstance(nxt, dict):
-                raise ConfigError(f"override {item!r}: {p!r} is a value, not a section")
-            node = nxt
-        node[parts[-1]] = parse_value(text)
+        set_dotted(out, key.strip(), parse_value(text), what=f"override {item!r}")
     return out
+
+
+def set_dotted(data: dict, key: str, value: Any, *, what: str) -> None:
+    """Set the dotted ``key`` (``model.latent_dim``) of the nested dict ``data`` in place, creating sections as
+    needed; a path through a plain value is a one-line ConfigError starting with ``what``."""
+    parts = key.split(".")
+    node = data
+    for p in parts[:-1]:
+        nxt = node.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{what}: {p!r} is a value, not a section")
+        node = nxt
+    node[parts[-1]] = value
 
 
 # ---------------------------------------------------------------------------- bounded JSON / YAML reading

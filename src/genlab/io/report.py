@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError
+from ..latent import lerp
 from .atomic import write_bytes_atomic
 from .images import save_grid
 
@@ -112,8 +113,7 @@ def write_loss_curves(history: list[dict], out_dir: str | Path) -> dict[str, str
 def _save_interpolation(model, za: torch.Tensor, zb: torch.Tensor, ya: torch.Tensor | None, steps: int,
                         path: Path) -> None:
     """Decode ``steps`` points on each line from ``za[i]`` to ``zb[i]`` (one row per pair; row label ``ya[i]``)."""
-    t = torch.linspace(0, 1, steps, device=za.device).view(1, steps, 1)
-    z = (za.unsqueeze(1) * (1 - t) + zb.unsqueeze(1) * t).reshape(len(za) * steps, -1)  # (pairs*steps, L)
+    z = lerp(za, zb, steps).transpose(0, 1).reshape(len(za) * steps, -1)  # (steps, pairs, L) -> (pairs*steps, L)
     yz = None if ya is None else ya.repeat_interleave(steps)
     save_grid(model.decode(z, yz).cpu(), path, nrow=steps)
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import set_dotted
 from ..errors import ConfigError
 
 #: distribution kinds of a space entry, and the extra keys each accepts
@@ -276,11 +277,7 @@ def apply_values(sections: dict, values: dict) -> dict:
     """A copy of the config ``sections`` with dotted ``values`` set (``{"model.latent_dim": 8}``)."""
     out = json.loads(json.dumps(sections))
     for key, value in values.items():
-        section, _, name = key.partition(".")
-        node = out.setdefault(section, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"config section {section!r} must be a mapping, got {str(node)[:40]!r}")
-        node[name] = value
+        set_dotted(out, key, value, what=f"search space key {key}")
     return out
 
 
