@@ -37,6 +37,11 @@ class Callback:
         """Scalars to add to the validation record (``{}``: nothing)."""
         return {}
 
+    def on_log(self, trainer, record: dict) -> None:
+        """Every record the Trainer logs, right after it is written: the very dict that becomes the line of
+        ``metrics.jsonl`` (``step``, ``epoch``, ``split`` and the values; NaN as None). Experiment trackers read
+        this, so they can never disagree with the log."""
+
     def on_step_end(self, trainer, logs: dict) -> None: ...
 
     def on_epoch_end(self, trainer, logs: dict) -> None: ...

@@ -1,7 +1,7 @@
 """Trainer configuration."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from ..config import check
@@ -39,6 +39,12 @@ class TrainerConfig:
     record, validation, checkpoints, export). Where it stops depends on the machine's speed, so a run with a
     budget is not repeatable step for step; ``null`` = no budget.
     checkpoint_every: also write ``checkpoints/step-N`` (and refresh ``last``) every N steps.
+    log_to: experiment trackers fed with every record of ``metrics.jsonl`` (scalars), the sample grids and
+    histograms of the codes: a list of ``tensorboard`` and ``mlflow``, or a comma string
+    (``trainer.log_to=tensorboard,mlflow``); empty = none. See docs/tracking.md.
+    log_dir: where the trackers write: TensorBoard event files go in ``log_dir`` (default ``RUN/tensorboard``),
+    MLflow's local store in ``log_dir/mlruns`` (default ``RUN/mlruns``; ``MLFLOW_TRACKING_URI`` wins when set).
+    Required with ``log_to`` when training without a run folder.
     deterministic: measure nothing (``precision=auto`` means fp32, ``channels_last=auto`` means off) and run
     torch in deterministic-algorithms mode, so two runs with the same config, data and seed on the same machine
     and torch build give bit-identical weights and metrics.
@@ -75,8 +81,11 @@ class TrainerConfig:
     monitor_samples: int = 256
     collapse_threshold: float = 0.5
     collapse_warmup: int = 500
+    log_to: list[str] | str = field(default_factory=list)
+    log_dir: str | None = None
 
     def __post_init__(self):
+        self.log_to = _tracker_names(self.log_to)
         check(self.epochs >= 1, f"trainer.epochs must be >= 1, got {self.epochs}")
         check(self.batch_size >= 1, f"trainer.batch_size must be >= 1, got {self.batch_size}")
         check(self.max_steps is None or self.max_steps >= 1, f"trainer.max_steps must be >= 1, got {self.max_steps}")
@@ -106,3 +115,23 @@ class TrainerConfig:
         check(self.collapse_warmup >= 0, f"trainer.collapse_warmup must be >= 0, got {self.collapse_warmup}")
         check(self.monitor is None or self.monitor.startswith(("val/", "train/")),
               f"trainer.monitor must look like val/<key> or train/<key>, got {self.monitor!r}")
+
+
+#: The experiment trackers ``trainer.log_to`` accepts (see :mod:`genlab.training.tracking`).
+TRACKERS = ("tensorboard", "mlflow")
+
+
+def _tracker_names(value: list[str] | str) -> list[str]:
+    """``trainer.log_to`` as a list of known tracker names, in order, without repeats (a string is split on
+    commas)."""
+    names = value.split(",") if isinstance(value, str) else list(value)
+    out: list[str] = []
+    for raw in names:
+        name = str(raw).strip().lower()
+        if not name:
+            continue
+        check(name in TRACKERS, f"trainer.log_to: unknown tracker {str(raw).strip()!r}; use "
+                                f"{' and/or '.join(TRACKERS)} (e.g. trainer.log_to=tensorboard,mlflow)")
+        if name not in out:
+            out.append(name)
+    return out

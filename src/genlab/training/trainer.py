@@ -530,6 +530,8 @@ class Trainer:
         if self.out_dir is not None:
             with open(self.out_dir / "metrics.jsonl", "a") as f:
                 f.write(json_dumps(rec) + "\n")
+        for cb in self.callbacks:  # trackers get the record as written (genlab.training.tracking)
+            cb.on_log(self, rec)
 
     def _resolve_monitor(self, model, val) -> tuple[str | None, str]:
         """``(monitor, mode)``: the config's, else the model's ``default_monitor``. Without validation data
