@@ -1,0 +1,562 @@
+"""Experiment tracking: TensorBoard and MLflow, fed by the same records as ``metrics.jsonl``.
+
+``trainer.log_to=tensorboard,mlflow`` adds one :class:`Tracking` callback to a run. It receives every record the
+Trainer logs (:meth:`~genlab.training.callbacks.Callback.on_log`: the very dict written to ``metrics.jsonl``), so
+a tracker can never disagree with the log. What each tracker gets:
+
+* **scalars**: every numeric value of every record, tagged ``<split>/<key>`` (``train/loss``,
+  ``train_epoch/loss``, ``val/fid``, ``train/lr/g``) at the record's ``step`` (``step`` and ``epoch`` are the axes,
+  not values; a NaN logged as ``null`` is skipped);
+* **sample grids**: the PNG :class:`~genlab.training.callbacks.SampleGrid` writes each epoch
+  (``samples/epoch-NNNN.png``), at the step that epoch ended (TensorBoard image ``samples``; MLflow artifact
+  ``samples/``);
+* **histograms of the codes** (TensorBoard; models with ``has_encoder``): ``model.encode`` of the first
+  :data:`HIST_SAMPLES` samples of the validation split at each validation, in eval mode under the EMA weights;
+  ``codes/all`` and ``codes/z<i>`` for the first :data:`HIST_DIMS` latent dimensions;
+* **the run config**: TensorBoard text ``config`` and the hparams plugin's table; MLflow params (dotted keys,
+  ``trainer.epochs``), tags ``genlab.model`` and ``genlab.run_dir``;
+* **at the end**: ``final_metrics.json``'s numbers as scalars ``final/<key>`` at the last step, and (MLflow)
+  the files ``config.json``, ``metrics.jsonl``, ``final_metrics.json`` and ``report.html`` as artifacts.
+
+Resuming continues the same logs: TensorBoard purges points after the checkpoint's step (SummaryWriter's
+``purge_step``), MLflow continues the run tagged with the run folder and skips steps it already holds (MLflow
+cannot delete points; an exact resume recomputes the same values). :func:`replay` feeds an existing run folder
+through the same code (``genlab log RUN --to tensorboard``), for runs trained without tracking.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+from ..errors import ConfigError
+from .callbacks import Callback, SampleGrid
+from .config import TRACKERS, TrainerConfig
+
+log = logging.getLogger(__name__)
+
+#: How to install what each tracker needs (named in the error when it is missing).
+INSTALL = {"tensorboard": "pip install 'genlab[track]'", "mlflow": "pip install mlflow"}
+_MODULE = {"tensorboard": "tensorboard", "mlflow": "mlflow"}
+#: Samples of the validation split whose codes are histogrammed, and latent dimensions with their own histogram.
+HIST_SAMPLES = 256
+HIST_DIMS = 8
+EVENTS_GLOB = "events.out.tfevents.*"
+#: Files of a run folder uploaded to MLflow at the end (those that exist).
+FINAL_ARTIFACTS = ("config.json", "metrics.jsonl", "final_metrics.json", "report.html")
+_AXES = ("step", "epoch", "split")
+
+
+# ---------------------------------------------------------------------------------------------- checks
+def require_trackers(names) -> None:
+    """Refuse (one-line :class:`ConfigError` naming the install command) a tracker whose package is missing.
+    Imports nothing."""
+    for name in names:
+        if name not in TRACKERS:
+            raise ConfigError(f"unknown tracker {name!r}; use {' or '.join(TRACKERS)}")
+        if importlib.util.find_spec(_MODULE[name]) is None:
+            raise ConfigError(f"trainer.log_to={name} needs the {_MODULE[name]} package, which is not installed; "
+                              f"run: {INSTALL[name]}")
+
+
+def tensorboard_dir(config: TrainerConfig, run_dir: str | Path | None) -> Path:
+    """Where TensorBoard event files go: ``trainer.log_dir``, else ``RUN/tensorboard``."""
+    if config.log_dir:
+        return Path(config.log_dir)
+    if run_dir is None:
+        raise ConfigError("trainer.log_to without a run folder needs trainer.log_dir (where the trackers write); "
+                          "set trainer.log_dir=DIR or train with --out")
+    return Path(run_dir) / "tensorboard"
+
+
+def mlflow_uri(config: TrainerConfig | None, run_dir: str | Path | None, log_dir: str | Path | None = None) -> str:
+    """The MLflow tracking URI: a local ``file:`` store in ``log_dir/mlruns`` when ``log_dir`` is given (``genlab log
+    --logdir``), else ``MLFLOW_TRACKING_URI`` when set, else ``trainer.log_dir/mlruns``, else ``RUN/mlruns``."""
+    env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if env and log_dir is None:
+        return env
+    base = log_dir if log_dir is not None else (config.log_dir if config is not None else None)
+    if base:
+        return (Path(base) / "mlruns").resolve().as_uri()
+    if run_dir is None:
+        raise ConfigError("trainer.log_to=mlflow without a run folder needs trainer.log_dir or MLFLOW_TRACKING_URI; "
+                          "set one or train with --out")
+    return (Path(run_dir) / "mlruns").resolve().as_uri()
+
+
+def _has_events(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.glob(EVENTS_GLOB))
+
+
+def _remove_events(folder: Path) -> None:
+    """Delete TensorBoard event files directly in ``folder`` (and nothing else)."""
+    for f in folder.glob(EVENTS_GLOB):
+        f.unlink()
+
+
+def make_trackers(config: TrainerConfig, *, run_dir: str | Path | None, run_config: dict | None = None,
+                  resume: bool = False, overwrite: bool = False) -> list[Callback]:
+    """The tracking callback ``config.log_to`` asks for (``[]`` when none), checked before anything is written.
+
+    Parameters
+    ----------
+    config : TrainerConfig
+        ``log_to`` names the trackers; ``log_dir`` where they write.
+    run_dir : path, optional
+        The run folder (default home of the logs, and the tag MLflow finds a resumed run by).
+    run_config : dict, optional
+        The run config to log as parameters (``RunSpec.to_dict()``); default: the trainer section.
+    resume : bool
+        The run continues from a checkpoint: the logs continue too.
+    overwrite : bool
+        A new run may replace TensorBoard event files already in an explicit ``trainer.log_dir``.
+
+    Raises
+    ------
+    ConfigError
+        A tracker's package is missing (the message names the install command), no place to write (no run
+        folder and no ``trainer.log_dir``), or an explicit ``trainer.log_dir`` already holds event files of
+        another run (without ``overwrite``).
+    """
+    names = list(config.log_to)
+    if not names:
+        return []
+    require_trackers(names)
+    sinks: list[_Sink] = []
+    for name in names:
+        if name == "tensorboard":
+            folder = tensorboard_dir(config, run_dir)
+            if config.log_dir and not resume and _has_events(folder):
+                if not overwrite:
+                    raise ConfigError(f"trainer.log_dir {folder} already holds TensorBoard event files of another "
+                                      "run; choose another trainer.log_dir, or pass --overwrite to replace them")
+            sinks.append(TensorBoardSink(folder, replace=bool(config.log_dir and not resume and overwrite)))
+        else:
+            sinks.append(MlflowSink(mlflow_uri(config, run_dir), run_dir=run_dir))
+    cfg = run_config if run_config is not None else {"sections": {"trainer": _plain(config)}}
+    return [Tracking(sinks, run_config=cfg, run_dir=run_dir)]
+
+
+def _plain(config: TrainerConfig) -> dict:
+    from ..config import to_dict
+    return to_dict(config)
+
+
+# ---------------------------------------------------------------------------------------------- sinks
+def scalars(record: dict) -> dict[str, float]:
+    """The ``<split>/<key>: value`` scalars of one ``metrics.jsonl`` record (numeric values only)."""
+    split = record.get("split", "train")
+    out = {}
+    for k, v in record.items():
+        if k in _AXES or isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            continue
+        out[f"{split}/{k}"] = float(v)
+    return out
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def config_params(run_config: dict) -> dict[str, str | int | float | bool]:
+    """A run config (``{"model": name, "sections": {...}}``) as flat ``section.key`` parameters: numbers, bools
+    and strings as they are, anything else (lists, null) as its JSON text."""
+    flat = {}
+    if "model" in run_config and isinstance(run_config["model"], str):
+        flat["model"] = run_config["model"]
+    for k, v in _flat(run_config.get("sections") or {}).items():
+        flat[k] = v if isinstance(v, (str, int, float, bool)) else json.dumps(v)
+    return flat
+
+
+class _Sink:
+    """One tracker's writer. ``open`` (at the start, or at a resumed step), then ``record``/``image``/``histogram``
+    as training goes, ``flush`` when training ends and ``close`` with the run's final files."""
+
+    name = ""
+
+    def open(self, *, start_step: int, run_config: dict) -> bool:
+        """Start (or continue, at ``start_step`` > 0) the log; True when the log is new (nothing to continue)."""
+        raise NotImplementedError
+
+    def record(self, rec: dict) -> None: ...
+
+    def image(self, tag: str, png: Path, step: int) -> None: ...
+
+    def histogram(self, tag: str, values, step: int) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self, *, run_dir: Path | None, metrics: dict | None, step: int, failed: bool = False) -> None: ...
+
+
+class TensorBoardSink(_Sink):
+    """TensorBoard event files in ``folder`` (``torch.utils.tensorboard.SummaryWriter``)."""
+
+    name = "tensorboard"
+
+    def __init__(self, folder: str | Path, *, replace: bool = False):
+        self.folder = Path(folder)
+        self.replace = replace
+        self.writer = None
+
+    @property
+    def where(self) -> str:
+        return str(self.folder)
+
+    def open(self, *, start_step: int, run_config: dict) -> bool:
+        from torch.utils.tensorboard import SummaryWriter
+
+        if self.replace:
+            _remove_events(self.folder)
+        fresh = not _has_events(self.folder)
+        # resuming at step T: the log kept records up to T; drop any point written after T by the run that stopped
+        purge = start_step + 1 if start_step > 0 and not fresh else None
+        self.writer = SummaryWriter(str(self.folder), purge_step=purge)
+        if fresh:
+            self._write_config(run_config)
+        return fresh
+
+    def _write_config(self, run_config: dict) -> None:
+        from torch.utils.tensorboard.summary import hparams
+
+        params = config_params(run_config)
+        text = "| key | value |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in params.items())
+        self.writer.add_text("config", text, 0)
+        monitored = ["train_epoch/loss", "val/loss"]
+        exp, ssi, sei = hparams(params, {m: 0.0 for m in monitored})
+        fw = self.writer._get_file_writer()
+        for s in (exp, ssi, sei):
+            fw.add_summary(s)
+
+    def record(self, rec: dict) -> None:
+        step = int(rec["step"])
+        for tag, v in scalars(rec).items():
+            self.writer.add_scalar(tag, v, step)
+
+    def image(self, tag: str, png: Path, step: int) -> None:
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(png) as im:
+            arr = np.asarray(im.convert("RGB"))  # (H, W, 3) uint8
+        self.writer.add_image(tag, arr, step, dataformats="HWC")
+
+    def histogram(self, tag: str, values, step: int) -> None:
+        self.writer.add_histogram(tag, values, step)
+
+    def flush(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+
+    def close(self, *, run_dir: Path | None, metrics: dict | None, step: int, failed: bool = False) -> None:
+        if self.writer is None:
+            return
+        for k, v in _final_scalars(metrics).items():
+            self.writer.add_scalar(f"final/{k}", v, step)
+        self.writer.close()
+        self.writer = None
+
+
+def _final_scalars(metrics: dict | None) -> dict[str, float]:
+    return {k: float(v) for k, v in (metrics or {}).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+def _allow_file_store(uri: str) -> None:
+    """MLflow 3 refuses its ``file:`` store unless ``MLFLOW_ALLOW_FILE_STORE`` is true; a local store in the run
+    folder is what genlab uses by default, so allow it (a value the user set is left alone)."""
+    if uri.startswith("file:") or "://" not in uri:
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+
+
+class MlflowSink(_Sink):
+    """An MLflow run, through ``mlflow.tracking.MlflowClient`` (``mlflow-skinny`` is enough).
+
+    The experiment is ``MLFLOW_EXPERIMENT_NAME`` (default ``genlab``), the run is named after the run folder and
+    tagged ``genlab.run_dir`` with its absolute path (how a resumed run finds its MLflow run).
+    """
+
+    name = "mlflow"
+    MAX_PARAMS = 100  # per log_batch call
+
+    def __init__(self, uri: str, *, run_dir: str | Path | None = None, run_name: str | None = None):
+        self.uri = uri
+        self.run_dir = Path(run_dir).resolve() if run_dir is not None else None
+        self.run_name = run_name or (self.run_dir.name if self.run_dir is not None else None)
+        self.client = None
+        self.run_id: str | None = None
+        self.skip_to = -1  # on resume: steps up to here are already in the MLflow run
+
+    @property
+    def where(self) -> str:
+        return self.uri
+
+    def _client(self):
+        from mlflow.tracking import MlflowClient
+
+        _allow_file_store(self.uri)
+        return MlflowClient(tracking_uri=self.uri)
+
+    def existing_runs(self) -> list:
+        """The MLflow runs tagged with this run folder, newest first."""
+        if self.client is None:
+            self.client = self._client()
+        exp = self.client.get_experiment_by_name(experiment_name())
+        if exp is None or self.run_dir is None:
+            return []
+        return self.client.search_runs([exp.experiment_id],
+                                       filter_string=f"tags.`genlab.run_dir` = '{_quote(str(self.run_dir))}'",
+                                       order_by=["attributes.start_time DESC"])
+
+    def open(self, *, start_step: int, run_config: dict) -> bool:
+        from mlflow.entities import Param
+
+        if self.client is None:
+            self.client = self._client()
+        if start_step > 0:
+            runs = self.existing_runs()
+            if runs:
+                self.run_id = runs[0].info.run_id
+                self.skip_to = self._last_step(runs[0])
+                self.client.update_run(self.run_id, status="RUNNING")
+                return False
+        name = experiment_name()
+        exp = self.client.get_experiment_by_name(name)
+        exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(name)
+        tags = {"genlab.model": str(run_config.get("model", ""))}
+        if self.run_dir is not None:
+            tags["genlab.run_dir"] = str(self.run_dir)
+        run = self.client.create_run(exp_id, run_name=self.run_name, tags=tags)
+        self.run_id = run.info.run_id
+        params = [Param(k, str(v)[:6000]) for k, v in config_params(run_config).items()]
+        for i in range(0, len(params), self.MAX_PARAMS):
+            self.client.log_batch(self.run_id, params=params[i:i + self.MAX_PARAMS])
+        return True
+
+    def _last_step(self, run) -> int:
+        last = -1
+        for key in run.data.metrics:
+            for m in self.client.get_metric_history(self.run_id, key):
+                last = max(last, int(m.step))
+        return last
+
+    def record(self, rec: dict) -> None:
+        from mlflow.entities import Metric
+
+        step = int(rec["step"])
+        if step <= self.skip_to:
+            return
+        ts = int(time.time() * 1000)
+        metrics = [Metric(tag, v, ts, step) for tag, v in scalars(rec).items()]
+        if metrics:
+            self.client.log_batch(self.run_id, metrics=metrics)
+
+    def image(self, tag: str, png: Path, step: int) -> None:
+        if step <= self.skip_to:
+            return
+        self.client.log_artifact(self.run_id, str(png), tag)
+
+    def close(self, *, run_dir: Path | None, metrics: dict | None, step: int, failed: bool = False) -> None:
+        from mlflow.entities import Metric
+
+        if self.run_id is None:
+            return
+        if not failed:
+            ts = int(time.time() * 1000)
+            final = [Metric(f"final/{k}", v, ts, step) for k, v in _final_scalars(metrics).items()]
+            if final:
+                self.client.log_batch(self.run_id, metrics=final)
+            for name in FINAL_ARTIFACTS if run_dir is not None else ():
+                if (Path(run_dir) / name).is_file():
+                    self.client.log_artifact(self.run_id, str(Path(run_dir) / name))
+        self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
+        self.run_id = None
+
+
+def experiment_name() -> str:
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME", "").strip() or "genlab"
+
+
+def _quote(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("'", "\\'")
+
+
+# ---------------------------------------------------------------------------------------------- the callback
+class Tracking(Callback):
+    """Feed the trackers (:class:`TensorBoardSink`, :class:`MlflowSink`) from a training run.
+
+    Add it after :class:`~genlab.training.callbacks.SampleGrid` (``genlab.train`` does, from ``trainer.log_to``),
+    so each epoch's grid is on disk when this callback logs it. :func:`finish_tracking` closes the trackers with
+    the run's final files; a run that raises ends its MLflow run as ``FAILED``.
+    """
+
+    def __init__(self, sinks: list[_Sink], *, run_config: dict, run_dir: str | Path | None = None):
+        self.sinks = sinks
+        self.run_config = run_config
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self._codes_batch = None
+        self._opened = False
+
+    def on_train_start(self, trainer, total_steps: int) -> None:
+        for sink in self.sinks:
+            fresh = sink.open(start_step=trainer.step, run_config=self.run_config)
+            if fresh and trainer.step > 0:  # resuming a run that was not tracked so far: log its history first
+                for rec in trainer.history:
+                    sink.record(rec)
+            log.info("tracking to %s: %s", sink.name, sink.where)
+        self._opened = True
+
+    def on_log(self, trainer, record: dict) -> None:
+        for sink in self.sinks:
+            sink.record(record)
+
+    def validation_figures(self, trainer, data) -> dict:
+        from ..models.base import capabilities
+
+        model = trainer.model
+        if not capabilities(model)["has_encoder"] or data is None or not len(data):
+            return {}
+        import torch
+
+        if self._codes_batch is None:
+            self._codes_batch = next(iter(data.batches(HIST_SAMPLES)))  # the first samples: the same every time
+        batch = self._codes_batch
+        x = batch["x"]
+        keep = torch.isfinite(x.flatten(1)).all(1)  # rows with missing values are left out
+        if not bool(keep.any()):
+            return {}
+        labels = batch["y"][keep] if capabilities(model)["conditional"] and "y" in batch else None
+        with trainer.evaluating():
+            codes = model.encode(x[keep], labels).float().flatten(1).cpu()  # (B, latent_dim)
+        step = trainer.step
+        for sink in self.sinks:
+            sink.histogram("codes/all", codes[torch.isfinite(codes)], step)
+            for i in range(min(HIST_DIMS, codes.shape[1])):
+                col = codes[:, i]
+                sink.histogram(f"codes/z{i}", col[torch.isfinite(col)], step)
+        return {}
+
+    def on_epoch_end(self, trainer, logs: dict) -> None:
+        for cb in trainer.callbacks:
+            if isinstance(cb, SampleGrid):
+                png = cb.folder / f"epoch-{trainer.epoch:04d}.png"
+                if png.is_file():
+                    for sink in self.sinks:
+                        sink.image("samples", png, trainer.step)
+        for sink in self.sinks:
+            sink.flush()
+
+    def on_train_end(self, trainer) -> None:
+        self._last_step = trainer.step
+        for sink in self.sinks:
+            sink.flush()
+
+    def finish(self, *, run_dir: Path | None, metrics: dict | None, step: int, failed: bool = False) -> None:
+        """Close every tracker: final scalars and files (unless ``failed``), then end the logs."""
+        if not self._opened:
+            return
+        self._opened = False
+        for sink in self.sinks:
+            try:
+                sink.close(run_dir=run_dir, metrics=metrics, step=step, failed=failed)
+            except Exception as e:  # a tracker that fails at the end must not lose the finished run
+                if not failed:
+                    raise
+                log.warning("%s: could not close the log after the failure (%s)", sink.name, e)
+
+
+def finish_tracking(callbacks, *, run_dir: Path | None, metrics: dict | None, step: int,
+                    failed: bool = False) -> None:
+    """Close the :class:`Tracking` callbacks among ``callbacks`` (``genlab.train`` calls it after the run's final
+    files are written, or with ``failed=True`` when the run raised)."""
+    for cb in callbacks:
+        if isinstance(cb, Tracking):
+            cb.finish(run_dir=run_dir, metrics=metrics, step=step, failed=failed)
+
+
+# ---------------------------------------------------------------------------------------------- replay
+def replay(run: str | Path, to: str, *, log_dir: str | Path | None = None, overwrite: bool = False) -> str:
+    """Feed an existing run folder into a tracker, as live tracking would have: every record of
+    ``metrics.jsonl``, the per-epoch sample grids, the config, and the final metrics and files. Histograms of
+    the codes need the weights of each epoch and are not replayed.
+
+    Parameters
+    ----------
+    run : path
+        A run folder written by ``genlab train``.
+    to : {"tensorboard", "mlflow"}
+    log_dir : path, optional
+        TensorBoard: the folder for the event files (default ``RUN/tensorboard``). MLflow: a local store in
+        ``log_dir/mlruns`` (default ``MLFLOW_TRACKING_URI``, else ``RUN/mlruns``).
+    overwrite : bool
+        Replace what an earlier log of this run left there (TensorBoard event files in the folder; MLflow runs
+        tagged with this run folder, which are deleted).
+
+    Returns
+    -------
+    str
+        Where the log went (folder or tracking URI).
+
+    Raises
+    ------
+    CheckpointError
+        ``run`` is not a run folder.
+    ConfigError
+        Unknown tracker, missing package, or an existing log without ``overwrite``.
+    """
+    from ..io.report import read_metrics
+    from ..runs import open_run
+
+    if to not in TRACKERS:
+        raise ConfigError(f"unknown tracker {to!r}; use --to {' or --to '.join(TRACKERS)}")
+    opened = open_run(run)
+    run_dir = opened.path
+    require_trackers([to])
+    history = read_metrics(run_dir / "metrics.jsonl")
+    run_config = json.loads((run_dir / "config.json").read_text())
+    run_config = {"model": run_config.get("model"), "sections": run_config.get("sections") or {}}
+    if to == "tensorboard":
+        folder = Path(log_dir) if log_dir is not None else run_dir / "tensorboard"
+        if _has_events(folder) and not overwrite:
+            raise ConfigError(f"{folder} already holds TensorBoard event files; pass --overwrite to replace them or "
+                              "--logdir to write elsewhere")
+        sink: _Sink = TensorBoardSink(folder, replace=overwrite)
+    else:
+        uri = mlflow_uri(None, run_dir, log_dir)
+        sink = MlflowSink(uri, run_dir=run_dir)
+        old = sink.existing_runs()
+        if old and not overwrite:
+            raise ConfigError(f"{uri} already holds an MLflow run of {run_dir} ({old[0].info.run_id}); pass "
+                              "--overwrite to replace it or --logdir to write elsewhere")
+        for r in old:
+            sink.client.delete_run(r.info.run_id)
+    ends = {int(r["epoch"]) + 1: int(r["step"]) for r in history if r.get("split") == "train_epoch"}
+    sink.open(start_step=0, run_config=run_config)
+    try:
+        for rec in history:
+            sink.record(rec)
+        for png in sorted((run_dir / "samples").glob("epoch-*.png")):
+            try:
+                epoch = int(png.stem.split("-", 1)[1])
+            except ValueError:
+                continue
+            if epoch in ends:
+                sink.image("samples", png, ends[epoch])
+        last = max((int(r["step"]) for r in history), default=0)
+        sink.close(run_dir=run_dir, metrics=opened.metrics, step=last)
+    except BaseException:
+        sink.close(run_dir=None, metrics=None, step=0, failed=True)
+        raise
+    return sink.where
