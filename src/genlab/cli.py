@@ -12,24 +12,27 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .commands._common import metrics_table as _table, print_metrics as _print_metrics
-from .training.callbacks import Callback
 
+# Imports are lazy (inside the commands): ``genlab --help`` and ``genlab models`` never import torch.
 log = logging.getLogger("genlab")
 
 EXAMPLES = {
     "train": "example: genlab train vae --data digits trainer.epochs=20 model.latent_dim=8 --out runs/vae\n"
              "example: genlab train vae --data train.npz --val-data val.npz --test-data test.npz test.iwae_k=1000",
     "sample": "example: genlab sample runs/vae -n 64 -o samples.png\n"
-              "example: genlab sample runs/cvae -n 100 --labels 0,1,2,3,4,5,6,7,8,9 -o grid.png",
+              "example: genlab sample runs/cvae -n 100 --labels 0,1,2,3,4,5,6,7,8,9 -o grid.png\n"
+              "example: genlab sample runs/vae -n 1000 -o s.png   (writes s-000.png ... s-003.png, 256 per grid)",
     "reconstruct": "example: genlab reconstruct runs/vae -n 16 -o recon.png",
     "info": "example: genlab info runs/vae",
-    "models": "example: genlab models",
+    "models": "example: genlab models\nexample: genlab models --check   (imports every model, reports broken ones)",
     "datasets": "example: genlab datasets",
-    "demo": "example: genlab demo --out runs/demo",
+    "demo": "example: genlab demo --out runs/demo\nexample: genlab demo trainer.epochs=1 --out runs/quick-demo",
     "evaluate": "example: genlab evaluate runs/vae --metrics fid,kid,pr,dc -n 5000\n"
                 "example: genlab evaluate --real real_images/ --fake samples.npz --json",
 }
+
+#: what a command writing images or arrays writes (one wording for sample, reconstruct, decompress)
+PNG_NPZ = ".png image grid (more than 256 images: one grid per 256, NAME-000.png, ...) or .npz arrays"
 
 
 def examples() -> dict[str, str]:
@@ -38,51 +41,21 @@ def examples() -> dict[str, str]:
     return {**EXAMPLES, **{m.NAME: m.EXAMPLE for m in command_modules()}}
 
 
-class _Progress(Callback):
-    """Rich progress bar as a Trainer callback (the CLI owns the terminal)."""
-
-    def __init__(self, console, description: str):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-            TimeRemainingColumn
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                                 console=console, transient=False)
-        self.description = description
-        self.task = None
-
-    def on_train_start(self, trainer, total_steps):
-        self.progress.start()
-        self.task = self.progress.add_task(self.description, total=total_steps, completed=trainer.step, info="")
-
-    @staticmethod
-    def _losses(logs) -> str:  # "loss 0.12", or one per optimizer ("loss/d 1.3 loss/g 0.7") for GANs
-        return " ".join(f"{k} {v:.4g}" for k, v in logs.items() if (k == "loss" or k.startswith("loss/"))
-                        and isinstance(v, (int, float)))
-
-    def on_step_end(self, trainer, logs):
-        self.progress.update(self.task, completed=trainer.step, info=self._losses(logs))
-
-    def on_epoch_end(self, trainer, logs):
-        val = logs.get("val/loss")
-        info = f"epoch {trainer.epoch} {self._losses(logs)}" + (f" val {val:.4g}" if val is not None else "")
-        self.progress.update(self.task, completed=trainer.step, info=info)
-
-    def on_train_end(self, trainer):
-        self.progress.update(self.task, completed=trainer.step)
-        self.progress.stop()
+def _table(*args, **kw):
+    from .commands._common import metrics_table
+    return metrics_table(*args, **kw)
 
 
-def _console():
-    from rich.console import Console
-    return Console(stderr=True)
+def _print_metrics(*args, **kw):
+    from .commands._common import print_metrics
+    return print_metrics(*args, **kw)
 
 
 def _run_training(args, model_name, sections, out, resume=None, overwrite=False) -> int:
     from .runs import train
 
-    console = _console()
-    progress = _Progress(console, f"{model_name or 'resume'}")
-    run = train(model_name, out=out, config=sections, callbacks=[progress], resume=resume, overwrite=overwrite)
+    run = train(model_name, out=out, config=sections, resume=resume, overwrite=overwrite,
+                progress=getattr(args, "progress", None))
     if run.result is None:
         print(f"{run.out_dir} already finished; nothing to do (raise trainer.epochs to extend it)")
         return 0
@@ -135,8 +108,10 @@ def cmd_train(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from .config import apply_overrides
     from .runs import DEMO_CONFIG
-    return _run_training(args, "vae", json.loads(json.dumps(DEMO_CONFIG)), args.out, overwrite=True)
+    sections = apply_overrides(json.loads(json.dumps(DEMO_CONFIG)), args.overrides)
+    return _run_training(args, "vae", sections, args.out, overwrite=True)
 
 
 def _open_model(path: str):
@@ -163,8 +138,12 @@ def cmd_sample(args) -> int:
         bad = [v for v in labels if not 0 <= v < k]
         if bad:
             raise ConfigError(f"--labels {bad[0]} is not a class of this model; use labels 0..{k - 1}")
-    write_samples(model, args.n, args.output, labels=labels, seed=args.seed)
-    print(f"wrote {args.n} samples to {args.output}")
+    write_samples(model, args.n, args.output, labels=labels, seed=args.seed, progress=args.progress)
+    where = args.output
+    if Path(args.output).suffix.lower() == ".png":
+        from .io.images import describe_paths, grid_paths
+        where = describe_paths(grid_paths(args.output, args.n))
+    print(f"wrote {args.n} samples to {where}")
     return 0
 
 
@@ -173,7 +152,6 @@ def _save_output(model, x, output: str) -> None:
 
     from .errors import ConfigError
     from .io.atomic import write_bytes_atomic
-    from .io.images import save_grid
     out = Path(output)
     if out.suffix == ".npz":
         import io
@@ -185,17 +163,16 @@ def _save_output(model, x, output: str) -> None:
     elif out.suffix.lower() == ".png":
         if model.kind != "image":
             raise ConfigError(f"{output}: PNG output needs an image model; use a .npz output for tabular data")
-        save_grid(x, out)
+        from .io.images import save_grids
+        save_grids(x, out)
     else:
         raise ConfigError(f"unsupported output {output!r}; use a .png (image grid) or .npz file")
 
 
 def cmd_reconstruct(args) -> int:
-    import torch
-
     from .data import load_dataset
     from .errors import ConfigError
-    from .io.images import save_grid
+    from .io.images import describe_paths, save_grids
     from .models.base import capabilities, require
     from .runs import is_run_folder, open_run
     run = open_run(args.run) if is_run_folder(args.run) else None
@@ -211,12 +188,27 @@ def cmd_reconstruct(args) -> int:
     x = ds.x[:args.n]
     labels = ds.y[:args.n] if capabilities(model)["conditional"] and ds.y is not None else None
     rec = model.reconstruct(x, labels) if labels is not None else model.reconstruct(x)
+    where = args.output
     if Path(args.output).suffix.lower() == ".png" and model.kind == "image":
-        save_grid(torch.cat([x, rec.cpu()]), args.output, nrow=len(x))
+        images, width = _pair_rows(x, rec.cpu())
+        where = describe_paths(save_grids(images, args.output, nrow=width))
     else:
         _save_output(model, rec, args.output)
     mse = float(((rec.cpu() - x) ** 2).mean())
-    print(f"wrote {len(x)} inputs and reconstructions to {args.output} (MSE {mse:.5g})")
+    print(f"wrote {len(x)} inputs and reconstructions to {where} (MSE {mse:.5g})")
+
+
+def _pair_rows(x, rec, width: int = 16):
+    """Inputs above their reconstructions, ``width`` per row (a short last row padded with white tiles):
+    ``(images, nrow)`` for :func:`genlab.io.images.save_grids` (256 images per file = 8 pairs of rows)."""
+    import torch
+    w = min(width, len(x))
+    rows = []
+    for i in range(0, len(x), w):
+        for part in (x[i:i + w], rec[i:i + w]):
+            pad = torch.ones((w - len(part), *part.shape[1:]), dtype=part.dtype)
+            rows.append(torch.cat([part, pad]))
+    return torch.cat(rows), w
     return 0
 
 
@@ -280,7 +272,7 @@ def cmd_evaluate(args) -> int:
 
     metrics = parse_metrics(args.metrics)
     common = dict(metrics=metrics, features=args.features, use_cache=not args.no_cache,
-                  inception_weights=args.inception_weights, cache=args.cache_dir)
+                  inception_weights=args.inception_weights, cache=args.cache_dir, progress=args.progress)
     if args.run and (args.real or args.fake):
         raise ConfigError("give either a RUN or --real A --fake B, not both")
     if args.run:
@@ -304,8 +296,8 @@ def cmd_evaluate(args) -> int:
 def cmd_models(args) -> int:
     from rich.console import Console
 
-    from .registry import list_entries
-    rows = [(e.name, e.summary, e.source) for e in list_entries()]
+    from .commands._listing import model_entries
+    rows = [(e.name, e.summary, e.source) for e in model_entries(live=args.check)]
     Console().print(_table("genlab models", rows, ("name", "summary", "from")))
     return 0
 
@@ -320,6 +312,7 @@ def cmd_datasets(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .commands._common import add_out_argument
     p = argparse.ArgumentParser(prog="genlab", description="Train, evaluate and apply deep generative models.",
                                 epilog="example: genlab demo   (trains a conv VAE on digits, writes a report)")
     p.add_argument("--version", action="version", version=f"genlab {__version__}")
@@ -331,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         sp.set_defaults(func=func)
         sp.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+        sp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="show (or hide) progress bars on stderr (default: shown on a terminal, not under CI; "
+                        "GENLAB_PROGRESS=1/0 overrides)")
         return sp
 
     t = add("train", cmd_train, "Train a registered model and write a run folder.")
@@ -343,21 +339,21 @@ def build_parser() -> argparse.ArgumentParser:
                    " test.iwae_k=K sets the IWAE samples, 0 = no IWAE bound)")
     t.add_argument("--config", help="YAML/JSON run config with sections model, trainer, data")
     t.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. trainer.epochs=5")
-    t.add_argument("--out", help="run folder (default runs/MODEL-DATA-TIME)")
+    add_out_argument(t, "run folder (default runs/MODEL-DATA-TIME)")
     t.add_argument("--resume", metavar="RUN", help="continue an interrupted run from RUN/checkpoints/last")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")
 
     s = add("sample", cmd_sample, "Draw samples from a trained model.")
     s.add_argument("run", help="run folder or saved model folder")
     s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
-    s.add_argument("-o", "--output", default="samples.png", help="output .png grid or .npz array")
+    add_out_argument(s, f"{PNG_NPZ} (samples x, raw)", dest="output", default="samples.png")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--labels", help="conditional models: comma-separated class labels, cycled over the n samples")
 
     r = add("reconstruct", cmd_reconstruct, "Reconstruct held-out inputs (inputs above outputs).")
     r.add_argument("run", help="run folder or saved model folder")
     r.add_argument("-n", type=int, default=16, help="number of inputs (default 16)")
-    r.add_argument("-o", "--output", default="reconstructions.png", help="output .png grid or .npz array")
+    add_out_argument(r, f"{PNG_NPZ} (inputs above reconstructions)", dest="output", default="reconstructions.png")
     r.add_argument("--data", help="data to reconstruct (default: the run's test split)")
     r.add_argument("--data-dir")
 
@@ -382,14 +378,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--cache-dir", help="real-feature cache (default $GENLAB_CACHE/stats or ~/.cache/genlab/stats)")
     e.add_argument("--no-cache", action="store_true", help="neither read nor write the real-feature cache")
 
-    add("models", cmd_models, "List registered models.")
+    m = add("models", cmd_models, "List registered models (built-in and entry-point models; read without importing "
+                                  "them).")
+    m.add_argument("--check", action="store_true", help="import every model instead (slower) and report entry "
+                   "points that fail to load")
     add("datasets", cmd_datasets, "List built-in data sets.")
     from .commands import command_modules
     for mod in command_modules():  # application commands (genlab/commands/*.py)
         mod.add_arguments(add(mod.NAME, mod.run, mod.HELP, mod.EXAMPLE))
 
     d = add("demo", cmd_demo, "Train a conv VAE on the built-in digits and write a run folder with a report.")
-    d.add_argument("--out", default="runs/demo", help="run folder (default runs/demo; replaced if it exists)")
+    add_out_argument(d, "run folder (replaced if it exists)", default="runs/demo")
+    d.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides of the demo config, e.g. "
+                   "trainer.epochs=1")
     return p
 
 

@@ -69,12 +69,13 @@ def evaluate_model(model, real: TensorDataset, *, data_key: str, metrics=("fid",
                    "density_coverage"), n: int = 10_000, features: str | torch.nn.Module = "auto",
                    seed: int = 0, batch_size: int = 500, ppl_n: int = 2_000, cache: str | os.PathLike | None = None,
                    use_cache: bool = True, inception_weights: str | os.PathLike | None = None,
-                   kid_subset_size: int = 1000) -> dict:
+                   kid_subset_size: int = 1000, progress: bool | None = None) -> dict:
     """Sample ``n`` images from ``model`` (seeded) and compare with the real images ``real``.
 
     ``data_key`` names the real set in the feature cache (data set, split, split seed).
     Returns ``{"metrics": {"FID-digits": ...}, "raw": {...}, "extractor": {...}, "n_real", "n_fake",
-    "conventions": {...}}``.
+    "conventions": {...}}``. ``progress``: show bars over sampling and the feature passes (the switch of
+    :func:`genlab.training.progress.progress_enabled`; ``None`` = auto).
     """
     metrics = list(metrics)
     if n < 2:
@@ -83,7 +84,8 @@ def evaluate_model(model, real: TensorDataset, *, data_key: str, metrics=("fid",
     extractor = get_extractor(features, tuple(model.shape), inception_weights=inception_weights)
     real_x = _images(real, "real data")
     g = torch.Generator().manual_seed(seed)
-    fake = torch.cat([model.sample(min(batch_size, n - i), generator=g).cpu() for i in range(0, n, batch_size)])
+    fake = _sample_with_progress(model, n, batch_size, g, progress)
+    extractor = _with_progress(extractor, progress)
     fake_f, fake_l = extractor(fake)
     real_f, real_l, _ = real_features(real_x, data_key, extractor, cache=cache, use_cache=use_cache)
     raw = _compute(real_f, real_l, fake_f, fake_l, metrics, extractor, kid_subset_size=kid_subset_size)
@@ -98,8 +100,9 @@ def evaluate_model(model, real: TensorDataset, *, data_key: str, metrics=("fid",
 
 def evaluate_sets(real: str | TensorDataset, fake: str | TensorDataset, *, metrics=("fid", "kid", "precision_recall",
                   "density_coverage"), features: str | torch.nn.Module = "auto", cache=None, use_cache: bool = True,
-                  inception_weights=None, kid_subset_size: int = 1000) -> dict:
-    """Compare two image sets (folders / ``.npz`` / ``.npy`` paths or in-memory data sets)."""
+                  inception_weights=None, kid_subset_size: int = 1000, progress: bool | None = None) -> dict:
+    """Compare two image sets (folders / ``.npz`` / ``.npy`` paths or in-memory data sets); ``progress`` as in
+    :func:`evaluate_model`."""
     metrics = list(metrics)
     if "ppl" in metrics:
         raise ConfigError("ppl needs a model (it walks the latent space); use genlab evaluate RUN --metrics ppl")
@@ -109,7 +112,8 @@ def evaluate_sets(real: str | TensorDataset, fake: str | TensorDataset, *, metri
     if rx.shape[1:] != fx.shape[1:]:
         raise DataError(f"real images are {tuple(rx.shape[1:])} but fake images are {tuple(fx.shape[1:])}; "
                         "give sets of the same shape")
-    extractor = get_extractor(features, tuple(rx.shape[1:]), inception_weights=inception_weights)
+    extractor = _with_progress(get_extractor(features, tuple(rx.shape[1:]), inception_weights=inception_weights),
+                               progress)
     fake_f, fake_l = extractor(fx)
     key = f"file-{Path(r.name).resolve()}-{len(rx)}" if not isinstance(real, TensorDataset) else f"mem-{r.name}"
     real_f, real_l, _ = real_features(rx, key, extractor, cache=cache,
@@ -137,3 +141,45 @@ def evaluate_run(run: str | os.PathLike, *, split: str = "train", **kw) -> dict:
     if len(real) < 2:
         raise ConfigError(f"the run's {split} split holds {len(real)} samples; choose --split train or all")
     return evaluate_model(model, real, data_key=rf.data_key(split), **kw)
+
+
+# ---------------------------------------------------------------------------------------------- progress hooks
+def _sample_with_progress(model, n: int, batch_size: int, generator, progress) -> torch.Tensor:
+    """``n`` samples in batches from one generator (the same numbers as without a bar), with a progress bar."""
+    from .training.progress import progress_bar
+    parts = []
+    with progress_bar("sampling", n, progress=progress) as bar:
+        for i in range(0, n, batch_size):
+            parts.append(model.sample(min(batch_size, n - i), generator=generator).cpu())
+            bar.advance(len(parts[-1]))
+    return torch.cat(parts)
+
+
+#: images per call of the feature net while a bar is shown (the extractors batch by 500 too)
+FEATURE_CHUNK = 500
+
+
+def _with_progress(extractor: Extractor, progress) -> Extractor:
+    """``extractor`` whose feature pass advances a progress bar ("features"); same name, weights hash and cache
+    key, and the same numbers (the pass runs in chunks of :data:`FEATURE_CHUNK`, as the extractors batch)."""
+    import dataclasses
+
+    import numpy as np
+
+    from .training.progress import progress_bar, progress_enabled
+    if not progress_enabled(progress):
+        return extractor
+    inner = extractor.extract_fn
+
+    def extract(images: torch.Tensor):
+        feats, logits = [], []
+        with progress_bar(f"features ({extractor.name})", len(images), progress=progress) as bar:
+            for xb in images.split(FEATURE_CHUNK):
+                f, lg = inner(xb)
+                feats.append(f)
+                if lg is not None:
+                    logits.append(lg)
+                bar.advance(len(xb))
+        return np.concatenate(feats), (np.concatenate(logits) if logits else None)
+
+    return dataclasses.replace(extractor, extract_fn=extract)

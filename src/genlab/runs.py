@@ -476,7 +476,7 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *,
           val: str | Path | TensorDataset | None = None, test: str | Path | TensorDataset | None = None,
           out: str | Path | None = None, config: dict | None = None, callbacks: list[Callback] | tuple = (),
           resume: str | Path | None = None, figures: bool = True, overwrite: bool = False,
-          networks: dict | None = None) -> Run:
+          networks: dict | None = None, progress: bool | None = None) -> Run:
     """Train a registered model and (with ``out``) write a run folder.
 
     Parameters
@@ -515,6 +515,10 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *,
         docs/models/adding.md), checked with a dry run. The run folder stores their weights and lists them in
         ``config.json``; reload with ``genlab.load(RUN, networks=...)`` (fresh instances) and resume with the
         same argument. For a model that reloads anywhere, subclass it and override ``build_networks``.
+    progress : bool or None
+        Show the training progress display (rich, on stderr): ``True`` on, ``False`` off, ``None`` (default)
+        auto: on when stderr is a terminal and ``CI`` is not set; ``GENLAB_PROGRESS=1``/``0`` overrides auto
+        (:func:`genlab.training.progress.progress_enabled`).
 
     A run folder is locked while it is written: a second writer gets :class:`~genlab.io.runfolder.RunLocked`.
     """
@@ -556,6 +560,8 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *,
     seed_everything(spec.trainer.seed)
     net = build_model(spec, splits.train.info(), networks)
     callbacks = list(callbacks)
+    from .training.progress import TrainProgress
+    callbacks.insert(0, TrainProgress(spec.model, progress=progress))  # closed by _train_and_finish
     every = spec.trainer.sample_every
     if every is None:
         every = 1 if not net.can_reconstruct else max(1, spec.trainer.epochs // 10)
@@ -618,7 +624,11 @@ class TrainingInterrupted(KeyboardInterrupt):
 def _train_and_finish(trainer: Trainer, net, spec: RunSpec, splits: Splits, out_dir: Path | None, *, resume: bool,
                       figures: bool) -> Run:
     t0 = time.perf_counter()
-    result = trainer.fit(net, splits.train, splits.val, resume=(out_dir if resume else None))
+    from .training.progress import close_displays
+    try:
+        result = trainer.fit(net, splits.train, splits.val, resume=(out_dir if resume else None))
+    finally:
+        close_displays(trainer.callbacks)  # a run that raised leaves no live progress display behind
     metrics = {"model": spec.model, "data": spec.data.name, "steps": result.step, "epochs": result.epoch,
                "train_seconds": round(time.perf_counter() - t0, 2),
                "samples_per_sec": round(result.samples_per_sec, 1), "precision": result.precision,

@@ -213,7 +213,8 @@ class ModelEstimator(BaseEstimator):
             for k, v in (config or {}).items():
                 cfg.setdefault(k, {}).update(v)
             log.info("%s: training %r on %d samples", type(self).__name__, str(spec), len(ds))
-            model = train(str(spec), ds, config=cfg, figures=False).model.eval()
+            model = train(str(spec), ds, config=cfg, figures=False,
+                          progress=getattr(self, "verbose", None)).model.eval()
         elif isinstance(spec, (str, Path)) and Path(spec).exists():
             model = load(spec)
             self._require(model)

@@ -79,6 +79,9 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         Posterior draws per input for ``scoring="elbo"`` (averaged) and ``"iwae"`` (importance samples).
     epochs, batch_size, validation_fraction, trainer_config
         Training of the wrapped model (see :class:`genlab.apps.ModelEstimator`).
+    verbose : bool or None, default None
+        Show the training progress display (scikit-learn's name): ``True`` on, ``False`` off, ``None`` auto
+        (on when stderr is a terminal and ``CI`` is not set; ``GENLAB_PROGRESS=1``/``0`` overrides auto).
     random_state : int, default 0
         Seed of training and of the fixed draws of the ``elbo``/``iwae`` scores.
 
@@ -117,7 +120,7 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
 
     def __init__(self, *, model="ae", model_config=None, scoring="reconstruction", contamination=0.1,
                  n_samples=16, epochs=30, batch_size=128, random_state=0, validation_fraction=0.1,
-                 trainer_config=None, **deprecated):
+                 trainer_config=None, verbose=None, **deprecated):
         # ``score=`` was renamed ``scoring=`` (an attribute ``score`` shadows scikit-learn's ``score`` method);
         # it is taken through ``**deprecated`` so it is no parameter (get_params/clone see ``scoring`` only)
         scoring = _renamed_score(deprecated, scoring, "AnomalyDetector")
@@ -131,6 +134,7 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         self.random_state = random_state
         self.validation_fraction = validation_fraction
         self.trainer_config = trainer_config
+        self.verbose = verbose
 
     def set_params(self, **params):
         """scikit-learn's ``set_params``; the deprecated ``score=`` sets ``scoring`` (with a FutureWarning)."""

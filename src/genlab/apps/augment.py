@@ -64,6 +64,9 @@ class Augmenter(ModelEstimator):
     epochs, batch_size, random_state, validation_fraction, trainer_config
         Training of the wrapped model (see :class:`~genlab.apps.ModelEstimator`); ``random_state`` also seeds
         :meth:`generate` when it is given no ``random_state``.
+    verbose : bool or None, default None
+        Show the training progress display (scikit-learn's name): ``True`` on, ``False`` off, ``None`` auto
+        (on when stderr is a terminal and ``CI`` is not set; ``GENLAB_PROGRESS=1``/``0`` overrides auto).
 
     Attributes
     ----------
@@ -87,7 +90,7 @@ class Augmenter(ModelEstimator):
     _requires_y = True
 
     def __init__(self, *, model="cvae", model_config=None, n_per_class=100, epochs=50, batch_size=128,
-                 random_state=0, validation_fraction=0.1, trainer_config=None):
+                 random_state=0, validation_fraction=0.1, trainer_config=None, verbose=None):
         self.model = model
         self.model_config = model_config
         self.n_per_class = n_per_class
@@ -96,6 +99,7 @@ class Augmenter(ModelEstimator):
         self.random_state = random_state
         self.validation_fraction = validation_fraction
         self.trainer_config = trainer_config
+        self.verbose = verbose
 
     # ------------------------------------------------------------------ fitting
     @staticmethod

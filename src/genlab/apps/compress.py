@@ -241,6 +241,9 @@ class Compressor(ModelTransformer):
         min/max). Values outside the range are clipped when compressing.
     epochs, batch_size, random_state, validation_fraction, trainer_config
         Training of the wrapped model (see :class:`~genlab.apps.ModelEstimator`).
+    verbose : bool or None, default None
+        Show the training progress display (scikit-learn's name): ``True`` on, ``False`` off, ``None`` auto
+        (on when stderr is a terminal and ``CI`` is not set; ``GENLAB_PROGRESS=1``/``0`` overrides auto).
 
     Attributes
     ----------
@@ -265,7 +268,7 @@ class Compressor(ModelTransformer):
     _preserves_dtype = ()  # transform gives integer codes (uint32), whatever the input dtype
 
     def __init__(self, *, model="ae", model_config=None, bits=8, clip_percentile=0.0, epochs=50, batch_size=128,
-                 random_state=0, validation_fraction=0.1, trainer_config=None):
+                 random_state=0, validation_fraction=0.1, trainer_config=None, verbose=None):
         self.model = model
         self.model_config = model_config
         self.bits = bits
@@ -275,6 +278,7 @@ class Compressor(ModelTransformer):
         self.random_state = random_state
         self.validation_fraction = validation_fraction
         self.trainer_config = trainer_config
+        self.verbose = verbose
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None):

@@ -34,12 +34,22 @@ from ._base import ModelTransformer, model_names, restore_layout
 log = logging.getLogger(__name__)
 
 NOISES = ("gaussian", "salt_pepper", "mask")
+#: other spellings accepted wherever a noise name is parsed (the prose name of ``salt_pepper``)
+NOISE_ALIASES = {"salt-and-pepper": "salt_pepper", "salt_and_pepper": "salt_pepper", "salt-pepper": "salt_pepper"}
+
+
+def noise_name(noise):
+    """The canonical noise name: ``salt-and-pepper`` (and ``salt_and_pepper``, ``salt-pepper``) ->
+    ``salt_pepper``; other values unchanged (checked by :func:`check_noise`)."""
+    return NOISE_ALIASES.get(noise, noise) if isinstance(noise, str) else noise
 
 
 def check_noise(noise, level) -> float:
-    """``level`` as a float after checking ``noise`` and its range; one-line :class:`ConfigError` otherwise."""
+    """``level`` as a float after checking ``noise`` (aliases of :data:`NOISE_ALIASES` accepted) and its range;
+    one-line :class:`ConfigError` otherwise."""
+    noise = noise_name(noise)
     if noise not in NOISES:
-        raise ConfigError(f"noise must be one of {', '.join(NOISES)}, got {noise!r}")
+        raise ConfigError(f"noise must be one of {', '.join(NOISES)} (or salt-and-pepper), got {noise!r}")
     if isinstance(level, bool) or not isinstance(level, (int, float, np.integer, np.floating)) \
             or not math.isfinite(float(level)):
         raise ConfigError(f"level must be a finite number, got {level!r}")
@@ -81,7 +91,8 @@ class Denoiser(ModelTransformer):
     Parameters
     ----------
     noise : {"gaussian", "salt_pepper", "mask"}
-        Corruption the model learns to undo (see the module notes for each).
+        Corruption the model learns to undo (see the module notes for each); ``"salt-and-pepper"`` is accepted
+        as an alias of ``"salt_pepper"``.
     level : float
         Gaussian sigma (> 0; model units: [0, 1] images, standardised tabular), or the probability in
         (0, 1) that an entry is corrupted (``salt_pepper``, ``mask``).
@@ -93,6 +104,9 @@ class Denoiser(ModelTransformer):
         parameters of the estimator, not in ``model_config``.
     epochs, batch_size, random_state, validation_fraction, trainer_config
         Training settings (see :class:`genlab.apps.ModelEstimator`).
+    verbose : bool or None, default None
+        Show the training progress display (scikit-learn's name): ``True`` on, ``False`` off, ``None`` auto
+        (on when stderr is a terminal and ``CI`` is not set; ``GENLAB_PROGRESS=1``/``0`` overrides auto).
 
     Attributes
     ----------
@@ -113,7 +127,7 @@ class Denoiser(ModelTransformer):
     _preserves_dtype = ("float32",)  # transform returns float32 (images in [0, 1], tabular rows)
 
     def __init__(self, *, noise="gaussian", level=0.2, model="denoising-ae", model_config=None, epochs=50,
-                 batch_size=128, random_state=0, validation_fraction=0.1, trainer_config=None):
+                 batch_size=128, random_state=0, validation_fraction=0.1, trainer_config=None, verbose=None):
         self.noise = noise
         self.level = level
         self.model = model
@@ -123,6 +137,7 @@ class Denoiser(ModelTransformer):
         self.random_state = random_state
         self.validation_fraction = validation_fraction
         self.trainer_config = trainer_config
+        self.verbose = verbose
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None):
@@ -143,9 +158,10 @@ class Denoiser(ModelTransformer):
         if clash:
             raise ConfigError(f"model_config sets {clash[0]!r}; set it as Denoiser({clash[0]}=...) instead")
         ds = self._dataset(X, reset=True)
-        self._fit_model(ds, config={"model": {"noise": self.noise, "level": level}})
+        self._fit_model(ds, config={"model": {"noise": noise_name(self.noise), "level": level}})
         cfg = getattr(self.model_, "config", None)
-        if getattr(cfg, "noise", self.noise) != self.noise or getattr(cfg, "level", level) != level:
+        noise = noise_name(self.noise)
+        if getattr(cfg, "noise", noise) != noise or getattr(cfg, "level", level) != level:
             log.warning("Denoiser: the given model was trained with noise=%s level=%s, not noise=%s level=%s",
                         cfg.noise, cfg.level, self.noise, level)
         return self
@@ -191,7 +207,7 @@ class Denoiser(ModelTransformer):
             g.seed()
         else:
             g.manual_seed(int(random_state))
-        noisy = corrupt(x, self.noise, level, kind=ds.kind, generator=g)
+        noisy = corrupt(x, noise_name(self.noise), level, kind=ds.kind, generator=g)
         if ds.kind == "image":
             return restore_layout(noisy.numpy(), X)
         return self._from_model(noisy)

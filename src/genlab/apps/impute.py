@@ -87,6 +87,9 @@ class Imputer(ModelTransformer):
         those of the bench: scikit-learn's wine table and a synthetic one).
     epochs, batch_size, random_state, validation_fraction, trainer_config
         Training settings (see :class:`genlab.apps.ModelEstimator`).
+    verbose : bool or None, default None
+        Show the training progress display (scikit-learn's name): ``True`` on, ``False`` off, ``None`` auto
+        (on when stderr is a terminal and ``CI`` is not set; ``GENLAB_PROGRESS=1``/``0`` overrides auto).
 
     Attributes
     ----------
@@ -111,7 +114,7 @@ class Imputer(ModelTransformer):
     _preserves_dtype = ("float64", "float32")
 
     def __init__(self, *, model="vae", model_config=None, n_iter=2, epochs=200, batch_size=128, random_state=0,
-                 validation_fraction=0.1, trainer_config=None):
+                 validation_fraction=0.1, trainer_config=None, verbose=None):
         self.model = model
         self.model_config = model_config
         self.n_iter = n_iter
@@ -120,6 +123,7 @@ class Imputer(ModelTransformer):
         self.random_state = random_state
         self.validation_fraction = validation_fraction
         self.trainer_config = trainer_config
+        self.verbose = verbose
 
     def _check_n_iter(self) -> int:
         if isinstance(self.n_iter, bool) or not isinstance(self.n_iter, (int, np.integer)) or self.n_iter < 1:

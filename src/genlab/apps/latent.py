@@ -117,6 +117,9 @@ class LatentExplorer(ModelEstimator):
     epochs, batch_size, random_state, validation_fraction, trainer_config
         Training settings (see :class:`~genlab.apps.ModelEstimator`); ``batch_size`` is also the encode/decode
         batch size.
+    verbose : bool or None, default None
+        Show the training progress display (scikit-learn's name): ``True`` on, ``False`` off, ``None`` auto
+        (on when stderr is a terminal and ``CI`` is not set; ``GENLAB_PROGRESS=1``/``0`` overrides auto).
 
     Attributes
     ----------
@@ -144,7 +147,7 @@ class LatentExplorer(ModelEstimator):
     _array_state: ClassVar[tuple[str, ...]] = ("code_center_", "code_scale_")
 
     def __init__(self, *, model="vae", model_config=None, epochs: int = 50, batch_size: int = 128,
-                 random_state: int = 0, validation_fraction: float = 0.1, trainer_config=None):
+                 random_state: int = 0, validation_fraction: float = 0.1, trainer_config=None, verbose=None):
         self.model = model
         self.model_config = model_config
         self.epochs = epochs
@@ -152,6 +155,7 @@ class LatentExplorer(ModelEstimator):
         self.random_state = random_state
         self.validation_fraction = validation_fraction
         self.trainer_config = trainer_config
+        self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):

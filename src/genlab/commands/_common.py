@@ -1,50 +1,100 @@
-"""Pieces every application command shares: model arguments, reading inputs, writing a report."""
+"""Pieces every application command shares: model arguments, reading inputs, writing a report.
+
+Nothing here imports torch at module level: ``genlab --help`` imports every command module."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from ..config import apply_overrides
-from ..data import TensorDataset, load_dataset
-from ..errors import ConfigError
+#: the one help wording of ``-o/--out`` (every command that writes takes both spellings)
+OUT_HELP = "where to write: {what}"
+
+
+def add_out_argument(p, what: str, *, dest: str = "out", required: bool = False, default=None) -> None:
+    """``-o``/``--out`` (both spellings, plus the older ``--output`` where a command had it) with the one help
+    wording :data:`OUT_HELP`; ``what`` says what is written (a file, or a folder and its contents)."""
+    flags = ["-o", "--out"] + (["--output"] if dest == "output" else [])
+    extra = f" (default {default})" if default is not None else ""
+    p.add_argument(*flags, dest=dest, required=required, default=default, metavar="PATH",
+                   help=OUT_HELP.format(what=what) + extra)
 
 
 def add_model_arguments(p, default_model: str) -> None:
-    """``--run`` (a saved estimator, model or run folder) or ``--model`` trained on the fly."""
+    """``--run`` (a saved estimator, model or run folder) or ``--model`` trained on the fly, and the training
+    settings: ``--epochs``, ``key=value`` dotted overrides (as ``genlab train``) and ``--set`` (= ``model.key``)."""
     p.add_argument("--run", help="saved estimator folder (from --save), saved model or run folder to use "
                    "instead of training")
     p.add_argument("--model", default=default_model, help=f"registered model to train on the fly "
                    f"(default {default_model}; see: genlab models)")
     p.add_argument("--train", help="data to train on (default: the input itself); built-in name or path")
-    p.add_argument("--epochs", type=int, default=30, help="training epochs when training on the fly (default 30)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs when training on the fly (default: "
+                   "the estimator class's own default, see docs/apps)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides when training, as in "
+                   "genlab train: model.latent_dim=8 trainer.epochs=5 trainer.batch_size=64 data.val=0.2")
     p.add_argument("--set", action="append", default=[], metavar="key=value",
-                   help="model config override when training, e.g. --set latent_dim=8 (repeatable)")
+                   help="alias of model.key=value (repeatable): --set latent_dim=8 is model.latent_dim=8")
     p.add_argument("--save", help="also save the fitted estimator to this folder (reuse it with --run)")
     p.add_argument("--seed", type=int, default=0)
 
 
-def read_data(spec: str, *, data_dir: str | None = None) -> TensorDataset:
-    """A built-in name or a file/folder (images folder, .npz, .npy, .csv)."""
+def read_data(spec: str, *, data_dir: str | None = None):
+    """A built-in name or a file/folder (images folder, .npz, .npy, .csv) as a ``TensorDataset``."""
+    from ..data import load_dataset
     return load_dataset(spec, data_dir=data_dir)
 
 
+def training_sections(args) -> dict:
+    """The run-config sections of the app's dotted overrides: ``--set k=v`` is ``model.k=v``; only ``model``,
+    ``trainer`` and ``data.val`` apply to the model an app trains (anything else is a one-line error)."""
+    from ..config import apply_overrides
+    from ..errors import ConfigError
+    given = list(getattr(args, "overrides", None) or [])
+    sets = [s if s.startswith("model.") else f"model.{s}" for s in getattr(args, "set", None) or []]
+    sections = apply_overrides({}, [*sets, *given])
+    for key in sections:
+        if key not in ("model", "trainer", "data"):
+            raise ConfigError(f"override section {key!r} does not apply to an app's model; use model.KEY=VALUE, "
+                              "trainer.KEY=VALUE or data.val=FRACTION")
+    data = sections.get("data") or {}
+    if set(data) - {"val"}:
+        bad = sorted(set(data) - {"val"})[0]
+        raise ConfigError(f"data.{bad} does not apply here (the app trains on its input or --train); only data.val "
+                          "(the held-out fraction) can be set")
+    return sections
+
+
 def model_config(args) -> dict:
-    return apply_overrides({}, list(args.set)) if args.set else {}
+    """The ``model`` section of :func:`training_sections` (``--set`` and ``model.*`` overrides)."""
+    return training_sections(args).get("model", {})
 
 
-def fitted_estimator(cls, args, fit_data: TensorDataset | None, **params):
+def fitted_estimator(cls, args, fit_data, **params):
     """Load ``--run`` when it is a saved estimator; otherwise build ``cls`` (wrapping ``--run`` as a model
-    folder, or ``--model`` trained for ``--epochs``) and fit it on ``--train`` or ``fit_data``.
+    folder, or ``--model`` trained for ``--epochs``, default the class's own) and fit it on ``--train`` or
+    ``fit_data``. ``model.*``/``trainer.*``/``data.val`` overrides (and ``--set``) set the trained model's config;
+    the training progress display follows the CLI's ``--progress``/auto rule.
 
     The model must have the capabilities the estimator declares it needs (``check_model``, through
     :func:`genlab.models.require`): ``--model`` is checked before ``--train`` is read or anything trained, a
     ``--run`` folder once loaded; a refusal is one ``ConfigError`` line (exit 2) and nothing is written."""
     from ..apps._base import ESTIMATOR_FILE
+    from ..errors import ConfigError
+    sections = training_sections(args)
     if args.run and (Path(args.run) / ESTIMATOR_FILE).is_file():
+        if sections or args.epochs is not None:
+            raise ConfigError(f"{args.run} is a fitted estimator: nothing is trained, so --epochs, --set and "
+                              "key=value overrides do not apply; drop them (or use --model to train anew)")
         return cls.load(args.run)
     model = args.run or args.model
-    est = cls(model=model, model_config=model_config(args) or None, epochs=args.epochs,
-              random_state=args.seed, **params).check_model()
+    kw = dict(params)
+    if args.epochs is not None:
+        kw["epochs"] = args.epochs
+    if sections.get("trainer"):
+        kw["trainer_config"] = sections["trainer"]
+    if "val" in (sections.get("data") or {}):
+        kw["validation_fraction"] = float(sections["data"]["val"])
+    est = cls(model=model, model_config=sections.get("model") or None, random_state=args.seed,
+              verbose=getattr(args, "progress", None), **kw).check_model()
     data = read_data(args.train) if args.train else fit_data
     if data is None:
         raise ConfigError("nothing to fit on; give --train DATA or --run with a saved estimator")

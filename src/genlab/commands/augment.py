@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import add_model_arguments, fitted_estimator, read_data, write_outputs
+from ._common import add_model_arguments, add_out_argument, fitted_estimator, read_data, write_outputs
 
 NAME = "augment"
 HELP = ("Generate N labelled samples per class from a conditional VAE/GAN; writes OUT/generated/ (class "
@@ -15,7 +15,8 @@ EXAMPLE = ("example: genlab augment mnist5k --out aug -n 100 --epochs 100\n"
 def add_arguments(p) -> None:
     p.add_argument("input", help="labelled data: images folder with class sub-folders, .npz with y, .csv with a "
                    "label column, or a built-in name")
-    p.add_argument("--out", required=True, help="output folder")
+    add_out_argument(p, "output folder (generated/ or generated.npz, samples.png, metrics.json, report.html)",
+                     required=True)
     p.add_argument("-n", type=int, default=100, help="samples to generate per class (default 100)")
     p.add_argument("--balance", action="store_true", help="instead of -n, top every class up to the largest one")
     p.add_argument("--classes", help="comma-separated labels to generate (default all)")

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import add_model_arguments, fitted_estimator, metrics_table as _table, read_data, write_outputs
+from ._common import add_model_arguments, add_out_argument, fitted_estimator, metrics_table as _table, read_data, \
+    write_outputs
 
 NAME = "compress"
 HELP = ("Compress samples to quantised autoencoder codes in a .glc file (the estimator that decodes it is saved "
@@ -21,7 +22,7 @@ def estimator_dir(glc: str | Path) -> Path:
 
 def add_arguments(p) -> None:
     p.add_argument("input", help="data to compress: images folder, .npz, .npy, .csv or a built-in name")
-    p.add_argument("-o", "--output", required=True, help="compressed file to write (e.g. data.glc)")
+    add_out_argument(p, "compressed .glc file (e.g. data.glc)", dest="output", required=True)
     p.add_argument("--bits", type=int, help="bits per latent value, 1..16 (default 8, or the --run estimator's)")
     p.add_argument("--report", metavar="DIR", help="also write metrics.json, comparison.png and report.html to DIR")
     add_model_arguments(p, "ae")

@@ -11,8 +11,10 @@ EXAMPLE = ("example: genlab decompress digits.glc -o decoded.npz   (uses digits.
 
 
 def add_arguments(p) -> None:
+    from ._common import add_out_argument
     p.add_argument("file", help="compressed file written by genlab compress")
-    p.add_argument("-o", "--output", required=True, help="output .npz (array x) or .png (image grid)")
+    add_out_argument(p, ".npz arrays (x, loadable as data) or .png image grid (more than 256 images: one grid per "
+                     "256, NAME-000.png, ...)", dest="output", required=True)
     p.add_argument("--run", help="the saved Compressor (default: FILE.compressor/ beside the file)")
     p.add_argument("--reference", help="original data (folder, .npz, .csv or built-in name) to report PSNR/MSE")
 
@@ -25,7 +27,7 @@ def run(args) -> int:
     from ..apps.compress import Compressor, parse_header
     from ..errors import ConfigError, DataError
     from ..io.atomic import write_bytes_atomic
-    from ..io.images import save_grid
+    from ..io.images import describe_paths, save_grids
     from ._common import read_data
     from ._common import metrics_table as _table
     from .compress import estimator_dir
@@ -48,8 +50,9 @@ def run(args) -> int:
     if out.suffix.lower() == ".png":
         if est.kind_ != "image":
             raise ConfigError(f"{args.output}: PNG output needs image data; use a .npz output for tabular data")
-        save_grid(torch.from_numpy(x), out)
+        written = describe_paths(save_grids(torch.from_numpy(x), out))
     else:
+        written = str(out)
         buf = io.BytesIO()
         np.savez(buf, x=x.astype(np.float32))
         write_bytes_atomic(out, buf.getvalue())
@@ -68,5 +71,5 @@ def run(args) -> int:
         else:
             rows.append(("MSE (data units)", float(((xr - ref.norm.to_raw(ref.x)) ** 2).mean())))
     Console().print(_table(f"genlab decompress {src}", rows))
-    print(f"wrote {head.n} decoded samples to {out}")
+    print(f"wrote {head.n} decoded samples to {written}")
     return 0

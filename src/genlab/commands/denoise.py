@@ -4,10 +4,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from ._common import add_model_arguments, fitted_estimator, read_data, print_metrics, write_outputs
+from ._common import add_model_arguments, add_out_argument, fitted_estimator, read_data, print_metrics, \
+    write_outputs
 
 NAME = "denoise"
 HELP = "Denoise images or tabular rows with a denoising autoencoder (denoised .npz, PNG grid, PSNR/SSIM)."
@@ -17,8 +15,9 @@ EXAMPLE = ("example: genlab denoise digits --add-noise --noise gaussian --level 
 
 def add_arguments(p) -> None:
     p.add_argument("input", help="data to denoise: built-in name, images folder, .npz/.npy or .csv")
-    p.add_argument("--out", required=True, help="output folder (denoised.npz, denoise.png, metrics.json, report.html)")
-    p.add_argument("--noise", default="gaussian", help="gaussian, salt_pepper or mask (default gaussian)")
+    add_out_argument(p, "output folder (denoised.npz, denoise.png, metrics.json, report.html)", required=True)
+    p.add_argument("--noise", default="gaussian", help="gaussian, salt_pepper (alias salt-and-pepper) or mask "
+                   "(default gaussian)")
     p.add_argument("--level", type=float, default=0.2,
                    help="gaussian sigma (> 0) or corruption probability in (0, 1) (default 0.2)")
     p.add_argument("--clean", help="clean reference for INPUT (same samples, same order): report PSNR/SSIM")
@@ -29,18 +28,21 @@ def add_arguments(p) -> None:
 
 
 def _npz_bytes(**arrays) -> bytes:
+    import numpy as np
     buf = io.BytesIO()
     np.savez_compressed(buf, **{k: v for k, v in arrays.items() if v is not None})
     return buf.getvalue()
 
 
 def run(args) -> int:
+    import torch
 
-    from ..apps.denoise import Denoiser, check_noise
+    from ..apps.denoise import Denoiser, check_noise, noise_name
     from ..errors import ConfigError
     from ..io.atomic import write_bytes_atomic
     from ..io.images import save_grid
 
+    args.noise = noise_name(args.noise)  # salt-and-pepper -> salt_pepper
     check_noise(args.noise, args.level)
     if args.add_noise and args.clean:
         raise ConfigError("--add-noise makes INPUT the clean reference; drop --clean (or --add-noise)")

@@ -4,11 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import ConfigError, DataError
-from ..io.plots import score_histogram_png
-from ._common import add_model_arguments, fitted_estimator, read_data, write_outputs
+from ._common import add_model_arguments, add_out_argument, fitted_estimator, read_data, write_outputs
 
 NAME = "detect"
 HELP = "Flag anomalous inputs with an autoencoder or VAE trained on normal data (scores, threshold, report)."
@@ -23,7 +20,7 @@ GRID_FILE = "most_anomalous.png"
 
 def add_arguments(p) -> None:
     p.add_argument("input", help="data to score: built-in name, images folder, .npz, .npy or .csv")
-    p.add_argument("--out", required=True, help="output folder (scores.csv, metrics.json, PNGs, report.html)")
+    add_out_argument(p, "output folder (scores.csv, metrics.json, PNGs, report.html)", required=True)
     p.add_argument("--contamination", type=float, default=None,
                    help="expected outlier fraction of the training data, in (0, 0.5] (default 0.1; with a "
                         "saved estimator: its own)")
@@ -37,7 +34,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    import numpy as np
+
     from ..apps.anomaly import AnomalyDetector
+    from ..io.plots import score_histogram_png
     from ..io.atomic import write_bytes_atomic
     from ..io.images import make_grid, save_png
 

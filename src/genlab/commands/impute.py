@@ -7,10 +7,8 @@ import io
 import zipfile
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from ._common import add_model_arguments, fitted_estimator, read_data, print_metrics, write_outputs
+from ._common import add_model_arguments, add_out_argument, fitted_estimator, read_data, print_metrics, \
+    write_outputs
 
 NAME = "impute"
 HELP = "Fill missing values (CSV cells, NaN, masked pixels) with a mask-aware VAE or autoencoder."
@@ -23,8 +21,8 @@ TABLE_EXTS = (".csv", ".tsv", ".txt")
 def add_arguments(p) -> None:
     p.add_argument("input", help="data with missing values: .csv (empty/NA cells), .npz/.npy (NaN), images "
                    "folder or built-in name (with --mask)")
-    p.add_argument("--out", required=True, help="output folder (imputed.csv or imputed.npz, metrics.json, "
-                   "report.html, inpaint.png for images)")
+    add_out_argument(p, "output folder (imputed.csv or imputed.npz, metrics.json, report.html, inpaint.png for "
+                     "images)", required=True)
     p.add_argument("--mask", help=".npz/.npy of booleans, True = missing, shaped like the samples array (or one "
                    "sample, applied to all); marks entries missing in addition to NaN")
     p.add_argument("--n-iter", type=int, default=None, help="reconstruct-and-replace rounds (default: the "
@@ -35,6 +33,7 @@ def add_arguments(p) -> None:
 # ---------------------------------------------------------------------------------------------- reading
 def _load_npz_array(path: Path, keys: tuple[str, ...], what: str) -> tuple[np.ndarray, np.ndarray | None]:
     """First array of ``keys`` (or the only array) in an .npz, or the .npy array; plus labels if present."""
+    import numpy as np
     from ..data.files import NPZ_KEYS
     from ..errors import DataError
     try:
@@ -77,6 +76,7 @@ def _read(spec: str) -> tuple[np.ndarray, torch.Tensor | np.ndarray | None]:
 
 
 def _apply_mask(x: np.ndarray, spec: str) -> np.ndarray:
+    import numpy as np
     from ..errors import DataError
     m, _ = _load_npz_array(Path(spec), ("mask",), "mask")
     if m.dtype.kind not in "biuf" or (m.dtype.kind != "b" and not np.isin(m, (0, 1)).all()):
@@ -97,6 +97,8 @@ def _apply_mask(x: np.ndarray, spec: str) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- command
 def run(args) -> int:
+    import numpy as np
+    import torch
 
     from ..apps.impute import Imputer, missing_dataset
     from ..data.files import LABEL_COLUMNS

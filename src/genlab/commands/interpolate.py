@@ -4,10 +4,9 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import ConfigError, DataError
-from ._common import add_model_arguments, fitted_estimator, read_data, print_metrics, write_outputs
+from ._common import add_model_arguments, add_out_argument, fitted_estimator, read_data, print_metrics, \
+    write_outputs
 
 NAME = "interpolate"
 HELP = "Interpolate between two inputs in a model's latent space (linear or spherical); --traverse each latent dim."
@@ -20,7 +19,7 @@ MAX_DIMS = 16
 
 def add_arguments(p) -> None:
     p.add_argument("input", help="data: built-in name, images folder, .npz, .npy or .csv")
-    p.add_argument("--out", required=True, help="output folder (PNG, .npz, metrics.json, report.html)")
+    add_out_argument(p, "output folder (PNG, .npz, metrics.json, report.html)", required=True)
     p.add_argument("--a", type=int, default=None, help="index of the first input (default 0)")
     p.add_argument("--b", type=int, default=None, help="index of the second input (default: the first sample "
                    "whose label differs from a's, else 1)")
@@ -53,6 +52,7 @@ def _dims(spec: str | None) -> list[int] | None:
 
 
 def _npz(path: Path, **arrays) -> None:
+    import numpy as np
     from ..io.atomic import write_bytes_atomic
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -65,6 +65,7 @@ def _caller_units(ds) -> np.ndarray:
 
 
 def run(args) -> int:
+    import numpy as np
     import torch
 
     from ..apps.latent import LatentExplorer, plot_interpolation, plot_traversal

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import ConfigError, DataError
-from ._common import add_model_arguments, fitted_estimator, read_data, print_metrics, write_outputs
+from ._common import add_model_arguments, add_out_argument, fitted_estimator, read_data, print_metrics, \
+    write_outputs
 
 NAME = "latent-map"
 HELP = "2-D map (PCA or t-SNE) of a model's latent codes, coloured by label, with a class-separation score."
@@ -16,7 +15,7 @@ EXAMPLE = ("example: genlab latent-map digits --out out/map --method tsne -n 200
 
 def add_arguments(p) -> None:
     p.add_argument("input", help="data: built-in name, images folder, .npz, .npy or .csv")
-    p.add_argument("--out", required=True, help="output folder (latent_map.csv, latent_map.png, report.html)")
+    add_out_argument(p, "output folder (latent_map.csv, latent_map.png, report.html)", required=True)
     p.add_argument("--method", default="pca", help="pca or tsne (default pca)")
     p.add_argument("-n", type=int, default=2000, help="map at most this many samples, drawn at random with "
                    "--seed (default 2000; the model trains on all of them)")
@@ -33,6 +32,7 @@ def _csv(coords: np.ndarray, y, path: Path) -> None:
 
 
 def run(args) -> int:
+    import numpy as np
     import torch
 
     from ..apps.latent import MAP_METHODS, LatentExplorer, knn_accuracy, plot_latent_map

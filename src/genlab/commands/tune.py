@@ -27,7 +27,8 @@ def add_arguments(p) -> None:
     p.add_argument("--storage", help="Optuna RDB URL (sqlite:///x.db, postgresql://...) or a SQLite file "
                    "(default OUT/study.db)")
     p.add_argument("--study", help="study name (default MODEL-DATA); an existing study is continued")
-    p.add_argument("--out", help="tune folder (default runs/tune-MODEL-DATA)")
+    from ._common import add_out_argument
+    add_out_argument(p, "tune folder (default runs/tune-MODEL-DATA)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes on the study, each with "
                    "cores/K threads (default 1)")
     p.add_argument("--pruner", default="median", choices=("median", "halving", "hyperband", "none"),

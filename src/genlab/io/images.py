@@ -80,3 +80,40 @@ def save_png(array: np.ndarray, path: str | Path) -> Path:
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, **kw) -> Path:
     """Save ``(N, C, H, W)`` images in [0, 1] as a PNG grid."""
     return save_png(make_grid(images, nrow=nrow, **kw), path)
+
+
+# ---------------------------------------------------------------------------------------------- many images
+#: most images one PNG grid holds; more are split over several files (see :func:`save_grids`)
+GRID_PAGE = 256
+
+
+def grid_paths(path: str | Path, n: int, per_file: int = GRID_PAGE) -> list[Path]:
+    """The files :func:`save_grids` writes for ``n`` images: ``path`` itself when ``n <= per_file``, else
+    ``STEM-000.png``, ``STEM-001.png``, ... beside it (one per ``per_file`` images)."""
+    path = Path(path)
+    if n <= per_file:
+        return [path]
+    pages = math.ceil(n / per_file)
+    width = max(3, len(str(pages - 1)))
+    return [path.with_name(f"{path.stem}-{i:0{width}d}{path.suffix}") for i in range(pages)]
+
+
+def save_grids(images: torch.Tensor, path: str | Path, nrow: int | None = None, *, per_file: int = GRID_PAGE,
+               **kw) -> list[Path]:
+    """Save ``(N, C, H, W)`` images in [0, 1] as PNG grids of at most ``per_file`` images each.
+
+    The one rule of every command that writes N images as PNG (``genlab sample``, ``reconstruct``,
+    ``decompress``): up to ``per_file`` (256) images go to ``path``; more are split in order over
+    :func:`grid_paths` (``decoded-000.png`` holds images 0-255, ...). Every grid is built before the first file
+    is written, and each file is written atomically. Returns the paths written.
+    """
+    paths = grid_paths(path, len(images), per_file)
+    grids = [make_grid(images[i * per_file:(i + 1) * per_file], nrow=nrow, **kw) for i in range(len(paths))]
+    for g, p in zip(grids, paths):
+        save_png(g, p)
+    return paths
+
+
+def describe_paths(paths: list[Path]) -> str:
+    """``a.png``, or ``a-000.png ... a-006.png (7 files)`` for the terminal."""
+    return str(paths[0]) if len(paths) == 1 else f"{paths[0]} ... {paths[-1].name} ({len(paths)} files)"

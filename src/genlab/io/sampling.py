@@ -20,7 +20,8 @@ import torch
 from ..errors import ConfigError
 from .atomic import follow_umask
 
-#: Most images a PNG grid may hold (a 100 x 100 grid); more go to an ``.npz``.
+#: Most images a PNG output may hold (written as grids of 256, see :func:`genlab.io.images.save_grids`); more
+#: go to an ``.npz``.
 MAX_GRID = 10_000
 #: Largest ``.npz`` output (bytes) one call writes.
 MAX_NPZ_BYTES = 16 * 2**30
@@ -59,8 +60,8 @@ def check_sample_count(model, n: int, output: str | Path) -> None:
         if model.kind != "image":
             raise ConfigError(f"{output}: PNG output needs an image model; use a .npz output for tabular data")
         if n > MAX_GRID:
-            raise ConfigError(f"a PNG grid holds at most {MAX_GRID:,} images, asked for {n:,}; write an .npz "
-                              "instead (-o samples.npz)")
+            raise ConfigError(f"a PNG output holds at most {MAX_GRID:,} images (grids of 256), asked for {n:,}; "
+                              "write an .npz instead (-o samples.npz)")
         return
     need = 2 * n * math.prod(model.shape) * 4 + (1 << 20)  # x and raw as float32, plus headers
     if need > MAX_NPZ_BYTES:
@@ -78,16 +79,25 @@ def _write_npy_header(f, shape: tuple[int, ...]) -> None:
 
 
 def write_samples(model, n: int, output: str | Path, *, labels: list[int] | None = None, seed: int = 0,
-                  chunk: int = CHUNK) -> Path:
-    """Draw ``n`` samples and write them to ``output`` (``.png`` grid or ``.npz`` with ``x`` and ``raw``)."""
+                  chunk: int = CHUNK, progress: bool | None = None) -> Path:
+    """Draw ``n`` samples and write them to ``output`` (``.png`` grid or ``.npz`` with ``x`` and ``raw``).
+
+    A ``.png`` output of more than 256 images is split into grids of 256 (``NAME-000.png``, ...:
+    :func:`genlab.io.images.save_grids`; :func:`genlab.io.images.grid_paths` names them). ``progress`` is the
+    switch of :func:`genlab.training.progress.progress_enabled` (a bar over the samples drawn)."""
     from ..data import Normalization
-    from .images import save_grid
+    from ..training.progress import progress_bar
+    from .images import save_grids
 
     check_sample_count(model, n, output)
     out = Path(output)
     if out.suffix.lower() == ".png":
-        x = torch.cat([s for _, s in sample_chunks(model, n, labels=labels, seed=seed, chunk=chunk)])
-        save_grid(x, out)
+        parts = []
+        with progress_bar("sampling", n, progress=progress) as bar:
+            for _, s in sample_chunks(model, n, labels=labels, seed=seed, chunk=chunk):
+                parts.append(s)
+                bar.advance(len(s))
+        save_grids(torch.cat(parts), out)
         return out
     norm = Normalization.from_dict(model.data_info["norm"])
     shape = (n, *model.shape)
@@ -101,9 +111,11 @@ def write_samples(model, n: int, output: str | Path, *, labels: list[int] | None
             _write_npy_header(raw_f, shape)
             with zf.open("x.npy", "w", force_zip64=True) as xf:
                 _write_npy_header(xf, shape)
-                for _, s in sample_chunks(model, n, labels=labels, seed=seed, chunk=chunk):
-                    xf.write(s.float().numpy().astype("<f4").tobytes())
-                    raw_f.write(norm.to_raw(s.float()).numpy().astype("<f4").tobytes())
+                with progress_bar("sampling", n, progress=progress) as bar:
+                    for _, s in sample_chunks(model, n, labels=labels, seed=seed, chunk=chunk):
+                        xf.write(s.float().numpy().astype("<f4").tobytes())
+                        raw_f.write(norm.to_raw(s.float()).numpy().astype("<f4").tobytes())
+                        bar.advance(len(s))
             raw_f.flush()
             raw_f.seek(0)
             with zf.open("raw.npy", "w", force_zip64=True) as rf:
