@@ -357,11 +357,20 @@ def _write_run_outputs(run_dir: Path, model, splits: Splits, spec: RunSpec, resu
     from .io.report import read_metrics
 
     held_out = splits.test if len(splits.test) else splits.val
+    from .io.report import run_header
+    from .models.base import capabilities
+    from .training.monitors import feature_space
+
     figs = write_figures(model, held_out.x, run_dir, test_y=held_out.y, seed=spec.trainer.seed)
-    figs.update(write_loss_curves(read_metrics(run_dir / "metrics.jsonl"), run_dir))
+    history = read_metrics(run_dir / "metrics.jsonl")
+    figs.update(write_loss_curves(history, run_dir))
     write_json_atomic(run_dir / "final_metrics.json", metrics)
+    # the report: header facts, the conventions of the sample-quality numbers, the config against its defaults
+    context = {"space": feature_space(model), "n_real": len(splits.val), "n_fake": spec.trainer.fid_samples}
     write_report(run_dir, title=f"genlab run: {spec.model} on {spec.data.name}", metrics=metrics, figures=figs,
-                 config=spec.to_dict())
+                 config=spec.to_dict(), defaults=RunSpec.from_sections(spec.model, {}).to_dict(), history=history,
+                 header=run_header(model, splits.sizes(), metrics), context=context,
+                 strip_folder=run_dir / "samples", conditional=capabilities(model)["conditional"])
 
 
 #: Trainer keys a resumed run may change (they do not change what was already trained); the ``test`` section may

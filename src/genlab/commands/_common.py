@@ -110,21 +110,36 @@ def _takes_y(est) -> bool:
     return len(params) >= 2 and params[1] == "y"
 
 
-def metrics_table(title: str, rows, headers: tuple[str, ...] = ("metric", "value")):
-    """A rich table of ``rows`` (tuples; floats shown with 6 significant digits)."""
+def metrics_table(title: str, rows, headers: tuple[str, ...] = ("metric", "value"), *, units: bool | None = None,
+                  context: dict | None = None):
+    """A rich table of ``rows`` (tuples; floats shown with 6 significant digits).
+
+    A metric table (headers ``("metric", "value")``, two-item rows) gets a third column, the unit, from
+    :mod:`genlab.metrics.units` (the same table the run report uses), and its values are shown in that unit (KID
+    ×10³: unit ``x10^-3``). ``units=False`` leaves it out, ``units=True`` forces it; ``context`` fills the
+    conventions (``{"evaluation": True}`` reads ``precision``/``recall`` as ``genlab evaluate``'s metrics)."""
     from rich.table import Table
+    rows = [tuple(r) for r in rows]
+    if units is None:
+        units = tuple(headers) == ("metric", "value") and all(len(r) == 2 for r in rows)
     t = Table(title=title)
-    for h in headers:
+    for h in (*headers, "unit") if units else headers:
         t.add_column(h)
+    if units:
+        from ..metrics.units import describe, display_value, format_value  # only for metric tables
+        for key, value in rows:
+            info = describe(str(key), context)
+            t.add_row(str(key), format_value(display_value(str(key), value, context)), info.unit)
+        return t
     for r in rows:
         t.add_row(*[f"{v:.6g}" if isinstance(v, float) else str(v) for v in r])
     return t
 
 
-def print_metrics(metrics: dict, title: str, report: Path | None = None) -> None:
-    """Print ``metrics`` as a two-column table (and the report path) on the terminal."""
+def print_metrics(metrics: dict, title: str, report: Path | None = None, *, context: dict | None = None) -> None:
+    """Print ``metrics`` as a metric / value / unit table (and the report path) on the terminal."""
     from rich.console import Console
-    Console().print(metrics_table(title, list(metrics.items())))
+    Console().print(metrics_table(title, list(metrics.items()), context=context))
     if report is not None:
         print(f"report: {Path(report).resolve()}")
 

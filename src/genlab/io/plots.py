@@ -5,8 +5,10 @@ traversal and 2-D map; tabular rows as heat maps) and ``genlab detect``'s score 
 :func:`plot_history` draws a run's ``metrics.jsonl``: every numeric key the log holds, whatever model wrote it.
 Panels: one per key (``loss``, ``rec``, ``kl``, ``d_loss``, ``fid``, ``cond_acc``, a model's own ``my_loss``
 ...), and one per key family written as ``family/name`` (``lr/main``, ``lr/d``; ``grad_norm/g``). Every panel
-uses the same legend: the split sets the line style (train steps thin and light, train epoch means with
-circles, validation dashed with squares) and the colour the split, or in a panel of several keys the key.
+uses the same legend: the colour is the split (train blue: thin and light per step, solid per epoch mean;
+validation orange), plain lines without markers; in a panel of several keys the dash pattern is the key.
+:func:`labelled_grid` draws image grids with labelled rows and columns (class per row, interpolation ``t``,
+traversal offsets).
 """
 from __future__ import annotations
 
@@ -19,16 +21,19 @@ import torch
 
 from ..errors import DataError
 from .atomic import write_bytes_atomic
-from .images import save_grid
 
 #: record keys that say where a record sits, not what was measured
 RECORD_KEYS = ("step", "epoch", "split")
-#: how each split of ``metrics.jsonl`` is drawn and named (the same in every panel)
+#: how each split of ``metrics.jsonl`` is drawn and named, the same in every panel: the colour says the split
+#: (train blue, validation orange), plain lines without per-point markers (a series of one or two points gets
+#: small dots, or it would not show)
 SPLIT_STYLES = {
-    "train": {"label": "train (step)", "style": dict(lw=1, alpha=0.4)},
-    "train_epoch": {"label": "train (epoch mean)", "style": dict(lw=1.5, marker="o", ms=3)},
-    "val": {"label": "validation", "style": dict(lw=1.5, marker="s", ms=3, ls="--")},
+    "train": {"label": "train (each step)", "style": dict(color="#1f77b4", lw=0.8, alpha=0.35)},
+    "train_epoch": {"label": "train (epoch mean)", "style": dict(color="#1f77b4", lw=1.8)},
+    "val": {"label": "validation", "style": dict(color="#ff7f0e", lw=1.8)},
 }
+#: in a panel of several keys (``loss/d`` and ``loss/g``) the key sets the dash pattern, the split still the colour
+MEMBER_DASHES = ("-", "--", ":", "-.")
 #: at most this many points per line (long runs log many steps; the line is thinned evenly, keeping the last)
 MAX_POINTS = 4000
 
@@ -94,54 +99,134 @@ def _series(history: list[dict], key: str, split: str) -> tuple[list[float], lis
     return ([p[0] for p in pts], [p[1] for p in pts]) if pts else ([], [])
 
 
-def plot_history(history: list[dict], path: str | Path, *, columns: int = 4) -> list[str]:
+def _steps_per_epoch(history: list[dict]) -> float | None:
+    """Training steps per epoch, from the first ``train_epoch`` record (epochs count from 0)."""
+    for r in history:
+        if r.get("split") == "train_epoch" and _numeric(r.get("step")) and _numeric(r.get("epoch")):
+            return r["step"] / (r["epoch"] + 1) if r["step"] > 0 else None
+    return None
+
+
+def _panel_title(panel: str, keys: list[str]) -> str:
+    """``key: readable label`` from :mod:`genlab.metrics.units` (the key alone when the label adds nothing)."""
+    from ..metrics.units import FAMILIES, lookup
+    if len(keys) > 1 or "/" in keys[0]:
+        label = FAMILIES[panel].label.split(" (")[0] if panel in FAMILIES else ""
+    else:
+        info = lookup(keys[0])
+        label = info.label if info is not None else ""
+    return f"{panel}: {label}" if label and label != panel else panel
+
+
+def plot_history(history: list[dict], path: str | Path, *, columns: int = 4, title: str | None = None) -> list[str]:
     """Plot every numeric key of a run log into one PNG at ``path``; return the keys plotted (in panel order).
 
     ``history``: the records of ``metrics.jsonl`` (``{"step", "epoch", "split", <key>: value, ...}`` with split
-    ``train``, ``train_epoch`` or ``val``). Records of other splits are drawn too, in a neutral style. A panel
-    whose values are all positive and span two decades or more has a log y axis. Nothing is written (and ``[]``
-    returned) when the log holds no numeric key.
+    ``train``, ``train_epoch`` or ``val``). Records of other splits are drawn too, in grey. The x axis is the
+    training step, with the epoch on a second axis above when the log has more than one epoch. Every panel has the
+    same legend: the colour is the split (:data:`SPLIT_STYLES`: train blue, validation orange), and in a panel
+    of several keys the dash pattern is the key (:data:`MEMBER_DASHES`). A panel whose values are all positive
+    and span two decades or more has a log y axis. Nothing is written (and ``[]`` returned) when the log holds
+    no numeric key.
     """
     panels = history_panels(history)
     if not panels:
         return []
     plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
     splits = list(SPLIT_STYLES) + sorted({str(r.get("split")) for r in history} - set(SPLIT_STYLES))
     n = len(panels)
     cols = max(1, min(columns, n))
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows + (0.4 if title else 0)), squeeze=False)
+    spe = _steps_per_epoch(history)
+    epochs = max((r["epoch"] for r in history if _numeric(r.get("epoch"))), default=0) + 1
     plotted: list[str] = []
-    for ax, (title, keys) in zip(axes.flat, panels.items()):
+    for ax, (panel, keys) in zip(axes.flat, panels.items()):
         ys_all: list[float] = []
         for i, key in enumerate(keys):
             member = (key.partition("/")[2] or key) if len(keys) > 1 else None
-            colour = f"C{i % 10}" if member is not None else None
             drawn = False
-            for j, split in enumerate(splits):
+            for split in splits:
                 xs, ys = _series(history, key, split)
                 if not xs:
                     continue
-                spec = SPLIT_STYLES.get(split, {"label": split, "style": dict(lw=1, ls=":")})
-                c = colour or f"C{j % 10}"
-                label = spec["label"] if member is None else f"{member}, {spec['label']}"
-                ax.plot(xs, ys, color=c, label=label, **spec["style"])
+                spec = SPLIT_STYLES.get(split, {"label": split, "style": dict(color="0.5", lw=1.2)})
+                style = dict(spec["style"], ls=MEMBER_DASHES[i % len(MEMBER_DASHES)])
+                if len(xs) <= 2:
+                    style.update(marker="o", ms=3)
+                label = spec["label"] if member is None else f"{member}: {spec['label']}"
+                ax.plot(xs, ys, label=label, **style)
                 ys_all += ys
                 drawn = True
             if drawn:
                 plotted.append(key)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("step", fontsize=8)
+        ax.set_title(_panel_title(panel, keys), fontsize=10)
+        ax.set_xlabel("training step", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
         if ys_all and min(ys_all) > 0 and max(ys_all) / min(ys_all) >= 100:
             ax.set_yscale("log")
-        ax.legend(fontsize=7)
+        if spe and epochs > 1:
+            top = ax.secondary_xaxis("top", functions=(lambda s, k=spe: s / k, lambda e, k=spe: e * k))
+            top.set_xlabel("epoch", fontsize=8)
+            top.xaxis.set_major_locator(MaxNLocator(integer=True))
+            top.tick_params(labelsize=7)
+        ax.legend(fontsize=7, loc="best", frameon=True, framealpha=0.8)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     save_figure(fig, path)
     return plotted
+
+
+def labelled_grid(images: torch.Tensor, path: str | Path, *, nrow: int, row_labels=None, col_labels=None,
+                  xlabel: str | None = None, ylabel: str | None = None, title: str | None = None) -> Path:
+    """Write ``images`` ``(N, C, H, W)`` in [0, 1], ``nrow`` per row, as a PNG with labelled rows and columns.
+
+    ``row_labels``: one text per row, written at the row's left (class names, "pair 1" ...); ``col_labels``: one
+    text per column, written below (``t`` of an interpolation, offsets of a traversal); ``xlabel``/``ylabel``:
+    the axes' titles. The tiles are drawn pixel for pixel (nearest neighbour, no smoothing).
+    """
+    from .images import make_grid
+
+    plt = pyplot()
+    n, _, h, w = images.shape
+    nrow = max(1, min(nrow, n))
+    rows = math.ceil(n / nrow)
+    scale = max(1, math.ceil(48 / h))
+    grid = make_grid(images, nrow=nrow, padding=2, scale=scale)  # (H', W', C) uint8
+    th, tw = h * scale + 2, w * scale + 2  # tile pitch in grid pixels
+    dpi = 100
+    longest = max((len(str(t)) for t in (row_labels if row_labels is not None else [""])), default=0)
+    left = 0.2 + 0.075 * longest + (0.3 if ylabel else 0)
+    bottom = 0.1 + (0.3 if col_labels is not None else 0) + (0.3 if xlabel else 0)
+    top = 0.1 + (0.35 if title else 0)
+    fw, fh = grid.shape[1] / dpi, grid.shape[0] / dpi
+    W, H = fw + left + 0.15, fh + bottom + top
+    fig = plt.figure(figsize=(W, H), dpi=dpi)
+    ax = fig.add_axes([left / W, bottom / H, fw / W, fh / H])
+    ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255,
+              interpolation="nearest")
+    ax.set_yticks([2 + r * th + (th - 2) / 2 - 0.5 for r in range(rows)])
+    ax.set_yticklabels([str(t) for t in row_labels] if row_labels is not None else [""] * rows, fontsize=9)
+    if col_labels is not None:
+        ax.set_xticks([2 + c * tw + (tw - 2) / 2 - 0.5 for c in range(nrow)])
+        ax.set_xticklabels([str(t) for t in col_labels], fontsize=8)
+    else:
+        ax.set_xticks([])
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    if xlabel:
+        ax.set_xlabel(xlabel, fontsize=9)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=9)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return save_figure(fig, path, dpi=dpi)
 
 
 # ---------------------------------------------------------------------------------------------- latent space
@@ -188,16 +273,26 @@ def plot_interpolation(frames, path, *, feature_scale=None) -> Path:
         fig.colorbar(im, ax=ax, label=what)
         fig.tight_layout()
         return save_figure(fig, path, tight=True)
-    if a.ndim in (3, 4):
-        return save_grid(_images(a), path, nrow=a.shape[0])
-    if a.ndim == 5:
-        return save_grid(_images(a.reshape(-1, *a.shape[2:])), path, nrow=a.shape[1])
+    if a.ndim in (3, 4, 5):
+        if a.ndim == 3:
+            a = a[:, None]  # (steps, H, W) -> (steps, 1, H, W)
+        if a.ndim == 4:
+            a = a[None]  # one row: (1, steps, C, H, W)
+        rows, steps = a.shape[:2]
+        return labelled_grid(_images(a.reshape(-1, *a.shape[2:])), path, nrow=steps,
+                             row_labels=[f"pair {i + 1}" for i in range(rows)] if rows > 1 else ["a to b"],
+                             col_labels=[f"{t:.2g}" for t in np.linspace(0, 1, steps)],
+                             xlabel="t: position on the path (0 = a, 1 = b)")
     raise DataError(f"plot_interpolation: expected (steps, C, H, W), (rows, steps, C, H, W) images or "
                     f"(steps, D) rows, got shape {a.shape}")
 
 
-def plot_traversal(frames, path, *, dims=None, feature_scale=None) -> Path:
+def plot_traversal(frames, path, *, dims=None, feature_scale=None, offsets=None) -> Path:
     """Write a traversal as a PNG: one row per latent dimension, one column per offset.
+
+    Image rows are labelled ``z[d]`` (``dims``, default 0, 1, ...) and columns by ``offsets`` (the values added
+    to the code, e.g. ``numpy.linspace(-span, span, steps)`` in prior standard deviations; default: the step
+    number).
 
     ``frames``: images ``(dims, steps, C, H, W)`` / ``(dims, steps, H, W)`` in [0, 1], or tabular rows
     ``(dims, steps, D)``: one heat-map panel per dimension (titled with ``dims`` when given) showing each
@@ -224,7 +319,14 @@ def plot_traversal(frames, path, *, dims=None, feature_scale=None) -> Path:
         fig.colorbar(im, ax=axes.ravel().tolist(), label=what)
         return save_figure(fig, path, tight=True)
     if a.ndim in (4, 5):
-        return save_grid(_images(a.reshape(-1, *a.shape[2:])), path, nrow=a.shape[1])
+        n, steps = a.shape[:2]
+        names = list(dims) if dims is not None else list(range(n))
+        cols = [f"{o:+.2g}" for o in np.asarray(offsets, dtype=float)] if offsets is not None else \
+            [str(i + 1) for i in range(steps)]
+        return labelled_grid(_images(a.reshape(-1, *a.shape[2:])), path, nrow=steps,
+                             row_labels=[f"z[{d}]" for d in names], col_labels=cols,
+                             xlabel="offset added to the code (prior std)" if offsets is not None else
+                             "offset step (lowest to highest)", ylabel="latent dimension")
     raise DataError(f"plot_traversal: expected (dims, steps, C, H, W) images or (dims, steps, D) rows, got "
                     f"shape {a.shape}")
 
