@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -56,6 +57,8 @@ def _run_training(args, model_name, sections, out, resume=None, overwrite=False)
 
     run = train(model_name, out=out, config=sections, resume=resume, overwrite=overwrite,
                 progress=getattr(args, "progress", None))
+    if _torchrun_follower():  # rank > 0 of a torchrun launch: rank 0 reports
+        return 0
     if run.result is None:
         print(f"{run.out_dir} already finished; nothing to do (raise trainer.epochs to extend it)")
         return 0
@@ -71,6 +74,8 @@ def cmd_train(args) -> int:
 
     from .errors import ConfigError
 
+    if getattr(args, "nproc", None) is not None:
+        return _launch_torchrun(args)
     if args.model and "=" in args.model:  # ``train --resume RUN trainer.epochs=2``: an override, not a name
         args.overrides = [args.model, *args.overrides]
         args.model = None
@@ -196,6 +201,7 @@ def cmd_reconstruct(args) -> int:
         _save_output(model, rec, args.output)
     mse = float(((rec.cpu() - x) ** 2).mean())
     print(f"wrote {len(x)} inputs and reconstructions to {where} (MSE {mse:.5g})")
+    return 0
 
 
 def _pair_rows(x, rec, width: int = 16):
@@ -342,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_out_argument(t, "run folder (default runs/MODEL-DATA-TIME)")
     t.add_argument("--resume", metavar="RUN", help="continue an interrupted run from RUN/checkpoints/last")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")
+    t.add_argument("--nproc", type=int, metavar="N", help="train with N processes on this machine: runs torchrun "
+                   "--standalone --nproc_per_node N -m genlab train ... (docs/distributed.md)")
 
     s = add("sample", cmd_sample, "Draw samples from a trained model.")
     s.add_argument("run", help="run folder or saved model folder")
@@ -394,11 +402,59 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    from .errors import GenlabError
+# -- train --nproc: multi-process training through torchrun (docs/distributed.md) ------------------------------
+def _torchrun_follower() -> bool:
+    from .training.distributed import is_follower
+    return is_follower()
 
+
+def _launch_torchrun(args) -> int:
+    """``genlab train ... --nproc N`` = ``torchrun --standalone --nproc_per_node N -m genlab train ...`` (the same
+    arguments without ``--nproc``), run in this process through ``torch.distributed.run``. Returns the exit
+    status of the first rank that failed (2 for bad input), else 0."""
+    from .errors import ConfigError
+
+    n = args.nproc
+    if n < 1:
+        raise ConfigError(f"--nproc must be >= 1 (processes on this machine), got {n}")
+    if os.environ.get("WORLD_SIZE"):
+        raise ConfigError("--nproc launches torchrun, but this process already runs under torchrun (WORLD_SIZE is "
+                          "set); drop --nproc")
+    argv, rest = list(args.argv), []
+    while argv:
+        a = argv.pop(0)
+        if a == "--nproc":
+            argv.pop(0) if argv else None
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args as torchrun_args, run as torchrun
+
+    quiet = [logging.getLogger(name) for name in ("torch.distributed.run", "torch.distributed.elastic",
+                                                  "torch.distributed.launcher")]
+    levels = [lg.level for lg in quiet]
+    if not args.verbose:  # torchrun's own INFO/WARNING lines (rendezvous, OMP_NUM_THREADS) stay out of the way
+        for lg in quiet:
+            lg.setLevel(logging.ERROR + 10)
+    try:
+        torchrun(torchrun_args(["--standalone", "--nproc_per_node", str(n), "-m", "genlab", *rest]))
+    except ChildFailedError as e:
+        rank, failure = e.get_first_failure()
+        code = failure.exitcode
+        if code is None or code < 0 or code > 255:  # killed by a signal
+            print(f"genlab: error: rank {rank} of {n} was stopped (exit code {code})", file=sys.stderr)
+            return 1
+        return code
+    finally:
+        for lg, level in zip(quiet, levels):
+            lg.setLevel(level)
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line parsed; ``key=value`` overrides may come after options (``--data digits
+    trainer.epochs=3``) in every command that takes them (train, demo, tune and the app commands)."""
     parser = build_parser()
-    # key=value overrides may come after options (``--data digits trainer.epochs=3``): collect them.
     args, extra = parser.parse_known_args(argv)
     if extra:
         overrides = [e for e in extra if "=" in e and not e.startswith("-")]
@@ -406,6 +462,14 @@ def main(argv: list[str] | None = None) -> int:
         if rest or not isinstance(getattr(args, "overrides", None), list):  # commands with key=value overrides
             parser.error(f"unrecognized arguments: {' '.join(rest or extra)}")
         args.overrides = list(args.overrides) + overrides
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import GenlabError
+
+    args = parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for train --nproc (relaunched under torchrun)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -85,16 +85,7 @@ def fitted_estimator(cls, args, fit_data, **params):
             raise ConfigError(f"{args.run} is a fitted estimator: nothing is trained, so --epochs, --set and "
                               "key=value overrides do not apply; drop them (or use --model to train anew)")
         return cls.load(args.run)
-    model = args.run or args.model
-    kw = dict(params)
-    if args.epochs is not None:
-        kw["epochs"] = args.epochs
-    if sections.get("trainer"):
-        kw["trainer_config"] = sections["trainer"]
-    if "val" in (sections.get("data") or {}):
-        kw["validation_fraction"] = float(sections["data"]["val"])
-    est = cls(model=model, model_config=sections.get("model") or None, random_state=args.seed,
-              verbose=getattr(args, "progress", None), **kw).check_model()
+    est = build_estimator(cls, args, sections, **params).check_model()
     data = read_data(args.train) if args.train else fit_data
     if data is None:
         raise ConfigError("nothing to fit on; give --train DATA or --run with a saved estimator")
@@ -102,6 +93,22 @@ def fitted_estimator(cls, args, fit_data, **params):
     if args.save:
         est.save(args.save)
     return est
+
+
+def build_estimator(cls, args, sections: dict | None = None, **params):
+    """The unfitted ``cls`` of an app command: ``--run``/``--model``, ``--seed``, ``--epochs`` only when given
+    (else the class's own default, so the CLI and the class cannot disagree), the ``model.*``/``trainer.*``/
+    ``data.val`` overrides and ``--set`` (:func:`training_sections`), and ``verbose`` from ``--progress``."""
+    sections = training_sections(args) if sections is None else sections
+    kw = dict(params)
+    if args.epochs is not None:
+        kw["epochs"] = args.epochs
+    if sections.get("trainer"):
+        kw["trainer_config"] = sections["trainer"]
+    if "val" in (sections.get("data") or {}):
+        kw["validation_fraction"] = float(sections["data"]["val"])
+    return cls(model=args.run or args.model, model_config=sections.get("model") or None, random_state=args.seed,
+               verbose=getattr(args, "progress", None), **kw)
 
 
 def _takes_y(est) -> bool:

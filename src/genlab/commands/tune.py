@@ -1,8 +1,11 @@
 """``genlab tune``: hyper-parameter search on Optuna (:func:`genlab.tune`) with a progress bar and a summary."""
 from __future__ import annotations
 
+import os
 import sys
 import time
+
+PROGRESS_ENV = "GENLAB_PROGRESS"  # genlab.training.progress.ENV_VAR (not imported: --help stays light)
 
 NAME = "tune"
 HELP = ("Tune a model's hyper-parameters with Optuna (pruning, a resumable SQLite study, parallel workers); writes "
@@ -55,26 +58,34 @@ def _keep(text: str) -> int | None:
 
 
 class _TrialProgress:
-    """Rich progress bar over trials: done/total, time left, best value so far, pruned and failed counts."""
+    """Progress over trials: done/total, time left, best value so far, pruned and failed counts. A line of the one
+    progress display (:mod:`genlab.training.progress`): the training of each in-process trial and the final
+    retraining show as nested lines under it."""
 
-    def __init__(self, console, total: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-            TimeRemainingColumn
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console)
-        self.task = self.progress.add_task("trials", total=total, info="")
+    def __init__(self, total: int, progress: bool | None = None):
+        from ..training.progress import progress_enabled
+        self.total = total
+        self.enabled = progress_enabled(progress)
+        self.progress = None
+        self._cm = None
         self.objective = "objective"
         self.counts = {"pruned": 0, "fail": 0}
 
     def start(self, study) -> None:
         """Show the bar once the study is open (errors found before that print alone)."""
+        from ..training.progress import live_progress
         self.objective = study.user_attrs.get("genlab", {}).get("objective", "objective")
-        self.progress.start()
+        if self.enabled and self._cm is None:
+            self._cm = live_progress()
+            self.progress = self._cm.__enter__()
+            self.task = self.progress.add_task("trials", total=self.total, info="")
 
     def __call__(self, study, trial) -> None:
         state = trial.state.name.lower()
         if state in self.counts:
             self.counts[state] += 1
+        if self.progress is None:
+            return
         try:
             best = f"best {self.objective} {study.best_value:.5g} (#{study.best_trial.number})"
         except ValueError:  # no completed trial yet
@@ -82,22 +93,10 @@ class _TrialProgress:
         self.progress.update(self.task, advance=1, info=f"{best}, {self.counts['pruned']} pruned, "
                                                         f"{self.counts['fail']} failed")
 
-
-def _retrain_progress(progress):
-    """A Trainer callback that shows the final retraining as a second task of the trials' progress bar."""
-    from ..training import Callback
-
-    class RetrainProgress(Callback):
-        def on_train_start(self, trainer, total_steps):
-            self.task = progress.add_task("retraining the best config", total=total_steps, info="")
-
-        def on_step_end(self, trainer, logs):
-            progress.update(self.task, completed=trainer.step)
-
-        def on_epoch_end(self, trainer, logs):
-            progress.update(self.task, completed=trainer.step, info=f"epoch {trainer.epoch}")
-
-    return RetrainProgress()
+    def stop(self) -> None:
+        if self._cm is not None:
+            cm, self._cm, self.progress = self._cm, None, None
+            cm.__exit__(None, None, None)
 
 
 def run(args) -> int:
@@ -119,21 +118,29 @@ def run(args) -> int:
     if args.data and other is not None and str(other) != args.data:
         raise ConfigError(f"--data {args.data} and data.name={other} disagree; give the data set once")
     sections = apply_overrides(sections, args.overrides)
-    bar = _TrialProgress(Console(stderr=True), args.trials)
+    bar = _TrialProgress(args.trials, args.progress)
     t0 = time.perf_counter()
+    saved_env = os.environ.get(PROGRESS_ENV)
+    if args.progress is not None:  # the trials' own training lines follow --progress/--no-progress too
+        os.environ[PROGRESS_ENV] = "1" if args.progress else "0"
     try:
         res = tune(args.model, args.data, config=sections, space=args.space, trials=args.trials, timeout=args.timeout,
                    objective=args.objective, direction=args.direction, storage=args.storage, study=args.study,
                    out=args.out, workers=args.workers, pruner=args.pruner, sampler=args.sampler, keep=_keep(args.keep),
                    seed=args.seed, retrain=not args.no_retrain, figures=not args.no_trial_figures, callbacks=[bar],
-                   train_callbacks=[_retrain_progress(bar.progress)], on_start=bar.start)
+                   on_start=bar.start)  # the retraining shows its own (nested) training line
     except KeyboardInterrupt:
-        bar.progress.stop()
+        bar.stop()
         print("genlab: interrupted; the running trial is marked failed and the study is kept: run the same command "
               "to continue it", file=sys.stderr)
         return 130
     finally:
-        bar.progress.stop()
+        bar.stop()
+        if args.progress is not None:
+            if saved_env is None:
+                os.environ.pop(PROGRESS_ENV, None)
+            else:
+                os.environ[PROGRESS_ENV] = saved_env
     c = res.counts
     rows = [("study", res.study.study_name), ("trials", f"{sum(c.values())} ({c['complete']} complete, "
                                                        f"{c['pruned']} pruned, {c['fail']} failed)"),

@@ -455,7 +455,7 @@ def run_workers(setup: Setup, study, trials: int, workers: int, *, sampler: str,
     stop_file = tmp / "stop"
     shares = [trials // workers + (1 if i < trials % workers else 0) for i in range(workers)]
     procs = []
-    env = dict(os.environ, OMP_NUM_THREADS=str(setup.threads or 1))
+    env = dict(os.environ, OMP_NUM_THREADS=str(setup.threads or 1), GENLAB_PROGRESS="0")  # one display: ours
     for i, n in enumerate(shares):
         if not n:
             continue
