@@ -18,10 +18,15 @@ a tracker can never disagree with the log. What each tracker gets:
 * **at the end**: ``final_metrics.json``'s numbers as scalars ``final/<key>`` at the last step, and (MLflow)
   the files ``config.json``, ``metrics.jsonl``, ``final_metrics.json`` and ``report.html`` as artifacts.
 
-Resuming continues the same logs: TensorBoard purges points after the checkpoint's step (SummaryWriter's
-``purge_step``), MLflow continues the run tagged with the run folder and skips steps it already holds (MLflow
-cannot delete points; an exact resume recomputes the same values). :func:`replay` feeds an existing run folder
-through the same code (``genlab log RUN --to tensorboard``), for runs trained without tracking.
+Resuming continues the same logs with no duplicate point: TensorBoard hides what the stopped run wrote after the
+checkpoint (SummaryWriter's ``purge_step``) and the kept records are the log's; MLflow continues the run tagged
+with the run folder and skips each (metric, step) point it already holds (MLflow cannot delete points; an exact
+resume recomputes the same values). :func:`replay` feeds an existing run folder through the same code
+(``genlab log RUN --to tensorboard``), for runs trained without tracking.
+
+``genlab.train`` adds the callback from ``trainer.log_to`` and closes it; with a :class:`~genlab.training.Trainer`
+of your own, pass ``make_trackers(config, run_dir=...)`` as callbacks and call :func:`finish_tracking` after
+``fit``.
 """
 from __future__ import annotations
 
@@ -98,13 +103,13 @@ def _remove_events(folder: Path) -> None:
         f.unlink()
 
 
-def make_trackers(config: TrainerConfig, *, run_dir: str | Path | None, run_config: dict | None = None,
+def make_trackers(config: TrainerConfig | dict, *, run_dir: str | Path | None, run_config: dict | None = None,
                   resume: bool = False, overwrite: bool = False) -> list[Callback]:
     """The tracking callback ``config.log_to`` asks for (``[]`` when none), checked before anything is written.
 
     Parameters
     ----------
-    config : TrainerConfig
+    config : TrainerConfig or dict
         ``log_to`` names the trackers; ``log_dir`` where they write.
     run_dir : path, optional
         The run folder (default home of the logs, and the tag MLflow finds a resumed run by).
@@ -122,6 +127,9 @@ def make_trackers(config: TrainerConfig, *, run_dir: str | Path | None, run_conf
         folder and no ``trainer.log_dir``), or an explicit ``trainer.log_dir`` already holds event files of
         another run (without ``overwrite``).
     """
+    if not isinstance(config, TrainerConfig):
+        from ..config import from_dict
+        config = from_dict(TrainerConfig, config, "trainer")
     names = list(config.log_to)
     if not names:
         return []
@@ -186,8 +194,9 @@ class _Sink:
 
     name = ""
 
-    def open(self, *, start_step: int, run_config: dict) -> bool:
-        """Start (or continue, at ``start_step`` > 0) the log; True when the log is new (nothing to continue)."""
+    def open(self, *, start_step: int, run_config: dict, history: list[dict] = (), boundary: bool = True) -> bool:
+        """Start the log, or continue it at ``start_step`` > 0 (a resumed run whose kept records are ``history``;
+        ``boundary``: the checkpoint was taken after its step's epoch-end records). True when the log is new."""
         raise NotImplementedError
 
     def record(self, rec: dict) -> None: ...
@@ -215,17 +224,26 @@ class TensorBoardSink(_Sink):
     def where(self) -> str:
         return str(self.folder)
 
-    def open(self, *, start_step: int, run_config: dict) -> bool:
+    def open(self, *, start_step: int, run_config: dict, history: list[dict] = (), boundary: bool = True) -> bool:
         from torch.utils.tensorboard import SummaryWriter
 
         if self.replace:
             _remove_events(self.folder)
         fresh = not _has_events(self.folder)
-        # resuming at step T: the log kept records up to T; drop any point written after T by the run that stopped
-        purge = start_step + 1 if start_step > 0 and not fresh else None
+        # Resuming at step T: the readers drop every point at a step >= purge written before (purge_step). After a
+        # checkpoint at an epoch's end everything at T is kept and the run goes on at T + 1; after one inside an
+        # epoch (or at its last batch, before the epoch-end records) points at T are drawn again, so purge from
+        # T and write the kept records of step T again.
+        purge = None
+        if start_step > 0 and not fresh:
+            purge = start_step + 1 if boundary else start_step
         self.writer = SummaryWriter(str(self.folder), purge_step=purge)
         if fresh:
             self._write_config(run_config)
+        elif purge is not None:
+            for rec in history:
+                if int(rec["step"]) >= purge:
+                    self.record(rec)
         return fresh
 
     def _write_config(self, run_config: dict) -> None:
@@ -297,7 +315,7 @@ class MlflowSink(_Sink):
         self.run_name = run_name or (self.run_dir.name if self.run_dir is not None else None)
         self.client = None
         self.run_id: str | None = None
-        self.skip_to = -1  # on resume: steps up to here are already in the MLflow run
+        self.present: set[tuple[str, int]] = set()  # on resume: (metric, step) points the MLflow run holds
 
     @property
     def where(self) -> str:
@@ -320,7 +338,7 @@ class MlflowSink(_Sink):
                                        filter_string=f"tags.`genlab.run_dir` = '{_quote(str(self.run_dir))}'",
                                        order_by=["attributes.start_time DESC"])
 
-    def open(self, *, start_step: int, run_config: dict) -> bool:
+    def open(self, *, start_step: int, run_config: dict, history: list[dict] = (), boundary: bool = True) -> bool:
         from mlflow.entities import Param
 
         if self.client is None:
@@ -329,7 +347,7 @@ class MlflowSink(_Sink):
             runs = self.existing_runs()
             if runs:
                 self.run_id = runs[0].info.run_id
-                self.skip_to = self._last_step(runs[0])
+                self.present = self._points(runs[0])
                 self.client.update_run(self.run_id, status="RUNNING")
                 return False
         name = experiment_name()
@@ -345,27 +363,20 @@ class MlflowSink(_Sink):
             self.client.log_batch(self.run_id, params=params[i:i + self.MAX_PARAMS])
         return True
 
-    def _last_step(self, run) -> int:
-        last = -1
-        for key in run.data.metrics:
-            for m in self.client.get_metric_history(self.run_id, key):
-                last = max(last, int(m.step))
-        return last
+    def _points(self, run) -> set[tuple[str, int]]:
+        return {(key, int(m.step)) for key in run.data.metrics
+                for m in self.client.get_metric_history(self.run_id, key)}
 
     def record(self, rec: dict) -> None:
         from mlflow.entities import Metric
 
         step = int(rec["step"])
-        if step <= self.skip_to:
-            return
         ts = int(time.time() * 1000)
-        metrics = [Metric(tag, v, ts, step) for tag, v in scalars(rec).items()]
+        metrics = [Metric(tag, v, ts, step) for tag, v in scalars(rec).items() if (tag, step) not in self.present]
         if metrics:
             self.client.log_batch(self.run_id, metrics=metrics)
 
     def image(self, tag: str, png: Path, step: int) -> None:
-        if step <= self.skip_to:
-            return
         self.client.log_artifact(self.run_id, str(png), tag)
 
     def close(self, *, run_dir: Path | None, metrics: dict | None, step: int, failed: bool = False) -> None:
@@ -411,10 +422,15 @@ class Tracking(Callback):
 
     def on_train_start(self, trainer, total_steps: int) -> None:
         for sink in self.sinks:
-            fresh = sink.open(start_step=trainer.step, run_config=self.run_config)
+            fresh = sink.open(start_step=trainer.step, run_config=self.run_config, history=trainer.history,
+                              boundary=trainer.batch_in_epoch == 0)
             if fresh and trainer.step > 0:  # resuming a run that was not tracked so far: log its history first
                 for rec in trainer.history:
                     sink.record(rec)
+                for cb in trainer.callbacks:
+                    if isinstance(cb, SampleGrid):
+                        for png, step in epoch_grids(cb.folder, trainer.history):
+                            sink.image("samples", png, step)
             log.info("tracking to %s: %s", sink.name, sink.where)
         self._opened = True
 
@@ -487,6 +503,21 @@ def finish_tracking(callbacks, *, run_dir: Path | None, metrics: dict | None, st
 
 
 # ---------------------------------------------------------------------------------------------- replay
+def epoch_grids(folder: Path, history: list[dict]) -> list[tuple[Path, int]]:
+    """The sample grids ``folder/epoch-NNNN.png`` of the epochs that ``history`` (``metrics.jsonl`` records)
+    finished, each with the step where its epoch ended (its ``train_epoch`` record), in order."""
+    ends = {int(r["epoch"]) + 1: int(r["step"]) for r in history if r.get("split") == "train_epoch"}
+    out = []
+    for png in sorted(Path(folder).glob("epoch-*.png")):
+        try:
+            epoch = int(png.stem.split("-", 1)[1])
+        except ValueError:
+            continue
+        if epoch in ends:
+            out.append((png, ends[epoch]))
+    return out
+
+
 def replay(run: str | Path, to: str, *, log_dir: str | Path | None = None, overwrite: bool = False) -> str:
     """Feed an existing run folder into a tracker, as live tracking would have: every record of
     ``metrics.jsonl``, the per-epoch sample grids, the config, and the final metrics and files. Histograms of
@@ -542,18 +573,12 @@ def replay(run: str | Path, to: str, *, log_dir: str | Path | None = None, overw
                               "--overwrite to replace it or --logdir to write elsewhere")
         for r in old:
             sink.client.delete_run(r.info.run_id)
-    ends = {int(r["epoch"]) + 1: int(r["step"]) for r in history if r.get("split") == "train_epoch"}
     sink.open(start_step=0, run_config=run_config)
     try:
         for rec in history:
             sink.record(rec)
-        for png in sorted((run_dir / "samples").glob("epoch-*.png")):
-            try:
-                epoch = int(png.stem.split("-", 1)[1])
-            except ValueError:
-                continue
-            if epoch in ends:
-                sink.image("samples", png, ends[epoch])
+        for png, step in epoch_grids(run_dir / "samples", history):
+            sink.image("samples", png, step)
         last = max((int(r["step"]) for r in history), default=0)
         sink.close(run_dir=run_dir, metrics=opened.metrics, step=last)
     except BaseException:
