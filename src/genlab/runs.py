@@ -376,7 +376,7 @@ def _write_run_outputs(run_dir: Path, model, splits: Splits, spec: RunSpec, resu
 #: Trainer keys a resumed run may change (they do not change what was already trained); the ``test`` section may
 #: change too; anything else in the model, data or trainer sections is fixed by the checkpoint.
 RESUMABLE_KEYS = ("epochs", "max_steps", "log_every", "checkpoint_every", "keep_step_checkpoints", "val_every",
-                  "sample_every", "patience", "min_delta", "restore_best", "device")
+                  "sample_every", "patience", "min_delta", "restore_best", "device", "log_to", "log_dir")
 
 
 def _read_run_config(run_dir: Path) -> dict:
@@ -576,6 +576,9 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *,
         every = 1 if not net.can_reconstruct else max(1, spec.trainer.epochs // 10)
     if out_dir is not None and every and net.kind == "image" and net.can_sample:
         callbacks.append(SampleGrid(out_dir, every, seed=spec.trainer.seed))
+    from .training.tracking import make_trackers  # trainer.log_to: after SampleGrid, checked before any write
+    callbacks += make_trackers(spec.trainer, run_dir=out_dir, run_config=spec.to_dict(), resume=resume is not None,
+                               overwrite=overwrite)
     trainer = Trainer(spec.trainer, out_dir=out_dir, callbacks=callbacks)
     trainer.check(net, splits.train, splits.val)  # device, precision, data: refused before anything is written
     if out_dir is None:
@@ -634,8 +637,12 @@ def _train_and_finish(trainer: Trainer, net, spec: RunSpec, splits: Splits, out_
                       figures: bool) -> Run:
     t0 = time.perf_counter()
     from .training.progress import close_displays
+    from .training.tracking import finish_tracking
     try:
         result = trainer.fit(net, splits.train, splits.val, resume=(out_dir if resume else None))
+    except BaseException:
+        finish_tracking(trainer.callbacks, run_dir=out_dir, metrics=None, step=trainer.step, failed=True)
+        raise
     finally:
         close_displays(trainer.callbacks)  # a run that raised leaves no live progress display behind
     metrics = {"model": spec.model, "data": spec.data.name, "steps": result.step, "epochs": result.epoch,
@@ -651,6 +658,7 @@ def _train_and_finish(trainer: Trainer, net, spec: RunSpec, splits: Splits, out_
         metrics.update(test_metrics(net, splits, iwae_k=spec.test.iwae_k, seed=spec.trainer.seed))
     if out_dir is not None and figures:
         _write_run_outputs(out_dir, net, splits, spec, result, metrics)
+    finish_tracking(trainer.callbacks, run_dir=out_dir, metrics=metrics, step=result.step)  # final files
     return Run(model=net, spec=spec, splits=splits, result=result, out_dir=out_dir, metrics=metrics)
 
 
