@@ -74,7 +74,8 @@ def evaluate_model(model, real: TensorDataset, *, data_key: str, metrics=("fid",
 
     ``data_key`` names the real set in the feature cache (data set, split, split seed).
     Returns ``{"metrics": {"FID-digits": ...}, "raw": {...}, "extractor": {...}, "n_real", "n_fake",
-    "conventions": {...}}``. ``progress``: show bars over sampling and the feature passes (the switch of
+    "conventions": {...}, "sample_warnings": [...]}`` (the metrics computed on fewer samples than their
+    convention needs, also logged as warnings: :mod:`genlab.metrics.samples`). ``progress``: show bars over sampling and the feature passes (the switch of
     :func:`genlab.training.progress.progress_enabled`; ``None`` = auto).
     """
     metrics = list(metrics)
@@ -95,7 +96,8 @@ def evaluate_model(model, real: TensorDataset, *, data_key: str, metrics=("fid",
                                      f"{extractor.name} features / eps^2, 1st/99th percentile trimmed")
     return {"metrics": _label(extractor, raw), "raw": {k: v for k, v in raw.items() if k != "conventions"},
             "extractor": extractor.describe(), "n_real": raw["n_real"], "n_fake": raw["n_fake"],
-            "sample_seed": seed, "real_set": data_key, "conventions": raw["conventions"]}
+            "sample_seed": seed, "real_set": data_key, "conventions": raw["conventions"],
+            "sample_warnings": raw.get("sample_warnings", [])}
 
 
 def evaluate_sets(real: str | TensorDataset, fake: str | TensorDataset, *, metrics=("fid", "kid", "precision_recall",
@@ -121,7 +123,8 @@ def evaluate_sets(real: str | TensorDataset, fake: str | TensorDataset, *, metri
     raw = _compute(real_f, real_l, fake_f, fake_l, metrics, extractor, kid_subset_size=kid_subset_size)
     return {"metrics": _label(extractor, raw), "raw": {k: v for k, v in raw.items() if k != "conventions"},
             "extractor": extractor.describe(), "n_real": raw["n_real"], "n_fake": raw["n_fake"],
-            "real_set": r.name, "fake_set": f.name, "conventions": raw["conventions"]}
+            "real_set": r.name, "fake_set": f.name, "conventions": raw["conventions"],
+            "sample_warnings": raw.get("sample_warnings", [])}
 
 
 def evaluate_run(run: str | os.PathLike, *, split: str = "train", **kw) -> dict:

@@ -5,11 +5,12 @@ import logging
 from typing import Any, Sequence
 
 from ..errors import ConfigError
-from ._common import as_feature_tensor, check_same_dim
+from ._common import as_feature_tensor, check_positive_int, check_same_dim
 from .fid import fid
 from .inception_score import inception_score
 from .kid import kid
 from .neighbours import density_coverage, precision_recall
+from .samples import sample_size_warnings
 from .stats import FeatureStats
 
 logger = logging.getLogger(__name__)
@@ -44,8 +45,16 @@ def evaluate_features(real_feats: Any, fake_feats: Any, real_logits: Any = None,
     dict
         Flat numbers (``fid``, ``kid_mean``, ``kid_std``, ``precision``, ``recall``, ``density``,
         ``coverage``, ``inception_score_mean``, ``inception_score_std``, ``real_inception_score_mean``,
-        ``real_inception_score_std`` as requested), ``n_real``, ``n_fake``, ``feature_dim`` and
+        ``real_inception_score_std`` as requested), the sample counts ``n_real``, ``n_fake``, ``feature_dim``
+        (and ``kid_subsets``, ``kid_subset_size`` as used, when KID is computed), ``sample_warnings`` and
         ``conventions``: one string per metric stating what changes its value.
+
+    Notes
+    -----
+    A metric computed on fewer samples than its convention needs (rules in :mod:`genlab.metrics.samples`:
+    FID 2·D per set, KID 100 subsets of 1,000, precision/recall and density/coverage 100·k per set) is
+    computed anyway; each shortfall is logged as a warning naming the number used and the number needed,
+    and listed in ``sample_warnings``.
     """
     if metrics is None:
         metrics = list(DEFAULT_METRICS) + (["inception_score"] if fake_logits is not None else [])
@@ -60,15 +69,24 @@ def evaluate_features(real_feats: Any, fake_feats: Any, real_logits: Any = None,
     check_same_dim(real, fake, "real_feats", "fake_feats")
     out: dict = {"n_real": int(real.shape[0]), "n_fake": int(fake.shape[0]), "feature_dim": int(real.shape[1])}
     conv: dict[str, str] = {}
+    kid_subsets = check_positive_int(kid_subsets, "kid_subsets")
+    kid_subset_size = check_positive_int(kid_subset_size, "kid_subset_size", 2)
+    pr_k, dc_k = check_positive_int(pr_k, "pr_k"), check_positive_int(dc_k, "dc_k")
+    out["sample_warnings"] = sample_size_warnings(
+        metrics, n_real=out["n_real"], n_fake=out["n_fake"], feature_dim=out["feature_dim"], kid_subsets=kid_subsets,
+        kid_subset_size=kid_subset_size, pr_k=pr_k, dc_k=dc_k)
+    for msg in out["sample_warnings"]:
+        logger.warning("%s", msg)
     if "fid" in metrics:
         out["fid"] = fid(FeatureStats.from_features(real, batch_size=chunk),
                          FeatureStats.from_features(fake, batch_size=chunk))
         conv["fid"] = ("float64; covariance divisor N-1; tr sqrt via eigh(S_real)^1/2 then eigvalsh, "
                        "eigenvalues clipped at 0; no eps regularisation; not clamped")
     if "kid" in metrics:
-        m = min(kid_subset_size, real.shape[0], fake.shape[0])
-        out["kid_mean"], out["kid_std"] = kid(real, fake, subsets=kid_subsets, subset_size=kid_subset_size,
-                                              seed=kid_seed, device=device)
+        m = min(kid_subset_size, real.shape[0], fake.shape[0])  # capped here: the shortfall is warned above
+        out["kid_mean"], out["kid_std"] = kid(real, fake, subsets=kid_subsets, subset_size=m if m >= 2 else
+                                              kid_subset_size, seed=kid_seed, device=device)
+        out["kid_subsets"], out["kid_subset_size"] = int(kid_subsets), int(m)
         conv["kid"] = (f"polynomial kernel (x.y/D + 1)^3; unbiased MMD^2; {kid_subsets} subsets of {m} "
                        f"(requested {kid_subset_size}); numpy RandomState({kid_seed}), per subset real indices "
                        f"then fake, without replacement; std ddof=0; float64")

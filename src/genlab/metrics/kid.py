@@ -74,8 +74,9 @@ def kid(feats_a: Any, feats_b: Any, *, subsets: int = 100, subset_size: int = 10
     m = subset_size
     if m > min(n_a, n_b):
         m = min(n_a, n_b)
-        logger.warning("KID subset_size %d is larger than the smaller set (%d and %d samples); using %d",
-                       subset_size, n_a, n_b, m)
+        logger.warning("KID subset_size %d is larger than the smaller set (%d and %d samples); using subsets of %d "
+                       "(convention 1000): subsets of the smaller set are the whole set, so the std understates "
+                       "the spread", subset_size, n_a, n_b, m)
         if m < 2:
             raise ConfigError(f"KID needs at least 2 samples in each set, got {n_a} and {n_b}; pass more features")
     rng = np.random.RandomState(seed)
