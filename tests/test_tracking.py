@@ -12,7 +12,8 @@ import pytest
 
 import genlab
 from genlab.cli import main
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, GenlabError
+from genlab.training import Callback
 
 pytest.importorskip("tensorboard")
 pytest.importorskip("mlflow")
@@ -228,3 +229,19 @@ def test_tracking_without_a_run_folder_writes_to_log_dir(tmp_path):
     client = MlflowClient(tracking_uri=(logs / "mlruns").resolve().as_uri())
     runs = client.search_runs([client.get_experiment_by_name("genlab").experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+
+
+class _Boom(Callback):
+    def on_epoch_end(self, trainer, logs):
+        raise GenlabError("boom")
+
+
+def test_a_run_that_raises_ends_its_mlflow_run_as_failed(tmp_path):
+    logs = tmp_path / "logs"
+    with pytest.raises(GenlabError, match="boom"):
+        genlab.train("vae", "digits", config=_cfg(log_to="tensorboard,mlflow", log_dir=str(logs), max_steps=1),
+                     callbacks=[_Boom()], progress=False)
+    client = MlflowClient(tracking_uri=(logs / "mlruns").resolve().as_uri())
+    (run,) = client.search_runs([client.get_experiment_by_name("genlab").experiment_id])
+    assert run.info.status == "FAILED"
+    assert _tb_series(_events(logs))["train_epoch/loss"]  # what was logged before the failure is on disk

@@ -194,7 +194,8 @@ class _Sink:
 
     name = ""
 
-    def open(self, *, start_step: int, run_config: dict, history: list[dict] = (), boundary: bool = True) -> bool:
+    def open(self, *, start_step: int, run_config: dict, history: list[dict] = (), boundary: bool = True,
+             monitored: tuple[str, ...] = ()) -> bool:
         """Start the log, or continue it at ``start_step`` > 0 (a resumed run whose kept records are ``history``;
         ``boundary``: the checkpoint was taken after its step's epoch-end records). True when the log is new."""
         raise NotImplementedError
@@ -224,7 +225,8 @@ class TensorBoardSink(_Sink):
     def where(self) -> str:
         return str(self.folder)
 
-    def open(self, *, start_step: int, run_config: dict, history: list[dict] = (), boundary: bool = True) -> bool:
+    def open(self, *, start_step: int, run_config: dict, history: list[dict] = (), boundary: bool = True,
+             monitored: tuple[str, ...] = ()) -> bool:
         from torch.utils.tensorboard import SummaryWriter
 
         if self.replace:
@@ -239,21 +241,20 @@ class TensorBoardSink(_Sink):
             purge = start_step + 1 if boundary else start_step
         self.writer = SummaryWriter(str(self.folder), purge_step=purge)
         if fresh:
-            self._write_config(run_config)
+            self._write_config(run_config, monitored)
         elif purge is not None:
             for rec in history:
                 if int(rec["step"]) >= purge:
                     self.record(rec)
         return fresh
 
-    def _write_config(self, run_config: dict) -> None:
+    def _write_config(self, run_config: dict, monitored: tuple[str, ...]) -> None:
         from torch.utils.tensorboard.summary import hparams
 
         params = config_params(run_config)
         text = "| key | value |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in params.items())
         self.writer.add_text("config", text, 0)
-        monitored = ["train_epoch/loss", "val/loss"]
-        exp, ssi, sei = hparams(params, {m: 0.0 for m in monitored})
+        exp, ssi, sei = hparams(params, {m: 0.0 for m in monitored or ("train_epoch/loss", "val/loss")})
         fw = self.writer._get_file_writer()
         for s in (exp, ssi, sei):
             fw.add_summary(s)
@@ -285,6 +286,18 @@ class TensorBoardSink(_Sink):
             self.writer.add_scalar(f"final/{k}", v, step)
         self.writer.close()
         self.writer = None
+
+
+def monitored_tags(monitor: str | None) -> tuple[str, ...]:
+    """The tags the hparams table shows: the epoch loss, the validation loss and the run's monitored value
+    (``train/<key>``, an epoch mean, is logged as ``train_epoch/<key>``)."""
+    tags = ["train_epoch/loss", "val/loss"]
+    if monitor:
+        split, key = monitor.split("/", 1)
+        tag = f"train_epoch/{key}" if split == "train" else monitor
+        if tag not in tags:
+            tags.append(tag)
+    return tuple(tags)
 
 
 def _final_scalars(metrics: dict | None) -> dict[str, float]:
@@ -338,7 +351,8 @@ class MlflowSink(_Sink):
                                        filter_string=f"tags.`genlab.run_dir` = '{_quote(str(self.run_dir))}'",
                                        order_by=["attributes.start_time DESC"])
 
-    def open(self, *, start_step: int, run_config: dict, history: list[dict] = (), boundary: bool = True) -> bool:
+    def open(self, *, start_step: int, run_config: dict, history: list[dict] = (), boundary: bool = True,
+             monitored: tuple[str, ...] = ()) -> bool:
         from mlflow.entities import Param
 
         if self.client is None:
@@ -392,7 +406,11 @@ class MlflowSink(_Sink):
             for name in FINAL_ARTIFACTS if run_dir is not None else ():
                 if (Path(run_dir) / name).is_file():
                     self.client.log_artifact(self.run_id, str(Path(run_dir) / name))
-        self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
+        import sys
+        status = "FINISHED"
+        if failed:
+            status = "KILLED" if isinstance(sys.exc_info()[1], KeyboardInterrupt) else "FAILED"
+        self.client.set_terminated(self.run_id, status=status)
         self.run_id = None
 
 
@@ -423,7 +441,7 @@ class Tracking(Callback):
     def on_train_start(self, trainer, total_steps: int) -> None:
         for sink in self.sinks:
             fresh = sink.open(start_step=trainer.step, run_config=self.run_config, history=trainer.history,
-                              boundary=trainer.batch_in_epoch == 0)
+                              boundary=trainer.batch_in_epoch == 0, monitored=monitored_tags(trainer.monitor))
             if fresh and trainer.step > 0:  # resuming a run that was not tracked so far: log its history first
                 for rec in trainer.history:
                     sink.record(rec)
@@ -496,7 +514,8 @@ class Tracking(Callback):
 def finish_tracking(callbacks, *, run_dir: Path | None, metrics: dict | None, step: int,
                     failed: bool = False) -> None:
     """Close the :class:`Tracking` callbacks among ``callbacks`` (``genlab.train`` calls it after the run's final
-    files are written, or with ``failed=True`` when the run raised)."""
+    files are written, or with ``failed=True`` in the ``except`` block of a run that raised: MLflow then ends the
+    run as ``KILLED`` for a Ctrl-C, else ``FAILED``)."""
     for cb in callbacks:
         if isinstance(cb, Tracking):
             cb.finish(run_dir=run_dir, metrics=metrics, step=step, failed=failed)
@@ -548,6 +567,7 @@ def replay(run: str | Path, to: str, *, log_dir: str | Path | None = None, overw
         Unknown tracker, missing package, or an existing log without ``overwrite``.
     """
     from ..io.report import read_metrics
+    from ..registry import get_model_entry
     from ..runs import open_run
 
     if to not in TRACKERS:
@@ -573,7 +593,9 @@ def replay(run: str | Path, to: str, *, log_dir: str | Path | None = None, overw
                               "--overwrite to replace it or --logdir to write elsewhere")
         for r in old:
             sink.client.delete_run(r.info.run_id)
-    sink.open(start_step=0, run_config=run_config)
+    default = get_model_entry(opened.model_name).cls.default_monitor
+    monitor = opened.trainer_config.monitor or (default[0] if default else None)
+    sink.open(start_step=0, run_config=run_config, monitored=monitored_tags(monitor))
     try:
         for rec in history:
             sink.record(rec)
