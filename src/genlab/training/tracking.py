@@ -439,6 +439,7 @@ class Tracking(Callback):
         self._opened = False
 
     def on_train_start(self, trainer, total_steps: int) -> None:
+        self._opened = True  # from here on finish() closes whatever did open, even if a later sink fails
         for sink in self.sinks:
             fresh = sink.open(start_step=trainer.step, run_config=self.run_config, history=trainer.history,
                               boundary=trainer.batch_in_epoch == 0, monitored=monitored_tags(trainer.monitor))
@@ -450,9 +451,10 @@ class Tracking(Callback):
                         for png, step in epoch_grids(cb.folder, trainer.history):
                             sink.image("samples", png, step)
             log.info("tracking to %s: %s", sink.name, sink.where)
-        self._opened = True
 
     def on_log(self, trainer, record: dict) -> None:
+        if not self._opened:  # e.g. Trainer.validate called outside fit
+            return
         for sink in self.sinks:
             sink.record(record)
 
@@ -460,7 +462,7 @@ class Tracking(Callback):
         from ..models.base import capabilities
 
         model = trainer.model
-        if not capabilities(model)["has_encoder"] or data is None or not len(data):
+        if not self._opened or not capabilities(model)["has_encoder"] or data is None or not len(data):
             return {}
         import torch
 
