@@ -38,6 +38,21 @@ def test_kid_matches_double_loop():
     assert std == pytest.approx(np.std(vals), rel=1e-8)  # population std (ddof=0)
 
 
+def test_kid_float32_path_matches_float64_at_2048_dims():
+    """float32 features (the extractors' dtype) take float32 Gram matrices with float64 sums: within 1e-6 of
+    the all-float64 value (exact=True) at the conventional feature size."""
+    rng = np.random.default_rng(1)
+    mix = (rng.normal(size=(2048, 2048)) / np.sqrt(2048)).astype(np.float32)
+    a = rng.normal(size=(400, 2048)).astype(np.float32) @ mix
+    b = ((rng.normal(size=(400, 2048)).astype(np.float32) @ mix) * 1.1 + 0.05).astype(np.float32)
+    assert a.dtype == b.dtype == np.float32
+    fast = kid(a, b, subsets=4, subset_size=300)
+    exact = kid(a, b, subsets=4, subset_size=300, exact=True)
+    assert fast[0] == pytest.approx(exact[0], rel=1e-6)
+    assert fast[1] == pytest.approx(exact[1], rel=1e-5)
+    assert fast[0] != exact[0]  # the float32 path really ran (bit-identical would mean float64 twice)
+
+
 def test_kid_caps_subset_size(caplog):
     rng = np.random.default_rng(1)
     a, b = rng.normal(size=(15, 4)), rng.normal(size=(12, 4))

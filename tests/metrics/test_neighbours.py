@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from genlab.errors import ConfigError, DataError
-from genlab.metrics import density_coverage, kth_nn_sq_radii, pairwise_sq_distances, precision_recall
+from genlab.metrics import density_coverage, knn_sq_radii, kth_nn_sq_radii, pairwise_sq_distances, prdc, \
+    precision_recall
 
 
 def _dist(a, b):
@@ -41,6 +42,19 @@ def test_matches_brute_force(seed):
     got_d, got_c = density_coverage(torch.from_numpy(real), fake, k=5, **CHUNKS)
     assert got_d == pytest.approx(d, rel=1e-12)
     assert got_c == c
+    both = prdc(real, fake, pr_k=3, dc_k=5, **CHUNKS)  # the one-pass version gives the same four numbers
+    assert (both["precision"], both["recall"], both["coverage"]) == (p, r, c)
+    assert both["density"] == pytest.approx(d, rel=1e-12)
+
+
+@pytest.mark.parametrize("chunk", [4, 7, 64])
+def test_symmetric_radii_match_brute_force(chunk):
+    """knn_sq_radii computes only the blocks on and above the diagonal; every k equals the full sort's."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(41, 6))
+    got = knn_sq_radii(x, (1, 3, 5), row_chunk=chunk, col_chunk=chunk)
+    for k in (1, 3, 5):
+        np.testing.assert_allclose(np.sqrt(got[k].numpy()), _radii(x, k), rtol=1e-10)
 
 
 def test_float32_input_uses_float64_compute():

@@ -10,7 +10,8 @@ from .evaluate import evaluate_features
 from .fid import fid
 from .inception_score import inception_score
 from .kid import kid, mmd2_unbiased
-from .neighbours import density_coverage, kth_nn_sq_radii, pairwise_sq_distances, precision_recall
+from .neighbours import density_coverage, knn_sq_radii, kth_nn_sq_radii, pairwise_sq_distances, prdc, \
+    precision_recall
 from .ppl import perceptual_path_length
 from .reconstruction import mse, psnr, ssim
 from .samples import fid_min_samples, sample_size_warnings
@@ -18,7 +19,7 @@ from .stats import FeatureStats
 
 __all__ = [
     "FeatureStats", "fid", "kid", "mmd2_unbiased", "inception_score", "precision_recall", "density_coverage",
-    "kth_nn_sq_radii", "pairwise_sq_distances", "perceptual_path_length", "mse", "psnr", "ssim",
+    "kth_nn_sq_radii", "knn_sq_radii", "prdc", "pairwise_sq_distances", "perceptual_path_length", "mse", "psnr", "ssim",
     "classification_accuracy", "evaluate_features", "Extractor", "get_extractor", "real_features", "FeatureNet",
     "load_feature_net", "list_feature_nets", "feature_net_for_shape", "metric_label", "sample_size_warnings",
     "fid_min_samples",

@@ -9,7 +9,7 @@ from ._common import as_feature_tensor, check_positive_int, check_same_dim
 from .fid import fid
 from .inception_score import inception_score
 from .kid import kid
-from .neighbours import density_coverage, precision_recall
+from .neighbours import density_coverage, prdc, precision_recall
 from .samples import sample_size_warnings
 from .stats import FeatureStats
 
@@ -90,14 +90,18 @@ def evaluate_features(real_feats: Any, fake_feats: Any, real_logits: Any = None,
         conv["kid"] = (f"polynomial kernel (x.y/D + 1)^3; unbiased MMD^2; {kid_subsets} subsets of {m} "
                        f"(requested {kid_subset_size}); numpy RandomState({kid_seed}), per subset real indices "
                        f"then fake, without replacement; std ddof=0; float64")
-    if "precision_recall" in metrics:
+    if "precision_recall" in metrics and "density_coverage" in metrics:  # one pass for the four numbers
+        out.update(prdc(real, fake, pr_k=pr_k, dc_k=dc_k, row_chunk=chunk, col_chunk=chunk, device=device))
+    elif "precision_recall" in metrics:
         out["precision"], out["recall"] = precision_recall(real, fake, k=pr_k, row_chunk=chunk, col_chunk=chunk,
                                                            device=device)
+    elif "density_coverage" in metrics:
+        out["density"], out["coverage"] = density_coverage(real, fake, k=dc_k, row_chunk=chunk, col_chunk=chunk,
+                                                           device=device)
+    if "precision_recall" in metrics:
         conv["precision_recall"] = (f"Kynkaanniemi et al. 2019; k={pr_k} nearest other sample; membership "
                                     f"dist <= radius; Euclidean distances in float64")
     if "density_coverage" in metrics:
-        out["density"], out["coverage"] = density_coverage(real, fake, k=dc_k, row_chunk=chunk, col_chunk=chunk,
-                                                           device=device)
         conv["density_coverage"] = (f"Naeem et al. 2020; k={dc_k} nearest other real sample; membership "
                                     f"dist < radius (strict); Euclidean distances in float64")
     if "inception_score" in metrics:

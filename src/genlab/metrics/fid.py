@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..errors import DataError
 from .stats import FeatureStats
@@ -31,12 +32,14 @@ def fid(stats_a: Any, stats_b: Any) -> float:
 
     * covariances are the ``n - 1`` (unbiased) sample covariances of :class:`FeatureStats`
       (a ``(mu, sigma)`` tuple is used as given);
-    * the trace term is computed without complex arithmetic: ``S_a^1/2`` from ``eigh(S_a)`` with
-      eigenvalues clipped at 0, then the eigenvalues of the symmetric PSD matrix
-      ``S_a^1/2 S_b S_a^1/2`` (``eigvalsh``, evaluated as ``B^T S_b B`` with ``B = V sqrt(w)``, an
-      orthogonal similarity with the same nonzero eigenvalues) clipped at 0, square-rooted and summed. This equals
-      ``tr(sqrtm(S_a S_b))`` of pytorch-fid/clean-fid (the two matrices are similar) but needs no
-      ``+eps*I`` regularisation, so it is also correct for rank-deficient covariances (N < D);
+    * the trace term is computed without complex arithmetic or a matrix square root. When ``S_a`` is positive
+      definite (N > D, the usual case): Cholesky ``S_a = L L^T``; ``L^T S_b L`` is similar to ``S_a S_b``, so
+      ``tr sqrt(S_a S_b)`` is the sum of the square roots of its eigenvalues (``eigvalsh``: no eigenvectors, the
+      cheapest symmetric eigen-solver), clipped at 0. When the Cholesky factorisation fails (``S_a`` singular:
+      N <= D, or duplicated features): ``S_a^1/2 = B B^T`` with ``B = V sqrt(w)`` from ``eigh(S_a)``,
+      eigenvalues clipped at 0, then ``eigvalsh(B^T S_b B)``. Both equal ``tr(sqrtm(S_a S_b))`` of
+      pytorch-fid/clean-fid (the matrices are similar) but need no ``+eps*I`` regularisation, so the result is
+      also correct for rank-deficient covariances;
     * all in float64; the result is not clamped at 0 (tiny negative values are rounding).
 
     Parameters
@@ -51,16 +54,18 @@ def fid(stats_a: Any, stats_b: Any) -> float:
     mu2, s2 = _as_moments(stats_b, "stats_b")
     if mu1.shape != mu2.shape:
         raise DataError(f"feature dimensions differ: {mu1.shape[0]} vs {mu2.shape[0]}; use the same feature layer")
-    s1 = (s1 + s1.T) / 2.0
-    s2 = (s2 + s2.T) / 2.0
-    w, v = np.linalg.eigh(s1)
-    # S_a^1/2 = B B^T with B = V sqrt(w) (eigenvalues <= 0 clipped, i.e. their columns dropped);
-    # B^T S_b B is an orthogonal similarity of S_a^1/2 S_b S_a^1/2 restricted to range(S_a): same nonzero
-    # eigenvalues, two (D, r) matmuls instead of three (D, D) ones.
-    keep = w > 0
-    b = v[:, keep] * np.sqrt(w[keep])  # (D, r)
-    m = b.T @ s2 @ b  # (r, r)
-    ev = np.linalg.eigvalsh((m + m.T) / 2.0)
-    tr_covmean = float(np.sqrt(np.clip(ev, 0.0, None)).sum())
+    t1 = torch.from_numpy((s1 + s1.T) / 2.0)  # (D, D) float64
+    t2 = torch.from_numpy((s2 + s2.T) / 2.0)
+    chol, info = torch.linalg.cholesky_ex(t1)
+    if int(info) == 0:
+        m = chol.T @ t2 @ chol  # (D, D): similar to S_a S_b
+    else:  # singular S_a: its square root from eigh, eigenvalues <= 0 dropped
+        w, v = torch.linalg.eigh(t1)
+        keep = w > 0
+        b = v[:, keep] * w[keep].sqrt()  # (D, r)
+        m = b.T @ t2 @ b  # (r, r)
+    ev = torch.linalg.eigvalsh((m + m.T) / 2.0)
+    tr_covmean = float(ev.clamp(min=0.0).sqrt().sum())
+    s1, s2 = t1.numpy(), t2.numpy()
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)

@@ -62,12 +62,11 @@ class FeatureStats:
         elif t.shape[1] != self.dim:
             raise DataError(f"feature batch has dimension {t.shape[1]} but these stats hold dimension "
                             f"{self.dim}; use the same feature layer for every batch")
-        x = t.numpy()
-        b_n = x.shape[0]
-        b_mean = x.mean(axis=0)  # (D,)
-        xc = x - b_mean
-        b_m2 = xc.T @ xc  # (D, D); numpy uses a symmetric rank-k update (syrk) for X.T @ X
-        self._combine(b_n, b_mean, b_m2)
+        b_n = t.shape[0]
+        b_mean = t.mean(dim=0)  # (D,)
+        xc = t - b_mean
+        b_m2 = xc.T @ xc  # (D, D), float64 (torch's GEMM: faster here than numpy's syrk at 10,000 x 2,048)
+        self._combine(b_n, b_mean.numpy(), b_m2.numpy())
         return self
 
     def merge(self, other: "FeatureStats") -> "FeatureStats":
