@@ -568,6 +568,8 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *,
                           run=str(out_dir) if resume is not None else "run")
     seed_everything(spec.trainer.seed)
     net = build_model(spec, splits.train.info(), networks)
+    if out_dir is not None and _is_torchrun_follower():  # rank > 0 of torchrun: trains, writes nothing
+        return _follow_rank0(spec, net, splits, list(callbacks), out_dir if resume is not None else None)
     callbacks = list(callbacks)
     from .training.progress import TrainProgress
     callbacks.insert(0, TrainProgress(spec.model, progress=progress))  # closed by _train_and_finish
@@ -623,6 +625,22 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *,
             elif isinstance(e, KeyboardInterrupt):
                 raise TrainingInterrupted(out_dir, trainer.step) from None
             raise
+
+
+def _is_torchrun_follower() -> bool:
+    from .training.distributed import is_follower
+    return is_follower()
+
+
+def _follow_rank0(spec: RunSpec, net, splits: Splits, callbacks: list, resume_dir: Path | None) -> Run:
+    """A rank > 0 of a torchrun launch (docs/distributed.md): the same training in step with rank 0, which alone
+    writes the run folder; this rank reads it only to resume, and returns a Run without metrics or folder."""
+    if resume_dir is not None and _finished(resume_dir, spec.trainer) is not None:  # rank 0 stops too
+        return Run(model=net, spec=spec, splits=splits, result=None, out_dir=None, metrics={})
+    trainer = Trainer(spec.trainer, out_dir=None, callbacks=callbacks)
+    trainer.check(net, splits.train, splits.val)
+    result = trainer.fit(net, splits.train, splits.val, resume=resume_dir)
+    return Run(model=net, spec=spec, splits=splits, result=result, out_dir=None, metrics={})
 
 
 class TrainingInterrupted(KeyboardInterrupt):

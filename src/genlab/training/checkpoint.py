@@ -3,7 +3,9 @@
 A checkpoint folder holds ``config.json`` + ``model.safetensors`` (so ``genlab.load`` reads it) and
 ``trainer_state.json`` + ``trainer_state.safetensors``: optimizer and scheduler states, Python/NumPy/torch RNG
 states, the shuffling generator (at the start of the epoch and now), step, epoch, position in the epoch,
-partial epoch sums, early-stopping state and how many log records existed.
+partial epoch sums, early-stopping state and how many log records existed. A run of several processes
+(torchrun) records its ``world_size`` and every rank's RNG states (``rank<R>/rng/...``); rank 0 writes the
+folder, and a checkpoint resumes only with the world size that wrote it.
 """
 from __future__ import annotations
 
@@ -50,6 +52,14 @@ def trainer_state(trainer) -> tuple[dict, dict[str, torch.Tensor]]:
     rmeta, rt = rng_state()
     meta["rng"] = rmeta
     tensors.update(rt)
+    dist = getattr(t, "dist", None)
+    if dist is not None:  # collective: every rank's RNG streams, so each rank resumes its own noise
+        meta["world_size"] = dist.world_size
+        meta["rng_ranks"] = {}
+        for r, (m, ts) in enumerate(dist.gather_rng(rmeta, rt)):
+            if r:
+                meta["rng_ranks"][str(r)] = m
+                tensors.update({f"rank{r}/{k}": v for k, v in ts.items()})
     if t.ema is not None:
         tensors.update(t.ema.state_tensors())
     if t.scaler is not None:
@@ -62,10 +72,12 @@ def save_checkpoint(trainer, name: str) -> Path | None:
     optimizer, EMA) is never written, so it can never replace a finite checkpoint."""
     from .trainer import TrainingDiverged
 
+    if trainer.out_dir is None and getattr(trainer, "dist", None) is None:
+        return None
+    meta, tensors = trainer_state(trainer)  # under torchrun a collective: every rank calls it, rank 0 writes
     if trainer.out_dir is None:
         return None
     path = trainer.out_dir / "checkpoints" / name
-    meta, tensors = trainer_state(trainer)
     if not (all_finite(trainer.model.state_dict().values()) and all_finite(tensors.values())):
         raise TrainingDiverged(f"the training state at step {trainer.step} holds NaN or infinite values; "
                                f"refusing to write it over {path}; lower the learning rate or set "
@@ -113,8 +125,11 @@ def _same_config(model, saved) -> bool:
 
 
 def restore(trainer, path: Path) -> None:
+    from .distributed import check_world_size
+
     t = trainer
     meta, tensors = read_state(path)
+    check_world_size(meta.get("world_size"), path)
     try:
         rec = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else None
     except (ValueError, UnicodeDecodeError):
@@ -141,7 +156,13 @@ def restore(trainer, path: Path) -> None:
     t.gen.set_state(tensors["gen/current"])
     if t.ema is not None:
         t.ema.load_state_tensors(tensors)
-    set_rng_state(meta["rng"], tensors)
+    rank = t.dist.rank if getattr(t, "dist", None) is not None else 0
+    if rank:
+        prefix = f"rank{rank}/"
+        set_rng_state(meta["rng_ranks"][str(rank)],
+                      {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    else:
+        set_rng_state(meta["rng"], tensors)
     if t.out_dir is not None:  # drop log records written after the checkpoint
         mfile = t.out_dir / "metrics.jsonl"
         t.out_dir.mkdir(parents=True, exist_ok=True)
@@ -184,8 +205,9 @@ def keep_best(trainer) -> None:
     """Keep the current state as the best: ``checkpoints/best`` in the run folder, else a copy in memory (so the
     exported model is the same with or without a run folder)."""
     t = trainer
+    if t.out_dir is not None or getattr(t, "dist", None) is not None:
+        save_checkpoint(t, "best")  # under torchrun a collective: rank 0 writes, the others keep a copy in memory
     if t.out_dir is not None:
-        save_checkpoint(t, "best")
         return
     weights = {k: v.detach().clone() for k, v in t.model.state_dict().items()}
     ema = {k: v.clone() for k, v in t.ema.state_tensors().items()} if t.ema is not None else {}

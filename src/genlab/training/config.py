@@ -45,6 +45,10 @@ class TrainerConfig:
     log_dir: where the trackers write: TensorBoard event files go in ``log_dir`` (default ``RUN/tensorboard``),
     MLflow's local store in ``log_dir/mlruns`` (default ``RUN/mlruns``; ``MLFLOW_TRACKING_URI`` wins when set).
     Required with ``log_to`` when training without a run folder.
+    ddp_backend: the ``torch.distributed`` backend when the run is launched by torchrun (``WORLD_SIZE`` > 1):
+    ``auto`` = ``nccl`` on CUDA, ``gloo`` on CPU. sync_batchnorm: convert BatchNorm layers to ``SyncBatchNorm``
+    (batch statistics over the global batch; CUDA only). ddp_timeout: seconds a rank waits for the others in a
+    collective before it fails. See docs/distributed.md.
     deterministic: measure nothing (``precision=auto`` means fp32, ``channels_last=auto`` means off) and run
     torch in deterministic-algorithms mode, so two runs with the same config, data and seed on the same machine
     and torch build give bit-identical weights and metrics.
@@ -83,6 +87,10 @@ class TrainerConfig:
     collapse_warmup: int = 500
     log_to: list[str] | str = field(default_factory=list)
     log_dir: str | None = None
+    # distributed training (torchrun; genlab.training.distributed)
+    ddp_backend: Literal["auto", "gloo", "nccl"] = "auto"
+    sync_batchnorm: bool = False
+    ddp_timeout: float = 600.0
 
     def __post_init__(self):
         self.log_to = _tracker_names(self.log_to)
@@ -115,6 +123,7 @@ class TrainerConfig:
         check(self.collapse_warmup >= 0, f"trainer.collapse_warmup must be >= 0, got {self.collapse_warmup}")
         check(self.monitor is None or self.monitor.startswith(("val/", "train/")),
               f"trainer.monitor must look like val/<key> or train/<key>, got {self.monitor!r}")
+        check(self.ddp_timeout > 0, f"trainer.ddp_timeout must be > 0 seconds, got {self.ddp_timeout}")
 
 
 #: The experiment trackers ``trainer.log_to`` accepts (see :mod:`genlab.training.tracking`).

@@ -30,6 +30,7 @@ from ..io.serialize import save_model
 from . import checkpoint as ckpt
 from .callbacks import Callback
 from .config import TrainerConfig
+from .distributed import Distributed, check_run
 from .ema import EMA
 from .monitors import default_monitors
 from .precision import autocast, check_precision, choose_precision
@@ -49,11 +50,16 @@ class _DeferredInterrupt:
     def __init__(self):
         self.requested = False
         self.old = None
+        self.synced = False  # under torchrun: ``requested`` is set only when the ranks agree (Trainer._loop)
+        self.local = False  # under torchrun: this rank received the interrupt, not yet agreed
 
     def _handler(self, signum, frame):
-        if self.requested:
+        if self.requested or (self.synced and self.local):
             raise KeyboardInterrupt
-        self.requested = True
+        if self.synced:
+            self.local = True
+        else:
+            self.requested = True
         log.warning("interrupt received: saving checkpoints/last after the current step (Ctrl-C again to stop "
                     "at once without saving)")
 
@@ -180,6 +186,8 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self._evaluating = False
+        self.dist: Distributed | None = None  # the process group of a torchrun launch (WORLD_SIZE > 1)
+        self._shard_weight = 1.0  # this rank's share of the current batch x world size (1 = an even split)
 
     # ------------------------------------------------------------------ public
     def check(self, model, train: TensorDataset, val: TensorDataset | None = None) -> torch.device:
@@ -207,6 +215,7 @@ class Trainer:
             raise DataError(f"{train.name}: {len(train)} samples give no full batch of {cfg.batch_size}; lower "
                             "trainer.batch_size or set trainer.drop_last=false")
         device = select_device(cfg.device)
+        check_run(cfg, device, len(train))  # torchrun: batch divisible by the world size, backend, ...
         check_precision(device, cfg.precision)
         return device
 
@@ -223,13 +232,26 @@ class Trainer:
             return self._fit(model, train, val, resume)
         finally:
             torch.set_num_threads(threads)
+            if self.dist is not None:
+                self.dist.restore_batchnorm()
 
     def _fit(self, model, train: TensorDataset, val: TensorDataset | None, resume) -> TrainResult:
         cfg = self.config
         self._fit_start = time.perf_counter()
         self.device = self.check(model, train, val)
+        self.dist = Distributed.setup(cfg, self.device)  # None unless torchrun launched several processes
+        if self.dist is not None:
+            self.device = self.dist.device
+            if not self.dist.is_main:
+                self.out_dir = None  # only rank 0 writes
         model.to(self.device)
         self.model = model
+        if self.dist is not None:
+            if cfg.sync_batchnorm:
+                log.info("trainer.sync_batchnorm: %d BatchNorm layer(s) -> SyncBatchNorm",
+                         self.dist.sync_batchnorm(model))
+            self.dist.broadcast_module(model)  # rank 0's initial weights everywhere, as DDP does
+            self.dist.reseed(cfg.seed)  # each rank its own training noise
         specs = model.configure_optimizers()
         if not isinstance(specs, dict) or not specs:
             raise ConfigError(f"model {model.registry_name!r}: configure_optimizers() must return a non-empty dict "
@@ -272,6 +294,8 @@ class Trainer:
             ckpt.load_checkpoint(self, Path(resume))
         else:
             self.precision, self.channels_last = choose_precision(model, train_dev, cfg, self.device, specs)
+            if self.dist is not None:
+                self.precision, self.channels_last = self.dist.broadcast_choice(self.precision, self.channels_last)
             if self.out_dir is not None:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
                 (self.out_dir / "metrics.jsonl").write_text("")
@@ -311,6 +335,8 @@ class Trainer:
         self._finish(model)
         for cb in self.callbacks:
             cb.on_train_end(self)
+        if self.dist is not None:
+            self.dist.close()
         return TrainResult(model=model, out_dir=self.out_dir, step=self.step, epoch=self.epoch,
                            best_value=self.best_value, best_step=self.best_step, stopped_early=self.stopped_early,
                            precision=self.precision, channels_last=self.channels_last,
@@ -334,7 +360,15 @@ class Trainer:
             for batch in train_dev.batches(cfg.batch_size, shuffle=True, generator=self.gen,
                                            drop_last=cfg.drop_last, start=self.batch_in_epoch):
                 self._consistent = False
-                out = self._train_step(batch)
+                if self.dist is None:
+                    out = self._train_step(batch)
+                else:  # this rank's chunk of the global batch; logged values and stop flags agreed by all ranks
+                    interrupt.synced = True
+                    local, self._shard_weight = self.dist.shard(batch)
+                    out = self._train_step(local)
+                    late = self._deadline is not None and time.perf_counter() >= self._deadline
+                    out, (time_up, stop) = self.dist.average_logs(out, self._shard_weight, (late, interrupt.local))
+                    interrupt.requested = interrupt.requested or stop
                 self.step += 1
                 self.batch_in_epoch += 1
                 figures = {}
@@ -358,7 +392,8 @@ class Trainer:
                     ckpt.prune_step_checkpoints(self)
                 if self.step >= total_iters:
                     break
-                if self._deadline is not None and time.perf_counter() >= self._deadline:
+                if time_up or (self.dist is None and self._deadline is not None
+                               and time.perf_counter() >= self._deadline):
                     time_up = True
                     log.info("trainer.max_seconds=%g reached at step %d (epoch %d); ending the run",
                              cfg.max_seconds, self.step, self.epoch)
@@ -475,9 +510,15 @@ class Trainer:
                                f"{bad})", save=not updated)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
-                self.scaler.unscale_(spec.optimizer)
+                if self.dist is None:
+                    self.scaler.unscale_(spec.optimizer)
             else:
                 loss.backward()
+            if self.dist is not None:  # the global batch's gradient on every rank, before clipping and the step
+                self.dist.average_grads([p for g in spec.optimizer.param_groups for p in g["params"]],
+                                        self._shard_weight)
+                if self.scaler is not None:
+                    self.scaler.unscale_(spec.optimizer)
             out = {(f"loss/{name}" if several and k == "loss" else k): v.detach() for k, v in out.items()}
             if cfg.grad_clip is not None:
                 params = [p for g in spec.optimizer.param_groups for p in g["params"] if p.grad is not None]
@@ -497,6 +538,8 @@ class Trainer:
                                f"{self.epoch}, learning rate {spec.optimizer.param_groups[0]['lr']:g})", save=False)
             spec.scheduler.step()
             merged.update(out)
+        if self.dist is not None:  # rank 0's buffers (BatchNorm statistics) everywhere, as DDP does
+            self.dist.broadcast_module(self.model, buffers_only=True)
         if updated and self.ema is not None:
             self.ema.update(self.model)
         return merged
@@ -505,7 +548,7 @@ class Trainer:
         """Raise :class:`TrainingDiverged`. With ``save`` the current state (before the bad update, so finite)
         becomes ``checkpoints/last``; the message says which finite checkpoint there is, if any."""
         where = None
-        if save and self.out_dir is not None:
+        if save and self.out_dir is not None and self.dist is None:  # under torchrun one rank alone cannot save
             self._consistent = True
             try:
                 where = self._save_checkpoint("last")
