@@ -79,7 +79,8 @@ def test_units_conventions_and_scale():
     ctx = {"space": "digits", "n_real": 179, "n_fake": 1000}
     fid = describe("val_fid", ctx)
     assert fid.label == "FID-digits" and fid.group == "validation" and fid.better == "lower"
-    assert "179 real" in fid.convention and "1000 generated" in fid.convention and "digits feature net" in fid.convention
+    assert "179 real" in fid.convention and "1000 generated" in fid.convention
+    assert "digits feature net" in fid.convention
     assert describe("best_val_fid", ctx).label == "best FID-digits"
     iw = describe("test_iwae_k100_given_y")
     assert iw.unit == "nats/sample" and "k=100" in iw.label and "| y" in iw.label and iw.group == "test"
@@ -252,3 +253,20 @@ def test_report_renders_in_headless_chromium(runs, tmp_path, name):
     srcs = _img_srcs(dom.stdout)
     assert len(srcs) == len(_img_srcs((alone / "report.html").read_text())) >= 4
     assert all(s.startswith("data:image/png;base64,") for s in srcs)
+
+
+def test_traversal_and_interpolation_grids_are_labelled(tmp_path):
+    """Image traversals and interpolations get a label column at the left and a tick row below: the PNG is wider
+    and taller than the bare tile grid, and the label areas hold dark text pixels."""
+    from genlab.io.images import make_grid
+    from genlab.io.plots import plot_interpolation, plot_traversal
+    import torch
+    frames = np.random.default_rng(0).random((5, 7, 1, 8, 8)).astype(np.float32)
+    plot_traversal(frames, tmp_path / "t.png", dims=[0, 3, 4, 6, 7], offsets=np.linspace(-3, 3, 7))
+    bare = make_grid(torch.from_numpy(frames.reshape(35, 1, 8, 8)), nrow=7, padding=2)
+    im = np.asarray(Image.open(tmp_path / "t.png").convert("L"))
+    assert im.shape[0] > bare.shape[0] + 20 and im.shape[1] > bare.shape[1] + 30
+    assert (im[:, :30] < 128).any() and (im[-25:] < 128).any()  # row labels at the left, axis title below
+    plot_interpolation(frames[:3], tmp_path / "i.png")
+    im = np.asarray(Image.open(tmp_path / "i.png").convert("L"))
+    assert im.shape[1] > 7 * 48 + 30 and (im[:, :30] < 128).any()

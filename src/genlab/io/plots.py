@@ -226,7 +226,7 @@ def labelled_grid(images: torch.Tensor, path: str | Path, *, nrow: int, row_labe
         ax.set_ylabel(ylabel, fontsize=9)
     if title:
         ax.set_title(title, fontsize=10)
-    return save_figure(fig, path, dpi=dpi)
+    return save_figure(fig, path, dpi=dpi, tight=True)
 
 
 # ---------------------------------------------------------------------------------------------- latent space

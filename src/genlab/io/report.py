@@ -101,7 +101,7 @@ def write_figures(model, test_x: torch.Tensor, out_dir: str | Path, *, test_y: t
     if caps["can_sample"]:
         k = len(names) if cond else 0
         if k and k <= 26:
-            per = max(4, min(12, n_samples // k))
+            per = max(8, min(12, n_samples // k))
             y = torch.arange(k).repeat_interleave(per)  # (k*per,) one class per row
             x = model.sample(len(y), labels=y.to(dev), generator=g).float().cpu()
             labelled_grid(x, out_dir / "samples.png", nrow=per, row_labels=names, ylabel="class")
@@ -147,7 +147,7 @@ def write_loss_curves(history: list[dict], out_dir: str | Path) -> dict[str, str
     ``{figure name: file name}`` (empty when the log holds nothing to plot)."""
     from .plots import plot_history
 
-    keys = plot_history(history, Path(out_dir) / "loss_curves.png")
+    keys = plot_history(history, Path(out_dir) / "loss_curves.png", columns=3)  # 3 per row: legible in the report
     return {"Training curves (every logged key)": "loss_curves.png"} if keys else {}
 
 

@@ -103,7 +103,8 @@ LOGGED: dict[str, MetricInfo] = {
     "mean_activation": _m("mean |code|", "", "mean absolute code activation"),
     "kl_sparsity": _m("KL sparsity penalty", "nats", "sum over codes of KL(rho || mean activation)"),
     "active_fraction": _m("active code fraction", "fraction", "share of code units active on the validation split"),
-    "fid": _m("{fid_label}", "squared feature distance", "Frechet distance of " + _SPACE + ", {n_real} real (validation split) vs {n_fake} "
+    "fid": _m("{fid_label}", "squared feature distance",
+              "Frechet distance of " + _SPACE + ", {n_real} real (validation split) vs {n_fake} "
               "generated (trainer.fid_samples), sample noise seed 12345", "lower"),
     "div_entropy": _m("class entropy of samples", "fraction of log K", "entropy of the feature net's predicted-class "
                       "histogram of the samples / log K; 1 = all classes equally often", "higher"),
@@ -136,7 +137,8 @@ FAMILIES: dict[str, MetricInfo] = {
 
 #: ``genlab evaluate`` (keys ``<NAME>`` or ``<NAME>-<feature net>``)
 EVALUATION: dict[str, MetricInfo] = {
-    "FID": _m("FID{suffix}", "squared feature distance", "Frechet distance of " + _SPACE + ", {n_real} real vs {n_fake} generated; "
+    "FID": _m("FID{suffix}", "squared feature distance",
+              "Frechet distance of " + _SPACE + " (sample counts: the result's n_real, n_fake); "
               "covariances with N-1", "lower", group="test"),
     "KID": _m("KID{suffix}", "x10^-3", "unbiased MMD^2, cubic polynomial kernel, mean over subsets of "
               + _SPACE, "lower", 1e3, group="test"),
@@ -219,7 +221,8 @@ def lookup(key: str, context: dict | None = None) -> MetricInfo | None:
         return _filled(LOGGED[key], ctx)
     if name in EVALUATION:
         space = net if dash else "inception"
-        return _filled(EVALUATION[name], _context({**(context or {}), "space": space}, suffix=f"-{net}" if dash else ""))
+        return _filled(EVALUATION[name], _context({**(context or {}), "space": space},
+                                                  suffix=f"-{net}" if dash else ""))
     return None
 
 
