@@ -49,7 +49,8 @@ def check_noise(noise, level) -> float:
     one-line :class:`ConfigError` otherwise."""
     noise = noise_name(noise)
     if noise not in NOISES:
-        raise ConfigError(f"noise must be one of {', '.join(NOISES)} (or salt-and-pepper), got {noise!r}")
+        raise ConfigError(f"noise must be one of {', '.join(NOISES)}, got {noise!r} (salt-and-pepper is accepted as "
+                          "salt_pepper)")
     if isinstance(level, bool) or not isinstance(level, (int, float, np.integer, np.floating)) \
             or not math.isfinite(float(level)):
         raise ConfigError(f"level must be a finite number, got {level!r}")
