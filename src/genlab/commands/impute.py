@@ -6,9 +6,14 @@ import csv
 import io
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._common import add_model_arguments, add_out_argument, fitted_estimator, read_data, print_metrics, \
     write_outputs
+
+if TYPE_CHECKING:  # annotations only: numpy and torch are imported when the command runs
+    import numpy as np
+    import torch
 
 NAME = "impute"
 HELP = "Fill missing values (CSV cells, NaN, masked pixels) with a mask-aware VAE or autoencoder."

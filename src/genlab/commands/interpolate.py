@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, DataError
 from ._common import add_model_arguments, add_out_argument, fitted_estimator, read_data, print_metrics, \
     write_outputs
+
+if TYPE_CHECKING:  # annotations only: numpy is imported when the command runs
+    import numpy as np
 
 NAME = "interpolate"
 HELP = "Interpolate between two inputs in a model's latent space (linear or spherical); --traverse each latent dim."

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, DataError
 from ._common import add_model_arguments, add_out_argument, fitted_estimator, read_data, print_metrics, \
     write_outputs
+
+if TYPE_CHECKING:  # annotations only: numpy is imported when the command runs
+    import numpy as np
 
 NAME = "latent-map"
 HELP = "2-D map (PCA or t-SNE) of a model's latent codes, coloured by label, with a class-separation score."
