@@ -89,6 +89,8 @@ def save_checkpoint(trainer, name: str) -> Path | None:
 
 
 def prune_step_checkpoints(trainer) -> None:
+    if trainer.out_dir is None:  # no run folder (or a rank > 0 under torchrun): nothing was written
+        return
     steps = sorted((trainer.out_dir / "checkpoints").glob("step-*"))
     for old in steps[:-trainer.config.keep_step_checkpoints]:
         shutil.rmtree(old, ignore_errors=True)
