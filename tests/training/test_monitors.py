@@ -254,9 +254,9 @@ def test_sample_grids_from_fixed_noise_each_epoch(image_data, tmp_path):
         "model": {"latent_dim": 4, "width": 8}, "trainer": tiny_trainer(epochs=3, restore_best=False)})
     files = sorted(p.name for p in (run.out_dir / "samples").iterdir())
     assert files == ["epoch-0001.png", "epoch-0002.png", "epoch-0003.png"]
-    # the last grid is the final model's samples of labels 0..K-1 cycled, from the seeded noise
-    x = run.model.sample(64, labels=torch.arange(64) % 4, generator=torch.Generator().manual_seed(0))
-    want = make_grid(x, nrow=4)
+    # the last grid is the final model's samples, one class per row (64 // K of each), from the seeded noise
+    x = run.model.sample(64, labels=torch.arange(4).repeat_interleave(16), generator=torch.Generator().manual_seed(0))
+    want = make_grid(x, nrow=16)
     got = np.asarray(Image.open(run.out_dir / "samples" / "epoch-0003.png"))
     assert np.array_equal(got, want[..., 0])
     run2 = genlab.train("gan", image_data, out=tmp_path / "run2", config={

@@ -263,7 +263,7 @@ tr.changed td{background:#fff6d6}tr.monitored td{background:#eaf4ff}
 figure{margin:.8em 0 1.4em}figure img{max-width:100%;height:auto;border:1px solid #e5e5ea}
 figcaption{font-size:.9em;color:#444;margin-top:.3em}
 img.px{image-rendering:pixelated}
-.strip{display:flex;gap:.6em;overflow-x:auto;padding-bottom:.4em}.strip figure{margin:0;flex:0 0 auto;
+.strip{display:flex;flex-wrap:wrap;gap:.6em;padding-bottom:.4em}.strip figure{margin:0;flex:0 0 auto;
 text-align:center}.strip img{width:150px;image-rendering:pixelated}
 .note{color:#6e6e73;font-size:.88em}code{background:#f5f5f7;padding:0 3px;border-radius:3px}
 """
@@ -401,7 +401,7 @@ def write_report(out_dir: str | Path, *, title: str, metrics: dict, figures: dic
     strip_folder : path, optional
         A folder of per-epoch sample grids (``epoch-NNNN.png``): shown as a strip (:func:`sample_strip`).
     conditional : bool
-        Whether the per-epoch grids hold one class per column (SampleGrid's layout for conditional models).
+        Whether the per-epoch grids hold one class per row (SampleGrid's layout for conditional models).
     """
     from ..metrics.units import describe
 
@@ -457,7 +457,7 @@ def write_report(out_dir: str | Path, *, title: str, metrics: dict, figures: dic
     if strip:
         total = len(list(Path(strip_folder).glob("epoch-*.png")))
         parts.append("<h2>Samples during training</h2><p class=note>The same noise every epoch (a fixed seed), "
-                     "so the grids are comparable" + ("; one class per column" if conditional else "") +
+                     "so the grids are comparable" + ("; one class per row" if conditional else "") +
                      (f"; {len(strip)} of {total} grids shown, evenly spaced" if total > len(strip) else "") +
                      f". The files: <code>{_esc(Path(strip_folder).name)}/epoch-NNNN.png</code>.</p><div class=strip>")
         parts += [f"<figure>{_img(p, f'samples after epoch {e}', 'px')}<figcaption>epoch {e}</figcaption></figure>"

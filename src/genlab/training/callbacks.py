@@ -52,8 +52,8 @@ class Callback:
 class SampleGrid(Callback):
     """Every ``every`` epochs (and after the last), write ``<out_dir>/samples/epoch-NNNN.png``: a grid of
     ``n`` samples from one fixed noise batch (seeded by ``seed``, so successive grids are comparable).
-    Conditional models get labels ``0, 1, ..., K-1`` cycled (one class per column when ``n`` is a multiple
-    of ``K``). Sampling runs in eval mode under the EMA weights when EMA is on; the RNG of training is
+    Conditional models get one class per row (``n // K`` samples of each class, rows in class order; labels
+    cycled when ``n < K``), the layout of the run report's samples. Sampling runs in eval mode under the EMA weights when EMA is on; the RNG of training is
     not touched (the noise comes from its own generator)."""
 
     def __init__(self, out_dir, every: int = 1, *, n: int = 64, seed: int = 0):
@@ -69,7 +69,9 @@ class SampleGrid(Callback):
             return
         model = trainer.model
         k = int(model.data_info.get("num_classes") or 0) if capabilities(model)["conditional"] else 0
-        labels = torch.arange(self.n) % k if k else None
+        per = self.n // k if k else 0
+        labels = (torch.arange(k).repeat_interleave(per) if per else torch.arange(self.n) % k) if k else None
         with trainer.evaluating():
-            x = model.sample(self.n, labels=labels, generator=torch.Generator().manual_seed(self.seed))
-        save_grid(x.float().cpu(), self.folder / f"epoch-{trainer.epoch:04d}.png", nrow=k if k and k <= 16 else None)
+            x = model.sample(len(labels) if k else self.n, labels=labels,
+                             generator=torch.Generator().manual_seed(self.seed))
+        save_grid(x.float().cpu(), self.folder / f"epoch-{trainer.epoch:04d}.png", nrow=per or None)
