@@ -161,7 +161,8 @@ def run(args) -> int:
     figs[f"{args.method.capitalize()} interpolation between the {source}"] = "interpolation.png"
     _npz(out / "interpolation.npz", x=frames, z=codes, t=np.linspace(0, 1, args.steps))
     if trav is not None:
-        plot_traversal(trav, out / "traversal.png", dims=dims, feature_scale=est.feature_scale())
+        plot_traversal(trav, out / "traversal.png", dims=dims, feature_scale=est.feature_scale(),
+                       offsets=np.linspace(-args.span, args.span, args.traverse_steps))
         figs[f"Traversal: one row per latent dimension {dims}, offsets -{args.span}..+{args.span} std"] = \
             "traversal.png"
         _npz(out / "traversal.npz", x=trav, z=tcodes, dims=np.asarray(dims),
