@@ -163,7 +163,7 @@ def test_report_header_metrics_and_config(runs, tmp_path, monkeypatch):
     assert f"{sizes['train']} train, {sizes['val']} val, {sizes['test']} test" in page
     assert "image 1x8x8, 4 classes" in page
     # grouped metrics with units and conventions
-    for heading in ("Test (held-out split", "Validation (last record, and best", "Run facts"):
+    for heading in ("Test (held-out data)", "Validation (last record, and best", "Run facts"):
         assert heading in page
     assert "nats/sample" in page and "IWAE log p(x | y) bound (k=100)" in page
     assert f"vs {FID_SAMPLES} generated" in page and "FID-digits" in page  # 1x8x8 images: the digits net

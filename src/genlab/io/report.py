@@ -273,9 +273,14 @@ def _esc(v) -> str:
     return html.escape(str(v))
 
 
+_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml",
+         ".gif": "image/gif", ".webp": "image/webp"}
+
+
 def data_uri(path: str | Path) -> str:
-    """A PNG file as a ``data:image/png;base64,...`` URI."""
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    """An image file as a ``data:<mime>;base64,...`` URI (PNG unless the suffix says otherwise)."""
+    mime = _MIME.get(Path(path).suffix.lower(), "image/png")
+    return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
 def _img(path: Path, alt: str, cls: str = "") -> str:
@@ -418,7 +423,7 @@ def write_report(out_dir: str | Path, *, title: str, metrics: dict, figures: dic
     thead = "<tr><th>metric</th><th>value</th><th>unit</th><th>convention</th></tr>"
     parts.append("<h2>Metrics</h2>")
     if groups["test"]:
-        parts.append(f"<h3>Test (held-out split, end of training)</h3><table>{thead}"
+        parts.append(f"<h3>Test (held-out data)</h3><table>{thead}"
                      f"{_metric_rows(groups['test'], context)}</table>")
     vrows = validation_rows(metrics, history)
     if vrows:
