@@ -20,7 +20,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from genlab.metrics import FeatureStats, density_coverage, fid, kid, precision_recall
+from genlab.metrics import FeatureStats, density_coverage, fid, kid, prdc, precision_recall
 
 
 def peak_rss_mib() -> float:
@@ -55,13 +55,14 @@ def fid_sqrtm(real: np.ndarray, fake: np.ndarray) -> float:
     return float(((m1 - m2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
 
 
-def kid_numpy(real, fake, subsets=100, m=1000, seed=2020) -> tuple[float, float]:
+def kid_numpy(real, fake, subsets=100, m=1000, seed=2020, dtype=np.float64) -> tuple[float, float]:
+    """The NumPy route (float64), or with ``dtype=np.float32`` torch-fidelity's (its features stay float32)."""
     rng = np.random.RandomState(seed)
     d = real.shape[1]
     vals = []
     for _ in range(subsets):
-        x = real[rng.choice(len(real), m, replace=False)].astype(np.float64)
-        y = fake[rng.choice(len(fake), m, replace=False)].astype(np.float64)
+        x = real[rng.choice(len(real), m, replace=False)].astype(dtype)
+        y = fake[rng.choice(len(fake), m, replace=False)].astype(dtype)
         kxx, kyy, kxy = (x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3
         vals.append((kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.sum() / m ** 2)
     return float(np.mean(vals)), float(np.std(vals))
@@ -116,7 +117,7 @@ def main() -> None:
             return scipy.linalg.sqrtm(sr.cov @ sf.cov)
 
         t_d_ref, _ = timed(sqrtm_only, a.repeats)
-        print(f"FID  ours (FeatureStats + eigh)      {t_ours:8.2f} s  value {v_ours:.6f}")
+        print(f"FID  ours (FeatureStats + Cholesky) {t_ours:8.2f} s  value {v_ours:.6f}")
         print(f"FID  ref  (np.cov + scipy sqrtm)      {t_ref:8.2f} s  value {v_ref:.6f}  "
               f"(rel diff {abs(v_ours - v_ref) / abs(v_ref):.1e})")
         print(f"FID  total speed-up {t_ref / t_ours:5.1f}x; distance only: ours {t_d_ours:.2f} s vs sqrtm "
@@ -126,20 +127,27 @@ def main() -> None:
             return
         t_kid, v_kid = timed(lambda: kid(real, fake), a.repeats_slow)
         t_kid_ref, v_kid_ref = timed(lambda: kid_numpy(real, fake), a.repeats_slow)
-        print(f"KID  ours (torch float64, 100x1000)  {t_kid:8.2f} s  mean {v_kid[0]:.6e} std {v_kid[1]:.3e}")
-        print(f"KID  ref  (numpy float64)            {t_kid_ref:8.2f} s  mean {v_kid_ref[0]:.6e}  "
-              f"ratio {t_kid_ref / t_kid:.2f}x")
+        t_kid_tf, v_kid_tf = timed(lambda: kid_numpy(real, fake, dtype=np.float32), a.repeats_slow)
+        print(f"KID  ours (f32 Gram, f64 sums)       {t_kid:8.2f} s  mean {v_kid[0]:.9e} std {v_kid[1]:.3e}")
+        print(f"KID  ref  (numpy float64)            {t_kid_ref:8.2f} s  mean {v_kid_ref[0]:.9e}  "
+              f"(rel diff {abs(v_kid[0] - v_kid_ref[0]) / abs(v_kid_ref[0]):.1e})  speed-up {t_kid_ref / t_kid:.2f}x")
+        print(f"KID  ref  (numpy float32, torch-fidelity's route) {t_kid_tf:6.2f} s  mean {v_kid_tf[0]:.9e}  "
+              f"(rel diff to float64 {abs(v_kid_tf[0] - v_kid_ref[0]) / abs(v_kid_ref[0]):.1e})  "
+              f"speed-up {t_kid_tf / t_kid:.2f}x")
 
+        t_all, v_all = timed(lambda: prdc(real, fake, row_chunk=a.chunk, col_chunk=a.chunk), a.repeats_slow)
         t_pr, v_pr = timed(lambda: precision_recall(real, fake, row_chunk=a.chunk, col_chunk=a.chunk),
                            a.repeats_slow)
         t_dc, v_dc = timed(lambda: density_coverage(real, fake, row_chunk=a.chunk, col_chunk=a.chunk),
                            a.repeats_slow)
         t_full, (v_pr_ref, v_dc_ref) = timed(lambda: prdc_cdist(real, fake), a.repeats_slow)
-        print(f"PR   ours (chunked {a.chunk}, float64)   {t_pr:8.2f} s  precision {v_pr[0]:.4f} recall {v_pr[1]:.4f}")
-        print(f"DC   ours (chunked {a.chunk}, float64)   {t_dc:8.2f} s  density {v_dc[0]:.4f} coverage {v_dc[1]:.4f}")
+        same = (v_all["precision"], v_all["recall"]) == tuple(v_pr_ref) and \
+            (v_all["density"], v_all["coverage"]) == tuple(v_dc_ref)
+        print(f"PRDC ours (prdc, one pass, chunked {a.chunk}, float64) {t_all:6.2f} s  P/R {v_all['precision']:.4f}/"
+              f"{v_all['recall']:.4f} D/C {v_all['density']:.4f}/{v_all['coverage']:.4f}")
+        print(f"PR   ours (precision_recall alone)   {t_pr:8.2f} s;  DC ours (density_coverage alone) {t_dc:.2f} s")
         print(f"PRDC ref  (full torch.cdist, float64) {t_full:8.2f} s  P/R {v_pr_ref[0]:.4f}/{v_pr_ref[1]:.4f} "
-              f"D/C {v_dc_ref[0]:.4f}/{v_dc_ref[1]:.4f}  (one pass computes both; ours PR+DC "
-              f"{t_pr + t_dc:.2f} s)")
+              f"D/C {v_dc_ref[0]:.4f}/{v_dc_ref[1]:.4f}  equal: {same}  speed-up {t_full / t_all:.2f}x")
         print(f"peak RSS so far {peak_rss_mib():.0f} MiB (includes the full-matrix reference)")
         del real, fake
 

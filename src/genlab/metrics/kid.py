@@ -50,17 +50,24 @@ class _no_tf32:
         torch.backends.cuda.matmul.allow_tf32 = self.prev
 
 
-def _kernel_sum(gram: torch.Tensor, *, gamma: float, coef0: float, degree: int, drop_diag: bool) -> torch.Tensor:
-    """Sum over the last two dims of ``(gamma * gram + coef0) ** degree``, diagonal dropped when asked, in
-    float64: the kernel values stay in the Gram matrix's dtype (float32 by default), every sum is float64."""
-    k = gram.mul_(gamma).add_(coef0)  # in place: the Gram matrix is a temporary
-    k_pow = k.clone() if degree > 1 else k
+def _kernel_sum(gram, *, gamma: float, coef0: float, degree: int, drop_diag: bool):
+    """Sum over the last two axes of ``(gamma * gram + coef0) ** degree``, diagonal dropped when asked: kernel
+    values in the Gram matrix's dtype (float32 by default), every sum in float64. ``gram`` is a NumPy array
+    (the CPU path stays in NumPy: mixing its BLAS threads with torch's OpenMP threads thrashes a busy machine)
+    or a torch tensor (CUDA); it is overwritten."""
+    k = gram
+    k *= gamma
+    k += coef0
+    k_pow = k.copy() if isinstance(k, np.ndarray) else k.clone()
     for _ in range(degree - 1):
-        k_pow.mul_(k)
-    total = k_pow.sum(dim=(-2, -1), dtype=torch.float64)
-    if drop_diag:
-        total = total - k_pow.diagonal(dim1=-2, dim2=-1).sum(dim=-1, dtype=torch.float64)
-    return total
+        k_pow *= k
+    if isinstance(k_pow, np.ndarray):
+        total = k_pow.sum(axis=(-2, -1), dtype=np.float64)
+        diag = np.diagonal(k_pow, axis1=-2, axis2=-1).sum(axis=-1, dtype=np.float64)
+    else:
+        total = k_pow.sum(dim=(-2, -1), dtype=torch.float64)
+        diag = k_pow.diagonal(dim1=-2, dim2=-1).sum(dim=-1, dtype=torch.float64)
+    return total - diag if drop_diag else total
 
 
 def _mmd2(gxx: torch.Tensor, gyy: torch.Tensor, gxy: torch.Tensor, m: int, **kernel) -> torch.Tensor:
@@ -128,11 +135,9 @@ def kid(feats_a: Any, feats_b: Any, *, subsets: int = 100, subset_size: int = 10
     if dev.type == "cpu":  # NumPy's BLAS: x @ x.T of one array is a symmetric rank-k update (half the work)
         work = np.float64 if exact or a.dtype == torch.float64 or b.dtype == torch.float64 else np.float32
         a_np, b_np = a.numpy().astype(work, copy=False), b.numpy().astype(work, copy=False)
-        with torch.inference_mode():
-            for i in range(subsets):
-                x, y = a_np[idx_a[i]], b_np[idx_b[i]]  # (m, D) copies
-                mmds[i] = float(_mmd2(torch.from_numpy(x @ x.T), torch.from_numpy(y @ y.T),
-                                      torch.from_numpy(x @ y.T), m, **kernel))
+        for i in range(subsets):
+            x, y = a_np[idx_a[i]], b_np[idx_b[i]]  # (m, D) copies
+            mmds[i] = float(_mmd2(x @ x.T, y @ y.T, x @ y.T, m, **kernel))
     else:  # CUDA/MPS: one batched matmul per kernel and group of subsets, TF32 off
         work_t = torch.float64 if exact or torch.float64 in (a.dtype, b.dtype) else torch.float32
         a_w, b_w = a.to(device=dev, dtype=work_t), b.to(device=dev, dtype=work_t)

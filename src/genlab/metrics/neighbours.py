@@ -153,8 +153,8 @@ def precision_recall(real: Any, fake: Any, *, k: int = 3, row_chunk: int = DEFAU
     """
     r, f = _check_pair(real, fake, device)
     k = check_positive_int(k, "k")
-    r_rad = kth_nn_sq_radii(r, k, row_chunk=row_chunk, col_chunk=col_chunk, dtype=dtype)  # (Nr,)
-    f_rad = kth_nn_sq_radii(f, k, row_chunk=row_chunk, col_chunk=col_chunk, dtype=dtype)  # (Nf,)
+    r_rad = kth_nn_sq_radii(r, k, row_chunk=row_chunk, col_chunk=col_chunk, dtype=dtype, device=r.device)  # (Nr,)
+    f_rad = kth_nn_sq_radii(f, k, row_chunk=row_chunk, col_chunk=col_chunk, dtype=dtype, device=f.device)  # (Nf,)
     fake_in = torch.zeros(f.shape[0], dtype=torch.bool, device=f.device)
     real_in = torch.zeros(r.shape[0], dtype=torch.bool, device=r.device)
     blocks = _Blocks(r, f, dtype, row_chunk, col_chunk)
@@ -187,7 +187,7 @@ def density_coverage(real: Any, fake: Any, *, k: int = 5, row_chunk: int = DEFAU
     """
     r, f = _check_pair(real, fake, device)
     k = check_positive_int(k, "k")
-    r_rad = kth_nn_sq_radii(r, k, row_chunk=row_chunk, col_chunk=col_chunk, dtype=dtype)  # (Nr,)
+    r_rad = kth_nn_sq_radii(r, k, row_chunk=row_chunk, col_chunk=col_chunk, dtype=dtype, device=r.device)  # (Nr,)
     count = torch.zeros(f.shape[0], dtype=torch.float64, device=f.device)
     nearest_fake = torch.full((r.shape[0],), float("inf"), dtype=dtype, device=r.device)
     blocks = _Blocks(r, f, dtype, row_chunk, col_chunk)
@@ -214,8 +214,10 @@ def prdc(real: Any, fake: Any, *, pr_k: int = 3, dc_k: int = 5, row_chunk: int =
     """
     r, f = _check_pair(real, fake, device)
     pr_k, dc_k = check_positive_int(pr_k, "pr_k"), check_positive_int(dc_k, "dc_k")
-    r_rad = knn_sq_radii(r, (pr_k, dc_k), row_chunk=row_chunk, col_chunk=col_chunk, dtype=dtype)
-    f_rad = knn_sq_radii(f, (pr_k,), row_chunk=row_chunk, col_chunk=col_chunk, dtype=dtype)[pr_k]  # (Nf,)
+    r_rad = knn_sq_radii(r, (pr_k, dc_k), row_chunk=row_chunk, col_chunk=col_chunk, dtype=dtype,
+                         device=r.device)
+    f_rad = knn_sq_radii(f, (pr_k,), row_chunk=row_chunk, col_chunk=col_chunk, dtype=dtype,
+                         device=f.device)[pr_k]  # (Nf,)
     r_pr, r_dc = r_rad[pr_k], r_rad[dc_k]  # (Nr,)
     fake_in = torch.zeros(f.shape[0], dtype=torch.bool, device=f.device)
     real_in = torch.zeros(r.shape[0], dtype=torch.bool, device=r.device)

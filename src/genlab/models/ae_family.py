@@ -205,6 +205,8 @@ class ContractiveAutoEncoder(AutoEncoder):
     products that keep the graph (``create_graph=True``) so the penalty is trained through.
     """
 
+    double_backward = True  # the estimated penalty differentiates J^T v (create_graph=True)
+
     def __init__(self, config: ContractiveAEConfig, data_info: dict, *, networks: dict | None = None):
         super().__init__(config, data_info, networks=networks)
         layers = [m for m in self.encoder.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]

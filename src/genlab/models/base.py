@@ -84,6 +84,10 @@ class GenerativeModel(nn.Module):
     supports_missing: bool = False
     #: data kinds the model accepts
     input_kinds: tuple[str, ...] = ("image", "tabular")
+    #: whether ``training_step`` differentiates through a gradient (``autograd.grad(create_graph=True)``: gradient
+    #: penalties, contractive penalties); ``trainer.compile`` leaves such models eager (torch.compile's
+    #: aot_autograd has no double backward)
+    double_backward: bool = False
     #: ``(trainer monitor, mode)`` used when ``trainer.monitor`` is null; ``None``: keep no best checkpoint
     default_monitor: tuple[str, str] | None = ("val/loss", "min")
     #: networks a user may supply (``networks={name: module}``), name -> :class:`~genlab.models.networks.NetworkSlot`

@@ -470,6 +470,7 @@ class WGANGP(GAN):
     loss_kind = "wasserstein"
     default_arch = "auto"
     d_batch_norm = False
+    double_backward = True  # the gradient penalty
 
     def d_extra(self, x, fake, y, real_cls, fake_cls) -> dict:
         gp = gradient_penalty(lambda v: self.critic(v, y), x, fake)

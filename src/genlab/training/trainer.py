@@ -28,6 +28,7 @@ from ..errors import ConfigError, DataError, GenlabError
 from ..io.atomic import json_dumps, json_safe, resolve_dir
 from ..io.serialize import save_model
 from . import checkpoint as ckpt
+from .compile import compile_model, uncompile
 from .callbacks import Callback
 from .config import TrainerConfig
 from .distributed import Distributed, check_run
@@ -306,6 +307,7 @@ class Trainer:
             self.scaler = torch.amp.GradScaler("cuda")
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
+        compiled = compile_model(model, cfg.compile, self.device, deterministic=cfg.deterministic)
         log.info("training %s on %s: precision=%s channels_last=%s, %d steps, %d threads", model.registry_name,
                  self.device, self.precision, self.channels_last, total_iters, torch.get_num_threads())
 
@@ -328,6 +330,7 @@ class Trainer:
             raise
         finally:
             torch.use_deterministic_algorithms(was_deterministic)
+            uncompile(compiled)
             if self.channels_last:
                 model.to(memory_format=torch.contiguous_format)
         t_train, n_seen = counters
