@@ -85,29 +85,23 @@ def genlab_shim(bin_dir: Path) -> None:
     shim.chmod(0o755)
 
 
-@pytest.mark.slow
-def test_readme_runs_as_written(tmp_path):
-    text = README.read_text(encoding="utf-8")
+def plan(text: str) -> tuple[dict[str, str], list[tuple[str, object]]]:
+    """The README's files (path -> tiny content) and steps, checked against the tables.
+
+    Steps: ``("bash", line)`` per command line; ``("python", [blocks])`` per run of consecutive python blocks,
+    which share one interpreter and namespace (a snippet may use what an earlier one defined, as a reader's
+    session would). Fails when a :data:`SKIP` or :data:`TINY` entry matches nothing, or a file's block differs
+    from the shipped file.
+    """
     blocks = readme_blocks(text)
     code_text = "\n".join(code for _, code, _ in blocks)
     assert [s for s in SKIP if s not in code_text] == [], "SKIP lists commands the README no longer has"
-
-    work = tmp_path / "work"
-    work.mkdir()
-    shutil.copytree(ROOT / "examples", work / "examples")
-    genlab_shim(tmp_path / "bin")
-    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-               GENLAB_CACHE=str(tmp_path / "cache"), MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
-
     used: set[str] = set()
-    # files the README shows as blocks: identical to the shipped ones, written (tiny) before anything runs
+    files = {}
     for lang, code, file in blocks:
         if lang == "yaml" and file:
             assert (ROOT / file).read_text(encoding="utf-8") == code, f"README's block for {file} differs from {file}"
-            (work / file).write_text(shrink(code, used), encoding="utf-8")
-
-    # ("bash", line) per command line; ("python", [blocks]) per run of consecutive python blocks, which share
-    # one interpreter and namespace (a snippet may use what an earlier one defined, as a reader's session would)
+            files[file] = shrink(code, used)
     steps: list[tuple[str, object]] = []
     for lang, code, _ in blocks:
         if lang == "bash":
@@ -122,6 +116,41 @@ def test_readme_runs_as_written(tmp_path):
                 steps.append(("python", [shrink(code, used)]))
     assert [old for old, _ in TINY if old not in used] == [], "TINY entries that match nothing in README.md"
     assert {k for k, _ in steps} == {"bash", "python"}
+    return files, steps
+
+
+def test_readme_tables_are_current():
+    """Fast: the substitution and skip tables still match the README, and its file blocks the shipped files."""
+    files, steps = plan(README.read_text(encoding="utf-8"))
+    assert "examples/run.yaml" in files and "epochs: 1," in files["examples/run.yaml"]
+    bash = [c for k, c in steps if k == "bash"]
+    assert all(line.split()[0] == "genlab" for line in bash), bash  # every runnable line is a genlab command
+    assert not any("tensorboard --logdir" in line for line in bash)
+
+
+def test_stale_tables_fail():
+    text = README.read_text(encoding="utf-8")
+    with pytest.raises(AssertionError, match="TINY entries"):
+        plan(text.replace("--trials 20", "--trials 30"))
+    with pytest.raises(AssertionError, match="SKIP lists"):
+        plan(text.replace("bash scripts/test.sh", "bash scripts/check.sh"))
+    with pytest.raises(AssertionError, match="differs from examples/run.yaml"):
+        plan(text.replace("ema_decay: 0.99,", "ema_decay: 0.98,"))
+
+
+@pytest.mark.slow
+def test_readme_runs_as_written(tmp_path):
+    """Every README command and snippet, in order, in a temp folder holding a copy of examples/, on tiny
+    settings; fails on any non-zero exit or exception. Prints wall and CPU time per step (pytest -s)."""
+    files, steps = plan(README.read_text(encoding="utf-8"))
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copytree(ROOT / "examples", work / "examples")
+    for file, content in files.items():  # the README's file blocks, tiny, written before anything runs
+        (work / file).write_text(content, encoding="utf-8")
+    genlab_shim(tmp_path / "bin")
+    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+               GENLAB_CACHE=str(tmp_path / "cache"), MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
 
     runner = tmp_path / "run_blocks.py"
     runner.write_text(RUNNER)

@@ -4,7 +4,6 @@ import json
 import logging
 
 import numpy as np
-import pytest
 
 from genlab.metrics import evaluate_features, fid_min_samples, kid, sample_size_warnings
 
