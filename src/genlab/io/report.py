@@ -264,7 +264,7 @@ figure{margin:.8em 0 1.4em}figure img{max-width:100%;height:auto;border:1px soli
 figcaption{font-size:.9em;color:#444;margin-top:.3em}
 img.px{image-rendering:pixelated}
 .strip{display:flex;flex-wrap:wrap;gap:.6em;padding-bottom:.4em}.strip figure{margin:0;flex:0 0 auto;
-text-align:center}.strip img{width:150px;image-rendering:pixelated}
+text-align:center}.strip img{width:200px;image-rendering:auto}
 .note{color:#6e6e73;font-size:.88em}code{background:#f5f5f7;padding:0 3px;border-radius:3px}
 """
 
@@ -465,7 +465,7 @@ def write_report(out_dir: str | Path, *, title: str, metrics: dict, figures: dic
                      "so the grids are comparable" + ("; one class per row" if conditional else "") +
                      (f"; {len(strip)} of {total} grids shown, evenly spaced" if total > len(strip) else "") +
                      f". The files: <code>{_esc(Path(strip_folder).name)}/epoch-NNNN.png</code>.</p><div class=strip>")
-        parts += [f"<figure>{_img(p, f'samples after epoch {e}', 'px')}<figcaption>epoch {e}</figcaption></figure>"
+        parts += [f"<figure>{_img(p, f'samples after epoch {e}')}<figcaption>epoch {e}</figcaption></figure>"
                   for e, p in strip]
         parts.append("</div>")
 
