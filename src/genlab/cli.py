@@ -427,6 +427,7 @@ def _launch_torchrun(args) -> int:
             argv.pop(0) if argv else None
         elif not a.startswith("--nproc="):
             rest.append(a)
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args as torchrun_args, run as torchrun
 
@@ -445,6 +446,8 @@ def _launch_torchrun(args) -> int:
             print(f"genlab: error: rank {rank} of {n} was stopped (exit code {code})", file=sys.stderr)
             return 1
         return code
+    except SignalException:  # Ctrl-C: torchrun passed it on; the ranks agreed on a step and saved checkpoints/last
+        return 130
     finally:
         for lg, level in zip(quiet, levels):
             lg.setLevel(level)
