@@ -408,6 +408,16 @@ def _torchrun_follower() -> bool:
     return is_follower()
 
 
+def _replicated_error(e) -> bool:
+    """Whether this is a rank > 0 of a torchrun launch refusing its input (config, data, checkpoint): every rank
+    runs the same checks on the same input, so rank 0 prints the same line and this rank stays silent."""
+    from .errors import CheckpointError, ConfigError, DataError, GenlabError
+    try:
+        return isinstance(e, (ConfigError, DataError, CheckpointError)) and _torchrun_follower()
+    except GenlabError:  # RANK/WORLD_SIZE malformed: print
+        return False
+
+
 def _launch_torchrun(args) -> int:
     """``genlab train ... --nproc N`` = ``torchrun --standalone --nproc_per_node N -m genlab train ...`` (the same
     arguments without ``--nproc``), run in this process through ``torch.distributed.run``. Returns the exit
@@ -479,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except GenlabError as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"genlab: error: {msg}", file=sys.stderr)
+        if not _replicated_error(e):
+            print(f"genlab: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         run_dir = getattr(e, "run_dir", None)
