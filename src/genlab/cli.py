@@ -404,18 +404,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- train --nproc: multi-process training through torchrun (docs/distributed.md) ------------------------------
 def _torchrun_follower() -> bool:
-    from .training.distributed import is_follower
-    return is_follower()
+    """``genlab.training.distributed.is_follower`` read from the environment without importing torch (this runs
+    in the error handler of every command)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE") or 1) > 1 and int(os.environ.get("RANK") or 0) > 0
+    except ValueError:
+        return False
 
 
 def _replicated_error(e) -> bool:
     """Whether this is a rank > 0 of a torchrun launch refusing its input (config, data, checkpoint): every rank
     runs the same checks on the same input, so rank 0 prints the same line and this rank stays silent."""
-    from .errors import CheckpointError, ConfigError, DataError, GenlabError
-    try:
-        return isinstance(e, (ConfigError, DataError, CheckpointError)) and _torchrun_follower()
-    except GenlabError:  # RANK/WORLD_SIZE malformed: print
-        return False
+    from .errors import CheckpointError, ConfigError, DataError
+    return isinstance(e, (ConfigError, DataError, CheckpointError)) and _torchrun_follower()
 
 
 def _launch_torchrun(args) -> int:
