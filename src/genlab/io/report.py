@@ -264,7 +264,7 @@ figure{margin:.8em 0 1.4em}figure img{max-width:100%;height:auto;border:1px soli
 figcaption{font-size:.9em;color:#444;margin-top:.3em}
 img.px{image-rendering:pixelated}
 .strip{display:flex;flex-wrap:wrap;gap:.6em;padding-bottom:.4em}.strip figure{margin:0;flex:0 0 auto;
-text-align:center}.strip img{width:200px;image-rendering:auto}
+text-align:center}.strip img{height:210px;width:auto;image-rendering:auto}
 .note{color:#6e6e73;font-size:.88em}code{background:#f5f5f7;padding:0 3px;border-radius:3px}
 """
 
@@ -371,7 +371,7 @@ def config_rows(config: dict, defaults: dict | None = None) -> list[tuple[str, s
 
 
 def _json(v) -> str:
-    return json.dumps(v) if not isinstance(v, str) else v
+    return json.dumps(v) if not isinstance(v, str) or not v else v  # an empty string shows as ""
 
 
 def write_report(out_dir: str | Path, *, title: str, metrics: dict, figures: dict[str, str], config: dict,
