@@ -316,6 +316,7 @@ class Trainer:
         t_start = time.perf_counter()
         self._deadline = None if cfg.max_seconds is None else self._fit_start + cfg.max_seconds
         interrupt = _DeferredInterrupt()
+        interrupt.synced = self.dist is not None  # under torchrun the ranks stop at a step they agree on
         self._consistent = True  # False while a step is half done (an immediate second Ctrl-C saves nothing)
         try:
             with interrupt:
@@ -366,7 +367,6 @@ class Trainer:
                 if self.dist is None:
                     out = self._train_step(batch)
                 else:  # this rank's chunk of the global batch; logged values and stop flags agreed by all ranks
-                    interrupt.synced = True
                     local, self._shard_weight = self.dist.shard(batch)
                     out = self._train_step(local)
                     late = self._deadline is not None and time.perf_counter() >= self._deadline
