@@ -92,6 +92,9 @@ def test_units_conventions_and_scale():
     assert describe("loss/d").label == "loss (d)" and describe("grad_norm/main").unit == "L2"
     assert describe("precision").group == "run"  # the run's numeric precision ...
     assert describe("precision", {"evaluation": True}).unit == "fraction"  # ... or genlab evaluate's metric
+    # an autoregressive model's exact likelihood, logged and on the held-out split
+    assert describe("bpd").unit == "bits/dim" and describe("test_bpd").group == "test"
+    assert describe("val_nll").unit == "nats/sample" and describe("val_nll").better == "lower"
     assert describe("my_own_number").group == "other" and lookup("my_own_number") is None
     assert set(EVALUATION) >= {"FID", "KID", "IS", "precision", "recall", "PPL"}
 

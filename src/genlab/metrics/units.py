@@ -99,6 +99,9 @@ LOGGED: dict[str, MetricInfo] = {
     "mse": _m("MSE", _MODEL_SPACE, "mean of (reconstruction mean - input)^2" + _MS, "lower"),
     "active_units": _m("active units", "dims", "latent dims with Var_x E[z|x] > 0.01 over the validation split",
                        "higher"),
+    "nll": _m("NLL -log p(x)", "nats/sample", "exact negative log-likelihood (autoregressive models), natural log, "
+              "summed over values, batch mean", "lower"),
+    "bpd": _m("bits/dim", "bits/dim", "exact negative log-likelihood / (values per sample * ln 2)", "lower"),
     "jacobian_norm": _m("Jacobian norm ||dh/dx||_F^2", "", "contractive penalty before its weight lam", "lower"),
     "mean_activation": _m("mean |code|", "", "mean absolute code activation"),
     "kl_sparsity": _m("KL sparsity penalty", "nats", "sum over codes of KL(rho || mean activation)"),
@@ -210,6 +213,9 @@ def lookup(key: str, context: dict | None = None) -> MetricInfo | None:
         if inner is not None:
             return replace(inner, group="validation", label=f"best {inner.label}",
                            convention=f"best monitored value (checkpoints/best); {inner.convention}")
+    if key.startswith("test_") and key[5:] in LOGGED:  # a logged quantity measured on the held-out split
+        inner = _filled(LOGGED[key[5:]], ctx)
+        return replace(inner, group="test", label=f"test {inner.label}")
     if key.startswith("val_"):
         inner = lookup(key[len("val_"):], context)
         if inner is not None and inner.group == "validation":
