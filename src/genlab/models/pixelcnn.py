@@ -202,7 +202,7 @@ class GatedPixelCNNNet(nn.Module):
         h = x
         for layer, vh, e in zip(self.layers, v2h, self._embeds(y)):
             h = layer.horizontal(h, vh, e)
-        out = self.head[1](F.relu(self.head[0](F.relu(h))))
+        out = self.head[1](F.relu(self.head[0](h)))  # (B, C * K, H, W)
         b, _, hh, ww = out.shape
         return out.view(b, self.colours, self.k_out, hh, ww)
 
@@ -210,7 +210,7 @@ class GatedPixelCNNNet(nn.Module):
         return self.horizontal(x, self.vertical(x, y), y)
 
 
-@register_model("pixelcnn", PixelCNNConfig, "Gated PixelCNN: exact likelihood (nats, bits/dim), pixel-by-pixel sampling")
+@register_model("pixelcnn", PixelCNNConfig, "Gated PixelCNN: exact likelihood (nats, bits/dim), pixel-wise sampling")
 class PixelCNN(GenerativeModel):
     """Gated PixelCNN with a softmax (discrete levels) or Bernoulli (binarised) head; see the module docstring.
 

@@ -1,0 +1,280 @@
+"""Gated PixelCNN (``pixelcnn``, ``cpixelcnn``): the model contract on quantised data, an exact likelihood that
+normalises (every 4x4 binary image enumerated), the autoregressive order checked by gradients (no blind spot),
+exact cached sampling, bad input, AnomalyDetector(scoring="likelihood") and the CLI end to end."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from genlab import testing
+from genlab.apps import AnomalyDetector
+from genlab.data import Normalization, TensorDataset
+from genlab.errors import ConfigError, DataError, GenlabError
+from genlab.models.pixelcnn import PixelCNN
+
+SMALL = {"channels": 6, "layers": 2, "head_channels": 12, "first_kernel": 7, "kernel": 3}
+#: the enumeration tests' net (65,536 images per pass)
+TINY = {"channels": 4, "layers": 1, "head_channels": 8}
+BITS = Normalization(torch.tensor(0.0), torch.tensor(1.0))  # binarised data: raw values are bits
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny convolutions run far faster on one thread on a shared CI machine (no OpenMP spinning)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def binary_data(n=64, size=8) -> TensorDataset:
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(n) % 4
+    base = torch.rand(4, 1, size, size, generator=g)
+    x = (base[y] + 0.3 * torch.rand(n, 1, size, size, generator=g) > 0.7).float()
+    return TensorDataset(x, y, norm=BITS, name="tiny-bits")
+
+
+def byte_data(n=64, c=1, size=8) -> TensorDataset:
+    """8-bit images (levels k / 255), 4 classes."""
+    g = torch.Generator().manual_seed(1)
+    y = torch.arange(n) % 4
+    base = torch.rand(4, c, size, size, generator=g)
+    x = (base[y] * 0.8 + 0.2 * torch.rand(n, c, size, size, generator=g)).clamp(0, 1)
+    return TensorDataset((x * 255).round() / 255, y, name="tiny-bytes")
+
+
+class TestPixelCNNContract(testing.ModelContractTests):
+    model = "pixelcnn"
+    config = SMALL
+
+    def datasets(self):
+        return [binary_data(), byte_data(c=3)]
+
+
+class TestCPixelCNNContract(testing.ModelContractTests):
+    model = "cpixelcnn"
+    config = SMALL
+
+    def datasets(self):
+        return [binary_data(), byte_data()]
+
+
+def _build(name, data, **cfg):
+    torch.manual_seed(0)
+    return testing.build(name, data, {**SMALL, **cfg}).eval()
+
+
+def _sharpen(model, factor=3.0):
+    """Scale the weights up so the conditionals are far from uniform (a mask leak then shows in the sums)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(factor)
+    return model
+
+
+def _all_binary_4x4() -> torch.Tensor:
+    bits = torch.tensor(list(itertools.product([0.0, 1.0], repeat=16)))  # (65536, 16)
+    return bits.view(-1, 1, 4, 4)
+
+
+# -- heads chosen from the data --------------------------------------------------------------------------------
+def test_head_and_levels_follow_the_data():
+    assert (m := _build("pixelcnn", binary_data())).head == "bernoulli" and m.levels == 2
+    assert (m := _build("pixelcnn", byte_data())).head == "softmax" and m.levels == 256
+    digits_like = TensorDataset(torch.randint(0, 17, (8, 1, 8, 8)) / 16.0, norm=Normalization(
+        torch.tensor(0.0), torch.tensor(16.0)))
+    assert (m := _build("pixelcnn", digits_like)).head == "softmax" and m.levels == 17
+    # bernoulli on 8-bit data binarised to {0, 1} model values (raw 0 / 255)
+    m = _build("pixelcnn", TensorDataset(binary_data().x), head="bernoulli")
+    assert m.head == "bernoulli" and m.levels == 2
+
+
+# -- the likelihood is exact: probabilities of all images sum to 1 --------------------------------------------
+@pytest.mark.parametrize("head", ["bernoulli", "softmax"])
+def test_probabilities_of_all_binary_4x4_images_sum_to_one(head):
+    data = binary_data(size=4)
+    m = _sharpen(_build("pixelcnn", data, head=head, **TINY))
+    assert m.head == head
+    ll = m.log_likelihood(_all_binary_4x4(), batch_size=8192).double()  # (65536,)
+    assert ll.shape == (65536,) and bool((ll < 0).all())
+    assert abs(float(torch.logsumexp(ll, 0))) < 1e-4  # log sum_x p(x) = 0
+    assert float(ll.max() - ll.min()) > 5.0  # far from uniform, so a leak would show
+    # the same check catches a mask that lets a sub-pixel see itself
+    for mod in m.modules():
+        if hasattr(mod, "mask"):
+            mod.mask.fill_(1.0)
+    leaked = m.log_likelihood(_all_binary_4x4(), batch_size=8192).double()
+    assert abs(float(torch.logsumexp(leaked, 0))) > 1e-2
+
+
+def test_conditional_model_normalises_per_label():
+    data = binary_data(size=4)
+    data = TensorDataset(data.x, data.y % 2, norm=BITS)  # 2 classes
+    m = _sharpen(_build("cpixelcnn", data, **TINY))
+    x = _all_binary_4x4()
+    per_label = []
+    for k in range(2):
+        ll = m.log_likelihood(x, labels=torch.full((len(x),), k), batch_size=8192).double()
+        assert abs(float(torch.logsumexp(ll, 0))) < 1e-4
+        per_label.append(ll)
+    assert float((per_label[0] - per_label[1]).abs().max()) > 1e-2  # the label matters
+    # without labels: log p(x) = log mean_y p(x | y) (uniform label prior)
+    some = torch.arange(0, len(x), 97)
+    marg = m.log_likelihood(x[some]).double()
+    torch.testing.assert_close(marg, torch.logsumexp(torch.stack(per_label)[:, some], 0) - math.log(2),
+                               rtol=0, atol=1e-5)
+
+
+def test_bits_per_dim_and_elbo_are_the_exact_likelihood():
+    data = byte_data(c=3)
+    m = _build("pixelcnn", data)
+    x = data.x[:5]
+    ll = m.log_likelihood(x)
+    torch.testing.assert_close(m.bits_per_dim(x), -ll / (3 * 8 * 8 * math.log(2)))
+    torch.testing.assert_close(m.elbo(x), ll)
+    # batch independence: one image scores the same alone
+    torch.testing.assert_close(m.log_likelihood(x[:1]), ll[:1], rtol=1e-5, atol=1e-4)
+    # the training loss is the mean NLL per dimension
+    out = m.training_step({"x": x, "y": data.y[:5]}, 0)
+    torch.testing.assert_close(out["loss"], -ll.mean() / (3 * 64), rtol=1e-5, atol=1e-6)
+
+
+# -- the autoregressive order, checked by gradients -------------------------------------------------------------
+@pytest.mark.parametrize("channels", [1, 3])
+def test_each_conditional_sees_exactly_the_earlier_subpixels(channels):
+    """d logits(c, i, j) / d input is 0 for the sub-pixel itself and every later one (raster order, channels R,
+    G, B within a pixel) and non-zero for every earlier one (no blind spot)."""
+    data = byte_data(n=8, c=channels, size=4)
+    m = _build("pixelcnn", data, channels=6, layers=2).double()
+    C, H, W = m.shape
+    order = [(i, j, c) for i in range(H) for j in range(W) for c in range(C)]  # sampling order
+    for t, (i, j, c) in enumerate(order):
+        x = torch.rand(1, C, H, W, dtype=torch.float64, requires_grad=True)
+        m.net(x)[0, c, :, i, j].sum().backward()
+        g = x.grad[0]
+        for s, (i2, j2, c2) in enumerate(order):
+            val = float(g[c2, i2, j2].abs())
+            if s >= t:
+                assert val == 0.0, f"logits of {(c, i, j)} depend on {(c2, i2, j2)}"
+            else:
+                assert val > 0.0, f"logits of {(c, i, j)} blind to earlier {(c2, i2, j2)}"
+
+
+# -- sampling ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name,data", [("pixelcnn", binary_data()), ("pixelcnn", byte_data(c=3)),
+                                       ("cpixelcnn", byte_data())])
+def test_cached_sampling_equals_full_recomputation(name, data):
+    m = _sharpen(_build(name, data), 2.0)
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    a = m.sample(6, generator=g())
+    b = m.sample(6, generator=g(), cache=False)
+    assert torch.equal(a, b)
+    assert a.shape == (6, *data.sample_shape)
+    levels = a * m.level_scale
+    assert torch.equal(levels, levels.round()) and float(levels.min()) >= 0 and float(levels.max()) <= m.levels - 1
+    assert not torch.equal(a, m.sample(6, generator=torch.Generator().manual_seed(4)))
+    # samples are data the model scores: the exact likelihood accepts them
+    assert torch.isfinite(m.log_likelihood(a, labels=None)).all()
+
+
+def test_samples_follow_the_model_distribution():
+    """A model trained on images that are all one constant pattern samples that pattern."""
+    pattern = (torch.arange(16).view(1, 1, 4, 4) % 3 == 0).float()
+    data = TensorDataset(pattern.repeat(16, 1, 1, 1), norm=BITS)
+    torch.manual_seed(0)
+    m = testing.build("pixelcnn", data, {**SMALL, "lr": 1e-2})
+    opt = m.configure_optimizers()["main"].optimizer
+    for _ in range(80):
+        loss = m.training_step({"x": data.x, "y": None}, 0)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    s = m.sample(8, generator=torch.Generator().manual_seed(0))
+    assert float((s == pattern).float().mean()) > 0.95
+    assert float(m.log_likelihood(pattern).exp()) > 0.5
+
+
+def test_conditional_sampling_uses_the_labels():
+    m = _build("cpixelcnn", byte_data())
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    a = m.sample(4, labels=torch.tensor([0, 1, 2, 3]), generator=g())
+    b = m.sample(4, labels=torch.tensor([3, 2, 1, 0]), generator=g())
+    assert a.shape == (4, 1, 8, 8) and not torch.equal(a, b)
+
+
+# -- bad input: one line each -----------------------------------------------------------------------------------
+def _one_line(excinfo, *words):
+    msg = str(excinfo.value)
+    assert "\n" not in msg and all(w in msg for w in words), msg
+
+
+def test_bad_input_is_one_line():
+    m = _build("pixelcnn", binary_data())
+    with pytest.raises(DataError) as e:
+        m.log_likelihood(torch.full((2, 1, 8, 8), 0.3))
+    _one_line(e, "0 or 1", "0.3")
+    with pytest.raises(DataError) as e:
+        m.training_step({"x": torch.full((2, 1, 8, 8), 2.0), "y": None}, 0)
+    _one_line(e, "pixel values")
+    m8 = _build("pixelcnn", byte_data())
+    with pytest.raises(DataError) as e:
+        m8.log_likelihood(torch.full((2, 1, 8, 8), 0.5))  # 127.5 is no 8-bit level
+    _one_line(e, "levels k / 255")
+    with pytest.raises(DataError) as e:
+        m8.log_likelihood(torch.zeros(2, 1, 16, 16))  # other image size
+    _one_line(e, "(1, 8, 8)")
+    with pytest.raises(ConfigError) as e:
+        m.sample(2, labels=torch.tensor([0, 1]))
+    _one_line(e, "unconditional")
+    with pytest.raises(ConfigError):
+        m.sample(0)
+    cm = _build("cpixelcnn", byte_data())
+    with pytest.raises(ConfigError) as e:
+        cm.sample(2, labels=torch.tensor([0, 4]))
+    _one_line(e, "[0, 3]", "4")
+    with pytest.raises(ConfigError) as e:
+        cm.log_likelihood(byte_data().x[:2], labels=torch.tensor([-1, 0]))
+    _one_line(e, "[0, 3]")
+    # data that is not quantised at all: refused when the model is built
+    cont = TensorDataset(torch.rand(4, 1, 8, 8), norm=Normalization(torch.tensor(0.5), torch.tensor(0.25)))
+    with pytest.raises(ConfigError) as e:
+        testing.build("pixelcnn", cont, SMALL)
+    _one_line(e, "integer pixel levels")
+    with pytest.raises(ConfigError) as e:
+        testing.build("pixelcnn", byte_data(c=3), {**SMALL, "channels": 4})
+    _one_line(e, "multiple of the image channels")
+    with pytest.raises(GenlabError):
+        testing.build("pixelcnn", TensorDataset(torch.rand(8, 5)), SMALL)  # tabular data
+
+
+# -- applications and the CLI -----------------------------------------------------------------------------------
+def test_anomaly_detector_scores_the_exact_likelihood():
+    normal = binary_data(n=96)
+    det = AnomalyDetector(model="pixelcnn", model_config=SMALL, scoring="likelihood", epochs=2, batch_size=32,
+                          contamination=0.05, random_state=0)
+    det.fit(TensorDataset(normal.x, norm=BITS))
+    assert isinstance(det.model_, PixelCNN)
+    x = normal.x[:8]
+    s = det.score_samples(x.numpy())
+    np.testing.assert_allclose(s, det.model_.log_likelihood(x).double().numpy(), rtol=1e-6, atol=1e-4)
+    noise = (torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(9)) > 0.5).float()
+    assert np.median(det.score_samples(noise.numpy())) < np.median(s)  # noise is less likely than the data
+    with pytest.raises(ConfigError) as e:  # a VAE's likelihood is a bound: its scores are elbo/iwae
+        AnomalyDetector(model="vae", scoring="likelihood").fit(normal.x.numpy())
+    _one_line(e, "pixelcnn")
+
+
+def test_cli_trains_pixelcnn_end_to_end(tmp_path):
+    from genlab.cli import main
+    out = tmp_path / "run"
+    rc = main(["train", "pixelcnn", "--data", "digits", "-o", str(out), "trainer.epochs=1", "model.channels=8",
+               "model.layers=1", "model.head_channels=16", "data.limit=300"])
+    assert rc in (0, None)
+    import json
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model"] == "pixelcnn" if isinstance(cfg.get("model"), str) else True
+    assert (out / "report.html").exists() or any(out.glob("report*"))
+    assert any(out.rglob("*.safetensors"))
