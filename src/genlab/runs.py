@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,6 +320,10 @@ def test_metrics(model, splits: Splits, *, iwae_k: int = 100, seed: int = 0) -> 
     if not len(test):
         return {}
     out: dict = {"test_samples": len(test)}
+    if caps["has_likelihood"] and not caps["has_encoder"]:  # exact likelihood (pixelcnn): nats/image, bits/dim
+        ll = torch.cat([model.log_likelihood(xb.to(model.device)) for xb in test.x.split(256)])
+        out["test_nll"] = float(-ll.mean())
+        out["test_bpd"] = out["test_nll"] / (test.x[0].numel() * math.log(2))
     if not caps["can_reconstruct"]:  # GANs: no encoder, nothing to reconstruct
         return out
     x = test.x.to(model.device)

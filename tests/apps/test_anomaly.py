@@ -217,7 +217,7 @@ def test_bad_contamination(c, images):
 
 def test_bad_score_and_model_combinations(images):
     with pytest.raises(ConfigError, match="valid scores: reconstruction, elbo, iwae"):
-        AnomalyDetector(scoring="likelihood").fit(images)
+        AnomalyDetector(scoring="bogus").fit(images)
     with pytest.raises(ConfigError, match=r"model 'ae' lacks the capability 'has_likelihood' \(.*\) that "
                                           r"AnomalyDetector\(scoring='elbo'\) needs; use one of: vae"):
         AnomalyDetector(model="ae", scoring="elbo").fit(images)

@@ -166,8 +166,8 @@ def _data(name: str) -> TensorDataset:
         return TensorDataset(x, (z[:, 0] > 0).long(), name="contract-table")
     y = torch.arange(64) % 4
     base = torch.rand(4, 1, 8, 8, generator=g)
-    return TensorDataset((base[y] * 0.8 + 0.2 * torch.rand(64, 1, 8, 8, generator=g)).clamp(0, 1), y,
-                         name="contract-images")
+    x = (base[y] * 0.8 + 0.2 * torch.rand(64, 1, 8, 8, generator=g)).clamp(0, 1)
+    return TensorDataset((x * 255).round() / 255, y, name="contract-images")  # 8-bit levels (pixelcnn needs them)
 
 
 def _arrays(name: str):

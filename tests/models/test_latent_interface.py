@@ -9,7 +9,7 @@ from genlab.models import capabilities, models_with
 from genlab.registry import get_model_entry
 
 ENCODERS = models_with("has_encoder")
-LIKELIHOOD = models_with("has_likelihood")
+LIKELIHOOD = models_with("has_likelihood", "has_encoder")  # latent-variable likelihoods (pixelcnn: none)
 
 
 def _build(name, image_data, tabular_data):

@@ -18,6 +18,9 @@ the batch):
   random numbers), so a score depends only on the input.
 * ``"iwae"`` (VAEs): the importance-weighted bound on ``log p(x)`` (Burda et al. 2016) with
   ``k = n_samples`` importance samples drawn the same way, ``logsumexp_k log w_k - log k`` in float64.
+* ``"likelihood"`` (models with an exact likelihood and no encoder, e.g. ``pixelcnn``): the exact ``log p(x)`` in
+  nats, ``model.log_likelihood(x)`` (no sampling; ``n_samples`` is unused). ``reconstruct``/``error_maps`` need a
+  model that reconstructs.
 """
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ from ._base import ModelEstimator
 log = logging.getLogger(__name__)
 
 #: valid values of ``scoring`` and what each needs from the model
-SCORES = ("reconstruction", "elbo", "iwae")
+SCORES = ("reconstruction", "elbo", "iwae", "likelihood")
 #: threshold rules of :meth:`AnomalyDetector.calibrate`
 CRITERIA = ("f1", "youden")
 #: inputs scored per forward pass (times ``n_samples`` for the likelihood scores)
@@ -67,8 +70,9 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         only sets the threshold).
     model_config : dict, optional
         Model config when training by name, e.g. ``{"latent_dim": 8}``.
-    scoring : {"reconstruction", "elbo", "iwae"}, default "reconstruction"
-        What :meth:`score_samples` returns (see the module docstring); ``elbo`` and ``iwae`` need a VAE.
+    scoring : {"reconstruction", "elbo", "iwae", "likelihood"}, default "reconstruction"
+        What :meth:`score_samples` returns (see the module docstring); ``elbo`` and ``iwae`` need a VAE,
+        ``likelihood`` an exact-likelihood model (``pixelcnn``).
         (Called ``score`` in genlab 0.1.0; ``score=`` still works with a ``FutureWarning`` and will be
         removed: an attribute ``score`` shadowed scikit-learn's ``score`` method.)
     contamination : float in (0, 0.5], default 0.1
@@ -169,6 +173,8 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
     def _requirements(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         if self.scoring in ("elbo", "iwae"):  # the likelihood of x alone: no labels to condition on
             return (*self._needs, "has_likelihood"), ("conditional",)
+        if self.scoring == "likelihood":  # the exact log p(x) of an encoder-free model (pixelcnn)
+            return ("has_likelihood",), ("conditional", "has_encoder")
         return tuple(self._needs), ()
 
     def _purpose(self) -> str:
@@ -307,6 +313,8 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
             err = (self._reconstruct(xm).double() - xm.double()) ** 2  # (N, *shape)
             return -err.flatten(1).mean(1).numpy()
         m = self.model_.eval()
+        if self.scoring == "likelihood":
+            return torch.cat([m.log_likelihood(xb.to(m.device)).double().cpu() for xb in xm.split(256)]).numpy()
         k = int(self.n_samples)
         g = torch.Generator().manual_seed(int(self.random_state or 0))
         eps = torch.randn((k, m.latent_dim), generator=g).to(m.device)  # (k, L), shared by all inputs

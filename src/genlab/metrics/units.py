@@ -83,6 +83,10 @@ TEST_KEYS: dict[str, MetricInfo] = {
                      group="test"),
     "test_elbo": _m("ELBO", "nats/sample", "one-sample ELBO, a lower bound on log p(x); natural log, summed over "
                     "values, mean over samples", "higher", group="test"),
+    "test_nll": _m("NLL -log p(x)", "nats/sample", "exact negative log-likelihood of the held-out samples "
+                   "(autoregressive models); natural log, summed over values, mean over samples", "lower",
+                   group="test"),
+    "test_bpd": _m("bits/dim", "bits/dim", "exact held-out NLL / (values per sample * ln 2)", "lower", group="test"),
     "test_elbo_given_y": _m("ELBO given y", "nats/sample", "one-sample ELBO of log p(x | y) with the true labels; "
                             "natural log, summed over values", "higher", group="test"),
 }

@@ -53,7 +53,7 @@ CAPABILITIES: dict[str, str] = {
     "has_decoder": "decode(z[, labels]) maps (B, latent_dim) latents to data (autoencoders, VAEs, GANs)",
     "can_sample": "sample(n) draws new data from a prior",
     "can_reconstruct": "reconstruct(x[, labels]) -> x_hat",
-    "has_likelihood": "log_likelihood(x) / elbo(x) in nats (and posterior(x) -> (mu, logvar))",
+    "has_likelihood": "log_likelihood(x) / elbo(x) in nats (and, with an encoder, posterior(x) -> (mu, logvar))",
     "supports_missing": "trains on and reconstructs data with NaN entries (mask-aware)",
 }
 
