@@ -265,6 +265,9 @@ def test_anomaly_detector_scores_the_exact_likelihood():
     np.testing.assert_allclose(s, det.model_.log_likelihood(x).double().numpy(), rtol=1e-6, atol=1e-4)
     noise = (torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(9)) > 0.5).float()
     assert np.median(det.score_samples(noise.numpy())) < np.median(s)  # noise is less likely than the data
+    with pytest.raises(ConfigError) as e:  # nothing to reconstruct
+        det.error_maps(x.numpy())
+    _one_line(e, "can_reconstruct")
     with pytest.raises(ConfigError) as e:  # a VAE's likelihood is a bound: its scores are elbo/iwae
         AnomalyDetector(model="vae", scoring="likelihood").fit(normal.x.numpy())
     _one_line(e, "pixelcnn")

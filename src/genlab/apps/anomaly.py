@@ -304,6 +304,7 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
     @torch.no_grad()
     def _reconstruct(self, xm: torch.Tensor) -> torch.Tensor:
         m = self.model_.eval()
+        self._require(m, needs=("can_reconstruct",), purpose="AnomalyDetector.reconstruct / error_maps")
         return torch.cat([m.reconstruct(xb).float().cpu() for xb in xm.split(_CHUNK)])  # (N, *shape)
 
     @torch.no_grad()

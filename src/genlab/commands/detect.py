@@ -25,7 +25,7 @@ def add_arguments(p) -> None:
                    help="expected outlier fraction of the training data, in (0, 0.5] (default 0.1; with a "
                         "saved estimator: its own)")
     p.add_argument("--score", default=None, help="reconstruction (default), elbo or iwae (elbo/iwae need "
-                   "--model vae)")
+                   "--model vae), likelihood (exact log p(x): --model pixelcnn)")
     p.add_argument("--n-samples", type=int, default=16, help="posterior draws for --score elbo/iwae (default 16)")
     p.add_argument("--normal-class", type=int, default=None, metavar="K",
                    help="labelled data: train only on class K and report ROC-AUC of class K vs the rest")
@@ -100,7 +100,13 @@ def run(args) -> int:
     figures = {"Score histogram (higher = more normal) and threshold": HIST_FILE}
     hist_png = score_histogram_png(scores, det.offset_, normal, k)
     grid = None
-    if det.kind_ == "image":
+    from ..models import capabilities
+    if det.kind_ == "image" and not capabilities(det.model_)["can_reconstruct"]:  # pixelcnn: the inputs only
+        import torch
+        top = np.argsort(scores, kind="stable")[:min(args.top, len(scores))]  # lowest score first
+        grid = make_grid(data.subset(torch.as_tensor(top)).x, nrow=len(top))
+        figures[f"The {len(top)} most anomalous inputs (lowest score first)"] = GRID_FILE
+    elif det.kind_ == "image":
         import torch
         top = np.argsort(scores, kind="stable")[:min(args.top, len(scores))]  # lowest score first
         sub = data.subset(torch.as_tensor(top))
