@@ -51,8 +51,8 @@ class TestPixelCNNContract(testing.ModelContractTests):
     model = "pixelcnn"
     config = SMALL
 
-    def datasets(self):
-        return [binary_data(), byte_data(c=3)]
+    def datasets(self):  # the first one trains (seeded runs, genlab.train): 4x4 keeps the sample monitors fast
+        return [binary_data(size=4), byte_data(c=3)]
 
 
 class TestCPixelCNNContract(testing.ModelContractTests):
