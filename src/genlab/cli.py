@@ -293,7 +293,8 @@ def cmd_evaluate(args) -> int:
         from rich.console import Console
         con = Console()
         con.print(_table(f"{res['n_fake']} generated vs {res['n_real']} real, features {res['extractor']['name']}",
-                         list(res["metrics"].items()), ("metric", "value")))
+                         list(res["metrics"].items()), ("metric", "value"),
+                         context={"evaluation": True, "n_real": res["n_real"], "n_fake": res["n_fake"]}))
         for k, v in res["conventions"].items():
             con.print(f"[dim]{k}: {v}[/dim]")
     return 0
