@@ -361,7 +361,9 @@ def _write_run_outputs(run_dir: Path, model, splits: Splits, spec: RunSpec, resu
                        metrics: dict) -> None:
     from .io.report import read_metrics
 
-    held_out = splits.test if len(splits.test) else splits.val
+    # the figures' held-out images: the test split only when this run scores it (test.enabled=false, as in tune
+    # trials, keeps the test split untouched: the figures use the validation split)
+    held_out = splits.test if spec.test.enabled and len(splits.test) else splits.val
     from .io.report import run_header
     from .models.base import capabilities
     from .training.monitors import feature_space

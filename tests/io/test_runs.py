@@ -306,3 +306,22 @@ def test_a_run_that_loses_to_pca_says_so(caplog):
     assert run.metrics["mse_vs_pca"] > 1
     msgs = [r.getMessage() for r in caplog.records if "worse than PCA" in r.getMessage()]
     assert len(msgs) == 1 and "with 4 components" in msgs[0] and f"{run.metrics['mse_vs_pca']:.2f} times" in msgs[0]
+
+
+@pytest.mark.parametrize("scored", [True, False])
+def test_figures_use_the_test_split_only_when_it_is_scored(images, tmp_path, monkeypatch, scored):
+    """test.enabled=false (as in tune trials) leaves the test split untouched: the figures' held-out images come
+    from the validation split."""
+    seen = []
+    real = runs.write_figures
+
+    def spy(model, x, *args, **kwargs):  # the real writer, with the held-out images it was given recorded
+        seen.append(x.clone())
+        return real(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(runs, "write_figures", spy)
+    val, test = TensorDataset(images.x[40:52], images.y[40:52]), TensorDataset(images.x[52:], images.y[52:])
+    cfg = {**CFG, "test": {"enabled": scored}}
+    genlab.train("vae", TensorDataset(images.x[:40], images.y[:40]), val=val, test=test, out=tmp_path / "r", config=cfg)
+    assert len(seen) == 1 and torch.equal(seen[0], (test if scored else val).x)
+    assert (tmp_path / "r" / "reconstructions.png").is_file()
