@@ -176,6 +176,24 @@ def _task_replicas(t: dict, rank: int, out: Path, world: int) -> None:
                   str(out / f"{t['name']}-rank0.safetensors"))
 
 
+def _sample_quality(model_name: str, n: int, dist=None) -> dict:
+    """The sample-quality monitor's figures of an untrained ``model_name`` (10 classes for the conditional one:
+    cond_acc is measured against the digits net's 10 classes) on the 1x8x8 digits feature space."""
+    from genlab.data import TensorDataset
+    from genlab.training.monitors import real_stats, sample_quality
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(60, 1, 8, 8, generator=g), torch.arange(60) % 10
+    model = _build(model_name, TensorDataset(x, y, name="tiny10"), {"latent_dim": 3})
+    model.eval()
+    return sample_quality(model, real_stats(model, x), n, seed=5, dist=dist)
+
+
+def _task_quality(t: dict, rank: int, out: Path, world: int) -> None:
+    from genlab.training.distributed import Distributed
+    dist = Distributed(rank, world, rank, "gloo", torch.device("cpu"), False)
+    (out / f"{t['name']}-rank{rank}.json").write_text(json.dumps(_sample_quality(t["model"], t["n"], dist)))
+
+
 def _worker(job_path: str) -> None:
     import torch.distributed as dist
 
@@ -189,6 +207,8 @@ def _worker(job_path: str) -> None:
             _task_fit(t, rank, out)
         elif t["kind"] == "replicas":
             _task_replicas(t, rank, out, world)
+        elif t["kind"] == "quality":
+            _task_quality(t, rank, out, world)
         dist.barrier()
     dist.destroy_process_group()
 
@@ -353,3 +373,19 @@ def test_empty_shard_nccl_on_cpu_and_sync_batchnorm_on_cpu_refused_before_anythi
 
 if __name__ == "__main__":
     _worker(sys.argv[1])
+
+
+def test_sample_quality_monitor_splits_the_samples_across_ranks(tmp_path):
+    """val/fid, the class figures and cond_acc: each rank generates its share of the 500-sample chunks (1,100
+    samples: rank 0 draws chunks 0 and 2, rank 1 chunk 1), the statistics are gathered and merged; every rank gets
+    the single-process numbers (FID to 1e-9 relative: the merge's float64 rounding; counts exactly)."""
+    tasks = [{"kind": "quality", "name": f"q-{m}", "model": m, "n": 1100} for m in ("vae", "cvae")]
+    _torchrun({"tasks": tasks}, tmp_path)
+    for m in ("vae", "cvae"):
+        r0, r1 = (json.loads((tmp_path / f"q-{m}-rank{r}.json").read_text()) for r in (0, 1))
+        assert r0 == r1
+        one = _sample_quality(m, 1100)
+        assert set(one) == set(r0) and ("cond_acc" in one) == (m == "cvae")
+        assert r0["fid"] == pytest.approx(one["fid"], rel=1e-9)
+        for k in set(one) - {"fid"}:
+            assert r0[k] == pytest.approx(one[k], rel=1e-12), k

@@ -280,6 +280,17 @@ class Distributed:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return bool(t[0] > 0)
 
+    @torch.no_grad()
+    def gather_rows(self, vec: torch.Tensor) -> torch.Tensor:
+        """Every rank's 1-D float64 ``vec`` (all ranks give the same length), stacked in rank order ``(W, L)``
+        on every rank (used to merge the sample-quality monitor's per-rank statistics)."""
+        import torch.distributed as dist
+
+        mine = vec.detach().to(device=self.device, dtype=torch.float64).reshape(-1)
+        bufs = [torch.empty_like(mine) for _ in range(self.world_size)]
+        dist.all_gather(bufs, mine)
+        return torch.stack(bufs).cpu()
+
     # -- checkpoints --------------------------------------------------------------------------------
     def gather_rng(self, meta: dict, tensors: dict[str, torch.Tensor]) -> list[tuple[dict, dict[str, torch.Tensor]]]:
         """Every rank's RNG states (``meta`` JSON, ``tensors``), in rank order, on every rank. Sent as

@@ -62,15 +62,30 @@ def features(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]
     return torch.from_numpy(f), torch.from_numpy(lg)
 
 
-def draw(model, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``n`` samples of ``model`` from a generator seeded ``seed`` (500 at a time), with the labels requested:
-    conditional models get ``0..K-1`` cycled, others ``None``."""
-    g = torch.Generator().manual_seed(seed)
+#: samples drawn per chunk by :func:`draw`; chunk ``i`` has its own noise generator, seeded ``seed + i * CHUNK_SEED``
+CHUNK = 500
+CHUNK_SEED = 7919
+
+
+def draw(model, n: int, seed: int, *, part: tuple[int, int] = (0, 1)) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``n`` samples of ``model`` in chunks of :data:`CHUNK`, chunk ``i`` from a generator seeded
+    ``seed + i * CHUNK_SEED`` (chunk 0: ``seed``), with the labels requested: conditional models get ``0..K-1``
+    cycled, others ``None``. ``part=(r, W)`` draws only the chunks ``i`` with ``i % W == r`` (the same samples
+    the single process draws for those chunks: what a rank of a multi-process run generates)."""
     k = int(model.data_info.get("num_classes") or 0) if capabilities(model)["conditional"] else 0
     labels = torch.arange(n) % k if k else None
-    x = torch.cat([model.sample(len(ix), labels=None if labels is None else labels[ix], generator=g).float()
-                   for ix in torch.arange(n).split(500)])
-    return x, labels
+    rank, world = part
+    xs, ls = [], []
+    for i, ix in enumerate(torch.arange(n).split(CHUNK)):
+        if i % world != rank:
+            continue
+        g = torch.Generator().manual_seed(seed + i * CHUNK_SEED)
+        lab = None if labels is None else labels[ix]
+        xs.append(model.sample(len(ix), labels=lab, generator=g).float())
+        ls.append(lab)
+    if not xs:  # more ranks than chunks: this rank draws nothing
+        return torch.empty(0), (None if labels is None else labels[:0])
+    return torch.cat(xs), (None if labels is None else torch.cat(ls))
 
 
 def class_figures(logits: torch.Tensor) -> dict[str, float]:
@@ -96,19 +111,61 @@ def real_stats(model, x: torch.Tensor) -> FeatureStats:
 
 
 @torch.no_grad()
-def sample_quality(model, real: FeatureStats, n: int, *, seed: int = FID_SEED) -> dict[str, float]:
-    """``fid`` of ``n`` samples of ``model`` (noise seeded ``seed``) against the real statistics ``real``; with a
-    feature net also ``div_entropy``/``div_classes`` and, for conditional models whose class count is the
-    net's, ``cond_acc`` (the fraction of samples classified as the label they were generated for). Samples in
-    the model's current mode: callers put it in eval mode (the monitor does, through ``trainer.evaluating``)."""
-    fake, labels = draw(model, n, seed)
-    feats, logits = features(model, fake)
-    out = {"fid": fid(FeatureStats.from_features(feats.double()), real)}
-    if logits is not None:
-        out.update(class_figures(logits))
-        if labels is not None and logits.shape[1] == int(model.data_info.get("num_classes") or 0):
-            out["cond_acc"] = float((logits.argmax(1) == labels).float().mean())
+def sample_quality(model, real: FeatureStats, n: int, *, seed: int = FID_SEED, dist=None) -> dict[str, float]:
+    """``fid`` of ``n`` samples of ``model`` (noise seeded ``seed``, see :func:`draw`) against the real statistics
+    ``real``; with a feature net also ``div_entropy``/``div_classes`` and, for conditional models whose class count
+    is the net's, ``cond_acc`` (the fraction of samples classified as the label they were generated for). Samples
+    in the model's current mode: callers put it in eval mode (the monitor does, through ``trainer.evaluating``).
+
+    With ``dist`` (a :class:`~genlab.training.distributed.Distributed`), each rank generates and embeds its share
+    of the chunks; the feature statistics (count, mean, scatter), class counts and correct labels are gathered
+    and merged in rank order, so every rank gets the same numbers, equal to the single-process ones up to the
+    float64 rounding of the merge (~1e-12 relative)."""
+    part = (dist.rank, dist.world_size) if dist is not None else (0, 1)
+    fake, labels = draw(model, n, seed, part=part)
+    feats, logits = features(model, fake) if len(fake) else (None, None)
+    if dist is None:
+        stats = FeatureStats.from_features(feats.double())
+        counts = class_histogram(logits) if logits is not None else None
+        correct = float((logits.argmax(1) == labels).sum()) if logits is not None and labels is not None else 0.0
+    else:
+        stats, counts, correct = _merge_ranks(model, dist, feats, logits, labels)
+    out = {"fid": fid(stats, real)}
+    if counts is not None:
+        out.update({"div_entropy": normalized_entropy(counts),
+                    "div_classes": float(classes_covered(counts, 0.1 / len(counts)))})
+        if labels is not None and len(counts) == int(model.data_info.get("num_classes") or 0):
+            out["cond_acc"] = correct / n
     return out
+
+
+def _merge_ranks(model, dist, feats, logits, labels):
+    """Gather each rank's ``(n, mean, M2, class counts, correct)`` and merge them in rank order."""
+    space = feature_space(model)
+    k = _net(space).num_classes if space not in (None, "raw") else 0
+    # every rank sends the same length, also one that drew no chunk: the dimension of the net's features, or of
+    # the flattened samples (tabular)
+    real_dim = _net(space).feature_dim if k else int(torch.Size(model.shape).numel())
+    vec = torch.zeros(1 + real_dim + real_dim * real_dim + k + 1, dtype=torch.float64)
+    if feats is not None and len(feats):
+        s = FeatureStats.from_features(feats.double())
+        vec[0] = s.n
+        vec[1:1 + real_dim] = torch.from_numpy(s.mean)
+        vec[1 + real_dim:1 + real_dim + real_dim ** 2] = torch.from_numpy(s._m2).reshape(-1)
+        if k and logits is not None:
+            vec[1 + real_dim + real_dim ** 2:-1] = torch.from_numpy(class_histogram(logits, k)).double()
+            if labels is not None:
+                vec[-1] = float((logits.argmax(1) == labels).sum())
+    rows = dist.gather_rows(vec)  # (W, L), rank order
+    merged = FeatureStats(real_dim)
+    for r in rows:
+        if r[0] > 0:
+            part = FeatureStats(real_dim)
+            part.n, part._mean = int(r[0]), r[1:1 + real_dim].numpy().copy()
+            part._m2 = r[1 + real_dim:1 + real_dim + real_dim ** 2].numpy().reshape(real_dim, real_dim).copy()
+            merged.merge(part)
+    counts = rows[:, 1 + real_dim + real_dim ** 2:-1].sum(0).numpy().astype("int64") if k else None
+    return merged, counts, float(rows[:, -1].sum())
 
 
 @torch.no_grad()
@@ -159,7 +216,8 @@ class SampleQualityMonitor(Callback):
         if not self.validation_keys(trainer, model, data):
             return {}
         with trainer.evaluating():
-            return sample_quality(model, self._real_stats(model, data), self.samples, seed=self.seed)
+            return sample_quality(model, self._real_stats(model, data), self.samples, seed=self.seed,
+                                  dist=trainer.dist)
 
 
 class DiversityMonitor(Callback):
