@@ -99,7 +99,7 @@ def test_logged_fid_equals_an_independent_computation(name, digits_split):
         with torch.no_grad():
             x = model.sample(300, generator=torch.Generator().manual_seed(FID_SEED))
         want = fid(FeatureStats.from_features(net.extract(x.clamp(0, 1))[0]), real)
-        assert rec["fid"] == pytest.approx(want, rel=1e-9)
+        assert rec["fid"] == pytest.approx(want, rel=1e-7)  # MKL's GEMM may round differently between calls
 
 
 def test_vae_best_checkpoint_follows_val_fid(tmp_path):
@@ -116,7 +116,7 @@ def test_vae_best_checkpoint_follows_val_fid(tmp_path):
     assert run.metrics["best_val_fid"] == best and run.metrics["best_step"] == best_step
     model = genlab.load(run.out_dir)
     fig = sample_quality(model.eval(), real_stats(model, run.splits.val.x), 200)
-    assert fig["fid"] == pytest.approx(best, rel=1e-9)
+    assert fig["fid"] == pytest.approx(best, rel=1e-7)  # (FeatureStats' float64 GEMM: ~1e-9 run to run)
 
 
 def test_cvae_logs_conditional_accuracy(tmp_path):
