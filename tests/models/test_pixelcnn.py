@@ -288,3 +288,42 @@ def test_cli_trains_pixelcnn_end_to_end(tmp_path):
         metrics["test_nll"] / (64 * math.log(2)))  # held-out exact NLL of the 8x8 digits
     loaded = genlab.load(out)
     assert isinstance(loaded, PixelCNN) and loaded.levels == 17  # digits: levels 0..16
+
+
+# -- inpainting the bottom rows ----------------------------------------------------------------------------------
+def test_complete_keeps_the_top_and_equals_sample_from_row_0():
+    data = binary_data(size=4)
+    m = _build("pixelcnn", data)
+    x = data.x[:5]
+    out = m.complete(x, 2, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(out[:, :, :2], x[:, :, :2]) and set(out.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(m.complete(x, 4), x)  # every row kept: nothing to sample
+    s = m.sample(5, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(m.complete(x, 0, generator=torch.Generator().manual_seed(4)), s)
+    with pytest.raises(ConfigError, match="rows must be an integer in 0..4"):
+        m.complete(x, 5)
+    with pytest.raises(DataError, match="pixel values"):
+        m.complete(x * 0.5 + 0.25, 2)
+
+
+def test_complete_draws_from_the_exact_conditional_of_the_bottom_given_the_top():
+    """4x4 binary images, the top 2 rows fixed: the 256 possible bottoms have the exact conditional probabilities
+    p(x) / sum p over the completions (by enumeration); 20,000 inpaintings match them within a total-variation
+    distance of 0.06 (expected ~0.03 for this sample size), while the bottoms of unconditional samples do not."""
+    data = binary_data(size=4)
+    m = _sharpen(_build("pixelcnn", data, **TINY))
+    top = data.x[:1, :, :2]  # (1, 1, 2, 4)
+    bottoms = torch.tensor(list(itertools.product([0.0, 1.0], repeat=8))).view(-1, 1, 2, 4)  # (256, 1, 2, 4)
+    full = torch.cat([top.expand(256, -1, -1, -1), bottoms], dim=2)
+    exact = torch.softmax(m.log_likelihood(full).double(), 0)  # (256,)
+
+    def freq(images):
+        code = (images[:, 0, 2:].reshape(-1, 8) * (2 ** torch.arange(7, -1, -1))).sum(1).long()
+        return torch.bincount(code, minlength=256).double() / len(images)
+
+    n = 20_000
+    got = freq(m.complete(full[:1].expand(n, -1, -1, -1).contiguous(), 2, generator=torch.Generator().manual_seed(0)))
+    tv = 0.5 * float((got - exact).abs().sum())
+    assert tv < 0.06, tv
+    marginal = freq(m.sample(n, generator=torch.Generator().manual_seed(1)))
+    assert 0.5 * float((marginal - exact).abs().sum()) > 0.15  # the check tells the conditional from the marginal

@@ -414,6 +414,49 @@ class PixelCNN(GenerativeModel):
             self.train(was_training)
         return torch.cat(out).float() / self.level_scale
 
+    @torch.no_grad()
+    def complete(self, x: torch.Tensor, rows: int, *, labels: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None, progress: bool | None = None) -> torch.Tensor:
+        """Inpaint the bottom of images: keep the first ``rows`` rows of ``x`` and sample the rest from
+        ``p(bottom | top)``.
+
+        Exact: the model's order is raster order, so sampling the remaining sub-pixels one by one (cached, as
+        :meth:`sample`) given the kept ones draws from the model's conditional distribution of the bottom rows given
+        the top rows. ``rows=0`` is :meth:`sample` with the same generator. (A hole elsewhere, with observed pixels
+        after it, has no such exact sampler in this order.)
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, C, H, W)
+            Model-space images (levels, as for :meth:`log_likelihood`); rows ``rows:`` are ignored.
+        rows : int
+            Rows kept from the top, ``0 <= rows <= H``.
+        labels : Tensor of shape (B,), optional
+            Conditional models: the classes (drawn uniformly from ``generator`` when None).
+
+        Returns
+        -------
+        Tensor of shape (B, C, H, W): the first ``rows`` rows equal to ``x``'s, the others sampled.
+        """
+        C, H, W = self.shape
+        if isinstance(rows, bool) or not isinstance(rows, int) or not 0 <= rows <= H:
+            raise ConfigError(f"rows must be an integer in 0..{H} (rows kept from the top), got {rows!r}")
+        q0 = self.quantize(x)
+        y = self._sample_labels(len(q0), labels, generator)
+        from ..training.progress import progress_bar
+
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode(), progress_bar("inpainting (pixelcnn)", len(q0) * (H - rows),
+                                                      progress=progress) as bar:
+                us = self._uniform(len(q0) * C * H * W, generator).view(H, W, C, len(q0))
+                q = self._sample_cached(len(q0), None if y is None else y.to(self.device), us, bar,
+                                        start=q0.to(self.device), first_row=rows)
+        finally:
+            self.train(was_training)
+        return q.float() / self.level_scale
+
     def _sample_naive(self, b: int, y, us: torch.Tensor, bar) -> torch.Tensor:
         C, H, W = self.shape
         q = torch.zeros(b, C, H, W, dtype=torch.long, device=self.device)
@@ -425,10 +468,14 @@ class PixelCNN(GenerativeModel):
             bar.advance(b)
         return q
 
-    def _sample_cached(self, b: int, y, us: torch.Tensor, bar) -> torch.Tensor:
+    def _sample_cached(self, b: int, y, us: torch.Tensor, bar, *, start: torch.Tensor | None = None,
+                       first_row: int = 0) -> torch.Tensor:
+        """Levels ``(b, C, H, W)``: rows before ``first_row`` taken from ``start``, the others sampled in order."""
         C, H, W = self.shape
         q = torch.zeros(b, C, H, W, dtype=torch.long, device=self.device)
-        for i in range(H):
+        if first_row:
+            q[:, :, :first_row] = start[:, :, :first_row]
+        for i in range(first_row, H):
             v2h = [v[:, :, i:i + 1] for v in self.net.vertical(self._net_input(q[:, :, :i + 1]), y)]  # row i
             for j in range(W):
                 vj = [v[:, :, :, :j + 1] for v in v2h]
