@@ -14,6 +14,7 @@ import genlab
 from genlab.cli import main
 from genlab.errors import ConfigError, GenlabError
 from genlab.training import Callback
+from tests.cli.test_cli import _bad
 
 pytest.importorskip("tensorboard")
 pytest.importorskip("mlflow")
@@ -185,15 +186,6 @@ def test_genlab_log_replays_an_untracked_run_as_live_tracking_logged_it(tracked,
     assert main(["log", str(copy), "--to", "tensorboard", "--logdir", str(out)]) == 0
     assert set(_tb_series(_events(out))) == set(want)
     assert {p.relative_to(copy) for p in copy.rglob("*")} == after
-
-
-def _bad(argv, capsys, *needles):
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert err.count("\n") == 0 and err.startswith("genlab: error:"), err
-    for n in needles:
-        assert n in err, err
 
 
 def test_bad_inputs_are_one_line_exit_2_and_write_nothing(tracked, tmp_path, capsys, monkeypatch):
