@@ -125,6 +125,16 @@ class GenerativeModel(nn.Module):
             n *= s
         return n
 
+    def labelled_classes(self, unconditional: str) -> int:
+        """The class count of the training data (``data_info["num_classes"]``) that a conditional model needs; a
+        one-line ConfigError when the data has no labels, naming the model to train instead (``unconditional``,
+        e.g. ``"a 'vae'"``)."""
+        k = self.data_info.get("num_classes")
+        if not k:
+            raise ConfigError(f"{self.registry_name} needs labelled data (num_classes >= 1 in the data), got "
+                              f"num_classes={k}; give labels or train {unconditional}")
+        return int(k)
+
     def check_input(self, x: torch.Tensor) -> torch.Tensor:
         """Validate a batch against the fitted data shape; returns it on the model's device/dtype."""
         if tuple(x.shape[1:]) != self.shape:

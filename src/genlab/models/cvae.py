@@ -35,11 +35,7 @@ class CVAE(VAE):
     network_slots = CVAE_SLOTS
 
     def _default_networks(self) -> None:
-        k = self.data_info.get("num_classes")
-        if not k:
-            raise ConfigError(f"cvae needs labelled data (num_classes >= 1 in the data), got num_classes={k}; "
-                              "give labels or train a 'vae'")
-        self.num_classes = int(k)
+        self.num_classes = self.labelled_classes("a 'vae'")
         c = self.config
         self.encoder = ConditionalEncoder(self.shape, 2 * c.latent_dim, self.num_classes, arch=c.arch,
                                           hidden=c.hidden, channels=c.channels)

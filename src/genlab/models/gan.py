@@ -225,11 +225,7 @@ class GAN(GenerativeModel):
         self.loss_kind = getattr(c, "loss", type(self).loss_kind)
         self.num_classes = 0
         if self.conditional:
-            k = data_info.get("num_classes")
-            if not k:
-                raise ConfigError(f"{self.registry_name} needs labelled data (num_classes >= 1 in the data), got "
-                                  f"num_classes={k}; give labels or train an unconditional 'gan'")
-            self.num_classes = int(k)
+            self.num_classes = self.labelled_classes("an unconditional 'gan'")
         self.arch = self._resolve_arch(getattr(c, "arch", self.default_arch))
         g_in = c.latent_dim + (c.embed_dim if self.conditional else 0)
         d_shape = self._d_input_shape()

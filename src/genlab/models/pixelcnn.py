@@ -499,11 +499,7 @@ class CPixelCNN(PixelCNN):
     conditional = True
 
     def _classes(self) -> int:
-        k = self.data_info.get("num_classes")
-        if not k:
-            raise ConfigError(f"cpixelcnn needs labelled data (num_classes >= 1 in the data), got num_classes={k}; "
-                              "give labels or train a 'pixelcnn'")
-        return int(k)
+        return self.labelled_classes("a 'pixelcnn'")
 
     def _labels(self, labels, n: int, what: str) -> torch.Tensor | None:
         if labels is None:
