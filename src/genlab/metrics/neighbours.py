@@ -153,18 +153,10 @@ def precision_recall(real: Any, fake: Any, *, k: int = 3, row_chunk: int = DEFAU
     """
     r, f = _check_pair(real, fake, device)
     k = check_positive_int(k, "k")
-    r_rad = kth_nn_sq_radii(r, k, row_chunk=row_chunk, col_chunk=col_chunk, dtype=dtype, device=r.device)  # (Nr,)
-    f_rad = kth_nn_sq_radii(f, k, row_chunk=row_chunk, col_chunk=col_chunk, dtype=dtype, device=f.device)  # (Nf,)
-    fake_in = torch.zeros(f.shape[0], dtype=torch.bool, device=f.device)
-    real_in = torch.zeros(r.shape[0], dtype=torch.bool, device=r.device)
-    blocks = _Blocks(r, f, dtype, row_chunk, col_chunk)
-    with torch.inference_mode():
-        for r_lo, r_hi, ra in blocks.rows():
-            rr = r_rad[r_lo:r_hi].unsqueeze(1)  # (R, 1)
-            for c_lo, c_hi, d in blocks.cols(r_lo, r_hi, ra):
-                fake_in[c_lo:c_hi] |= (d <= rr).any(dim=0)
-                real_in[r_lo:r_hi] |= (d <= f_rad[c_lo:c_hi].unsqueeze(0)).any(dim=1)
-    return float(fake_in.double().mean()), float(real_in.double().mean())
+    radii = dict(row_chunk=row_chunk, col_chunk=col_chunk, dtype=dtype)
+    out = _cross_pass(r, f, pr=(knn_sq_radii(r, (k,), **radii, device=r.device)[k],
+                                knn_sq_radii(f, (k,), **radii, device=f.device)[k]), **radii)
+    return out["precision"], out["recall"]
 
 
 def density_coverage(real: Any, fake: Any, *, k: int = 5, row_chunk: int = DEFAULT_CHUNK,
@@ -187,19 +179,9 @@ def density_coverage(real: Any, fake: Any, *, k: int = 5, row_chunk: int = DEFAU
     """
     r, f = _check_pair(real, fake, device)
     k = check_positive_int(k, "k")
-    r_rad = kth_nn_sq_radii(r, k, row_chunk=row_chunk, col_chunk=col_chunk, dtype=dtype, device=r.device)  # (Nr,)
-    count = torch.zeros(f.shape[0], dtype=torch.float64, device=f.device)
-    nearest_fake = torch.full((r.shape[0],), float("inf"), dtype=dtype, device=r.device)
-    blocks = _Blocks(r, f, dtype, row_chunk, col_chunk)
-    with torch.inference_mode():
-        for r_lo, r_hi, ra in blocks.rows():
-            rr = r_rad[r_lo:r_hi].unsqueeze(1)  # (R, 1)
-            for c_lo, c_hi, d in blocks.cols(r_lo, r_hi, ra):
-                count[c_lo:c_hi] += (d < rr).sum(dim=0).double()
-                nearest_fake[r_lo:r_hi] = torch.minimum(nearest_fake[r_lo:r_hi], d.min(dim=1).values)
-    density = float(count.sum() / (k * f.shape[0]))
-    coverage = float((nearest_fake < r_rad).double().mean())
-    return density, coverage
+    radii = dict(row_chunk=row_chunk, col_chunk=col_chunk, dtype=dtype)
+    out = _cross_pass(r, f, dc=(knn_sq_radii(r, (k,), **radii, device=r.device)[k], k), **radii)
+    return out["density"], out["coverage"]
 
 
 def prdc(real: Any, fake: Any, *, pr_k: int = 3, dc_k: int = 5, row_chunk: int = DEFAULT_CHUNK,
@@ -214,11 +196,17 @@ def prdc(real: Any, fake: Any, *, pr_k: int = 3, dc_k: int = 5, row_chunk: int =
     """
     r, f = _check_pair(real, fake, device)
     pr_k, dc_k = check_positive_int(pr_k, "pr_k"), check_positive_int(dc_k, "dc_k")
-    r_rad = knn_sq_radii(r, (pr_k, dc_k), row_chunk=row_chunk, col_chunk=col_chunk, dtype=dtype,
-                         device=r.device)
-    f_rad = knn_sq_radii(f, (pr_k,), row_chunk=row_chunk, col_chunk=col_chunk, dtype=dtype,
-                         device=f.device)[pr_k]  # (Nf,)
-    r_pr, r_dc = r_rad[pr_k], r_rad[dc_k]  # (Nr,)
+    radii = dict(row_chunk=row_chunk, col_chunk=col_chunk, dtype=dtype)
+    r_rad = knn_sq_radii(r, (pr_k, dc_k), **radii, device=r.device)  # both k from one pass
+    f_rad = knn_sq_radii(f, (pr_k,), **radii, device=f.device)[pr_k]  # (Nf,)
+    return _cross_pass(r, f, pr=(r_rad[pr_k], f_rad), dc=(r_rad[dc_k], dc_k), **radii)
+
+
+def _cross_pass(r: torch.Tensor, f: torch.Tensor, *, pr: tuple | None = None, dc: tuple | None = None,
+                row_chunk: int, col_chunk: int, dtype: torch.dtype) -> dict[str, float]:
+    """One pass over the real-fake distance blocks. ``pr=(real radii, fake radii)`` (squared, k-th neighbour)
+    gives ``precision``/``recall`` (membership ``<=``); ``dc=(real radii, k)`` gives ``density``/``coverage``
+    (strict ``<``)."""
     fake_in = torch.zeros(f.shape[0], dtype=torch.bool, device=f.device)
     real_in = torch.zeros(r.shape[0], dtype=torch.bool, device=r.device)
     count = torch.zeros(f.shape[0], dtype=torch.float64, device=f.device)
@@ -226,12 +214,17 @@ def prdc(real: Any, fake: Any, *, pr_k: int = 3, dc_k: int = 5, row_chunk: int =
     blocks = _Blocks(r, f, dtype, row_chunk, col_chunk)
     with torch.inference_mode():
         for r_lo, r_hi, ra in blocks.rows():
-            rp, rd = r_pr[r_lo:r_hi].unsqueeze(1), r_dc[r_lo:r_hi].unsqueeze(1)  # (R, 1)
-            for c_lo, c_hi, d in blocks.cols(r_lo, r_hi, ra):
-                fake_in[c_lo:c_hi] |= (d <= rp).any(dim=0)
-                real_in[r_lo:r_hi] |= (d <= f_rad[c_lo:c_hi].unsqueeze(0)).any(dim=1)
-                count[c_lo:c_hi] += (d < rd).sum(dim=0).double()
-                nearest_fake[r_lo:r_hi] = torch.minimum(nearest_fake[r_lo:r_hi], d.min(dim=1).values)
-    return {"precision": float(fake_in.double().mean()), "recall": float(real_in.double().mean()),
-            "density": float(count.sum() / (dc_k * f.shape[0])),
-            "coverage": float((nearest_fake < r_dc).double().mean())}
+            for c_lo, c_hi, d in blocks.cols(r_lo, r_hi, ra):  # d: (R, C) squared distances
+                if pr is not None:
+                    fake_in[c_lo:c_hi] |= (d <= pr[0][r_lo:r_hi].unsqueeze(1)).any(dim=0)
+                    real_in[r_lo:r_hi] |= (d <= pr[1][c_lo:c_hi].unsqueeze(0)).any(dim=1)
+                if dc is not None:
+                    count[c_lo:c_hi] += (d < dc[0][r_lo:r_hi].unsqueeze(1)).sum(dim=0).double()
+                    nearest_fake[r_lo:r_hi] = torch.minimum(nearest_fake[r_lo:r_hi], d.min(dim=1).values)
+    out = {}
+    if pr is not None:
+        out.update(precision=float(fake_in.double().mean()), recall=float(real_in.double().mean()))
+    if dc is not None:
+        out.update(density=float(count.sum() / (dc[1] * f.shape[0])),
+                   coverage=float((nearest_fake < dc[0]).double().mean()))
+    return out
