@@ -20,7 +20,6 @@ import json
 import logging
 import time
 
-import numpy as np
 import torch
 
 from genlab.config import from_dict
@@ -28,6 +27,7 @@ from genlab.data import TensorDataset
 from genlab.metrics import FeatureStats, fid, kid, prdc
 from genlab.registry import get_model_entry
 from genlab.training import Callback, Trainer
+from metrics_speed import make_features  # bench/ is on sys.path when a bench script runs
 
 
 class _Clock(Callback):
@@ -68,14 +68,6 @@ def throughput(model_name: str, batch: int, precision: str, compile_on: bool, *,
     if clock.t0 is None or clock.steps <= 0:
         return float("nan")
     return clock.steps * batch / (clock.t1 - clock.t0)
-
-
-def features(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    a = (rng.standard_normal((dim, dim)) / np.sqrt(dim)).astype(np.float32)
-    real = rng.standard_normal((n, dim), dtype=np.float32) @ a
-    fake = (rng.standard_normal((n, dim), dtype=np.float32) @ a * 1.1 + 0.05).astype(np.float32)
-    return real, fake
 
 
 def timed(fn):
@@ -132,7 +124,7 @@ def main() -> None:
     if not a.skip_metrics:
         n = a.n_features or (300 if a.tiny else 50_000)
         dim = a.dim or (64 if a.tiny else 2048)
-        real, fake = features(n, dim, 0)
+        real, fake = make_features(n, dim, 0)  # bench/metrics_speed.py's correlated Gaussians
         print(f"\nmetrics on {n:,} x {dim:,} float32 features per set, device {device}:")
         t_fid, v_fid = timed(lambda: fid(FeatureStats.from_features(real), FeatureStats.from_features(fake)))
         print(f"  FID (stats of both sets + distance, CPU float64): {t_fid:8.2f} s  value {v_fid:.4f}", flush=True)

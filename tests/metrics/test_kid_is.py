@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from genlab.errors import ConfigError, DataError
-from genlab.metrics import inception_score, kid
+from genlab.metrics import inception_score, kid, mmd2_unbiased
 
 
 def _loop_mmd2(x, y, degree=3, coef0=1.0):
@@ -33,6 +33,9 @@ def test_kid_matches_double_loop():
         ia = rs.choice(50, m, replace=False)
         ib = rs.choice(60, m, replace=False)
         vals.append(_loop_mmd2(a[ia], b[ib]))
+    rs = np.random.RandomState(seed)
+    ia, ib = rs.choice(50, m, replace=False), rs.choice(60, m, replace=False)
+    assert mmd2_unbiased(torch.from_numpy(a[ia]), torch.from_numpy(b[ib])) == pytest.approx(vals[0], rel=1e-10)
     mean, std = kid(a, torch.from_numpy(b), subsets=subsets, subset_size=m, seed=seed)
     assert mean == pytest.approx(np.mean(vals), rel=1e-10)
     assert std == pytest.approx(np.std(vals), rel=1e-8)  # population std (ddof=0)

@@ -13,29 +13,6 @@ from ._common import as_feature_tensor, check_positive_int, check_same_dim
 logger = logging.getLogger(__name__)
 
 
-def _poly_kernel(x: torch.Tensor, y: torch.Tensor, degree: int, gamma: float, coef0: float) -> torch.Tensor:
-    return (gamma * (x @ y.T) + coef0) ** degree  # (m, m)
-
-
-def mmd2_unbiased(x: torch.Tensor, y: torch.Tensor, *, degree: int = 3, gamma: float | None = None,
-                  coef0: float = 1.0) -> float:
-    """Unbiased MMD^2 of two equal-size samples (m, D) with ``k(x, y) = (gamma x.y + coef0)^degree``.
-
-    ``sum_{i!=j} k(x_i,x_j) / (m(m-1)) + sum_{i!=j} k(y_i,y_j) / (m(m-1)) - 2 sum_{i,j} k(x_i,y_j) / m^2``
-    (the cross term keeps its diagonal, as in the MMD-GAN / torch-fidelity "unbiased" estimator).
-    ``gamma=None`` means ``1 / D``.
-    """
-    m = x.shape[0]
-    if gamma is None:
-        gamma = 1.0 / x.shape[1]
-    kxx = _poly_kernel(x, x, degree, gamma, coef0)
-    kyy = _poly_kernel(y, y, degree, gamma, coef0)
-    kxy = _poly_kernel(x, y, degree, gamma, coef0)
-    sxx = kxx.sum() - kxx.diagonal().sum()
-    syy = kyy.sum() - kyy.diagonal().sum()
-    return float((sxx + syy) / (m * (m - 1)) - 2.0 * kxy.sum() / (m * m))
-
-
 _GROUP_ELEMENTS = 8 * 1000 * 1000  # kernel entries per batched group (8 subsets of 1,000): ~100 MB of work memory
 
 
@@ -74,6 +51,18 @@ def _mmd2(gxx: torch.Tensor, gyy: torch.Tensor, gxy: torch.Tensor, m: int, **ker
     """Unbiased MMD^2 from the three Gram matrices (..., m, m) of one or a group of subset pairs."""
     within = _kernel_sum(gxx, drop_diag=True, **kernel) + _kernel_sum(gyy, drop_diag=True, **kernel)
     return within / (m * (m - 1)) - 2.0 * _kernel_sum(gxy, drop_diag=False, **kernel) / (m * m)
+
+
+def mmd2_unbiased(x: torch.Tensor, y: torch.Tensor, *, degree: int = 3, gamma: float | None = None,
+                  coef0: float = 1.0) -> float:
+    """Unbiased MMD^2 of two equal-size samples (m, D) with ``k(x, y) = (gamma x.y + coef0)^degree``.
+
+    ``sum_{i!=j} k(x_i,x_j) / (m(m-1)) + sum_{i!=j} k(y_i,y_j) / (m(m-1)) - 2 sum_{i,j} k(x_i,y_j) / m^2``
+    (the cross term keeps its diagonal, as in the MMD-GAN / torch-fidelity "unbiased" estimator).
+    ``gamma=None`` means ``1 / D``. Kernel values in the inputs' dtype, sums in float64 (as :func:`kid`).
+    """
+    gamma = 1.0 / x.shape[1] if gamma is None else gamma
+    return float(_mmd2(x @ x.T, y @ y.T, x @ y.T, x.shape[0], gamma=gamma, coef0=coef0, degree=degree))
 
 
 def kid(feats_a: Any, feats_b: Any, *, subsets: int = 100, subset_size: int = 1000, degree: int = 3,

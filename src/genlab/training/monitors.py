@@ -88,10 +88,10 @@ def draw(model, n: int, seed: int, *, part: tuple[int, int] = (0, 1)) -> tuple[t
     return torch.cat(xs), (None if labels is None else torch.cat(ls))
 
 
-def class_figures(logits: torch.Tensor) -> dict[str, float]:
+def class_figures(logits: torch.Tensor | None = None, *, counts=None) -> dict[str, float]:
     """``div_entropy`` (entropy of the predicted-class histogram / log K) and ``div_classes`` (classes holding
-    more than a tenth of their uniform share) of feature-net logits ``(N, K)``."""
-    counts = class_histogram(logits)
+    more than a tenth of their uniform share) of feature-net logits ``(N, K)``, or of the histogram ``counts``."""
+    counts = class_histogram(logits) if counts is None else counts
     return {"div_entropy": normalized_entropy(counts), "div_classes": float(classes_covered(counts, 0.1 / len(counts)))}
 
 
@@ -132,8 +132,7 @@ def sample_quality(model, real: FeatureStats, n: int, *, seed: int = FID_SEED, d
         stats, counts, correct = _merge_ranks(model, dist, feats, logits, labels)
     out = {"fid": fid(stats, real)}
     if counts is not None:
-        out.update({"div_entropy": normalized_entropy(counts),
-                    "div_classes": float(classes_covered(counts, 0.1 / len(counts)))})
+        out.update(class_figures(counts=counts))
         if labels is not None and len(counts) == int(model.data_info.get("num_classes") or 0):
             out["cond_acc"] = correct / n
     return out
