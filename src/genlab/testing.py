@@ -111,7 +111,8 @@ def check_declarations(model) -> None:
     for cap in CAPABILITIES:
         assert isinstance(getattr(cls, cap), bool), f"{entry.name}: capability {cap} must be declared as a bool"
     kinds = capabilities(cls)["input_kinds"]
-    assert kinds and set(kinds) <= {"image", "tabular"}, f"{entry.name}: input_kinds must name image and/or tabular"
+    assert kinds and set(kinds) <= {"image", "sequence", "tabular"}, \
+        f"{entry.name}: input_kinds must name image, sequence and/or tabular"
     assert cls.can_reconstruct or cls.can_sample, f"{entry.name}: a model that cannot reconstruct must sample"
     loc = model_location(cls)
     assert loc["class"] == f"{cls.__module__}:{cls.__qualname__}" and json.dumps(loc)

@@ -79,8 +79,8 @@ def check_data_info(info, where: str = "data", fix: str = "re-save the model or 
         raise DataError(f"{where}: no data description (a mapping with kind/shape/norm), got {_short(info)}; "
                         f"{fix}")
     kind = info.get("kind")
-    if kind not in ("image", "tabular"):
-        raise DataError(f"{where}: data.kind must be 'image' or 'tabular', got {_short(kind)}; {fix}")
+    if kind not in KINDS:
+        raise DataError(f"{where}: data.kind must be one of {', '.join(KINDS)}, got {_short(kind)}; {fix}")
     shape = info.get("shape")
     if not (isinstance(shape, list) and 1 <= len(shape) <= 3 and all(_is_int(s) and s >= 1 for s in shape)):
         raise DataError(f"{where}: data.shape must be a list of 1 to 3 positive integers, got {_short(shape)}; "
@@ -89,6 +89,15 @@ def check_data_info(info, where: str = "data", fix: str = "re-save the model or 
     if values > MAX_SAMPLE_VALUES:
         raise DataError(f"{where}: data.shape {shape} has {values:,} values per sample, more than the "
                         f"{MAX_SAMPLE_VALUES:,} genlab builds models for (e.g. 3x1024x1024 images); {fix}")
+    if len(shape) != KIND_NDIM[kind]:
+        raise DataError(f"{where}: {kind} samples have {KIND_NDIM[kind]} dimensions, got data.shape {shape}; {fix}")
+    extras = info.get("extras")
+    if extras is not None and not (isinstance(extras, dict) and all(
+            isinstance(n, str) and n not in ("x", "y") and isinstance(v, list) and 1 <= len(v) <= 3
+            and all(_is_int(s) and s >= 1 for s in v) and math.prod(v) <= MAX_SAMPLE_VALUES
+            for n, v in extras.items())):
+        raise DataError(f"{where}: data.extras must map names (not x/y) to sample shapes of 1 to 3 positive "
+                        f"integers, got {_short(extras)}; {fix}")
     k = info.get("num_classes")
     if k is not None and not (_is_int(k) and 1 <= k <= MAX_CLASSES):
         raise DataError(f"{where}: data.num_classes must be null or an integer in 1..{MAX_CLASSES:,}, got "
@@ -110,6 +119,12 @@ def check_data_info(info, where: str = "data", fix: str = "re-save the model or 
             raise DataError(f"{where}: norm.{what} has {t.numel()} values, which does not fit samples of "
                             f"shape {shape}; {fix}")
     return info
+
+
+#: data kinds and the dimensions of one sample: images (C, H, W), sequences (C, T), tabular rows (D,)
+KINDS = ("image", "sequence", "tabular")
+KIND_NDIM = {"image": 3, "sequence": 2, "tabular": 1}
+_KIND_OF_NDIM = {4: "image", 3: "sequence", 2: "tabular"}
 
 
 @dataclass(frozen=True)
@@ -157,8 +172,9 @@ class TensorDataset:
     Parameters
     ----------
     x : Tensor
-        ``(N, C, H, W)`` images or ``(N, D)`` tabular rows, float32 in model space.
-        Tabular data may contain NaN (missing entries); image data may not.
+        ``(N, C, H, W)`` images, ``(N, C, T)`` sequences (C channels over T time steps) or ``(N, D)`` tabular
+        rows, float32 in model space. Tabular data may contain NaN (missing entries); images and sequences may
+        not (unless ``allow_missing``).
     y : Tensor, optional
         ``(N,)`` int64 labels in ``[0, num_classes)``.
     norm : Normalization
@@ -171,22 +187,29 @@ class TensorDataset:
         NaN marks missing entries on purpose (imputation, inpainting): images may then hold NaN too, and
         the Trainer trains models with ``supports_missing`` on it (mask-aware loss). Kept by
         :meth:`subset`, :meth:`split`, :meth:`standardized` and :meth:`to`.
+    extras : dict of str to Tensor, optional
+        More per-sample tensors aligned with ``x`` (first dimension N), e.g. the source image and the mask of a
+        paired image-to-image data set: ``{"src": (N, C', H', W'), "mask": (N, 1, H, W)}``. They are sliced with
+        ``x`` by :meth:`subset`, :meth:`split` and :meth:`to`, appear under their names in every batch of
+        :meth:`batches`, and their sample shapes are recorded in :meth:`info` (``extras``). Names ``x``/``y``
+        are reserved.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor | None = None, *, norm: Normalization | None = None,
                  name: str = "tensor", classes: list[str] | None = None, allow_empty: bool = False,
-                 allow_missing: bool = False):
+                 allow_missing: bool = False, extras: dict[str, torch.Tensor] | None = None):
         if not isinstance(x, torch.Tensor):
             x = torch.as_tensor(x)
-        if x.ndim not in (2, 4):
-            raise DataError(f"{name}: samples must be (N, D) tabular or (N, C, H, W) images, got shape "
-                            f"{tuple(x.shape)}; reshape the array accordingly")
+        if x.ndim not in _KIND_OF_NDIM:
+            raise DataError(f"{name}: samples must be (N, D) tabular, (N, C, T) sequences or (N, C, H, W) images, "
+                            f"got shape {tuple(x.shape)}; reshape the array accordingly")
         if len(x) == 0 and not allow_empty:
             raise DataError(f"{name}: the data set is empty; point it at a file or folder that holds samples")
         x = x.to(torch.float32).contiguous()
-        if x.ndim == 4 and not allow_missing and torch.isnan(x).any():
-            raise DataError(f"{name}: image data contains NaN; clean or re-export the images "
+        if x.ndim > 2 and not allow_missing and torch.isnan(x).any():
+            raise DataError(f"{name}: {_KIND_OF_NDIM[x.ndim]} data contains NaN; clean or re-export it "
                             "(NaN is only allowed in tabular data, for imputation)")
+        self.extras = _check_extras(extras, len(x), name)
         if y is not None:
             y = torch.as_tensor(y).to(torch.int64).reshape(-1)
             if len(y) != len(x):
@@ -212,8 +235,8 @@ class TensorDataset:
 
     @property
     def kind(self) -> str:
-        """``"image"`` or ``"tabular"``."""
-        return "image" if self.x.ndim == 4 else "tabular"
+        """``"image"``, ``"sequence"`` or ``"tabular"``."""
+        return _KIND_OF_NDIM[self.x.ndim]
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -229,16 +252,19 @@ class TensorDataset:
 
     def info(self) -> dict:
         """JSON-able description recorded beside a trained model (checked by :func:`check_data_info`)."""
-        return check_data_info({"name": self.name, "kind": self.kind, "shape": list(self.sample_shape),
-                                "num_classes": self.num_classes, "classes": self.classes,
-                                "norm": self.norm.to_dict()}, self.name,
+        info = {"name": self.name, "kind": self.kind, "shape": list(self.sample_shape),
+                "num_classes": self.num_classes, "classes": self.classes, "norm": self.norm.to_dict()}
+        if self.extras:
+            info["extras"] = {k: list(v.shape[1:]) for k, v in self.extras.items()}
+        return check_data_info(info, self.name,
                                fix="use smaller samples (resize the images, drop columns) or fewer classes")
 
     # ------------------------------------------------------------------ subsets and splits
     def subset(self, index: torch.Tensor) -> "TensorDataset":
         index = torch.as_tensor(index, dtype=torch.int64)
         return TensorDataset(self.x[index], None if self.y is None else self.y[index], norm=self.norm,
-                             name=self.name, classes=self.classes, allow_empty=True, allow_missing=self.allow_missing)
+                             name=self.name, classes=self.classes, allow_empty=True, allow_missing=self.allow_missing,
+                             extras={k: v[index] for k, v in self.extras.items()})
 
     def split(self, val: float = 0.1, test: float = 0.1, *, seed: int = 0
               ) -> tuple["TensorDataset", "TensorDataset", "TensorDataset"]:
@@ -260,21 +286,29 @@ class TensorDataset:
                 self.subset(perm[n_val:n_val + n_test]))
 
     def standardized(self, reference: "TensorDataset | None" = None) -> "TensorDataset":
-        """Tabular data shifted/scaled per column by the NaN-aware mean and std of ``reference``
-        (default: itself); the new :class:`Normalization` maps back to the original units.
-        Columns with zero spread keep scale 1."""
-        if self.kind != "tabular":
-            raise DataError(f"{self.name}: standardisation is for tabular data; images keep their pixel scale")
+        """Tabular data shifted/scaled per column (sequences: per channel, over samples and time) by the
+        NaN-aware mean and std of ``reference`` (default: itself); the new :class:`Normalization` maps back to
+        the original units. Columns/channels with zero spread keep scale 1."""
+        if self.kind == "image":
+            raise DataError(f"{self.name}: standardisation is for tabular data and sequences; images keep their "
+                            "pixel scale")
         ref = (reference or self).norm.to_raw((reference or self).x)
-        mean = torch.nanmean(ref, 0)
+        if ref.ndim == 3:                                          # (N, C, T) -> per channel, shapes (C, 1)
+            flat = ref.transpose(1, 2).reshape(-1, ref.shape[1])
+            mean = torch.nanmean(flat, 0)
+            std = torch.sqrt(torch.nanmean((flat - mean) ** 2, 0))
+            mean, std = mean[:, None], std[:, None]
+        else:
+            mean = torch.nanmean(ref, 0)
+            std = torch.sqrt(torch.nanmean((ref - mean) ** 2, 0))
         if torch.isnan(mean).any():
-            col = int(torch.isnan(mean).nonzero()[0])
+            col = int(torch.isnan(mean).flatten().nonzero()[0])
             raise DataError(f"{self.name}: column {col} has no observed values (all NaN); drop it")
-        std = torch.sqrt(torch.nanmean((ref - mean) ** 2, 0))
         std = torch.where(std > 0, std, torch.ones_like(std))
         norm = Normalization(mean, std)
         return TensorDataset(norm.from_raw(self.norm.to_raw(self.x)), self.y, norm=norm, name=self.name,
-                             classes=self.classes, allow_empty=True, allow_missing=self.allow_missing)
+                             classes=self.classes, allow_empty=True, allow_missing=self.allow_missing,
+                             extras=self.extras)
 
     def to(self, device: torch.device | str) -> "TensorDataset":
         """Copy of the data on ``device`` (keeps batching free of host-to-device copies)."""
@@ -282,6 +316,7 @@ class TensorDataset:
         out.__dict__.update(self.__dict__)
         out.x = self.x.to(device)
         out.y = None if self.y is None else self.y.to(device)
+        out.extras = {k: v.to(device) for k, v in self.extras.items()}
         return out
 
     # ------------------------------------------------------------------ batching
@@ -291,7 +326,7 @@ class TensorDataset:
 
     def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
                 drop_last: bool = False, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
-        """Yield ``{"x": (B, ...), "y": (B,)}`` dicts by slicing the tensors (no per-sample Python).
+        """Yield ``{"x": (B, ...), "y": (B,), **extras}`` dicts by slicing the tensors (no per-sample Python).
 
         With ``shuffle`` the order is one ``torch.randperm`` drawn from ``generator`` per call, so the
         generator's state fully determines the epoch order (the Trainer saves it for exact resume).
@@ -308,9 +343,31 @@ class TensorDataset:
                 batch = {"x": self.x[sl]}
                 if self.y is not None:
                     batch["y"] = self.y[sl]
+                for k, v in self.extras.items():
+                    batch[k] = v[sl]
             else:
                 idx = perm[i0:i0 + batch_size]
                 batch = {"x": self.x.index_select(0, idx)}
                 if self.y is not None:
                     batch["y"] = self.y.index_select(0, idx)
+                for k, v in self.extras.items():
+                    batch[k] = v.index_select(0, idx)
             yield batch
+
+
+def _check_extras(extras, n: int, name: str) -> dict[str, torch.Tensor]:
+    """The per-sample tensors beside ``x``: a dict of tensors with ``n`` rows (floats become float32)."""
+    if extras is None:
+        return {}
+    if not isinstance(extras, dict):
+        raise DataError(f"{name}: extras must be a dict of name -> tensor, got {type(extras).__name__}")
+    out = {}
+    for k, v in extras.items():
+        if not isinstance(k, str) or k in ("x", "y"):
+            raise DataError(f"{name}: extra {k!r} is not allowed (names must be strings other than 'x' and 'y')")
+        v = torch.as_tensor(v)
+        if v.ndim < 1 or len(v) != n:
+            raise DataError(f"{name}: extra {k!r} has shape {tuple(v.shape)} but the data has {n} samples; give "
+                            f"one row per sample")
+        out[k] = (v.to(torch.float32) if v.is_floating_point() else v).contiguous()
+    return out

@@ -107,6 +107,8 @@ class GenerativeModel(nn.Module):
         if kind == "image" and (len(shape) != 3 or min(shape) < 1 or min(shape[1:]) < 4):
             raise DataError(f"model {self.registry_name!r} needs images of shape (C, H, W) with H, W >= 4, "
                             f"got {shape}; resize the images")
+        if kind == "sequence" and (len(shape) != 2 or min(shape) < 1):
+            raise DataError(f"model {self.registry_name!r} needs sequences of shape (C, T), got {shape}")
         if kind == "tabular" and (len(shape) != 1 or shape[0] < 1):
             raise DataError(f"model {self.registry_name!r} needs tabular rows of shape (D,), got {shape}")
         self.shape = shape
