@@ -49,6 +49,10 @@ class DataConfig:
     they must match the training data's kind, sample shape and classes. ``standardize``: per-column for tabular
     data (``null`` = auto: on for tabular, off for images), by the training split's statistics. ``limit``: use
     only the first N samples of the training data (quick experiments; explicit val/test sets are kept whole).
+    ``pair``: make a paired (source -> target) image data set on the fly for image-to-image models
+    (:func:`genlab.data.paired.make_pairs`: ``downsample:K``, ``grey``, ``mask:box``, ``mask:free``, ``edges``).
+    ``window`` / ``stride``: cut sequence data into windows of ``window`` steps every ``stride`` steps, the
+    validation/test windows from the end of each series (:func:`genlab.data.sequence.split_windows`).
     """
 
     name: str = "digits"
@@ -61,6 +65,9 @@ class DataConfig:
     limit: int | None = None
     val_data: str | None = None
     test_data: str | None = None
+    pair: str | None = None
+    window: int | None = None
+    stride: int | None = None
 
     def __post_init__(self):
         for role in ("val", "test"):
@@ -219,7 +226,7 @@ def _matched(role: str, ds: TensorDataset, train: TensorDataset) -> TensorDatase
             raise DataError(f"{what} has classes {_names(ds.classes)} but the training data has "
                             f"{_names(train.classes)}; give {role} data labelled with the training classes")
         ds = TensorDataset(ds.x, ds.y, norm=ds.norm, name=ds.name, classes=train.classes, allow_empty=True,
-                           allow_missing=ds.allow_missing)
+                           allow_missing=ds.allow_missing, extras=ds.extras)
     return ds
 
 
@@ -268,7 +275,13 @@ def prepare_data(cfg: DataConfig, data: TensorDataset | None = None, *, val: Ten
     ds = load("train", data, cfg.name)
     if cfg.limit is not None and cfg.limit < len(ds):
         ds = ds.subset(torch.arange(cfg.limit))
-    train, val_split, test_split = ds.split(cfg.val, cfg.test, seed=cfg.split_seed)
+    ds = _paired(ds, cfg, 0)
+    if cfg.window is not None:
+        from .data.sequence import split_windows
+        train, val_split, test_split = split_windows(ds, window=cfg.window, stride=cfg.stride, val=cfg.val,
+                                                     test=cfg.test)
+    else:
+        train, val_split, test_split = ds.split(cfg.val, cfg.test, seed=cfg.split_seed)
     if val is not None and cfg.val:
         raise ConfigError(f"val= gives the validation data, and data.val={cfg.val} a fraction; give one of them")
     if test is not None and cfg.test:
@@ -278,7 +291,7 @@ def prepare_data(cfg: DataConfig, data: TensorDataset | None = None, *, val: Ten
             raise ConfigError(f"{role}= and data.{role}_data={spec!r} both give the {role} data; give one of them")
         extra = load(role, given, spec)
         if extra is not None:
-            extra = _matched(role, extra, ds)
+            extra = _matched(role, _paired(extra, cfg, 1 if role == "val" else 2), ds)
             if role == "val":
                 val_split = extra
             else:
@@ -688,6 +701,14 @@ def _train_and_finish(trainer: Trainer, net, spec: RunSpec, splits: Splits, out_
 
 
 # ---------------------------------------------------------------------------------------------- opening a run
+def _paired(ds: TensorDataset, cfg: DataConfig, offset: int) -> TensorDataset:
+    """``ds`` made into (source, target[, mask]) pairs by ``cfg.pair`` (seeded by ``split_seed + offset``)."""
+    if cfg.pair is None:
+        return ds
+    from .data.paired import make_pairs
+    return make_pairs(ds, cfg.pair, seed=cfg.split_seed + offset)
+
+
 @dataclass(frozen=True)
 class DataInfo:
     """What a run's model was trained on (``config.json``'s ``data_info``, as :meth:`TensorDataset.info` wrote
@@ -700,6 +721,8 @@ class DataInfo:
     num_classes: int | None
     classes: tuple[str, ...] | None
     norm: Normalization
+    #: sample shapes of the per-sample tensors beside ``x`` (paired data: ``{"src": [...], "mask": [...]}``)
+    extras: dict | None = None
 
     @classmethod
     def from_dict(cls, info: dict, where: str = "data_info") -> "DataInfo":
@@ -710,11 +733,14 @@ class DataInfo:
         classes = info.get("classes")
         return cls(name=str(info.get("name", "?")), kind=info["kind"], shape=tuple(int(s) for s in info["shape"]),
                    num_classes=info.get("num_classes"), classes=None if classes is None else tuple(classes),
-                   norm=Normalization.from_dict(info["norm"], where))
+                   norm=Normalization.from_dict(info["norm"], where), extras=info.get("extras"))
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "shape": list(self.shape), "num_classes": self.num_classes,
-                "classes": None if self.classes is None else list(self.classes), "norm": self.norm.to_dict()}
+        out = {"name": self.name, "kind": self.kind, "shape": list(self.shape), "num_classes": self.num_classes,
+               "classes": None if self.classes is None else list(self.classes), "norm": self.norm.to_dict()}
+        if self.extras:
+            out["extras"] = {k: list(v) for k, v in self.extras.items()}
+        return out
 
 
 SPLIT_NAMES = ("train", "val", "test", "all")
@@ -822,7 +848,8 @@ class RunFolder:
         y = torch.cat([p.y for p in parts]) if all(p.y is not None for p in parts) else None
         return TensorDataset(torch.cat([p.x for p in parts]), y, norm=s.train.norm, name=s.train.name,
                              classes=s.train.classes if y is not None else None,
-                             allow_missing=s.train.allow_missing)
+                             allow_missing=s.train.allow_missing,
+                             extras={k: torch.cat([p.extras[k] for p in parts]) for k in s.train.extras})
 
     def data_key(self, split: str) -> str:
         """A name for one split of this run's data that changes whenever its values could (data set, split
