@@ -82,3 +82,13 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor,
         out = critic(xh)
         (grad,) = torch.autograd.grad(out.sum(), xh, create_graph=True)
         return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def grad_sq_penalty(critic, x: torch.Tensor) -> torch.Tensor:
+    """``mean_i ||grad_x critic(x_i)||_2^2``: the R1 penalty at real samples, the R2 penalty at generated ones
+    (Mescheder et al. 2018; StyleGAN2 weighs R1 by ``gamma / 2``). ``critic`` maps ``(B, *shape) -> (B,)``; the
+    graph is kept so the penalty trains the critic; works under ``torch.no_grad()`` too."""
+    with torch.enable_grad():
+        xh = x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(xh).sum(), xh, create_graph=True)
+        return grad.flatten(1).pow(2).sum(1).mean()

@@ -1,0 +1,352 @@
+"""``stylegan``: a StyleGAN2-style generator at small scale (Karras et al. 2020), and its residual discriminator.
+
+Generator: a mapping network (``mapping_layers`` equalised-lr linear layers with learning-rate multiplier 0.01,
+LeakyReLU(0.2), on the pixel-normed ``z``) gives ``w``; the synthesis network starts from a learned constant
+4x4 map and doubles the side up to ``R`` (the next power of two >= the data side; other sides are padded with
+replicated edges for the networks and cropped back), each layer a modulated/demodulated 3x3 convolution
+(:class:`~genlab.nn.style_blocks.ModulatedConv2d`) + per-pixel noise scaled by a learned per-layer strength
++ bias + LeakyReLU(0.2) (times sqrt(2)); RGB outputs (1x1 modulated, not demodulated) are summed across sides
+(skip architecture, bilinear upsampling). There are ``num_ws`` = 2 log2(R) - 2 style inputs (one per
+convolution, the last one for the final RGB layer, as in StyleGAN2). Outputs are ``[-1, 1]`` values mapped to
+model space by ``(t + 1) / 2`` (clamped in ``sample``/``decode``).
+
+Training: non-saturating logistic loss; style mixing regularisation (with probability ``mixing_prob`` a batch
+takes ``w`` from a second ``z`` from a random layer index on); R1 penalty ``r1_gamma / 2 * E ||grad_x D(x)||^2``
+every ``r1_every`` discriminator steps (lazy regularisation: the term is multiplied by ``r1_every`` and Adam's
+learning rate and betas are adjusted by ``c = every / (every + 1)``); optional path-length regularisation
+(``pl_weight > 0``, every ``pl_every`` generator steps). ``w_avg`` (a buffer) follows the mean ``w`` of the
+training batches (``w_avg <- lerp(w_avg, mean w, 1 - w_avg_beta)``) for the truncation trick:
+``sample(n, psi=0.7)`` uses ``w_avg + psi (w - w_avg)``.
+
+Noise: ``sample`` draws it from its ``generator`` (after ``z``); ``decode``/``synthesize`` use fixed per-layer
+noise maps (buffers saved with the weights), so they are deterministic functions of the latents (what path
+length measures need).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import check
+from ..errors import ConfigError
+from ..nn.style_blocks import (EqualConv2d, EqualLinear, MinibatchStd, ModulatedConv2d, crop_to, down2, pad_to,
+                               pixel_norm, power_side, up2)
+from ..registry import register_model
+from .base import GenerativeModel, OptimizerSpec
+from .gan import GAN, _GANBaseConfig, _PendingFakes
+from .gan_losses import grad_sq_penalty
+
+_SQRT2 = math.sqrt(2)
+
+
+@dataclass
+class StyleGANConfig(_GANBaseConfig):
+    """``stylegan``: see :mod:`genlab.models.stylegan`.
+
+    latent_dim: z size; w_dim: w size; mapping_layers: depth of the mapping network; width: channels of the
+    synthesis and discriminator blocks at the low sides (halved above 16x16, at least 16). mixing_prob: style
+    mixing probability in [0, 1]. r1_gamma / r1_every: R1 weight and its lazy interval. pl_weight / pl_every /
+    pl_decay: path-length regularisation (0: off). w_avg_beta: decay of the tracked mean ``w``. lr_g, lr_d:
+    Adam learning rates (different values: TTUR), betas (0, 0.99). ``hidden`` and ``spectral_norm`` are not used.
+    """
+
+    latent_dim: int = 128
+    w_dim: int = 128
+    mapping_layers: int = 4
+    width: int = 128
+    mixing_prob: float = 0.9
+    r1_gamma: float = 0.05
+    r1_every: int = 16
+    pl_weight: float = 0.0
+    pl_every: int = 4
+    pl_decay: float = 0.01
+    w_avg_beta: float = 0.995
+    lr_g: float = 2e-3
+    lr_d: float = 2e-3
+    beta1: float = 0.0
+    beta2: float = 0.99
+    mbstd_group: int = 4
+    resolution: int | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.w_dim >= 1, f"w_dim must be >= 1, got {self.w_dim}")
+        check(self.mapping_layers >= 1, f"mapping_layers must be >= 1, got {self.mapping_layers}")
+        check(0 <= self.mixing_prob <= 1, f"mixing_prob must be in [0, 1], got {self.mixing_prob}")
+        check(self.r1_gamma >= 0, f"r1_gamma must be >= 0, got {self.r1_gamma}")
+        check(self.r1_every >= 1, f"r1_every must be >= 1, got {self.r1_every}")
+        check(self.pl_weight >= 0, f"pl_weight must be >= 0, got {self.pl_weight}")
+        check(self.pl_every >= 1, f"pl_every must be >= 1, got {self.pl_every}")
+        check(0 < self.pl_decay <= 1, f"pl_decay must be in (0, 1], got {self.pl_decay}")
+        check(0 <= self.w_avg_beta < 1, f"w_avg_beta must be in [0, 1), got {self.w_avg_beta}")
+        check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, f"beta1, beta2 must be in [0, 1), got "
+                                                           f"{self.beta1}, {self.beta2}")
+        check(self.mbstd_group >= 1, f"mbstd_group must be >= 1, got {self.mbstd_group}")
+
+
+def _channels(width: int, side: int) -> int:
+    return min(width, max(16, width * 16 // side))
+
+
+def check_psi(psi: float) -> float:
+    """``psi`` as a float in (0, 1], or a one-line ConfigError."""
+    if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not 0 < psi <= 1:
+        raise ConfigError(f"truncation psi must be in (0, 1] (1 = no truncation), got {psi!r}")
+    return float(psi)
+
+
+class _Layer(nn.Module):
+    """Modulated 3x3 conv + noise + bias + LeakyReLU * sqrt(2)."""
+
+    def __init__(self, a: int, b: int, w_dim: int, side: int, up: bool):
+        super().__init__()
+        self.conv = ModulatedConv2d(a, b, 3, w_dim, up=up)
+        self.noise_strength = nn.Parameter(torch.zeros(()))
+        self.bias = nn.Parameter(torch.zeros(b))
+        self.register_buffer("noise_const", torch.randn(1, 1, side, side))
+
+    def forward(self, x, w, noise: str | torch.Generator | None):
+        x = self.conv(x, w)  # (B, b, s, s)
+        if noise == "const":
+            n = self.noise_const
+        else:
+            gen = noise if isinstance(noise, torch.Generator) else None
+            dev = "cpu" if gen is None and x.device.type == "cpu" or gen is not None and gen.device.type == "cpu" \
+                else x.device
+            n = torch.randn(len(x), 1, *x.shape[2:], generator=gen, device=dev).to(x)
+        x = x + self.noise_strength * n + self.bias[:, None, None]
+        return F.leaky_relu(x, 0.2) * _SQRT2
+
+
+class _Synthesis(nn.Module):
+    def __init__(self, w_dim: int, out_ch: int, side: int, width: int):
+        super().__init__()
+        sides = [4 * 2 ** k for k in range(side.bit_length() - 2)]  # 4, 8, ..., R
+        c0 = _channels(width, 4)
+        self.const = nn.Parameter(torch.randn(c0, 4, 4))
+        self.layers = nn.ModuleList([_Layer(c0, c0, w_dim, 4, up=False)])
+        self.to_rgb = nn.ModuleList([ModulatedConv2d(c0, out_ch, 1, w_dim, demodulate=False)])
+        self.rgb_bias = nn.ParameterList([nn.Parameter(torch.zeros(out_ch))])
+        for a, b in zip(sides[:-1], sides[1:]):
+            ca, cb = _channels(width, a), _channels(width, b)
+            self.layers.append(_Layer(ca, cb, w_dim, b, up=True))
+            self.layers.append(_Layer(cb, cb, w_dim, b, up=False))
+            self.to_rgb.append(ModulatedConv2d(cb, out_ch, 1, w_dim, demodulate=False))
+            self.rgb_bias.append(nn.Parameter(torch.zeros(out_ch)))
+        self.num_ws = len(self.layers) + 1
+
+    def forward(self, ws: torch.Tensor, noise) -> torch.Tensor:
+        """``ws`` ``(B, num_ws, w_dim)`` -> ``(B, C, R, R)`` in ``[-1, 1]`` (unbounded)."""
+        x = self.const[None].expand(len(ws), -1, -1, -1)  # (B, c0, 4, 4)
+        x = self.layers[0](x, ws[:, 0], noise)
+        rgb = self.to_rgb[0](x, ws[:, 1]) + self.rgb_bias[0][:, None, None]
+        for k in range(1, len(self.to_rgb)):
+            i = 2 * k - 1
+            x = self.layers[i](x, ws[:, i], noise)
+            x = self.layers[i + 1](x, ws[:, i + 1], noise)
+            rgb = up2(rgb) + self.to_rgb[k](x, ws[:, i + 2]) + self.rgb_bias[k][:, None, None]
+        return rgb
+
+
+class _Discriminator(nn.Module):
+    """Residual discriminator: from-RGB 1x1, then per side two 3x3 convs and a 2x average pool, plus a 1x1 skip,
+    summed and divided by sqrt(2); minibatch std, 3x3 conv, two linear layers at 4x4."""
+
+    def __init__(self, in_ch: int, side: int, width: int, group: int):
+        super().__init__()
+        sides = [side // 2 ** k for k in range(side.bit_length() - 2)]  # R, R/2, ..., 4
+        self.from_rgb = EqualConv2d(in_ch, _channels(width, side), 1)
+        self.blocks = nn.ModuleList()
+        for a, b in zip(sides[:-1], sides[1:]):
+            ca, cb = _channels(width, a), _channels(width, b)
+            self.blocks.append(nn.ModuleList([EqualConv2d(ca, ca, 3), EqualConv2d(ca, cb, 3),
+                                              EqualConv2d(ca, cb, 1, bias=False)]))
+        c0 = _channels(width, 4)
+        self.mbstd = MinibatchStd(group)
+        self.conv = EqualConv2d(c0 + 1, c0, 3)
+        self.fc = EqualLinear(c0 * 16, c0)
+        self.out = EqualLinear(c0, 1)
+        self.out_dim = c0
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.leaky_relu(self.from_rgb(x), 0.2) * _SQRT2
+        for c1, c2, skip in self.blocks:
+            y = F.leaky_relu(c1(h), 0.2) * _SQRT2
+            y = down2(F.leaky_relu(c2(y), 0.2) * _SQRT2)
+            h = (y + skip(down2(h))) / _SQRT2
+        h = F.leaky_relu(self.conv(self.mbstd(h)), 0.2) * _SQRT2  # (B, c0, 4, 4)
+        return F.leaky_relu(self.fc(h.flatten(1)), 0.2) * _SQRT2  # (B, c0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.features(x)).squeeze(1)  # (B,)
+
+
+@register_model("stylegan", StyleGANConfig, "StyleGAN2-style GAN: mapping net, modulated convs, noise, style mixing, "
+                                            "truncation, lazy R1")
+class StyleGAN(GAN):
+    """StyleGAN2-style GAN on images; ``sample(n, psi=0.7)`` truncates; ``mapping``/``synthesize`` give the W space
+    (``has_w_space``: :func:`genlab.metrics.perceptual_path_length` takes ``space="w"``)."""
+
+    input_kinds = ("image",)
+    network_slots = {}
+    #: the model has a W space: ``mapping(z) -> w`` and ``synthesize(w)`` (PPL in W)
+    has_w_space = True
+
+    def __init__(self, config: StyleGANConfig, data_info: dict, *, networks: dict | None = None):
+        GenerativeModel.__init__(self, config, data_info)
+        if networks:
+            raise ConfigError("stylegan builds its own networks; networks= is not supported (use 'dcgan' or 'gan' "
+                              "to plug in your own)")
+        c = config
+        self._pending = _PendingFakes()
+        self.latent_dim, self.num_classes, self.arch, self.loss_kind = c.latent_dim, 0, "stylegan", "nonsaturating"
+        self.side = power_side(self.shape, "stylegan", c.resolution)
+        layers: list[nn.Module] = []
+        for i in range(c.mapping_layers):
+            layers += [EqualLinear(c.latent_dim if i == 0 else c.w_dim, c.w_dim, lr_mul=0.01), nn.LeakyReLU(0.2)]
+        self.mapping_net = nn.Sequential(*layers)
+        self.synthesis = _Synthesis(c.w_dim, self.shape[0], self.side, c.width)
+        self.num_ws = self.synthesis.num_ws
+        self.disc = _Discriminator(self.shape[0], self.side, c.width, c.mbstd_group)
+        self.register_buffer("w_avg", torch.zeros(c.w_dim))
+        self.register_buffer("pl_mean", torch.zeros(()))
+        self.augment_ops = tuple(o.strip() for o in c.diffaugment.split(",") if o.strip())
+        self._training = False  # inside a training step: mixing, random noise
+        self._track = False  # inside a D training step: w_avg follows the batch's mean w
+        self._step = -1
+
+    # -- latent spaces ------------------------------------------------------------------------------
+    def mapping(self, z: torch.Tensor, psi: float = 1.0) -> torch.Tensor:
+        """``z`` ``(B, latent_dim) -> w`` ``(B, w_dim)``; ``psi < 1`` truncates towards ``w_avg``."""
+        psi = check_psi(psi)
+        w = self.mapping_net(pixel_norm(z))
+        return w if psi == 1.0 else torch.lerp(self.w_avg, w, psi)
+
+    def synthesize(self, w: torch.Tensor, noise: str | torch.Generator | None = "const") -> torch.Tensor:
+        """Images in model space ``(B, *shape)`` (clamped to [0, 1]) from ``w`` ``(B, w_dim)`` (every layer) or
+        ``(B, num_ws, w_dim)`` (per layer). ``noise``: ``"const"`` (the fixed maps), a ``torch.Generator``, or
+        ``None`` (the global RNG)."""
+        ws = w[:, None].expand(-1, self.num_ws, -1) if w.ndim == 2 else w
+        return self._to_data(self.synthesis(ws, noise)).clamp(0, 1)
+
+    def _to_data(self, t: torch.Tensor) -> torch.Tensor:
+        return crop_to((t + 1) / 2, *self.shape[1:])
+
+    def decode_w(self, w: torch.Tensor) -> torch.Tensor:
+        """``synthesize(w)`` with the fixed noise maps, no gradients (W-space counterpart of ``decode``)."""
+        with torch.no_grad():
+            return self.synthesize(w.to(self.device), "const")
+
+    # -- networks -----------------------------------------------------------------------------------
+    def discriminator_modules(self) -> list[nn.Module]:
+        return [self.disc]
+
+    def _ws(self, z: torch.Tensor) -> torch.Tensor:
+        """Training: per-layer ``ws`` ``(B, num_ws, w_dim)`` with style mixing, tracking ``w_avg``."""
+        c = self.config
+        w = self.mapping(z)
+        if self._track:
+            with torch.no_grad():
+                self.w_avg.lerp_(w.detach().mean(0), 1 - c.w_avg_beta)
+        ws = w[:, None].repeat(1, self.num_ws, 1)
+        if c.mixing_prob > 0 and torch.rand(()).item() < c.mixing_prob:
+            cut = int(torch.randint(1, self.num_ws, ()).item())
+            ws[:, cut:] = self.mapping(torch.randn_like(z))[:, None]
+        return ws
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Training step: ``G(z)`` with mixing and random noise, padded side, model space, unclamped. Otherwise:
+        ``decode``'s deterministic map (constant noise), data shape, clamped."""
+        if self._training:
+            return (self.synthesis(self._ws(z), None) + 1) / 2  # (B, C, R, R)
+        return self.synthesize(self.mapping(z), "const")
+
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None):
+        return self.disc(2 * x - 1), None
+
+    @torch.no_grad()
+    def sample(self, n: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               psi: float = 1.0) -> torch.Tensor:
+        """``n`` images: ``z ~ N(0, I)`` then the noise maps from ``generator``; ``psi`` in (0, 1] truncates
+        ``w`` towards the tracked mean ``w_avg`` (1: no truncation)."""
+        psi = check_psi(psi)
+        if n < 1:
+            raise ConfigError(f"number of samples must be >= 1, got {n}")
+        self._sample_labels(labels, n, generator, "sample")
+        z = self._randn((n, self.latent_dim), generator)
+        return self.synthesize(self.mapping(z, psi), generator if generator is not None else None)
+
+    @torch.no_grad()
+    def style_mix(self, z_rows: torch.Tensor, z_cols: torch.Tensor, cut: int, psi: float = 1.0) -> torch.Tensor:
+        """Style-mixing grid ``(R, C, *shape)``: image ``(i, j)`` takes ``w`` of ``z_rows[i]`` for the style inputs
+        ``< cut`` (coarse styles) and of ``z_cols[j]`` from ``cut`` on (fine styles); constant noise."""
+        if not 1 <= cut < self.num_ws:
+            raise ConfigError(f"cut must be in [1, {self.num_ws - 1}], got {cut}")
+        wr, wc = self.mapping(z_rows.to(self.device), psi), self.mapping(z_cols.to(self.device), psi)
+        r, k = len(wr), len(wc)
+        ws = wr[:, None, None].expand(r, k, self.num_ws, -1).clone()  # (R, C, num_ws, w_dim)
+        ws[:, :, cut:] = wc[None, :, None]
+        return self.synthesize(ws.reshape(r * k, self.num_ws, -1), "const").reshape(r, k, *self.shape)
+
+    # -- training -----------------------------------------------------------------------------------
+    def d_extra(self, x, fake, y, real_cls, fake_cls) -> dict:
+        c = self.config
+        if c.r1_gamma > 0 and self._step >= 0 and self._step % c.r1_every == 0 and torch.is_grad_enabled():
+            r1 = grad_sq_penalty(lambda v: self.critic(self.augment(v)), x)
+            return {"r1": (c.r1_gamma / 2 * c.r1_every) * r1}
+        return {}
+
+    def _path_length(self, n: int, device) -> dict:
+        c = self.config
+        z = torch.randn(max(1, n // 2), self.latent_dim, device=device)
+        ws = self._ws(z)
+        img = self.synthesis(ws, None)  # (B, C, R, R)
+        y = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
+        (g,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)
+        lengths = g.pow(2).sum(2).mean(1).sqrt()  # (B,)
+        with torch.no_grad():
+            self.pl_mean.lerp_(lengths.mean().detach(), c.pl_decay)
+        return {"pl": c.pl_weight * c.pl_every * (lengths - self.pl_mean).pow(2).mean()}
+
+    def training_step(self, batch: dict, step: int, optimizer: str = "d") -> dict:
+        """As :meth:`GAN.training_step` (non-saturating loss, fakes shared by the D and G steps of a batch), real
+        images padded to the network side; plus lazy R1 (``r1``) on D and path-length regularisation (``pl``)
+        on G when due."""
+        c = self.config
+        x = pad_to(batch["x"], self.side)
+        self._training, self._step = True, step
+        self._track = step >= 0 and torch.is_grad_enabled() and optimizer == "d"
+        try:
+            out = super().training_step({**batch, "x": x}, step, optimizer)
+            if optimizer == "g" and c.pl_weight > 0 and step >= 0 and torch.is_grad_enabled() \
+                    and (step // c.n_critic) % c.pl_every == 0:
+                self._track = False
+                pl = self._path_length(len(x), x.device)
+                out["loss"] = out["loss"] + pl["pl"]
+                out["pl"] = pl["pl"].detach()
+        finally:
+            self._training, self._track, self._step = False, False, -1
+        return out
+
+    @torch.no_grad()
+    def validation_step(self, batch: dict) -> dict:
+        self._training, self._track = True, False
+        try:
+            return super().validation_step({**batch, "x": pad_to(batch["x"], self.side)})
+        finally:
+            self._training = False
+
+    def configure_optimizers(self) -> dict[str, OptimizerSpec]:
+        c = self.config
+
+        def adam(params, lr, every):
+            r = every / (every + 1) if every else 1.0  # lazy regularisation: StyleGAN2's adjusted lr and betas
+            return torch.optim.Adam(params, lr=lr * r, betas=(c.beta1 ** r, c.beta2 ** r))
+
+        return {"d": OptimizerSpec(adam(self.discriminator_parameters(), c.lr_d, c.r1_every if c.r1_gamma else 0)),
+                "g": OptimizerSpec(adam(self.generator_parameters(), c.lr_g, c.pl_every if c.pl_weight else 0),
+                                   every=c.n_critic)}

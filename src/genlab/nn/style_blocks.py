@@ -1,0 +1,146 @@
+"""Blocks of the progressive and style-based GANs (:mod:`genlab.models.progan`, :mod:`genlab.models.stylegan`).
+
+* equalised learning rate (Karras et al. 2018): weights drawn from ``N(0, 1) / lr_mul`` and scaled at run time
+  by ``lr_mul / sqrt(fan_in)`` (:class:`EqualLinear`, :class:`EqualConv2d`), so Adam's per-parameter step size
+  acts alike on every layer;
+* pixel norm ``x / sqrt(mean_c x^2 + 1e-8)`` (:func:`pixel_norm`) and the minibatch standard deviation channel
+  (:class:`MinibatchStd`);
+* the modulated/demodulated convolution of StyleGAN2 (:class:`ModulatedConv2d`);
+* power-of-two sides: images whose side is not a power of two are padded (edge replicated, centred) to the next
+  power of two for the networks and generated images are cropped back (:func:`power_side`, :func:`pad_to`,
+  :func:`crop_to`).
+
+Upsampling is bilinear (``F.interpolate``, ``align_corners=False``) and downsampling a 2x2 average; the papers'
+FIR filters are left out at these small sizes.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import DataError
+
+
+def power_side(shape, who: str, resolution: int | None = None) -> int:
+    """The square power-of-two side the networks work at for images ``(C, H, W)``: ``resolution`` if given (it
+    must be a power of two >= 4 and >= H and W), else the next power of two >= max(H, W)."""
+    if len(shape) != 3:
+        raise DataError(f"{who} needs images (C, H, W), got sample shape {tuple(shape)}")
+    side = max(shape[1], shape[2])
+    if resolution is None:
+        return max(4, 1 << (side - 1).bit_length())
+    if resolution < 4 or resolution & (resolution - 1) or resolution < side:
+        raise DataError(f"{who}: resolution={resolution} cannot be reached by growing from 4x4 for images of "
+                        f"{shape[1]}x{shape[2]}; resolution must be a power of two in [{max(4, side)}, ...] "
+                        f"(e.g. {max(4, 1 << (side - 1).bit_length())}), or null for the next power of two")
+    return resolution
+
+
+def pad_to(x: torch.Tensor, side: int) -> torch.Tensor:
+    """``(B, C, H, W) -> (B, C, side, side)``: centred, edges replicated (identity when already that size)."""
+    h, w = x.shape[2:]
+    if h == side and w == side:
+        return x
+    ph, pw = side - h, side - w
+    return F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2], mode="replicate")
+
+
+def crop_to(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The centred ``h x w`` window of ``(B, C, S, S)``, the inverse of :func:`pad_to`."""
+    s = x.shape[2]
+    top, left = (s - h) // 2, (x.shape[3] - w) // 2
+    return x[:, :, top:top + h, left:left + w]
+
+
+def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Normalise each feature vector (dim 1) to unit root mean square."""
+    return x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + eps)
+
+
+def up2(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+def down2(x: torch.Tensor) -> torch.Tensor:
+    return F.avg_pool2d(x, 2)
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalised learning rate; ``lr_mul`` scales the effective learning rate (StyleGAN's
+    mapping network uses 0.01)."""
+
+    def __init__(self, in_dim: int, out_dim: int, *, bias: bool = True, bias_init: float = 0.0, lr_mul: float = 1.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_dim, in_dim) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init) / lr_mul)) if bias else None
+        self.scale = lr_mul / math.sqrt(in_dim)
+        self.lr_mul = lr_mul
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.bias * self.lr_mul if self.bias is not None else None
+        return F.linear(x, self.weight * self.scale, b)
+
+
+class EqualConv2d(nn.Module):
+    """Conv2d (stride 1, 'same' padding) with equalised learning rate."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, *, bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
+        self.scale = 1 / math.sqrt(in_ch * kernel * kernel)
+        self.pad = kernel // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.pad)
+
+
+class MinibatchStd(nn.Module):
+    """Appends ``channels`` feature maps holding the standard deviation across groups of ``group`` samples (the
+    largest divisor of the batch size <= ``group``), averaged over features and pixels (Karras et al. 2018,
+    StyleGAN2's grouped form). ``(B, C, H, W) -> (B, C + 1, H, W)``."""
+
+    def __init__(self, group: int = 4):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        g = max(d for d in range(1, min(self.group, b) + 1) if b % d == 0)
+        y = x.reshape(g, b // g, c, h, w)  # (G, M, C, H, W)
+        y = (y.var(0, unbiased=False) + 1e-8).sqrt().mean((1, 2, 3))  # (M,)
+        y = y.repeat(g)[:, None, None, None].expand(b, 1, h, w)  # sample i is in group i % M
+        return torch.cat([x, y], 1)
+
+
+class ModulatedConv2d(nn.Module):
+    """StyleGAN2's modulated convolution: the weight ``w[o, i, k, l]`` is scaled per sample by the style
+    ``s[i] = affine(w_latent)`` (bias init 1) and, with ``demodulate``, each output channel's scaled weight is
+    divided by its L2 norm ``sqrt(sum_{i,k,l} (w s)^2 + 1e-8)``. Run as one grouped convolution. ``up=True``
+    upsamples the input 2x (bilinear) first. ``(B, in, H, W), (B, w_dim) -> (B, out, H', W')``."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, w_dim: int, *, demodulate: bool = True, up: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel, kernel))
+        self.affine = EqualLinear(w_dim, in_ch, bias_init=1.0)
+        self.scale = 1 / math.sqrt(in_ch * kernel * kernel)
+        self.demodulate, self.up, self.pad = demodulate, up, kernel // 2
+
+    def modulated_weight(self, w: torch.Tensor) -> torch.Tensor:
+        """The per-sample weights ``(B, out, in, k, k)`` for latents ``w`` ``(B, w_dim)``."""
+        s = self.affine(w)  # (B, in)
+        wt = self.weight[None] * self.scale * s[:, None, :, None, None]  # (B, out, in, k, k)
+        if self.demodulate:
+            wt = wt * torch.rsqrt(wt.pow(2).sum((2, 3, 4), keepdim=True) + 1e-8)
+        return wt
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if self.up:
+            x = up2(x)
+        b, c, h, wd = x.shape
+        wt = self.modulated_weight(w)  # (B, out, in, k, k)
+        out = F.conv2d(x.reshape(1, b * c, h, wd), wt.reshape(-1, c, *wt.shape[3:]), padding=self.pad, groups=b)
+        return out.reshape(b, -1, h, wd)  # (B, out, H, W)
