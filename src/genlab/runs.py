@@ -296,7 +296,7 @@ def prepare_data(cfg: DataConfig, data: TensorDataset | None = None, *, val: Ten
                 val_split = extra
             else:
                 test_split = extra
-    standardize = cfg.standardize if cfg.standardize is not None else ds.kind == "tabular"
+    standardize = cfg.standardize if cfg.standardize is not None else ds.kind in ("tabular", "sequence")
     if standardize:
         train, val_split, test_split = (train.standardized(), val_split.standardized(train),
                                         test_split.standardized(train))

@@ -76,6 +76,11 @@ def load_dataset(spec: str, *, data_dir: str | os.PathLike | None = None, downlo
     name = _builtin_name(str(spec))
     if name is not None:
         return load_builtin(name, data_dir=data_dir, download=download, split=split)
+    from .sequence import is_series_spec, load_series  # series:[layout:]PATH -> (N, C, T) sequences
+    if is_series_spec(spec):
+        if split != "train":
+            raise DataError(f"{spec}: files have no official {split!r} split; load it with split='train'")
+        return load_series(str(spec))
     path = Path(spec).expanduser()
     if path.exists():
         if split != "train":

@@ -222,3 +222,6 @@ def load_builtin(name: str, *, data_dir: str | os.PathLike | None, download: boo
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     return BUILTINS[name].loader(data_dir, download, split)
+
+
+from . import sequence as _sequence  # noqa: E402,F401  (registers the real series: sunspots, nile, co2, elnino)
