@@ -14,6 +14,13 @@ Data and heads. Pixel values are discrete: with ``data_info["norm"]`` of shift 0
 * ``head="softmax"``: a ``S + 1``-way softmax per sub-pixel (256-way for 8-bit images);
 * ``head="bernoulli"``: one logit per sub-pixel for binarised data, model values exactly 0 or 1 (binarise
   beforehand, e.g. ``x >= 0.5``; genlab does not threshold for you);
+* ``head="logistic_mixture"``: a discretised mixture of ``n_mix`` logistics per sub-pixel (PixelCNN++, Salimans et
+  al. 2017): level ``q`` has centre ``x_q = 2 q / S - 1`` in ``[-1, 1]`` and gets the mixture's mass on
+  ``[x_q - 1/S, x_q + 1/S]``, the first level everything below ``x_0 + 1/S`` and the last everything above
+  ``x_S - 1/S`` (the edge cases at 0 and 255), so the ``S + 1`` probabilities sum to 1 exactly (they telescope).
+  Channels stay autoregressive (each sub-pixel has its own mixture, conditioned on the earlier channels by the
+  masks), not PixelCNN++'s shared mixture with a linear channel coupling; ``3 n_mix`` outputs per sub-pixel
+  instead of ``S + 1``;
 * ``head="auto"`` (default): ``bernoulli`` when the data has 2 levels (scale 1), else ``softmax``.
 
 Values that are not levels (``|x * S - round(x * S)| > 1e-3``, or outside ``0..S``) are refused with a one-line
@@ -55,15 +62,19 @@ class PixelCNNConfig:
     ``head``: ``auto``, ``bernoulli`` or ``softmax`` (see the module docstring). ``channels``: feature maps of
     each stack (a multiple of the image channels ``C``). ``layers``: gated layers after the first (type A)
     one. ``kernel``: width of the gated layers' convolutions (odd); ``first_kernel``: of the first layer.
-    ``head_channels``: width of the two-layer 1x1 output network. ``lr``/``weight_decay``: Adam.
+    ``head_channels``: width of the two-layer 1x1 output network. ``n_mix``: logistic components per sub-pixel
+    (``head=logistic_mixture``). ``dropout``: on the gated output of each horizontal-stack layer (training only;
+    sampling and likelihoods run in eval mode). ``lr``/``weight_decay``: Adam.
     """
 
-    head: Literal["auto", "bernoulli", "softmax"] = "auto"
+    head: Literal["auto", "bernoulli", "softmax", "logistic_mixture"] = "auto"
     channels: int = 64
     layers: int = 7
     kernel: int = 3
     first_kernel: int = 7
     head_channels: int = 128
+    n_mix: int = 5
+    dropout: float = 0.0
     lr: float = 1e-3
     weight_decay: float = 0.0
 
@@ -74,6 +85,8 @@ class PixelCNNConfig:
             k = getattr(self, name)
             check(k >= 1 and k % 2 == 1, f"{name} must be an odd integer >= 1, got {k}")
         check(self.head_channels >= 1, f"head_channels must be >= 1, got {self.head_channels}")
+        check(self.n_mix >= 1, f"n_mix must be >= 1, got {self.n_mix}")
+        check(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
         check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
 
@@ -124,6 +137,48 @@ def _gate(a: torch.Tensor) -> torch.Tensor:
     return torch.tanh(t) * torch.sigmoid(s)
 
 
+#: clamp of the logistic components' log-scales: below as PixelCNN++ does; above, a scale of e^7 is flat over the
+#: whole range anyway (and a finite bin width in standard units keeps the log-probabilities' gradients finite)
+MIN_LOG_SCALE, MAX_LOG_SCALE = -7.0, 7.0
+
+
+def _log1mexp(d: torch.Tensor) -> torch.Tensor:
+    """``log(1 - exp(-d))`` for ``d > 0``, accurate for small and large ``d`` (Maechler 2012)."""
+    return torch.where(d < math.log(2), torch.log(-torch.expm1(-d)), torch.log1p(-torch.exp(-d)))
+
+
+def logistic_mixture_log_prob(params: torch.Tensor, q: torch.Tensor, levels: int) -> torch.Tensor:
+    """Log-probability of level ``q`` under a discretised mixture of logistics.
+
+    Parameters
+    ----------
+    params : Tensor of shape (..., 3 M)
+        Mixture logits, means (in the ``[-1, 1]`` scale of the levels' centres ``x_q = 2 q / (L - 1) - 1``) and
+        log-scales (clamped to ``[MIN_LOG_SCALE, MAX_LOG_SCALE]`` = ``[-7, 7]``) of ``M`` components.
+    q : Tensor of shape (...)
+        Integer levels in ``0..levels-1`` (broadcast against ``params``' leading shape).
+    levels : int
+        ``L``, the number of levels (``>= 2``).
+
+    Returns
+    -------
+    Tensor of shape (...)
+        ``log sum_m pi_m P_m(q)`` with ``P_m(q) = F_m(x_q + h) - F_m(x_q - h)``, ``h = 1 / (L - 1)``, ``F_m`` the
+        logistic CDF; ``F_m(x_0 - h)`` is taken as 0 and ``F_m(x_{L-1} + h)`` as 1, so the ``L`` probabilities sum
+        to 1. ``log(s(a) - s(b)) = log s(a) + log s(-b) + log(1 - exp(b - a))`` keeps tiny bins finite.
+    """
+    w, mu, ls = params.chunk(3, dim=-1)  # (..., M) each
+    inv = torch.exp(-ls.clamp(MIN_LOG_SCALE, MAX_LOG_SCALE))
+    half = 1.0 / (levels - 1)
+    qf = q.to(params.dtype).unsqueeze(-1)  # (..., 1)
+    x = qf * (2.0 * half) - 1.0
+    a = (x + half - mu) * inv  # upper edge, standardised
+    b = (x - half - mu) * inv  # lower edge
+    mid = F.logsigmoid(a) + F.logsigmoid(-b) + _log1mexp(2.0 * half * inv)
+    lp = torch.where(qf <= 0, F.logsigmoid(a), torch.where(qf >= levels - 1, F.logsigmoid(-b), mid))
+    return torch.logsumexp(torch.log_softmax(w, dim=-1) + lp, dim=-1)
+
+
 class _GatedLayer(nn.Module):
     """One gated layer of both stacks.
 
@@ -133,9 +188,11 @@ class _GatedLayer(nn.Module):
     layer, whose input is the image).
     """
 
-    def __init__(self, c_in: int, p: int, k: int, colours: int, first: bool, num_classes: int | None):
+    def __init__(self, c_in: int, p: int, k: int, colours: int, first: bool, num_classes: int | None,
+                 dropout: float = 0.0):
         super().__init__()
         self.k, self.first = k, first
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         g_in = _groups(c_in, colours)
         g_p = _groups(p, colours)
         g_2p = torch.cat([g_p, g_p])  # tanh half and sigmoid half share the groups
@@ -159,16 +216,16 @@ class _GatedLayer(nn.Module):
         a = self.h_conv(F.pad(h, (self.k // 2, 0, 0, 0))) + v2h  # (B, 2p, H, W)
         if e is not None:
             a = a + e
-        out = self.h_out(_gate(a))
+        out = self.h_out(self.drop(_gate(a)))
         return out if self.first else h + out
 
 
 class GatedPixelCNNNet(nn.Module):
-    """The network: image levels in ``[-1, 1]`` ``(B, C, H, W)`` -> ``(B, C, K, H, W)`` logits (``K`` = 1 for the
-    Bernoulli head, else the number of levels)."""
+    """The network: image levels in ``[-1, 1]`` ``(B, C, H, W)`` -> ``(B, C, K, H, W)`` outputs (``K`` = 1 for the
+    Bernoulli head, ``3 n_mix`` for the logistic mixture, else the number of levels)."""
 
     def __init__(self, colours: int, p: int, layers: int, k: int, k_first: int, head_channels: int, k_out: int,
-                 num_classes: int | None):
+                 num_classes: int | None, dropout: float = 0.0):
         super().__init__()
         if p % colours:
             raise ConfigError(f"pixelcnn: channels ({p}) must be a multiple of the image channels ({colours}) "
@@ -177,8 +234,8 @@ class GatedPixelCNNNet(nn.Module):
         hc = max(colours, head_channels // colours * colours)
         self.colours, self.k_out = colours, k_out
         self.layers = nn.ModuleList(
-            [_GatedLayer(colours, p, k_first, colours, True, num_classes)]
-            + [_GatedLayer(p, p, k, colours, False, num_classes) for _ in range(layers)])
+            [_GatedLayer(colours, p, k_first, colours, True, num_classes, dropout)]
+            + [_GatedLayer(p, p, k, colours, False, num_classes, dropout) for _ in range(layers)])
         g_p, g_hc = _groups(p, colours), _groups(hc, colours)
         g_out = torch.arange(colours * k_out) // k_out  # output channel (c, level) -> group c
         self.head = nn.ModuleList([_pointwise(p, hc, g_p, g_hc), _pointwise(hc, colours * k_out, g_hc, g_out)])
@@ -212,7 +269,8 @@ class GatedPixelCNNNet(nn.Module):
 
 @register_model("pixelcnn", PixelCNNConfig, "Gated PixelCNN: exact likelihood (nats, bits/dim), pixel-wise sampling")
 class PixelCNN(GenerativeModel):
-    """Gated PixelCNN with a softmax (discrete levels) or Bernoulli (binarised) head; see the module docstring.
+    """Gated PixelCNN with a softmax or logistic-mixture (discrete levels) or Bernoulli (binarised) head; see the
+    module docstring.
 
     Loss: the mean over the batch of ``-log p(x) / (C H W)`` (nats per dimension); logged ``nll`` (nats per
     image) and ``bpd`` (bits per dimension).
@@ -229,11 +287,15 @@ class PixelCNN(GenerativeModel):
         super().__init__(config, data_info)
         c = config
         self.levels, self.level_scale = self._levels(c.head, data_info)
-        self.head = "bernoulli" if self.levels == 2 and c.head != "softmax" else "softmax"
+        if c.head == "logistic_mixture":
+            self.head = "logistic_mixture"
+        else:
+            self.head = "bernoulli" if self.levels == 2 and c.head != "softmax" else "softmax"
         self.num_classes = self._classes()
         colours = self.shape[0]
+        k_out = {"bernoulli": 1, "softmax": self.levels, "logistic_mixture": 3 * c.n_mix}[self.head]
         self.net = GatedPixelCNNNet(colours, c.channels, c.layers, c.kernel, c.first_kernel, c.head_channels,
-                                    1 if self.head == "bernoulli" else self.levels, self.num_classes)
+                                    k_out, self.num_classes, c.dropout)
 
     # -- data ----------------------------------------------------------------------------------------------------
     def _levels(self, head: str, data_info: dict) -> tuple[int, float]:
@@ -285,6 +347,8 @@ class PixelCNN(GenerativeModel):
         """Per-image ``sum log p(q_i | q_<i)`` from logits ``(B, C, K, H, W)`` and levels ``(B, C, H, W)``."""
         if self.head == "bernoulli":
             lp = -F.binary_cross_entropy_with_logits(logits[:, :, 0], q.float(), reduction="none")
+        elif self.head == "logistic_mixture":
+            lp = logistic_mixture_log_prob(logits.permute(0, 1, 3, 4, 2), q, self.levels)  # (B, C, H, W)
         else:
             lp = torch.log_softmax(logits, dim=2).gather(2, q.unsqueeze(2)).squeeze(2)
         return lp.flatten(1).sum(1)  # (B,)
@@ -361,12 +425,16 @@ class PixelCNN(GenerativeModel):
         """Levels ``(B,)`` from logits ``(B, K)`` by inverting the CDF at uniforms ``u`` ``(B,)``."""
         if self.head == "bernoulli":
             return (u < torch.sigmoid(logits[:, 0].double())).long()
+        if self.head == "logistic_mixture":  # the probabilities of all levels, then the same inversion
+            lv = torch.arange(self.levels, device=logits.device)
+            logits = logistic_mixture_log_prob(logits.double()[:, None, :], lv[None, :], self.levels)  # (B, L)
         cdf = torch.softmax(logits.double(), dim=1).cumsum(1)  # (B, K)
         return (cdf < u[:, None]).sum(1).clamp(max=self.levels - 1)
 
     @torch.no_grad()
     def sample(self, n: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
-               cache: bool = True, progress: bool | None = None, batch_size: int = 1024) -> torch.Tensor:
+               cache: bool = True, progress: bool | None = None, batch_size: int = 1024,
+               size: tuple[int, int] | None = None) -> torch.Tensor:
         """Draw ``n`` images, sub-pixel by sub-pixel in raster order (within a pixel channel by channel).
 
         Parameters
@@ -387,6 +455,9 @@ class PixelCNN(GenerativeModel):
             The progress display switch of :func:`genlab.training.progress.progress_enabled`.
         batch_size : int
             Images sampled together.
+        size : (H, W), optional
+            The image size asked for; only the trained one is accepted (the network is convolutional, but its
+            conditionals were fitted at that size: a one-line ConfigError otherwise).
 
         Returns
         -------
@@ -395,6 +466,9 @@ class PixelCNN(GenerativeModel):
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"number of samples must be an integer >= 1, got {n!r}")
+        if size is not None and tuple(size) != tuple(self.shape[1:]):
+            raise ConfigError(f"{self.registry_name} was trained on {self.shape[1]}x{self.shape[2]} images and samples "
+                              f"only at that size, got size={tuple(size)}; train a model at the size you need")
         y = self._sample_labels(n, labels, generator)
         from ..training.progress import progress_bar
 
