@@ -1,5 +1,6 @@
-"""Compressor: quantiser and bit packing against closed forms, the .glc format, decoding equals the model's
-decoder on the dequantised codes, errors, sklearn rules, and the compress/decompress CLI."""
+"""Compressor: quantiser and bit packing against closed forms, the ANS coder against the information content,
+the .glc format, decoding equals the model's decoder on the (de)quantised codes, errors, sklearn rules, and the
+compress/decompress CLI. Most tests use the fixed-length coder (exact closed forms); the ANS tests are marked."""
 import itertools
 import json
 import math
@@ -14,6 +15,11 @@ from genlab.apps import Compressor
 from genlab.apps.compress import (
     HASH_BYTES,
     MAGIC,
+    FactorizedDensity,
+    ans_decode,
+    ans_encode,
+    information_content,
+    probability_tables,
     decode_file,
     dequantize,
     encode_file,
@@ -39,11 +45,11 @@ def _images(seed=0, n=64):
     return (base[y] * 0.8 + 0.2 * torch.rand(n, 1, 8, 8, generator=g)).clamp(0, 1).numpy()
 
 
-def _fit(X, seed=0, latent=4, epochs=20, arch="mlp", **kw):
+def _fit(X, seed=0, latent=4, epochs=20, arch="mlp", coder="fixed", **kw):
     # the fixture's model is a conv AE (as in the bench); the other fits use a small MLP (fast on a busy CPU)
     cfg = {"latent_dim": latent, "arch": arch} | ({"hidden": [32]} if arch == "mlp" else {})
     return Compressor(model_config=cfg, epochs=epochs, batch_size=16, random_state=seed, trainer_config=FAST,
-                      **kw).fit(X)
+                      coder=coder, **kw).fit(X)
 
 
 @pytest.fixture(scope="module")
@@ -107,20 +113,21 @@ def test_bit_packing_layout_is_msb_first():
 
 
 def test_header_layout_and_parsing():
-    assert header_size(3) == 4 + 1 + 1 + 1 + 1 + 8 + 4 + 3 * 4 + 16 + 4 == 52
-    assert header_size(1) == 44
+    assert header_size(3) == 4 + 1 + 1 + 1 + 1 + 8 + 4 + 4 + 3 * 4 + 16 + 4 == 56
+    assert header_size(1) == 48
     q = np.arange(30, dtype=np.uint32).reshape(10, 3) % 32
     h16 = bytes(range(16))
     data = encode_file(q, bits=5, sample_shape=(1, 8, 8), model_hash=h16)
-    assert data[:4] == MAGIC and data[4] == 1 and data[5] == 5 and data[6] == 3
-    assert struct.unpack_from("<QI", data, 8) == (10, 3)
+    assert data[:4] == MAGIC and data[4] == 2 and data[5] == 0 and data[6] == 5 and data[7] == 3
+    assert struct.unpack_from("<QII", data, 8) == (10, 3, math.ceil(10 * 3 * 5 / 8))
     h = parse_header(data)
-    assert (h.version, h.bits, h.sample_shape, h.n, h.latent_dim, h.model_hash) == (1, 5, (1, 8, 8), 10, 3, h16)
-    assert len(data) == 52 + math.ceil(10 * 3 * 5 / 8)
+    assert (h.version, h.coder, h.bits, h.sample_shape, h.n, h.latent_dim, h.model_hash) == \
+        (2, "fixed", 5, (1, 8, 8), 10, 3, h16)
+    assert len(data) == 56 + math.ceil(10 * 3 * 5 / 8)
     h2, q2 = decode_file(data)
     assert h2 == h and (q2 == q).all()
     ht = parse_header(encode_file(q, bits=16, sample_shape=(7,), model_hash=h16))
-    assert ht.sample_shape == (7,) and ht.size == 44 and ht.payload_size == 60
+    assert ht.sample_shape == (7,) and ht.size == 48 and ht.payload_size == 60
 
 
 # ---------------------------------------------------------------------------- the estimator
@@ -131,7 +138,7 @@ def test_file_size_is_header_plus_packed_codes(comp, X, bits):
         data = comp.compress(X)
     finally:
         comp.set_params(bits=8)
-    assert len(data) == 52 + math.ceil(len(X) * 4 * bits / 8)
+    assert len(data) == 56 + math.ceil(len(X) * 4 * bits / 8)
     assert parse_header(data).bits == bits
 
 
@@ -166,14 +173,14 @@ def test_more_bits_psnr_rises_to_unquantised(comp, X):
     assert all(b >= a - 0.05 for a, b in itertools.pairwise(ps)), ps
     assert ps[-1] > ps[0] + 0.5, ps
     assert abs(ps[-1] - rows[-1]["psnr_unquantised"]) < 1e-3
-    assert [r["bytes_per_sample"] for r in rows] == [(52 + math.ceil(64 * 4 * b / 8)) / 64 for b in (1, 2, 4, 8, 16)]
+    assert [r["bytes_per_sample"] for r in rows] == [(56 + math.ceil(64 * 4 * b / 8)) / 64 for b in (1, 2, 4, 8, 16)]
     r8 = rows[3]
     assert r8["raw_bytes_per_sample"] == 64 and r8["compression_ratio"] == pytest.approx(64 / r8["bytes_per_sample"])
     assert comp.score(X) == pytest.approx(r8["psnr"])
 
 
 def test_vae_codes_are_posterior_means(X):
-    c = Compressor(model="vae", model_config={"latent_dim": 3}, epochs=2, batch_size=16,
+    c = Compressor(model="vae", model_config={"latent_dim": 3}, epochs=2, batch_size=16, coder="fixed",
                    trainer_config=FAST).fit(X)
     with torch.no_grad():
         mu = c.model_.posterior(torch.from_numpy(X))[0].double().numpy()
@@ -190,9 +197,10 @@ def test_clip_percentile_ranges(X):
 
 def test_tabular_round_trip(tabular_data):
     Xt = tabular_data.x.numpy()
-    c = Compressor(model_config={"latent_dim": 2}, bits=10, epochs=3, batch_size=16, trainer_config=FAST).fit(Xt)
+    c = Compressor(model_config={"latent_dim": 2}, bits=10, epochs=3, batch_size=16, trainer_config=FAST,
+                   coder="fixed").fit(Xt)
     data = c.compress(Xt)
-    assert len(data) == 44 + math.ceil(80 * 2 * 10 / 8)
+    assert len(data) == 48 + math.ceil(80 * 2 * 10 / 8)
     got = c.decompress(data)
     assert got.shape == (80, 5)
     # raw units: the model's decoder on the dequantised codes, mapped back by its standardisation
@@ -210,10 +218,113 @@ def test_tabular_round_trip(tabular_data):
 
 def test_rate_distortion_across_code_sizes(X):
     rows = rate_distortion(X[:48], X[48:], latent_dims=(2, 3), bits=(4, 8), epochs=1, batch_size=16,
-                           trainer_config=FAST)
+                           trainer_config=FAST, coder="fixed")
     assert [(r["latent_dim"], r["bits"]) for r in rows] == [(2, 4), (2, 8), (3, 4), (3, 8)]
-    assert all(r["n"] == 16 and r["file_bytes"] == 52 + math.ceil(16 * r["latent_dim"] * r["bits"] / 8)
+    assert all(r["n"] == 16 and r["file_bytes"] == 56 + math.ceil(16 * r["latent_dim"] * r["bits"] / 8)
                for r in rows)
+
+
+# ---------------------------------------------------------------------------- ANS coder and learned prior
+def _random_tables(rng, L=5, K=9):
+    widths = rng.integers(2, K + 1, size=L)
+    pmf = np.zeros((L, K))
+    for j, w in enumerate(widths):
+        pmf[j, :w] = rng.dirichlet(np.full(w, 0.7))
+    return rng.integers(-6, 3, size=L), pmf
+
+
+def test_ans_is_lossless_and_within_a_few_bytes_of_the_information_content():
+    rng = np.random.default_rng(0)
+    code_min, pmf = _random_tables(rng)
+    for n in (1, 7, 2000):
+        s = np.stack([rng.choice(K, size=n, p=pmf[j] / pmf[j].sum()) for j, K in enumerate([pmf.shape[1]] * 5)], 1)
+        q = s + code_min[None, :]
+        data = ans_encode(q, code_min, pmf)
+        np.testing.assert_array_equal(ans_decode(data, n, code_min, pmf), q)
+        # independent reference for the ideal length: the sum of -log2 p over the symbols, by a plain loop
+        ideal = sum(-math.log2(pmf[j, s[i, j]]) for i in range(n) for j in range(5))
+        assert information_content(q, code_min, pmf) == pytest.approx(ideal, rel=1e-12)
+        # 32-bit words: at most one word of rounding plus one of ANS state above the ideal; probabilities are
+        # quantised to 24 bits, which costs well under 0.1 %
+        assert ideal / 8 * 0.999 - 1 <= len(data) <= ideal / 8 * 1.001 + 8, (n, len(data), ideal / 8)
+    with pytest.raises(DataError, match="outside the prior's support"):
+        ans_encode(np.array([[100, 0, 0, 0, 0]]), code_min, pmf)
+
+
+def test_factorized_density_is_a_density_and_tables_sum_to_one():
+    torch.manual_seed(0)
+    d = FactorizedDensity(3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # random but non-trivial weights
+        for p in d.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+        grid = torch.arange(-200, 201, dtype=torch.float32)[:, None].repeat(1, 3)  # (K, 3)
+        mass = d.bin_probability(grid).double()
+        fine = torch.linspace(-30, 30, 2001)[None, :].repeat(3, 1)
+        cdf = torch.sigmoid(d.logits_cdf(fine))
+    # the unit bins tile the line: their masses sum to 1 (up to the 1e-9 floor on the far tails)
+    np.testing.assert_allclose(mass.sum(0).numpy(), 1.0, atol=1e-4)
+    assert (cdf.diff(dim=1) >= -1e-6).all()  # monotone cumulative
+    q_train = np.array([[0, -3, 5], [2, 1, 5], [1, 0, 7]])
+    lo, pmf = probability_tables(d, q_train)
+    np.testing.assert_array_equal(lo, [-2, -5, 3])
+    assert pmf.shape == (3, 9) and np.allclose(pmf.sum(1), 1.0)
+    assert ((pmf > 0).sum(1) == [7, 9, 7]).all()
+    want = mass.numpy()[200 - 2:200 + 5, 0]
+    np.testing.assert_allclose(pmf[0, :7], want / want.sum(), rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def ans(X):
+    return _fit(X, epochs=3, coder="ans", rd_epochs=3, lmbda=50.0)
+
+
+def test_ans_compressor_round_trip_and_size(ans, X):
+    q = ans.transform(X)
+    assert q.dtype == np.int64 and (q >= ans.code_min_).all() and (q <= ans.code_max_).all()
+    data = ans.compress(X)
+    h = parse_header(data)
+    assert (h.coder, h.bits, h.n, h.latent_dim, h.size) == ("ans", 0, 64, 4, 56) and len(data) == 56 + h.payload_size
+    # lossless w.r.t. the quantised latents
+    _, q_file = decode_file(data, code_min=ans.code_min_.astype(np.int64), pmf=ans.code_pmf_)
+    np.testing.assert_array_equal(q_file, q)
+    with torch.no_grad():
+        want = ans.model_.decode(torch.from_numpy(q.astype(np.float32))).clamp(0, 1).numpy()
+    np.testing.assert_allclose(ans.decompress(data), want, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ans.inverse_transform(q), want, rtol=0, atol=1e-6)
+    r = ans.evaluate(X)
+    assert r["coder"] == "ans" and r["bits"] is None and r["file_bytes"] == len(data)
+    assert r["ideal_payload_bytes"] == pytest.approx(information_content(q, ans.code_min_.astype(int), ans.code_pmf_) / 8)
+    assert r["ideal_payload_bytes"] - 1 <= r["payload_bytes"] <= r["ideal_payload_bytes"] * 1.001 + 8
+    assert r["decoder_bytes"] == 4 * (sum(t.numel() for t in ans.model_.decoder.state_dict().values())
+                                      + int((ans.code_pmf_ > 0).sum()) + 4)
+    with pytest.raises(ConfigError, match="needs the probability tables"):
+        decode_file(data)
+
+
+def test_ans_rate_falls_with_lmbda(X):
+    small = _fit(X, epochs=2, coder="ans", rd_epochs=6, lmbda=0.05)
+    big = _fit(X, epochs=2, coder="ans", rd_epochs=6, lmbda=2000.0)
+    rs, rb = small.evaluate(X), big.evaluate(X)
+    assert rs["payload_bytes"] < rb["payload_bytes"] and rs["mse"] > rb["mse"], (rs, rb)
+
+
+def test_ans_files_refused_by_other_estimators_and_when_damaged(ans, comp, X, tmp_path):
+    data = ans.compress(X)
+    with pytest.raises(CheckpointError, match="coder ans vs fixed") as e:
+        comp.decompress(data, name="a.glc")
+    _one_line(e)
+    with pytest.raises(CheckpointError, match="model hash"):
+        ans.decompress(comp.compress(X))
+    for bad, msg in [(data[:-1], "truncated"), (data[:-4], "truncated"), (data + b"\0", "unexpected bytes"),
+                     (data[:-1] + bytes([data[-1] ^ 1]), "CRC-32")]:
+        with pytest.raises(DataError, match=msg) as e:
+            ans.decompress(bad)
+        _one_line(e)
+    ans.save(tmp_path / "est")
+    loaded = Compressor.load(tmp_path / "est")
+    np.testing.assert_array_equal(loaded.code_pmf_, ans.code_pmf_)
+    assert loaded.compress(X) == data
+    np.testing.assert_array_equal(loaded.decompress(data), ans.decompress(data))
 
 
 # ---------------------------------------------------------------------------- errors
@@ -248,6 +359,7 @@ def test_truncated_and_corrupt_files(comp, X):
                      (data[:4] + b"\x09" + data[5:], "format version 9"),
                      (data + b"\x00", "unexpected bytes"),
                      (data[:60] + bytes([data[60] ^ 1]) + data[61:], "CRC-32"),
+                     (data[:5] + b"\x07" + data[6:], "corrupt header"),
                      (data[:40] + bytes([data[40] ^ 0xFF]) + data[41:], "CRC-32")]:
         with pytest.raises(DataError, match=msg) as e:
             comp.decompress(bad)
@@ -257,7 +369,14 @@ def test_truncated_and_corrupt_files(comp, X):
 def test_bad_parameters_and_input(comp, X, tmp_path):
     for bits in (0, 17, 2.5, True):
         with pytest.raises(ConfigError, match="bits must be an integer in 1..16"):
-            Compressor(bits=bits).fit(X)
+            Compressor(bits=bits, coder="fixed").fit(X)
+    with pytest.raises(ConfigError, match="coder must be one of ans, fixed"):
+        Compressor(coder="zip").fit(X)
+    for lm in (0, -1.0, float("nan"), "big"):
+        with pytest.raises(ConfigError, match="lmbda must be a positive number"):
+            Compressor(lmbda=lm).fit(X)
+    with pytest.raises(ConfigError, match="rd_epochs must be an integer >= 1"):
+        Compressor(rd_epochs=0).fit(X)
     with pytest.raises(ConfigError, match="clip_percentile"):
         Compressor(clip_percentile=50).fit(X)
     with pytest.raises(ConfigError, match="Compressor does not support conditional models such as 'cvae'; use one "
@@ -303,7 +422,7 @@ def test_cli_compress_decompress_end_to_end(X, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "compression ratio" in r.stdout and "genlab decompress d.glc" in r.stdout
     glc = tmp_path / "d.glc"
-    assert glc.stat().st_size == 52 + math.ceil(64 * 4 * 6 / 8)
+    assert glc.stat().st_size == 56 + math.ceil(64 * 4 * 6 / 8)
     assert (tmp_path / "d.compressor" / "estimator.json").is_file()
     m = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert m["bits"] == 6 and m["file_bytes"] == glc.stat().st_size and "psnr" in m
@@ -320,7 +439,7 @@ def test_cli_compress_decompress_end_to_end(X, tmp_path):
     assert main(["compress", str(tmp_path / "data.npz"), "-o", str(tmp_path / "e.glc"), "--run",
                  str(tmp_path / "d.compressor")]) == 0
     assert not (tmp_path / "e.compressor").exists()
-    assert (tmp_path / "e.glc").read_bytes()[5] == 6  # the saved estimator keeps its bits
+    assert (tmp_path / "e.glc").read_bytes()[6] == 6  # the saved estimator keeps its bits
 
 
 def test_cli_bad_input_exit_2(comp, X, tmp_path, capsys):

@@ -7,9 +7,10 @@ from ._common import add_model_arguments, add_out_argument, fitted_estimator, me
     write_outputs
 
 NAME = "compress"
-HELP = ("Compress samples to quantised autoencoder codes in a .glc file (the estimator that decodes it is saved "
-        "beside the file as FILE.compressor/).")
-EXAMPLE = ("example: genlab compress digits -o digits.glc --bits 6 --set latent_dim=16 --epochs 60\n"
+HELP = ("Compress samples to autoencoder codes entropy-coded under a learned prior (or fixed-length codes) in a "
+        ".glc file (the estimator that decodes it is saved beside the file as FILE.compressor/).")
+EXAMPLE = ("example: genlab compress digits -o digits.glc --lmbda 100 --set latent_dim=32 --epochs 60\n"
+           "example: genlab compress digits -o digits.glc --bits 6 --set latent_dim=16   (fixed-length codes)\n"
            "example: genlab decompress digits.glc -o decoded.png   (finds digits.compressor/ beside the file)\n"
            "example: genlab compress new.npz -o new.glc --run digits.compressor   (reuse a fitted compressor)")
 
@@ -23,7 +24,14 @@ def estimator_dir(glc: str | Path) -> Path:
 def add_arguments(p) -> None:
     p.add_argument("input", help="data to compress: images folder, .npz, .npy, .csv or a built-in name")
     add_out_argument(p, "compressed .glc file (e.g. data.glc)", dest="output", required=True)
-    p.add_argument("--bits", type=int, help="bits per latent value, 1..16 (default 8, or the --run estimator's)")
+    p.add_argument("--coder", choices=("ans", "fixed"),
+                   help="ans: codes entropy-coded under a learned prior (default); fixed: --bits bits per code "
+                        "(the default when --bits is given)")
+    p.add_argument("--lmbda", type=float, help="rate-distortion trade-off of the ans coder (default 30; larger: "
+                   "bigger files, better quality)")
+    p.add_argument("--rd-epochs", type=int, help="epochs of rate-distortion fine-tuning of the ans coder (default 20)")
+    p.add_argument("--bits", type=int, help="bits per latent value of the fixed coder, 1..16 (default 8, or the "
+                   "--run estimator's)")
     p.add_argument("--report", metavar="DIR", help="also write metrics.json, comparison.png and report.html to DIR")
     add_model_arguments(p, "ae")
 
@@ -44,7 +52,15 @@ def run(args) -> int:
     if save_to is not None and save_to.exists() and not (save_to / ESTIMATOR_FILE).is_file():
         raise ConfigError(f"{save_to} exists and is not a saved estimator; move it or pass --save DIR")
     ds = read_data(args.input)
-    est = fitted_estimator(Compressor, args, ds, **({"bits": args.bits} if args.bits is not None else {}))
+    params = {k: v for k, v in (("bits", args.bits), ("lmbda", args.lmbda), ("rd_epochs", args.rd_epochs))
+              if v is not None}
+    coder = args.coder or ("fixed" if args.bits is not None else None)
+    if coder is not None:
+        params["coder"] = coder
+    if reuse and (args.coder or args.lmbda is not None or args.rd_epochs is not None):
+        raise ConfigError(f"{args.run} is a fitted estimator: its coder and prior are fixed, so --coder, --lmbda and "
+                          "--rd-epochs do not apply; drop them (or compress without --run to fit anew)")
+    est = fitted_estimator(Compressor, args, ds, **params)
     if args.bits is not None:
         est.set_params(bits=args.bits)
     data = est.compress(ds)
@@ -57,12 +73,13 @@ def run(args) -> int:
     if args.report:
         _report(args.report, est, ds, metrics)
     rows = [("samples", stats["n"]), ("sample shape", tuple(ds.sample_shape)), ("latent dim", stats["latent_dim"]),
-            ("bits", stats["bits"]), ("file bytes", stats["file_bytes"]),
+            ("coder", stats["coder"]), *([("bits", stats["bits"])] if stats["bits"] is not None else []),
+            ("file bytes", stats["file_bytes"]),
             ("bytes / sample", round(stats["bytes_per_sample"], 3)),
             (f"raw {stats['raw_format']} bytes / sample", stats["raw_bytes_per_sample"]),
             ("compression ratio", round(stats["compression_ratio"], 2))]
     rows += [("PSNR (dB)", round(stats["psnr"], 3))] if "psnr" in stats else []
-    rows += [("MSE (model space)", stats["mse"])]
+    rows += [("MSE (model space)", stats["mse"]), ("decoder shipped once (bytes)", stats["decoder_bytes"])]
     Console().print(_table(f"genlab compress {args.input}", rows))
     print(f"wrote {out} ({stats['file_bytes']} bytes); decode with: genlab decompress {out}"
           + ("" if est_dir == estimator_dir(out) else f" --run {est_dir}"))

@@ -57,7 +57,8 @@ def run(args) -> int:
         np.savez(buf, x=x.astype(np.float32))
         write_bytes_atomic(out, buf.getvalue())
     rows = [("samples", head.n), ("sample shape", head.sample_shape), ("latent dim", head.latent_dim),
-            ("bits", head.bits), ("bytes / sample", round(len(data) / head.n, 3))]
+            ("coder", head.coder), *([("bits", head.bits)] if head.coder == "fixed" else []),
+            ("bytes / sample", round(len(data) / head.n, 3))]
     if args.reference:
         from ..metrics.reconstruction import psnr
         ref = read_data(args.reference)
