@@ -47,7 +47,8 @@ def load_dataset(spec: str, *, data_dir: str | os.PathLike | None = None, downlo
           as NaN, a column named ``label`` or ``y`` becomes the labels.
 
         Built-in names take precedence over a same-named path in the working folder (use
-        ``./name`` for the path).
+        ``./name`` for the path). ``pairs:PATH``: image-to-image folder pairs ``PATH/A/`` (sources) and
+        ``PATH/B/`` (targets) with matching file names (:func:`genlab.data.paired.load_pairs`).
     data_dir : path, optional
         Root holding ``mnist/``, ``fashion-mnist/``, ``cifar10/``; defaults to ``$GENLAB_DATA`` or
         ``~/.cache/genlab/data``.
@@ -73,6 +74,11 @@ def load_dataset(spec: str, *, data_dir: str | os.PathLike | None = None, downlo
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    if str(spec).startswith("pairs:"):  # folder pairs A/ (sources), B/ (targets): genlab.data.paired
+        if split != "train":
+            raise DataError(f"{spec}: folder pairs have no official {split!r} split; use split='train'")
+        from .paired import load_pairs
+        return load_pairs(str(spec)[len("pairs:"):])
     name = _builtin_name(str(spec))
     if name is not None:
         return load_builtin(name, data_dir=data_dir, download=download, split=split)

@@ -225,3 +225,4 @@ def load_builtin(name: str, *, data_dir: str | os.PathLike | None, download: boo
 
 
 from . import sequence as _sequence  # noqa: E402,F401  (registers the real series: sunspots, nile, co2, elnino)
+from . import photos as _photos  # noqa: E402,F401  photos32, photos64, lfw (scikit-image pictures)
