@@ -49,9 +49,11 @@ def perceptual_path_length(model: nn.Module, feature_fn: Callable[[torch.Tensor]
       ``z0 ~ N(0, I)`` (n, latent_dim), ``z1 ~ N(0, I)`` (n, latent_dim) and ``t ~ U(0, 1)`` (n,)
       in float64; the points are ``interp(z0, z1, t)`` and ``interp(z0, z1, t + epsilon)``, cast to the
       model's parameter dtype (float32 models add rounding of order ``1e-7/eps``);
-    * ``space="z"`` only (genlab models have no separate W space); ``interpolation="lerp"``
-      (linear) or ``"slerp"`` (StyleGAN's spherical interpolation of the *normalised* latents,
-      whose result has unit norm — StyleGAN's choice for Z);
+    * ``space="z"``: ``interpolation="lerp"`` (linear) or ``"slerp"`` (StyleGAN's spherical interpolation of
+      the *normalised* latents, whose result has unit norm — StyleGAN's choice for Z);
+      ``space="w"`` (models that declare ``has_w_space``, e.g. ``stylegan``): ``w0 = model.mapping(z0)``,
+      ``w1 = model.mapping(z1)`` (no truncation, in the model's dtype), interpolated in float64 with ``lerp``
+      (StyleGAN's choice for W), images from ``model.decode_w(w)`` (the same fixed noise for both ends);
     * images: ``model.decode(z)`` or ``model.decode(z, labels)`` when ``labels`` (n,) is given,
       in model space; no cropping or resizing (do that inside ``feature_fn`` if wanted);
     * distance: ``feature_fn`` maps a batch of images to features (B, ...); the squared Euclidean
@@ -78,9 +80,7 @@ def perceptual_path_length(model: nn.Module, feature_fn: Callable[[torch.Tensor]
     """
     n = check_positive_int(n, "n")
     batch_size = check_positive_int(batch_size, "batch_size")
-    if space != "z":
-        raise ConfigError(f"perceptual_path_length: space={space!r} is not supported; genlab models have only "
-                          f"a Z latent space, use space='z'")
+    w_space = _check_space(model, space, interpolation)
     if interpolation not in ("lerp", "slerp"):
         raise ConfigError(f"interpolation must be 'lerp' or 'slerp', got {interpolation!r}")
     if not (isinstance(epsilon, (int, float)) and 0 < epsilon < 1):
@@ -97,6 +97,8 @@ def perceptual_path_length(model: nn.Module, feature_fn: Callable[[torch.Tensor]
     z1 = torch.randn(n, latent_dim, generator=gen, dtype=torch.float64)
     t = torch.rand(n, 1, generator=gen, dtype=torch.float64)
     interp = _lerp if interpolation == "lerp" else _slerp
+    if w_space:
+        z0, z1 = _map_w(model, z0, device, dtype), _map_w(model, z1, device, dtype)
     za, zb = interp(z0, z1, t), interp(z0, z1, t + epsilon)
     was_training = model.training
     model.eval()
@@ -106,7 +108,9 @@ def perceptual_path_length(model: nn.Module, feature_fn: Callable[[torch.Tensor]
             for lo in range(0, n, batch_size):
                 hi = min(lo + batch_size, n)
                 z = torch.cat([za[lo:hi], zb[lo:hi]]).to(device=device, dtype=dtype)  # (2B, latent_dim)
-                if labels is None:
+                if w_space:
+                    x = model.decode_w(z)
+                elif labels is None:
                     x = model.decode(z)
                 else:
                     lb = labels[lo:hi].to(device)
@@ -125,3 +129,29 @@ def perceptual_path_length(model: nn.Module, feature_fn: Callable[[torch.Tensor]
     value = float(kept.mean())
     logger.debug("PPL: kept %d of %d distances in [%g, %g]", kept.size, n, lo_v, hi_v)
     return (value, d) if return_distances else value
+
+
+# -- W space (models that declare has_w_space: stylegan) -------------------------------------------------------
+def _check_space(model: nn.Module, space: str, interpolation: str) -> bool:
+    """Whether PPL runs in W; one-line errors for a space the model lacks."""
+    if space == "z":
+        return False
+    if space != "w":
+        raise ConfigError(f"perceptual_path_length: space must be 'z' or 'w', got {space!r}")
+    if not getattr(type(model), "has_w_space", False):
+        raise ConfigError(f"perceptual_path_length: space='w' needs a model with a W space (stylegan); "
+                          f"{getattr(model, 'registry_name', type(model).__name__)!r} has only Z, use space='z'")
+    if interpolation != "lerp":
+        raise ConfigError("perceptual_path_length: space='w' interpolates linearly; use interpolation='lerp'")
+    return True
+
+
+def _map_w(model: nn.Module, z: torch.Tensor, device, dtype) -> torch.Tensor:
+    """``model.mapping(z)`` (no truncation) in the model's dtype, returned as float64 on the CPU."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return model.mapping(z.to(device=device, dtype=dtype)).to("cpu", torch.float64)
+    finally:
+        model.train(was)

@@ -52,7 +52,7 @@ class ProGANConfig(_GANBaseConfig):
     """
 
     latent_dim: int = 128
-    width: int = 128
+    width: int = 64
     fade_images: int = 20_000
     stable_images: int = 20_000
     resolution: int | None = None

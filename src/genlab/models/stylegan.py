@@ -57,7 +57,7 @@ class StyleGANConfig(_GANBaseConfig):
     latent_dim: int = 128
     w_dim: int = 128
     mapping_layers: int = 4
-    width: int = 128
+    width: int = 64
     mixing_prob: float = 0.9
     r1_gamma: float = 0.05
     r1_every: int = 16

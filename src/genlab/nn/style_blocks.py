@@ -119,7 +119,7 @@ class MinibatchStd(nn.Module):
 class ModulatedConv2d(nn.Module):
     """StyleGAN2's modulated convolution: the weight ``w[o, i, k, l]`` is scaled per sample by the style
     ``s[i] = affine(w_latent)`` (bias init 1) and, with ``demodulate``, each output channel's scaled weight is
-    divided by its L2 norm ``sqrt(sum_{i,k,l} (w s)^2 + 1e-8)``. Run as one grouped convolution. ``up=True``
+    divided by its L2 norm ``sqrt(sum_{i,k,l} (w s)^2 + 1e-8)``. ``up=True``
     upsamples the input 2x (bilinear) first. ``(B, in, H, W), (B, w_dim) -> (B, out, H', W')``."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, w_dim: int, *, demodulate: bool = True, up: bool = False):
@@ -138,9 +138,16 @@ class ModulatedConv2d(nn.Module):
         return wt
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Computed without per-sample weights (StyleGAN2's non-fused path, much faster on CPUs than a grouped
+        convolution): scale the input channels by ``s``, convolve with the shared weight, scale the output channels
+        by the demodulation coefficients ``1 / sqrt(sum_i s_i^2 sum_{k,l} w[o, i, k, l]^2 + 1e-8)``; equal to
+        convolving each sample with :meth:`modulated_weight` (tests/models/test_stylegan.py checks it)."""
         if self.up:
             x = up2(x)
-        b, c, h, wd = x.shape
-        wt = self.modulated_weight(w)  # (B, out, in, k, k)
-        out = F.conv2d(x.reshape(1, b * c, h, wd), wt.reshape(-1, c, *wt.shape[3:]), padding=self.pad, groups=b)
-        return out.reshape(b, -1, h, wd)  # (B, out, H, W)
+        s = self.affine(w)  # (B, in)
+        wt = self.weight * self.scale  # (out, in, k, k)
+        out = F.conv2d(x * s[:, :, None, None], wt, padding=self.pad)  # (B, out, H, W)
+        if self.demodulate:
+            d = torch.rsqrt(s.pow(2) @ wt.pow(2).sum((2, 3)).t() + 1e-8)  # (B, out)
+            out = out * d[:, :, None, None]
+        return out

@@ -1,0 +1,141 @@
+"""progan: growth schedule, shapes at every stage, fade-in blending, padding of other sides, exact resume in the
+middle of a fade-in, bad input. (The shared contract checks run in test_contract.py.)"""
+import json
+
+import pytest
+import torch
+
+from genlab.config import from_dict
+from genlab.data import TensorDataset
+from genlab.errors import ConfigError, DataError
+from genlab.registry import get_model_entry
+from genlab.training import Callback, Trainer, seed_everything
+from tests.conftest import tiny_trainer
+
+SMALL = {"latent_dim": 4, "width": 16}
+
+
+def build(data, **cfg):
+    entry = get_model_entry("progan")
+    return entry.cls(from_dict(entry.config_cls, {**SMALL, **cfg}), data.info())
+
+
+def images(side, n=32, channels=1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return TensorDataset(torch.rand(n, channels, side, side, generator=g), torch.arange(n) % 2, name="rand")
+
+
+def test_schedule_stable_then_fade_per_stage(image_data):
+    """16x16 data: stages 4, 8, 16; stable 10 images, fade 20: stage 0 on [0, 10), fade to 8x8 on [10, 30)
+    (alpha = (i - 10) / 20), stable on [30, 40), fade to 16x16 on [40, 60), then 16x16 for good."""
+    m = build(images(16), stable_images=10, fade_images=20)
+    assert m.sides == [4, 8, 16] and m.stages == 3
+    got = {i: m.schedule(i) for i in (0, 9, 10, 15, 29, 30, 39, 40, 50, 59, 60, 10**6)}
+    assert got == {0: (0, 1.0), 9: (0, 1.0), 10: (1, 0.0), 15: (1, 0.25), 29: (1, 0.95), 30: (1, 1.0),
+                   39: (1, 1.0), 40: (2, 0.0), 50: (2, 0.5), 59: (2, 0.95), 60: (2, 1.0), 10**6: (2, 1.0)}
+    # alpha is non-decreasing within a stage and the stage never goes back
+    seq = [m.schedule(i) for i in range(80)]
+    assert seq == sorted(seq)
+
+
+def test_shapes_at_every_stage_and_sampling_shape():
+    data = images(16)
+    m = build(data)
+    z = torch.randn(5, 4)
+    for stage, side in enumerate(m.sides):
+        for alpha in (0.0, 0.5, 1.0):
+            x = m.generator(z, stage, alpha)
+            assert x.shape == (5, 1, side, side)
+            assert m.critic_net(x, stage, alpha).shape == (5,)
+            assert m.real_at_stage(data.x[:5], stage, alpha).shape == (5, 1, side, side)
+    m.seen.fill_(0)  # stage 0 (4x4): samples are still of the data shape, in [0, 1]
+    s = m.sample(3, generator=torch.Generator().manual_seed(0))
+    assert s.shape == (3, 1, 16, 16) and 0 <= s.min() and s.max() <= 1
+
+
+def test_fade_in_blends_the_two_resolutions():
+    """alpha=0 gives exactly the previous stage's output upsampled (nearest); alpha=1 the new block alone; the
+    critic at alpha=0 reads only the 2x-averaged input through the previous from-RGB layer."""
+    data = images(8)
+    m = build(data)
+    z = torch.randn(4, 4)
+    low = m.generator(z, 0, 1.0)  # (4, 1, 4, 4)
+    at0 = m.generator(z, 1, 0.0)
+    assert torch.allclose(at0, low.repeat_interleave(2, 2).repeat_interleave(2, 3), atol=1e-6)
+    half, full = m.generator(z, 1, 0.5), m.generator(z, 1, 1.0)
+    assert torch.allclose(half, (at0 + full) / 2, atol=1e-6)
+    x = data.x[:4]
+    assert torch.allclose(m.critic_net(x, 1, 0.0), m.critic_net(torch.nn.functional.avg_pool2d(x, 2), 0, 1.0),
+                          atol=1e-5)
+    # real images fade the same way: alpha=0 is the 4x4 average upsampled
+    r0 = m.real_at_stage(x, 1, 0.0)
+    assert torch.allclose(r0, torch.nn.functional.avg_pool2d(x, 2).repeat_interleave(2, 2).repeat_interleave(2, 3))
+
+
+def test_other_sides_are_padded_and_cropped_back():
+    data = images(12, channels=3)
+    m = build(data)
+    assert m.side == 16 and m.sides == [4, 8, 16]
+    assert m.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 3, 12, 12)
+    padded = m.real_at_stage(data.x[:2], 2, 1.0)
+    assert padded.shape == (2, 3, 16, 16) and torch.equal(padded[:, :, 2:14, 2:14], data.x[:2])
+
+
+def test_trains_and_logs_growth(image_data):
+    """8x8 data, 64 images, batch 16: 16 stable images (1 batch), fade over 32 (2 batches), then 8x8. The logged
+    stage/alpha follow the images seen before each batch; ``seen`` counts every training image."""
+    m = build(image_data, stable_images=16, fade_images=32, loss="nonsaturating")
+    res = Trainer(tiny_trainer(epochs=2)).fit(m, image_data)
+    recs = [r for r in res.history if r.get("split") == "train"]
+    assert [(r["stage"], r["alpha"]) for r in recs] == [(0, 1), (1, 0), (1, 0.5), (1, 1), (1, 1), (1, 1), (1, 1),
+                                                        (1, 1)]
+    assert int(m.seen) == 128
+    assert all(torch.isfinite(torch.tensor(r["loss/d"])) for r in recs)
+
+
+class InterruptAt(Callback):
+    def __init__(self, step):
+        self.at = step
+
+    def on_step_end(self, trainer, logs):
+        if trainer.step == self.at:
+            raise KeyboardInterrupt
+
+
+def test_resume_in_the_middle_of_a_fade_in_is_exact(image_data, tmp_path):
+    """WGAN-GP loss, 2 epochs of 4 batches: stage 0 for 16 images, fade-in over 64 (batches 1-4); a run killed
+    after batch 3 (alpha = 0.5 next) and resumed equals the uninterrupted run bit for bit (weights, growth
+    counter, metrics log)."""
+    cfg = tiny_trainer(epochs=2)
+
+    def make(seed=0):
+        seed_everything(seed)
+        return build(image_data, stable_images=16, fade_images=64)
+
+    full = make()
+    Trainer(cfg, out_dir=tmp_path / "full").fit(full, image_data)
+    part = make()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, out_dir=tmp_path / "part", callbacks=[InterruptAt(3)]).fit(part, image_data)
+    assert part.growth() == (1, 0.5)  # stopped inside the fade-in
+    seed_everything(999)
+    resumed = make(seed=123)
+    Trainer(cfg, out_dir=tmp_path / "part").fit(resumed, image_data, resume=tmp_path / "part")
+    a, b = full.state_dict(), resumed.state_dict()
+    assert int(b["seen"]) == 128
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed progan differs from the uninterrupted run"
+    la = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    lb = [json.loads(x) for x in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+    assert la == lb
+
+
+def test_bad_input_one_line_errors():
+    with pytest.raises(ConfigError, match=r"fade_images \(images per fade-in\) must be >= 1, got 0"):
+        build(images(8), fade_images=0)
+    with pytest.raises(DataError, match=r"resolution=24 cannot be reached by growing.*power of two in \[16, "):
+        build(images(16), resolution=24)
+    with pytest.raises(DataError, match=r"resolution=8 cannot be reached"):
+        build(images(16), resolution=8)
+    with pytest.raises(ConfigError, match=r"loss: expected one of 'wgan-gp' \| 'nonsaturating'"):
+        build(images(8), loss="hinge")
+    assert build(images(12), resolution=32).sides == [4, 8, 16, 32]
