@@ -7,7 +7,7 @@ import pytest
 from genlab import testing
 from genlab.registry import list_entries
 
-#: models that need quantised pixels (or sequences) run the same checks on their own data (tests/models/test_pixelcnn.py)
+#: models that need quantised pixels or sequences run the same checks on their own data (tests/models/test_pixelcnn.py)
 OWN_DATA = {"pixelcnn", "cpixelcnn", "wavenet"}  # wavenet: sequences (tests/models/test_wavenet.py)
 #: image-to-image models need paired data (source, target[, mask]): the same checks in tests/models/test_image2image.py
 OWN_DATA |= {"pix2pix", "srgan", "context-encoder", "colorizer"}

@@ -18,7 +18,8 @@ standardises sequences per channel by the training split, ``data.standardize``).
 ``value_range`` ``V`` (default 8: +-8 standard deviations; mu-law bins are fine near 0 and wide in the tails,
 so a wide range costs little resolution where most values lie), companded
 ``f(u) = sign(u) ln(1 + mu |u|) / ln(1 + mu)`` with ``mu = bins - 1 = 255``, and quantised uniformly in
-``[-1, 1]`` into ``bins`` (256) bins: bin ``k`` covers ``f`` in ``[-1 + 2k/bins, -1 + 2(k+1)/bins)``, i.e. ``x`` in ``[e_k, e_{k+1})`` with ``e_k = V f^-1(-1 + 2k/bins)``.
+``[-1, 1]`` into ``bins`` (256) bins: bin ``k`` covers ``f`` in ``[-1 + 2k/bins, -1 + 2(k+1)/bins)``, i.e.
+``x`` in ``[e_k, e_{k+1})`` with ``e_k = V f^-1(-1 + 2k/bins)``.
 A value is decoded as the centre of its bin in the companded space, ``V f^-1(-1 + (2k + 1)/bins)``. Values
 with ``|x| > V`` are refused (one-line DataError: raise ``value_range`` or standardise the data) unless
 ``clip=true``, which clips them to ``+-V`` (documented loss: their likelihood is that of the edge bin).
@@ -75,7 +76,9 @@ def mu_law_decode(k: torch.Tensor, bins: int = 256, value_range: float = 8.0) ->
 
 def mu_law_edges(bins: int = 256, value_range: float = 8.0) -> torch.Tensor:
     """The ``bins + 1`` bin edges ``e_0 = -V < e_1 < ... < e_bins = V`` (float64)."""
-    return mu_law_expand(torch.linspace(-1.0, 1.0, bins + 1, dtype=torch.float64), bins, value_range)
+    e = mu_law_expand(torch.linspace(-1.0, 1.0, bins + 1, dtype=torch.float64), bins, value_range)
+    e[0], e[-1] = -value_range, value_range   # exact ends (expm1(log1p(mu)) / mu rounds)
+    return e
 
 
 # ---------------------------------------------------------------------------- network
@@ -378,7 +381,7 @@ class WaveNet(GenerativeModel):
 
         was_training = self.training
         self.eval()
-        C, bins = self.shape[0], self.config.bins
+        C = self.shape[0]
         q = torch.zeros(n, C, T, dtype=torch.long, device=self.device)
         t0 = 0
         if prefix is not None:
