@@ -121,7 +121,8 @@ SPECS = {
     # trains through the holes, fills them by reconstruction; rows carry no labels
     "Imputer": Spec(lambda **kw: Imputer(**kw), ("supports_missing", "can_reconstruct"), ("conditional",)),
     # codes from the encoder, back through the decoder; a file holds no labels
-    "Compressor": Spec(lambda **kw: Compressor(bits=4, **kw), ("has_encoder", "has_decoder"), ("conditional",)),
+    "Compressor": Spec(lambda **kw: Compressor(bits=4, coder="fixed", **kw), ("has_encoder", "has_decoder"),
+                       ("conditional",)),
     # samples of a requested class
     "Augmenter": Spec(lambda **kw: Augmenter(n_per_class=2, **kw), ("conditional", "can_sample")),
     # decodes codes (encoder-based methods need has_encoder, checked per method)

@@ -223,3 +223,59 @@ def test_cli_augment(data, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert msg in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "b").exists()
+
+
+# ---------------------------------------------------------------------------- filter and mixing ratio
+def test_classifier_filter_keeps_the_surest_of_oversampled_draws(data, tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    from genlab.apps.augment import _class_seed
+    x, y = data
+    f = _aug(filter="classifier", oversample=3, n_per_class=4).fit(x, y)
+    # the filter is scikit-learn's logistic regression on the same real samples (independent reference)
+    ref = LogisticRegression(C=1.0, max_iter=3000).fit(x.reshape(len(x), -1), y)
+    draws = f.model_.sample(12, labels=torch.full((12,), 2),
+                            generator=torch.Generator().manual_seed(_class_seed(f.random_state, 2))).numpy()
+    p = ref.predict_proba(draws.reshape(12, -1))[:, 2]
+    np.testing.assert_allclose(f.filter_proba(draws)[:, 2], p, rtol=1e-6, atol=1e-9)
+    Xg, yg = f.generate(classes=[2])
+    want = draws[np.argsort(-p, kind="stable")[:4]]
+    assert (yg == 2).all() and Xg.shape == (4, 1, 8, 8)
+    np.testing.assert_allclose(Xg, want, rtol=0, atol=1e-6)
+    assert (np.diff(f.filter_proba(Xg)[:, 2]) <= 1e-12).all()  # surest first
+    f.save(tmp_path / "f")
+    g = Augmenter.load(tmp_path / "f")
+    np.testing.assert_array_equal(g.generate()[0], f.generate()[0])
+    with pytest.raises(ConfigError, match="filter must be None or 'classifier'"):
+        _aug(filter="knn").fit(x, y)
+    with pytest.raises(ConfigError, match="oversample must be a number >= 1"):
+        _aug(filter="classifier", oversample=0.5).fit(x, y)
+    with pytest.raises(ConfigError, match="has no filter"):
+        _aug().fit(x, y).filter_proba(x)
+
+
+def test_select_ratio_by_cross_validation_on_real_samples_only():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    from genlab.apps.augment import select_ratio
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 6)) * 2
+    y = np.repeat(np.arange(3), 6)
+    X = centers[y] + rng.normal(size=(18, 6)) * 1.5
+    yg = np.repeat(np.arange(3), 40)
+    good = centers[yg] + rng.normal(size=(120, 6)) * 1.5  # more data of the same classes
+    bad = good[:, ::-1].copy()  # wrong features: should not be chosen
+    clf = LogisticRegression(max_iter=2000)
+    best, scores = select_ratio(X, y, good, yg, clf, ratios=(0, 1, 5), cv=3)
+    assert set(scores) == {0.0, 1.0, 5.0} and best == max(scores, key=lambda r: (scores[r], -r))
+    # independent reference for ratio 0: plain stratified CV of the classifier on the real samples
+    ref = [float((LogisticRegression(max_iter=2000).fit(X[tr], y[tr]).predict(X[va]) == y[va]).mean())
+           for tr, va in StratifiedKFold(3, shuffle=True, random_state=0).split(X, y)]
+    assert scores[0.0] == pytest.approx(np.mean(ref))
+    best_bad, scores_bad = select_ratio(X, y, bad, yg, clf, ratios=(0, 5), cv=3)
+    assert scores_bad[5.0] <= scores[5.0]
+    with pytest.raises(ConfigError, match="ratios must be non-negative"):
+        select_ratio(X, y, good, yg, clf, ratios=(-1,))
+    with pytest.raises(DataError, match="at least 2 real samples per class"):
+        select_ratio(X[:4], np.array([0, 1, 2, 2]), good, yg, clf)

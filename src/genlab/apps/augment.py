@@ -7,6 +7,15 @@
 
 Determinism: the samples of class ``k`` come from a ``torch.Generator`` seeded with
 ``SeedSequence([random_state, k])``, so they do not depend on which other classes are asked for.
+
+Few real samples (the protocol that helps, docs/apps/augment.md): generate ``oversample`` times more than asked
+and keep the samples a classifier trained on the same real samples finds most typical of their requested class
+(``filter="classifier"``), then choose how many to add by cross-validation on the real samples only
+(:func:`select_ratio`)::
+
+>>> aug = Augmenter(n_per_class=200, filter="classifier", oversample=4).fit(X, y)
+>>> X_new, y_new = aug.generate()        # per class: 800 drawn, the 200 the filter is surest of, surest first
+>>> best, scores = select_ratio(X, y, X_new, y_new, LogisticRegression(), ratios=(0, 1, 3, 10))
 """
 from __future__ import annotations
 
@@ -61,6 +70,14 @@ class Augmenter(ModelEstimator):
         Config of the model trained in ``fit``.
     n_per_class : int or "balance", default 100
         Samples to generate per class, or ``"balance"``: top every class up to the largest real class count.
+    filter : {None, "classifier"}, default None
+        ``"classifier"``: a multinomial logistic regression (scikit-learn, ``C=filter_C``) is trained in ``fit``
+        on the real samples (model space, flattened); :meth:`generate` draws ``oversample`` x as many samples per
+        class and keeps those it gives the highest probability of their requested class, most probable first.
+    oversample : float, default 4.0
+        Draws per kept sample with ``filter="classifier"`` (>= 1).
+    filter_C : float, default 1.0
+        Inverse regularisation of the filter's logistic regression.
     epochs, batch_size, random_state, validation_fraction, trainer_config
         Training of the wrapped model (see :class:`~genlab.apps.ModelEstimator`); ``random_state`` also seeds
         :meth:`generate` when it is given no ``random_state``.
@@ -77,6 +94,8 @@ class Augmenter(ModelEstimator):
         Names of the classes (the data set's class names when it has them, else ``str(label)``).
     class_counts_ : list of int
         Real samples per class seen in ``fit``.
+    filter_coef_, filter_intercept_ : list
+        Weights ``(K, D)`` and biases ``(K,)`` of the filter (``filter="classifier"``; stored as JSON, no pickle).
     n_features_in_ : int
         Scalars per sample (``D``, or ``C*H*W`` for images).
     feature_names_in_ : ndarray of str
@@ -86,14 +105,18 @@ class Augmenter(ModelEstimator):
     default_model = "cvae"
     #: ``sample(n, labels=...)`` draws samples of a requested class
     _needs = ("conditional", "can_sample")
-    _json_state = ("classes_", "class_names_", "class_counts_")
+    _json_state = ("classes_", "class_names_", "class_counts_", "filter_coef_", "filter_intercept_")
     _requires_y = True
 
-    def __init__(self, *, model="cvae", model_config=None, n_per_class=100, epochs=50, batch_size=128,
-                 random_state=0, validation_fraction=0.1, trainer_config=None, verbose=None):
+    def __init__(self, *, model="cvae", model_config=None, n_per_class=100, filter=None, oversample=4.0,
+                 filter_C=1.0, epochs=50, batch_size=128, random_state=0, validation_fraction=0.1,
+                 trainer_config=None, verbose=None):
         self.model = model
         self.model_config = model_config
         self.n_per_class = n_per_class
+        self.filter = filter
+        self.oversample = oversample
+        self.filter_C = filter_C
         self.epochs = epochs
         self.batch_size = batch_size
         self.random_state = random_state
@@ -124,6 +147,7 @@ class Augmenter(ModelEstimator):
         self
         """
         self._check_n(self.n_per_class)
+        self._check_filter()
         self.check_model()
         X = self._check_X(X, reset=True)  # a numpy array, or a TensorDataset as given
         ds_names = X.classes if isinstance(X, TensorDataset) else None
@@ -175,14 +199,59 @@ class Augmenter(ModelEstimator):
         self.classes_ = classes
         self.class_names_ = names
         self.class_counts_ = np.bincount(enc, minlength=len(classes)).astype(int).tolist()
+        self.filter_coef_, self.filter_intercept_ = None, None
+        if self.filter == "classifier":
+            self._fit_filter(self._to_model(ds), enc)
         log.info("Augmenter: %d classes, %d real samples", len(classes), len(yy))
         return self
+
+    def _check_filter(self) -> None:
+        if self.filter not in (None, "classifier"):
+            raise ConfigError(f"filter must be None or 'classifier', got {self.filter!r}; e.g. filter='classifier'")
+        for name, lo in (("oversample", 1.0), ("filter_C", 0.0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < lo or v == 0:
+                raise ConfigError(f"{name} must be a number {'>= 1' if lo else '> 0'}, got {v!r}")
+
+    def _fit_filter(self, x: torch.Tensor, enc: np.ndarray) -> None:
+        """The filter: multinomial logistic regression on the flattened real samples (model space)."""
+        from sklearn.linear_model import LogisticRegression
+        k = len(self.classes_)
+        if len(np.unique(enc)) < 2:
+            raise DataError("filter='classifier' needs at least two classes in y; drop filter= for one class")
+        clf = LogisticRegression(C=float(self.filter_C), max_iter=3000).fit(x.flatten(1).numpy(), enc)
+        coef = np.zeros((k, x[0].numel()))
+        icpt = np.full(k, -np.inf)  # a class absent from y is never the filter's choice
+        coef[clf.classes_], icpt[clf.classes_] = clf.coef_, clf.intercept_
+        if len(clf.classes_) == 2:  # sklearn's binary case: one row for class 1 against class 0
+            coef[clf.classes_] = np.stack([-clf.coef_[0] / 2, clf.coef_[0] / 2])
+            icpt[clf.classes_] = [-clf.intercept_[0] / 2, clf.intercept_[0] / 2]
+        self.filter_coef_, self.filter_intercept_ = coef.tolist(), icpt.tolist()
+
+    def filter_proba(self, X) -> np.ndarray:
+        """Class probabilities ``(N, K)`` (columns in ``classes_`` order) the filter gives samples ``X`` (images
+        in [0, 1] / rows in the data's units). Needs ``filter="classifier"``."""
+        self._check_fitted()
+        if getattr(self, "filter_coef_", None) is None:
+            raise ConfigError("this Augmenter has no filter; fit it with filter='classifier'")
+        ds = as_dataset(X)
+        self._check_shape(ds)
+        return self._proba(self._to_model(ds))
+
+    def _proba(self, x: torch.Tensor) -> np.ndarray:
+        logits = x.flatten(1).double().numpy() @ np.asarray(self.filter_coef_).T + np.asarray(self.filter_intercept_)
+        logits -= logits.max(1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(1, keepdims=True)
 
     @classmethod
     def load(cls, path):
         """Rebuild an Augmenter written by :meth:`save`."""
         est = super().load(path)
         est.classes_ = np.asarray(est.classes_)
+        for k in ("filter_coef_", "filter_intercept_"):
+            if not hasattr(est, k):  # saved before the filter existed
+                setattr(est, k, None)
         return est
 
     # ------------------------------------------------------------------ generation
@@ -212,11 +281,18 @@ class Augmenter(ModelEstimator):
     def _sample_class(self, k: int, n: int, seed: int) -> torch.Tensor:
         m = self.model_.eval()
         g = torch.Generator().manual_seed(_class_seed(seed, k))
+        filtered = getattr(self, "filter_coef_", None) is not None
+        draws = int(np.ceil(n * float(self.oversample))) if filtered else n
         parts = []
-        for i in range(0, n, _BATCH):
-            b = min(_BATCH, n - i)
+        for i in range(0, draws, _BATCH):
+            b = min(_BATCH, draws - i)
             parts.append(m.sample(b, labels=torch.full((b,), k, dtype=torch.long), generator=g).float().cpu())
-        return torch.cat(parts)  # (n, *shape) model space
+        x = torch.cat(parts)  # (draws, *shape) model space
+        if not filtered:
+            return x
+        p = self._proba(x)[:, k]
+        keep = np.argsort(-p, kind="stable")[:n]  # the n the filter is surest of, surest first
+        return x[torch.from_numpy(keep)]
 
     def generate(self, n_per_class=None, *, classes=None, random_state=None) -> tuple[np.ndarray, np.ndarray]:
         """Generate labelled samples.
@@ -349,3 +425,65 @@ class Augmenter(ModelEstimator):
                     Image.fromarray(t[:, :, 0] if t.shape[2] == 1 else t).save(sub / f"{j:06d}.png")
         log.info("Augmenter: wrote %d images in %d class folders to %s", len(x), len(np.unique(idx)), path)
         return path
+
+
+def select_ratio(X, y, X_gen, y_gen, classifier, *, ratios=(0, 0.5, 1, 2, 5, 10), cv=5, random_state=0
+                 ) -> tuple[float, dict]:
+    """Choose how many generated samples to add, by cross-validation on the **real** samples only.
+
+    For each ratio ``r`` and each of ``cv`` stratified folds of the real ``(X, y)``, a clone of ``classifier``
+    (any scikit-learn classifier) is trained on the other real folds plus, per class, the first
+    ``round(r * n_k)`` generated samples of that class (``n_k``: the class's real samples in those folds;
+    :meth:`Augmenter.generate` with a filter lists the surest first), and scored (accuracy) on the held-out real
+    fold. No test data is touched; the generator and filter were trained on all real samples, including each
+    held-out fold, so the scores flatter the generated samples a little (the choice, not a test figure).
+
+    Parameters
+    ----------
+    X, y : arrays
+        The real samples and labels (the ones the Augmenter was fitted on).
+    X_gen, y_gen : arrays
+        Generated samples and labels, in the order to take them within each class.
+    classifier : scikit-learn classifier
+    ratios : sequence of float
+        Generated samples per real sample; ``0`` is real-only.
+    cv : int
+        Stratified folds (at most the smallest class count).
+    random_state : int
+        Seeds the fold shuffling.
+
+    Returns
+    -------
+    best : float
+        The ratio with the highest mean fold accuracy (the smallest ratio among ties).
+    scores : dict
+        Ratio -> mean fold accuracy.
+    """
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold
+    X, X_gen = np.asarray(X), np.asarray(X_gen)
+    y, y_gen = np.asarray(y), np.asarray(y_gen)
+    if len(X) != len(y) or len(X_gen) != len(y_gen):
+        raise DataError("X and y (and X_gen and y_gen) must have one label per sample")
+    if not ratios or any(isinstance(r, bool) or not isinstance(r, (int, float)) or r < 0 for r in ratios):
+        raise ConfigError(f"ratios must be non-negative numbers, got {ratios!r}")
+    folds = int(min(cv, np.bincount(np.unique(y, return_inverse=True)[1]).min()))
+    if folds < 2:
+        raise DataError("select_ratio needs at least 2 real samples per class for cross-validation")
+    by_class = {c: np.flatnonzero(y_gen == c) for c in np.unique(y)}
+    flat = X.reshape(len(X), -1)
+    gen_flat = X_gen.reshape(len(X_gen), -1)
+    scores = {}
+    split = list(StratifiedKFold(folds, shuffle=True, random_state=random_state).split(flat, y))
+    for r in ratios:
+        acc = []
+        for tr, va in split:
+            extra = np.concatenate([by_class[c][:int(round(r * (y[tr] == c).sum()))] for c in by_class]).astype(int)
+            xs = np.concatenate([flat[tr], gen_flat[extra]])
+            ys = np.concatenate([y[tr], y_gen[extra]])
+            clf = clone(classifier).fit(xs.reshape(len(xs), *X.shape[1:]), ys)
+            acc.append(float((clf.predict(X[va]) == y[va]).mean()))
+        scores[float(r)] = float(np.mean(acc))
+        log.info("select_ratio: ratio %g -> CV accuracy %.4f", r, scores[float(r)])
+    best = max(scores, key=lambda r: (scores[r], -r))
+    return best, scores
