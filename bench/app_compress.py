@@ -112,10 +112,12 @@ def _interp(curve: list[dict], r: float, key: str) -> float | None:
     return float(np.interp(r, xs, ys))
 
 
-def run(quick: bool = False, epochs: int = 20, rd_epochs: int = 10, lmbdas=(3, 10, 30, 100, 300)) -> dict:
+def run(quick: bool = False, epochs: int = 20, rd_epochs: int = 10, lmbdas=(3, 10, 30, 100, 300),
+        n_train: int = 4000) -> dict:
     torch.manual_seed(0)
     ds = load_dataset("mnist5k")
     train, _, test = ds.split(val=0.0, test=0.2, seed=0)
+    train = train.subset(torch.arange(min(n_train, len(train))))
     if quick:
         train, test, epochs, rd_epochs, lmbdas = (train.subset(torch.arange(800)), test.subset(torch.arange(200)),
                                                    1, 1, (10, 100))
@@ -193,12 +195,14 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--rd-epochs", type=int, default=10)
     ap.add_argument("--lmbdas", type=float, nargs="+", default=[3, 10, 30, 100, 300])
+    ap.add_argument("--n-train", type=int, default=4000, help="first N of the 4,000 training images")
     ap.add_argument("--plot", default="bench/results/app_compress_rd.png")
     args = ap.parse_args()
-    res = run(quick=args.quick, epochs=args.epochs, rd_epochs=args.rd_epochs, lmbdas=tuple(args.lmbdas))
+    res = run(quick=args.quick, epochs=args.epochs, rd_epochs=args.rd_epochs, lmbdas=tuple(args.lmbdas),
+              n_train=args.n_train)
     plot(res, args.plot)
     print(f"\n`OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/app_compress.py "
-          f"{'--quick' if args.quick else f'--epochs {args.epochs} --rd-epochs {args.rd_epochs}'}` "
+          f"{'--quick' if args.quick else f'--epochs {args.epochs} --rd-epochs {args.rd_epochs} --n-train {args.n_train} --lmbdas ' + ' '.join(f'{x:g}' for x in args.lmbdas)}` "
           f"({res['seconds']:.0f} s process CPU; mnist5k, {res['n_test']} held-out images, raw = 784 B/image; "
           f"plot: {args.plot})\n")
     print("| method | bytes/image | ideal (info content) | PSNR (dB) | SSIM | decoder shipped once | CPU s |")
