@@ -279,3 +279,13 @@ def test_select_ratio_by_cross_validation_on_real_samples_only():
         select_ratio(X, y, good, yg, clf, ratios=(-1,))
     with pytest.raises(DataError, match="at least 2 real samples per class"):
         select_ratio(X[:4], np.array([0, 1, 2, 2]), good, yg, clf)
+
+
+def test_cli_augment_filter(data, tmp_path):
+    x, y = data
+    np.savez(tmp_path / "d.npz", x=np.rint(x * 255).astype(np.uint8), y=y)
+    assert main(["augment", str(tmp_path / "d.npz"), "--out", str(tmp_path / "aug"), "-n", "2", "--epochs", "1",
+                 "--set", "latent_dim=2", "--set", "arch=mlp", "--set", "hidden=[32]", "--filter", "classifier",
+                 "--oversample", "2", "--no-progress"]) == 0
+    m = json.loads((tmp_path / "aug" / "metrics.json").read_text())
+    assert m["filter"] == "classifier" and m["oversample"] == 2.0 and m["generated"] == 8

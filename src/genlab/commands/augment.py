@@ -9,7 +9,9 @@ NAME = "augment"
 HELP = ("Generate N labelled samples per class from a conditional VAE/GAN; writes OUT/generated/ (class "
         "sub-folders of PNGs) or OUT/generated.npz, a sample grid and a report.")
 EXAMPLE = ("example: genlab augment mnist5k --out aug -n 100 --epochs 100\n"
-           "example: genlab augment my_images/ --out aug -n 50 --model acgan --format npz --include-real")
+           "example: genlab augment my_images/ --out aug -n 50 --model acgan --format npz --include-real\n"
+           "example: genlab augment mnist5k --out aug -n 100 --filter classifier --oversample 4   (keep the samples "
+           "a classifier trained on the real ones is surest of)")
 
 
 def add_arguments(p) -> None:
@@ -23,6 +25,10 @@ def add_arguments(p) -> None:
     p.add_argument("--format", choices=("folder", "npz"), default="folder",
                    help="folder: OUT/generated/<class>/*.png (images only); npz: OUT/generated.npz (default folder)")
     p.add_argument("--include-real", action="store_true", help="write the real samples too (real + generated)")
+    p.add_argument("--filter", choices=("none", "classifier"),
+                   help="classifier: draw --oversample x as many and keep those a logistic regression trained on the "
+                        "real samples is surest belong to their class (default none)")
+    p.add_argument("--oversample", type=float, help="draws per kept sample with --filter classifier (default 4)")
     add_model_arguments(p, "cvae")
 
 
@@ -45,7 +51,12 @@ def run(args) -> int:
     if args.format == "folder" and ds.kind != "image":
         raise ConfigError("--format folder writes PNG images; use --format npz for tabular data")
     n = "balance" if args.balance else args.n
-    est = fitted_estimator(Augmenter, args, ds, n_per_class=n)
+    extra = {}
+    if args.filter is not None:
+        extra["filter"] = None if args.filter == "none" else args.filter
+    if args.oversample is not None:
+        extra["oversample"] = args.oversample
+    est = fitted_estimator(Augmenter, args, ds, n_per_class=n, **extra)
     classes = None
     if args.classes:
         names = [c.strip() for c in args.classes.split(",") if c.strip()]
@@ -72,9 +83,11 @@ def run(args) -> int:
     counts = {str(c): int((y_new == c).sum()) for c in np.unique(y_new)}
     metrics = {"input": args.input, "output": str(target), "model": est.model_.registry_name,
                "generated": len(x_new), "real_included": int(len(x_all) - len(x_new)),
-               "classes": [str(c) for c in est.classes_], "generated_per_class": counts}
+               "classes": [str(c) for c in est.classes_], "generated_per_class": counts,
+               "filter": est.filter, "oversample": est.oversample if est.filter else None}
     write_outputs(out, title="genlab augment", metrics=metrics, figures=figs, config=est.get_params())
     rows = [("model", metrics["model"]), ("classes", len(est.classes_)), ("generated", metrics["generated"]),
+            ("filter", f"classifier, {est.oversample:g}x draws" if est.filter else "none"),
             ("real included", metrics["real_included"]), ("written to", str(target))]
     Console().print(_table(f"genlab augment {args.input}", rows))
     print(f"report: {(out / 'report.html').resolve()}")
