@@ -22,6 +22,22 @@ Protocol (all printed with the table):
     .venv/bin/python bench/gans.py                       # everything (long: see README for the time)
     .venv/bin/python bench/gans.py --quick               # 1 seed, few epochs: a smoke run
     .venv/bin/python bench/gans.py --only throughput
+
+Budget section (``--only budget``; issue 17): ``dcgan``, ``wgan-gp``, ``progan``, ``stylegan`` and the textbook
+DCGAN loop of pytorch/examples (``bench/gan_textbook.py``'s ``textbook_loop`` on genlab's DCGAN networks) at equal
+*process CPU time* (``time.process_time()``, fairer than wall time on a shared machine) on ``mnist5k``'s train
+split (4,000 images; batch 64; 1 torch thread for every arm). ``dcgan``, ``wgan-gp`` and the textbook loop
+work at 28x28; ``progan`` and ``stylegan`` pad to 32x32 (edges replicated) and crop their samples back to 28x28,
+so every arm is scored on 28x28 samples. genlab arms train through ``Trainer.fit`` with default model settings
+(``--set`` overrides them), no validation and no monitors, stopped after the step during which the process
+CPU time of the arm passed ``--budget`` seconds; the textbook loop stops the same way. Evaluation (not timed):
+``--samples`` samples against the held-out images (validation + test splits): FID-mnist (genlab feature net),
+recall (k=3), the classes holding > 1 % of the samples and the smallest/largest class share (goal: each class 5-15 %),
+and PPL in Z (lerp, eps 1e-4, 1,000 paths, feature-net features, no crop; ``stylegan`` also in W).
+
+    .venv/bin/python bench/gans.py --only budget --budget 180 --seeds 1        # first numbers (docs/models/gan.md)
+    .venv/bin/python bench/gans.py --only budget --budget 300 --seeds 3        # the issue's protocol, 5 minutes
+    .venv/bin/python bench/gans.py --only budget --budget 1200 --seeds 3       # ... and 20 minutes
 """
 from __future__ import annotations
 
@@ -177,6 +193,108 @@ def throughput(steps: int, repeats: int) -> dict:
             "steps": steps, "repeats": repeats}
 
 
+# -- equal CPU-time budget (issue 17) ------------------------------------------------------------------------------
+BUDGET_MODELS = ["dcgan", "wgan-gp", "progan", "stylegan", "textbook"]
+#: per-model settings of the budget runs (before --set): progan's growth fits a short budget (32x32 after 10,500
+#: images: 1,500 at 4x4, then 1,500 fading in and 1,500 stable per side)
+BUDGET_CONFIG = {"progan": {"fade_images": 1500, "stable_images": 1500}}
+
+
+class _CPUBudget:
+    """Trainer callback: ends the run after the step during which this process's CPU time passed ``seconds``
+    (the Trainer's own ``max_seconds`` counts wall time; it ends the run through the same deadline check)."""
+
+    def __init__(self, seconds: float):
+        from genlab.training import Callback
+
+        class Stop(Callback):
+            def step_figures(cb, trainer, batch):
+                if time.process_time() - self.t0 >= seconds:
+                    trainer._deadline = float("-inf")  # the deadline test of trainer.max_seconds fires
+                return {}
+        self.t0 = time.process_time()
+        self.callback = Stop()
+
+
+def budget_arm(name: str, train, seed: int, seconds: float, model_config: dict):
+    """Train one arm for ``seconds`` of process CPU time; returns (genlab model to sample from, info)."""
+    t0 = time.process_time()
+    if name == "textbook":
+        import types
+
+        import gan_textbook
+        real_time = gan_textbook.time
+        gan_textbook.time = types.SimpleNamespace(perf_counter=time.process_time)  # its loop, on the CPU clock
+        try:
+            netG, info = gan_textbook.textbook_loop(train.x, seconds, seed)
+        finally:
+            gan_textbook.time = real_time
+        entry = get_model_entry("dcgan")
+        model = entry.cls(from_dict(entry.config_cls, {}), train.info())
+        model.generator.load_state_dict(netG.state_dict())  # the same DCGANGenerator: sample/decode/PPL as genlab's
+        return model.eval(), {"batches": info["batches"], "cpu_s": time.process_time() - t0}
+    seed_everything(seed)
+    entry = get_model_entry(name)
+    model = entry.cls(from_dict(entry.config_cls, {**BUDGET_CONFIG.get(name, {}), **model_config}), train.info())
+    stop = _CPUBudget(seconds)
+    res = Trainer({"epochs": 10**6, "batch_size": BATCH, "seed": seed, "log_every": 10**6, "monitor_every": 0,
+                   "fid_samples": 0, "num_threads": 1, "precision": "fp32", "channels_last": False},
+                  callbacks=[stop.callback]).fit(model, train)
+    info = {"batches": res.step, "cpu_s": time.process_time() - t0}
+    if hasattr(model, "growth"):
+        info["growth"] = model.growth()
+    return model.eval(), info
+
+
+def budget_score(model, net, real_feats, n: int, seed: int, ppl_n: int) -> dict:
+    from genlab.metrics.ppl import perceptual_path_length
+    g = torch.Generator().manual_seed(10_000 + seed)
+    with torch.no_grad():
+        x = torch.cat([model.sample(min(500, n - i), generator=g) for i in range(0, n, 500)]).float().clamp(0, 1)
+    f, lg = net.extract(x)
+    counts = class_histogram(lg)
+    share = counts / counts.sum()
+    _, rec = precision_recall(real_feats, f, k=3)
+    feat = lambda im: net.features(im.clamp(0, 1))  # noqa: E731
+    out = {"fid": fid(FeatureStats.from_features(f), FeatureStats.from_features(real_feats)), "recall": rec,
+           "classes": classes_covered(counts, 0.01), "min_share": float(share.min()), "max_share": float(share.max()),
+           "ppl_z": perceptual_path_length(model, feat, n=ppl_n, seed=seed)}
+    if getattr(type(model), "has_w_space", False):
+        out["ppl_w"] = perceptual_path_length(model, feat, n=ppl_n, seed=seed, space="w")
+    return out
+
+
+def budget(args, model_config: dict) -> None:
+    torch.set_num_threads(1)
+    splits = prepare_data(from_dict(DataConfig, {"name": "mnist5k"}))
+    net = load_feature_net("mnist")
+    real_feats, _ = net.extract(held_out(splits))
+    fl = floor(splits, net)
+    print(f"\n## equal CPU time: {args.budget:g} s of process CPU time per arm (1 torch thread), mnist5k train split "
+          f"({len(splits.train)} images), batch {BATCH}, {args.seeds} seed(s); {args.samples} samples vs "
+          f"{len(held_out(splits))} held-out images; real-vs-real floor FID-mnist {fl:.3g}")
+    rows = []
+    for name in args.models.split(","):
+        for seed in range(args.seeds):
+            model, info = budget_arm(name, splits.train, seed, args.budget, model_config)
+            r = {"model": name, "seed": seed, **info,
+                 **budget_score(model, net, real_feats, args.samples, seed, args.ppl_paths)}
+            rows.append(r)
+            print(f"  {name:9s} seed {seed}: {r['batches']} batches, {r['cpu_s']:.0f} CPU s, FID {r['fid']:.1f}, "
+                  f"recall {r['recall']:.3f}, classes {r['classes']} (shares {100 * r['min_share']:.1f}-"
+                  f"{100 * r['max_share']:.1f} %), PPL-z {r['ppl_z']:.4g}"
+                  + (f", PPL-w {r['ppl_w']:.4g}" if "ppl_w" in r else "")
+                  + (f", growth {r['growth']}" if "growth" in r else ""), flush=True)
+    print(f"\n| model | batches | FID-mnist (floor {fl:.3g}) | recall | classes > 1 % | class share min-max % | "
+          "PPL z | PPL w |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in args.models.split(","):
+        rs = [r for r in rows if r["model"] == name]
+        mn, mx = mean_std(rs, "min_share"), mean_std(rs, "max_share")
+        print(f"| {name} | {mean_std(rs, 'batches')} | {mean_std(rs, 'fid')} | {mean_std(rs, 'recall')} | "
+              f"{mean_std(rs, 'classes')} | {mn} - {mx} | {mean_std(rs, 'ppl_z')} | {mean_std(rs, 'ppl_w')} |")
+
+
 def mean_std(rows, key):
     v = [r[key] for r in rows if r.get(key) is not None]
     if not v:
@@ -187,7 +305,10 @@ def mean_std(rows, key):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 seed, 3 epochs (smoke run, not for the README)")
-    ap.add_argument("--only", default="quality,throughput", help="quality and/or throughput")
+    ap.add_argument("--only", default="quality,throughput", help="quality, throughput and/or budget")
+    ap.add_argument("--budget", type=float, default=180.0, help="budget: process CPU seconds per arm")
+    ap.add_argument("--samples", type=int, default=2000, help="budget: samples per arm for FID/recall/classes")
+    ap.add_argument("--ppl-paths", type=int, default=1000, help="budget: PPL paths per arm")
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--data", default="mnist5k,digits")
     ap.add_argument("--seeds", type=int, default=3)
@@ -203,6 +324,10 @@ def main():
     logging.basicConfig(level=logging.ERROR)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     parts = set(args.only.split(","))
+    if "budget" in parts:
+        if args.models == ",".join(MODELS):
+            args.models = ",".join(BUDGET_MODELS)
+        budget(args, model_config)
     if "quality" in parts:
         seeds = 1 if args.quick else args.seeds
         rows = []

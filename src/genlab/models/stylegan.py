@@ -48,7 +48,7 @@ class StyleGANConfig(_GANBaseConfig):
     """``stylegan``: see :mod:`genlab.models.stylegan`.
 
     latent_dim: z size; w_dim: w size; mapping_layers: depth of the mapping network; width: channels of the
-    synthesis and discriminator blocks at the low sides (halved above 16x16, at least 16). mixing_prob: style
+    synthesis and discriminator blocks at the low sides (halved per doubling above 8x8, at least 16). mixing_prob: style
     mixing probability in [0, 1]. r1_gamma / r1_every: R1 weight and its lazy interval. pl_weight / pl_every /
     pl_decay: path-length regularisation (0: off). w_avg_beta: decay of the tracked mean ``w``. lr_g, lr_d:
     Adam learning rates (different values: TTUR), betas (0, 0.99). ``hidden`` and ``spectral_norm`` are not used.
@@ -89,7 +89,7 @@ class StyleGANConfig(_GANBaseConfig):
 
 
 def _channels(width: int, side: int) -> int:
-    return min(width, max(16, width * 16 // side))
+    return min(width, max(16, width * 8 // side))
 
 
 def check_psi(psi: float) -> float:
