@@ -447,9 +447,11 @@ class PixelCNN(GenerativeModel):
             Source of the uniforms; one per sub-pixel and image, drawn in sampling order.
         cache : bool
             ``True`` (default): per row, the vertical stack runs once on the rows above and only the horizontal
-            stack runs per sub-pixel, on the current row up to the current column. This is exact: no layer looks
-            below the current row or (horizontal stack) right of the current column, so the outputs at the current
-            sub-pixel equal a full forward pass (up to float rounding). ``False``: a full forward pass per
+            stack runs per sub-pixel, on the current row from the left edge of its receptive field
+            (``first_kernel // 2 + layers * (kernel // 2)`` columns to the left) to the current column. This is
+            exact: no layer looks below the current row or (horizontal stack) right of the current column or
+            beyond that reach to the left, so the outputs at the current sub-pixel equal a full forward pass (up
+            to float rounding). ``False``: a full forward pass per
             sub-pixel (the reference).
         progress : bool or None
             The progress display switch of :func:`genlab.training.progress.progress_enabled`.
@@ -549,13 +551,15 @@ class PixelCNN(GenerativeModel):
         q = torch.zeros(b, C, H, W, dtype=torch.long, device=self.device)
         if first_row:
             q[:, :, :first_row] = start[:, :, :first_row]
+        reach = self.config.first_kernel // 2 + self.config.layers * (self.config.kernel // 2)  # columns to the left
         for i in range(first_row, H):
             v2h = [v[:, :, i:i + 1] for v in self.net.vertical(self._net_input(q[:, :, :i + 1]), y)]  # row i
             for j in range(W):
-                vj = [v[:, :, :, :j + 1] for v in v2h]
+                lo = max(0, j - reach)  # the horizontal stack's receptive field at column j: columns lo..j
+                vj = [v[:, :, :, lo:j + 1] for v in v2h]
                 for c in range(C):
-                    row = self._net_input(q[:, :, i:i + 1, :j + 1])  # (b, C, 1, j + 1)
-                    logits = self.net.horizontal(row, vj, y)[:, c, :, 0, j]  # (b, K)
+                    row = self._net_input(q[:, :, i:i + 1, lo:j + 1])  # (b, C, 1, j + 1 - lo)
+                    logits = self.net.horizontal(row, vj, y)[:, c, :, 0, -1]  # (b, K)
                     q[:, c, i, j] = self._draw(logits, us[i, j, c])
             bar.advance(b)
         return q
