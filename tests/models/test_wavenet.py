@@ -106,13 +106,14 @@ def test_step_t_does_not_depend_on_steps_at_or_after_t():
     x = seq_data(4).x
     y = x.clone()
     y[:, :, 10:] = torch.randn(4, 2, 14)
-    a, b = m.logits(x), m.logits(y)
+    a, b = m.bin_log_probs(x), m.bin_log_probs(y)
     assert torch.equal(a[..., :11], b[..., :11]) and not torch.equal(a[..., 11:], b[..., 11:])
 
 
-def test_likelihood_normalises_over_every_sequence():
+@pytest.mark.parametrize("head", ["softmax", "logistic_mixture"])
+def test_likelihood_normalises_over_every_sequence(head):
     """bins=4, C=2, T=3: the 4^6 sequences' probabilities sum to 1 (the factorisation is a distribution)."""
-    m = build({"bins": 4, "layers": 1, "channels": 4, "skip_channels": 4}, c=2, t=3)
+    m = build({"bins": 4, "layers": 1, "channels": 4, "skip_channels": 4, "head": head, "n_mix": 2}, c=2, t=3)
     codes = torch.tensor(list(itertools.product(range(4), repeat=6))).view(-1, 2, 3)
     x = mu_law_decode(codes, 4, m.config.value_range)
     total = torch.logsumexp(m.log_likelihood(x).double(), 0).exp()
@@ -123,11 +124,13 @@ def test_likelihood_normalises_over_every_sequence():
     width = (m.edges[1:] - m.edges[:-1])[codes]
     assert torch.allclose(m.step_log_probs(x, density=True), per_step - width.log(), atol=1e-5)
     assert torch.equal(m.elbo(x), m.log_likelihood(x))
+    assert torch.allclose(m.bin_log_probs(x).gather(2, codes.unsqueeze(2)).squeeze(2), per_step, atol=1e-5)
 
 
 # -- sampling and forecasts --------------------------------------------------------------------------------------
-def test_cached_sampling_equals_full_passes():
-    m = build({"layers": 3, "stacks": 2, "kernel": 3, "first_kernel": 3, "bins": 64}, c=2, t=40)
+@pytest.mark.parametrize("head", ["softmax", "logistic_mixture"])
+def test_cached_sampling_equals_full_passes(head):
+    m = build({"layers": 3, "stacks": 2, "kernel": 3, "first_kernel": 3, "bins": 64, "head": head}, c=2, t=40)
     a = m.sample(5, generator=torch.Generator().manual_seed(3), length=45)
     b = m.sample(5, generator=torch.Generator().manual_seed(3), length=45, cache=False)
     c = m.sample(5, generator=torch.Generator().manual_seed(4), length=45)
@@ -143,7 +146,7 @@ def test_forecast_one_step_is_the_predictive_mean():
     m = build()
     x = seq_data(3).x
     f = m.forecast(x[:, :, :10], 1)
-    p = torch.softmax(m.logits(x)[..., 10].double(), 2)            # (B, C, bins): p(x_10 | x_<10)
+    p = m.bin_log_probs(x)[..., 10].double().exp()                  # (B, C, bins): p(x_10 | x_<10)
     assert torch.allclose(f[:, :, 0].double(), p @ m.centres.double(), atol=1e-5)
     assert torch.allclose(m.one_step_mean(x)[:, :, 10], f[:, :, 0], atol=1e-5)
     f3 = m.forecast(x[:, :, :10], 3, samples=20, generator=torch.Generator().manual_seed(0))
@@ -213,3 +216,11 @@ def test_cli_trains_on_sunspots_and_refuses_short_windows(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "receptive field" in err[0]
     assert not (tmp_path / "bad").exists()
+
+
+def test_mixture_head_contract_checks(tmp_path):
+    cfg = {**SMALL, "head": "logistic_mixture", "n_mix": 3}
+    data = seq_data()
+    testing.check_inference("wavenet", data, cfg)
+    testing.check_one_step_lowers_loss("wavenet", data, cfg)
+    testing.check_save_load_round_trip("wavenet", data, tmp_path, cfg)

@@ -24,6 +24,13 @@ A value is decoded as the centre of its bin in the companded space, ``V f^-1(-1 
 with ``|x| > V`` are refused (one-line DataError: raise ``value_range`` or standardise the data) unless
 ``clip=true``, which clips them to ``+-V`` (documented loss: their likelihood is that of the edge bin).
 
+Heads. ``head="softmax"`` (default, the paper's): a ``bins``-way softmax per channel and step.
+``head="logistic_mixture"``: a discretised mixture of ``n_mix`` logistics over the same bins (PixelCNN++, Salimans et
+al. 2017, :func:`genlab.models.pixelcnn.logistic_mixture_log_prob`): bin ``k`` is level ``k`` of ``bins`` levels
+on the mixture's ``[-1, 1]`` scale (the companded scale up to an affine map), the edge bins take the tails, so the
+probabilities sum to 1; ``3 n_mix`` outputs instead of ``bins``, and neighbouring bins share mass (the softmax
+learns each bin separately, which needs far more data on short series).
+
 Likelihood. ``log_likelihood(x)``: exact ``sum_{c,t} log P(bin(x_{c,t}) | x_{<t})`` in nats per sequence
 (probabilities of the discrete bins); :meth:`WaveNet.step_log_probs` gives the ``(B, C, T)`` terms, and with
 ``density=True`` the log density of the piecewise-constant density on the standardised scale
@@ -41,12 +48,14 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..config import check
+from .pixelcnn import logistic_mixture_log_prob
 from ..errors import ConfigError, DataError
 from ..registry import register_model
 from .base import GenerativeModel, OptimizerSpec
@@ -115,20 +124,21 @@ class GatedBlock(nn.Module):
 
 
 class WaveNetNet(nn.Module):
-    """``(B, C, T)`` companded inputs (shifted: position ``t`` holds step ``t - 1``) -> ``(B, C, bins, T)`` logits."""
+    """``(B, C, T)`` companded inputs (shifted: position ``t`` holds step ``t - 1``) -> ``(B, C, K, T)`` outputs
+    (``K = bins`` logits, or ``3 n_mix`` mixture parameters)."""
 
     def __init__(self, c_in: int, channels: int, skip: int, kernel: int, first_kernel: int, dilations: list[int],
-                 bins: int):
+                 k_out: int):
         super().__init__()
-        self.c_in, self.bins = c_in, bins
+        self.c_in, self.k_out = c_in, k_out
         self.first = CausalConv(c_in, channels, first_kernel)
         self.blocks = nn.ModuleList(GatedBlock(channels, skip, kernel, d) for d in dilations)
         self.out1 = nn.Conv1d(skip, skip, 1)
-        self.out2 = nn.Conv1d(skip, c_in * bins, 1)
+        self.out2 = nn.Conv1d(skip, c_in * k_out, 1)
 
     def head(self, skip: torch.Tensor) -> torch.Tensor:
-        o = self.out2(F.relu(self.out1(F.relu(skip))))                      # (B, C * bins, T)
-        return o.view(o.shape[0], self.c_in, self.bins, o.shape[2])          # (B, C, bins, T)
+        o = self.out2(F.relu(self.out1(F.relu(skip))))                      # (B, C * K, T)
+        return o.view(o.shape[0], self.c_in, self.k_out, o.shape[2])         # (B, C, K, T)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         h = self.first(u)
@@ -148,8 +158,12 @@ class WaveNetConfig:
     (dilations ``1 .. 2^(layers-1)``), ``stacks``: repeats of that pattern; ``kernel``: width of the dilated
     convolutions, ``first_kernel``: of the first causal convolution (receptive field: see the module docstring).
     ``bins``: quantisation bins (mu = bins - 1); ``value_range``: the standardised values ``[-V, V]`` that are
-    quantised; ``clip``: clip values outside instead of refusing them. ``lr``/``weight_decay``: Adam.
+    quantised; ``clip``: clip values outside instead of refusing them. ``head``: ``softmax`` or
+    ``logistic_mixture`` of ``n_mix`` components (module docstring). ``lr``/``weight_decay``: Adam.
     """
+
+    head: Literal["softmax", "logistic_mixture"] = "softmax"
+    n_mix: int = 5
 
     channels: int = 32
     skip_channels: int = 64
@@ -172,6 +186,9 @@ class WaveNetConfig:
         check(2 <= self.bins <= 65536, f"bins must be in 2..65536, got {self.bins}")
         check(math.isfinite(self.value_range) and self.value_range > 0,
               f"value_range must be a finite number > 0, got {self.value_range}")
+        check(self.head in ("softmax", "logistic_mixture"),
+              f"head must be 'softmax' or 'logistic_mixture', got {self.head!r}")
+        check(1 <= self.n_mix <= 64, f"n_mix must be in 1..64, got {self.n_mix}")
         check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
 
@@ -201,7 +218,8 @@ class WaveNet(GenerativeModel):
             raise ConfigError(f"wavenet: the training sequences have {T} steps, fewer than the receptive field of "
                               f"{self.receptive_field} steps (layers={c.layers}, stacks={c.stacks}, "
                               f"kernel={c.kernel}); use longer windows (data.window) or fewer layers")
-        self.net = WaveNetNet(C, c.channels, c.skip_channels, c.kernel, c.first_kernel, self.dilations, c.bins)
+        self.net = WaveNetNet(C, c.channels, c.skip_channels, c.kernel, c.first_kernel, self.dilations,
+                              c.bins if c.head == "softmax" else 3 * c.n_mix)
         self.register_buffer("edges", mu_law_edges(c.bins, c.value_range).float(), persistent=False)
         self.register_buffer("centres", mu_law_decode(torch.arange(c.bins), c.bins, c.value_range),
                              persistent=False)
@@ -235,14 +253,27 @@ class WaveNet(GenerativeModel):
         u = -1.0 + (2.0 * q.float() + 1.0) / self.config.bins       # (B, C, T)
         return F.pad(u, (1, 0))[:, :, :-1]
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, bins, T)`` logits of ``p(x_t | x_<t)`` for every step of sequences ``x``."""
-        return self.net(self._net_input(self.quantize(x)))
+    def _all_lp(self, o: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities of every bin ``(B, C, bins, ...)`` from network outputs ``(B, C, K, ...)``."""
+        if self.config.head == "softmax":
+            return torch.log_softmax(o, dim=2)
+        params = o.movedim(2, -1)                                             # (B, C, ..., 3M)
+        lv = torch.arange(self.config.bins, device=o.device)
+        lp = logistic_mixture_log_prob(params.unsqueeze(-2), lv.view(*([1] * (params.ndim - 1)), -1),
+                                       self.config.bins)                      # (B, C, ..., bins)
+        return lp.movedim(-1, 2)
+
+    @torch.no_grad()
+    def bin_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, bins, T)``: ``log P(bin k at step t | x_<t)`` for every bin and step of sequences ``x``."""
+        return self._all_lp(self.net(self._net_input(self.quantize(x))))
 
     # -- likelihood ----------------------------------------------------------------------------------------------
     def _step_lp(self, q: torch.Tensor) -> torch.Tensor:
-        lp = torch.log_softmax(self.net(self._net_input(q)), dim=2)          # (B, C, bins, T)
-        return lp.gather(2, q.unsqueeze(2)).squeeze(2)                          # (B, C, T)
+        o = self.net(self._net_input(q))                                      # (B, C, K, T)
+        if self.config.head == "softmax":
+            return torch.log_softmax(o, dim=2).gather(2, q.unsqueeze(2)).squeeze(2)   # (B, C, T)
+        return logistic_mixture_log_prob(o.movedim(2, -1), q, self.config.bins)
 
     @torch.no_grad()
     def step_log_probs(self, x: torch.Tensor, *, density: bool = False, batch_size: int = 256) -> torch.Tensor:
@@ -305,7 +336,7 @@ class WaveNet(GenerativeModel):
     def one_step_mean(self, x: torch.Tensor) -> torch.Tensor:
         """``E[x_t | x_<t]`` for every step of ``x`` (teacher forcing), ``(B, C, T)``: the bin probabilities times
         the bin centres. The 1-step-ahead forecast of step ``t`` is entry ``t``."""
-        p = torch.softmax(self.logits(x).double(), dim=2)                   # (B, C, bins, T)
+        p = self.bin_log_probs(x).double().exp()                            # (B, C, bins, T)
         return torch.einsum("bckt,k->bct", p, self.centres.double()).float()
 
     @torch.no_grad()
@@ -334,9 +365,9 @@ class WaveNet(GenerativeModel):
         dev = "cpu" if generator is None or generator.device.type == "cpu" else generator.device
         return torch.rand(shape, generator=generator, device=dev, dtype=torch.float64).to(self.device)
 
-    def _draw(self, logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """Bins ``(B, C)`` from logits ``(B, C, bins)`` by inverting the CDF at uniforms ``u`` ``(B, C)``."""
-        cdf = torch.softmax(logits.double(), dim=2).cumsum(2)
+    def _draw(self, out: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Bins ``(B, C)`` from network outputs ``(B, C, K)`` by inverting the CDF at uniforms ``u`` ``(B, C)``."""
+        cdf = torch.softmax(self._all_lp(out.double()), dim=2).cumsum(2)
         return (cdf < u[..., None]).sum(2).clamp(max=self.config.bins - 1)
 
     @torch.no_grad()
@@ -393,7 +424,7 @@ class WaveNet(GenerativeModel):
                     self._sample_cached(q, t0, generator, bar)
                 else:
                     for t in range(t0, T):
-                        logits = self.net(self._net_input(q[:, :, :t + 1]))[:, :, :, t]   # (n, C, bins)
+                        logits = self.net(self._net_input(q[:, :, :t + 1]))[:, :, :, t]   # (n, C, K)
                         q[:, :, t] = self._draw(logits, self._uniform((n, C), generator))
                         bar.update(1)
         finally:
@@ -410,7 +441,7 @@ class WaveNet(GenerativeModel):
         bufs = [torch.zeros(n, conv.in_channels, conv.left + T, device=q.device) for conv in convs]
 
         def run(t: int) -> torch.Tensor:
-            """Push the input of position ``t`` through every layer; the ``(n, C, bins)`` logits at ``t``."""
+            """Push the input of position ``t`` through every layer; the ``(n, C, K)`` outputs at ``t``."""
             first = net.first
             bufs[0][:, :, first.left + t] = u[:, :, t]
             h = first.step(bufs[0][:, :, :first.left + t + 1])                  # (n, ch, 1)
