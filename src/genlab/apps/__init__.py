@@ -22,6 +22,10 @@ _LAZY = {
     "LatentExplorer": "latent",
     "lerp": "latent",
     "slerp": "latent",
+    "Upscaler": "image2image",
+    "Inpainter": "image2image",
+    "Colorizer": "image2image",
+    "Translator": "image2image",
 }
 
 __all__ = ["ModelEstimator", "as_dataset", *_LAZY]
