@@ -337,6 +337,9 @@ def test_metrics(model, splits: Splits, *, iwae_k: int = 100, seed: int = 0) -> 
         ll = torch.cat([model.log_likelihood(xb.to(model.device)) for xb in test.x.split(256)])
         out["test_nll"] = float(-ll.mean())
         out["test_bpd"] = out["test_nll"] / (test.x[0].numel() * math.log(2))
+    if caps["translates"]:  # image-to-image models: test_l1 / test_psnr of the translations
+        from .models.image2image import translation_metrics
+        out.update(translation_metrics(model, test))
     if not caps["can_reconstruct"]:  # GANs: no encoder, nothing to reconstruct
         return out
     x = test.x.to(model.device)
@@ -381,7 +384,8 @@ def _write_run_outputs(run_dir: Path, model, splits: Splits, spec: RunSpec, resu
     from .models.base import capabilities
     from .training.monitors import feature_space
 
-    figs = write_figures(model, held_out.x, run_dir, test_y=held_out.y, seed=spec.trainer.seed)
+    figs = write_figures(model, held_out.x, run_dir, test_y=held_out.y, seed=spec.trainer.seed,
+                         test_extras=held_out.extras)
     history = read_metrics(run_dir / "metrics.jsonl")
     figs.update(write_loss_curves(history, run_dir))
     write_json_atomic(run_dir / "final_metrics.json", metrics)

@@ -113,7 +113,8 @@ def check_declarations(model) -> None:
     kinds = capabilities(cls)["input_kinds"]
     assert kinds and set(kinds) <= {"image", "sequence", "tabular"}, \
         f"{entry.name}: input_kinds must name image, sequence and/or tabular"
-    assert cls.can_reconstruct or cls.can_sample, f"{entry.name}: a model that cannot reconstruct must sample"
+    assert cls.can_reconstruct or cls.can_sample or cls.translates, \
+        f"{entry.name}: a model that cannot reconstruct must sample (or translate)"
     loc = model_location(cls)
     assert loc["class"] == f"{cls.__module__}:{cls.__qualname__}" and json.dumps(loc)
 
@@ -179,6 +180,8 @@ def check_inference(model, data: TensorDataset, config: dict | None = None) -> N
             _refuses(lambda: m.sample(3, labels=labels), f"{name}.sample(labels=...) of an unconditional model")
         if m.has_encoder:
             _refuses(lambda: m.encode(x[:3], labels), f"{name}.encode(x, labels) of an unconditional model")
+    if m.translates:  # paired image-to-image models: translate(src[, mask]) -> (B, *shape)
+        _check_translate(m, data, n)
     if m.supports_missing:
         xm = x.clone()
         xm.view(n, -1)[:, ::3] = float("nan")
@@ -191,12 +194,28 @@ def check_inference(model, data: TensorDataset, config: dict | None = None) -> N
             _finite(m.reconstruct(xm, **_kw(m, data, n)), f"{name}.reconstruct of data with NaN entries")
 
 
+def _translate_args(data: TensorDataset, n: int) -> tuple:
+    return data.extras["src"][:n], (data.extras["mask"][:n] if "mask" in data.extras else None)
+
+
+def _check_translate(m, data: TensorDataset, n: int) -> None:
+    name = m.registry_name
+    assert "src" in data.extras, f"{name} translates: test it on a paired data set (extras 'src')"
+    src, mask = _translate_args(data, n)
+    out = m.translate(src, mask)
+    _finite(out, f"{name}.translate")
+    assert out.shape == (n, *data.sample_shape), f"{name}.translate: shape {tuple(out.shape)}"
+    assert float(out.min()) >= 0 and float(out.max()) <= 1, f"{name}.translate: outputs outside [0, 1]"
+    _refuses(lambda: m.translate(src[..., :-1], mask), f"{name}.translate of a source of the wrong shape")
+
+
 def check_one_step_lowers_loss(model, data: TensorDataset, config: dict | None = None, *, seed: int = 0) -> None:
     """One step of the first optimizer of ``configure_optimizers`` lowers ``training_step``'s loss on a fixed batch
     of 32 at fixed noise."""
     torch.manual_seed(seed)
     m = build(model, data, config)
-    batch = {"x": data.x[:32], "y": data.y[:32]}  # labels: conditional models need them
+    batch = {"x": data.x[:32], "y": data.y[:32],  # labels: conditional models need them
+             **{k: v[:32] for k, v in data.extras.items()}}  # paired data: the sources (and masks)
     specs = m.configure_optimizers()
     assert specs, "configure_optimizers must name at least one optimizer"
     opt = next(iter(specs.values())).optimizer  # GANs: "d", the default optimizer of training_step
@@ -240,6 +259,9 @@ def check_save_load_round_trip(model, data: TensorDataset, folder: str | Path | 
         a = m.sample(4, generator=torch.Generator().manual_seed(5))
         b = loaded.sample(4, generator=torch.Generator().manual_seed(5))
         assert torch.equal(a, b), "samples differ after load"
+    if m.translates:
+        args = _translate_args(data, 8)
+        assert torch.equal(loaded.translate(*args), m.translate(*args)), "translations differ after load"
 
 
 def check_seeded_training(model, data: TensorDataset, config: dict | None = None) -> None:

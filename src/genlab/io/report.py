@@ -64,9 +64,26 @@ def read_metrics(path: str | Path) -> list[dict]:
     return out
 
 
+def _translation_figure(model, x: torch.Tensor, extras: dict, path: Path) -> dict[str, str]:
+    """Image-to-image models (``translates``): held-out sources, their translations and the targets, one row each
+    (sources shown at the target size, nearest neighbour; grey sources of colour targets repeated over RGB)."""
+    from .plots import labelled_grid
+
+    n = len(x)
+    src = extras["src"][:n]
+    mask = extras["mask"][:n] if "mask" in extras and getattr(model, "with_mask", False) else None
+    out = model.translate(src, mask).float().cpu()
+    shown = torch.nn.functional.interpolate(src.float(), size=x.shape[2:], mode="nearest")
+    if shown.shape[1] != x.shape[1]:
+        shown = shown.mean(1, keepdim=True).expand(-1, x.shape[1], -1, -1)
+    labelled_grid(torch.cat([shown, out, x.float()]).cpu(), path, nrow=n, row_labels=["source", "output", "target"])
+    return {"Translations of held-out sources (source, output, target)": path.name}
+
+
 @torch.no_grad()
 def write_figures(model, test_x: torch.Tensor, out_dir: str | Path, *, test_y: torch.Tensor | None = None,
-                  n_samples: int = 64, n_recon: int = 16, steps: int = 10, seed: int = 0) -> dict[str, str]:
+                  n_samples: int = 64, n_recon: int = 16, steps: int = 10, seed: int = 0,
+                  test_extras: dict | None = None) -> dict[str, str]:
     """Write the PNG figures a run folder shows; returns ``{figure name: file name}``.
 
     For image models, by the model's declared capabilities: ``reconstructions.png`` (inputs above outputs, rows
@@ -98,6 +115,8 @@ def write_figures(model, test_x: torch.Tensor, out_dir: str | Path, *, test_y: t
         labelled_grid(torch.cat([x, rec]).float().cpu(), out_dir / "reconstructions.png", nrow=len(x),
                       row_labels=["input", "output"], col_labels=cols, xlabel="true class" if cols else None)
         figs["Reconstructions of held-out images (inputs above, outputs below)"] = "reconstructions.png"
+    if caps["translates"] and test_extras and "src" in test_extras and len(test_x):
+        figs.update(_translation_figure(model, test_x[:n_recon], test_extras, out_dir / "translations.png"))
     if caps["can_sample"]:
         k = len(names) if cond else 0
         if k and k <= 26:

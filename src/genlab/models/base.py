@@ -55,6 +55,7 @@ CAPABILITIES: dict[str, str] = {
     "can_reconstruct": "reconstruct(x[, labels]) -> x_hat",
     "has_likelihood": "log_likelihood(x) / elbo(x) in nats (and, with an encoder, posterior(x) -> (mu, logvar))",
     "supports_missing": "trains on and reconstructs data with NaN entries (mask-aware)",
+    "translates": "translate(src[, mask]) maps a source image to its target (image-to-image models)",
 }
 
 
@@ -82,6 +83,8 @@ class GenerativeModel(nn.Module):
     #: whether ``training_step`` takes batches with missing entries (NaN): they enter the encoder as 0 and are
     #: left out of the loss (mask-aware training; the ``ae`` and ``vae`` families)
     supports_missing: bool = False
+    #: ``translate(src[, mask])`` maps a source image to its target (paired image-to-image models)
+    translates: bool = False
     #: data kinds the model accepts
     input_kinds: tuple[str, ...] = ("image", "tabular")
     #: whether ``training_step`` differentiates through a gradient (``autograd.grad(create_graph=True)``: gradient
