@@ -163,3 +163,21 @@ def test_bad_psi(image_data, psi):
 def test_bad_mixing_probability(image_data, p):
     with pytest.raises(ConfigError, match=r"mixing_prob must be in \[0, 1\], got"):
         build(image_data, mixing_prob=p)
+
+
+def test_r1_r2_penalties_closed_form_and_options_of_every_gan(image_data):
+    """grad_sq_penalty of a quadratic critic D(x) = sum(x^2) is mean ||2x||^2; any GAN with r1_gamma / r2_gamma
+    adds gamma/2 times it at the reals / fakes to its D loss (logged as r1 / r2)."""
+    from genlab.models.gan_losses import grad_sq_penalty
+    x = torch.randn(5, 3, dtype=torch.float64)
+    assert torch.allclose(grad_sq_penalty(lambda v: (v ** 2).sum(1), x), (4 * x ** 2).sum(1).mean())
+    entry = get_model_entry("wgan-gp")
+    m = entry.cls(from_dict(entry.config_cls, {"latent_dim": 4, "hidden": [16], "arch": "mlp", "r1_gamma": 2.0,
+                                               "r2_gamma": 4.0}), image_data.info())
+    torch.manual_seed(0)
+    out = m.training_step({"x": image_data.x[:8], "y": image_data.y[:8]}, 0)
+    x8 = image_data.x[:8]
+    assert torch.allclose(out["r1"], grad_sq_penalty(m.critic, x8).detach(), rtol=1e-5)  # gamma / 2 = 1
+    assert out["r2"] > 0 and torch.isclose(out["loss"], out["d_adv"] + out["gp"] + out["r1"] + out["r2"])
+    with pytest.raises(ConfigError, match="r2_gamma must be >= 0"):
+        from_dict(entry.config_cls, {"r2_gamma": -1.0})

@@ -39,7 +39,7 @@ from ..nn.gan_blocks import (DCGAN_SIZES, DIFFAUGMENT_OPS, DCGANFeatures, DCGANG
 from ..registry import register_model
 from .base import GenerativeModel, OptimizerSpec
 from .networks import GAN_SLOTS, attach_networks
-from .gan_losses import LOSSES, d_loss, g_loss, gradient_penalty  # noqa: F401 (gradient_penalty re-exported)
+from .gan_losses import LOSSES, d_loss, g_loss, grad_sq_penalty, gradient_penalty  # noqa: F401 (gradient_penalty re-exported)
 from .vae import check_labels
 
 #: model keys of genlab <= 0.x GAN configs that moved to the trainer section; old saved configs holding them load
@@ -78,6 +78,8 @@ class _GANBaseConfig:
     n_critic: int = 1
     spectral_norm: bool = False
     diffaugment: str = ""
+    r1_gamma: float = 0.0
+    r2_gamma: float = 0.0
     MOVED_KEYS: ClassVar[dict[str, str]] = MOVED_MONITOR_KEYS
 
     def __post_init__(self):
@@ -91,6 +93,8 @@ class _GANBaseConfig:
         check(self.lr_g > 0, f"lr_g must be > 0, got {self.lr_g}")
         check(self.lr_d > 0, f"lr_d must be > 0, got {self.lr_d}")
         check(self.n_critic >= 1, f"n_critic must be >= 1, got {self.n_critic}")
+        check(self.r1_gamma >= 0, f"r1_gamma must be >= 0, got {self.r1_gamma}")
+        check(self.r2_gamma >= 0, f"r2_gamma must be >= 0, got {self.r2_gamma}")
 
 
 @dataclass
@@ -347,6 +351,15 @@ class GAN(GenerativeModel):
     def g_extra(self, fake_cls, y) -> dict:
         return {}
 
+    def d_penalties(self, x, fake, y) -> dict:
+        """R1 / R2 (every GAN, ``r1_gamma``/``r2_gamma`` > 0): ``gamma / 2 * E ||grad_x D(x)||^2`` at the real batch
+        (``r1``) / at the fakes (``r2``), through DiffAugment like the adversarial term, on every D step."""
+        c, out = self.config, {}
+        for key, gamma, pts in (("r1", c.r1_gamma, x), ("r2", c.r2_gamma, fake)):
+            if gamma > 0:
+                out[key] = gamma / 2 * grad_sq_penalty(lambda v: self.critic(self.augment(v), y), pts)
+        return out
+
     def _d_step(self, batch: dict, keep_for_g: int | None = None) -> tuple[dict, torch.Tensor]:
         """D's loss on ``batch``. With ``keep_for_g`` (the step number) the fakes are generated with their graph
         and kept for the G update on the same batch; D itself always sees them detached."""
@@ -364,7 +377,7 @@ class GAN(GenerativeModel):
         fake_s, fake_cls = self.discriminate(self.augment(fake), y)
         loss = d_loss(self.loss_kind, real_s, fake_s)
         extra = {"d_adv": loss.detach()}
-        for k, v in self.d_extra(x, fake, y, real_cls, fake_cls).items():
+        for k, v in {**self.d_extra(x, fake, y, real_cls, fake_cls), **self.d_penalties(x, fake, y)}.items():
             loss = loss + v
             extra[k] = v.detach()
         out = {"loss": loss, "d_loss": loss.detach(), **extra,

@@ -293,12 +293,17 @@ class StyleGAN(GAN):
         return self.synthesize(ws.reshape(r * k, self.num_ws, -1), "const").reshape(r, k, *self.shape)
 
     # -- training -----------------------------------------------------------------------------------
-    def d_extra(self, x, fake, y, real_cls, fake_cls) -> dict:
+    def d_penalties(self, x, fake, y) -> dict:
+        """Lazy R1: ``r1_gamma / 2 * r1_every * E ||grad_x D(x)||^2`` on D steps ``0, r1_every, ...``; R2
+        (``r2_gamma``) as for every GAN, on every D step."""
         c = self.config
+        out = {}
         if c.r1_gamma > 0 and self._step >= 0 and self._step % c.r1_every == 0 and torch.is_grad_enabled():
             r1 = grad_sq_penalty(lambda v: self.critic(self.augment(v)), x)
-            return {"r1": (c.r1_gamma / 2 * c.r1_every) * r1}
-        return {}
+            out["r1"] = (c.r1_gamma / 2 * c.r1_every) * r1
+        if c.r2_gamma > 0:
+            out["r2"] = c.r2_gamma / 2 * grad_sq_penalty(lambda v: self.critic(self.augment(v)), fake)
+        return out
 
     def _path_length(self, n: int, device) -> dict:
         c = self.config
