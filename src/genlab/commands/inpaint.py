@@ -35,4 +35,9 @@ def _read_mask(args, data, est):
 
 def run(args) -> int:
     from ..apps.image2image import Inpainter
+    from ..data.paired import check_mask
+    from ._common import read_data
+    if args.mask_file:  # checked before anything is trained
+        data = read_data(args.input)
+        check_mask(_read_mask(args, data, None), (len(data), 1, *data.sample_shape[1:]), name="--mask-file")
     return run_translation(args, Inpainter, NAME, params={"mask": args.mask}, read_mask=_read_mask)
