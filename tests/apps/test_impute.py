@@ -363,3 +363,101 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "mask shape (7, 7) does not match" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()
+
+
+# ---------------------------------------------------------------------------------------------- MIWAE
+def _linear_gaussian_vae(d=5, latent=2, sigma=0.8, seed=0):
+    """A VAE whose decoder is x = W z + b + N(0, sigma^2 I), z ~ N(0, I), and whose encoder is the prior
+    (q(z|x) = N(0, I)): then p(x_mis | x_obs) is Gaussian in closed form."""
+    model = _build("vae", shape=(d,), latent_dim=latent, hidden=[], likelihood="gaussian", learn_sigma=True,
+                   sigma=sigma)
+    g = torch.Generator().manual_seed(seed)
+    w, b = 0.8 * torch.randn(d, latent, generator=g), torch.randn(d, generator=g)
+    enc = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Linear)]
+    dec = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(enc) == 1 and len(dec) == 1  # hidden=[]: one affine layer each
+    with torch.no_grad():
+        enc[0].weight.zero_(), enc[0].bias.zero_()
+        dec[0].weight.copy_(w), dec[0].bias.copy_(b)
+    w, b = w.double().numpy(), b.double().numpy()
+    return model.eval(), w, b, w @ w.T + sigma ** 2 * np.eye(d)
+
+
+def _conditional(x, obs, b, cov):
+    """Exact mean and covariance of x[~obs] given x[obs] under N(b, cov)."""
+    o, m = obs, ~obs
+    k = cov[np.ix_(m, o)] @ np.linalg.inv(cov[np.ix_(o, o)])
+    return b[m] + k @ (x[o] - b[o]), cov[np.ix_(m, m)] - k @ cov[np.ix_(o, m)]
+
+
+def test_miwae_weights_match_the_closed_form_linear_gaussian_case():
+    from scipy.stats import multivariate_normal
+    model, w, b, cov = _linear_gaussian_vae()
+    g = np.random.default_rng(0)
+    full = g.multivariate_normal(b, cov, size=1000)  # fit data: only sets the clipping range
+    imp = Imputer(model=model, n_samples=20_000, random_state=0).fit(full)
+    rows = g.multivariate_normal(b, cov, size=4)
+    obs = np.array([[1, 1, 0, 1, 0], [0, 1, 1, 1, 1], [1, 0, 0, 1, 1], [1, 1, 1, 1, 0]], bool)
+    holes = np.where(obs, rows, np.nan)
+    out = imp.transform(holes)
+    # log-mean of the importance weights: log p(x_obs) (the IWAE estimate; exact in the limit)
+    with torch.no_grad():
+        logw, _ = model.importance_log_weights(torch.as_tensor(holes, dtype=torch.float32), 200_000,
+                                               generator=torch.Generator().manual_seed(1))
+    est = (torch.logsumexp(logw.double(), 0) - math.log(200_000)).numpy()
+    for i in range(len(rows)):
+        mean, _ = _conditional(rows[i], obs[i], b, cov)
+        assert np.allclose(out[i, ~obs[i]], mean, atol=0.05), (i, out[i, ~obs[i]], mean)
+        exact = multivariate_normal(b[obs[i]], cov[np.ix_(obs[i], obs[i])]).logpdf(rows[i, obs[i]])
+        assert est[i] == pytest.approx(exact, abs=0.05)
+    # a wrong model (other bias) would be far off: the test can tell
+    assert not np.allclose(out[0, ~obs[0]], _conditional(rows[0], obs[0], b + 1.0, cov)[0], atol=0.05)
+
+
+def test_multiple_imputation_draws_from_the_exact_conditional():
+    model, w, b, cov = _linear_gaussian_vae(seed=1)
+    g = np.random.default_rng(1)
+    imp = Imputer(model=model, n_samples=20_000).fit(g.multivariate_normal(b, cov, size=4000))
+    row = g.multivariate_normal(b, cov, size=1)
+    obs = np.array([[True, False, True, True, False]])
+    res = imp.multiple_imputation(np.where(obs, row, np.nan), n_imputations=3000, random_state=0)
+    assert res.imputations.shape == (3000, 1, 5) and res.mean.shape == res.between_variance.shape == (1, 5)
+    assert np.array_equal(res.imputations[:, obs], np.broadcast_to(row[obs], (3000, int(obs.sum()))))
+    assert (res.between_variance[obs] == 0).all()
+    mean, var = _conditional(row[0], obs[0], b, cov)
+    assert np.allclose(res.mean[0, ~obs[0]], mean, atol=0.1), (res.mean, mean)
+    assert np.allclose(res.between_variance[0, ~obs[0]], np.diag(var), rtol=0.15), (res.between_variance, var)
+    again = imp.multiple_imputation(np.where(obs, row, np.nan), n_imputations=3000, random_state=0)
+    assert np.array_equal(again.imputations, res.imputations)  # seeded
+
+
+def test_miwae_training_bound_and_defaults(table):
+    model = _build("vae", shape=(6,), latent_dim=2, iw_samples=7, learn_sigma=True)
+    x = torch.as_tensor(_holes(_correlated(n=32), 0.3)[0], dtype=torch.float32)
+    out = model.training_step({"x": x}, 0)
+    torch.manual_seed(5)
+    logw, raw = model.importance_log_weights(x, 7)
+    assert logw.shape == (7, 32) and raw.shape == (7, 32, 6) and torch.isfinite(logw).all()
+    torch.manual_seed(5)
+    out = model.training_step({"x": x}, 0)
+    bound = torch.logsumexp(logw, 0) - math.log(7)
+    assert float(out["loss"]) == pytest.approx(-float(bound.mean()), rel=1e-5)
+    out["loss"].backward()  # differentiable
+    with pytest.raises(ConfigError, match="iw_samples > 1 trains the IWAE bound"):
+        _build("vae", shape=(6,), iw_samples=5, beta=2.0)
+    xm, m = _holes(table, 0.3, seed=2)
+    imp = Imputer(epochs=2, batch_size=64, trainer_config=TRAINER, n_samples=50).fit(xm)
+    assert imp.model_.config.iw_samples == 20 and imp._method() == "importance"
+    out = imp.transform(xm)
+    assert np.array_equal(out, imp.transform(xm)) and np.array_equal(out[~m], xm[~m])  # seeded, observed kept
+    it = Imputer(epochs=2, trainer_config=TRAINER, method="iterative").fit(xm)
+    assert it.model_.config.iw_samples == 1 and it._method() == "iterative"
+    with pytest.raises(ConfigError, match="method must be one of auto, importance, iterative"):
+        Imputer(method="em").fit(xm)
+    with pytest.raises(ConfigError, match="n_samples must be an integer >= 1"):
+        Imputer(n_samples=0).fit(xm)
+    ae = Imputer(model="ae", epochs=1, trainer_config=TRAINER, method="importance")
+    with pytest.raises(ConfigError, match="method='importance' needs a VAE"):
+        ae.fit(xm).transform(xm)
+    with pytest.raises(ConfigError, match="n_imputations must be an integer >= 2"):
+        imp.multiple_imputation(xm, n_imputations=1)

@@ -67,9 +67,17 @@ class VAEConfig(NetConfig):
     capacity_start: float = 0.0
     capacity_steps: int = 10_000
     gamma: float = 1000.0
+    #: importance samples of the training bound: 1 = the ELBO; k > 1 = the IWAE bound (Burda et al. 2016), on
+    #: data with NaN the MIWAE bound on ``log p(x_obs)`` (Mattei & Frellsen 2019); needs the plain KL settings
+    iw_samples: int = 1
 
     def __post_init__(self):
         super().__post_init__()
+        check(self.iw_samples >= 1, f"iw_samples must be >= 1, got {self.iw_samples}")
+        check(self.iw_samples == 1 or (self.beta == 1 and self.kl_schedule == "constant" and self.free_bits == 0
+                                       and self.capacity_max is None),
+              "iw_samples > 1 trains the IWAE bound, which has no KL weight: leave beta=1, kl_schedule='constant', "
+              "free_bits=0 and capacity_max unset")
         check(self.beta >= 0, f"beta must be >= 0, got {self.beta}")
         check(self.sigma > 0, f"sigma must be > 0, got {self.sigma}")
         check(not (self.learn_sigma and self.likelihood == "bernoulli"),
@@ -355,8 +363,35 @@ class VAE(GenerativeModel):
     def _batch_labels(self, batch: dict) -> torch.Tensor | None:
         return None
 
+    def importance_log_weights(self, x: torch.Tensor, k: int, *, y: torch.Tensor | None = None,
+                               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log importance weights ``log p(x_obs|z_i) + log p(z_i) - log q(z_i|x)`` with ``z_i ~ q(z|x)`` (missing
+        entries, NaN, enter the encoder as 0 and are left out of ``p(x_obs|z)``) -> ``(logw (k, B), raw (k, B,
+        ...))``, ``raw`` the decoder outputs before the mean link. Differentiable (the MIWAE training bound
+        is ``logsumexp(logw, 0) - log k``; self-normalised weights ``softmax(logw, 0)`` impute)."""
+        x, observed = split_missing(x)  # y: checked labels (conditional models) or None
+        mu, logvar = self._encode(x, y)  # (B, L)
+        eps = torch.randn((k, *mu.shape), device=mu.device, dtype=mu.dtype) if generator is None \
+            else self._randn((k, *mu.shape), generator).to(mu)
+        z = mu + (0.5 * logvar).exp() * eps  # (k, B, L)
+        raw = self._decode_raw(z.reshape(k * len(x), -1), None if y is None else y.repeat(k)).float()
+        xr = x.unsqueeze(0).expand(k, *x.shape).reshape(raw.shape)
+        obs = None if observed is None else observed.unsqueeze(0).expand(k, *x.shape).reshape(raw.shape)
+        lpx = self.log_px_z(raw, xr, obs).view(k, len(x))
+        lpz = (-0.5 * (z.float().pow(2) + LOG_2PI)).sum(-1)
+        lqz = (-0.5 * (eps.float().pow(2) + LOG_2PI + logvar.float())).sum(-1)
+        return lpx + lpz - lqz, raw.view(k, len(x), *x.shape[1:])
+
+    def _iwae_training_step(self, batch: dict) -> dict:
+        k = self.config.iw_samples
+        logw, _ = self.importance_log_weights(batch["x"], k, y=self._batch_labels(batch))
+        bound = torch.logsumexp(logw, 0) - math.log(k)  # (B,) IWAE / MIWAE bound
+        return {"loss": -bound.mean(), "iwae_bound": bound.mean().detach()}
+
     def training_step(self, batch: dict, step: int, optimizer: str = "main") -> dict:
         c = self.config
+        if c.iw_samples > 1:
+            return self._iwae_training_step(batch)
         x, observed = split_missing(batch["x"])  # missing entries: 0 into the encoder, left out of log p(x|z)
         y = self._batch_labels(batch)
         mu, logvar = self._encode(x, y)
