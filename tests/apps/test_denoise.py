@@ -157,3 +157,23 @@ def test_cli_bad_input_exits_2(tmp_path, digits, capsys):
         err = capsys.readouterr().err.strip()
         assert msg in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_keep_clean_returns_pixels_the_noise_cannot_have_written(den, digits):
+    import copy
+
+    from genlab.apps.denoise import clean_entries
+    test = digits[1][:50]
+    noisy = den.add_noise(test, random_state=1)  # mask p=0.3: only zeros are written
+    out = den.transform(noisy)
+    kept = noisy != 0
+    assert np.array_equal(out[kept], noisy[kept]) and np.array_equal(out[kept], test[kept])  # clean for sure
+    raw = copy.deepcopy(den).set_params(keep_clean=False).transform(noisy)
+    assert np.array_equal(out[~kept], raw[~kept]) and not np.array_equal(out[kept], raw[kept])
+    assert psnr(out, test) > psnr(raw, test)
+    x = torch.tensor([0.0, 1.0, 0.5, 0.25])
+    assert clean_entries(x, "salt_pepper", "image").tolist() == [False, False, True, True]
+    assert clean_entries(x, "mask", "image").tolist() == [False, True, True, True]
+    assert clean_entries(x, "gaussian", "image") is None and clean_entries(x, "mask", "tabular") is None
+    with pytest.raises(ConfigError, match="keep_clean must be True or False"):
+        Denoiser(keep_clean="yes", epochs=1).fit(digits[0][:8])

@@ -14,6 +14,12 @@ Conventions:
   ``mask`` sets each entry with probability ``level`` to 0 (black for images, the column mean for tabular).
   The model is trained on clean data, corrupted on the fly; :meth:`Denoiser.add_noise` draws the very same
   corruption (:func:`genlab.models.ae_family.corrupt`).
+* **Entries the noise cannot have produced are kept** (``keep_clean=True``, images only): salt-and-pepper
+  noise only writes 0 or 1, so a pixel with any other value is clean and is returned as given; masking only
+  writes 0, so every nonzero pixel is clean. The model's output replaces only the pixels that may be
+  corrupted. This is the Bayes answer for those pixels (their clean value is known exactly), and what a
+  switching median filter does with a local median; it assumes the input carries the estimator's ``noise``.
+  Gaussian noise touches every pixel: nothing is kept.
 * ``transform`` returns images in [0, 1] (float32, in the caller's layout) or tabular rows in raw units.
 * ``score`` is higher-is-better: PSNR in dB for images (data range 1, per-image PSNR averaged), and the
   negative MSE in standardised units for tabular data. :meth:`Denoiser.score_report` gives PSNR, SSIM and
@@ -77,6 +83,17 @@ def image_report(clean: torch.Tensor, noisy: torch.Tensor, denoised: torch.Tenso
             "mse_noisy": mse(noisy, clean), "mse_denoised": mse(denoised, clean), "ssim_window": win}
 
 
+def clean_entries(x: torch.Tensor, noise: str, kind: str) -> torch.Tensor | None:
+    """Where ``x`` (images in [0, 1]) holds values that ``noise`` cannot have written, i.e. certainly clean
+    pixels: not 0 or 1 for ``salt_pepper``, nonzero for ``mask``. ``None`` for gaussian noise and tabular data
+    (every entry may be corrupted)."""
+    if kind != "image" or noise == "gaussian":
+        return None
+    if noise == "salt_pepper":
+        return (x != 0) & (x != 1)
+    return x != 0
+
+
 def _corrupts_inputs(name: str) -> bool:
     """Whether the registered model ``name`` corrupts its training inputs (its config has ``noise`` and ``level``)."""
     from dataclasses import fields, is_dataclass
@@ -103,6 +120,10 @@ class Denoiser(ModelTransformer):
     model_config : dict, optional
         Extra ``denoising-ae`` settings (``latent_dim``, ``arch``, ...); ``noise``/``level`` go here as
         parameters of the estimator, not in ``model_config``.
+    keep_clean : bool, default True
+        Return unchanged the pixels that ``noise`` cannot have produced (salt-and-pepper: values other than
+        0 and 1; mask: nonzero values) and denoise only the others (images; no effect for gaussian noise or
+        tabular data).
     epochs, batch_size, random_state, validation_fraction, trainer_config
         Training settings (see :class:`genlab.apps.ModelEstimator`).
     verbose : bool or None, default None
@@ -127,12 +148,14 @@ class Denoiser(ModelTransformer):
     _needs = ("can_reconstruct",)
     _preserves_dtype = ("float32",)  # transform returns float32 (images in [0, 1], tabular rows)
 
-    def __init__(self, *, noise="gaussian", level=0.2, model="denoising-ae", model_config=None, epochs=50,
-                 batch_size=128, random_state=0, validation_fraction=0.1, trainer_config=None, verbose=None):
+    def __init__(self, *, noise="gaussian", level=0.2, model="denoising-ae", model_config=None, keep_clean=True,
+                 epochs=50, batch_size=128, random_state=0, validation_fraction=0.1, trainer_config=None,
+                 verbose=None):
         self.noise = noise
         self.level = level
         self.model = model
         self.model_config = model_config
+        self.keep_clean = keep_clean
         self.epochs = epochs
         self.batch_size = batch_size
         self.random_state = random_state
@@ -148,6 +171,8 @@ class Denoiser(ModelTransformer):
         config has ``noise`` and ``level`` fields (``denoising-ae``, or a model of another package built the same
         way), which ``fit`` sets from the estimator's parameters."""
         level = check_noise(self.noise, self.level)
+        if not isinstance(self.keep_clean, (bool, np.bool_)):
+            raise ConfigError(f"keep_clean must be True or False, got {self.keep_clean!r}")
         self.check_model()
         spec = self._model_param()
         if isinstance(spec, str) and spec in model_names() and not _corrupts_inputs(spec):
@@ -176,9 +201,12 @@ class Denoiser(ModelTransformer):
 
     @torch.no_grad()
     def _denoise(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        """Model-space ``(N, ...)`` -> model-space reconstructions (the model never corrupts in ``reconstruct``)."""
+        """Model-space ``(N, ...)`` -> model-space reconstructions (the model never corrupts in ``reconstruct``),
+        with the entries the noise cannot have produced kept (``keep_clean``)."""
         m = self.model_.eval()
-        return torch.cat([m.reconstruct(xb.to(m.device)).float().cpu() for xb in x.split(batch_size)])
+        out = torch.cat([m.reconstruct(xb.to(m.device)).float().cpu() for xb in x.split(batch_size)])
+        clean = clean_entries(x, noise_name(self.noise), self.kind_) if self.keep_clean else None
+        return out if clean is None else torch.where(clean, x.float(), out)
 
     def transform(self, X) -> np.ndarray:
         """Denoised copy of ``X``: images in [0, 1] (float32, ``X``'s layout) or tabular rows in raw units."""
