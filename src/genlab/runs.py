@@ -185,14 +185,16 @@ def data_source(ds: TensorDataset, spec: str | None) -> dict:
         if _builtin_name(str(spec)) is not None:
             rec["origin"] = "builtin"
         else:
-            rec.update(origin="path", path=str(Path(spec).expanduser().resolve()))
+            from .data.sequence import absolute_spec  # series:[layout:]PATH keeps its prefix
+            rec.update(origin="path", path=absolute_spec(str(spec)))
     return rec
 
 
 def _load_source(role: str, spec: str, cfg: DataConfig, recorded: dict | None) -> tuple[TensorDataset, str]:
     """Load a built-in or file source; a recorded absolute path is preferred (a run opened from another folder)."""
+    from .data.sequence import spec_exists
     if recorded and recorded.get("origin") == "path" and isinstance(recorded.get("path"), str) \
-            and Path(recorded["path"]).exists():
+            and spec_exists(recorded["path"]):
         spec = recorded["path"]
     return load_dataset(spec, data_dir=cfg.data_dir, download=cfg.download), spec
 

@@ -152,3 +152,16 @@ def test_missing_statsmodels_names_the_extra(monkeypatch):
     with pytest.raises(MissingFilesError, match=r"pip install 'genlab\[series\]'") as e:
         load_dataset("sunspots")
     assert "\n" not in str(e.value)
+
+
+def test_run_folders_record_series_specs_with_an_absolute_path(tmp_path, monkeypatch):
+    (tmp_path / "d").mkdir()
+    np.savetxt(tmp_path / "d" / "s.csv", np.sin(np.arange(200) * 0.3)[:, None], delimiter=",")
+    monkeypatch.chdir(tmp_path / "d")
+    cfg = DataConfig(name="series:s.csv", window=20)
+    splits = prepare_data(cfg)
+    rec = splits.sources["train"]
+    assert rec["origin"] == "path" and rec["path"] == f"series:columns:{tmp_path / 'd' / 's.csv'}"
+    monkeypatch.chdir(tmp_path)                     # reopened from elsewhere: the recorded path is used
+    again = prepare_data(cfg, recorded=splits.sources)
+    assert torch.equal(again.train.x, splits.train.x)

@@ -66,6 +66,22 @@ def parse_series_spec(spec: str) -> tuple[str, Path]:
     return layout, Path(rest.strip()).expanduser()
 
 
+def absolute_spec(spec: str) -> str:
+    """A data spec with its path made absolute (``series:LAYOUT:/abs/path`` for series), as run folders record it."""
+    if is_series_spec(spec):
+        layout, path = parse_series_spec(spec)
+        return f"{PREFIX}{layout}:{path.resolve()}"
+    return str(Path(spec).expanduser().resolve())
+
+
+def spec_exists(spec: str) -> bool:
+    """Whether the file or folder a data spec points at exists (the path after ``series:[layout:]`` for series)."""
+    try:
+        return (parse_series_spec(spec)[1] if is_series_spec(spec) else Path(spec)).exists()
+    except DataError:
+        return False
+
+
 def load_series(spec: str) -> TensorDataset:
     """Load ``series:[layout:]PATH`` (see the module docstring) as a ``(N, C, T)`` :class:`TensorDataset`."""
     layout, path = parse_series_spec(spec)
