@@ -289,3 +289,13 @@ def test_cli_augment_filter(data, tmp_path):
                  "--oversample", "2", "--no-progress"]) == 0
     m = json.loads((tmp_path / "aug" / "metrics.json").read_text())
     assert m["filter"] == "classifier" and m["oversample"] == 2.0 and m["generated"] == 8
+
+
+def test_cpixelcnn_class_conditional_samples_with_the_filter(data):
+    x, y = data
+    a = Augmenter(model="cpixelcnn", model_config={"channels": 8, "layers": 1, "head_channels": 8}, n_per_class=2,
+                  filter="classifier", oversample=2, epochs=1, batch_size=16, validation_fraction=0.0,
+                  trainer_config=FAST).fit(x, y)
+    Xg, yg = a.generate(classes=[1, 3])
+    assert a.model_.registry_name == "cpixelcnn" and Xg.shape == (4, 1, 8, 8) and yg.tolist() == [1, 1, 3, 3]
+    assert 0 <= Xg.min() and Xg.max() <= 1 and np.isfinite(Xg).all()
