@@ -293,6 +293,7 @@ def test_cli_augment_filter(data, tmp_path):
 
 def test_cpixelcnn_class_conditional_samples_with_the_filter(data):
     x, y = data
+    x = np.rint(x * 255).astype(np.uint8)  # 8-bit levels, as the PixelCNN models them
     a = Augmenter(model="cpixelcnn", model_config={"channels": 8, "layers": 1, "head_channels": 8}, n_per_class=2,
                   filter="classifier", oversample=2, epochs=1, batch_size=16, validation_fraction=0.0,
                   trainer_config=FAST).fit(x, y)
