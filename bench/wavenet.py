@@ -7,13 +7,14 @@ Protocol (held-out data only):
   :func:`genlab.data.sequence.time_split`: training part = the first 70% of the years, validation = the next
   10%, test = the last 20% (``--val``, ``--test``). Standardised by the training part's mean and std.
 * **WaveNet** (``wavenet``: 5 gated blocks, dilations 1..16, receptive field 33 steps, 16 residual / 32 skip
-  channels, 256 mu-law bins over +-8 std, head ``--head`` (default the discretised logistic mixture of 5 components),
-  Adam lr 1e-3, weight decay 1e-4): trained on all windows of ``--window``
-  (64) steps of the training part (stride 1), ``--epochs`` passes of batches of 16, with the model's own
-  ``training_step`` and ``configure_optimizers`` (what genlab's Trainer calls). After every 10 passes the
-  (``--eval-every``) validation NLL is computed (each validation step scored given ALL the steps before it, like the test steps); the
-  weights with the lowest one are kept (early stopping on the validation part only). ``--seeds`` seeds; mean and
-  standard deviation over them.
+  channels, 256 mu-law bins over +-8 std, head ``--head``: default the discretised logistic mixture of 5
+  components; Adam lr 1e-3, weight decay 1e-4): trained on all windows of ``--window`` (64) steps of the training
+  part (stride 1), ``--epochs`` passes (default 150) of batches of 16, with the model's own ``training_step`` and
+  ``configure_optimizers`` (what genlab's Trainer calls; the bench loops itself to early-stop on a figure the
+  Trainer does not compute). After every ``--eval-every`` (5) passes the validation NLL is computed (each
+  validation step scored given ALL the steps before it, like the test steps); the weights with the lowest one are
+  kept (early stopping on the validation part only). ``--seeds`` seeds (0, 1, ...); mean and standard deviation
+  over them. One thread, CPU.
 * **AR(p)** (``statsmodels.tsa.ar_model.AutoReg``, constant + p lags): p chosen by AIC on the training part
   (``ar_select_order``, maxlag ``--maxlag`` 30), fitted by OLS on the training part; Gaussian 1-step predictive
   ``N(c + sum_i phi_i x_{t-i}, sigma2)`` with the fitted residual variance ``sigma2``.
