@@ -168,7 +168,18 @@ def _data(name: str) -> TensorDataset:
     y = torch.arange(64) % 4
     base = torch.rand(4, 1, 8, 8, generator=g)
     x = (base[y] * 0.8 + 0.2 * torch.rand(64, 1, 8, 8, generator=g)).clamp(0, 1)
-    return TensorDataset((x * 255).round() / 255, y, name="contract-images")  # 8-bit levels (pixelcnn needs them)
+    x = (x * 255).round() / 255  # 8-bit levels (pixelcnn needs them)
+    if _has(name, "translates"):  # image-to-image models are built from paired data (the estimators refuse them)
+        return _paired(name, x, y)
+    return TensorDataset(x, y, name="contract-images")
+
+
+def _paired(name: str, x: torch.Tensor, y: torch.Tensor) -> TensorDataset:
+    from genlab.data.paired import make_pairs
+    if name == "colorizer":
+        x = x.expand(-1, 3, -1, -1) * torch.tensor([1.0, 0.8, 0.6]).view(1, 3, 1, 1)  # colour targets
+    spec = {"context-encoder": "mask:box", "colorizer": "grey"}.get(name, "downsample:2")
+    return make_pairs(TensorDataset(x, y, name="contract-images"), spec, seed=0)
 
 
 def _arrays(name: str):
