@@ -195,9 +195,9 @@ def throughput(steps: int, repeats: int) -> dict:
 
 # -- equal CPU-time budget (issue 17) ------------------------------------------------------------------------------
 BUDGET_MODELS = ["dcgan", "wgan-gp", "progan", "stylegan", "textbook"]
-#: per-model settings of the budget runs (before --set): progan's growth fits a short budget (32x32 after 10,500
-#: images: 1,500 at 4x4, then 1,500 fading in and 1,500 stable per side)
-BUDGET_CONFIG = {"progan": {"fade_images": 1500, "stable_images": 1500}}
+#: per-model settings of the budget runs (before --set): progan's growth fits a short budget (32x32 after 7,000
+#: images: 1,000 at 4x4, then 1,000 fading in and 1,000 stable per side)
+BUDGET_CONFIG = {"progan": {"fade_images": 1000, "stable_images": 1000}}
 
 
 class _CPUBudget:
@@ -257,10 +257,19 @@ def budget_score(model, net, real_feats, n: int, seed: int, ppl_n: int) -> dict:
     _, rec = precision_recall(real_feats, f, k=3)
     feat = lambda im: net.features(im.clamp(0, 1))  # noqa: E731
     out = {"fid": fid(FeatureStats.from_features(f), FeatureStats.from_features(real_feats)), "recall": rec,
-           "classes": classes_covered(counts, 0.01), "min_share": float(share.min()), "max_share": float(share.max()),
+           "classes": classes_covered(counts, 0.01), "min_share": 100 * float(share.min()),
+           "max_share": 100 * float(share.max()),
            "ppl_z": perceptual_path_length(model, feat, n=ppl_n, seed=seed)}
     if getattr(type(model), "has_w_space", False):
         out["ppl_w"] = perceptual_path_length(model, feat, n=ppl_n, seed=seed, space="w")
+        for psi in (0.5, 0.7):  # the truncation curve (psi = 1 is the row itself)
+            g = torch.Generator().manual_seed(10_000 + seed)
+            with torch.no_grad():
+                x = torch.cat([model.sample(min(500, n - i), generator=g, psi=psi)
+                               for i in range(0, n, 500)]).float().clamp(0, 1)
+            f, _ = net.extract(x)
+            p, r = precision_recall(real_feats, f, k=3)
+            out[f"psi{psi}"] = (fid(FeatureStats.from_features(f), FeatureStats.from_features(real_feats)), p, r)
     return out
 
 
@@ -281,10 +290,14 @@ def budget(args, model_config: dict) -> None:
                  **budget_score(model, net, real_feats, args.samples, seed, args.ppl_paths)}
             rows.append(r)
             print(f"  {name:9s} seed {seed}: {r['batches']} batches, {r['cpu_s']:.0f} CPU s, FID {r['fid']:.1f}, "
-                  f"recall {r['recall']:.3f}, classes {r['classes']} (shares {100 * r['min_share']:.1f}-"
-                  f"{100 * r['max_share']:.1f} %), PPL-z {r['ppl_z']:.4g}"
+                  f"recall {r['recall']:.3f}, classes {r['classes']} (shares {r['min_share']:.1f}-"
+                  f"{r['max_share']:.1f} %), PPL-z {r['ppl_z']:.4g}"
                   + (f", PPL-w {r['ppl_w']:.4g}" if "ppl_w" in r else "")
                   + (f", growth {r['growth']}" if "growth" in r else ""), flush=True)
+            for psi in (0.5, 0.7):
+                if f"psi{psi}" in r:
+                    print(f"    truncation psi={psi}: FID {r[f'psi{psi}'][0]:.1f}, precision {r[f'psi{psi}'][1]:.3f}, "
+                          f"recall {r[f'psi{psi}'][2]:.3f}", flush=True)
     print(f"\n| model | batches | FID-mnist (floor {fl:.3g}) | recall | classes > 1 % | class share min-max % | "
           "PPL z | PPL w |")
     print("|---|---|---|---|---|---|---|---|")

@@ -39,7 +39,8 @@ from ..nn.gan_blocks import (DCGAN_SIZES, DIFFAUGMENT_OPS, DCGANFeatures, DCGANG
 from ..registry import register_model
 from .base import GenerativeModel, OptimizerSpec
 from .networks import GAN_SLOTS, attach_networks
-from .gan_losses import LOSSES, d_loss, g_loss, grad_sq_penalty, gradient_penalty  # noqa: F401 (gradient_penalty re-exported)
+from .gan_losses import (LOSSES, d_loss, g_loss, grad_sq_penalty,  # noqa: F401 (gradient_penalty re-exported)
+                         gradient_penalty)
 from .vae import check_labels
 
 #: model keys of genlab <= 0.x GAN configs that moved to the trainer section; old saved configs holding them load
@@ -250,6 +251,18 @@ class GAN(GenerativeModel):
         if c.spectral_norm:
             for m in self.discriminator_modules():
                 apply_spectral_norm(m)
+
+    def _init_own_networks(self, config, data_info: dict, networks: dict | None, loss_kind: str) -> None:
+        """The GAN state of a subclass that builds its own networks (``progan``, ``stylegan``) instead of
+        ``GAN.__init__``'s MLP/DCGAN nets; refuses user ``networks`` in one line."""
+        GenerativeModel.__init__(self, config, data_info)
+        if networks:
+            raise ConfigError(f"{self.registry_name} builds its own networks; networks= is not supported (use 'dcgan' "
+                              "or 'gan' to plug in your own)")
+        self._pending = _PendingFakes()
+        self.latent_dim, self.num_classes, self.arch, self.loss_kind = config.latent_dim, 0, self.registry_name, \
+            loss_kind
+        self.augment_ops = tuple(o.strip() for o in config.diffaugment.split(",") if o.strip())
 
     # -- construction hooks -------------------------------------------------------------------------
     def _resolve_arch(self, arch: str) -> str:

@@ -33,8 +33,8 @@ from ..errors import ConfigError
 from ..nn.style_blocks import (EqualConv2d, EqualLinear, MinibatchStd, crop_to, down2, pad_to, pixel_norm,
                                power_side)
 from ..registry import register_model
-from .base import GenerativeModel, OptimizerSpec
-from .gan import GAN, _GANBaseConfig, _PendingFakes
+from .base import OptimizerSpec
+from .gan import GAN, _GANBaseConfig
 from .gan_losses import gradient_penalty
 
 _lrelu = nn.LeakyReLU(0.2)
@@ -146,20 +146,13 @@ class ProGAN(GAN):
     default_monitor = ("val/fid", "min")
 
     def __init__(self, config: ProGANConfig, data_info: dict, *, networks: dict | None = None):
-        GenerativeModel.__init__(self, config, data_info)
-        if networks:
-            raise ConfigError("progan builds its own networks; networks= is not supported (use 'dcgan' or 'gan' "
-                              "to plug in your own)")
         c = config
-        self._pending = _PendingFakes()
-        self.latent_dim, self.num_classes, self.arch = c.latent_dim, 0, "progan"
-        self.loss_kind = "wasserstein" if c.loss == "wgan-gp" else "nonsaturating"
+        self._init_own_networks(c, data_info, networks, "wasserstein" if c.loss == "wgan-gp" else "nonsaturating")
         self.side = power_side(self.shape, "progan", c.resolution)
         self.sides = [4 * 2 ** k for k in range(self.side.bit_length() - 3 + 1)]  # 4, 8, ..., R
         self.generator = _Generator(c.latent_dim, self.shape[0], self.sides, c.width)
         self.critic_net = _Critic(self.shape[0], self.sides, c.width, c.mbstd_group)
         self.register_buffer("seen", torch.zeros((), dtype=torch.int64))
-        self.augment_ops = tuple(o.strip() for o in c.diffaugment.split(",") if o.strip())
         self._ctx: tuple[int, int, float] | None = None  # (step, stage, alpha) of the batch being trained
         self._active: tuple[int, float] | None = None  # (stage, alpha) while a training/validation step runs
         if c.spectral_norm:

@@ -36,8 +36,8 @@ from ..errors import ConfigError
 from ..nn.style_blocks import (EqualConv2d, EqualLinear, MinibatchStd, ModulatedConv2d, crop_to, down2, pad_to,
                                pixel_norm, power_side, up2)
 from ..registry import register_model
-from .base import GenerativeModel, OptimizerSpec
-from .gan import GAN, _GANBaseConfig, _PendingFakes
+from .base import OptimizerSpec
+from .gan import GAN, _GANBaseConfig
 from .gan_losses import grad_sq_penalty
 
 _SQRT2 = math.sqrt(2)
@@ -197,13 +197,8 @@ class StyleGAN(GAN):
     has_w_space = True
 
     def __init__(self, config: StyleGANConfig, data_info: dict, *, networks: dict | None = None):
-        GenerativeModel.__init__(self, config, data_info)
-        if networks:
-            raise ConfigError("stylegan builds its own networks; networks= is not supported (use 'dcgan' or 'gan' "
-                              "to plug in your own)")
         c = config
-        self._pending = _PendingFakes()
-        self.latent_dim, self.num_classes, self.arch, self.loss_kind = c.latent_dim, 0, "stylegan", "nonsaturating"
+        self._init_own_networks(c, data_info, networks, "nonsaturating")
         self.side = power_side(self.shape, "stylegan", c.resolution)
         layers: list[nn.Module] = []
         for i in range(c.mapping_layers):
@@ -214,7 +209,6 @@ class StyleGAN(GAN):
         self.disc = _Discriminator(self.shape[0], self.side, c.width, c.mbstd_group)
         self.register_buffer("w_avg", torch.zeros(c.w_dim))
         self.register_buffer("pl_mean", torch.zeros(()))
-        self.augment_ops = tuple(o.strip() for o in c.diffaugment.split(",") if o.strip())
         self._training = False  # inside a training step: mixing, random noise
         self._track = False  # inside a D training step: w_avg follows the batch's mean w
         self._step = -1
