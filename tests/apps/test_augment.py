@@ -275,6 +275,17 @@ def test_select_ratio_by_cross_validation_on_real_samples_only():
     assert scores[0.0] == pytest.approx(np.mean(ref))
     best_bad, scores_bad = select_ratio(X, y, bad, yg, clf, ratios=(0, 5), cv=3)
     assert scores_bad[5.0] <= scores[5.0]
+    # leak-free: the samples of each fold come from that fold's real training part only
+    seen = []
+
+    def per_fold(x_tr, y_tr):
+        seen.append(len(x_tr))
+        rng_f = np.random.default_rng(len(seen))
+        return np.repeat(x_tr, 3, axis=0) + rng_f.normal(size=(3 * len(x_tr), 6)) * 0.3, np.repeat(y_tr, 3)
+    _, scores_f = select_ratio(X, y, None, None, clf, ratios=(0, 1), cv=3, generate=per_fold)
+    assert seen == [12, 12, 12] and scores_f[0.0] == pytest.approx(scores[0.0])
+    with pytest.raises(ConfigError, match="either generated samples"):
+        select_ratio(X, y, good, yg, clf, generate=per_fold)
     with pytest.raises(ConfigError, match="ratios must be non-negative"):
         select_ratio(X, y, good, yg, clf, ratios=(-1,))
     with pytest.raises(DataError, match="at least 2 real samples per class"):

@@ -427,8 +427,8 @@ class Augmenter(ModelEstimator):
         return path
 
 
-def select_ratio(X, y, X_gen, y_gen, classifier, *, ratios=(0, 0.5, 1, 2, 5, 10), cv=5, random_state=0
-                 ) -> tuple[float, dict]:
+def select_ratio(X, y, X_gen, y_gen, classifier, *, ratios=(0, 0.5, 1, 2, 5, 10), cv=5, random_state=0,
+                 generate=None) -> tuple[float, dict]:
     """Choose how many generated samples to add, by cross-validation on the **real** samples only.
 
     For each ratio ``r`` and each of ``cv`` stratified folds of the real ``(X, y)``, a clone of ``classifier``
@@ -442,8 +442,9 @@ def select_ratio(X, y, X_gen, y_gen, classifier, *, ratios=(0, 0.5, 1, 2, 5, 10)
     ----------
     X, y : arrays
         The real samples and labels (the ones the Augmenter was fitted on).
-    X_gen, y_gen : arrays
-        Generated samples and labels, in the order to take them within each class.
+    X_gen, y_gen : arrays, or None
+        Generated samples and labels, in the order to take them within each class. Or pass ``X_gen=None`` and
+        ``generate=``.
     classifier : scikit-learn classifier
     ratios : sequence of float
         Generated samples per real sample; ``0`` is real-only.
@@ -451,6 +452,10 @@ def select_ratio(X, y, X_gen, y_gen, classifier, *, ratios=(0, 0.5, 1, 2, 5, 10)
         Stratified folds (at most the smallest class count).
     random_state : int
         Seeds the fold shuffling.
+    generate : callable, optional
+        Leak-free choice: ``generate(X_tr, y_tr) -> (X_gen, y_gen)`` is called once per fold with that fold's
+        real training part only (e.g. fit an Augmenter on them and return ``generate()``), so no held-out real
+        image has been seen by the generator or the filter. Costs one generator fit per fold.
 
     Returns
     -------
@@ -461,23 +466,29 @@ def select_ratio(X, y, X_gen, y_gen, classifier, *, ratios=(0, 0.5, 1, 2, 5, 10)
     """
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedKFold
-    X, X_gen = np.asarray(X), np.asarray(X_gen)
-    y, y_gen = np.asarray(y), np.asarray(y_gen)
-    if len(X) != len(y) or len(X_gen) != len(y_gen):
+    X, y = np.asarray(X), np.asarray(y)
+    if (X_gen is None) == (generate is None):
+        raise ConfigError("give either generated samples (X_gen, y_gen) or generate=, not both or neither")
+    if X_gen is not None:
+        X_gen, y_gen = np.asarray(X_gen), np.asarray(y_gen)
+    if len(X) != len(y) or (X_gen is not None and len(X_gen) != len(y_gen)):
         raise DataError("X and y (and X_gen and y_gen) must have one label per sample")
     if not ratios or any(isinstance(r, bool) or not isinstance(r, (int, float)) or r < 0 for r in ratios):
         raise ConfigError(f"ratios must be non-negative numbers, got {ratios!r}")
     folds = int(min(cv, np.bincount(np.unique(y, return_inverse=True)[1]).min()))
     if folds < 2:
         raise DataError("select_ratio needs at least 2 real samples per class for cross-validation")
-    by_class = {c: np.flatnonzero(y_gen == c) for c in np.unique(y)}
     flat = X.reshape(len(X), -1)
-    gen_flat = X_gen.reshape(len(X_gen), -1)
-    scores = {}
     split = list(StratifiedKFold(folds, shuffle=True, random_state=random_state).split(flat, y))
+    gens = []
+    for tr, _ in split:
+        xg, yg = (X_gen, y_gen) if generate is None else generate(X[tr], y[tr])
+        xg, yg = np.asarray(xg), np.asarray(yg)
+        gens.append((xg.reshape(len(xg), -1), yg, {c: np.flatnonzero(yg == c) for c in np.unique(y)}))
+    scores = {}
     for r in ratios:
         acc = []
-        for tr, va in split:
+        for (tr, va), (gen_flat, y_gen, by_class) in zip(split, gens):
             extra = np.concatenate([by_class[c][:int(round(r * (y[tr] == c).sum()))] for c in by_class]).astype(int)
             xs = np.concatenate([flat[tr], gen_flat[extra]])
             ys = np.concatenate([y[tr], y_gen[extra]])
