@@ -15,7 +15,7 @@ from genlab import testing
 from genlab.cli import main
 from genlab.data import TensorDataset
 from genlab.errors import ConfigError, DataError
-from genlab.models.wavenet import WaveNet, WaveNetConfig, mu_law_decode, mu_law_edges, mu_law_encode
+from genlab.models.wavenet import WaveNet, mu_law_decode, mu_law_edges, mu_law_encode
 
 SMALL = {"channels": 8, "skip_channels": 8, "layers": 3, "bins": 32}
 
