@@ -345,7 +345,7 @@ class Upscaler(ImageTranslator):
         return f"downsample:{int(self.factor)}" + (":bicubic" if self.method == "bicubic" else "")
 
     def _check_model_pair(self, model) -> None:
-        (c, h, w), (cs, hs, ws) = tuple(model.shape), tuple(model.src_shape)
+        (_, h, w), (_, hs, ws) = tuple(model.shape), tuple(model.src_shape)
         got = h // hs if hs and h % hs == 0 and w % ws == 0 and h // hs == w // ws else None
         if got != int(self.factor):
             raise DataError(f"the model upscales {hs}x{ws} -> {h}x{w} (x{got or f'{h / hs:g}'}) but factor="
@@ -364,7 +364,7 @@ class Upscaler(ImageTranslator):
         ds, _ = self._src(src)
         if mask is not None:
             raise DataError("Upscaler.transform takes no mask; drop mask=")
-        (cs, hs, ws), (c, h, w) = self.src_shape_, tuple(self.input_shape_)
+        (cs, hs, ws), h = self.src_shape_, self.input_shape_[1]
         got = ds.sample_shape
         if got != tuple(self.src_shape_) and got[0] == cs and got[1:] != (hs, ws):
             need = f"x{h / got[1]:g}" if got[1] else "?"
