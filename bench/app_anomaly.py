@@ -10,12 +10,19 @@ score. Breast cancer (scikit-learn): benign is normal; 80 % of the benign rows (
 
 Methods (same data: images flattened in [0, 1]; breast cancer standardised by the benign training rows):
 
-* ``AE``: ``AnomalyDetector(model="ae")``, reconstruction score (conv nets for images, MLP for tabular);
+* ``AE``: ``AnomalyDetector(model="ae")`` with its default score (``scoring="auto"``: the complexity-corrected
+  ``relative_reconstruction`` on images, ``reconstruction`` on tabular data), conv nets for images, MLP for tabular;
+* ``AE-mse``: the same AE scored by plain reconstruction MSE (the default before; no retraining);
 * ``VAE-elbo`` / ``VAE-rec``: one ``vae`` per class scored by the ELBO (16 fixed posterior draws) and by the
   reconstruction error at the posterior mean;
 * ``IForest``: ``IsolationForest(n_estimators=100, random_state=0)``;
 * ``OCSVM``: ``OneClassSVM(kernel="rbf", gamma="scale", nu=0.1)``;
-* ``PCA``: reconstruction error with as many components as the AE code (``latent_dim``).
+* ``PCA``: reconstruction error with as many components as the AE code (``latent_dim``);
+* ``PCA-rel`` (images; an honesty check, not a scikit-learn method): the same PCA scored with genlab's
+  complexity correction ``-log(mse) + 0.5 log(mean x^2)``, to show how much of the gain is the score;
+* ``PixelCNN`` / ``PixelCNN-LR`` (with ``--pixelcnn``, images): ``AnomalyDetector(model="pixelcnn",
+  scoring="likelihood")`` (exact log p(x)) and ``scoring="likelihood_ratio"`` (log p(x) - log p_bg(x), background
+  model trained on 20 % randomly replaced pixels; Ren et al. 2019); a small net (``PIXELCNN`` below).
 
 Settings: code size 8 (digits, breast cancer) and 16 (mnist5k); conv nets on digits, MLP nets (widths
 sized from the input) on mnist5k and breast cancer; Adam 1e-3, batch 32, fp32, 30 epochs on digits, 20
@@ -42,9 +49,12 @@ from sklearn.svm import OneClassSVM
 
 import genlab
 from genlab.apps import AnomalyDetector
-from genlab.data import load_dataset
+from genlab.data import TensorDataset, load_dataset
 
-METHODS = ("AE", "VAE-elbo", "VAE-rec", "IForest", "OCSVM", "PCA")
+METHODS = ("AE", "AE-mse", "VAE-elbo", "VAE-rec", "PixelCNN", "PixelCNN-LR", "IForest", "OCSVM", "PCA", "PCA-rel")
+#: the small PixelCNN of the PixelCNN / PixelCNN-LR columns (CPU run time) and its epochs per data set
+PIXELCNN = {"channels": 32, "layers": 4, "head_channels": 64}
+PIXELCNN_EPOCHS = {"digits": 10, "mnist5k": 3}
 SETTINGS = {"digits": {"latent_dim": 8, "epochs": 30, "arch": "conv"},
             "mnist5k": {"latent_dim": 16, "epochs": 20, "arch": "mlp"},
             "breast-cancer": {"latent_dim": 8, "epochs": 100, "arch": "mlp"}}
@@ -66,29 +76,55 @@ class _PCAError:
         return -np.mean((self.pca.inverse_transform(self.pca.transform(x)) - x) ** 2, axis=1)
 
 
-def _scores(x_train, x_test, xf_train, xf_test, latent: int, epochs: int, arch: str, seed: int = 0) -> dict:
-    """``{method: (test scores, seconds to fit and score)}``; ``x_*`` in the estimator's input format, ``xf_*`` flat."""
+class _PCARel(_PCAError):
+    """PCA scored with the AE's complexity correction: ``-log(mse + 1e-12) + 0.5 log(mean x^2 + 1e-12)``."""
+
+    def score_samples(self, x):
+        return -np.log(-super().score_samples(x) + 1e-12) + 0.5 * np.log(np.mean(x ** 2, axis=1) + 1e-12)
+
+
+def _scores(x_train, x_test, xf_train, xf_test, latent: int, epochs: int, arch: str, seed: int = 0,
+            pixelcnn_epochs: int = 0, pixel_data=None, vae: bool = True, ae: bool = True) -> dict:
+    """``{method: (test scores, seconds to fit and score)}``; ``x_*`` in the estimator's input format, ``xf_*`` flat;
+    ``pixel_data``: (train, test) TensorDatasets with the data's own pixel levels, for the PixelCNN."""
     out = {}
     common = {"model_config": {"latent_dim": latent, "arch": arch}, "epochs": epochs, "batch_size": 32,
               "random_state": seed, "trainer_config": TRAINER}
-    t = time.perf_counter()
-    ae = AnomalyDetector(model="ae", **common).fit(x_train)
-    out["AE"] = (ae.score_samples(x_test), time.perf_counter() - t)
-    t = time.perf_counter()
-    vae = AnomalyDetector(model="vae", scoring="elbo", n_samples=16, **common).fit(x_train)
-    out["VAE-elbo"] = (vae.score_samples(x_test), time.perf_counter() - t)
-    t = time.perf_counter()
-    vrec = AnomalyDetector(model=vae.model_, scoring="reconstruction").fit(x_train)  # same VAE, no retraining
-    out["VAE-rec"] = (vrec.score_samples(x_test), time.perf_counter() - t)
-    for name, est in (("IForest", IsolationForest(n_estimators=100, random_state=seed)),
-                      ("OCSVM", OneClassSVM(kernel="rbf", gamma="scale", nu=0.1)),
-                      ("PCA", _PCAError(latent))):
+    if ae:
+        t = time.perf_counter()
+        ae = AnomalyDetector(model="ae", **common).fit(x_train)
+        out["AE"] = (ae.score_samples(x_test), time.perf_counter() - t)
+        t = time.perf_counter()
+        mse = AnomalyDetector(model=ae.model_, scoring="reconstruction").fit(x_train)  # same AE, no retraining
+        out["AE-mse"] = (mse.score_samples(x_test), time.perf_counter() - t)
+    if vae:
+        t = time.perf_counter()
+        vae = AnomalyDetector(model="vae", scoring="elbo", n_samples=16, **common).fit(x_train)
+        out["VAE-elbo"] = (vae.score_samples(x_test), time.perf_counter() - t)
+        t = time.perf_counter()
+        vrec = AnomalyDetector(model=vae.model_, scoring="reconstruction").fit(x_train)  # same VAE, no retraining
+        out["VAE-rec"] = (vrec.score_samples(x_test), time.perf_counter() - t)
+    if pixelcnn_epochs:
+        pc = {"model_config": PIXELCNN, "epochs": pixelcnn_epochs, "batch_size": 32, "random_state": seed,
+              "trainer_config": TRAINER}
+        t = time.perf_counter()
+        p_train, p_test = pixel_data
+        lr = AnomalyDetector(model="pixelcnn", scoring="likelihood_ratio", **pc).fit(p_train)
+        out["PixelCNN-LR"] = (lr.score_samples(p_test), time.perf_counter() - t)
+        t = time.perf_counter()
+        ll = AnomalyDetector(model=lr.model_, scoring="likelihood").fit(p_train)  # the same foreground model
+        out["PixelCNN"] = (ll.score_samples(p_test), time.perf_counter() - t)
+    baselines = [("IForest", IsolationForest(n_estimators=100, random_state=seed)),
+                 ("OCSVM", OneClassSVM(kernel="rbf", gamma="scale", nu=0.1)), ("PCA", _PCAError(latent))]
+    if np.ndim(x_train) > 2:  # images: the complexity correction needs non-negative pixels
+        baselines.append(("PCA-rel", _PCARel(latent)))
+    for name, est in baselines:
         t = time.perf_counter()
         out[name] = (est.fit(xf_train).score_samples(xf_test), time.perf_counter() - t)
     return out
 
 
-def one_class(name: str, epochs: int, classes=None, log=print) -> list[dict]:
+def one_class(name: str, epochs: int, classes=None, log=print, pixelcnn: bool = False, **parts) -> list[dict]:
     ds = load_dataset(name)
     tr, _, te = ds.split(0.0, 0.2, seed=0)
     latent, arch = SETTINGS[name]["latent_dim"], SETTINGS[name]["arch"]
@@ -96,12 +132,15 @@ def one_class(name: str, epochs: int, classes=None, log=print) -> list[dict]:
     for c in classes if classes is not None else range(ds.num_classes):
         xtr = tr.x[tr.y == c].numpy()  # (n_c, C, H, W) in [0, 1]
         xte, normal = te.x.numpy(), (te.y == c).numpy()
-        res = _scores(xtr, xte, xtr.reshape(len(xtr), -1), xte.reshape(len(xte), -1), latent, epochs, arch)
-        for m in METHODS:
+        res = _scores(xtr, xte, xtr.reshape(len(xtr), -1), xte.reshape(len(xte), -1), latent, epochs, arch,
+                      pixelcnn_epochs=PIXELCNN_EPOCHS[name] if pixelcnn else 0,
+                      pixel_data=(TensorDataset(tr.x[tr.y == c], norm=ds.norm), TensorDataset(te.x, norm=ds.norm)),
+                      **parts)
+        for m in (m for m in METHODS if m in res):
             s, sec = res[m]
             rows.append({"data": name, "normal": str(c), "method": m, "roc_auc": float(roc_auc_score(normal, s)),
                          "n_train": len(xtr), "n_test": len(xte), "seconds": round(sec, 2)})
-        log(f"  {name} class {c}: " + "  ".join(f"{r['method']} {r['roc_auc']:.3f}" for r in rows[-len(METHODS):]))
+        log(f"  {name} class {c}: " + "  ".join(f"{r['method']} {r['roc_auc']:.3f}" for r in rows[-len(res):]))
     return rows
 
 
@@ -122,53 +161,69 @@ def breast_cancer(epochs: int, log=print) -> list[dict]:
     return rows
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False, data=("digits", "mnist5k", "breast-cancer"), pixelcnn=(), **parts) -> list[dict]:
     """One dict per (data set, normal class, method): ROC-AUC, sizes and seconds to fit and score. ``quick``: digits classes
     0-2 with 5 epochs and breast cancer with 10 epochs (a smoke run, not figures to quote)."""
     torch.manual_seed(0)
     if quick:
-        return one_class("digits", 5, classes=[0, 1, 2]) + breast_cancer(10)
+        return one_class("digits", 5, classes=[0, 1, 2], pixelcnn="digits" in pixelcnn) + breast_cancer(10)
     rows = []
-    for name in ("digits", "mnist5k"):
-        rows += one_class(name, SETTINGS[name]["epochs"])
-    return rows + breast_cancer(SETTINGS["breast-cancer"]["epochs"])
+    for name in (d for d in ("digits", "mnist5k") if d in data):
+        rows += one_class(name, SETTINGS[name]["epochs"], pixelcnn=name in pixelcnn, **parts)
+    return rows + (breast_cancer(SETTINGS["breast-cancer"]["epochs"]) if "breast-cancer" in data else [])
+
+
+def _cell(v, best) -> str:
+    if v is None:
+        return "–"
+    return f"**{v:.3f}**" if round(v, 3) == best else f"{v:.3f}"
 
 
 def tables(rows: list[dict]) -> str:
     datasets = list(dict.fromkeys(r["data"] for r in rows))
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
     lines = ["Mean ROC-AUC over normal classes (higher is better; best per row in bold)", "",
-             "| data | " + " | ".join(METHODS) + " |", "|---" * (len(METHODS) + 1) + "|"]
+             "| data | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
     for d in datasets:
-        means = {m: np.mean([r["roc_auc"] for r in rows if r["data"] == d and r["method"] == m]) for m in METHODS}
-        best = max(round(v, 3) for v in means.values())
-        cells = [f"**{v:.3f}**" if round(v, 3) == best else f"{v:.3f}" for v in means.values()]
-        lines.append(f"| {d} | " + " | ".join(cells) + " |")
-    lines += ["", "ROC-AUC per normal class", "", "| data | normal | " + " | ".join(METHODS) + " |",
-              "|---" * (len(METHODS) + 2) + "|"]
+        means = {m: (float(np.mean(a)) if (a := [r["roc_auc"] for r in rows if r["data"] == d and r["method"] == m])
+                     else None) for m in methods}
+        best = max(round(v, 3) for v in means.values() if v is not None)
+        lines.append(f"| {d} | " + " | ".join(_cell(v, best) for v in means.values()) + " |")
+    lines += ["", "ROC-AUC per normal class", "", "| data | normal | " + " | ".join(methods) + " |",
+              "|---" * (len(methods) + 2) + "|"]
     for d in datasets:
         for c in dict.fromkeys(r["normal"] for r in rows if r["data"] == d):
             v = {r["method"]: r["roc_auc"] for r in rows if r["data"] == d and r["normal"] == c}
             best = max(round(a, 3) for a in v.values())
-            lines.append(f"| {d} | {c} | " + " | ".join(f"**{v[m]:.3f}**" if round(v[m], 3) == best else f"{v[m]:.3f}"
-                                                         for m in METHODS) + " |")
-    lines += ["", "Seconds to fit and score, summed over classes (VAE-rec reuses the VAE-elbo model: scoring only)",
-              "", "| data | " + " | ".join(METHODS) + " |",
-              "|---" * (len(METHODS) + 1) + "|"]
+            lines.append(f"| {d} | {c} | " + " | ".join(_cell(v.get(m), best) for m in methods) + " |")
+    lines += ["", "Seconds to fit and score, summed over classes (AE-mse, VAE-rec and PixelCNN reuse the AE, VAE-elbo "
+              "and PixelCNN-LR models: scoring only)", "", "| data | " + " | ".join(methods) + " |",
+              "|---" * (len(methods) + 1) + "|"]
     for d in datasets:
         lines.append(f"| {d} | " + " | ".join(
-            f"{sum(r['seconds'] for r in rows if r['data'] == d and r['method'] == m):.1f}" for m in METHODS) + " |")
+            f"{sum(r['seconds'] for r in rows if r['data'] == d and r['method'] == m):.1f}" for m in methods) + " |")
     return "\n".join(lines)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: 3 digit classes, few epochs")
+    ap.add_argument("--data", default="digits,mnist5k,breast-cancer", help="comma list of data sets to run")
+    ap.add_argument("--pixelcnn", default="", help="comma list of image data sets (digits, mnist5k) that also get "
+                    "the PixelCNN likelihood and likelihood-ratio columns")
+    ap.add_argument("--no-vae", action="store_true", help="skip the VAE columns (run time)")
+    ap.add_argument("--no-ae", action="store_true", help="skip the AE columns (run time)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"genlab {genlab.__version__}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     t0 = time.perf_counter()
-    rows = run(quick=args.quick)
-    print(f"\ncommand: {COMMAND}{' --quick' if args.quick else ''}  ({time.perf_counter() - t0:.0f} s)\n")
+    split = lambda v: tuple(p.strip() for p in v.split(",") if p.strip())  # noqa: E731
+    rows = run(quick=args.quick, data=split(args.data), pixelcnn=split(args.pixelcnn), vae=not args.no_vae,
+               ae=not args.no_ae)
+    flags = " ".join(f for f in (args.quick and "--quick", f"--data {args.data}", args.pixelcnn and
+                                 f"--pixelcnn {args.pixelcnn}", args.no_vae and "--no-vae",
+                                 args.no_ae and "--no-ae") if f)
+    print(f"\ncommand: {COMMAND} {flags}  ({time.perf_counter() - t0:.0f} s)\n")
     print(tables(rows))
 
 

@@ -31,7 +31,8 @@ def images():
 
 @pytest.fixture(scope="module")
 def ae_det(images):
-    return AnomalyDetector(model="ae", epochs=2, trainer_config=TRAINER, contamination=0.1).fit(images)
+    return AnomalyDetector(model="ae", scoring="reconstruction", epochs=2, trainer_config=TRAINER,
+                           contamination=0.1).fit(images)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +119,7 @@ def test_vae_reconstruction_uses_posterior_mean(vae_det, images):
 # ---------------------------------------------------------------- error maps
 def test_error_maps_shape_and_values():
     x3 = _images(n=24, c=3, seed=1)
-    det = AnomalyDetector(epochs=1, trainer_config=TRAINER).fit(x3)
+    det = AnomalyDetector(scoring="reconstruction", epochs=1, trainer_config=TRAINER).fit(x3)
     maps = det.error_maps(x3[:5])
     assert maps.shape == (5, 8, 8)
     rec = det.model_.reconstruct(torch.as_tensor(x3[:5])).double()
@@ -216,7 +217,7 @@ def test_bad_contamination(c, images):
 
 
 def test_bad_score_and_model_combinations(images):
-    with pytest.raises(ConfigError, match="valid scores: reconstruction, elbo, iwae"):
+    with pytest.raises(ConfigError, match="valid scores: auto, reconstruction, relative_reconstruction, elbo, iwae"):
         AnomalyDetector(scoring="bogus").fit(images)
     with pytest.raises(ConfigError, match=r"model 'ae' lacks the capability 'has_likelihood' \(.*\) that "
                                           r"AnomalyDetector\(scoring='elbo'\) needs; use one of: vae"):
@@ -276,7 +277,7 @@ def test_cli_detect_end_to_end(tmp_path, capsys):
 
 @pytest.mark.parametrize("extra, message", [
     (["--contamination", "0.7"], r"contamination must be a number in \(0, 0.5\]"),
-    (["--score", "bogus", "--epochs", "1"], "valid scores: reconstruction, elbo, iwae"),
+    (["--score", "bogus", "--epochs", "1"], "valid scores: auto, reconstruction, relative_reconstruction, elbo, iwae"),
     (["--normal-class", "0"], "--normal-class needs labelled input"),
     (["--top", "0"], "--top must be >= 1"),
 ])

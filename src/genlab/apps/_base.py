@@ -85,6 +85,8 @@ class ModelEstimator(BaseEstimator):
     _refuses: ClassVar[tuple[str, ...]] = ()
     _json_state: ClassVar[tuple[str, ...]] = ()
     _array_state: ClassVar[tuple[str, ...]] = ()
+    #: attributes holding further fitted models (saved in a sub-folder named after the attribute when not None)
+    _model_state: ClassVar[tuple[str, ...]] = ()
     #: scikit-learn tags (see ``__sklearn_tags__``): NaN accepted as missing values, ``y`` needed by ``fit``
     _allow_nan: ClassVar[bool] = False
     _requires_y: ClassVar[bool] = False
@@ -282,6 +284,10 @@ class ModelEstimator(BaseEstimator):
                 save_file(arrays, str(tmp / STATE_FILE))
             (tmp / MODEL_DIR).mkdir()
             write_model_files(self.model_, tmp / MODEL_DIR)
+            for k in self._model_state:  # further fitted models (e.g. a detector's background model)
+                if getattr(self, k, None) is not None:
+                    (tmp / k).mkdir()
+                    write_model_files(getattr(self, k), tmp / k)
         return path
 
     @classmethod
@@ -323,6 +329,9 @@ class ModelEstimator(BaseEstimator):
                     raise CheckpointError(f"{path / STATE_FILE} lacks {k!r}; save the estimator again")
                 setattr(est, k, arrays[k].numpy())
         est.model_ = load(path / MODEL_DIR)
+        for k in cls._model_state:  # further fitted models, saved in a folder named after the attribute
+            if (path / k).is_dir():
+                setattr(est, k, load(path / k))
         est._require(est.model_)  # a folder whose model was swapped for one this estimator cannot use
         return est
 
