@@ -39,6 +39,7 @@ import time
 import torch
 
 import genlab
+import genlab.testing
 from genlab.data import Normalization, TensorDataset, load_builtin
 from genlab.metrics.fid import fid
 from genlab.metrics.stats import FeatureStats
@@ -124,6 +125,19 @@ def naive_seconds(m, n: int, rows: int | None, seed: int = 0) -> float:
     return (time.process_time() - t) * H / rows
 
 
+def sampling_times(m, n: int, naive: str) -> torch.Tensor:
+    """Print the CPU seconds of cached and naive sampling of ``n`` images; returns the cached samples."""
+    t = time.process_time()
+    s = m.sample(n, generator=torch.Generator().manual_seed(0))
+    t_cached = time.process_time() - t
+    t_naive = None if naive == "none" else naive_seconds(m, n, 1 if naive == "row" else None)
+    print(f"\nsampling {n} x {tuple(s.shape[1:])}: cached {t_cached:.1f} CPU s"
+          + ("" if t_naive is None else f", naive {t_naive:.1f} CPU s"
+             + (f" (first row x {m.shape[1]})" if naive == "row" else "") + f", {t_naive / t_cached:.1f}x"),
+          flush=True)
+    return s
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=30, help="most pixelcnn epochs on the binarised data")
@@ -137,10 +151,17 @@ def main(argv=None) -> None:
     p.add_argument("--data", default="digits,mnist5k", help="binarised data sets to compare on (comma-separated)")
     p.add_argument("--no-8bit", action="store_true", help="skip the 8-bit mnist5k bits/dim runs")
     p.add_argument("--pixelcnn", default="", help="model overrides for every pixelcnn, e.g. channels=32,layers=5")
+    p.add_argument("--timing-only", action="store_true", help="only the sampling times, of an untrained binarised-"
+                   "mnist5k pixelcnn (the cost of sampling does not depend on the weights)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
     over = parse_overrides(a.pixelcnn)
+    if a.timing_only:
+        data = binarised("mnist5k", 64)
+        m = genlab.testing.build("pixelcnn", data, {**PIXELCNN["mnist5k"], **over}).eval()
+        sampling_times(m, a.n_samples, a.naive)
+        return
     rows, mnist = [], None
     for name in filter(None, a.data.split(",")):
         data = binarised(name, a.limit)
@@ -176,13 +197,7 @@ def main(argv=None) -> None:
     if mnist is not None:
         m, vae, data, test = mnist
         n = a.n_samples
-        t = time.process_time()
-        s = m.sample(n, generator=torch.Generator().manual_seed(0))
-        t_cached = time.process_time() - t
-        t_naive = None if a.naive == "none" else naive_seconds(m, n, 1 if a.naive == "row" else None)
-        print(f"\nsampling {n} x {tuple(s.shape[1:])}: cached {t_cached:.1f} CPU s"
-              + ("" if t_naive is None else f", naive {t_naive:.1f} CPU s"
-                 + (" (first row x 28)" if a.naive == "row" else "") + f", {t_naive / t_cached:.1f}x"))
+        s = sampling_times(m, n, a.naive)
         real = FeatureStats.from_features(features(m, test.x)[0].double())
         g = torch.Generator().manual_seed(0)
         vs = torch.bernoulli(vae.sample(n, generator=g).clamp(0, 1), generator=g)
