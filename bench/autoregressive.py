@@ -187,7 +187,7 @@ def main(argv=None) -> None:
     if not a.no_8bit:
         data8 = eight_bit("mnist5k", a.limit)
         test8 = test_split(data8)
-        print(f"\n| 8-bit mnist5k head | epochs | CPU s | test bits/dim |\n|---|---|---|---|")
+        print("\n| 8-bit mnist5k head | epochs | CPU s | test bits/dim |\n|---|---|---|---|")
         for head, extra in (("softmax", {}), ("logistic_mixture", {"n_mix": 5})):
             cfg = {**PIXELCNN["mnist5k"], **over, "head": head, **extra}
             pc8, t8 = train("pixelcnn", data8, cfg, {"epochs": a.epochs_8bit})
