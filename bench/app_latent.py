@@ -37,7 +37,7 @@ def _tsne(x, perplexity: float):
     return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=0).fit_transform(x)
 
 
-def run(models: list[str], perplexities: list[float], log=print) -> list[dict]:
+def run(models: list[str], perplexities: list[float], log=print, pixels: bool = True) -> list[dict]:
     ds = load_dataset("digits")
     X, y = ds.x.numpy(), ds.y.numpy()
     flat = X.reshape(len(X), -1).astype(np.float64)
@@ -50,7 +50,7 @@ def run(models: list[str], perplexities: list[float], log=print) -> list[dict]:
     t = time.perf_counter()
     add("raw pixels", "none", flat, 0.0)
     add("raw pixels", "pca", PCA(2, svd_solver="full").fit_transform(flat), time.perf_counter() - t)
-    for p in perplexities:
+    for p in perplexities if pixels else ():
         t = time.perf_counter()
         add("raw pixels", f"tsne (perp. {p:g})", _tsne(flat, p), time.perf_counter() - t)
     for spec in models:
@@ -86,11 +86,13 @@ def main():
     ap.add_argument("--models", default="vae:16:30,vae:16:50,ae:16:50",
                     help="comma list of name:latent_dim:epochs")
     ap.add_argument("--perplexity", default="30", help="comma list of t-SNE perplexities (30 is the default map)")
+    ap.add_argument("--no-pixel-tsne", action="store_true", help="skip the t-SNE maps of the pixels (run time)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"genlab {genlab.__version__}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     t0 = time.perf_counter()
-    rows = run([m for m in args.models.split(",") if m], [float(p) for p in args.perplexity.split(",")])
+    rows = run([m for m in args.models.split(",") if m], [float(p) for p in args.perplexity.split(",")],
+               pixels=not args.no_pixel_tsne)
     print(f"\ncommand: {COMMAND} --models {args.models} --perplexity {args.perplexity}  "
           f"({time.perf_counter() - t0:.0f} s)\n")
     print(table(rows))
