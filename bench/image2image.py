@@ -23,7 +23,7 @@ restored) and scored on the test images.
   initial weights, data and batch size; images per second of process CPU time (``time.process_time``, fairer on a
   shared machine), medians of ``--repeats`` alternating runs; target ratio >= 0.95.
 
-    nice -n 10 .venv/bin/python bench/image2image.py [--epochs 5] [--inpaint-epochs 10] [--n-train 1500]
+    nice -n 10 .venv/bin/python bench/image2image.py [--epochs 4] [--inpaint-epochs 8] [--n-train 1200]
         [--n-test 300] [--width 8] [--threads 1] [--only sr,inpaint,colour,edges,throughput]
 """
 from __future__ import annotations
@@ -101,9 +101,10 @@ def common(args) -> dict:
 # ---------------------------------------------------------------------------------------------- SR
 def bench_sr(args) -> None:
     rows = []
-    sets = {"photos32": photos(args.n_train, args.n_test), "mnist5k": mnist_split(args.n_train, args.n_test)}
+    loaders = {"photos32": photos, "mnist5k": mnist_split}
+    sets = {n: loaders[n](args.n_train, args.n_test) for n in args.sr_data.split(",")}
     for name, (train, test) in sets.items():
-        for factor in (2, 4):
+        for factor in [int(f) for f in args.sr_factors.split(",")]:
             pairs = make_pairs(test, f"downsample:{factor}")
             src, tgt = pairs.extras["src"], pairs.x
             fid_ok = tuple(tgt.shape[1:]) == (1, 28, 28)
@@ -255,9 +256,9 @@ def bench_throughput(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--inpaint-epochs", type=int, default=10, help="epochs of the inpainting models")
-    ap.add_argument("--n-train", type=int, default=1500, help="training images per data set")
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--inpaint-epochs", type=int, default=8, help="epochs of the inpainting models")
+    ap.add_argument("--n-train", type=int, default=1200, help="training images per data set")
     ap.add_argument("--n-test", type=int, default=300, help="held-out images per data set")
     ap.add_argument("--width", type=int, default=8, help="generator and discriminator base channels")
     ap.add_argument("--batch-size", type=int, default=64)
@@ -266,9 +267,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: on a shared 2-core machine "
                     "one thread gave 6x the images per CPU second of two; 0 = leave as is)")
     ap.add_argument("--only", default="sr,inpaint,colour,edges,throughput")
+    ap.add_argument("--sr-data", default="photos32,mnist5k", help="data sets of the SR table")
+    ap.add_argument("--sr-factors", default="2,4", help="factors of the SR table")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+        TRAINER["num_threads"] = args.threads  # the Trainer sets its own thread count in fit
     print(f"bench/image2image.py {' '.join(sys.argv[1:])}: torch {torch.__version__}, threads "
           f"{torch.get_num_threads()}, epochs {args.epochs} (inpainting {args.inpaint_epochs}), {args.n_train} train / "
           f"{args.n_test} test images, width {args.width}, batch {args.batch_size}")
