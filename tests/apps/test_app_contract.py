@@ -165,6 +165,10 @@ def _data(name: str) -> TensorDataset:
         z = torch.randn(64, 2, generator=g)
         x = z @ torch.randn(2, 5, generator=g) + 0.05 * torch.randn(64, 5, generator=g)
         return TensorDataset(x, (z[:, 0] > 0).long(), name="contract-table")
+    if "image" not in _cls(name).input_kinds:  # sequence models (wavenet): smooth standardised series
+        t = torch.arange(48, dtype=torch.float32)
+        x = torch.sin(t / 3 + torch.rand(64, 1, 1, generator=g) * 6) + 0.1 * torch.randn(64, 1, 48, generator=g)
+        return TensorDataset(x, torch.arange(64) % 4, name="contract-series")
     y = torch.arange(64) % 4
     base = torch.rand(4, 1, 8, 8, generator=g)
     x = (base[y] * 0.8 + 0.2 * torch.rand(64, 1, 8, 8, generator=g)).clamp(0, 1)

@@ -205,7 +205,7 @@ def test_scoring_rename_and_deprecated_score_keyword(tmp_path, table):
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
         back = AnomalyDetector.load(path)
-    assert back.scoring == "reconstruction" and back.n_features_in_ == 5
+    assert back.scoring == det.scoring == "auto" and back.n_features_in_ == 5
     np.testing.assert_array_equal(back.score_samples(table), det.score_samples(table))
 
 
