@@ -24,8 +24,9 @@ def add_arguments(p) -> None:
     p.add_argument("--contamination", type=float, default=None,
                    help="expected outlier fraction of the training data, in (0, 0.5] (default 0.1; with a "
                         "saved estimator: its own)")
-    p.add_argument("--score", default=None, help="reconstruction (default), elbo or iwae (elbo/iwae need "
-                   "--model vae), likelihood (exact log p(x): --model pixelcnn)")
+    p.add_argument("--score", default=None, help="auto (default: relative_reconstruction for images, reconstruction "
+                   "for tables), reconstruction, relative_reconstruction, elbo or iwae (VAEs), likelihood or "
+                   "likelihood_ratio (pixelcnn); docs/apps/anomaly.md")
     p.add_argument("--n-samples", type=int, default=16, help="posterior draws for --score elbo/iwae (default 16)")
     p.add_argument("--normal-class", type=int, default=None, metavar="K",
                    help="labelled data: train only on class K and report ROC-AUC of class K vs the rest")
@@ -66,7 +67,7 @@ def run(args) -> int:
             raise DataError(f"no training samples of class {k}; classes present: "
                             f"{sorted(set(train.y.tolist()))}")
         train = train.subset(idx)
-    det = fitted_estimator(AnomalyDetector, fit_args, train, scoring=args.score or "reconstruction",
+    det = fitted_estimator(AnomalyDetector, fit_args, train, scoring=args.score or "auto",
                            contamination=0.1 if args.contamination is None else args.contamination,
                            n_samples=args.n_samples)
     if args.score is not None and args.score != det.scoring:
