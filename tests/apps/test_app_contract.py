@@ -193,7 +193,10 @@ def _arrays(name: str):
 
 def _tiny(name: str) -> dict:
     fields = {f.name for f in dataclasses.fields(_cls(name).config_cls if name not in EXTRA else EXTRA[name][1])}
-    return {k: v for k, v in {"latent_dim": 2, "hidden": [16]}.items() if k in fields}
+    tiny = {"latent_dim": 2, "hidden": [16]}
+    if "head_channels" in fields:  # the pixelcnn family: a small net (its defaults take minutes to sample here)
+        tiny.update(channels=8, layers=2, head_channels=16)
+    return {k: v for k, v in tiny.items() if k in fields}
 
 
 def _with_holes(x: np.ndarray) -> np.ndarray:
