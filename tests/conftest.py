@@ -12,6 +12,16 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
 @pytest.fixture
+def one_thread():
+    """One torch thread for the test: tiny convolutions run far faster so on a shared CI machine (no OpenMP
+    spinning); the thread count is restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def image_data():
     """64 smooth 1×8×8 images in [0, 1] with 4 classes (tiny and fast; genlab.testing's contract data)."""
     return tiny_image_data()

@@ -11,19 +11,10 @@ from PIL import Image
 
 from genlab.cli import main
 from genlab.data import load_dataset
+from tests.cli.test_cli import _bad
 
 TINY = ["--epochs", "1", "trainer.precision=fp32", "trainer.channels_last=false", "trainer.batch_size=32",
         "--set", "width=4", "--set", "d_width=4"]
-
-
-def _bad(argv, capsys, *needles):
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert err.count("\n") == 0 and err.startswith("genlab: error:"), err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 @pytest.fixture(scope="module")

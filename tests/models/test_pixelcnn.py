@@ -21,13 +21,7 @@ TINY = {"channels": 4, "layers": 1, "head_channels": 8}
 BITS = Normalization(torch.tensor(0.0), torch.tensor(1.0))  # binarised data: raw values are bits
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions run far faster on one thread on a shared CI machine (no OpenMP spinning)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def binary_data(n=64, size=8) -> TensorDataset:

@@ -9,8 +9,9 @@ from genlab.config import from_dict
 from genlab.data import TensorDataset
 from genlab.errors import ConfigError, DataError
 from genlab.registry import get_model_entry
-from genlab.training import Callback, Trainer, seed_everything
+from genlab.training import Trainer, seed_everything
 from tests.conftest import tiny_trainer
+from tests.training.test_trainer import InterruptAt
 
 SMALL = {"latent_dim": 4, "width": 16}
 
@@ -91,15 +92,6 @@ def test_trains_and_logs_growth(image_data):
                                                         (1, 1)]
     assert int(m.seen) == 128
     assert all(torch.isfinite(torch.tensor(r["loss/d"])) for r in recs)
-
-
-class InterruptAt(Callback):
-    def __init__(self, step):
-        self.at = step
-
-    def on_step_end(self, trainer, logs):
-        if trainer.step == self.at:
-            raise KeyboardInterrupt
 
 
 def test_resume_in_the_middle_of_a_fade_in_is_exact(image_data, tmp_path):

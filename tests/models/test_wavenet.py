@@ -20,13 +20,7 @@ from genlab.models.wavenet import WaveNet, mu_law_decode, mu_law_edges, mu_law_e
 SMALL = {"channels": 8, "skip_channels": 8, "layers": 3, "bins": 32}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions run far faster on one thread on a shared CI machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def seq_data(n=48, c=2, t=24) -> TensorDataset:
