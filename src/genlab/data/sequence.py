@@ -37,6 +37,7 @@ import torch
 from ..errors import DataError, MissingFilesError
 from .builtins import _only_train, register_builtin
 from .dataset import Normalization, TensorDataset
+from .files import _is_number, _to_float, csv_delimiter
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,6 @@ PREFIX = "series:"
 LAYOUTS = ("columns", "rows", "channels")
 #: header names of time columns, dropped from ``series:`` / ``series:channels:`` CSVs (compared in lower case)
 TIME_COLUMNS = frozenset({"date", "time", "year", "month", "day", "week", "timestamp", "index", "t", "datetime"})
-_NA = frozenset({"", "nan", "na", "n/a", "null", "none", "?", "-nan"})
 
 
 # ---------------------------------------------------------------------------- files
@@ -131,32 +131,18 @@ def _array_to_series(a: np.ndarray, name: str) -> np.ndarray:
     return a.astype(np.float64)
 
 
-def _cell(c: str) -> float:
-    s = c.strip()
-    return math.nan if s.lower() in _NA else float(s)
-
-
 def _read_csv_series(path: Path, layout: str, name: str) -> np.ndarray:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{name}: cannot read as UTF-8 text ({' '.join(str(e).split())}); save a UTF-8 CSV") from e
-    from .files import csv_delimiter
     first = next((ln for ln in text.splitlines() if ln.strip()), None)
     if first is None:
         raise DataError(f"{name}: the file is empty; write the series as numbers")
     rows = [r for r in csv.reader(io.StringIO(text), delimiter=csv_delimiter(path, first))
             if r and any(c.strip() for c in r)]
     header = None
-
-    def numeric(c):
-        try:
-            _cell(c)
-            return True
-        except ValueError:
-            return False
-
-    if not all(numeric(c) for c in rows[0]):
+    if not all(_is_number(c) for c in rows[0]):
         header, rows = [c.strip() for c in rows[0]], rows[1:]
     if not rows:
         raise DataError(f"{name}: no data rows after the header")
@@ -173,7 +159,7 @@ def _read_csv_series(path: Path, layout: str, name: str) -> np.ndarray:
                             "give every series the same length (fill gaps first)")
         for jj, j in enumerate(keep):
             try:
-                data[i, jj] = _cell(row[j])
+                data[i, jj] = _to_float(row[j])
             except ValueError:
                 col = header[j] if header is not None else str(j + 1)
                 raise DataError(f"{name}: row {i + 1 + (header is not None)}, column {col!r} holds "
@@ -321,7 +307,7 @@ def _table(path: Path) -> tuple[list[str], np.ndarray]:
     for i, r in enumerate(body):
         for j, c in enumerate(r[:len(header)]):
             try:
-                out[i, j] = _cell(c)
+                out[i, j] = _to_float(c)
             except ValueError:
                 pass
     return header, out
