@@ -237,6 +237,14 @@ def _names(classes) -> str:
     return "[" + ", ".join(shown) + (", ..." if len(classes) > 6 else "") + "]"
 
 
+def _paired(ds: TensorDataset, cfg: DataConfig, offset: int) -> TensorDataset:
+    """``ds`` made into (source, target[, mask]) pairs by ``cfg.pair`` (seeded by ``split_seed + offset``)."""
+    if cfg.pair is None:
+        return ds
+    from .data.paired import make_pairs
+    return make_pairs(ds, cfg.pair, seed=cfg.split_seed + offset)
+
+
 def prepare_data(cfg: DataConfig, data: TensorDataset | None = None, *, val: TensorDataset | None = None,
                  test: TensorDataset | None = None, recorded: dict | None = None, run: str = "run") -> Splits:
     """The train / validation / test splits a run trains on, built the same way every time.
@@ -707,14 +715,6 @@ def _train_and_finish(trainer: Trainer, net, spec: RunSpec, splits: Splits, out_
 
 
 # ---------------------------------------------------------------------------------------------- opening a run
-def _paired(ds: TensorDataset, cfg: DataConfig, offset: int) -> TensorDataset:
-    """``ds`` made into (source, target[, mask]) pairs by ``cfg.pair`` (seeded by ``split_seed + offset``)."""
-    if cfg.pair is None:
-        return ds
-    from .data.paired import make_pairs
-    return make_pairs(ds, cfg.pair, seed=cfg.split_seed + offset)
-
-
 @dataclass(frozen=True)
 class DataInfo:
     """What a run's model was trained on (``config.json``'s ``data_info``, as :meth:`TensorDataset.info` wrote
