@@ -38,6 +38,16 @@ and PPL in Z (lerp, eps 1e-4, 1,000 paths, feature-net features, no crop; ``styl
     .venv/bin/python bench/gans.py --only budget --budget 180 --seeds 1        # first numbers (docs/models/gan.md)
     .venv/bin/python bench/gans.py --only budget --budget 300 --seeds 3        # the issue's protocol, 5 minutes
     .venv/bin/python bench/gans.py --only budget --budget 1200 --seeds 3       # ... and 20 minutes
+
+Truncation section (``--only truncation``; issue 17): one ``stylegan`` trained as a budget arm (``--budget`` seconds
+of process CPU time, 1 thread, default settings plus ``--set``, mnist5k train split; ``--save DIR`` keeps it) or
+loaded with ``--run DIR`` (a run folder or a saved model folder); then, for psi in 0.5, 0.7 and 1.0 (``--psis``),
+``--samples`` samples with the same seed (10,000) against the held-out images (validation + test splits):
+FID-mnist, precision and recall (k=3, genlab feature net), and the class coverage of the samples. The tracked
+``w_avg`` is the truncation centre.
+
+    .venv/bin/python bench/gans.py --only truncation --budget 360 --save runs/trunc   # docs/models/stylegan.md
+    .venv/bin/python bench/gans.py --only truncation --run runs/trunc                 # re-score a saved model
 """
 from __future__ import annotations
 
@@ -308,6 +318,43 @@ def budget(args, model_config: dict) -> None:
               f"{mean_std(rs, 'classes')} | {mn} - {mx} | {mean_std(rs, 'ppl_z')} | {mean_std(rs, 'ppl_w')} |")
 
 
+def truncation(args, model_config: dict) -> None:
+    """FID / precision / recall over psi for one stylegan (trained here within ``--budget`` CPU s, or loaded)."""
+    torch.set_num_threads(1)
+    splits = prepare_data(from_dict(DataConfig, {"name": "mnist5k"}))
+    net = load_feature_net("mnist")
+    real_feats, _ = net.extract(held_out(splits))
+    fl = floor(splits, net)
+    if args.run:
+        from genlab.io import load
+        from genlab.runs import is_run_folder, open_run
+        model = (open_run(args.run).model if is_run_folder(args.run) else load(args.run)).eval()
+        how = f"loaded from {args.run}"
+    else:
+        model, info = budget_arm("stylegan", splits.train, 0, args.budget, model_config)
+        how = (f"trained here: {info['batches']} batches of {BATCH} in {info['cpu_s']:.0f} CPU s (1 thread), "
+               f"config {model.config}")
+        if args.save:
+            from genlab.io import save_model
+            save_model(model, args.save)
+            how += f"; saved to {args.save}"
+    print(f"\n## stylegan truncation curve on mnist5k: {how}\n{args.samples} samples per psi (seed 10000) vs "
+          f"{len(held_out(splits))} held-out images; real-vs-real floor FID-mnist {fl:.3g}")
+    print("\n| psi | FID-mnist | precision | recall | classes > 1 % |\n|---|---|---|---|---|")
+    n = args.samples
+    for psi in (float(p) for p in args.psis.split(",")):
+        g = torch.Generator().manual_seed(10_000)
+        t0 = time.process_time()
+        with torch.no_grad():
+            x = torch.cat([model.sample(min(500, n - i), generator=g, psi=psi)
+                           for i in range(0, n, 500)]).float().clamp(0, 1)
+        f, lg = net.extract(x)
+        p, r = precision_recall(real_feats, f, k=3)
+        cov = classes_covered(class_histogram(lg), 0.01)
+        print(f"| {psi:g} | {fid(FeatureStats.from_features(f), FeatureStats.from_features(real_feats)):.1f} | "
+              f"{p:.3f} | {r:.3f} | {cov} |  <!-- {time.process_time() - t0:.0f} CPU s -->", flush=True)
+
+
 def mean_std(rows, key):
     v = [r[key] for r in rows if r.get(key) is not None]
     if not v:
@@ -318,7 +365,10 @@ def mean_std(rows, key):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 seed, 3 epochs (smoke run, not for the README)")
-    ap.add_argument("--only", default="quality,throughput", help="quality, throughput and/or budget")
+    ap.add_argument("--only", default="quality,throughput", help="quality, throughput, budget and/or truncation")
+    ap.add_argument("--run", help="truncation: score this stylegan (run folder or saved model) instead of training")
+    ap.add_argument("--save", help="truncation: save the stylegan trained here to this new folder")
+    ap.add_argument("--psis", default="0.5,0.7,1.0", help="truncation: comma list of psi values")
     ap.add_argument("--budget", type=float, default=180.0, help="budget: process CPU seconds per arm")
     ap.add_argument("--samples", type=int, default=2000, help="budget: samples per arm for FID/recall/classes")
     ap.add_argument("--ppl-paths", type=int, default=1000, help="budget: PPL paths per arm")
@@ -337,6 +387,8 @@ def main():
     logging.basicConfig(level=logging.ERROR)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     parts = set(args.only.split(","))
+    if "truncation" in parts:
+        truncation(args, model_config)
     if "budget" in parts:
         if args.models == ",".join(MODELS):
             args.models = ",".join(BUDGET_MODELS)
