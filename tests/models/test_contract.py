@@ -16,6 +16,7 @@ KINDS = ["image", "tabular"]
 CONFIG = {"latent_dim": 4}
 #: smaller networks where the defaults are sized for real training (the checks are the same)
 SMALL = {"stylegan": {"width": 16, "w_dim": 16, "mapping_layers": 2}, "progan": {"width": 16}}
+SMALL["cstylegan"] = SMALL["stylegan"]  # the conditional variant (issue 17): the same small widths
 
 
 def _cfg(name: str) -> dict:

@@ -181,3 +181,136 @@ def test_r1_r2_penalties_closed_form_and_options_of_every_gan(image_data):
     assert out["r2"] > 0 and torch.isclose(out["loss"], out["d_adv"] + out["gp"] + out["r1"] + out["r2"])
     with pytest.raises(ConfigError, match="r2_gamma must be >= 0"):
         from_dict(entry.config_cls, {"r2_gamma": -1.0})
+
+
+# -- cstylegan: the conditional variant ----------------------------------------------------------------------------
+def cbuild(data, **cfg):
+    entry = get_model_entry("cstylegan")
+    return entry.cls(from_dict(entry.config_cls, {**SMALL, **cfg}), data.info())
+
+
+def test_cstylegan_contract_checks(image_data):
+    """genlab.testing's contract checks on the small conditional net (test_contract.py runs them for every model)."""
+    from genlab import testing
+    testing.check_declarations("cstylegan")
+    testing.check_inference("cstylegan", image_data, SMALL)
+
+
+def test_cstylegan_labels_change_the_samples_and_bad_labels_are_one_line_errors(image_data):
+    m = cbuild(image_data).eval()
+    assert m.conditional and m.num_classes == 4
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731 (same z and noise for every call)
+    a = m.sample(4, labels=torch.zeros(4, dtype=torch.long), generator=g())
+    b = m.sample(4, labels=torch.full((4,), 3), generator=g())
+    assert torch.equal(a, m.sample(4, labels=torch.zeros(4, dtype=torch.long), generator=g()))
+    assert (a - b).abs().mean() > 1e-3  # the label moves w, hence the image
+    z = torch.randn(3, 4)
+    assert not torch.allclose(m.mapping(z, labels=torch.tensor([0, 0, 0])), m.mapping(z, labels=torch.tensor([1] * 3)))
+    for bad in ([0, 4], [-1, 0]):
+        with pytest.raises(ConfigError, match=r"labels must be in \[0, 3\], got") as e:
+            m.sample(2, labels=torch.tensor(bad))
+        assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"cstylegan.mapping needs labels"):
+        m.mapping(z)
+    with pytest.raises(ConfigError, match="labels given but the model is unconditional"):
+        build(image_data).mapping(z, labels=torch.tensor([0, 1, 2]))
+
+
+def test_cstylegan_projection_discriminator_and_mapping_input(image_data):
+    """D(x, y) = out(phi(x)) + <e_y, phi(x)> / sqrt(dim phi); the mapping net sees cat(pixel_norm(z),
+    pixel_norm(embed(onehot(y))))."""
+    from genlab.nn.style_blocks import pixel_norm
+    m = cbuild(image_data, embed_dim=3).eval()
+    x, y = image_data.x[:6], image_data.y[:6]
+    h = m.disc.features(2 * x - 1)
+    ref = m.disc.out(h).squeeze(1) + (m.d_embed.weight[y] * h).sum(1) / h.shape[1] ** 0.5
+    assert torch.allclose(m.critic(x, y), ref, atol=1e-6)
+    assert not torch.allclose(m.critic(x, y), m.critic(x, (y + 1) % 4))
+    assert any(p is m.d_embed.weight for p in m.discriminator_parameters())
+    assert not any(p is m.d_embed.weight for p in m.generator_parameters())
+    z = torch.randn(6, 4)
+    e = F.one_hot(y, 4).float() @ (m.label_embed.weight * m.label_embed.scale).t() + m.label_embed.bias
+    assert torch.allclose(m.mapping(z, labels=y), m.mapping_net(torch.cat([pixel_norm(z), pixel_norm(e)], 1)),
+                          atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["class", "global"])
+def test_cstylegan_per_class_and_global_truncation(image_data, mode):
+    """w_avg_class[k] follows the mean w of class k in the D steps' batches; psi truncates towards the class's
+    centre ("class") or the global w_avg ("global")."""
+    seed_everything(0)
+    m = cbuild(image_data, w_avg_beta=0.5, mixing_prob=0.0, truncation=mode)
+    x, y = image_data.x[:8], torch.tensor([0, 0, 1, 1, 1, 2, 2, 2])  # class 3 absent: its centre stays 0
+    torch.manual_seed(5)
+    m.training_step({"x": x, "y": y}, 0, "d")
+    torch.manual_seed(5)
+    w = m.mapping(torch.randn(8, 4), labels=y).detach()
+    for k in range(3):
+        assert torch.allclose(m.w_avg_class[k], 0.5 * w[y == k].mean(0), atol=1e-6)
+    assert torch.count_nonzero(m.w_avg_class[3]) == 0
+    assert torch.allclose(m.w_avg, 0.5 * w.mean(0), atol=1e-6)
+    z, lab = torch.randn(4, 4), torch.tensor([0, 1, 2, 3])
+    full = m.mapping(z, labels=lab)
+    centre = m.w_avg_class[lab] if mode == "class" else m.w_avg.expand(4, -1)
+    assert torch.allclose(m.mapping(z, 0.6, lab), centre + 0.6 * (full - centre), atol=1e-6)
+    with pytest.raises(ConfigError, match=r"truncation psi must be in \(0, 1\]"):
+        m.sample(2, labels=torch.tensor([0, 1]), psi=0.0)
+
+
+def test_cstylegan_trains_with_r1_path_length_and_style_mixing(image_data):
+    seed_everything(0)
+    m = cbuild(image_data, r1_every=2, pl_weight=2.0, pl_every=2, mixing_prob=1.0)
+    res = Trainer(tiny_trainer(epochs=1)).fit(m, image_data)
+    recs = [r for r in res.history if r.get("split") == "train"]
+    assert any("r1" in r for r in recs) and any("pl" in r for r in recs)
+    assert all(np.isfinite(r["loss/d"]) and np.isfinite(r["loss/g"]) for r in recs)
+    grid = m.eval().style_mix(torch.randn(2, 4), torch.randn(3, 4), cut=2)
+    assert grid.shape == (2, 3, 1, 8, 8)
+    with pytest.raises(ConfigError, match=r"labels must be in \[0, 3\]"):
+        m.style_mix(torch.randn(2, 4), torch.randn(2, 4), cut=2, row_labels=torch.tensor([0, 9]))
+
+
+def test_ppl_w_of_cstylegan_maps_both_ends_with_the_labels_and_sampling_crop_conventions(image_data):
+    """PPL in W of the conditional model equals a direct computation (both ends mapped with the same label);
+    sampling="end" puts t = 0; crop=True keeps rows [3c, 7c) and columns [2c, 6c), c = H // 8."""
+    m = cbuild(image_data).eval()
+    feat = lambda x: x.flatten(1)  # noqa: E731
+    labels = torch.arange(8) % 4
+    _, d = perceptual_path_length(m, feat, n=8, batch_size=4, space="w", labels=labels, return_distances=True)
+    g = torch.Generator().manual_seed(0)
+    z0 = torch.randn(8, 4, generator=g, dtype=torch.float64)
+    z1 = torch.randn(8, 4, generator=g, dtype=torch.float64)
+    t = torch.rand(8, 1, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        w0, w1 = m.mapping(z0.float(), labels=labels).double(), m.mapping(z1.float(), labels=labels).double()
+        a = m.decode_w((w0 + (w1 - w0) * t).float()).flatten(1).double()
+        b = m.decode_w((w0 + (w1 - w0) * (t + 1e-4)).float()).flatten(1).double()
+    assert np.allclose(d, (((a - b) ** 2).sum(1) / 1e-8).numpy(), rtol=1e-6)
+    u = build(image_data).eval()
+    seen = []
+    crop_feat = lambda x: seen.append(x.shape) or x.flatten(1)  # noqa: E731
+    _, de = perceptual_path_length(u, feat, n=8, batch_size=8, space="w", sampling="end", return_distances=True)
+    with torch.no_grad():
+        w0, w1 = u.mapping(z0.float()).double(), u.mapping(z1.float()).double()
+        a = u.decode_w(w0.float()).flatten(1).double()
+        b = u.decode_w((w0 + (w1 - w0) * 1e-4).float()).flatten(1).double()
+    assert np.allclose(de, (((a - b) ** 2).sum(1) / 1e-8).numpy(), rtol=1e-6)
+    perceptual_path_length(u, crop_feat, n=4, batch_size=4, crop=True)
+    assert seen == [(8, 1, 4, 4)]  # 8x8: rows 3..6, columns 2..5
+    with pytest.raises(ConfigError, match="sampling must be 'full'"):
+        perceptual_path_length(u, feat, n=4, sampling="middle")
+
+
+def test_style_mixing_figure_in_the_report_of_a_stylegan_run(tmp_path, image_data):
+    """A tiny stylegan run writes style_mixing.png and report.html embeds it; the figure of a cstylegan is drawn
+    by the same function (one labelled row per source A under the row of sources B)."""
+    import genlab
+    from genlab.io.report import style_mixing_figure
+    run = genlab.train("stylegan", image_data, out=tmp_path / "run",
+                       config={"model": SMALL, "trainer": tiny_trainer(epochs=1, fid_samples=0)})
+    png = run.out_dir / "style_mixing.png"
+    assert png.is_file() and png.stat().st_size > 0
+    page = (run.out_dir / "report.html").read_text()
+    assert 'data-file="style_mixing.png"' in page and "Style mixing: coarse styles (inputs 0-1 of 4)" in page
+    figs = style_mixing_figure(cbuild(image_data).eval(), tmp_path / "c.png", rows=3, cols=2)
+    assert list(figs.values()) == ["c.png"] and (tmp_path / "c.png").stat().st_size > 0

@@ -128,6 +128,8 @@ def write_figures(model, test_x: torch.Tensor, out_dir: str | Path, *, test_y: t
         else:
             save_grid(model.sample(n_samples, generator=g).float().cpu(), out_dir / "samples.png")
             figs["Samples from the prior"] = "samples.png"
+    if getattr(type(model), "has_w_space", False):  # style-based generators (stylegan, cstylegan)
+        figs.update(style_mixing_figure(model, out_dir / "style_mixing.png", seed=seed))
     if not caps["has_decoder"]:
         return figs
     if caps["has_encoder"] and len(test_x) >= 2:
@@ -148,6 +150,37 @@ def write_figures(model, test_x: torch.Tensor, out_dir: str | Path, *, test_y: t
         _save_interpolation(model, za, zb, ya, steps, out_dir / "interpolation.png", names)
         figs["Latent interpolation (linear, between two random z)"] = "interpolation.png"
     return figs
+
+
+# -- style mixing (models with a W space: has_w_space; issue 17) ------------------------------------------------
+def style_mixing_figure(model, path: Path, *, seed: int = 0, rows: int = 4, cols: int = 5) -> dict[str, str]:
+    """``style_mixing.png``, the StyleGAN paper's style-mixing grid: the top row holds the images of ``cols`` random
+    sources B, the left column those of ``rows`` sources A, and cell ``(i, j)`` takes the coarse styles (the first
+    half of the style inputs, the low resolutions) from A ``i`` and the fine ones from B ``j``, through
+    ``model.style_mix`` (no truncation, the fixed noise maps). Conditional models: A ``i`` and B ``j`` keep the
+    labels ``i`` and ``j`` (cycled over the classes). ``seed`` draws the sources' ``z``."""
+    from .plots import labelled_grid
+
+    g = torch.Generator().manual_seed(seed + 1)
+    za = torch.randn(rows, model.latent_dim, generator=g)
+    zb = torch.randn(cols, model.latent_dim, generator=g)
+    cut = max(1, model.num_ws // 2)
+    kw = {}
+    if getattr(model, "conditional", False):
+        k = model.num_classes
+        kw = {"row_labels": torch.arange(rows) % k, "col_labels": torch.arange(cols) % k}
+    mix = model.style_mix(za, zb, cut, **kw).float().cpu()  # (rows, cols, C, H, W)
+    dev = model.device
+    la, lb = (kw["row_labels"].to(dev), kw["col_labels"].to(dev)) if kw else (None, None)
+    a_img = model.synthesize(model.mapping(za.to(dev), labels=la)).float().cpu()  # every style from A i
+    b_img = model.synthesize(model.mapping(zb.to(dev), labels=lb)).float().cpu()
+    blank = torch.zeros_like(b_img[:1])
+    tiles = [blank, b_img] + [torch.cat([a_img[i:i + 1], mix[i]]) for i in range(rows)]
+    labelled_grid(torch.cat(tiles), path, nrow=cols + 1, row_labels=["B"] + [f"A{i + 1}" for i in range(rows)],
+                  col_labels=["A"] + [f"B{j + 1}" for j in range(cols)],
+                  xlabel=f"cell (Ai, Bj): styles 0-{cut - 1} (coarse) from Ai, {cut}-{model.num_ws - 1} (fine) from Bj")
+    return {f"Style mixing: coarse styles (inputs 0-{cut - 1} of {model.num_ws}) from the row's source A, fine "
+            "styles from the column's source B (top row: the B images, left column: the A images)": path.name}
 
 
 def class_names(model) -> list[str]:

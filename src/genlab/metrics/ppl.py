@@ -40,7 +40,8 @@ def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
 def perceptual_path_length(model: nn.Module, feature_fn: Callable[[torch.Tensor], torch.Tensor], *,
                            n: int = 10_000, epsilon: float = 1e-4, space: str = "z",
                            interpolation: str = "lerp", seed: int = 0, batch_size: int = 64,
-                           labels: Any = None, return_distances: bool = False) -> float | tuple[float, np.ndarray]:
+                           labels: Any = None, return_distances: bool = False, sampling: str = "full",
+                           crop: bool = False) -> float | tuple[float, np.ndarray]:
     """Perceptual path length: mean of ``||f(G(z(t))) - f(G(z(t+eps)))||^2 / eps^2``.
 
     Conventions that change the number:
@@ -48,14 +49,18 @@ def perceptual_path_length(model: nn.Module, feature_fn: Callable[[torch.Tensor]
     * sampling: one ``torch.Generator`` on the CPU seeded with ``seed`` draws, in this order,
       ``z0 ~ N(0, I)`` (n, latent_dim), ``z1 ~ N(0, I)`` (n, latent_dim) and ``t ~ U(0, 1)`` (n,)
       in float64; the points are ``interp(z0, z1, t)`` and ``interp(z0, z1, t + epsilon)``, cast to the
-      model's parameter dtype (float32 models add rounding of order ``1e-7/eps``);
+      model's parameter dtype (float32 models add rounding of order ``1e-7/eps``). ``sampling="end"``
+      (StyleGAN's other choice) sets ``t = 0`` after the same draws: paths start at the end points ``z0``;
     * ``space="z"``: ``interpolation="lerp"`` (linear) or ``"slerp"`` (StyleGAN's spherical interpolation of
       the *normalised* latents, whose result has unit norm — StyleGAN's choice for Z);
       ``space="w"`` (models that declare ``has_w_space``, e.g. ``stylegan``): ``w0 = model.mapping(z0)``,
       ``w1 = model.mapping(z1)`` (no truncation, in the model's dtype), interpolated in float64 with ``lerp``
       (StyleGAN's choice for W), images from ``model.decode_w(w)`` (the same fixed noise for both ends);
+      conditional models with a W space (``cstylegan``) map both ends with the same ``labels``;
     * images: ``model.decode(z)`` or ``model.decode(z, labels)`` when ``labels`` (n,) is given,
-      in model space; no cropping or resizing (do that inside ``feature_fn`` if wanted);
+      in model space; no resizing (do that inside ``feature_fn`` if wanted); ``crop=True`` keeps StyleGAN's
+      face window, rows ``[3c, 7c)`` and columns ``[2c, 6c)`` with ``c = H // 8``, before ``feature_fn``
+      (StyleGAN crops FFHQ/CelebA-HQ faces this way; genlab's own numbers use no crop);
     * distance: ``feature_fn`` maps a batch of images to features (B, ...); the squared Euclidean
       distance of the flattened features divided by ``epsilon**2``. StyleGAN uses LPIPS (VGG16)
       here, which we cannot ship, so the feature network is a parameter and numbers are only
@@ -73,6 +78,10 @@ def perceptual_path_length(model: nn.Module, feature_fn: Callable[[torch.Tensor]
         ``images (B, C, H, W) -> features (B, ...)``.
     return_distances : bool
         Also return all n distances (before filtering).
+    sampling : {"full", "end"}
+        Where paths start: ``t ~ U(0, 1)`` (``"full"``) or ``t = 0`` (``"end"``); see the conventions above.
+    crop : bool
+        Keep StyleGAN's face window of the images before ``feature_fn`` (see the conventions above).
 
     Returns
     -------
@@ -83,6 +92,8 @@ def perceptual_path_length(model: nn.Module, feature_fn: Callable[[torch.Tensor]
     w_space = _check_space(model, space, interpolation)
     if interpolation not in ("lerp", "slerp"):
         raise ConfigError(f"interpolation must be 'lerp' or 'slerp', got {interpolation!r}")
+    if sampling not in ("full", "end"):
+        raise ConfigError(f"sampling must be 'full' (t ~ U(0, 1)) or 'end' (t = 0), got {sampling!r}")
     if not (isinstance(epsilon, (int, float)) and 0 < epsilon < 1):
         raise ConfigError(f"epsilon must be a small positive number (e.g. 1e-4), got {epsilon!r}")
     require(model, "has_decoder", purpose="perceptual_path_length")
@@ -96,9 +107,11 @@ def perceptual_path_length(model: nn.Module, feature_fn: Callable[[torch.Tensor]
     z0 = torch.randn(n, latent_dim, generator=gen, dtype=torch.float64)
     z1 = torch.randn(n, latent_dim, generator=gen, dtype=torch.float64)
     t = torch.rand(n, 1, generator=gen, dtype=torch.float64)
+    if sampling == "end":
+        t = torch.zeros_like(t)
     interp = _lerp if interpolation == "lerp" else _slerp
     if w_space:
-        z0, z1 = _map_w(model, z0, device, dtype), _map_w(model, z1, device, dtype)
+        z0, z1 = _map_w(model, z0, device, dtype, labels), _map_w(model, z1, device, dtype, labels)
     za, zb = interp(z0, z1, t), interp(z0, z1, t + epsilon)
     was_training = model.training
     model.eval()
@@ -115,6 +128,9 @@ def perceptual_path_length(model: nn.Module, feature_fn: Callable[[torch.Tensor]
                 else:
                     lb = labels[lo:hi].to(device)
                     x = model.decode(z, torch.cat([lb, lb]))
+                if crop:
+                    c = x.shape[2] // 8
+                    x = x[:, :, 3 * c:7 * c, 2 * c:6 * c]
                 feats = feature_fn(x)
                 feats = feats.reshape(feats.shape[0], -1).to(torch.float64)  # (2B, F)
                 check_finite(feats, "perceptual_path_length features")
@@ -146,12 +162,14 @@ def _check_space(model: nn.Module, space: str, interpolation: str) -> bool:
     return True
 
 
-def _map_w(model: nn.Module, z: torch.Tensor, device, dtype) -> torch.Tensor:
-    """``model.mapping(z)`` (no truncation) in the model's dtype, returned as float64 on the CPU."""
+def _map_w(model: nn.Module, z: torch.Tensor, device, dtype, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """``model.mapping(z)`` (no truncation; ``labels`` for conditional models) in the model's dtype, returned as
+    float64 on the CPU."""
     was = model.training
     model.eval()
+    kw = {} if labels is None else {"labels": labels.to(device)}
     try:
         with torch.no_grad():
-            return model.mapping(z.to(device=device, dtype=dtype)).to("cpu", torch.float64)
+            return model.mapping(z.to(device=device, dtype=dtype), **kw).to("cpu", torch.float64)
     finally:
         model.train(was)

@@ -18,6 +18,16 @@ learning rate and betas are adjusted by ``c = every / (every + 1)``); optional p
 training batches (``w_avg <- lerp(w_avg, mean w, 1 - w_avg_beta)``) for the truncation trick:
 ``sample(n, psi=0.7)`` uses ``w_avg + psi (w - w_avg)``.
 
+Conditional variant ``cstylegan`` (class labels, StyleGAN2-ADA's conditioning): the label goes through an
+equalised-lr linear embedding (``embed_dim``, default ``w_dim``) of its one-hot code; the mapping network takes
+``cat(pixel_norm(z), pixel_norm(embed(y)))``. The discriminator is a projection discriminator (Miyato & Koyama 2018):
+``out(phi(x)) + <e(y), phi(x)> / sqrt(dim phi)`` with a learned class embedding ``e`` (equalised: drawn from
+N(0, 1), scaled by ``1 / sqrt(dim phi)`` at run time). Truncation (``truncation``): ``"class"`` (default) pulls
+``w`` towards the mean ``w`` of its own class (``w_avg_class``, one row per class, each following the mean ``w`` of
+that class's samples in the training batches with the same ``w_avg_beta``), ``"global"`` towards the mean over all
+classes (``w_avg``, as StyleGAN2-ADA does); with few classes and a short run per-class centres keep each class's
+look at low ``psi``, where the global centre drifts every class towards one average image.
+
 Noise: ``sample`` draws it from its ``generator`` (after ``z``); ``decode``/``synthesize`` use fixed per-layer
 noise maps (buffers saved with the weights), so they are deterministic functions of the latents (what path
 length measures need).
@@ -26,6 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +44,7 @@ from torch import nn
 
 from ..config import check
 from ..errors import ConfigError
+from ..models.vae import check_labels
 from ..nn.style_blocks import (EqualConv2d, EqualLinear, MinibatchStd, ModulatedConv2d, crop_to, down2, pad_to,
                                pixel_norm, power_side, up2)
 from ..registry import register_model
@@ -86,6 +98,23 @@ class StyleGANConfig(_GANBaseConfig):
         check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, f"beta1, beta2 must be in [0, 1), got "
                                                            f"{self.beta1}, {self.beta2}")
         check(self.mbstd_group >= 1, f"mbstd_group must be >= 1, got {self.mbstd_group}")
+
+
+@dataclass
+class CStyleGANConfig(StyleGANConfig):
+    """``cstylegan``: :class:`StyleGANConfig` plus embed_dim: size of the label embedding fed to the mapping network
+    (null: ``w_dim``, StyleGAN2-ADA's choice); truncation: ``"class"`` (towards the class's mean ``w``) or
+    ``"global"`` (towards the mean ``w`` of all classes) for ``sample(n, psi=...)``."""
+
+    embed_dim: int | None = None
+    truncation: Literal["class", "global"] = "class"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.embed_dim is None or self.embed_dim >= 1, f"embed_dim must be >= 1 (or null: w_dim), got "
+                                                             f"{self.embed_dim}")
+        check(self.truncation in ("class", "global"), f"truncation must be 'class' or 'global', got "
+                                                      f"{self.truncation!r}")
 
 
 def _channels(width: int, side: int) -> int:
@@ -199,26 +228,52 @@ class StyleGAN(GAN):
     def __init__(self, config: StyleGANConfig, data_info: dict, *, networks: dict | None = None):
         c = config
         self._init_own_networks(c, data_info, networks, "nonsaturating")
-        self.side = power_side(self.shape, "stylegan", c.resolution)
+        self.side = power_side(self.shape, self.registry_name, c.resolution)
+        if self.conditional:
+            self.num_classes = self.labelled_classes("an unconditional 'stylegan'")
         layers: list[nn.Module] = []
+        map_in = c.latent_dim + self._embed_dim()
         for i in range(c.mapping_layers):
-            layers += [EqualLinear(c.latent_dim if i == 0 else c.w_dim, c.w_dim, lr_mul=0.01), nn.LeakyReLU(0.2)]
+            layers += [EqualLinear(map_in if i == 0 else c.w_dim, c.w_dim, lr_mul=0.01), nn.LeakyReLU(0.2)]
         self.mapping_net = nn.Sequential(*layers)
         self.synthesis = _Synthesis(c.w_dim, self.shape[0], self.side, c.width)
         self.num_ws = self.synthesis.num_ws
         self.disc = _Discriminator(self.shape[0], self.side, c.width, c.mbstd_group)
         self.register_buffer("w_avg", torch.zeros(c.w_dim))
         self.register_buffer("pl_mean", torch.zeros(()))
+        self.build_conditioning()
         self._training = False  # inside a training step: mixing, random noise
         self._track = False  # inside a D training step: w_avg follows the batch's mean w
         self._step = -1
 
+    # -- conditioning hooks (cstylegan) -------------------------------------------------------------
+    def _embed_dim(self) -> int:
+        """Width of the label embedding concatenated to the normalised ``z`` (0: unconditional)."""
+        return 0
+
+    def _map_input(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if labels is not None:
+            raise ConfigError(f"{self.registry_name}.mapping: labels given but the model is unconditional; train a "
+                              "'cstylegan' to condition on labels")
+        return pixel_norm(z)
+
+    def _w_centre(self, labels: torch.Tensor | None) -> torch.Tensor:
+        """The truncation centre: ``w_avg`` ``(w_dim,)`` (``cstylegan``: per class, ``(B, w_dim)``)."""
+        return self.w_avg
+
+    def _track_w(self, w: torch.Tensor, labels: torch.Tensor | None) -> None:
+        self.w_avg.lerp_(w.detach().mean(0), 1 - self.config.w_avg_beta)
+
+    def _random_labels(self, n: int, device) -> torch.Tensor | None:
+        return None
+
     # -- latent spaces ------------------------------------------------------------------------------
-    def mapping(self, z: torch.Tensor, psi: float = 1.0) -> torch.Tensor:
-        """``z`` ``(B, latent_dim) -> w`` ``(B, w_dim)``; ``psi < 1`` truncates towards ``w_avg``."""
+    def mapping(self, z: torch.Tensor, psi: float = 1.0, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``z`` ``(B, latent_dim) -> w`` ``(B, w_dim)``; ``psi < 1`` truncates towards ``w_avg`` (``cstylegan``:
+        ``labels`` ``(B,)`` are required, and the centre is the class's or the global mean ``w``)."""
         psi = check_psi(psi)
-        w = self.mapping_net(pixel_norm(z))
-        return w if psi == 1.0 else torch.lerp(self.w_avg, w, psi)
+        w = self.mapping_net(self._map_input(z, labels))
+        return w if psi == 1.0 else torch.lerp(self._w_centre(labels), w, psi)
 
     def synthesize(self, w: torch.Tensor, noise: str | torch.Generator | None = "const") -> torch.Tensor:
         """Images in model space ``(B, *shape)`` (clamped to [0, 1]) from ``w`` ``(B, w_dim)`` (every layer) or
@@ -239,25 +294,26 @@ class StyleGAN(GAN):
     def discriminator_modules(self) -> list[nn.Module]:
         return [self.disc]
 
-    def _ws(self, z: torch.Tensor) -> torch.Tensor:
-        """Training: per-layer ``ws`` ``(B, num_ws, w_dim)`` with style mixing, tracking ``w_avg``."""
+    def _ws(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Training: per-layer ``ws`` ``(B, num_ws, w_dim)`` with style mixing (the second ``z`` keeps the labels),
+        tracking ``w_avg``."""
         c = self.config
-        w = self.mapping(z)
+        w = self.mapping(z, labels=labels)
         if self._track:
             with torch.no_grad():
-                self.w_avg.lerp_(w.detach().mean(0), 1 - c.w_avg_beta)
+                self._track_w(w, labels)
         ws = w[:, None].repeat(1, self.num_ws, 1)
         if c.mixing_prob > 0 and torch.rand(()).item() < c.mixing_prob:
             cut = int(torch.randint(1, self.num_ws, ()).item())
-            ws[:, cut:] = self.mapping(torch.randn_like(z))[:, None]
+            ws[:, cut:] = self.mapping(torch.randn_like(z), labels=labels)[:, None]
         return ws
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Training step: ``G(z)`` with mixing and random noise, padded side, model space, unclamped. Otherwise:
         ``decode``'s deterministic map (constant noise), data shape, clamped."""
         if self._training:
-            return (self.synthesis(self._ws(z), None) + 1) / 2  # (B, C, R, R)
-        return self.synthesize(self.mapping(z), "const")
+            return (self.synthesis(self._ws(z, labels), None) + 1) / 2  # (B, C, R, R)
+        return self.synthesize(self.mapping(z, labels=labels), "const")
 
     def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None):
         return self.disc(2 * x - 1), None
@@ -270,17 +326,26 @@ class StyleGAN(GAN):
         psi = check_psi(psi)
         if n < 1:
             raise ConfigError(f"number of samples must be >= 1, got {n}")
-        self._sample_labels(labels, n, generator, "sample")
+        y = self._sample_labels(labels, n, generator, "sample")
         z = self._randn((n, self.latent_dim), generator)
-        return self.synthesize(self.mapping(z, psi), generator if generator is not None else None)
+        return self.synthesize(self.mapping(z, psi, y), generator if generator is not None else None)
 
     @torch.no_grad()
-    def style_mix(self, z_rows: torch.Tensor, z_cols: torch.Tensor, cut: int, psi: float = 1.0) -> torch.Tensor:
+    def style_mix(self, z_rows: torch.Tensor, z_cols: torch.Tensor, cut: int, psi: float = 1.0, *,
+                  row_labels: torch.Tensor | None = None, col_labels: torch.Tensor | None = None) -> torch.Tensor:
         """Style-mixing grid ``(R, C, *shape)``: image ``(i, j)`` takes ``w`` of ``z_rows[i]`` for the style inputs
-        ``< cut`` (coarse styles) and of ``z_cols[j]`` from ``cut`` on (fine styles); constant noise."""
+        ``< cut`` (coarse styles) and of ``z_cols[j]`` from ``cut`` on (fine styles); constant noise.
+        ``cstylegan``: the rows' and columns' labels (default ``0, 1, ...`` cycled over the classes)."""
         if not 1 <= cut < self.num_ws:
             raise ConfigError(f"cut must be in [1, {self.num_ws - 1}], got {cut}")
-        wr, wc = self.mapping(z_rows.to(self.device), psi), self.mapping(z_cols.to(self.device), psi)
+        if self.conditional:
+            k = self.num_classes
+            row_labels = self._sample_labels(torch.arange(len(z_rows)) % k if row_labels is None else row_labels,
+                                             len(z_rows), None, "style_mix")
+            col_labels = self._sample_labels(torch.arange(len(z_cols)) % k if col_labels is None else col_labels,
+                                             len(z_cols), None, "style_mix")
+        wr = self.mapping(z_rows.to(self.device), psi, row_labels)
+        wc = self.mapping(z_cols.to(self.device), psi, col_labels)
         r, k = len(wr), len(wc)
         ws = wr[:, None, None].expand(r, k, self.num_ws, -1).clone()  # (R, C, num_ws, w_dim)
         ws[:, :, cut:] = wc[None, :, None]
@@ -293,16 +358,16 @@ class StyleGAN(GAN):
         c = self.config
         out = {}
         if c.r1_gamma > 0 and self._step >= 0 and self._step % c.r1_every == 0 and torch.is_grad_enabled():
-            r1 = grad_sq_penalty(lambda v: self.critic(self.augment(v)), x)
+            r1 = grad_sq_penalty(lambda v: self.critic(self.augment(v), y), x)
             out["r1"] = (c.r1_gamma / 2 * c.r1_every) * r1
         if c.r2_gamma > 0:
-            out["r2"] = c.r2_gamma / 2 * grad_sq_penalty(lambda v: self.critic(self.augment(v)), fake)
+            out["r2"] = c.r2_gamma / 2 * grad_sq_penalty(lambda v: self.critic(self.augment(v), y), fake)
         return out
 
     def _path_length(self, n: int, device) -> dict:
         c = self.config
         z = torch.randn(max(1, n // 2), self.latent_dim, device=device)
-        ws = self._ws(z)
+        ws = self._ws(z, self._random_labels(len(z), device))
         img = self.synthesis(ws, None)  # (B, C, R, R)
         y = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
         (g,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)
@@ -349,3 +414,70 @@ class StyleGAN(GAN):
         return {"d": OptimizerSpec(adam(self.discriminator_parameters(), c.lr_d, c.r1_every if c.r1_gamma else 0)),
                 "g": OptimizerSpec(adam(self.generator_parameters(), c.lr_g, c.pl_every if c.pl_weight else 0),
                                    every=c.n_critic)}
+
+
+@register_model("cstylegan", CStyleGANConfig, "Class-conditional StyleGAN: label embedding into the mapping network, "
+                                              "projection discriminator, per-class truncation")
+class CStyleGAN(StyleGAN):
+    """Class-conditional :class:`StyleGAN`: ``sample(n, labels=..., psi=...)``; ``mapping(z, psi, labels)``.
+    ``w_avg_class`` ``(K, w_dim)`` holds the per-class truncation centres (``truncation="class"``)."""
+
+    conditional = True
+
+    def _embed_dim(self) -> int:
+        c = self.config
+        return c.embed_dim if c.embed_dim is not None else c.w_dim
+
+    def build_conditioning(self) -> None:
+        k, c0 = self.num_classes, self.disc.out_dim
+        self.label_embed = EqualLinear(k, self._embed_dim())  # one-hot (B, K) -> (B, E): G's label embedding
+        self.d_embed = _ClassEmbed(k, c0)  # D's projection embedding
+        self.register_buffer("w_avg_class", torch.zeros(k, self.config.w_dim))
+
+    def discriminator_modules(self) -> list[nn.Module]:
+        return [self.disc, self.d_embed]
+
+    def _map_input(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if labels is None:
+            raise ConfigError(f"{self.registry_name}.mapping needs labels (B,) in [0, {self.num_classes - 1}]")
+        y = check_labels(labels, self.num_classes, len(z), f"{self.registry_name}.mapping").to(z.device)
+        e = self.label_embed(F.one_hot(y, self.num_classes).to(z.dtype))  # (B, E)
+        return torch.cat([pixel_norm(z), pixel_norm(e)], 1)  # (B, latent_dim + E)
+
+    def _w_centre(self, labels: torch.Tensor | None) -> torch.Tensor:
+        if self.config.truncation == "global":
+            return self.w_avg
+        return self.w_avg_class[labels.to(self.w_avg_class.device)]  # (B, w_dim)
+
+    def _track_w(self, w: torch.Tensor, labels: torch.Tensor | None) -> None:
+        super()._track_w(w, labels)
+        w = w.detach()
+        k = self.num_classes
+        sums = torch.zeros(k, w.shape[1], dtype=w.dtype, device=w.device).index_add_(0, labels, w)  # (K, w_dim)
+        counts = torch.bincount(labels, minlength=k).to(w.dtype)  # (K,)
+        seen = counts > 0
+        means = sums[seen] / counts[seen, None]
+        self.w_avg_class[seen] = torch.lerp(self.w_avg_class[seen], means, 1 - self.config.w_avg_beta)
+
+    def _random_labels(self, n: int, device) -> torch.Tensor:
+        return torch.randint(self.num_classes, (n,), device=device)
+
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None):
+        """Projection discriminator: ``out(phi(x)) + <e(y), phi(x)>`` (``e`` scaled by ``1 / sqrt(dim phi)``)."""
+        h = self.disc.features(2 * x - 1)  # (B, c0)
+        proj = (self.d_embed(labels) * h).sum(1)  # (B,)
+        return self.disc.out(h).squeeze(1) + proj, None
+
+
+
+class _ClassEmbed(nn.Module):
+    """Class embedding with equalised learning rate: rows drawn from N(0, 1), scaled by ``1 / sqrt(dim)`` at run
+    time. ``(B,) int -> (B, dim)``."""
+
+    def __init__(self, num_classes: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(num_classes, dim))
+        self.scale = 1 / math.sqrt(dim)
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        return self.weight[labels] * self.scale
