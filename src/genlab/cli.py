@@ -143,7 +143,15 @@ def cmd_sample(args) -> int:
         bad = [v for v in labels if not 0 <= v < k]
         if bad:
             raise ConfigError(f"--labels {bad[0]} is not a class of this model; use labels 0..{k - 1}")
-    write_samples(model, args.n, args.output, labels=labels, seed=args.seed, progress=args.progress)
+    psi = getattr(args, "psi", None)
+    if psi is not None:  # truncation of style-based generators (stylegan, cstylegan; issue 17)
+        if not 0 < psi <= 1:
+            raise ConfigError(f"--psi (truncation) must be in (0, 1] (1 = no truncation), got {psi}")
+        if not getattr(type(model), "has_w_space", False):
+            raise ConfigError(f"--psi truncates style-based generators (stylegan, cstylegan); "
+                              f"{getattr(model, 'registry_name', type(model).__name__)!r} has no W space: drop --psi")
+    write_samples(model, args.n, args.output, labels=labels, seed=args.seed, progress=args.progress,
+                  **({} if psi is None else {"psi": psi}))
     where = args.output
     if Path(args.output).suffix.lower() == ".png":
         from .io.images import describe_paths, grid_paths
@@ -358,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_out_argument(s, f"{PNG_NPZ} (samples x, raw)", dest="output", default="samples.png")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--labels", help="conditional models: comma-separated class labels, cycled over the n samples")
+    s.add_argument("--psi", type=float, help="stylegan/cstylegan: truncation psi in (0, 1] (1 = none, 0.7 = "
+                   "the paper's figures)")
 
     r = add("reconstruct", cmd_reconstruct, "Reconstruct held-out inputs (inputs above outputs).")
     r.add_argument("run", help="run folder or saved model folder")

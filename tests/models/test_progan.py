@@ -124,10 +124,23 @@ def test_resume_in_the_middle_of_a_fade_in_is_exact(image_data, tmp_path):
 def test_bad_input_one_line_errors():
     with pytest.raises(ConfigError, match=r"fade_images \(images per fade-in\) must be >= 1, got 0"):
         build(images(8), fade_images=0)
-    with pytest.raises(DataError, match=r"resolution=24 cannot be reached by growing.*power of two in \[16, "):
+    with pytest.raises(DataError, match=r"resolution=24 cannot be reached by growing.*power of two >= 16 "
+                                        r"\(16, 32, \.\.\.\)"):
         build(images(16), resolution=24)
     with pytest.raises(DataError, match=r"resolution=8 cannot be reached"):
         build(images(16), resolution=8)
     with pytest.raises(ConfigError, match=r"loss: expected one of 'wgan-gp' \| 'nonsaturating'"):
         build(images(8), loss="hinge")
     assert build(images(12), resolution=32).sides == [4, 8, 16, 32]
+
+
+def test_cli_bad_fade_in_and_unreachable_resolution_exit_2(tmp_path, capsys):
+    """Through the CLI: exit 2, one line naming the parameter and its valid range, no run folder."""
+    from tests.cli.test_cli import _bad
+    out = tmp_path / "run"
+    _bad(["train", "progan", "--data", "digits", "model.fade_images=0", "--out", str(out)], capsys,
+         "fade_images (images per fade-in) must be >= 1, got 0")
+    _bad(["train", "progan", "--data", "digits", "model.resolution=12", "--out", str(out)], capsys,
+         "resolution=12 cannot be reached by growing from 4x4 for images of 8x8",
+         "resolution must be a power of two >= 8 (8, 16, ...)")
+    assert not out.exists()

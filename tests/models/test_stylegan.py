@@ -314,3 +314,41 @@ def test_style_mixing_figure_in_the_report_of_a_stylegan_run(tmp_path, image_dat
     assert 'data-file="style_mixing.png"' in page and "Style mixing: coarse styles (inputs 0-1 of 4)" in page
     figs = style_mixing_figure(cbuild(image_data).eval(), tmp_path / "c.png", rows=3, cols=2)
     assert list(figs.values()) == ["c.png"] and (tmp_path / "c.png").stat().st_size > 0
+
+
+# -- bad input through the CLI: exit 2, one line naming the parameter and its range, nothing written ----------------
+def test_cli_bad_mixing_probability_and_resolution_exit_2(tmp_path, capsys):
+    from tests.cli.test_cli import _bad
+    out = tmp_path / "run"
+    for p in ("1.5", "-0.1"):
+        _bad(["train", "stylegan", "--data", "digits", f"model.mixing_prob={p}", "--out", str(out)], capsys,
+             f"mixing_prob must be in [0, 1], got {p}")
+    _bad(["train", "cstylegan", "--data", "digits", "model.resolution=4", "--out", str(out)], capsys,
+         "resolution=4 cannot be reached by growing", "power of two >= 8 (8, 16, ...)")
+    assert not out.exists()
+
+
+def test_cli_sample_psi_truncates_and_bad_psi_exits_2(tmp_path, capsys, image_data):
+    """``genlab sample RUN --psi 0.7`` writes model.sample(n, psi=0.7) of the seed's generator; psi outside (0, 1]
+    and --psi for a model without a W space are one-line errors (exit 2) that write nothing."""
+    from genlab.cli import main
+    from genlab.io import save_model
+    from tests.cli.test_cli import _bad
+    m = build(image_data).eval()
+    m.w_avg.copy_(torch.linspace(-1, 1, 6))
+    save_model(m, tmp_path / "m")
+    png = tmp_path / "s.png"
+    for psi in ("0", "1.5", "-0.2", "nan"):
+        _bad(["sample", str(tmp_path / "m"), "--psi", psi, "-o", str(png)], capsys,
+             "--psi (truncation) must be in (0, 1] (1 = no truncation)")
+    assert not png.exists()
+    assert main(["sample", str(tmp_path / "m"), "-n", "4", "--psi", "0.7", "-o", str(tmp_path / "s.npz")]) == 0
+    got = torch.from_numpy(np.load(tmp_path / "s.npz")["x"])
+    ref = m.sample(4, generator=torch.Generator().manual_seed(0), psi=0.7)
+    assert torch.allclose(got, ref, atol=1e-6) and not torch.allclose(got, m.sample(
+        4, generator=torch.Generator().manual_seed(0)), atol=1e-4)
+    entry = get_model_entry("dcgan")
+    save_model(entry.cls(from_dict(entry.config_cls, {"latent_dim": 4, "width": 8}), image_data.info()),
+               tmp_path / "d")
+    _bad(["sample", str(tmp_path / "d"), "--psi", "0.7", "-o", str(png)], capsys, "'dcgan' has no W space")
+    assert not png.exists()

@@ -36,14 +36,17 @@ def _labels(wanted: list[int] | None, start: int, stop: int) -> torch.Tensor | N
     return w[torch.arange(start, stop) % len(w)]
 
 
-def sample_chunks(model, n: int, *, labels: list[int] | None = None, seed: int = 0, chunk: int = CHUNK):
+def sample_chunks(model, n: int, *, labels: list[int] | None = None, seed: int = 0, chunk: int = CHUNK,
+                  psi: float | None = None):
     """Yield ``(start, samples)`` for ``n`` samples in chunks of at most ``chunk``; labels are cycled.
-    One generator seeded by ``seed`` feeds every chunk (``n <= chunk``: exactly ``model.sample(n, ...)``)."""
+    One generator seeded by ``seed`` feeds every chunk (``n <= chunk``: exactly ``model.sample(n, ...)``).
+    ``psi``: the truncation of style-based generators (``model.sample(..., psi=psi)``; None: not passed)."""
     g = torch.Generator().manual_seed(seed)
+    kw = {} if psi is None else {"psi": psi}
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         with torch.no_grad():
-            yield start, model.sample(stop - start, labels=_labels(labels, start, stop), generator=g).cpu()
+            yield start, model.sample(stop - start, labels=_labels(labels, start, stop), generator=g, **kw).cpu()
 
 
 def check_sample_count(model, n: int, output: str | Path) -> None:
@@ -79,7 +82,7 @@ def _write_npy_header(f, shape: tuple[int, ...]) -> None:
 
 
 def write_samples(model, n: int, output: str | Path, *, labels: list[int] | None = None, seed: int = 0,
-                  chunk: int = CHUNK, progress: bool | None = None) -> Path:
+                  chunk: int = CHUNK, progress: bool | None = None, psi: float | None = None) -> Path:
     """Draw ``n`` samples and write them to ``output`` (``.png`` grid or ``.npz`` with ``x`` and ``raw``).
 
     A ``.png`` output of more than 256 images is split into grids of 256 (``NAME-000.png``, ...:
@@ -94,7 +97,7 @@ def write_samples(model, n: int, output: str | Path, *, labels: list[int] | None
     if out.suffix.lower() == ".png":
         parts = []
         with progress_bar("sampling", n, progress=progress) as bar:
-            for _, s in sample_chunks(model, n, labels=labels, seed=seed, chunk=chunk):
+            for _, s in sample_chunks(model, n, labels=labels, seed=seed, chunk=chunk, psi=psi):
                 parts.append(s)
                 bar.advance(len(s))
         save_grids(torch.cat(parts), out)
@@ -112,7 +115,7 @@ def write_samples(model, n: int, output: str | Path, *, labels: list[int] | None
             with zf.open("x.npy", "w", force_zip64=True) as xf:
                 _write_npy_header(xf, shape)
                 with progress_bar("sampling", n, progress=progress) as bar:
-                    for _, s in sample_chunks(model, n, labels=labels, seed=seed, chunk=chunk):
+                    for _, s in sample_chunks(model, n, labels=labels, seed=seed, chunk=chunk, psi=psi):
                         xf.write(s.float().numpy().astype("<f4").tobytes())
                         raw_f.write(norm.to_raw(s.float()).numpy().astype("<f4").tobytes())
                         bar.advance(len(s))

@@ -32,10 +32,12 @@ def power_side(shape, who: str, resolution: int | None = None) -> int:
     side = max(shape[1], shape[2])
     if resolution is None:
         return max(4, 1 << (side - 1).bit_length())
-    if resolution < 4 or resolution & (resolution - 1) or resolution < side:
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 4 \
+            or resolution & (resolution - 1) or resolution < side:
+        first = max(4, 1 << (side - 1).bit_length())
         raise DataError(f"{who}: resolution={resolution} cannot be reached by growing from 4x4 for images of "
-                        f"{shape[1]}x{shape[2]}; resolution must be a power of two in [{max(4, side)}, ...] "
-                        f"(e.g. {max(4, 1 << (side - 1).bit_length())}), or null for the next power of two")
+                        f"{shape[1]}x{shape[2]}; resolution must be a power of two >= {max(4, side)} ({first}, "
+                        f"{2 * first}, ...), or null for the next power of two")
     return resolution
 
 
