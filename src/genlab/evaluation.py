@@ -16,7 +16,7 @@ from .data import TensorDataset, load_dataset
 from .errors import ConfigError, DataError
 from .metrics import evaluate_features, perceptual_path_length
 from .metrics.extractors import Extractor, get_extractor, real_features
-from .models.base import require
+from .models.base import capabilities, require
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +91,13 @@ def evaluate_model(model, real: TensorDataset, *, data_key: str, metrics=("fid",
     real_f, real_l, _ = real_features(real_x, data_key, extractor, cache=cache, use_cache=use_cache)
     raw = _compute(real_f, real_l, fake_f, fake_l, metrics, extractor, kid_subset_size=kid_subset_size)
     if "ppl" in metrics:
-        raw["ppl"] = perceptual_path_length(model, extractor.feature_fn, n=min(ppl_n, n), seed=seed)
+        # conditional models: both ends of path i take label i % K (otherwise decode draws each end's label apart)
+        ppl_labels = torch.arange(min(ppl_n, n)) % model.num_classes if capabilities(model)["conditional"] else None
+        raw["ppl"] = perceptual_path_length(model, extractor.feature_fn, n=min(ppl_n, n), seed=seed,
+                                            labels=ppl_labels)
         raw["conventions"]["ppl"] = (f"epsilon 1e-4, lerp in z, n={min(ppl_n, n)}, squared L2 of "
-                                     f"{extractor.name} features / eps^2, 1st/99th percentile trimmed")
+                                     f"{extractor.name} features / eps^2, 1st/99th percentile trimmed"
+                                     + (", path i in class i mod K" if ppl_labels is not None else ""))
     return {"metrics": _label(extractor, raw), "raw": {k: v for k, v in raw.items() if k != "conventions"},
             "extractor": extractor.describe(), "n_real": raw["n_real"], "n_fake": raw["n_fake"],
             "sample_seed": seed, "real_set": data_key, "conventions": raw["conventions"],

@@ -375,3 +375,16 @@ def test_gpu_configs_parse_and_build(tmp_path):
         with torch.random.fork_rng():
             m = build_model(spec, data.info())
         assert m.shape == (3, side, side) and m.side == side and m.num_ws == 2 * side.bit_length() - 4
+
+
+def test_evaluate_ppl_of_a_conditional_model_keeps_each_path_in_one_class(image_data):
+    """evaluate_model's PPL for a conditional model (cstylegan) gives both ends of path i the label i % K: it equals
+    perceptual_path_length with those labels (before the fix, decode drew each end's label apart)."""
+    from genlab.evaluation import evaluate_model
+    m = cbuild(image_data).eval()
+    feat = torch.nn.Flatten()
+    res = evaluate_model(m, image_data, data_key="tiny", metrics=["ppl"], n=8, features=feat, ppl_n=8,
+                         use_cache=False)
+    ref = perceptual_path_length(m, feat, n=8, seed=0, labels=torch.arange(8) % 4)
+    assert res["raw"]["ppl"] == pytest.approx(ref, rel=1e-9)
+    assert "path i in class i mod K" in res["conventions"]["ppl"]
