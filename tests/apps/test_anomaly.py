@@ -134,7 +134,9 @@ def test_error_maps_shape_and_values():
 # ---------------------------------------------------------------- tabular data
 def test_tabular_scores_in_standardised_units(tabular_data):
     X = tabular_data.x.numpy() * 10 + 3  # raw units far from standardised
-    det = AnomalyDetector(epochs=2, trainer_config=TRAINER, model_config={"latent_dim": 2}).fit(X)
+    det = AnomalyDetector(scoring="reconstruction", epochs=2, trainer_config=TRAINER,
+                          model_config={"latent_dim": 2}).fit(X)
+    assert det.latent_score_ is None  # an explicit score gets no latent term from latent_score="auto"
     norm = det._norm
     xm = norm.from_raw(torch.as_tensor(X))
     ref = -((det.model_.reconstruct(xm).double() - xm.double()) ** 2).mean(1).numpy()
@@ -144,6 +146,48 @@ def test_tabular_scores_in_standardised_units(tabular_data):
     assert det.reconstruct(X).shape == X.shape
     with pytest.raises(DataError, match="error_maps needs image data"):
         det.error_maps(X)
+
+
+def test_tabular_default_is_standardised_error_plus_code_mahalanobis(tabular_data, tmp_path):
+    """The tabular default in closed form, against scikit-learn's own Mahalanobis distance (module docstring)."""
+    from sklearn.covariance import LedoitWolf
+    X = tabular_data.x.numpy() * 10 + 3
+    det = AnomalyDetector(epochs=2, trainer_config=TRAINER, model_config={"latent_dim": 2}).fit(X)
+    assert det.scoring_ == "standardized_reconstruction" and det.latent_score_ == "mahalanobis"
+    xm = det._norm.from_raw(torch.as_tensor(X)).double()
+    with torch.no_grad():
+        res = (det.model_.reconstruct(xm.float()).double() - xm).numpy()  # (N, D)
+        codes = det.model_.encode(xm.float()).double().numpy()  # (N, L)
+    scale = np.sqrt((res ** 2).mean(0)) + 1e-3
+    rec = -((res / scale) ** 2).mean(1)
+    lat = -LedoitWolf().fit(codes).mahalanobis(codes)  # squared distances
+    ref = (rec - rec.mean()) / rec.std() + (lat - lat.mean()) / lat.std()
+    np.testing.assert_allclose(det.score_samples(X), ref, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(det.train_scores_, ref, rtol=1e-6, atol=1e-6)
+    # the two terms are standardised on the training rows, so the training scores have mean 0 and std sqrt(2 + 2r)
+    assert abs(ref.mean()) < 1e-9
+    # obvious anomalies: far outside the training cloud, and a normal row moved off the training codes' Gaussian
+    far = X + 50.0 * X.std(0)
+    assert (det.predict(far) == -1).all()
+    assert det.score_samples(far).max() < det.train_scores_.min()
+    loaded = AnomalyDetector.load(det.save(tmp_path / "tab"))
+    np.testing.assert_array_equal(loaded.score_samples(X), det.score_samples(X))
+    assert loaded.latent_score_ == "mahalanobis" and loaded.scoring_ == "standardized_reconstruction"
+    # the latent term alone can be switched off: the score is then the standardised error itself
+    plain = AnomalyDetector(model=det.model_, latent_score=None).fit(X)
+    assert plain.latent_score_ is None
+    np.testing.assert_allclose(plain.score_samples(X), rec, rtol=1e-6, atol=1e-9)
+
+
+def test_latent_score_on_images_and_refusals(ae_det, images):
+    det = AnomalyDetector(model=ae_det.model_, scoring="reconstruction", latent_score="mahalanobis").fit(images)
+    assert det.latent_score_ == "mahalanobis"
+    s = det.score_samples(images)
+    assert s.shape == (len(images),) and abs(s.mean()) < 1e-6
+    with pytest.raises(ConfigError, match="latent_score='bogus' is not valid"):
+        AnomalyDetector(latent_score="bogus").fit(images)
+    with pytest.raises(ConfigError, match="latent_score='mahalanobis' adds to a reconstruction score"):
+        AnomalyDetector(model="vae", scoring="elbo", latent_score="mahalanobis").fit(images)
 
 
 # ---------------------------------------------------------------- calibration on labelled data

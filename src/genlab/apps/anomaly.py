@@ -54,9 +54,14 @@ from ._base import ModelEstimator
 log = logging.getLogger(__name__)
 
 #: valid values of ``scoring`` and what each needs from the model
-SCORES = ("auto", "reconstruction", "relative_reconstruction", "elbo", "iwae", "likelihood", "likelihood_ratio")
+SCORES = ("auto", "reconstruction", "relative_reconstruction", "elbo", "iwae", "likelihood", "likelihood_ratio",
+          "standardized_reconstruction")
 #: scores computed from ``model.reconstruct``
-_RECON = ("auto", "reconstruction", "relative_reconstruction")
+_RECON = ("auto", "reconstruction", "relative_reconstruction", "standardized_reconstruction")
+#: valid values of ``latent_score`` (None: no latent term)
+LATENT_SCORES = ("auto", None, "mahalanobis")
+#: floor of the per-feature residual scale of ``standardized_reconstruction`` (model units)
+_SCALE_EPS = 1e-3
 #: scores computed from an exact ``log_likelihood`` of an encoder-free model
 _EXACT = ("likelihood", "likelihood_ratio")
 #: floor inside the logs of ``relative_reconstruction``
@@ -149,11 +154,11 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
     #: every score needs ``reconstruct`` (also for :meth:`reconstruct` / :meth:`error_maps`); ``elbo``/``iwae``
     #: need the likelihood (``posterior``) of an unconditional model (see :meth:`_requirements`)
     _needs = ("can_reconstruct",)
-    _json_state = ("offset_", "threshold_source_", "calibration_", "scoring_")
+    _json_state = ("offset_", "threshold_source_", "calibration_", "scoring_", "latent_score_", "score_params_")
     _model_state = ("background_",)
     _array_state = ("train_scores_",)
 
-    def __init__(self, *, model="ae", model_config=None, scoring="auto", contamination=0.1,
+    def __init__(self, *, model="ae", model_config=None, scoring="auto", latent_score="auto", contamination=0.1,
                  n_samples=16, mutation_rate=0.2, epochs=30, batch_size=128, random_state=0,
                  validation_fraction=0.1, trainer_config=None, verbose=None, **deprecated):
         # ``score=`` was renamed ``scoring=`` (an attribute ``score`` shadows scikit-learn's ``score`` method);
@@ -162,6 +167,7 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         self.model = model
         self.model_config = model_config
         self.scoring = scoring
+        self.latent_score = latent_score
         self.contamination = contamination
         self.n_samples = n_samples
         self.mutation_rate = mutation_rate
@@ -196,6 +202,11 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
     def _check_params(self) -> None:
         if self.scoring not in SCORES:
             raise ConfigError(f"scoring={self.scoring!r} is not valid; valid scores: {', '.join(SCORES)}")
+        if self.latent_score not in LATENT_SCORES:
+            raise ConfigError(f"latent_score={self.latent_score!r} is not valid; use 'auto', None or 'mahalanobis'")
+        if self.latent_score == "mahalanobis" and self.scoring not in _RECON:
+            raise ConfigError(f"latent_score='mahalanobis' adds to a reconstruction score, not to "
+                              f"scoring={self.scoring!r}; use latent_score=None (or 'auto') with it")
         self._check_contamination(self.contamination)
         if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, numbers.Integral) \
                 or self.n_samples < 1:
@@ -206,6 +217,8 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         self.check_model()  # fail before training, not after
 
     def _requirements(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        if self.latent_score == "mahalanobis":  # the code of x alone: ``encode`` without labels
+            return (*self._needs, "has_encoder"), ("conditional",)
         if self.scoring in ("elbo", "iwae"):  # the likelihood of x alone: no labels to condition on
             return (*self._needs, "has_likelihood"), ("conditional",)
         if self.scoring in _EXACT:  # the exact log p(x) of an encoder-free model (pixelcnn)
@@ -241,8 +254,11 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
                             "scoring='likelihood' for other data")
         self._fit_model(ds)
         self.scoring_ = self._resolved_scoring(ds.kind)
+        self.latent_score_ = self._resolved_latent(ds.kind)
         self.background_ = self._fit_background(ds) if self.scoring_ == "likelihood_ratio" else None
-        self.train_scores_ = self._scores(self._to_model(ds))
+        xm = self._to_model(ds)
+        self.score_params_ = self._score_params(xm)
+        self.train_scores_ = self._scores(xm)
         self.offset_ = self._contamination_offset(self.contamination)
         self.threshold_source_ = "contamination"
         self.calibration_ = {}
@@ -253,7 +269,42 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
     def _resolved_scoring(self, kind: str) -> str:
         if self.scoring != "auto":
             return self.scoring
-        return "relative_reconstruction" if kind == "image" else "reconstruction"
+        return "relative_reconstruction" if kind == "image" else "standardized_reconstruction"
+
+    def _resolved_latent(self, kind: str) -> str | None:
+        """``latent_score`` with ``"auto"`` resolved: the Mahalanobis term for ``scoring="auto"`` on tabular data
+        with a model that encodes without labels, no latent term otherwise."""
+        if self.latent_score != "auto":
+            return self.latent_score
+        if self.scoring != "auto" or kind == "image":
+            return None
+        m = self.model_
+        ok = getattr(m, "has_encoder", False) and not getattr(m, "conditional", False)
+        return "mahalanobis" if ok else None
+
+    @torch.no_grad()
+    def _codes(self, xm: torch.Tensor) -> np.ndarray:
+        m = self.model_.eval()
+        self._require(m, needs=("has_encoder",), purpose="AnomalyDetector(latent_score='mahalanobis')")
+        return torch.cat([m.encode(xb.to(m.device)).double().cpu() for xb in xm.split(_CHUNK)]).numpy()  # (N, L)
+
+    def _score_params(self, xm: torch.Tensor) -> dict:
+        """What the score needs from the training data ``xm`` (model space): the per-feature residual scale of
+        ``standardized_reconstruction``; for a latent term, the Gaussian of the training codes (Ledoit-Wolf) and the
+        mean and standard deviation of both terms on the training data, which put them on one scale."""
+        params: dict = {}
+        if self.scoring_ == "standardized_reconstruction":
+            res = (self._reconstruct(xm).double() - xm.double()).flatten(1)  # (N, D)
+            params["feature_scale"] = (res.pow(2).mean(0).sqrt() + _SCALE_EPS).tolist()
+        if self.latent_score_ is None:
+            return params
+        from sklearn.covariance import LedoitWolf
+        lw = LedoitWolf().fit(self._codes(xm))
+        params.update(location=lw.location_.tolist(), precision=lw.precision_.tolist())
+        rec, lat = self._recon_term(xm, params), self._latent_term(xm, params)
+        params.update(recon_mean=float(rec.mean()), recon_std=float(rec.std() or 1.0),
+                      latent_mean=float(lat.mean()), latent_std=float(lat.std() or 1.0))
+        return params
 
     def _fit_background(self, ds):
         """The background model of ``likelihood_ratio``: the wrapped model's name and config trained on ``ds``
@@ -383,11 +434,13 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         """Scores of model-space inputs ``xm`` -> ``(N,)`` float64, higher = more normal."""
         scoring = getattr(self, "scoring_", self.scoring)
         if scoring in _RECON:
-            err = ((self._reconstruct(xm).double() - xm.double()) ** 2).flatten(1).mean(1)  # (N,)
-            if scoring == "reconstruction":
-                return -err.numpy()
-            ms = xm.double().flatten(1).pow(2).mean(1)  # (N,) the input's mean square
-            return (-torch.log(err + _LOG_EPS) + 0.5 * torch.log(ms + _LOG_EPS)).numpy()
+            params = getattr(self, "score_params_", None) or {}
+            rec = self._recon_term(xm, params)
+            if getattr(self, "latent_score_", None) is None:
+                return rec
+            lat = self._latent_term(xm, params)
+            return (rec - params["recon_mean"]) / params["recon_std"] + \
+                (lat - params["latent_mean"]) / params["latent_std"]
         m = self.model_.eval()
         if scoring in _EXACT:
             ll = self._exact_ll(m, xm)
@@ -398,6 +451,23 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         per = max(1, _CHUNK // k)
         out = [self._likelihood_batch(m, xb.to(m.device), eps) for xb in xm.split(per)]
         return torch.cat(out).cpu().numpy()
+
+    def _recon_term(self, xm: torch.Tensor, params: dict) -> np.ndarray:
+        """The reconstruction score of ``scoring_`` (higher = more normal) -> ``(N,)`` float64."""
+        res = (self._reconstruct(xm).double() - xm.double()).flatten(1)  # (N, D)
+        scoring = getattr(self, "scoring_", self.scoring)
+        if scoring == "standardized_reconstruction":
+            return -(res / torch.tensor(params["feature_scale"], dtype=torch.float64)).pow(2).mean(1).numpy()
+        err = res.pow(2).mean(1)  # (N,)
+        if scoring == "relative_reconstruction":
+            ms = xm.double().flatten(1).pow(2).mean(1)  # (N,) the input's mean square
+            return (-torch.log(err + _LOG_EPS) + 0.5 * torch.log(ms + _LOG_EPS)).numpy()
+        return -err.numpy()
+
+    def _latent_term(self, xm: torch.Tensor, params: dict) -> np.ndarray:
+        """Minus the squared Mahalanobis distance of the code to the training codes' Gaussian -> ``(N,)``."""
+        d = self._codes(xm) - np.asarray(params["location"])  # (N, L)
+        return -np.einsum("nl,lk,nk->n", d, np.asarray(params["precision"]), d)
 
     @staticmethod
     def _exact_ll(m, xm: torch.Tensor) -> np.ndarray:
