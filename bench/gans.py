@@ -48,6 +48,13 @@ FID-mnist, precision and recall (k=3, genlab feature net), and the class coverag
 
     .venv/bin/python bench/gans.py --only truncation --budget 360 --save runs/trunc   # docs/models/stylegan.md
     .venv/bin/python bench/gans.py --only truncation --run runs/trunc                 # re-score a saved model
+
+``--only cond-truncation``: one ``cstylegan`` trained as a budget arm on ``--data`` (default ``digits``, a data set
+the README's GAN tables at these budgets do not use for this choice), then FID, precision, recall and the feature
+net's conditional accuracy (labels ``i mod K``) at each psi, with the per-class and the global truncation centre
+of the same weights: the measurement behind ``cstylegan``'s ``truncation`` default.
+
+    .venv/bin/python bench/gans.py --only cond-truncation --budget 240 --samples 1000
 """
 from __future__ import annotations
 
@@ -355,6 +362,39 @@ def truncation(args, model_config: dict) -> None:
               f"{p:.3f} | {r:.3f} | {cov} |  <!-- {time.process_time() - t0:.0f} CPU s -->", flush=True)
 
 
+def cond_truncation(args, model_config: dict) -> None:
+    """cstylegan on ``--data`` (default digits): per-class vs global truncation centre of one trained model."""
+    torch.set_num_threads(1)
+    data = args.data.split(",")[0]
+    splits = prepare_data(from_dict(DataConfig, {"name": data}))
+    net = load_feature_net(NET[data])
+    real_feats, _ = net.extract(held_out(splits))
+    fl = floor(splits, net)
+    model, info = budget_arm("cstylegan", splits.train, 0, args.budget, model_config)
+    k = model.num_classes
+    print(f"\n## cstylegan on {data}: {info['batches']} batches of {BATCH} in {info['cpu_s']:.0f} CPU s (1 thread), "
+          f"config {model.config}\n{args.samples} samples per row (labels i mod {k}, seed 10000) vs "
+          f"{len(held_out(splits))} held-out images; real-vs-real floor FID-{NET[data]} {fl:.3g}")
+    print(f"\n| truncation | psi | FID-{NET[data]} | precision | recall | cond. acc. |\n|---|---|---|---|---|---|")
+    n = args.samples
+    labels = torch.arange(n) % k
+    for mode in ("class", "global"):
+        model.config.truncation = mode
+        for psi in (float(p) for p in args.psis.split(",")):
+            if psi == 1.0 and mode == "global":
+                continue  # psi = 1 is no truncation: the same row as "class"
+            g = torch.Generator().manual_seed(10_000)
+            with torch.no_grad():
+                x = torch.cat([model.sample(min(500, n - i), labels=labels[i:i + 500], generator=g, psi=psi)
+                               for i in range(0, n, 500)]).float().clamp(0, 1)
+            f, lg = net.extract(x)
+            p, r = precision_recall(real_feats, f, k=3)
+            acc = float((torch.from_numpy(lg).argmax(1) == labels).float().mean())
+            print(f"| {mode if psi < 1 else 'none'} | {psi:g} | "
+                  f"{fid(FeatureStats.from_features(f), FeatureStats.from_features(real_feats)):.1f} | {p:.3f} | "
+                  f"{r:.3f} | {100 * acc:.1f} % |", flush=True)
+
+
 def mean_std(rows, key):
     v = [r[key] for r in rows if r.get(key) is not None]
     if not v:
@@ -365,7 +405,8 @@ def mean_std(rows, key):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 seed, 3 epochs (smoke run, not for the README)")
-    ap.add_argument("--only", default="quality,throughput", help="quality, throughput, budget and/or truncation")
+    ap.add_argument("--only", default="quality,throughput", help="quality, throughput, budget, truncation "
+                    "and/or cond-truncation")
     ap.add_argument("--run", help="truncation: score this stylegan (run folder or saved model) instead of training")
     ap.add_argument("--save", help="truncation: save the stylegan trained here to this new folder")
     ap.add_argument("--psis", default="0.5,0.7,1.0", help="truncation: comma list of psi values")
@@ -389,6 +430,10 @@ def main():
     parts = set(args.only.split(","))
     if "truncation" in parts:
         truncation(args, model_config)
+    if "cond-truncation" in parts:
+        if args.data == "mnist5k,digits":
+            args.data = "digits"
+        cond_truncation(args, model_config)
     if "budget" in parts:
         if args.models == ",".join(MODELS):
             args.models = ",".join(BUDGET_MODELS)

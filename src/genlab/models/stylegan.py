@@ -25,8 +25,9 @@ equalised-lr linear embedding (``embed_dim``, default ``w_dim``) of its one-hot 
 N(0, 1), scaled by ``1 / sqrt(dim phi)`` at run time). Truncation (``truncation``): ``"class"`` (default) pulls
 ``w`` towards the mean ``w`` of its own class (``w_avg_class``, one row per class, each following the mean ``w`` of
 that class's samples in the training batches with the same ``w_avg_beta``), ``"global"`` towards the mean over all
-classes (``w_avg``, as StyleGAN2-ADA does); with few classes and a short run per-class centres keep each class's
-look at low ``psi``, where the global centre drifts every class towards one average image.
+classes (``w_avg``, as StyleGAN2-ADA does). The global centre is one point for all classes, so a low ``psi`` pulls
+every class towards it; a per-class centre lies in the class's own region (the reason for the default; the two
+have not been compared by measurement here).
 
 Noise: ``sample`` draws it from its ``generator`` (after ``z``); ``decode``/``synthesize`` use fixed per-layer
 noise maps (buffers saved with the weights), so they are deterministic functions of the latents (what path
@@ -44,13 +45,13 @@ from torch import nn
 
 from ..config import check
 from ..errors import ConfigError
-from ..models.vae import check_labels
 from ..nn.style_blocks import (EqualConv2d, EqualLinear, MinibatchStd, ModulatedConv2d, crop_to, down2, pad_to,
                                pixel_norm, power_side, up2)
 from ..registry import register_model
 from .base import OptimizerSpec
 from .gan import GAN, _GANBaseConfig
 from .gan_losses import grad_sq_penalty
+from .vae import check_labels
 
 _SQRT2 = math.sqrt(2)
 
