@@ -448,10 +448,12 @@ def test_miwae_training_bound_and_defaults(table):
     xm, m = _holes(table, 0.3, seed=2)
     imp = Imputer(epochs=2, batch_size=64, trainer_config=TRAINER, n_samples=50).fit(xm)
     assert imp.model_.config.iw_samples == 20 and imp._method() == "importance"
+    assert imp.model_.config.hidden == [128, 128]  # MIWAE_HIDDEN, the tabular MIWAE default
     out = imp.transform(xm)
     assert np.array_equal(out, imp.transform(xm)) and np.array_equal(out[~m], xm[~m])  # seeded, observed kept
     it = Imputer(epochs=2, trainer_config=TRAINER, method="iterative").fit(xm)
-    assert it.model_.config.iw_samples == 1 and it._method() == "iterative"
+    assert it.model_.config.iw_samples == 1 and it._method() == "iterative" and it.model_.config.hidden is None
+    assert Imputer(model_config={"hidden": [8]})._defaults(missing_dataset(xm)).get("hidden") is None  # user's kept
     with pytest.raises(ConfigError, match="method must be one of auto, importance, iterative"):
         Imputer(method="em").fit(xm)
     with pytest.raises(ConfigError, match="n_samples must be an integer >= 1"):
