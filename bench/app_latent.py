@@ -6,7 +6,9 @@ Protocol (docs/apps/latent.md): all 1,797 ``digits`` images; a model is trained 
 5-nearest-neighbour classifier predicting the label from the 2-D coordinates. Chance: 0.102.
 
 Maps: PCA and t-SNE (``LatentExplorer.latent_map``: ``TSNE(init="pca", perplexity=min(30, (N-1)/3),
-random_state=0)``) of each model's codes, and the codes themselves (no map); baselines: PCA and t-SNE (the same
+random_state=0)``; an autoencoder's codes are standardised per dimension first, ``standardize="auto"``, chosen on
+``bench/latent_select.py``'s mnist5k-based set; ``--raw-codes`` adds the unstandardised map) of each model's
+codes, and the codes themselves (no map); baselines: PCA and t-SNE (the same
 settings) of the raw 64 pixels, and the pixels themselves. ``--models`` picks the encoders to compare, each
 ``name:latent_dim:epochs`` (default: the 30-epoch conv ``vae`` with 16-D codes of the earlier table and a conv
 ``ae`` with 64-D codes trained 100 epochs, the best encoder measured).
@@ -26,7 +28,7 @@ from sklearn.manifold import TSNE
 
 import genlab
 from genlab.apps import LatentExplorer
-from genlab.apps.latent import knn_accuracy
+from genlab.apps.latent import knn_accuracy, standardize_codes
 from genlab.data import load_dataset
 
 TRAINER = {"precision": "fp32", "channels_last": False, "log_every": 1000}
@@ -37,7 +39,8 @@ def _tsne(x, perplexity: float):
     return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=0).fit_transform(x)
 
 
-def run(models: list[str], perplexities: list[float], log=print, pixels: bool = True) -> list[dict]:
+def run(models: list[str], perplexities: list[float], log=print, pixels: bool = True,
+        raw_codes: bool = False) -> list[dict]:
     ds = load_dataset("digits")
     X, y = ds.x.numpy(), ds.y.numpy()
     flat = X.reshape(len(X), -1).astype(np.float64)
@@ -64,10 +67,14 @@ def run(models: list[str], perplexities: list[float], log=print, pixels: bool = 
         add(src, "none (codes)", z, fit_s)
         t = time.perf_counter()
         add(src, "pca", ex.latent_map(X, method="pca"), time.perf_counter() - t)
+        std = not ex.prior_  # LatentExplorer.latent_map's standardize="auto": autoencoder codes are standardised
         for p in perplexities:
             t = time.perf_counter()
-            xy = ex.latent_map(X, method="tsne") if p == 30 else _tsne(z, p)
-            add(src, f"tsne (perp. {p:g})", xy, time.perf_counter() - t)
+            xy = ex.latent_map(X, method="tsne") if p == 30 else _tsne(standardize_codes(z) if std else z, p)
+            add(src, f"tsne (perp. {p:g}{', std. codes' if std else ''})", xy, time.perf_counter() - t)
+            if std and raw_codes:
+                t = time.perf_counter()
+                add(src, f"tsne (perp. {p:g}, raw codes)", _tsne(z, p), time.perf_counter() - t)
     return rows
 
 
@@ -89,13 +96,16 @@ def main():
                     help="comma list of name:latent_dim:epochs")
     ap.add_argument("--perplexity", default="30", help="comma list of t-SNE perplexities (30 is the default map)")
     ap.add_argument("--no-pixel-tsne", action="store_true", help="skip the t-SNE maps of the pixels (run time)")
+    ap.add_argument("--raw-codes", action="store_true",
+                    help="also the t-SNE map of an autoencoder's unstandardised codes (the earlier default)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"genlab {genlab.__version__}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     t0 = time.perf_counter()
     rows = run([m for m in args.models.split(",") if m], [float(p) for p in args.perplexity.split(",")],
-               pixels=not args.no_pixel_tsne)
-    print(f"\ncommand: {COMMAND} --models {args.models} --perplexity {args.perplexity}  "
+               pixels=not args.no_pixel_tsne, raw_codes=args.raw_codes)
+    flags = (" --no-pixel-tsne" if args.no_pixel_tsne else "") + (" --raw-codes" if args.raw_codes else "")
+    print(f"\ncommand: {COMMAND} --models {args.models} --perplexity {args.perplexity}{flags}  "
           f"({time.perf_counter() - t0:.0f} s)\n")
     print(table(rows))
 

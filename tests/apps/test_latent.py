@@ -145,6 +145,32 @@ def test_latent_map_pca_equals_an_independent_svd(vae, data):
     np.testing.assert_array_equal(ts, vae.latent_map(x, method="tsne", random_state=0))  # seeded
 
 
+def test_tsne_map_standardizes_autoencoder_codes_but_not_vae_codes(ae, vae, data):
+    """'auto': an AE's codes are standardised per dimension before t-SNE (the map equals t-SNE of the
+    hand-standardised codes), a VAE's are not; explicit True/False override; bad values refused."""
+    from sklearn.manifold import TSNE
+
+    from genlab.apps.latent import standardize_codes
+    x, _ = data
+    z = ae.encode(x).astype(np.float64) * np.array([100.0, 1.0, 0.01])  # wildly different scales
+    s = standardize_codes(z)
+    np.testing.assert_allclose(s.mean(0), 0, atol=1e-9)
+    np.testing.assert_allclose(s.std(0), 1, rtol=1e-9)
+    np.testing.assert_array_equal(standardize_codes(np.ones((5, 2))), np.zeros((5, 2)))  # constant: centred only
+
+    def tsne(c):
+        return TSNE(n_components=2, init="pca", perplexity=min(30.0, 47 / 3), random_state=0).fit_transform(c)
+    za = ae.encode(x).astype(np.float64)
+    np.testing.assert_allclose(ae.latent_map(x, method="tsne"), tsne(standardize_codes(za)), atol=1e-6)
+    np.testing.assert_allclose(ae.latent_map(x, method="tsne", standardize=False), tsne(za), atol=1e-6)
+    zv = vae.encode(x).astype(np.float64)
+    np.testing.assert_allclose(vae.latent_map(x, method="tsne"), tsne(zv), atol=1e-6)
+    np.testing.assert_allclose(vae.latent_map(x, method="tsne", standardize=True), tsne(standardize_codes(zv)),
+                               atol=1e-6)
+    with pytest.raises(ConfigError, match="standardize must be 'auto', True or False"):
+        ae.latent_map(x, method="tsne", standardize="yes")
+
+
 def test_knn_accuracy_matches_a_hand_checked_case():
     # two well-separated clusters: perfect; labels unrelated to position: far below 1
     rng = np.random.default_rng(0)

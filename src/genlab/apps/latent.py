@@ -102,6 +102,14 @@ def knn_accuracy(coords, y, *, k: int = 5, folds: int = 5, random_state: int = 0
         return float(cross_val_score(clf, X, y, cv=cv).mean())
 
 
+def standardize_codes(codes) -> np.ndarray:
+    """Codes ``(N, L)`` with each dimension centred and scaled to unit standard deviation (N denominator);
+    a constant dimension is centred only (divided by 1)."""
+    z = np.asarray(codes, dtype=np.float64)
+    sd = z.std(0)
+    return (z - z.mean(0)) / np.where(sd > 0, sd, 1.0)
+
+
 # ---------------------------------------------------------------------------- the estimator
 class LatentExplorer(ModelEstimator):
     """Interpolation, traversal, arithmetic and 2-D maps in the latent space of a generative model.
@@ -463,7 +471,8 @@ class LatentExplorer(ModelEstimator):
         out = self._from_model(self._decode_model(z[None], y))[0]
         return (out, z.numpy()) if return_codes else out
 
-    def latent_map(self, X, y=None, *, method: str = "pca", random_state: int = 0) -> np.ndarray:
+    def latent_map(self, X, y=None, *, method: str = "pca", random_state: int = 0,
+                   standardize="auto") -> np.ndarray:
         """2-D coordinates ``(N, 2)`` of the codes of ``X``.
 
         ``method="pca"``: the codes projected on their first two principal components
@@ -471,10 +480,19 @@ class LatentExplorer(ModelEstimator):
         ``method="tsne"``: ``sklearn.manifold.TSNE(init="pca", perplexity=min(30, (N - 1) / 3),
         random_state=random_state)``. ``y`` is used only by conditional encoders (a cvae encodes with the true
         labels when given, else with inferred ones); the map itself is unsupervised.
+
+        ``standardize``: before a t-SNE map, scale each code dimension to unit standard deviation over ``X``
+        (:func:`standardize_codes`). ``"auto"`` (default): on for models without a prior (autoencoders, whose
+        code dimensions have arbitrary scales), off for models with one (VAEs: their codes are already in prior
+        units, and standardising would blow up the near-constant codes of collapsed dimensions). Chosen on a
+        digits-like selection set built from mnist5k, not on the digits table of the docs
+        (``bench/latent_select.py``). PCA maps never standardise (PCA of the codes as they are).
         """
         self._check_fitted()
         if method not in MAP_METHODS:
             raise ConfigError(f"unknown map method {method!r}; use 'pca' or 'tsne'")
+        if standardize not in ("auto", True, False):
+            raise ConfigError(f"standardize must be 'auto', True or False, got {standardize!r}")
         self._require_encoder("latent_map")
         ds = self._batch(X, "X")
         if len(ds) < 2:
@@ -489,6 +507,8 @@ class LatentExplorer(ModelEstimator):
                 xy = np.hstack([xy, np.zeros((len(xy), 2 - k))])
             return xy
         from sklearn.manifold import TSNE
+        if standardize is True or (standardize == "auto" and not self.prior_):
+            codes = standardize_codes(codes)
         perplexity = float(min(30.0, max(1.0, (len(codes) - 1) / 3)))
         with _sklearn_threads():
             return TSNE(n_components=2, init="pca", perplexity=perplexity,

@@ -1,0 +1,104 @@
+"""Selection of the latent-map settings on a digits-like set that the bench's table does not use.
+
+Selection data: 1,797 images of ``mnist5k`` (a seeded draw, seed 0) made digits-like: the 28x28 image cropped
+to its central 24x24, average-pooled 3x3 to 8x8 and rounded to 16 grey levels (scikit-learn's digits are 8x8
+counts 0-16 of 4x4 blocks). The bench (bench/app_latent.py) reports scikit-learn's digits; nothing here reads
+them. Encoders are trained on the selection images without labels; every map is scored with
+``knn_accuracy`` (kNN-5, 5-fold CV), as in the bench.
+
+Map variants of the codes ``z`` (N, L): ``raw`` (t-SNE of z as they are), ``std`` (each code dimension
+standardised to unit variance first), ``white`` (PCA-whitened), ``ens`` (the standardised codes of all the
+encoders trained, concatenated), each at the perplexities asked for.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/latent_select.py [--models ae:64:100] [--seeds 0,1] [--perplexity 30]
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+
+from genlab.apps import LatentExplorer
+from genlab.apps.latent import knn_accuracy
+from genlab.data import load_dataset
+
+TRAINER = {"precision": "fp32", "channels_last": False, "log_every": 1000}
+
+
+def digits_like(n: int = 1797, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` mnist5k images as 8x8 digits-like images in [0, 1] (16 levels), and their labels."""
+    ds = load_dataset("mnist5k")
+    idx = np.random.default_rng(seed).permutation(len(ds))[:n]
+    x = ds.x[torch.as_tensor(idx)][:, :, 2:26, 2:26]  # (n, 1, 24, 24)
+    x = torch.round(F.avg_pool2d(x, 3) * 16) / 16  # (n, 1, 8, 8)
+    return x.numpy().astype(np.float32), ds.y[torch.as_tensor(idx)].numpy()
+
+
+def _tsne(z, p):
+    return TSNE(n_components=2, init="pca", perplexity=p, random_state=0).fit_transform(z)
+
+
+def _prep(z: np.ndarray, how: str) -> np.ndarray:
+    if how == "raw":
+        return z
+    if how == "std":
+        return (z - z.mean(0)) / np.maximum(z.std(0), 1e-12)
+    if how == "white":
+        return PCA(whiten=True, svd_solver="full").fit_transform(z)
+    raise ValueError(how)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="ae:64:100")
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--preps", default="raw,std")
+    ap.add_argument("--perplexity", default="30")
+    ap.add_argument("--pixels", action="store_true", help="also the pixel baselines")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(1)
+    X, y = digits_like()
+    flat = X.reshape(len(X), -1).astype(np.float64)
+    perps = [float(p) for p in args.perplexity.split(",")]
+    preps = args.preps.split(",")
+
+    def show(src, kind, coords, t0):
+        print(f"  {src:<30} {kind:<22} {knn_accuracy(coords, y):.4f}  ({time.process_time() - t0:.0f} s cpu)",
+              flush=True)
+    if args.pixels:
+        t = time.process_time()
+        show("pixels", "none", flat, t)
+        for p in perps:
+            t = time.process_time()
+            show("pixels", f"tsne p{p:g}", _tsne(flat, p), t)
+    for spec in args.models.split(","):
+        name, latent, epochs = spec.split(":")
+        codes = []
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            t = time.process_time()
+            ex = LatentExplorer(model=name, model_config={"latent_dim": int(latent)}, epochs=int(epochs),
+                                random_state=seed, trainer_config=TRAINER, verbose=False).fit(X)
+            z = ex.encode(X).astype(np.float64)
+            codes.append(z)
+            src = f"{spec} seed {seed}"
+            show(src, "none (codes)", z, t)
+            for how in preps:
+                for p in perps:
+                    t = time.process_time()
+                    show(src, f"tsne {how} p{p:g}", _tsne(_prep(z, how), p), t)
+        if len(codes) > 1:
+            zc = np.hstack([_prep(z, "std") for z in codes])
+            for p in perps:
+                t = time.process_time()
+                show(f"{spec} ens{len(codes)}", f"tsne std-concat p{p:g}", _tsne(zc, p), t)
+
+
+if __name__ == "__main__":
+    main()
