@@ -39,7 +39,7 @@ from ..data import Normalization, TensorDataset
 from ..data.files import dataset_from_arrays
 from ..errors import CheckpointError, ConfigError, DataError, GenlabError
 from ..io.atomic import atomic_dir
-from ..registry import list_models
+from ..registry import get_model_entry, list_models
 
 
 def model_names() -> list[str]:
@@ -189,9 +189,20 @@ class ModelEstimator(BaseEstimator):
         return self
 
     def _train_config(self) -> dict:
-        """Run config sections for training the wrapped model (subclasses may add to it)."""
+        """Run config sections for training the wrapped model (subclasses may add to it).
+
+        The trainer's sample monitors are off (``monitor_every=0``, ``sample_every=0``, and ``fid_samples=0``
+        unless the model picks its best epoch by the FID monitor, as GANs do): an estimator trains a model as a
+        means to an end, and drawing 1,000 samples at every validation would dominate the fit of a slow sampler
+        (a ``pixelcnn`` detector spent most of its fit sampling for a figure no one saw). ``trainer_config``
+        turns them back on."""
         trainer = {"epochs": int(getattr(self, "epochs", 50)), "batch_size": int(getattr(self, "batch_size", 128)),
-                   "seed": int(getattr(self, "random_state", 0) or 0), "restore_best": True}
+                   "seed": int(getattr(self, "random_state", 0) or 0), "restore_best": True,
+                   "monitor_every": 0, "sample_every": 0}
+        spec = self._model_param()
+        if isinstance(spec, str) and spec in model_names():
+            if (get_model_entry(spec).cls.default_monitor or ("",))[0] != "val/fid":
+                trainer["fid_samples"] = 0
         trainer.update(getattr(self, "trainer_config", None) or {})
         return {"model": dict(getattr(self, "model_config", None) or {}), "trainer": trainer,
                 "data": {"val": float(getattr(self, "validation_fraction", 0.1)), "test": 0.0}}
