@@ -41,10 +41,12 @@ def test_default_score_is_the_complexity_corrected_reconstruction_error(auto_det
     np.testing.assert_allclose(plain.score_samples(images), -mse.numpy(), rtol=1e-6, atol=1e-9)
 
 
-def test_auto_is_plain_reconstruction_on_tabular_data_and_relative_refuses_it():
+def test_auto_on_tabular_data_adds_the_latent_term_and_relative_refuses_it(auto_det):
+    assert auto_det.latent_score_ is None and auto_det.score_params_ == {}  # images: no latent term
     x = np.random.default_rng(0).normal(size=(40, 5)).astype(np.float32)
     det = AnomalyDetector(model="ae", epochs=1, model_config={"latent_dim": 2}, trainer_config=TRAINER).fit(x)
-    assert det.scoring_ == "reconstruction"
+    assert det.scoring_ == "standardized_reconstruction" and det.latent_score_ == "mahalanobis"
+    assert len(det.score_params_["feature_scale"]) == 5 and np.shape(det.score_params_["precision"]) == (2, 2)
     with pytest.raises(DataError, match="needs image data") as e:
         AnomalyDetector(model="ae", scoring="relative_reconstruction", epochs=1).fit(x)
     assert "\n" not in str(e.value)
@@ -54,6 +56,23 @@ def test_save_load_keeps_the_resolved_score(auto_det, images, tmp_path):
     loaded = AnomalyDetector.load(auto_det.save(tmp_path / "det"))
     assert loaded.scoring_ == "relative_reconstruction"
     np.testing.assert_array_equal(loaded.score_samples(images), auto_det.score_samples(images))
+
+
+def test_folder_saved_before_the_latent_term_loads_and_scores_as_before(tmp_path):
+    """An estimator.json without ``latent_score`` / ``latent_score_`` / ``score_params_`` (written before they
+    existed): the tabular detector keeps its plain reconstruction score."""
+    import json
+    x = np.random.default_rng(1).normal(size=(40, 5)).astype(np.float32)
+    det = AnomalyDetector(model="ae", scoring="reconstruction", epochs=1, model_config={"latent_dim": 2},
+                          trainer_config=TRAINER).fit(x)
+    path = det.save(tmp_path / "old")
+    rec = json.loads((path / "estimator.json").read_text())
+    rec["params"]["scoring"] = "auto"  # old files resolved auto to plain reconstruction
+    del rec["params"]["latent_score"], rec["state"]["latent_score_"], rec["state"]["score_params_"]
+    (path / "estimator.json").write_text(json.dumps(rec))
+    old = AnomalyDetector.load(path)
+    assert old.scoring_ == "reconstruction"
+    np.testing.assert_array_equal(old.score_samples(x), det.score_samples(x))
 
 
 # ------------------------------------------------------------------ likelihood ratio (PixelCNN)
