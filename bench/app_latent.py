@@ -6,7 +6,7 @@ Protocol (docs/apps/latent.md): all 1,797 ``digits`` images; a model is trained 
 5-nearest-neighbour classifier predicting the label from the 2-D coordinates. Chance: 0.102.
 
 Maps: PCA and t-SNE (``LatentExplorer.latent_map``: ``TSNE(init="pca", perplexity=min(30, (N-1)/3),
-random_state=0)``; an autoencoder's codes are standardised per dimension first, ``standardize="auto"``, chosen on
+random_state=0)``; the codes are standardised per dimension first, ``standardize=True``, chosen on
 ``bench/latent_select.py``'s mnist5k-based set; ``--raw-codes`` adds the unstandardised map) of each model's
 codes, and the codes themselves (no map); baselines: PCA and t-SNE (the same
 settings) of the raw 64 pixels, and the pixels themselves. ``--models`` picks the encoders to compare, each
@@ -67,12 +67,11 @@ def run(models: list[str], perplexities: list[float], log=print, pixels: bool = 
         add(src, "none (codes)", z, fit_s)
         t = time.perf_counter()
         add(src, "pca", ex.latent_map(X, method="pca"), time.perf_counter() - t)
-        std = not ex.prior_  # LatentExplorer.latent_map's standardize="auto": autoencoder codes are standardised
-        for p in perplexities:
+        for p in perplexities:  # LatentExplorer.latent_map standardises the codes (standardize=True)
             t = time.perf_counter()
-            xy = ex.latent_map(X, method="tsne") if p == 30 else _tsne(standardize_codes(z) if std else z, p)
-            add(src, f"tsne (perp. {p:g}{', std. codes' if std else ''})", xy, time.perf_counter() - t)
-            if std and raw_codes:
+            xy = ex.latent_map(X, method="tsne") if p == 30 else _tsne(standardize_codes(z), p)
+            add(src, f"tsne (perp. {p:g}, std. codes)", xy, time.perf_counter() - t)
+            if raw_codes:
                 t = time.perf_counter()
                 add(src, f"tsne (perp. {p:g}, raw codes)", _tsne(z, p), time.perf_counter() - t)
     return rows
@@ -97,7 +96,7 @@ def main():
     ap.add_argument("--perplexity", default="30", help="comma list of t-SNE perplexities (30 is the default map)")
     ap.add_argument("--no-pixel-tsne", action="store_true", help="skip the t-SNE maps of the pixels (run time)")
     ap.add_argument("--raw-codes", action="store_true",
-                    help="also the t-SNE map of an autoencoder's unstandardised codes (the earlier default)")
+                    help="also the t-SNE map of the unstandardised codes (the earlier default)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"genlab {genlab.__version__}, torch {torch.__version__}, threads {torch.get_num_threads()}")
