@@ -23,7 +23,8 @@ split ``genlab.train`` makes with ``data.val=0.1 data.test=0.1``):
   binarised test images, and by class coverage (the feature net's predicted-class histogram: normalised entropy
   and the number of classes holding more than a tenth of their uniform share); next to them the same figures for
   100 VAE samples (Bernoulli draws from the decoder means) and for 100 binarised training images (the floor at
-  this sample size: FID from 100 images is strongly biased upwards).
+  this sample size: FID from 100 images is strongly biased upwards). Each 8-bit model's 100 samples are judged the
+  same way against the 8-bit test images, next to 100 8-bit training images.
 
 The trainers' sample monitors are off (``fid_samples=0``, ``monitor_every=0``). ``--limit N`` trains on the first
 N samples of each data set (quick checks).
