@@ -45,3 +45,29 @@ def run_cli(*args, cwd=None, env=None, timeout=300):
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "genlab.cli", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=e, timeout=timeout)
+
+
+@pytest.fixture
+def gpu_config_models(tmp_path):
+    """``build(model)``: the GPU config blocks of ``docs/models/<model>.md`` (``<!-- gpu-config: NAME -->`` then a
+    JSON block, NAME ending in the image side), each read through the ``--config`` reader, validated as a run config
+    and built on random data of its side (no training): a list of ``(name, side, spec, model)``."""
+    import re
+    from pathlib import Path
+
+    from genlab.config import read_config_file
+    from genlab.data import TensorDataset
+    from genlab.runs import RunSpec, build_model
+
+    def build(model: str):
+        page = (Path(__file__).parents[1] / "docs" / "models" / f"{model}.md").read_text()
+        out = []
+        for name, text in re.findall(r"<!-- gpu-config: ([\w-]+) -->\s*```json\n(.*?)```", page, re.S):
+            side = int(name.rsplit("-", 1)[1])
+            (tmp_path / f"{name}.json").write_text(text)
+            spec = RunSpec.from_sections(model, read_config_file(tmp_path / f"{name}.json"))
+            data = TensorDataset(torch.rand(2, 3, side, side), torch.tensor([0, 1]), name=name)
+            with torch.random.fork_rng():
+                out.append((name, side, spec, build_model(spec, data.info())))
+        return out
+    return build

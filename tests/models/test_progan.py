@@ -146,24 +146,11 @@ def test_cli_bad_fade_in_and_unreachable_resolution_exit_2(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_gpu_configs_parse_and_build(tmp_path):
+def test_gpu_configs_parse_and_build(gpu_config_models):
     """The GPU blocks of docs/models/progan.md (64x64, 128x128) read through the --config reader, validate as a run
     config and build the model on data of their size (no training)."""
-    import re
-    from pathlib import Path
-
-    from genlab.config import read_config_file
-    from genlab.runs import RunSpec, build_model
-    page = (Path(__file__).parents[2] / "docs" / "models" / "progan.md").read_text()
-    blocks = re.findall(r"<!-- gpu-config: ([\w-]+) -->\s*```json\n(.*?)```", page, re.S)
-    assert [b[0] for b in blocks] == ["progan-64", "progan-128"]
-    for name, text in blocks:
-        side = int(name.rsplit("-", 1)[1])
-        (tmp_path / f"{name}.json").write_text(text)
-        sections = read_config_file(tmp_path / f"{name}.json")
-        spec = RunSpec.from_sections("progan", sections)
+    built = gpu_config_models("progan")
+    assert [b[0] for b in built] == ["progan-64", "progan-128"]
+    for name, side, spec, m in built:
         assert spec.trainer.device == "cuda" and spec.model_config["width"] == 512
-        data = TensorDataset(torch.rand(2, 3, side, side), torch.tensor([0, 1]), name=name)
-        with torch.random.fork_rng():
-            m = build_model(spec, data.info())
         assert m.shape == (3, side, side) and m.sides == [4 * 2 ** k for k in range(side.bit_length() - 2)]
