@@ -144,13 +144,3 @@ def test_cli_bad_fade_in_and_unreachable_resolution_exit_2(tmp_path, capsys):
          "resolution=12 cannot be reached by growing from 4x4 for images of 8x8",
          "resolution must be a power of two >= 8 (8, 16, ...)")
     assert not out.exists()
-
-
-def test_gpu_configs_parse_and_build(gpu_config_models):
-    """The GPU blocks of docs/models/progan.md (64x64, 128x128) read through the --config reader, validate as a run
-    config and build the model on data of their size (no training)."""
-    built = gpu_config_models("progan")
-    assert [b[0] for b in built] == ["progan-64", "progan-128"]
-    for name, side, spec, m in built:
-        assert spec.trainer.device == "cuda" and spec.model_config["width"] == 512
-        assert m.shape == (3, side, side) and m.sides == [4 * 2 ** k for k in range(side.bit_length() - 2)]

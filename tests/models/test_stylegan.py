@@ -354,16 +354,6 @@ def test_cli_sample_psi_truncates_and_bad_psi_exits_2(tmp_path, capsys, image_da
     assert not png.exists()
 
 
-def test_gpu_configs_parse_and_build(gpu_config_models):
-    """The GPU blocks of docs/models/stylegan.md (64x64, 128x128) read through the --config reader, validate as a run
-    config and build the model on data of their size (no training)."""
-    built = gpu_config_models("stylegan")
-    assert [b[0] for b in built] == ["stylegan-64", "stylegan-128"]
-    for name, side, spec, m in built:
-        assert spec.trainer.device == "cuda" and spec.model_config["width"] == 512
-        assert m.shape == (3, side, side) and m.side == side and m.num_ws == 2 * side.bit_length() - 4
-
-
 def test_evaluate_ppl_of_a_conditional_model_keeps_each_path_in_one_class(image_data):
     """evaluate_model's PPL for a conditional model (cstylegan) gives both ends of path i the label i % K: it equals
     perceptual_path_length with those labels (before the fix, decode drew each end's label apart)."""
