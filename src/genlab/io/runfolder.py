@@ -31,7 +31,7 @@ LOCK_NAME = ".genlab.lock"
 #: What genlab writes into a run folder (files and folders); ``--overwrite`` removes these and nothing else.
 KNOWN_ENTRIES = ("config.json", "metrics.jsonl", "checkpoints", "model", "samples", "final_metrics.json",
                  "report.html", "reconstructions.png", "samples.png", "interpolation.png", "loss_curves.png",
-                 "style_mixing.png",  # stylegan / cstylegan runs (io/report.py style_mixing_figure)
+                 "style_mixing.png", "translations.png",  # io/report.py: stylegan runs, image-to-image runs
                  "tensorboard", "mlruns", MARKER)
 _TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")  # atomic.py: mkstemp/mkdtemp(prefix=".<name>.", suffix=".tmp")
 
