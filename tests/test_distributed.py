@@ -389,3 +389,29 @@ def test_sample_quality_monitor_splits_the_samples_across_ranks(tmp_path):
         assert r0["fid"] == pytest.approx(one["fid"], rel=1e-9)
         for k in set(one) - {"fid"}:
             assert r0[k] == pytest.approx(one[k], rel=1e-12), k
+
+
+def test_a_follower_rank_leaves_the_run_folder_to_rank0(tmp_path, monkeypatch):
+    """A rank > 0 does not check ``--out``: rank 0 may already have made it (under load a follower used to find
+    rank 0's folder, refuse it silently as replicated bad input and stop the launch with exit 2 and no message).
+    Here rank 0's folder exists and no rank 0 listens: the follower gets past the folder and fails only where it
+    waits for rank 0."""
+    import socket
+
+    import genlab
+    from genlab.errors import GenlabError
+    from genlab.testing import tiny_image_data
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")  # what rank 0 writes first
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    for k, v in dict(WORLD_SIZE="2", RANK="1", LOCAL_RANK="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)).items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(Exception) as err:
+        genlab.train("ae", tiny_image_data(), out=run, progress=False,
+                     config={"trainer": {"epochs": 1, "ddp_timeout": 2, "fid_samples": 0, "monitor_every": 0}})
+    assert not isinstance(err.value, GenlabError), err.value  # not "run exists": a connection timeout to rank 0
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]  # and it wrote nothing

@@ -595,7 +595,9 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *,
         sections = _data_arguments(json.loads(json.dumps(config or {})), data, val, test)
         spec = RunSpec.from_sections(model, sections)
     out_dir = Path(out) if out is not None else None
-    if out_dir is not None and resume is None:
+    if out_dir is not None and resume is None and not _is_torchrun_follower():
+        # rank 0 alone owns the folder: a follower that checked it could find it already made by rank 0 (a race
+        # under load), refuse silently (it leaves bad input to rank 0) and stop the launch with exit 2
         check_out_dir(out_dir, overwrite=overwrite)
     splits = prepare_data(spec.data, dataset, val=val if isinstance(val, TensorDataset) else None,
                           test=test if isinstance(test, TensorDataset) else None, recorded=recorded,
