@@ -145,13 +145,12 @@ def cmd_sample(args) -> int:
             raise ConfigError(f"--labels {bad[0]} is not a class of this model; use labels 0..{k - 1}")
     psi = getattr(args, "psi", None)
     if psi is not None:  # truncation of style-based generators (stylegan, cstylegan; issue 17)
-        if not 0 < psi <= 1:
-            raise ConfigError(f"--psi (truncation) must be in (0, 1] (1 = no truncation), got {psi}")
+        from .models.stylegan import check_psi
+        check_psi(psi, "--psi (truncation)")
         if not getattr(type(model), "has_w_space", False):
             raise ConfigError(f"--psi truncates style-based generators (stylegan, cstylegan); "
                               f"{getattr(model, 'registry_name', type(model).__name__)!r} has no W space: drop --psi")
-    write_samples(model, args.n, args.output, labels=labels, seed=args.seed, progress=args.progress,
-                  **({} if psi is None else {"psi": psi}))
+    write_samples(model, args.n, args.output, labels=labels, seed=args.seed, progress=args.progress, psi=psi)
     where = args.output
     if Path(args.output).suffix.lower() == ".png":
         from .io.images import describe_paths, grid_paths

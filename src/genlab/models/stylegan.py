@@ -123,10 +123,10 @@ def _channels(width: int, side: int) -> int:
     return min(width, max(16, width * 8 // side))
 
 
-def check_psi(psi: float) -> float:
-    """``psi`` as a float in (0, 1], or a one-line ConfigError."""
+def check_psi(psi: float, name: str = "truncation psi") -> float:
+    """``psi`` as a float in (0, 1], or a one-line ConfigError naming it ``name`` (the CLI: ``--psi``)."""
     if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not 0 < psi <= 1:
-        raise ConfigError(f"truncation psi must be in (0, 1] (1 = no truncation), got {psi!r}")
+        raise ConfigError(f"{name} must be in (0, 1] (1 = no truncation), got {psi!r}")
     return float(psi)
 
 
