@@ -316,8 +316,15 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
 
     @staticmethod
     @torch.no_grad()
-    def _codes(m, xm: torch.Tensor) -> np.ndarray:
-        return torch.cat([m.encode(xb.to(m.device, torch.float64)).double().cpu() for xb in xm.split(_CHUNK)]).numpy()
+    def _codes_and_recon(m64, xm: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+        """The float64 copy's codes ``encode(x)`` ``(N, L)`` and reconstructions ``decode(encode(x))`` (what
+        ``reconstruct`` computes) of ``xm``, each input encoded once."""
+        codes, recon = [], []
+        for xb in xm.split(_CHUNK):
+            z = m64.encode(xb.to(m64.device, torch.float64))
+            codes.append(z.double().cpu())
+            recon.append(m64.decode(z).cpu())
+        return torch.cat(codes).numpy(), torch.cat(recon)
 
     def _score_params(self, xm: torch.Tensor) -> dict:
         """What the score needs from the training data ``xm`` (model space): the per-feature residual scale of
@@ -330,10 +337,10 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         if self.latent_score_ is None:
             return params
         from sklearn.covariance import LedoitWolf
-        m64 = self._model64()
-        lw = LedoitWolf().fit(self._codes(m64, xm))
+        codes, recon = self._codes_and_recon(self._model64(), xm)
+        lw = LedoitWolf().fit(codes)
         params.update(location=lw.location_.tolist(), precision=lw.precision_.tolist())
-        rec, lat = self._recon_term(xm, params, m64), self._latent_term(xm, params, m64)
+        rec, lat = self._recon_term(xm, params, recon), self._latent_term(codes, params)
         params.update(recon_mean=float(rec.mean()), recon_std=float(rec.std() or 1.0),
                       latent_mean=float(lat.mean()), latent_std=float(lat.std() or 1.0))
         return params
@@ -469,8 +476,8 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
             params = getattr(self, "score_params_", None) or {}
             if getattr(self, "latent_score_", None) is None:
                 return self._recon_term(xm, params)
-            m64 = self._model64()
-            rec, lat = self._recon_term(xm, params, m64), self._latent_term(xm, params, m64)
+            codes, recon = self._codes_and_recon(self._model64(), xm)
+            rec, lat = self._recon_term(xm, params, recon), self._latent_term(codes, params)
             return (rec - params["recon_mean"]) / params["recon_std"] + \
                 (lat - params["latent_mean"]) / params["latent_std"]
         m = self.model_.eval()
@@ -484,15 +491,10 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         out = [self._likelihood_batch(m, xb.to(m.device), eps) for xb in xm.split(per)]
         return torch.cat(out).cpu().numpy()
 
-    def _recon_term(self, xm: torch.Tensor, params: dict, m64=None) -> np.ndarray:
-        """The reconstruction score of ``scoring_`` (higher = more normal) -> ``(N,)`` float64; with the model's
-        float64 copy ``m64`` when given."""
-        if m64 is None:
-            r = self._reconstruct(xm).double()
-        else:
-            with torch.no_grad():
-                r = torch.cat([m64.decode(m64.encode(xb.to(m64.device, torch.float64))).cpu()  # = reconstruct
-                               for xb in xm.split(_CHUNK)])
+    def _recon_term(self, xm: torch.Tensor, params: dict, recon: torch.Tensor | None = None) -> np.ndarray:
+        """The reconstruction score of ``scoring_`` (higher = more normal) -> ``(N,)`` float64, from the given
+        reconstructions ``recon`` (the float64 copy's) or else the model's own."""
+        r = self._reconstruct(xm).double() if recon is None else recon
         res = (r - xm.double()).flatten(1)  # (N, D)
         scoring = getattr(self, "scoring_", self.scoring)
         if scoring == "standardized_reconstruction":
@@ -503,9 +505,10 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
             return (-torch.log(err + _LOG_EPS) + 0.5 * torch.log(ms + _LOG_EPS)).numpy()
         return -err.numpy()
 
-    def _latent_term(self, xm: torch.Tensor, params: dict, m64) -> np.ndarray:
-        """Minus the squared Mahalanobis distance of the code to the training codes' Gaussian -> ``(N,)``."""
-        d = self._codes(m64, xm) - np.asarray(params["location"])  # (N, L)
+    def _latent_term(self, codes: np.ndarray, params: dict) -> np.ndarray:
+        """Minus the squared Mahalanobis distance of the codes ``(N, L)`` to the training codes' Gaussian ->
+        ``(N,)``."""
+        d = codes - np.asarray(params["location"])  # (N, L)
         return -np.einsum("nl,lk,nk->n", d, np.asarray(params["precision"]), d)
 
     @staticmethod
