@@ -11,7 +11,7 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 
 from genlab.apps import Imputer
-from genlab.apps.impute import missing_dataset
+from genlab.apps.impute import gaussian_conditional, gaussian_em, missing_dataset, with_half_masked_copies
 from genlab.cli import main
 from genlab.config import from_dict
 from genlab.data import TensorDataset
@@ -395,7 +395,7 @@ def test_miwae_weights_match_the_closed_form_linear_gaussian_case():
     model, w, b, cov = _linear_gaussian_vae()
     g = np.random.default_rng(0)
     full = g.multivariate_normal(b, cov, size=1000)  # fit data: only sets the clipping range
-    imp = Imputer(model=model, n_samples=20_000, random_state=0).fit(full)
+    imp = Imputer(model=model, n_samples=20_000, random_state=0, gaussian_weight=0).fit(full)  # MIWAE alone
     rows = g.multivariate_normal(b, cov, size=4)
     obs = np.array([[1, 1, 0, 1, 0], [0, 1, 1, 1, 1], [1, 0, 0, 1, 1], [1, 1, 1, 1, 0]], bool)
     holes = np.where(obs, rows, np.nan)
@@ -417,7 +417,7 @@ def test_miwae_weights_match_the_closed_form_linear_gaussian_case():
 def test_multiple_imputation_draws_from_the_exact_conditional():
     model, w, b, cov = _linear_gaussian_vae(seed=1)
     g = np.random.default_rng(1)
-    imp = Imputer(model=model, n_samples=20_000).fit(g.multivariate_normal(b, cov, size=4000))
+    imp = Imputer(model=model, n_samples=20_000, gaussian_weight=0).fit(g.multivariate_normal(b, cov, size=4000))
     row = g.multivariate_normal(b, cov, size=1)
     obs = np.array([[True, False, True, True, False]])
     res = imp.multiple_imputation(np.where(obs, row, np.nan), n_imputations=3000, random_state=0)
@@ -463,3 +463,125 @@ def test_miwae_training_bound_and_defaults(table):
         ae.fit(xm).transform(xm)
     with pytest.raises(ConfigError, match="n_imputations must be an integer >= 2"):
         imp.multiple_imputation(xm, n_imputations=1)
+
+
+# ---------------------------------------------------------------------------------------------- Gaussian component
+def _random_gaussian(d=5, seed=0):
+    g = np.random.default_rng(seed)
+    a = g.normal(size=(d, d))
+    return g.normal(size=d), a @ a.T + 0.5 * np.eye(d), g
+
+
+def test_gaussian_conditional_matches_the_closed_form():
+    from scipy.stats import multivariate_normal
+    mu, cov, g = _random_gaussian()
+    rows = g.multivariate_normal(mu, cov, size=4)
+    obs = np.array([[1, 1, 0, 1, 0], [0, 1, 1, 1, 1], [1, 0, 0, 1, 1], [1, 1, 1, 1, 1]], bool)
+    cm, cc, ll = gaussian_conditional(torch.tensor(np.where(obs, rows, np.nan)), torch.tensor(mu), torch.tensor(cov),
+                                      rows=3)  # two batched solves
+    for i in range(4):
+        o, m = obs[i], ~obs[i]
+        mean, var = _conditional(rows[i], o, mu, cov)
+        assert np.allclose(cm[i, m].numpy(), mean, atol=1e-10) and np.array_equal(cm[i, o].numpy(), rows[i, o])
+        assert np.allclose(cc[i].numpy()[np.ix_(m, m)], var, atol=1e-10)
+        assert (cc[i].numpy()[o] == 0).all() and (cc[i].numpy()[:, o] == 0).all()
+        assert float(ll[i]) == pytest.approx(multivariate_normal(mu[o], cov[np.ix_(o, o)]).logpdf(rows[i, o]), abs=1e-9)
+
+
+def test_gaussian_em_is_the_maximum_likelihood_fit():
+    mu, cov, g = _random_gaussian(seed=1)
+    full = g.multivariate_normal(mu, cov, size=400)
+    # complete data: one EM step gives the sample mean and the biased sample covariance (+ ridge)
+    m0, c0 = gaussian_em(torch.tensor(full), ridge=0.01)
+    assert np.allclose(m0.numpy(), full.mean(0)) and np.allclose(c0.numpy(), np.cov(full.T, bias=True) + 0.01 * np.eye(5))
+    # with holes: the EM fixed point maximises the observed-data likelihood (higher than nearby parameters)
+    holes = np.where(g.random(full.shape) < 0.3, np.nan, full)
+    m1, c1 = gaussian_em(torch.tensor(holes), ridge=0.0, tol=1e-10, max_iter=500)
+    x = torch.tensor(holes)
+
+    def loglik(m, c):
+        return float(gaussian_conditional(x, m, c)[2].sum())
+    best = loglik(m1, c1)
+    assert best > loglik(m1 + 0.05, c1) and best > loglik(m1, c1 * 1.05) and best > loglik(m1, c1 * 0.95)
+    assert best > loglik(torch.tensor(np.nanmean(holes, 0)), torch.tensor(np.diag(np.nanvar(holes, 0))))
+    big = g.multivariate_normal(mu, cov, size=20_000)
+    m2, c2 = gaussian_em(torch.tensor(np.where(g.random(big.shape) < 0.3, np.nan, big)), ridge=0.0)
+    assert np.abs(m2.numpy() - mu).max() < 0.1 and np.abs(c2.numpy() - cov).max() < 0.35  # sampling error
+
+
+def test_gaussian_weight_blends_the_fills_and_draws(table):
+    xm, m = _holes(table, 0.3, seed=4)
+    imp = Imputer(epochs=2, batch_size=64, trainer_config=TRAINER, n_samples=50).fit(xm)
+    assert imp.gaussian_weight == 0.75 and imp.gaussian_mean_.shape == (6,) and imp.gaussian_cov_.shape == (6, 6)
+    # the Gaussian alone: its conditional mean, computed here in numpy from the fitted parameters (model space =
+    # columns standardised by the model's training statistics), clipped to the observed range
+    gauss = imp.set_params(gaussian_weight=1.0).transform(xm)
+    norm = imp.model_.data_info["norm"]
+    mu, sd = np.asarray(norm["shift"]), np.asarray(norm["scale"])
+    z = (xm - mu) / sd
+    lo, hi = np.nanmin(z, 0), np.nanmax(z, 0)
+    for i in np.flatnonzero(m.any(1))[:20]:
+        o = ~m[i]
+        if not o.any():
+            continue
+        mean, _ = _conditional(z[i], o, imp.gaussian_mean_, imp.gaussian_cov_)
+        assert np.allclose(gauss[i, ~o], np.clip(mean, lo[~o], hi[~o]) * sd[~o] + mu[~o], rtol=1e-4, atol=1e-4)
+    model_only = imp.set_params(gaussian_weight=0.0).transform(xm)
+    blend = imp.set_params(gaussian_weight=0.75).transform(xm)
+    span = np.nanmax(xm, 0) - np.nanmin(xm, 0)
+    inside = m & (gauss > np.nanmin(xm, 0) + 1e-3 * span) & (gauss < np.nanmax(xm, 0) - 1e-3 * span)  # not clipped
+    assert np.allclose(blend[inside], 0.75 * gauss[inside] + 0.25 * model_only[inside], rtol=1e-4, atol=1e-4)
+    assert not np.allclose(gauss[m], model_only[m], atol=1e-3)  # the two components differ: the test can tell
+    # draws: with weight 1 they come from the Gaussian conditional (mean and variance), seeded
+    row = np.where(np.arange(6) % 2 == 0, table[:1], np.nan)  # columns 1, 3, 5 missing
+    res = imp.set_params(gaussian_weight=1.0).multiple_imputation(row, n_imputations=4000, random_state=0)
+    zr = (row[0] - mu) / sd
+    o = ~np.isnan(zr)
+    mean, var = _conditional(zr, o, imp.gaussian_mean_, imp.gaussian_cov_)
+    assert np.allclose((res.mean[0, ~o] - mu[~o]) / sd[~o], mean, atol=0.1 * np.sqrt(np.diag(var)).max() + 0.02)
+    ratio = res.between_variance[0, ~o] / (np.diag(var) * sd[~o] ** 2)
+    assert ((ratio > 0.8) & (ratio < 1.15)).all(), ratio  # clipping can only shrink the spread
+    # weight 0.5: about half the draws of a row come from each component
+    mix = imp.set_params(gaussian_weight=0.5).multiple_imputation(row, n_imputations=400, random_state=0)
+    only_model = imp.set_params(gaussian_weight=0.0).multiple_imputation(row, n_imputations=400, random_state=0)
+    same = (mix.imputations == only_model.imputations).all(-1)[:, 0]  # (400,) draws taken from the model
+    assert 0.4 < same.mean() < 0.6, same.mean()
+    assert np.array_equal(mix.imputations[:, 0, o], np.broadcast_to(row[0, o], (400, int(o.sum()))))
+
+
+def test_gaussian_component_parameters_and_images(image_data, table):
+    xm, _ = _holes(table, 0.2)
+    with pytest.raises(ConfigError, match=r"gaussian_weight must be a number in \[0, 1\]"):
+        Imputer(gaussian_weight=1.5).fit(xm)
+    with pytest.raises(ConfigError, match="mask_copies must be an integer >= 0"):
+        Imputer(mask_copies=-1).fit(xm)
+    off = Imputer(epochs=1, trainer_config=TRAINER, gaussian_weight=0, n_samples=10).fit(xm)
+    assert off.gaussian_mean_.shape == (0,) and off._gaussian_weight() == 0.0
+    x = image_data.x.numpy()  # (64, 1, 8, 8)
+    imp = Imputer(model="ae", epochs=1, trainer_config=TRAINER, model_config={"latent_dim": 4}).fit(x)
+    assert imp.gaussian_mean_.shape == (0,)  # images: the model alone
+
+
+def test_half_masked_copies():
+    x = torch.rand(50, 2, 6, 8)
+    x[0, 1, 0, 0] = float("nan")
+    ds = TensorDataset(x, torch.arange(50), allow_missing=True)
+    out = with_half_masked_copies(ds, 2, seed=3)
+    assert out.x.shape == (150, 2, 6, 8) and out.allow_missing and torch.equal(out.y, torch.arange(50).repeat(3))
+    assert torch.equal(torch.nan_to_num(out.x[:50], nan=-1), torch.nan_to_num(x, nan=-1))  # originals unchanged
+    halves = {"top": (slice(0, 3), slice(None)), "bottom": (slice(3, 6), slice(None)),
+              "left": (slice(None), slice(0, 4)), "right": (slice(None), slice(4, 8))}
+    seen = set()
+    for i in range(50, 150):
+        own = torch.isnan(x[i % 50])  # (C, H, W) the image's own holes stay
+        sides = []
+        for k, (r, c) in halves.items():
+            half = torch.zeros(2, 6, 8, dtype=torch.bool)
+            half[:, r, c] = True
+            if torch.equal(torch.isnan(out.x[i]), half | own):
+                sides.append(k)
+        assert len(sides) == 1, i  # exactly one half, in every channel, on top of the image's own holes
+        seen.add(sides[0])
+        kept = ~torch.isnan(out.x[i])
+        assert torch.equal(out.x[i][kept], x[i % 50][kept])
+    assert seen == set(halves)

@@ -19,6 +19,13 @@ How it works:
   ``transform`` is repeatable). :meth:`Imputer.multiple_imputation` draws ``m`` imputations from the same
   weights (sampling importance resampling, then ``x_mis ~ p(x_mis | z)``) and returns their between-imputation
   variance.
+* **Gaussian component (tabular data).** ``fit`` also fits ``N(mean, cov)`` to the standardised rows with their
+  holes by EM (:func:`gaussian_em`); the fill is ``gaussian_weight * E_gauss[x_mis | x_obs] + (1 -
+  gaussian_weight) * (the model's fill)`` (default 0.75; chosen on validation entries, bench/impute_select.py).
+  :meth:`Imputer.multiple_imputation` then draws each imputation of a row from the Gaussian conditional with
+  probability ``gaussian_weight``, from the model otherwise.
+* **Images with large holes** (``mask_copies``): ``fit`` adds copies of the training images with a random half
+  missing, so the encoder learns ``q(z | x_obs)`` for such inputs.
 * **Iterative filling** (``method="iterative"``; the only route for autoencoders). ``transform`` starts every missing entry at 0 in model space, the value missing
   entries had in training (the column mean of the model's training rows for tabular data, black for
   images), then ``n_iter`` times: reconstruct (the VAE's decoder mean at the posterior mean ``z = mu(x)``, so
@@ -56,6 +63,16 @@ IW_SAMPLES = 20
 #: chosen on validation entries carved from the observed ones with selection masks (bench/impute_select.py,
 #: seed 100) and on scikit-learn's wine table, never on the bench's scored entries
 MIWAE_HIDDEN = (128, 128)
+#: weight of the Gaussian component in the tabular fill (``gaussian_weight``); chosen on validation entries
+#: carved from the observed ones (bench/impute_select.py, seeds 100-101, never the bench's scored entries)
+GAUSSIAN_WEIGHT = 0.75
+#: ridge added to the Gaussian component's covariance at every EM step (standardised units: a variance floor)
+GAUSSIAN_RIDGE = 1e-3
+#: masked copies of each training image (``mask_copies``); chosen on a validation split of mnist5k's training
+#: images (bench/impute_select.py --images), never on the bench's test images
+MASK_COPIES = 1
+#: the Gaussian component is fitted on tabular data with at most this many columns (its EM solves D x D systems)
+GAUSSIAN_MAX_FEATURES = 256
 
 
 @dataclass
@@ -91,6 +108,88 @@ def missing_dataset(X, y=None, *, name: str = "X") -> TensorDataset:
     return TensorDataset(ds.x, ds.y, norm=ds.norm, name=ds.name, classes=ds.classes, allow_missing=True)
 
 
+def _masked_systems(x: torch.Tensor, cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, the covariance restricted to its observed entries, padded with the identity on the missing
+    ones: ``P = O S O + (I - O)`` ``(B, D, D)`` (``O = diag(observed)``), and the observed mask ``(B, D)``."""
+    obs = (~torch.isnan(x)).to(cov.dtype)  # (B, D)
+    p = obs.unsqueeze(2) * cov * obs.unsqueeze(1) + torch.diag_embed(1.0 - obs)  # (B, D, D)
+    return p, obs
+
+
+def gaussian_conditional(x: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor, *, rows: int = 0):
+    """Conditional of the missing entries (NaN) of each row of ``x`` ``(N, D)`` under ``N(mean, cov)``.
+
+    Returns ``(cond_mean (N, D), cond_cov (N, D, D), loglik (N,))`` in float64: ``cond_mean`` is
+    ``mean_m + S_mo S_oo^-1 (x_o - mean_o)`` at the missing entries and ``x`` at the observed ones;
+    ``cond_cov`` is ``S_mm - S_mo S_oo^-1 S_om`` on the missing block and 0 elsewhere; ``loglik`` is
+    ``log N(x_o; mean_o, S_oo)``. ``rows``: rows per batched solve (0: sized to about 4M floats)."""
+    x = x.double()
+    mean, cov = mean.double(), cov.double()
+    n, d = x.shape
+    rows = rows or max(1, min(n, (1 << 22) // max(1, d * d)))
+    cm, cc, ll = [], [], []
+    for xb in x.split(rows):
+        p, obs = _masked_systems(xb, cov)  # (B, D, D), (B, D)
+        r = torch.nan_to_num(xb - mean) * obs  # (B, D) centred observed values, 0 where missing
+        chol = torch.linalg.cholesky(p)
+        y = torch.cholesky_solve(r.unsqueeze(2), chol).squeeze(2)  # (B, D) S_oo^-1 r_o, 0 at missing entries
+        cm.append(torch.where(obs.bool(), xb, mean + y @ cov))  # S symmetric: (S y)_m = S_mo S_oo^-1 r_o
+        so = cov.unsqueeze(0) * obs.unsqueeze(2)  # (B, D, D) rows of S at the observed entries (O S)
+        q = torch.cholesky_solve(so, chol)  # (B, D, D) P^-1 O S
+        miss = 1.0 - obs
+        cc.append((cov - so.transpose(1, 2) @ q) * miss.unsqueeze(2) * miss.unsqueeze(1))
+        logdet = 2.0 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1)  # log det S_oo (the I block adds 0)
+        ll.append(-0.5 * ((r * y).sum(1) + logdet + obs.sum(1) * math.log(2 * math.pi)))
+    return torch.cat(cm), torch.cat(cc), torch.cat(ll)
+
+
+def gaussian_em(x: torch.Tensor, *, max_iter: int = 200, tol: float = 1e-6, ridge: float = GAUSSIAN_RIDGE):
+    """Maximum-likelihood ``N(mean, cov)`` of rows with missing entries (NaN), by EM (Dempster, Laird & Rubin
+    1977; Little & Rubin 2002, section 11.2), ``ridge`` added to the covariance's diagonal at every M step.
+
+    ``x`` ``(N, D)`` -> ``(mean (D,), cov (D, D))`` in float64. Starts from the observed means and variances;
+    stops after ``max_iter`` steps or when the mean log-likelihood of the observed entries gains less than
+    ``tol`` nats per row."""
+    x = x.double()
+    n, d = x.shape
+    mean = torch.nan_to_num(torch.nanmean(x, 0))
+    var = torch.nan_to_num(torch.nanmean((x - mean) ** 2, 0), nan=1.0)
+    cov = torch.diag(var + ridge)
+    prev = -math.inf
+    for it in range(max_iter):
+        cm, cc, ll = gaussian_conditional(x, mean, cov)  # E step: E[x | x_o] and Cov[x_m | x_o]
+        mean = cm.mean(0)
+        dev = cm - mean
+        cov = (dev.T @ dev + cc.sum(0)) / n + ridge * torch.eye(d, dtype=torch.float64)  # M step
+        cur = float(ll.mean())
+        if cur - prev < tol:
+            break
+        prev = cur
+    log.info("gaussian_em: %d steps, mean log-likelihood of the observed entries %.4f", it + 1, prev)
+    return mean, cov
+
+
+def with_half_masked_copies(ds: TensorDataset, copies: int, seed: int) -> TensorDataset:
+    """``ds`` (images ``(N, C, H, W)``) followed by ``copies`` copies of every image, each with one half (top,
+    bottom, left or right, drawn uniformly per image and copy) set missing (NaN, on top of its own holes).
+
+    Training on them teaches the encoder ``q(z | x_obs)`` for images with a large hole, which a model trained
+    on complete images never meets (its importance weights then start from a poor proposal)."""
+    g = torch.Generator().manual_seed(int(seed))
+    x = ds.x  # (N, C, H, W)
+    n, _, h, w = x.shape
+    rows = torch.arange(h).view(1, h, 1)
+    cols = torch.arange(w).view(1, 1, w)
+    parts = [x]
+    for _ in range(copies):
+        side = torch.randint(0, 4, (n, 1, 1), generator=g)  # 0 top, 1 bottom, 2 left, 3 right
+        hide = torch.where(side == 0, rows < h // 2, torch.where(side == 1, rows >= h // 2,
+                           torch.where(side == 2, cols < w // 2, cols >= w // 2)))  # (N, H, W)
+        parts.append(x.masked_fill(hide.unsqueeze(1), float("nan")))
+    y = None if ds.y is None else ds.y.repeat(copies + 1)
+    return TensorDataset(torch.cat(parts), y, norm=ds.norm, name=ds.name, classes=ds.classes, allow_missing=True)
+
+
 def _feature_name(index: int, shape: tuple[int, ...]) -> str:
     if len(shape) == 1:
         return f"column {index}"
@@ -123,6 +222,18 @@ class Imputer(ModelTransformer):
     n_iter : int
         Reconstruct-and-replace rounds in :meth:`transform` (>= 1; default 2, chosen on data sets other than
         those of the bench: scikit-learn's wine table and a synthetic one).
+    gaussian_weight : float
+        Tabular data: weight ``g`` in [0, 1] of the Gaussian component in the fill, ``g * E_gauss[x_mis | x_obs]
+        + (1 - g) * (the model's fill)``; the Gaussian ``N(mean, cov)`` is fitted to the standardised rows with
+        their holes by EM (:func:`gaussian_em`; tables of at most ``GAUSSIAN_MAX_FEATURES`` columns). 0: the
+        model alone; 1: the Gaussian alone. Default 0.75 (``GAUSSIAN_WEIGHT``, chosen on validation entries).
+        :meth:`multiple_imputation` draws from the mixture: each draw of a row comes from the Gaussian
+        conditional with probability ``g``. Images use the model alone.
+    mask_copies : int
+        Images: ``fit`` trains on the images plus ``mask_copies`` copies of each with a random half (top,
+        bottom, left or right) missing (:func:`with_half_masked_copies`), so the encoder learns to read images
+        with large holes (>= 0; default 1, chosen on a validation split of mnist5k's training images). Each copy
+        adds one pass over the data to every epoch. Tabular data: not used.
     epochs, batch_size, random_state, validation_fraction, trainer_config
         Training settings (see :class:`genlab.apps.ModelEstimator`).
     verbose : bool or None, default None
@@ -135,6 +246,9 @@ class Imputer(ModelTransformer):
         The trained model.
     feature_min_, feature_max_ : ndarray
         Observed range of each feature in the ``fit`` data (model space, shape of a sample); fills are clipped to it.
+    gaussian_mean_, gaussian_cov_ : ndarray
+        The Gaussian component in model space (standardised columns), ``(D,)`` and ``(D, D)``; empty when it
+        is not used (images, ``gaussian_weight=0``, more than ``GAUSSIAN_MAX_FEATURES`` columns).
     n_features_in_ : int
         Number of scalars per sample.
     feature_names_in_ : ndarray of str
@@ -147,17 +261,20 @@ class Imputer(ModelTransformer):
     #: trains on data with holes and fills them by reconstruction; labels are not part of the data
     _needs = ("supports_missing", "can_reconstruct")
     _refuses = ("conditional",)
-    _array_state = ("feature_min_", "feature_max_")
+    _array_state = ("feature_min_", "feature_max_", "gaussian_mean_", "gaussian_cov_")
     _allow_nan = True  # NaN marks the entries to fill
     _preserves_dtype = ("float64", "float32")
 
-    def __init__(self, *, model="vae", model_config=None, method="auto", n_samples=1000, n_iter=2, epochs=200,
-                 batch_size=128, random_state=0, validation_fraction=0.1, trainer_config=None, verbose=None):
+    def __init__(self, *, model="vae", model_config=None, method="auto", n_samples=1000, n_iter=2,
+                 gaussian_weight=GAUSSIAN_WEIGHT, mask_copies=MASK_COPIES, epochs=200, batch_size=128, random_state=0, validation_fraction=0.1,
+                 trainer_config=None, verbose=None):
         self.model = model
         self.model_config = model_config
         self.method = method
         self.n_samples = n_samples
         self.n_iter = n_iter
+        self.gaussian_weight = gaussian_weight
+        self.mask_copies = mask_copies
         self.epochs = epochs
         self.batch_size = batch_size
         self.random_state = random_state
@@ -176,6 +293,16 @@ class Imputer(ModelTransformer):
             raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, (int, np.integer)) or self.n_samples < 1:
             raise ConfigError(f"n_samples must be an integer >= 1 (importance samples per row), got {self.n_samples!r}")
+        g = self.gaussian_weight
+        if isinstance(g, bool) or not isinstance(g, (int, float, np.integer, np.floating)) or not 0 <= g <= 1:
+            raise ConfigError(f"gaussian_weight must be a number in [0, 1] (weight of the Gaussian component), got {g!r}")
+        c = self.mask_copies
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 0:
+            raise ConfigError(f"mask_copies must be an integer >= 0 (half-masked copies per training image), got {c!r}")
+
+    def _gaussian_weight(self) -> float:
+        """The weight the fitted estimator gives its Gaussian component (0 when there is none)."""
+        return float(self.gaussian_weight) if np.size(self.gaussian_mean_) else 0.0
 
     def _method(self) -> str:
         """The filling route for the fitted model (``"importance"`` or ``"iterative"``)."""
@@ -220,10 +347,23 @@ class Imputer(ModelTransformer):
             j = int(never.nonzero()[0])
             raise DataError(f"X: {_feature_name(j, ds.sample_shape)} has no observed value (all NaN); drop it or "
                             "fit on data where it is observed")
-        self._fit_model(ds, config={"model": self._defaults(ds)})
+        train_ds = ds
+        from ._base import model_names
+        if ds.kind == "image" and self.mask_copies > 0 and str(self._model_param()) in model_names():  # trained here
+            train_ds = with_half_masked_copies(ds, int(self.mask_copies), int(self.random_state or 0))
+        self._fit_model(train_ds, config={"model": self._defaults(ds)})
         xm = self._to_model(ds).flatten(1).numpy()  # (N, F) model space, NaN kept
         self.feature_min_ = np.nanmin(xm, 0).reshape(ds.sample_shape).astype(np.float32)
         self.feature_max_ = np.nanmax(xm, 0).reshape(ds.sample_shape).astype(np.float32)
+        d = xm.shape[1]
+        if ds.kind == "tabular" and self.gaussian_weight > 0 and d <= GAUSSIAN_MAX_FEATURES:
+            mean, cov = gaussian_em(torch.from_numpy(xm))
+            self.gaussian_mean_, self.gaussian_cov_ = mean.numpy(), cov.numpy()
+        else:
+            if ds.kind == "tabular" and self.gaussian_weight > 0:
+                log.info("Imputer: %d columns > GAUSSIAN_MAX_FEATURES (%d): no Gaussian component", d,
+                         GAUSSIAN_MAX_FEATURES)
+            self.gaussian_mean_, self.gaussian_cov_ = np.zeros(0), np.zeros((0, 0))
         return self
 
     # ------------------------------------------------------------------ filling
@@ -267,6 +407,20 @@ class Imputer(ModelTransformer):
     @torch.no_grad()
     def _fill(self, x: torch.Tensor, missing: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         """Model-space ``x`` ``(N, ...)`` with its ``missing`` entries filled (see module notes)."""
+        m = self.model_.eval()
+        lo, hi = torch.as_tensor(self.feature_min_), torch.as_tensor(self.feature_max_)  # (...) model space
+        g = self._gaussian_weight()
+        if g > 0:  # tabular: g * Gaussian conditional mean + (1 - g) * the model's fill
+            gauss = gaussian_conditional(x, torch.from_numpy(self.gaussian_mean_),
+                                         torch.from_numpy(self.gaussian_cov_))[0].float()
+            model_fill = self._model_fill(x, missing, batch_size) if g < 1 else gauss
+            est = g * gauss + (1 - g) * model_fill
+            return torch.where(missing, torch.minimum(torch.maximum(est, lo), hi), x)
+        return self._model_fill(x, missing, batch_size)
+
+    @torch.no_grad()
+    def _model_fill(self, x: torch.Tensor, missing: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """The model's own fill of ``x``'s ``missing`` entries (importance-weighted or iterative), clipped."""
         m = self.model_.eval()
         lo, hi = torch.as_tensor(self.feature_min_), torch.as_tensor(self.feature_max_)  # (...) model space
         if self._method() == "importance":
@@ -317,7 +471,28 @@ class Imputer(ModelTransformer):
         """``n_imputations`` draws from the importance approximation of ``p(x_mis | x_obs)``, model space ->
         ``(m, N, ...)``: per row, K samples ``z_k ~ q``, one index per imputation drawn with probabilities
         ``softmax(logw)`` (sampling importance resampling), then ``x ~ p(x | z)`` (Gaussian decoders; the
-        decoder mean for Bernoulli ones, whose draws would be binary); observed entries copied."""
+        decoder mean for Bernoulli ones, whose draws would be binary); observed entries copied. With a Gaussian
+        component of weight ``gw`` (tabular data), each (imputation, row) comes instead, with probability ``gw``,
+        from the Gaussian conditional ``N(cond_mean, cond_cov)`` of the missing entries."""
+        gw = self._gaussian_weight()
+        res = self._model_draw(x, missing, n_imputations, g) if gw < 1 else None
+        if gw == 0:
+            return res
+        lo, hi = torch.as_tensor(self.feature_min_), torch.as_tensor(self.feature_max_)
+        cm, cc, _ = gaussian_conditional(x, torch.from_numpy(self.gaussian_mean_), torch.from_numpy(self.gaussian_cov_))
+        obs = (~missing).double()  # (N, D)
+        chol = torch.linalg.cholesky(cc + torch.diag_embed(obs))  # (N, D, D); identity on the observed block
+        eps = torch.randn((n_imputations, *x.shape), generator=g, dtype=torch.float64)  # (m, N, D)
+        gauss = (cm + (chol @ eps.unsqueeze(-1)).squeeze(-1)).float()  # (m, N, D)
+        gauss = torch.where(missing, torch.minimum(torch.maximum(gauss, lo), hi), x)
+        if res is None:
+            return gauss
+        pick = torch.rand((n_imputations, len(x), 1), generator=g) < gw  # (m, N, 1) Gaussian component's draws
+        return torch.where(pick, gauss, res)
+
+    @torch.no_grad()
+    def _model_draw(self, x: torch.Tensor, missing: torch.Tensor, n_imputations: int, g: torch.Generator):
+        """The model's own draws (see :meth:`_draw`) -> ``(m, N, ...)``."""
         m = self.model_.eval()
         lo, hi = torch.as_tensor(self.feature_min_), torch.as_tensor(self.feature_max_)
         k = int(self.n_samples)
