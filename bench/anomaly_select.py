@@ -6,20 +6,26 @@ is normal, an AE with the benchmark's settings is fitted on the fit part's image
 selection-part image (all classes) is scored; mean ROC-AUC over classes. The test split is never read.
 
 Tabular: the breast-cancer table's anomalies (malignant rows) are all in its test set, so the tabular score is
-chosen on another data set: scikit-learn's ``wine`` (178 rows, 13 columns, 3 cultivars), one-class protocol
-(each cultivar in turn normal; 80 % of its rows (seed 0) fit, the other 20 % and all other cultivars scored),
-with the breast-cancer settings of the benchmark (MLP, code 8, 100 epochs). Breast cancer itself is not read.
+chosen on other data sets: scikit-learn's ``wine`` (178 rows, 13 columns, 3 cultivars) and ``iris`` (150 rows,
+4 columns, 3 species), one-class protocol (each class in turn normal; 80 % of its rows (seed 0) fit, the other
+20 % and all other classes scored), with the breast-cancer settings of the benchmark (MLP, code 8, 100 epochs).
+Breast cancer itself is not read.
 
 Every variant is computed from the same trained AE (no retraining per variant):
 
 * ``mse``: ``-mean (x - r)^2``; ``rel``: ``-log mse + 0.5 log mean x^2`` (images);
 * ``zmse`` (tabular): ``-mean_j ((x_j - r_j) / s_j)^2`` with ``s_j`` the RMS training residual of column ``j``;
-* ``maha``: minus the Mahalanobis distance of the code ``encode(x)`` to a Gaussian fitted to the training codes
-  (Ledoit-Wolf covariance); ``knn``: minus the mean distance to the 5 nearest training codes;
+* ``maha``: minus the squared Mahalanobis distance of the code ``encode(x)`` to a Gaussian fitted to the training
+  codes (Ledoit-Wolf covariance); ``knn``: minus the mean distance to the 5 nearest training codes;
 * ``A+B``: the sum of the two scores, each standardised by the mean and standard deviation of its values on the
-  training samples (``A+0.5B``, ``A+2B``: B weighted by one half, by two).
+  training samples (``A+0.5B``, ``A+2B``, ``A+3B``, ``A+4B``: B weighted by one half, two, three, four).
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/anomaly_select.py [--data digits,mnist5k,wine] [--seeds 1]
+With ``--seeds n`` (n > 1) every variant is also scored as an ensemble of the first ``k = 2..n`` seeds
+(``@ensk``): the mean over the seeds of each seed's score standardised by the mean and standard deviation of that
+seed's scores on its own training samples (what ``AnomalyDetector(n_ensemble=k)`` computes); ``@s<i>`` is seed
+``i`` alone. ``--latents 8,16`` adds, per seed, AEs of each code size and the ensemble over sizes (``@sizes``).
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/anomaly_select.py [--data digits,mnist5k,wine,iris] [--seeds 3]
 """
 from __future__ import annotations
 
@@ -29,16 +35,18 @@ import time
 import numpy as np
 import torch
 from sklearn.covariance import LedoitWolf
-from sklearn.datasets import load_wine
+from sklearn.datasets import load_iris, load_wine
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
 from genlab.apps import AnomalyDetector
 from genlab.data import load_dataset
 
-SETTINGS = {"digits": {"latent_dim": 8, "epochs": 30, "arch": "conv"},
-            "mnist5k": {"latent_dim": 16, "epochs": 20, "arch": "mlp"},
-            "wine": {"latent_dim": 8, "epochs": 100, "arch": "mlp"}}
+#: the benchmark's settings (bench/app_anomaly.py SETTINGS; breast cancer's for the tabular sets)
+SETTINGS = {"digits": {"latent_dim": 8, "epochs": 200, "arch": "conv"},
+            "mnist5k": {"latent_dim": 16, "epochs": 60, "arch": "mlp"},
+            "wine": {"latent_dim": 8, "epochs": 100, "arch": "mlp"},
+            "iris": {"latent_dim": 8, "epochs": 100, "arch": "mlp"}}
 TRAINER = {"precision": "fp32", "channels_last": False, "log_every": 1000}
 
 
@@ -51,7 +59,8 @@ def _parts(det: AnomalyDetector, x) -> dict:
     return {"res": res.numpy(), "ms": xm.flatten(1).pow(2).mean(1).numpy(), "z": z.numpy()}
 
 
-def _variants(tr: dict, te: dict, image: bool) -> dict:
+def _variants(tr: dict, te: dict, image: bool) -> tuple[dict, dict]:
+    """``(training scores, selection scores)``, one array per variant."""
     def base(p):
         out = {"mse": -np.mean(p["res"] ** 2, 1)}
         if image:
@@ -67,45 +76,62 @@ def _variants(tr: dict, te: dict, image: bool) -> dict:
         d = d[:, 1:] if train else d[:, :5]  # a training sample is its own nearest neighbour
         return {"maha": -lw.mahalanobis(p["z"]), "knn": -d.mean(1)}
     s_tr, s_te = {**base(tr), **latent(tr, True)}, {**base(te), **latent(te, False)}
-    out = dict(s_te)
+    out_tr, out_te = dict(s_tr), dict(s_te)
     for a in (("rel",) if image else ()) + ("mse", "zmse"):
         for b in ("maha", "knn"):
-            za = (s_te[a] - s_tr[a].mean()) / s_tr[a].std()
-            zb = (s_te[b] - s_tr[b].mean()) / s_tr[b].std()
-            out[f"{a}+{b}"] = za + zb
-            out[f"{a}+0.5{b}"] = za + 0.5 * zb
-            out[f"{a}+2{b}"] = za + 2 * zb
-    return out
+            for w, tag in ((1.0, ""), (0.5, "0.5"), (2.0, "2"), (3.0, "3"), (4.0, "4")):
+                for src, dst in ((s_tr, out_tr), (s_te, out_te)):
+                    za = (src[a] - s_tr[a].mean()) / s_tr[a].std()
+                    zb = (src[b] - s_tr[b].mean()) / s_tr[b].std()
+                    dst[f"{a}+{tag}{b}"] = za + w * zb
+    return out_tr, out_te
 
 
-def _fit(x, name, seed):
+def _fit(x, name, seed, latent=None):
     s = SETTINGS[name]
-    return AnomalyDetector(model="ae", model_config={"latent_dim": s["latent_dim"], "arch": s["arch"]},
-                           epochs=s["epochs"], batch_size=32, random_state=seed, trainer_config=TRAINER).fit(x)
+    return AnomalyDetector(model="ae", model_config={"latent_dim": latent or s["latent_dim"], "arch": s["arch"]},
+                           epochs=s["epochs"], batch_size=32, random_state=seed, trainer_config=TRAINER,
+                           verbose=False).fit(x)
 
 
-def images(name: str, seeds: int) -> dict:
+def _one_class(name, x_fit, x_sel, normal, seeds, latents, image, auc):
+    """Fit every seed (and code size) on ``x_fit``, score ``x_sel``; append the ROC-AUC of every variant."""
+    z_std = {}  # (label, variant) -> list of selection scores standardised by the training scores
+    for seed in range(seeds):
+        for lat in latents:
+            det = _fit(x_fit, name, seed, lat)
+            s_tr, s_te = _variants(_parts(det, x_fit), _parts(det, x_sel), image)
+            tag = f"s{seed}" + ("" if lat is None else f"L{lat}")
+            for k, s in s_te.items():
+                auc.setdefault(f"{k}@{tag}", []).append(roc_auc_score(normal, s))
+                z_std.setdefault((seed, lat, k), (s - s_tr[k].mean()) / s_tr[k].std())
+    variants = {k for (_, _, k) in z_std}
+    for k in variants:
+        for n in range(2, seeds + 1):
+            for lat in latents:
+                mean = np.mean([z_std[(i, lat, k)] for i in range(n)], 0)
+                auc.setdefault(f"{k}@ens{n}" + ("" if lat is None else f"L{lat}"), []).append(
+                    roc_auc_score(normal, mean))
+        if len(latents) > 1:
+            for i in range(seeds):
+                mean = np.mean([z_std[(i, lat, k)] for lat in latents], 0)
+                auc.setdefault(f"{k}@sizes-s{i}", []).append(roc_auc_score(normal, mean))
+
+
+def images(name: str, seeds: int, latents) -> dict:
     tr, _, _ = load_dataset(name).split(0.0, 0.2, seed=0)  # the benchmark's training split only
     fit, _, sel = tr.split(0.0, 0.25, seed=1)
     xf, yf, xs, ys = fit.x.numpy(), fit.y.numpy(), sel.x.numpy(), sel.y.numpy()
     auc: dict = {}
     for c in np.unique(yf):
-        ens = {}
-        for seed in range(seeds):
-            det = _fit(xf[yf == c], name, seed)
-            v = _variants(_parts(det, xf[yf == c]), _parts(det, xs), True)
-            for k, s in v.items():
-                auc.setdefault(f"{k}@s{seed}", []).append(roc_auc_score(ys == c, s))
-                ens.setdefault(k, []).append((s - s.mean()) / s.std())
-        if seeds > 1:
-            for k, ss in ens.items():
-                auc.setdefault(f"{k}@ens{seeds}", []).append(roc_auc_score(ys == c, np.mean(ss, 0)))
-        print(f"  {name} {c}: rel {auc['rel@s0'][-1]:.4f} rel+maha {auc['rel+maha@s0'][-1]:.4f}", flush=True)
+        _one_class(name, xf[yf == c], xs, ys == c, seeds, latents, True, auc)
+        print(f"  {name} {c}: " + " ".join(f"{k} {v[-1]:.4f}" for k, v in auc.items()
+                                            if k.startswith("rel@") or k.startswith("rel+maha@")), flush=True)
     return {k: float(np.mean(v)) for k, v in auc.items()}
 
 
-def wine(seeds: int) -> dict:
-    X, y = load_wine(return_X_y=True)
+def tabular(name: str, seeds: int, latents) -> dict:
+    X, y = (load_wine if name == "wine" else load_iris)(return_X_y=True)
     X = X.astype(np.float32)
     auc: dict = {}
     for c in np.unique(y):
@@ -113,35 +139,32 @@ def wine(seeds: int) -> dict:
         perm = np.random.default_rng(0).permutation(idx)
         n = round(0.8 * len(idx))
         trn, tst = perm[:n], np.r_[perm[n:], np.flatnonzero(y != c)]
-        ens = {}
-        for seed in range(seeds):
-            det = _fit(X[trn], "wine", seed)
-            v = _variants(_parts(det, X[trn]), _parts(det, X[tst]), False)
-            for k, s in v.items():
-                auc.setdefault(f"{k}@s{seed}", []).append(roc_auc_score(y[tst] == c, s))
-                ens.setdefault(k, []).append((s - s.mean()) / s.std())
-        if seeds > 1:
-            for k, ss in ens.items():
-                auc.setdefault(f"{k}@ens{seeds}", []).append(roc_auc_score(y[tst] == c, np.mean(ss, 0)))
+        _one_class(name, X[trn], X[tst], y[tst] == c, seeds, latents, False, auc)
     return {k: float(np.mean(v)) for k, v in auc.items()}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="digits,mnist5k,wine")
+    ap.add_argument("--data", default="digits,mnist5k,wine,iris")
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--latents", default="", help="comma list of code sizes (default: the benchmark's)")
     ap.add_argument("--epochs", type=int, default=0, help="override the benchmark's epochs (0: keep them)")
+    ap.add_argument("--top", type=int, default=400, help="print the best TOP variants")
     args = ap.parse_args()
     if args.epochs:
         for s in SETTINGS.values():
             s["epochs"] = args.epochs
+    latents = [int(v) for v in args.latents.split(",") if v] or [None]
     torch.manual_seed(0)
     for name in args.data.split(","):
         t = time.process_time()
-        res = wine(args.seeds) if name == "wine" else images(name, args.seeds)
+        res = tabular(name, args.seeds, latents) if name in ("wine", "iris") else images(name, args.seeds, latents)
         print(f"\n{name} (selection split; {time.process_time() - t:.0f} CPU s)")
-        for k, v in sorted(res.items(), key=lambda kv: -kv[1]):
-            print(f"  {k:16s} {v:.4f}")
+        for k, v in sorted(res.items(), key=lambda kv: -kv[1])[:args.top]:
+            print(f"  {k:22s} {v:.4f}")
+        for k in ("rel@s0", "mse@s0", "zmse+maha@s0", "rel+maha@s0"):
+            if k in res:
+                print(f"  [{k}] {res[k]:.4f}")
 
 
 if __name__ == "__main__":

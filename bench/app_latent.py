@@ -10,10 +10,12 @@ random_state=0)``; the codes are standardised per dimension first, ``standardize
 ``bench/latent_select.py``'s mnist5k-based set; ``--raw-codes`` adds the unstandardised map) of each model's
 codes, and the codes themselves (no map); baselines: PCA and t-SNE (the same
 settings) of the raw 64 pixels, and the pixels themselves. ``--models`` picks the encoders to compare, each
-``name:latent_dim:epochs`` (default: the 30-epoch conv ``vae`` with 16-D codes of the earlier table and a conv
-``ae`` with 64-D codes trained 100 epochs, the best encoder measured).
+``name:latent_dim:epochs[:n_ensemble]`` (default: the 30-epoch conv ``vae`` with 16-D codes of the earlier table and
+``LatentExplorer(model="ae", model_config={"latent_dim": 64}, epochs=100, n_ensemble=3)``, three conv AEs (seeds 0,
+1, 2) whose standardised codes are mapped side by side, chosen on ``bench/latent_select.py``'s selection set; with
+an ensemble the "codes" row is the side-by-side codes that the maps use).
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/app_latent.py [--models vae:16:30,ae:64:100] [--perplexity 30]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/app_latent.py [--models vae:16:30,ae:64:100:3] [--perplexity 30]
 """
 from __future__ import annotations
 
@@ -57,13 +59,17 @@ def run(models: list[str], perplexities: list[float], log=print, pixels: bool = 
         t = time.perf_counter()
         add("raw pixels", f"tsne (perp. {p:g})", _tsne(flat, p), time.perf_counter() - t)
     for spec in models:
-        name, latent, epochs = spec.split(":")
+        name, latent, epochs, *rest = spec.split(":")
+        n_ens = int(rest[0]) if rest else 1
         t0 = time.perf_counter()
         ex = LatentExplorer(model=name, model_config={"latent_dim": int(latent)}, epochs=int(epochs),
-                            trainer_config=TRAINER, verbose=False).fit(X)
+                            n_ensemble=n_ens, trainer_config=TRAINER, verbose=False).fit(X)
         fit_s = time.perf_counter() - t0
-        src = f"{name} latent {latent}, {epochs} ep."
-        z = ex.encode(X).astype(np.float64)
+        src = f"{name} latent {latent}, {epochs} ep." + (f", ensemble of {n_ens}" if n_ens > 1 else "")
+        z = ex.encode(X).astype(np.float64)  # the first model's codes
+        if n_ens > 1:  # the codes latent_map maps: every member's, side by side
+            xm = ex._to_model(ex._batch(X, "X"))
+            z = np.hstack([z, *(ex._encode_model(xm, None, m).numpy().astype(np.float64) for m in ex._members()[1:])])
         add(src, "none (codes)", z, fit_s)
         t = time.perf_counter()
         add(src, "pca", ex.latent_map(X, method="pca"), time.perf_counter() - t)
@@ -91,8 +97,8 @@ def table(rows: list[dict]) -> str:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="vae:16:30,ae:64:100",
-                    help="comma list of name:latent_dim:epochs")
+    ap.add_argument("--models", default="vae:16:30,ae:64:100:3",
+                    help="comma list of name:latent_dim:epochs[:n_ensemble]")
     ap.add_argument("--perplexity", default="30", help="comma list of t-SNE perplexities (30 is the default map)")
     ap.add_argument("--no-pixel-tsne", action="store_true", help="skip the t-SNE maps of the pixels (run time)")
     ap.add_argument("--raw-codes", action="store_true",

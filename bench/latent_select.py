@@ -8,13 +8,17 @@ them. Encoders are trained on the selection images without labels; every map is 
 
 Map variants of the codes ``z`` (N, L): ``raw`` (t-SNE of z as they are), ``std`` (each code dimension
 standardised to unit variance first), ``white`` (PCA-whitened), ``ens`` (the standardised codes of all the
-encoders trained, concatenated), each at the perplexities asked for.
+encoders trained, concatenated), each at the perplexities asked for; ``ensN``: N seeds' standardised codes
+concatenated (what ``LatentExplorer(n_ensemble=N)`` maps), for every N-subset of the seeds given, and the mean over
+the subsets (one t-SNE map of one training run varies by about 0.01 on this set: the mean is the figure to compare
+with the mean of the single seeds).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/latent_select.py [--models ae:64:100] [--seeds 0,1] [--perplexity 30]
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import time
 
@@ -93,11 +97,16 @@ def main():
                 for p in perps:
                     t = time.process_time()
                     show(src, f"tsne {how} p{p:g}", _tsne(_prep(z, how), p), t)
-        if len(codes) > 1:
-            zc = np.hstack([_prep(z, "std") for z in codes])
+        for n in range(2, len(codes) + 1):  # n seeds' standardised codes side by side, every n-subset of seeds
             for p in perps:
-                t = time.process_time()
-                show(f"{spec} ens{len(codes)}", f"tsne std-concat p{p:g}", _tsne(zc, p), t)
+                accs = []
+                for sub in itertools.combinations(range(len(codes)), n):
+                    t = time.process_time()
+                    zc = np.hstack([_prep(codes[i], "std") for i in sub])
+                    accs.append(knn_accuracy(_tsne(zc, p), y))
+                    print(f"  {spec} seeds {sub}  tsne std-concat p{p:g} {accs[-1]:.4f}  "
+                          f"({time.process_time() - t:.0f} s cpu)", flush=True)
+                print(f"  {spec} ens{n}: mean over {len(accs)} subsets {np.mean(accs):.4f}", flush=True)
 
 
 if __name__ == "__main__":

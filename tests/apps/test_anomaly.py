@@ -153,8 +153,9 @@ def test_tabular_default_is_standardised_error_plus_code_mahalanobis(tabular_dat
     """The tabular default in closed form, against scikit-learn's own Mahalanobis distance (module docstring)."""
     from sklearn.covariance import LedoitWolf
     X = tabular_data.x.numpy() * 10 + 3
-    det = AnomalyDetector(epochs=2, trainer_config=TRAINER, model_config={"latent_dim": 2}).fit(X)
+    det = AnomalyDetector(epochs=2, trainer_config=TRAINER, model_config={"latent_dim": 2}, n_ensemble=1).fit(X)
     assert det.scoring_ == "standardized_reconstruction" and det.latent_score_ == "mahalanobis"
+    assert det.latent_weight == 3.0  # the latent term weighs three times the reconstruction term
     xm = det._norm.from_raw(torch.as_tensor(X)).double()
     m64 = copy.deepcopy(det.model_).double()  # the latent scores run the model in float64
     with torch.no_grad():
@@ -164,10 +165,13 @@ def test_tabular_default_is_standardised_error_plus_code_mahalanobis(tabular_dat
     scale = np.sqrt((res ** 2).mean(0)) + 1e-3
     rec = -((res / scale) ** 2).mean(1)
     lat = -LedoitWolf().fit(codes).mahalanobis(codes)  # squared distances
-    ref = (rec - rec.mean()) / rec.std() + (lat - lat.mean()) / lat.std()
+    ref = (rec - rec.mean()) / rec.std() + 3.0 * (lat - lat.mean()) / lat.std()
     np.testing.assert_allclose(det.score_samples(X), ref, rtol=1e-6, atol=1e-6)
+    half = AnomalyDetector(model=det.model_, latent_weight=0.5).fit(X)  # the same model, another weight
+    np.testing.assert_allclose(half.score_samples(X), (rec - rec.mean()) / rec.std() + 0.5 * (lat - lat.mean()) /
+                               lat.std(), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(det.train_scores_, ref, rtol=1e-6, atol=1e-6)
-    # the two terms are standardised on the training rows, so the training scores have mean 0 and std sqrt(2 + 2r)
+    # the two terms are standardised on the training rows, so the training scores have mean 0
     assert abs(ref.mean()) < 1e-9
     # obvious anomalies: far outside the training cloud, and a normal row moved off the training codes' Gaussian
     far = X + 50.0 * X.std(0)

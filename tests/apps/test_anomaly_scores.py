@@ -143,3 +143,90 @@ def test_likelihood_ratio_needs_an_exact_likelihood_model(images):
     with pytest.raises(ConfigError) as e:
         AnomalyDetector(model="ae", scoring="likelihood_ratio").fit(images)
     assert "has_likelihood" in str(e.value) and "\n" not in str(e.value)
+
+
+# ------------------------------------------------------------------ ensembles over seeds (n_ensemble)
+def _standardised(det, x, x_train):
+    """A single detector's scores of ``x`` standardised by the mean and (population) std of its training scores."""
+    tr = det.score_samples(x_train)
+    return (det.score_samples(x) - tr.mean()) / tr.std()
+
+
+@pytest.mark.parametrize("kind", ["image", "tabular"])
+def test_ensemble_is_the_mean_of_the_seeds_standardised_scores(kind, tmp_path):
+    """``n_ensemble=3`` = three detectors with seeds random_state, +1, +2, each score standardised by its own
+    training scores, averaged; computed here from three separately fitted single detectors."""
+    if kind == "image":
+        x, x_new, cfg = _images(48, 0), _images(12, 5), {}
+    else:
+        rng = np.random.default_rng(3)
+        x, x_new = rng.normal(size=(60, 6)).astype(np.float32), rng.normal(size=(10, 6)).astype(np.float32) * 2
+        cfg = {"latent_dim": 2}
+    kw = {"model": "ae", "epochs": 2, "model_config": cfg, "trainer_config": TRAINER}
+    ens = AnomalyDetector(n_ensemble=3, random_state=4, **kw).fit(x)
+    singles = [AnomalyDetector(random_state=4 + i, n_ensemble=1, **kw).fit(x) for i in range(3)]
+    members = ens._members()
+    assert len(members) == 3 and ens.member_3_ is None
+    for m, single in zip(members, singles):  # member i is the seed random_state + i model
+        for a, b in zip(m.state_dict().values(), single.model_.state_dict().values()):
+            assert torch.equal(a, b)
+    ref = np.mean([_standardised(d, x_new, x) for d in singles], axis=0)
+    np.testing.assert_allclose(ens.score_samples(x_new), ref, rtol=1e-6, atol=1e-6)
+    ref_train = np.mean([_standardised(d, x, x) for d in singles], axis=0)
+    np.testing.assert_allclose(ens.train_scores_, ref_train, rtol=1e-6, atol=1e-6)
+    assert ens.offset_ == pytest.approx(np.percentile(ref_train, 10.0), rel=1e-6, abs=1e-6)
+    if kind == "tabular":  # each member has its own latent Gaussian and residual scales
+        assert len(ens.member_params_) == 2 and ens.member_params_[0] != ens.score_params_
+    loaded = AnomalyDetector.load(ens.save(tmp_path / "ens"))
+    assert len(loaded._members()) == 3 and (tmp_path / "ens" / "member_2_").is_dir()
+    np.testing.assert_array_equal(loaded.score_samples(x_new), ens.score_samples(x_new))
+
+
+def test_one_member_scores_as_before(auto_det, images):
+    assert auto_det.n_ensemble_ == 1 and auto_det.ensemble_scale_ == [] and auto_det._members() == [auto_det.model_]
+
+
+@pytest.mark.parametrize("n", [0, 11, 2.0, True, "3"])
+def test_bad_n_ensemble(n, images):
+    with pytest.raises(ConfigError, match=r"n_ensemble must be 'auto' or an integer in \[1, 10\]") as e:
+        AnomalyDetector(model="ae", n_ensemble=n).fit(images)
+    assert "\n" not in str(e.value)
+
+
+def test_n_ensemble_needs_a_model_name_and_no_background(auto_det, images):
+    with pytest.raises(ConfigError, match="registered model name") as e:
+        AnomalyDetector(model=auto_det.model_, n_ensemble=2).fit(images)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="likelihood_ratio"):
+        AnomalyDetector(model="pixelcnn", scoring="likelihood_ratio", n_ensemble=2).fit(images)
+
+
+def test_n_ensemble_auto_is_three_on_tabular_data_with_the_default_score_and_one_otherwise(auto_det, images):
+    assert auto_det.n_ensemble == "auto" and auto_det.n_ensemble_ == 1  # images
+    x = np.random.default_rng(2).normal(size=(40, 5)).astype(np.float32)
+    kw = {"epochs": 1, "model_config": {"latent_dim": 2}, "trainer_config": TRAINER}
+    det = AnomalyDetector(**kw).fit(x)
+    assert det.n_ensemble_ == 3 and len(det._members()) == 3 and len(det.ensemble_scale_) == 3
+    assert AnomalyDetector(scoring="reconstruction", **kw).fit(x).n_ensemble_ == 1  # an explicit score
+    assert AnomalyDetector(model=det.model_).fit(x).n_ensemble_ == 1  # a given model is one member
+
+
+@pytest.mark.parametrize("w", [0, -1.0, float("inf"), float("nan"), True, "3"])
+def test_bad_latent_weight(w, images):
+    with pytest.raises(ConfigError, match="latent_weight must be a finite number > 0") as e:
+        AnomalyDetector(latent_weight=w).fit(images)
+    assert "\n" not in str(e.value)
+
+
+def test_folder_saved_before_the_latent_weight_scores_with_weight_one(tmp_path):
+    import json
+    x = np.random.default_rng(4).normal(size=(40, 5)).astype(np.float32)
+    det = AnomalyDetector(model="ae", epochs=1, latent_weight=1.0, n_ensemble=1, model_config={"latent_dim": 2},
+                          trainer_config=TRAINER).fit(x)
+    path = det.save(tmp_path / "old")
+    rec = json.loads((path / "estimator.json").read_text())
+    del rec["params"]["latent_weight"], rec["params"]["n_ensemble"]
+    (path / "estimator.json").write_text(json.dumps(rec))
+    old = AnomalyDetector.load(path)
+    assert old.latent_weight == 1.0
+    np.testing.assert_array_equal(old.score_samples(x), det.score_samples(x))

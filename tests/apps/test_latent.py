@@ -168,6 +168,49 @@ def test_tsne_map_standardizes_the_codes(ae, vae, data):
         ae.latent_map(x, method="tsne", standardize="yes")
 
 
+def test_ensemble_map_is_the_map_of_the_members_codes_side_by_side(ae, data, tmp_path):
+    """``n_ensemble=2``: model_ is the single explorer's model (seed 0), member_1_ the seed-1 model; the t-SNE map
+    is t-SNE of both models' codes side by side, standardised per dimension; PCA maps the raw side-by-side codes;
+    every other method uses model_ alone; save/load keeps the member."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    from genlab.apps.latent import standardize_codes
+    x, _ = data
+    ens = _fit("ae", data, n_ensemble=2)
+    other = _fit("ae", data, random_state=1)
+    assert ens._members() == [ens.model_, ens.member_1_] and ens.member_2_ is None
+    for m, single in ((ens.model_, ae.model_), (ens.member_1_, other.model_)):
+        for a, b in zip(m.state_dict().values(), single.state_dict().values()):
+            assert torch.equal(a, b)
+    z = np.hstack([ae.encode(x), other.encode(x)]).astype(np.float64)  # (48, 6)
+    tsne = TSNE(n_components=2, init="pca", perplexity=min(30.0, 47 / 3), random_state=0).fit_transform
+    np.testing.assert_allclose(ens.latent_map(x, method="tsne"), tsne(standardize_codes(z)), atol=1e-6)
+    np.testing.assert_allclose(ens.latent_map(x, method="tsne", standardize=False), tsne(z), atol=1e-6)
+    np.testing.assert_allclose(np.abs(ens.latent_map(x, method="pca")),
+                               np.abs(PCA(2, svd_solver="full").fit_transform(z)), atol=1e-5)
+    np.testing.assert_array_equal(ens.encode(x), ae.encode(x))  # the first model alone
+    loaded = LatentExplorer.load(ens.save(tmp_path / "ens"))
+    assert loaded.member_1_ is not None
+    np.testing.assert_array_equal(loaded.latent_map(x, method="tsne"), ens.latent_map(x, method="tsne"))
+
+
+@pytest.mark.parametrize("n", [0, 11, 1.5, True, "2"])
+def test_bad_n_ensemble(n, data):
+    with pytest.raises(ConfigError, match=r"n_ensemble must be an integer in \[1, 10\]") as e:
+        LatentExplorer(model="ae", n_ensemble=n).fit(data[0])
+    assert "\n" not in str(e.value)
+
+
+def test_n_ensemble_needs_an_unconditional_encoder_name(ae, data):
+    with pytest.raises(ConfigError, match="registered model name"):
+        LatentExplorer(model=ae.model_, n_ensemble=2).fit(data[0])
+    for name, cap in (("gan", "has_encoder"), ("cvae", "conditional")):
+        with pytest.raises(ConfigError, match=cap) as e:
+            LatentExplorer(model=name, n_ensemble=2).fit(*data)
+        assert "\n" not in str(e.value)
+
+
 def test_knn_accuracy_matches_a_hand_checked_case():
     # two well-separated clusters: perfect; labels unrelated to position: far below 1
     rng = np.random.default_rng(0)

@@ -61,7 +61,7 @@ import torch
 from sklearn.base import OutlierMixin
 
 from ..errors import ConfigError, DataError
-from ._base import ModelEstimator
+from ._base import ModelEstimator, model_names
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,8 @@ SCORES = ("auto", "reconstruction", "relative_reconstruction", "elbo", "iwae", "
 _RECON = ("auto", "reconstruction", "relative_reconstruction", "standardized_reconstruction")
 #: valid values of ``latent_score`` (None: no latent term)
 LATENT_SCORES = ("auto", None, "mahalanobis")
+#: default weight of the (standardised) latent term against the (standardised) reconstruction term
+LATENT_WEIGHT = 3.0
 #: floor of the per-feature residual scale of ``standardized_reconstruction`` (model units)
 _SCALE_EPS = 1e-3
 #: scores computed from an exact ``log_likelihood`` of an encoder-free model
@@ -82,6 +84,10 @@ _LOG_EPS = 1e-12
 CRITERIA = ("f1", "youden")
 #: inputs scored per forward pass (times ``n_samples`` for the likelihood scores)
 _CHUNK = 4096
+#: largest ``n_ensemble`` (members 1..9 are saved in the folders ``member_<i>_/``)
+MAX_ENSEMBLE = 10
+#: ``n_ensemble="auto"`` per kind of data (for a model trained by name; a saved or given model is one member)
+AUTO_ENSEMBLE = {"tabular": 3, "image": 1}
 
 
 def _renamed_score(deprecated: dict, scoring, where: str):
@@ -176,13 +182,16 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
     #: every score needs ``reconstruct`` (also for :meth:`reconstruct` / :meth:`error_maps`); ``elbo``/``iwae``
     #: need the likelihood (``posterior``) of an unconditional model (see :meth:`_requirements`)
     _needs = ("can_reconstruct",)
-    _json_state = ("offset_", "threshold_source_", "calibration_", "scoring_", "latent_score_", "score_params_")
-    _model_state = ("background_",)
+    _json_state = ("offset_", "threshold_source_", "calibration_", "scoring_", "latent_score_", "score_params_",
+                   "member_params_", "ensemble_scale_", "n_ensemble_")
+    #: the background model of ``likelihood_ratio`` and the ensemble members beyond ``model_`` (``member_<i>_``)
+    _model_state = ("background_", *(f"member_{i}_" for i in range(1, MAX_ENSEMBLE)))
     _array_state = ("train_scores_",)
 
     def __init__(self, *, model="ae", model_config=None, scoring="auto", latent_score="auto", contamination=0.1,
-                 n_samples=16, mutation_rate=0.2, epochs=30, batch_size=128, random_state=0,
-                 validation_fraction=0.1, trainer_config=None, verbose=None, **deprecated):
+                 latent_weight=LATENT_WEIGHT, n_samples=16, mutation_rate=0.2, n_ensemble="auto", epochs=30,
+                 batch_size=128, random_state=0, validation_fraction=0.1, trainer_config=None, verbose=None,
+                 **deprecated):
         # ``score=`` was renamed ``scoring=`` (an attribute ``score`` shadows scikit-learn's ``score`` method);
         # it is taken through ``**deprecated`` so it is no parameter (get_params/clone see ``scoring`` only)
         scoring = _renamed_score(deprecated, scoring, "AnomalyDetector")
@@ -190,9 +199,11 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         self.model_config = model_config
         self.scoring = scoring
         self.latent_score = latent_score
+        self.latent_weight = latent_weight
         self.contamination = contamination
         self.n_samples = n_samples
         self.mutation_rate = mutation_rate
+        self.n_ensemble = n_ensemble
         self.epochs = epochs
         self.batch_size = batch_size
         self.random_state = random_state
@@ -211,6 +222,7 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
     def _upgrade_params(cls, params: dict) -> dict:
         if "score" in params:  # estimator.json written before the rename
             params["scoring"] = params.pop("score")
+        params.setdefault("latent_weight", 1.0)  # written before the weight existed: the terms weighed the same
         return params
 
     # ------------------------------------------------------------------ checks
@@ -230,12 +242,27 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
             raise ConfigError(f"latent_score='mahalanobis' adds to a reconstruction score, not to "
                               f"scoring={self.scoring!r}; use latent_score=None (or 'auto') with it")
         self._check_contamination(self.contamination)
+        w = self.latent_weight
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not 0.0 < float(w) < math.inf:
+            raise ConfigError(f"latent_weight must be a finite number > 0, got {w!r}; e.g. latent_weight=3")
         if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, numbers.Integral) \
                 or self.n_samples < 1:
             raise ConfigError(f"n_samples must be an integer >= 1, got {self.n_samples!r}")
         r = self.mutation_rate
         if isinstance(r, bool) or not isinstance(r, numbers.Real) or not 0.0 < float(r) < 1.0:
             raise ConfigError(f"mutation_rate must be a number in (0, 1), got {r!r}; e.g. mutation_rate=0.2")
+        e = self.n_ensemble
+        if e == "auto":
+            e = 1
+        elif isinstance(e, bool) or not isinstance(e, numbers.Integral) or not 1 <= e <= MAX_ENSEMBLE:
+            raise ConfigError(f"n_ensemble must be 'auto' or an integer in [1, {MAX_ENSEMBLE}], got {e!r}; e.g. "
+                              "n_ensemble=3")
+        if e > 1 and self.scoring == "likelihood_ratio":
+            raise ConfigError("n_ensemble > 1 does not combine with scoring='likelihood_ratio' (one background "
+                              "model per member is not implemented); use n_ensemble=1")
+        if e > 1 and not (isinstance(self._model_param(), str) and self._model_param() in model_names()):
+            raise ConfigError(f"n_ensemble={e} trains {e} models and needs a registered model name as model=, not a "
+                              "saved or given model; use n_ensemble=1 with it")
         self.check_model()  # fail before training, not after
 
     def _requirements(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -278,15 +305,57 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         self.scoring_ = self._resolved_scoring(ds.kind)
         self.latent_score_ = self._resolved_latent(ds.kind)
         self.background_ = self._fit_background(ds) if self.scoring_ == "likelihood_ratio" else None
+        self.n_ensemble_ = n = self._resolved_ensemble(ds.kind)
+        for i in range(1, MAX_ENSEMBLE):
+            setattr(self, f"member_{i}_", self._fit_member(ds, i) if i < n else None)
         xm = self._to_model(ds)
-        self.score_params_ = self._score_params(xm)
-        self.train_scores_ = self._scores(xm)
+        self.score_params_ = self._score_params(self.model_, xm)
+        self.member_params_ = [self._score_params(m, xm) for m in self._members()[1:]]
+        self.ensemble_scale_ = []
+        if n > 1:  # each member's score standardised by its mean and spread on the training data
+            raw = [self._raw_scores(m, p, xm) for m, p in zip(self._members(), self._params())]
+            self.ensemble_scale_ = [[float(r.mean()), float(r.std() or 1.0)] for r in raw]
+            self.train_scores_ = np.mean([(r - mu) / sd for r, (mu, sd) in zip(raw, self.ensemble_scale_)], axis=0)
+        else:
+            self.train_scores_ = self._scores(xm)
         self.offset_ = self._contamination_offset(self.contamination)
         self.threshold_source_ = "contamination"
         self.calibration_ = {}
         log.info("AnomalyDetector: %s score, offset %.6g from contamination %.3g on %d samples", self.scoring_,
                  self.offset_, self.contamination, len(ds))
         return self
+
+    def _resolved_ensemble(self, kind: str) -> int:
+        """``n_ensemble`` with ``"auto"`` resolved: :data:`AUTO_ENSEMBLE` of the data's kind for ``scoring="auto"``
+        with a model trained by name, else 1."""
+        if self.n_ensemble != "auto":
+            return int(self.n_ensemble)
+        spec = self._model_param()
+        if not (isinstance(spec, str) and spec in model_names()) or self.scoring != "auto":
+            return 1
+        return AUTO_ENSEMBLE[kind]
+
+    def _fit_member(self, ds, i: int):
+        """Ensemble member ``i`` (1..n_ensemble-1): the wrapped model's name and config trained on ``ds`` like
+        ``model_`` but with the seed ``random_state + i``."""
+        from ..runs import train
+        cfg = self._train_config()
+        cfg["trainer"]["seed"] = int(self.random_state or 0) + i
+        log.info("AnomalyDetector: training ensemble member %d of %d (seed %d)", i + 1, self.n_ensemble_,
+                 cfg["trainer"]["seed"])
+        m = train(str(self._model_param()), ds, config=cfg, figures=False,
+                  progress=getattr(self, "verbose", None)).model.eval()
+        self._require(m)
+        return m
+
+    def _members(self) -> list:
+        """``[model_, member_1_, ...]``: the models whose scores are averaged (one without an ensemble)."""
+        extra = (getattr(self, f"member_{i}_", None) for i in range(1, MAX_ENSEMBLE))
+        return [self.model_, *(m for m in extra if m is not None)]
+
+    def _params(self) -> list[dict]:
+        """The score parameters of each member of :meth:`_members`, in the same order."""
+        return [getattr(self, "score_params_", None) or {}, *(getattr(self, "member_params_", None) or [])]
 
     def _resolved_scoring(self, kind: str) -> str:
         if self.scoring != "auto":
@@ -304,13 +373,12 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         ok = getattr(m, "has_encoder", False) and not getattr(m, "conditional", False)
         return "mahalanobis" if ok else None
 
-    def _model64(self):
-        """A float64 copy of the model (eval mode), for the scores with a latent term: their standardisation
+    def _model64(self, m):
+        """A float64 copy of the model ``m`` (eval mode), for the scores with a latent term: their standardisation
         divides by small spreads, where float32 rounding that depends on the batch size would show (a score must
         not depend on what else is in the batch). It reconstructs as ``decode(encode(x))`` (``reconstruct`` casts
         its input to float32), which is what ``reconstruct`` computes for genlab's autoencoders and VAEs."""
         import copy
-        m = self.model_
         self._require(m, needs=("has_encoder",), purpose="AnomalyDetector(latent_score='mahalanobis')")
         return copy.deepcopy(m).double().eval()
 
@@ -326,18 +394,18 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
             recon.append(m64.decode(z).cpu())
         return torch.cat(codes).numpy(), torch.cat(recon)
 
-    def _score_params(self, xm: torch.Tensor) -> dict:
-        """What the score needs from the training data ``xm`` (model space): the per-feature residual scale of
-        ``standardized_reconstruction``; for a latent term, the Gaussian of the training codes (Ledoit-Wolf) and the
-        mean and standard deviation of both terms on the training data, which put them on one scale."""
+    def _score_params(self, m, xm: torch.Tensor) -> dict:
+        """What the score of model ``m`` needs from the training data ``xm`` (model space): the per-feature residual
+        scale of ``standardized_reconstruction``; for a latent term, the Gaussian of the training codes (Ledoit-Wolf)
+        and the mean and standard deviation of both terms on the training data, which put them on one scale."""
         params: dict = {}
         if self.scoring_ == "standardized_reconstruction":
-            res = (self._reconstruct(xm).double() - xm.double()).flatten(1)  # (N, D)
+            res = (self._reconstruct(xm, m).double() - xm.double()).flatten(1)  # (N, D)
             params["feature_scale"] = (res.pow(2).mean(0).sqrt() + _SCALE_EPS).tolist()
         if self.latent_score_ is None:
             return params
         from sklearn.covariance import LedoitWolf
-        codes, recon = self._codes_and_recon(self._model64(), xm)
+        codes, recon = self._codes_and_recon(self._model64(m), xm)
         lw = LedoitWolf().fit(codes)
         params.update(location=lw.location_.tolist(), precision=lw.precision_.tolist())
         rec, lat = self._recon_term(xm, params, recon), self._latent_term(codes, params)
@@ -463,24 +531,36 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         return self._to_model(ds)
 
     @torch.no_grad()
-    def _reconstruct(self, xm: torch.Tensor) -> torch.Tensor:
-        m = self.model_.eval()
+    def _reconstruct(self, xm: torch.Tensor, m=None) -> torch.Tensor:
+        """Reconstructions of model ``m`` (default ``model_``) -> ``(N, *shape)`` float32."""
+        m = (self.model_ if m is None else m).eval()
         self._require(m, needs=("can_reconstruct",), purpose="AnomalyDetector.reconstruct / error_maps")
         return torch.cat([m.reconstruct(xb).float().cpu() for xb in xm.split(_CHUNK)])  # (N, *shape)
 
     @torch.no_grad()
     def _scores(self, xm: torch.Tensor) -> np.ndarray:
-        """Scores of model-space inputs ``xm`` -> ``(N,)`` float64, higher = more normal."""
+        """Scores of model-space inputs ``xm`` -> ``(N,)`` float64, higher = more normal: the score of ``model_``,
+        or with an ensemble the mean over the members of each member's score standardised by its training mean and
+        standard deviation (``ensemble_scale_``)."""
+        scale = getattr(self, "ensemble_scale_", None) or []
+        if not scale:
+            return self._raw_scores(self.model_, self._params()[0], xm)
+        return np.mean([(self._raw_scores(m, p, xm) - mu) / sd
+                        for m, p, (mu, sd) in zip(self._members(), self._params(), scale)], axis=0)
+
+    @torch.no_grad()
+    def _raw_scores(self, m, params: dict, xm: torch.Tensor) -> np.ndarray:
+        """The score of one model ``m`` with its score parameters -> ``(N,)`` float64, higher = more normal."""
         scoring = getattr(self, "scoring_", self.scoring)
         if scoring in _RECON:
-            params = getattr(self, "score_params_", None) or {}
             if getattr(self, "latent_score_", None) is None:
-                return self._recon_term(xm, params)
-            codes, recon = self._codes_and_recon(self._model64(), xm)
+                return self._recon_term(xm, params, m=m)
+            codes, recon = self._codes_and_recon(self._model64(m), xm)
             rec, lat = self._recon_term(xm, params, recon), self._latent_term(codes, params)
+            w = float(getattr(self, "latent_weight", 1.0))
             return (rec - params["recon_mean"]) / params["recon_std"] + \
-                (lat - params["latent_mean"]) / params["latent_std"]
-        m = self.model_.eval()
+                w * (lat - params["latent_mean"]) / params["latent_std"]
+        m = m.eval()
         if scoring in _EXACT:
             ll = self._exact_ll(m, xm)
             return ll - self._exact_ll(self.background_.eval(), xm) if scoring == "likelihood_ratio" else ll
@@ -491,10 +571,10 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         out = [self._likelihood_batch(m, xb.to(m.device), eps) for xb in xm.split(per)]
         return torch.cat(out).cpu().numpy()
 
-    def _recon_term(self, xm: torch.Tensor, params: dict, recon: torch.Tensor | None = None) -> np.ndarray:
+    def _recon_term(self, xm: torch.Tensor, params: dict, recon: torch.Tensor | None = None, m=None) -> np.ndarray:
         """The reconstruction score of ``scoring_`` (higher = more normal) -> ``(N,)`` float64, from the given
-        reconstructions ``recon`` (the float64 copy's) or else the model's own."""
-        r = self._reconstruct(xm).double() if recon is None else recon
+        reconstructions ``recon`` (the float64 copy's) or else model ``m``'s own (default ``model_``)."""
+        r = self._reconstruct(xm, m).double() if recon is None else recon
         res = (r - xm.double()).flatten(1)  # (N, D)
         scoring = getattr(self, "scoring_", self.scoring)
         if scoring == "standardized_reconstruction":

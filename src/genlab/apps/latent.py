@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import numbers
 from typing import ClassVar
 
 import numpy as np
@@ -57,6 +58,8 @@ from ._base import ModelEstimator
 log = logging.getLogger(__name__)
 
 MAP_METHODS = ("pca", "tsne")
+#: largest ``n_ensemble`` (members 1..9 are saved in the folders ``member_<i>_/``)
+MAX_ENSEMBLE = 10
 
 
 # ---------------------------------------------------------------------------- separation of a 2-D map
@@ -128,10 +131,18 @@ class LatentExplorer(ModelEstimator):
     verbose : bool or None, default None
         Show the training progress display (scikit-learn's name): ``True`` on, ``False`` off, ``None`` auto
         (on when stderr is a terminal and ``CI`` is not set; ``GENLAB_PROGRESS=1``/``0`` overrides auto).
+    n_ensemble : int in [1, 10], default 1
+        Models trained by :meth:`fit` (seeds ``random_state``, ``random_state + 1``, ...; each costs one training):
+        :meth:`latent_map` maps the codes of all of them side by side (``(N, n_ensemble * latent_dim)``, each
+        dimension standardised with ``standardize=True``), which averages out one training run's accidents.
+        Every other method (``encode``, ``interpolate``, ``traverse``, ...) uses ``model_`` (the first) alone.
+        Needs a registered, unconditional model name with an encoder.
 
     Attributes
     ----------
     model_ : GenerativeModel
+    member_1_, ..., member_9_ : GenerativeModel or None
+        With ``n_ensemble > 1``: the further models of the ensemble (seed ``random_state + i``); None otherwise.
     latent_dim_ : int
     has_encoder_ : bool
         False for GANs.
@@ -153,9 +164,12 @@ class LatentExplorer(ModelEstimator):
     _needs = ("has_decoder",)
     _json_state: ClassVar[tuple[str, ...]] = ("latent_dim_", "has_encoder_", "prior_", "conditional_", "model_name_")
     _array_state: ClassVar[tuple[str, ...]] = ("code_center_", "code_scale_")
+    #: the ensemble members beyond ``model_`` (``n_ensemble > 1``), saved in ``member_<i>_/``
+    _model_state: ClassVar[tuple[str, ...]] = tuple(f"member_{i}_" for i in range(1, MAX_ENSEMBLE))
 
     def __init__(self, *, model="vae", model_config=None, epochs: int = 50, batch_size: int = 128,
-                 random_state: int = 0, validation_fraction: float = 0.1, trainer_config=None, verbose=None):
+                 random_state: int = 0, validation_fraction: float = 0.1, trainer_config=None, verbose=None,
+                 n_ensemble: int = 1):
         self.model = model
         self.model_config = model_config
         self.epochs = epochs
@@ -164,6 +178,7 @@ class LatentExplorer(ModelEstimator):
         self.validation_fraction = validation_fraction
         self.trainer_config = trainer_config
         self.verbose = verbose
+        self.n_ensemble = n_ensemble
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
@@ -177,10 +192,13 @@ class LatentExplorer(ModelEstimator):
         from ._base import model_names
         self.check_model()
         spec = self._model_param()
+        n = self._check_ensemble(spec)
         trains_conditional = isinstance(spec, str) and spec in model_names() and capabilities(
             get_model_entry(spec).cls)["conditional"]
         ds = self._dataset(X, y if trains_conditional else None, reset=True)
         model = self._fit_model(ds)
+        for i in range(1, MAX_ENSEMBLE):
+            setattr(self, f"member_{i}_", self._fit_member(ds, i) if i < n else None)
         caps = capabilities(model)
         if not caps["can_sample"]:  # no prior: the traversal centre and unit come from the training codes
             self._require(model, needs=("has_encoder",), purpose="LatentExplorer (a model without a prior, whose "
@@ -198,6 +216,37 @@ class LatentExplorer(ModelEstimator):
             self.code_center_ = z.mean(0).numpy().astype(np.float64)
             self.code_scale_ = z.std(0, unbiased=False).numpy().astype(np.float64)
         return self
+
+    def _check_ensemble(self, spec) -> int:
+        """``n_ensemble`` checked (an int in [1, MAX_ENSEMBLE]; above 1 only for a registered unconditional model
+        name with an encoder, refused before any training)."""
+        from ._base import model_names
+        e = self.n_ensemble
+        if isinstance(e, bool) or not isinstance(e, numbers.Integral) or not 1 <= e <= MAX_ENSEMBLE:
+            raise ConfigError(f"n_ensemble must be an integer in [1, {MAX_ENSEMBLE}], got {e!r}; e.g. n_ensemble=2")
+        if e > 1:
+            if not (isinstance(spec, str) and spec in model_names()):
+                raise ConfigError(f"n_ensemble={e} trains {e} models and needs a registered model name as model=, "
+                                  "not a saved or given model; use n_ensemble=1 with it")
+            from ..models import require
+            require(spec, "has_encoder", forbid=("conditional",), purpose=f"LatentExplorer(n_ensemble={e})")
+        return int(e)
+
+    def _fit_member(self, ds: TensorDataset, i: int):
+        """Ensemble member ``i``: the model's name and config trained on ``ds`` like ``model_``, seed
+        ``random_state + i``."""
+        from ..runs import train
+        cfg = self._train_config()
+        cfg["trainer"]["seed"] = int(self.random_state or 0) + i
+        log.info("LatentExplorer: training ensemble member %d of %d (seed %d)", i + 1, self.n_ensemble,
+                 cfg["trainer"]["seed"])
+        return train(str(self._model_param()), ds, config=cfg, figures=False,
+                     progress=getattr(self, "verbose", None)).model.eval()
+
+    def _members(self) -> list:
+        """``[model_, member_1_, ...]``: the models whose codes :meth:`latent_map` puts side by side."""
+        extra = (getattr(self, f"member_{i}_", None) for i in range(1, MAX_ENSEMBLE))
+        return [self.model_, *(m for m in extra if m is not None)]
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -269,9 +318,10 @@ class LatentExplorer(ModelEstimator):
                           for xb in x.split(int(self.batch_size))])
 
     @torch.no_grad()
-    def _encode_model(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        """Codes ``(N, L)`` (posterior means for VAEs) of model-space ``x``, float32 on the CPU."""
-        m = self.model_.eval()
+    def _encode_model(self, x: torch.Tensor, y: torch.Tensor | None, m=None) -> torch.Tensor:
+        """Codes ``(N, L)`` (posterior means for VAEs) of model-space ``x`` by model ``m`` (default ``model_``),
+        float32 on the CPU."""
+        m = (self.model_ if m is None else m).eval()
         out = []
         bs = int(self.batch_size)
         for i in range(0, len(x), bs):
@@ -486,6 +536,9 @@ class LatentExplorer(ModelEstimator):
         dimensions. Chosen on a digits-like selection set built from mnist5k, not on the digits table of the
         docs (``bench/latent_select.py``: better for conv AEs and, by 0.05, for VAEs). PCA maps never
         standardise (PCA of the codes as they are).
+
+        With ``n_ensemble > 1`` "the codes" are the codes of every member side by side, ``(N, n_ensemble *
+        latent_dim)`` (model order: ``model_``, ``member_1_``, ...), mapped as above.
         """
         self._check_fitted()
         if method not in MAP_METHODS:
@@ -497,6 +550,11 @@ class LatentExplorer(ModelEstimator):
         if len(ds) < 2:
             raise DataError(f"latent_map needs at least 2 samples, got {len(ds)}")
         codes = self._codes_of(ds, y if self.conditional_ else None, "latent_map")[0].numpy().astype(np.float64)
+        members = self._members()
+        if len(members) > 1:  # the ensemble's codes side by side: (N, n_ensemble * L)
+            x = self._to_model(ds)
+            codes = np.hstack([codes, *(self._encode_model(x, None, m).numpy().astype(np.float64)
+                                        for m in members[1:])])
         if method == "pca":
             from sklearn.decomposition import PCA
             k = min(2, codes.shape[1], len(codes))
