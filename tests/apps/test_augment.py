@@ -62,12 +62,114 @@ def test_generate_shapes_labels_and_determinism(aug):
     assert X0.shape == (0, 1, 8, 8) and y0.shape == (0,)
 
 
-def test_samples_come_from_the_model_with_the_class_label(aug):
+def test_samples_come_from_the_model_with_the_class_label(aug, data):
     from genlab.apps.augment import _class_seed
+    prior = _aug(sampling="prior", model=aug.model_).fit(*data)
+    assert prior.sampling_ == "prior" and prior.source_mu_ is None
     g = torch.Generator().manual_seed(_class_seed(aug.random_state, 3))
     want = aug.model_.sample(3, labels=torch.full((3,), 3), generator=g).numpy()
-    X, _ = aug.generate(classes=[3])
+    X, _ = prior.generate(classes=[3])
     np.testing.assert_allclose(X, want, rtol=0, atol=1e-7)
+
+
+def test_neighbourhood_samples_decode_perturbed_posteriors_of_the_real_samples(aug, data):
+    """Independent computation: class k's sources in a permutation drawn first from the class's generator, then
+    z = mu + scale * exp(logvar / 2) * eps with eps drawn next, decoded with label k."""
+    from genlab.apps.augment import _class_seed
+    x, y = data
+    assert aug.sampling_ == "neighbourhood" and len(aug.source_mu_) == len(x) and aug.source_labels_ == y.tolist()
+    m, k = aug.model_, 2
+    src = np.flatnonzero(y == k)
+    for n in (7, 20):  # fewer draws than sources, and more (round-robin over the same permutation)
+        g = torch.Generator().manual_seed(_class_seed(aug.random_state, k))
+        perm = torch.randperm(len(src), generator=g).numpy()
+        order = src[np.concatenate([perm, perm])[:n]]
+        lab = torch.full((n,), k)
+        with torch.no_grad():
+            mu, lv = m.posterior(torch.from_numpy(x[order]), lab)
+            eps = torch.randn(mu.shape, generator=g)
+            want = m.decode(mu + torch.exp(0.5 * lv) * eps, lab).numpy()
+        X, yk = aug.generate(n, classes=[k])
+        assert (yk == k).all()
+        np.testing.assert_allclose(X, want, rtol=0, atol=1e-5)
+    # a tiny scale gives the reconstructions of the sources (decoder at the posterior mean)
+    near = _aug(model=aug.model_, neighbourhood_scale=1e-6).fit(x, y)
+    g = torch.Generator().manual_seed(_class_seed(near.random_state, k))
+    order = src[torch.randperm(len(src), generator=g).numpy()[:5]]
+    rec = m.reconstruct(torch.from_numpy(x[order]), torch.full((5,), k)).numpy()
+    np.testing.assert_allclose(near.generate(5, classes=[k])[0], rec, rtol=0, atol=1e-5)
+    # a larger scale moves the samples further from the reconstructions
+    far = _aug(model=aug.model_, neighbourhood_scale=3.0).fit(x, y)
+    d1 = np.abs(aug.generate(5, classes=[k])[0] - rec).mean()
+    d3 = np.abs(far.generate(5, classes=[k])[0] - rec).mean()
+    assert d3 > d1 > 1e-4
+
+
+def test_shift_images_against_a_reference():
+    from genlab.apps.augment import shift_images
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.random((3, 2, 6, 7)).astype(np.float32))
+
+    def ref(img, dx, dy):  # np.roll, then zero the wrapped-around rows/columns
+        out = np.roll(img, (dy, dx), axis=(-2, -1))
+        if dy > 0:
+            out[:, :dy] = 0
+        if dy < 0:
+            out[:, dy:] = 0
+        if dx > 0:
+            out[:, :, :dx] = 0
+        if dx < 0:
+            out[:, :, dx:] = 0
+        return out
+    moves = [(dx, dy) for dx in range(-2, 3) for dy in range(-2, 3) if (dx, dy) != (0, 0)]
+    out = shift_images(x, 5, 2, seed=3).numpy()
+    assert out.shape == (15, 2, 6, 7)
+    for i in range(3):
+        found = []
+        for j in range(5):
+            hits = [mv for mv in moves if np.array_equal(out[5 * i + j], ref(x[i].numpy(), *mv))]
+            assert len(hits) == 1
+            found.append(hits[0])
+        assert len(set(found)) == 5  # distinct shifts per image
+    np.testing.assert_array_equal(out, shift_images(x, 5, 2, seed=3).numpy())
+    assert not np.array_equal(out, shift_images(x, 5, 2, seed=4).numpy())
+    assert shift_images(x, 24, 2, seed=0).shape[0] == 72  # every shift once
+
+
+def test_shift_copies_train_the_generator_and_are_sources(data, tmp_path):
+    x, y = data
+    a = _aug(shift_copies=3, max_shift=1).fit(x, y)
+    assert a.class_counts_ == [16, 16, 16, 16]  # real samples only
+    assert len(a.source_mu_) == 4 * len(x) and a.source_labels_ == y.tolist() + np.repeat(y, 3).tolist()
+    from genlab.apps.augment import shift_images
+    copies = shift_images(torch.from_numpy(x), 3, 1, a.random_state)
+    with torch.no_grad():
+        mu, _ = a.model_.posterior(copies, torch.from_numpy(np.repeat(y, 3)))
+    np.testing.assert_allclose(np.asarray(a.source_mu_[len(x):]), mu.numpy(), rtol=0, atol=1e-5)
+    X, yg = a.generate(4)
+    assert X.shape == (16, 1, 8, 8) and yg.tolist() == np.repeat([0, 1, 2, 3], 4).tolist()
+    a.save(tmp_path / "s")
+    b = Augmenter.load(tmp_path / "s")
+    assert b.sampling_ == "neighbourhood"
+    np.testing.assert_array_equal(b.generate(4)[0], X)
+
+
+def test_sampling_errors_and_gans_fall_back_to_the_prior(data, tabular_data):
+    x, y = data
+    for kw, msg in (({"sampling": "posterior"}, "sampling must be 'auto', 'neighbourhood' or 'prior'"),
+                    ({"neighbourhood_scale": 0}, "neighbourhood_scale must be a number > 0"),
+                    ({"neighbourhood_scale": float("nan")}, "neighbourhood_scale must be a number > 0"),
+                    ({"shift_copies": -1}, r"shift_copies must be an integer in \[0, 24\]"),
+                    ({"shift_copies": 9, "max_shift": 1}, r"shift_copies must be an integer in \[0, 8\]"),
+                    ({"max_shift": 0}, "max_shift must be an integer >= 1")):
+        with pytest.raises(ConfigError, match=msg) as e:
+            _aug(**kw).fit(x, y)
+        assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="sampling='neighbourhood' needs a model with a posterior"):
+        _aug(model="cgan", epochs=1, sampling="neighbourhood", model_config={"latent_dim": 4}).fit(x, y)
+    assert _aug(model="cgan", epochs=1, model_config={"latent_dim": 4}).fit(x, y).sampling_ == "prior"
+    with pytest.raises(ConfigError, match="shift_copies needs image data"):
+        _aug(shift_copies=2, epochs=1).fit(tabular_data)
 
 
 def test_folder_round_trip_through_load_dataset(aug, tmp_path):
@@ -231,7 +333,7 @@ def test_classifier_filter_keeps_the_surest_of_oversampled_draws(data, tmp_path)
 
     from genlab.apps.augment import _class_seed
     x, y = data
-    f = _aug(filter="classifier", oversample=3, n_per_class=4).fit(x, y)
+    f = _aug(filter="classifier", oversample=3, n_per_class=4, sampling="prior").fit(x, y)
     # the filter is scikit-learn's logistic regression on the same real samples (independent reference)
     ref = LogisticRegression(C=1.0, max_iter=3000).fit(x.reshape(len(x), -1), y)
     draws = f.model_.sample(12, labels=torch.full((12,), 2),
@@ -243,6 +345,12 @@ def test_classifier_filter_keeps_the_surest_of_oversampled_draws(data, tmp_path)
     assert (yg == 2).all() and Xg.shape == (4, 1, 8, 8)
     np.testing.assert_allclose(Xg, want, rtol=0, atol=1e-6)
     assert (np.diff(f.filter_proba(Xg)[:, 2]) <= 1e-12).all()  # surest first
+    # with neighbourhood sampling too: the kept ones are the surest of 3 x 4 draws, surest first
+    fn = _aug(filter="classifier", oversample=3, n_per_class=4, model=f.model_).fit(x, y)
+    Xn, _ = fn.generate(classes=[2])
+    pn = fn.filter_proba(Xn)[:, 2]
+    draws_n = _aug(n_per_class=12, model=f.model_).fit(x, y).generate(classes=[2])[0]
+    np.testing.assert_allclose(pn, np.sort(fn.filter_proba(draws_n)[:, 2])[::-1][:4], rtol=1e-5, atol=1e-7)
     f.save(tmp_path / "f")
     g = Augmenter.load(tmp_path / "f")
     np.testing.assert_array_equal(g.generate()[0], f.generate()[0])

@@ -8,7 +8,14 @@
 Determinism: the samples of class ``k`` come from a ``torch.Generator`` seeded with
 ``SeedSequence([random_state, k])``, so they do not depend on which other classes are asked for.
 
-Few real samples (the protocol that helps, docs/apps/augment.md): generate ``oversample`` times more than asked
+Sampling: a cVAE's samples are by default (``sampling="auto"``) **neighbourhood** samples: each real image of the
+class is encoded, its code ``mu`` is perturbed with the posterior's own spread,
+``z = mu + neighbourhood_scale * sigma * eps``, and decoded with the class label, so the samples are class-faithful
+variations of the real ones rather than draws from the prior (``sampling="prior"``, the only choice for a model
+without a posterior such as a GAN). With ``shift_copies=c`` the generator also learns from ``c`` copies of each
+image shifted by up to ``max_shift`` pixels (zero fill), and their neighbourhoods are sampled too.
+
+Few real samples (docs/apps/augment.md): generate ``oversample`` times more than asked
 and keep the samples a classifier trained on the same real samples finds most typical of their requested class
 (``filter="classifier"``), then choose how many to add by cross-validation on the real samples only
 (:func:`select_ratio`)::
@@ -57,6 +64,25 @@ def folder_names(names: list[str]) -> list[str]:
     return [f"{k:0{w}d}_{c}" for k, c in enumerate(clean)]
 
 
+def shift_images(x: torch.Tensor, copies: int, max_shift: int, seed: int) -> torch.Tensor:
+    """``copies`` copies of each image ``x`` ``(N, C, H, W)``, each shifted by a distinct random ``(dx, dy)`` in
+    ``{-max_shift..max_shift}^2`` minus ``(0, 0)`` with zero fill -> ``(N * copies, C, H, W)``, the copies of
+    image 0 first. ``dx > 0`` moves the content right, ``dy > 0`` down. Seeded by ``SeedSequence([seed, 1])``."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]))
+    moves = [(dx, dy) for dx in range(-max_shift, max_shift + 1) for dy in range(-max_shift, max_shift + 1)
+             if (dx, dy) != (0, 0)]
+    h, w = x.shape[-2:]
+    out = torch.zeros((len(x) * copies, *x.shape[1:]), dtype=x.dtype)
+    for i in range(len(x)):
+        for j, m in enumerate(rng.choice(len(moves), copies, replace=False)):
+            dx, dy = moves[m]
+            if abs(dx) >= w or abs(dy) >= h:
+                continue  # shifted out entirely: all zeros
+            out[i * copies + j, :, max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)] = \
+                x[i, :, max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
+    return out
+
+
 class Augmenter(ModelEstimator):
     """Generate labelled samples per class from a conditional VAE or GAN.
 
@@ -78,6 +104,20 @@ class Augmenter(ModelEstimator):
         Draws per kept sample with ``filter="classifier"`` (>= 1).
     filter_C : float, default 1.0
         Inverse regularisation of the filter's logistic regression.
+    sampling : {"auto", "neighbourhood", "prior"}, default "auto"
+        ``"neighbourhood"``: per sample, a source (a real sample of the class, or a shifted copy) taken in a seeded
+        round-robin order, its posterior ``q(z|x, y) = N(mu, sigma^2)``, ``z = mu + neighbourhood_scale * sigma *
+        eps``, decoded with the class label (needs a model with a posterior: ``cvae``). ``"prior"``:
+        ``z ~ N(0, I)`` (or the model's own sampler). ``"auto"``: neighbourhood for a ``cvae``, prior otherwise.
+        A class with no real sample in ``fit`` (a pre-trained model's label space) is drawn from the prior.
+    neighbourhood_scale : float, default 1.0
+        Multiple of the posterior's standard deviation in neighbourhood sampling (> 0).
+    shift_copies : int, default 0
+        Image data only: the generator is trained on the real samples plus this many copies of each, shifted by
+        distinct random ``(dx, dy)`` in ``{-max_shift..max_shift}^2`` minus ``(0, 0)`` (zero fill; seeded by
+        ``random_state``); neighbourhood sampling also varies the copies. At most ``(2 max_shift + 1)^2 - 1``.
+    max_shift : int, default 2
+        Largest shift in pixels of ``shift_copies`` (>= 1).
     epochs, batch_size, random_state, validation_fraction, trainer_config
         Training of the wrapped model (see :class:`~genlab.apps.ModelEstimator`); ``random_state`` also seeds
         :meth:`generate` when it is given no ``random_state``.
@@ -96,6 +136,13 @@ class Augmenter(ModelEstimator):
         Real samples per class seen in ``fit``.
     filter_coef_, filter_intercept_ : list
         Weights ``(K, D)`` and biases ``(K,)`` of the filter (``filter="classifier"``; stored as JSON, no pickle).
+    sampling_ : str
+        The sampling used: ``"neighbourhood"`` or ``"prior"``.
+    source_mu_, source_logvar_ : list or None
+        Posterior means and log-variances ``(S, L)`` of the neighbourhood sources (the real samples, then their
+        shifted copies), ``None`` with prior sampling; stored in the saved estimator (2 L floats per source).
+    source_labels_ : list or None
+        Class index (position in ``classes_``) of each source.
     n_features_in_ : int
         Scalars per sample (``D``, or ``C*H*W`` for images).
     feature_names_in_ : ndarray of str
@@ -105,18 +152,23 @@ class Augmenter(ModelEstimator):
     default_model = "cvae"
     #: ``sample(n, labels=...)`` draws samples of a requested class
     _needs = ("conditional", "can_sample")
-    _json_state = ("classes_", "class_names_", "class_counts_", "filter_coef_", "filter_intercept_")
+    _json_state = ("classes_", "class_names_", "class_counts_", "filter_coef_", "filter_intercept_", "sampling_",
+                   "source_mu_", "source_logvar_", "source_labels_")
     _requires_y = True
 
     def __init__(self, *, model="cvae", model_config=None, n_per_class=100, filter=None, oversample=4.0,
-                 filter_C=1.0, epochs=50, batch_size=128, random_state=0, validation_fraction=0.1,
-                 trainer_config=None, verbose=None):
+                 filter_C=1.0, sampling="auto", neighbourhood_scale=1.0, shift_copies=0, max_shift=2, epochs=50,
+                 batch_size=128, random_state=0, validation_fraction=0.1, trainer_config=None, verbose=None):
         self.model = model
         self.model_config = model_config
         self.n_per_class = n_per_class
         self.filter = filter
         self.oversample = oversample
         self.filter_C = filter_C
+        self.sampling = sampling
+        self.neighbourhood_scale = neighbourhood_scale
+        self.shift_copies = shift_copies
+        self.max_shift = max_shift
         self.epochs = epochs
         self.batch_size = batch_size
         self.random_state = random_state
@@ -148,6 +200,7 @@ class Augmenter(ModelEstimator):
         """
         self._check_n(self.n_per_class)
         self._check_filter()
+        self._check_sampling()
         self.check_model()
         X = self._check_X(X, reset=True)  # a numpy array, or a TensorDataset as given
         ds_names = X.classes if isinstance(X, TensorDataset) else None
@@ -175,7 +228,8 @@ class Augmenter(ModelEstimator):
                 if len(yy) != len(X):
                     raise DataError(f"{len(X)} samples but {len(yy)} labels; give one label per sample")
                 ds = TensorDataset(X.x, torch.from_numpy(enc.astype(np.int64)), norm=norm, name=X.name)
-            self._fit_model(ds)
+            src = self._with_copies(ds)
+            self._fit_model(src)
             if ds_names and classes.dtype.kind in "iu" and int(classes.max()) < len(ds_names):
                 names = [str(ds_names[int(c)]) for c in classes]
             else:
@@ -184,7 +238,8 @@ class Augmenter(ModelEstimator):
             ds = as_dataset(x_in) if norm is None else as_dataset(TensorDataset(X.x, None, norm=norm, name=X.name))
             if len(yy) != len(ds):
                 raise DataError(f"{len(ds)} samples but {len(yy)} labels; give one label per sample")
-            model = self._fit_model(ds)
+            src = self._with_copies(ds)
+            model = self._fit_model(src)
             k = int(model.num_classes)
             if yy.dtype.kind not in "iu" and not (yy.dtype.kind == "f" and (yy == np.round(yy)).all()):
                 raise DataError(f"the given model was trained on labels 0..{k - 1}; y must hold integers in that "
@@ -194,6 +249,8 @@ class Augmenter(ModelEstimator):
                 raise DataError(f"label {bad} is outside the model's classes 0..{k - 1}; give labels in that range")
             classes = np.arange(k)
             enc = yy.astype(np.int64)
+            src_y = np.concatenate([enc, np.repeat(enc, int(self.shift_copies))])  # real, then copies
+            src = TensorDataset(src.x, torch.from_numpy(src_y), norm=src.norm, name=src.name)
             stored = model.data_info.get("classes") or []
             names = [str(stored[i]) if i < len(stored) else str(i) for i in range(k)]
         self.classes_ = classes
@@ -202,8 +259,61 @@ class Augmenter(ModelEstimator):
         self.filter_coef_, self.filter_intercept_ = None, None
         if self.filter == "classifier":
             self._fit_filter(self._to_model(ds), enc)
+        self._fit_sources(src)
         log.info("Augmenter: %d classes, %d real samples", len(classes), len(yy))
         return self
+
+    def _check_sampling(self) -> None:
+        if self.sampling not in ("auto", "neighbourhood", "prior"):
+            raise ConfigError(f"sampling must be 'auto', 'neighbourhood' or 'prior', got {self.sampling!r}")
+        v = self.neighbourhood_scale
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+            raise ConfigError(f"neighbourhood_scale must be a number > 0, got {v!r}; e.g. neighbourhood_scale=1.0")
+        m = self.max_shift
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+            raise ConfigError(f"max_shift must be an integer >= 1 (pixels), got {m!r}")
+        c, top = self.shift_copies, (2 * int(m) + 1) ** 2 - 1
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c <= top:
+            raise ConfigError(f"shift_copies must be an integer in [0, {top}] (distinct shifts of at most max_shift="
+                              f"{m} pixels), got {c!r}")
+
+    def _with_copies(self, ds: TensorDataset) -> TensorDataset:
+        """``ds`` followed by ``shift_copies`` shifted copies of each sample (same labels); ``ds`` when none."""
+        c = int(self.shift_copies)
+        if c == 0:
+            return ds
+        if ds.kind != "image":
+            raise ConfigError("shift_copies needs image data (it shifts pixels); leave shift_copies=0 for tabular data")
+        copies = shift_images(ds.x, c, self.max_shift, self.random_state)
+        y = None if ds.y is None else ds.y.repeat_interleave(c)
+        return TensorDataset(torch.cat([ds.x, copies]), None if y is None else torch.cat([ds.y, y]), norm=ds.norm,
+                             name=ds.name)
+
+    def _uses_posterior(self, model) -> bool:
+        from ..models.vae import VAE
+        has = isinstance(model, VAE) and bool(getattr(model, "conditional", False))
+        if self.sampling == "neighbourhood" and not has:
+            raise ConfigError(f"sampling='neighbourhood' needs a model with a posterior q(z|x, y) (cvae), got "
+                              f"{model.registry_name!r}; use sampling='prior'")
+        return has and self.sampling != "prior"
+
+    @torch.no_grad()
+    def _fit_sources(self, src: TensorDataset) -> None:
+        """The posteriors of the neighbourhood sources (``src``: real samples, then their shifted copies)."""
+        self.source_mu_ = self.source_logvar_ = self.source_labels_ = None
+        self.sampling_ = "neighbourhood" if self._uses_posterior(self.model_) else "prior"
+        if self.sampling_ == "prior":
+            return
+        m = self.model_.eval()
+        x, y = self._to_model(src), src.y.long()
+        mus, lvs = [], []
+        for i in range(0, len(x), _BATCH):
+            mu, lv = m.posterior(x[i:i + _BATCH].to(m.device), y[i:i + _BATCH].to(m.device))
+            mus.append(mu.float().cpu())
+            lvs.append(lv.float().cpu())
+        self.source_mu_ = torch.cat(mus).tolist()
+        self.source_logvar_ = torch.cat(lvs).tolist()
+        self.source_labels_ = y.tolist()
 
     def _check_filter(self) -> None:
         if self.filter not in (None, "classifier"):
@@ -249,9 +359,11 @@ class Augmenter(ModelEstimator):
         """Rebuild an Augmenter written by :meth:`save`."""
         est = super().load(path)
         est.classes_ = np.asarray(est.classes_)
-        for k in ("filter_coef_", "filter_intercept_"):
-            if not hasattr(est, k):  # saved before the filter existed
+        for k in ("filter_coef_", "filter_intercept_", "source_mu_", "source_logvar_", "source_labels_"):
+            if not hasattr(est, k):  # saved before the filter / neighbourhood sampling existed
                 setattr(est, k, None)
+        if not hasattr(est, "sampling_"):
+            est.sampling_ = "prior"
         return est
 
     # ------------------------------------------------------------------ generation
@@ -283,10 +395,26 @@ class Augmenter(ModelEstimator):
         g = torch.Generator().manual_seed(_class_seed(seed, k))
         filtered = getattr(self, "filter_coef_", None) is not None
         draws = int(np.ceil(n * float(self.oversample))) if filtered else n
+        src = None
+        if getattr(self, "sampling_", "prior") == "neighbourhood":
+            src = np.flatnonzero(np.asarray(self.source_labels_) == k)
+            if len(src) == 0:
+                log.info("Augmenter: class %s has no real sample; drawing it from the prior", self.classes_[k])
+                src = None
         parts = []
-        for i in range(0, draws, _BATCH):
-            b = min(_BATCH, draws - i)
-            parts.append(m.sample(b, labels=torch.full((b,), k, dtype=torch.long), generator=g).float().cpu())
+        if src is not None:
+            perm = torch.randperm(len(src), generator=g).numpy()
+            order = torch.from_numpy(src[np.resize(perm, draws)])  # round-robin over a seeded permutation
+            mu = torch.tensor(self.source_mu_, dtype=torch.float32)[order]  # (draws, L)
+            sd = torch.tensor(self.source_logvar_, dtype=torch.float32)[order].mul(0.5).exp()
+            z = mu + float(self.neighbourhood_scale) * sd * torch.randn(mu.shape, generator=g)
+            for i in range(0, draws, _BATCH):
+                zb = z[i:i + _BATCH].to(m.device)
+                parts.append(m.decode(zb, torch.full((len(zb),), k, dtype=torch.long, device=m.device)).float().cpu())
+        else:
+            for i in range(0, draws, _BATCH):
+                b = min(_BATCH, draws - i)
+                parts.append(m.sample(b, labels=torch.full((b,), k, dtype=torch.long), generator=g).float().cpu())
         x = torch.cat(parts)  # (draws, *shape) model space
         if not filtered:
             return x

@@ -29,6 +29,11 @@ def add_arguments(p) -> None:
                    help="classifier: draw --oversample x as many and keep those a logistic regression trained on the "
                         "real samples is surest belong to their class (default none)")
     p.add_argument("--oversample", type=float, help="draws per kept sample with --filter classifier (default 4)")
+    p.add_argument("--sampling", choices=("auto", "neighbourhood", "prior"),
+                   help="neighbourhood: decode perturbed posteriors of the real samples (cvae); prior: z ~ N(0, I); "
+                        "auto: neighbourhood for a cvae (default auto)")
+    p.add_argument("--shift-copies", type=int,
+                   help="also train the generator on this many copies of each image shifted by up to 2 px (default 0)")
     add_model_arguments(p, "cvae")
 
 
@@ -56,6 +61,10 @@ def run(args) -> int:
         extra["filter"] = None if args.filter == "none" else args.filter
     if args.oversample is not None:
         extra["oversample"] = args.oversample
+    if args.sampling is not None:
+        extra["sampling"] = args.sampling
+    if args.shift_copies is not None:
+        extra["shift_copies"] = args.shift_copies
     est = fitted_estimator(Augmenter, args, ds, n_per_class=n, **extra)
     classes = None
     if args.classes:
@@ -84,10 +93,13 @@ def run(args) -> int:
     metrics = {"input": args.input, "output": str(target), "model": est.model_.registry_name,
                "generated": len(x_new), "real_included": int(len(x_all) - len(x_new)),
                "classes": [str(c) for c in est.classes_], "generated_per_class": counts,
-               "filter": est.filter, "oversample": est.oversample if est.filter else None}
+               "filter": est.filter, "oversample": est.oversample if est.filter else None,
+               "sampling": est.sampling_, "shift_copies": est.shift_copies}
     write_outputs(out, title="genlab augment", metrics=metrics, figures=figs, config=est.get_params())
     rows = [("model", metrics["model"]), ("classes", len(est.classes_)), ("generated", metrics["generated"]),
             ("filter", f"classifier, {est.oversample:g}x draws" if est.filter else "none"),
+            ("sampling", est.sampling_ + (f", trained with {est.shift_copies} shifted copies per image"
+                                          if est.shift_copies else "")),
             ("real included", metrics["real_included"]), ("written to", str(target))]
     Console().print(_table(f"genlab augment {args.input}", rows))
     print(f"report: {(out / 'report.html').resolve()}")
