@@ -16,14 +16,27 @@ Protocol (fixed before looking at any test number; nothing is tuned on the test 
   - **real + cVAE, unfiltered** (the old protocol): plus ``Augmenter(model="cvae", n_per_class=100)`` samples,
     the cVAE (conv, latent 8, Adam 1e-3, batch 32, ``--epochs`` epochs, no validation split) trained on
     **only the same 100 real images**, seed s;
-  - **real + cVAE, filtered, ratio by CV** (genlab's protocol, docs/apps/augment.md): the same cVAE with
+  - **real + cVAE, filtered, ratio by CV** (``--cv-arm``; the earlier protocol, docs/apps/augment.md): the same cVAE with
     ``filter="classifier", oversample=4``: per class 4 x ``--max-ratio`` x 10 draws, of which the
     ``--max-ratio`` x 10 that a logistic regression trained on the same 100 real images is surest belong to
     their class are kept, surest first; the number added (ratio r generated per real image, r in ``--ratios``)
     is chosen per classifier by :func:`genlab.apps.augment.select_ratio`: 5-fold stratified CV on the 100 real
     images only (no test image is used to choose anything);
+  - **real + genlab neighbourhood** (the default ``Augmenter``, ``sampling="auto"`` = neighbourhood for a cVAE):
+    a cVAE (conv, latent ``--nb-latent`` 4, ``--nb-epochs`` 600, batch 32) trained on the same 100 real images;
+    per class 100 samples, each decoded from ``z = mu + sigma * eps`` around the posterior of one of the class's
+    10 real images (10 per image);
+  - **real + genlab neighbourhood, generator trained with shifts** (``shift_copies=10``): a cVAE (latent 8,
+    ``--shift-epochs`` 60) trained on the 100 real images plus 10 copies of each shifted by up to 2 px (genlab's
+    own copies, not the shift arm's); per class 110 samples, one around each of its 110 sources (real and
+    shifted);
 * figure: test accuracy (%) per arm and classifier, mean ± sample std over the seeds; the ratio chosen per seed;
-  and the accuracy of genlab's ``mnist`` feature net on the kept samples for their requested label (fidelity).
+  and the accuracy of genlab's ``mnist`` feature net on the generated samples for their requested label
+  (fidelity); CPU seconds to fit each generator and to generate.
+
+The neighbourhood settings (sampling, scale 1, latent 4, 600 epochs, 100 per class; latent 8 / 60 epochs with
+shifts) were chosen on draws the table does not report: ``--select`` draws 10 per class with seeds 100 and 101
+and scores on 1,000 other pool images (never the test split).
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/app_augment.py [--epochs 300] [--seeds 0 1 2] [--quick]
 """
@@ -122,7 +135,12 @@ def _take(xg, yg, ratio, per_class=PER_CLASS):
     return xg[idx], yg[idx]
 
 
-def run(quick=False, epochs=300, seeds=(0, 1, 2), ratios=(0, 1, 3, 10), cnn_steps=400, leak_free=False) -> dict:
+NB = "real + genlab neighbourhood"
+NB_SHIFT = "real + genlab neighbourhood, generator trained with shifts"
+
+
+def run(quick=False, epochs=300, seeds=(0, 1, 2), ratios=(0, 1, 3, 10), cnn_steps=400, leak_free=False,
+        cv_arm=False, nb_epochs=600, nb_latent=4, shift_epochs=60, select=False, scales=(1.0,)) -> dict:
     from genlab.metrics.feature_nets import load_feature_net
     ds = load_dataset("mnist5k")
     pool, _, test = ds.split(val=0.0, test=0.2, seed=0)
@@ -130,58 +148,94 @@ def run(quick=False, epochs=300, seeds=(0, 1, 2), ratios=(0, 1, 3, 10), cnn_step
     xt, yt = test.x.numpy(), test.y.numpy()
     n_gen = GENERATED
     if quick:
-        seeds, epochs, ratios, cnn_steps, n_gen = seeds[:1], 5, (0, 1), 50, 20
+        seeds, epochs, ratios, cnn_steps, n_gen, nb_epochs, shift_epochs = seeds[:1], 5, (0, 1), 50, 20, 5, 1
     max_ratio = max(ratios)
     net = load_feature_net("mnist")
-    arms = ("real", "real + shifts", "real + cVAE, unfiltered", "real + cVAE, filtered, ratio by CV")
+    arms = ["real", "real + shifts", "real + cVAE, unfiltered"] + (["real + cVAE, filtered, ratio by CV"] if cv_arm
+                                                                    else [])
+    nb_arms = [NB if sc == 1.0 else f"{NB} (scale {sc:g})" for sc in scales]
+    arms += nb_arms + [NB_SHIFT]
     acc = {(a, c): [] for a in arms for c in ("logreg", "cnn")}
     chosen = {"logreg": [], "cnn": []}
-    fidelity, fidelity_raw, cpu = [], [], []
+    fidelity, fidelity_raw, cpu = {a: [] for a in arms}, [], {}
     for s in seeds:
         clfs = {"logreg": LogReg(), "cnn": SmallCNN(steps=cnn_steps, seed=s)}
         idx = pick(yp, PER_CLASS, s)
         xr, yr = xp[idx], yp[idx]
+        if select:  # choose settings on 1,000 pool images outside this draw; the test split is never read
+            rest = np.setdiff1d(np.arange(len(yp)), idx)
+            ev = np.random.default_rng(s + 7).choice(rest, 1000, replace=False)
+            xt, yt = xp[ev], yp[ev]
         xs = shifted_copies(xr, n_gen // PER_CLASS, s)
         ys = np.repeat(yr, n_gen // PER_CLASS)
         t0 = time.process_time()
         common = dict(model="cvae", model_config={"latent_dim": 8}, epochs=epochs, batch_size=32,
                       validation_fraction=0.0, random_state=s, trainer_config=FAST, verbose=False)
-        plain = Augmenter(n_per_class=n_gen, **common).fit(xr, yr)
+        plain = Augmenter(n_per_class=n_gen, sampling="prior", **common).fit(xr, yr)
         xg0, yg0 = plain.generate(random_state=s)
-        # the same trained cVAE, with the filter (a second fit would retrain: reuse the model object)
-        filt = Augmenter(n_per_class=int(max_ratio * PER_CLASS), filter="classifier", oversample=4.0,
-                         **{**common, "model": plain.model_}).fit(xr, yr)
-        xg, yg = filt.generate(random_state=s)
+        gen = {}
+        for a, sc in zip(nb_arms, scales):  # the default Augmenter (neighbourhood sampling)
+            t1 = time.process_time()
+            if a == nb_arms[0]:
+                nb = Augmenter(n_per_class=n_gen, neighbourhood_scale=sc, **{
+                    **common, "epochs": nb_epochs, "model_config": {"latent_dim": nb_latent}}).fit(xr, yr)
+                nb_model = nb.model_
+            else:  # the same trained cVAE, another scale
+                nb = Augmenter(n_per_class=n_gen, neighbourhood_scale=sc, **{**common, "model": nb_model}).fit(xr, yr)
+            t2 = time.process_time()
+            gen[a] = nb.generate(random_state=s)
+            cpu.setdefault(a, []).append((t2 - t1, time.process_time() - t2))
+        t1 = time.process_time()
+        copies = n_gen // PER_CLASS  # one sample around each source: the real image and its copies
+        sh = Augmenter(n_per_class=(1 + copies) * PER_CLASS, shift_copies=copies,
+                       **{**common, "epochs": shift_epochs}).fit(xr, yr)
+        t2 = time.process_time()
+        gen[NB_SHIFT] = sh.generate(random_state=s)
+        cpu.setdefault(NB_SHIFT, []).append((t2 - t1, time.process_time() - t2))
+        if cv_arm:  # the same trained prior cVAE, with the filter (a second fit would retrain: reuse the model)
+            filt = Augmenter(n_per_class=int(max_ratio * PER_CLASS), filter="classifier", oversample=4.0,
+                             sampling="prior", **{**common, "model": plain.model_}).fit(xr, yr)
+            xg, yg = filt.generate(random_state=s)
         cache = {}
 
         def fold_gen(a, b, common=common, s=s, cache=cache):
             key = hash(a.tobytes())
             if key not in cache:
                 cache[key] = Augmenter(n_per_class=int(max_ratio * PER_CLASS), filter="classifier", oversample=4.0,
-                                       **common).fit(a, b).generate(random_state=s)
+                                       sampling="prior", **common).fit(a, b).generate(random_state=s)
             return cache[key]
-        cpu.append(time.process_time() - t0)
         fidelity_raw.append(100.0 * float((np.asarray(net.extract(xg0)[1]).argmax(1) == yg0).mean()))
-        fidelity.append(100.0 * float((np.asarray(net.extract(xg)[1]).argmax(1) == yg).mean()))
+        for a, (xa, ya) in gen.items():
+            fidelity[a].append(100.0 * float((np.asarray(net.extract(xa)[1]).argmax(1) == ya).mean()))
+        if cv_arm:
+            fidelity["real + cVAE, filtered, ratio by CV"].append(
+                100.0 * float((np.asarray(net.extract(xg)[1]).argmax(1) == yg).mean()))
         for cname, clf in clfs.items():
             acc[("real", cname)].append(accuracy(clf, xr, yr, xt, yt))
             acc[("real + shifts", cname)].append(accuracy(clf, np.concatenate([xr, xs]), np.concatenate([yr, ys]),
                                                           xt, yt))
             acc[("real + cVAE, unfiltered", cname)].append(
                 accuracy(clf, np.concatenate([xr, xg0]), np.concatenate([yr, yg0]), xt, yt))
-            if leak_free:  # a cVAE + filter per fold, on that fold's real training images only (cached per fold)
-                best, scores = select_ratio(xr, yr, None, None, clf, ratios=ratios, cv=5, random_state=s,
-                                            generate=lambda a, b: fold_gen(a, b))
-            else:
-                best, scores = select_ratio(xr, yr, xg, yg, clf, ratios=ratios, cv=5, random_state=s)
-            chosen[cname].append(best)
-            xa, ya = _take(xg, yg, best)
-            acc[("real + cVAE, filtered, ratio by CV", cname)].append(
-                accuracy(clf, np.concatenate([xr, xa]), np.concatenate([yr, ya]), xt, yt))
-            print(f"seed {s} {cname}: " + ", ".join(f"{a} {acc[(a, cname)][-1]:.1f}%" for a in arms)
-                  + f"; CV scores {scores} -> ratio {best:g}", flush=True)
-        print(f"seed {s}: fidelity unfiltered {fidelity_raw[-1]:.1f}%, filtered {fidelity[-1]:.1f}%; "
-              f"cVAE + generation {cpu[-1]:.0f} s CPU", flush=True)
+            for a, (xa, ya) in gen.items():
+                acc[(a, cname)].append(accuracy(clf, np.concatenate([xr, xa]), np.concatenate([yr, ya]), xt, yt))
+            extra = ""
+            if cv_arm:
+                if leak_free:  # a cVAE + filter per fold, on that fold's real training images only (cached per fold)
+                    best, scores = select_ratio(xr, yr, None, None, clf, ratios=ratios, cv=5, random_state=s,
+                                                generate=lambda a, b: fold_gen(a, b))
+                else:
+                    best, scores = select_ratio(xr, yr, xg, yg, clf, ratios=ratios, cv=5, random_state=s)
+                chosen[cname].append(best)
+                xa, ya = _take(xg, yg, best)
+                acc[("real + cVAE, filtered, ratio by CV", cname)].append(
+                    accuracy(clf, np.concatenate([xr, xa]), np.concatenate([yr, ya]), xt, yt))
+                extra = f"; CV scores {scores} -> ratio {best:g}"
+            print(f"seed {s} {cname}: " + ", ".join(f"{a} {acc[(a, cname)][-1]:.1f}%" for a in arms) + extra,
+                  flush=True)
+        print(f"seed {s}: label fidelity prior {fidelity_raw[-1]:.1f}%, "
+              + ", ".join(f"{a} {v[-1]:.1f}%" for a, v in fidelity.items() if v)
+              + "; CPU s (fit, generate): " + ", ".join(f"{a} {v[-1][0]:.0f}, {v[-1][1]:.1f}" for a, v in cpu.items())
+              + f"; seed total {time.process_time() - t0:.0f} s", flush=True)
     return {"acc": acc, "arms": arms, "chosen": chosen, "fidelity": fidelity, "fidelity_raw": fidelity_raw,
             "cpu": cpu, "seeds": list(seeds), "epochs": epochs, "ratios": ratios, "cnn_steps": cnn_steps}
 
@@ -193,18 +247,34 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--ratios", type=float, nargs="+", default=[0, 1, 3, 10])
     ap.add_argument("--cnn-steps", type=int, default=400)
+    ap.add_argument("--cv-arm", action="store_true", help="also the filtered prior cVAE with the ratio chosen by CV")
+    ap.add_argument("--nb-epochs", type=int, default=600, help="neighbourhood cVAE epochs (default 600)")
+    ap.add_argument("--nb-latent", type=int, default=4, help="neighbourhood cVAE latent size (default 4)")
+    ap.add_argument("--shift-epochs", type=int, default=60, help="cVAE epochs on real + shifted (default 60)")
+    ap.add_argument("--scales", type=float, nargs="+", default=[1.0], help="neighbourhood scales (first: trained)")
+    ap.add_argument("--select", action="store_true",
+                    help="selection setting: score on 1,000 pool images outside each draw (never the test split); "
+                         "use other seeds than the table's, e.g. --seeds 100 101")
     ap.add_argument("--leak-free", action="store_true",
                     help="choose the ratio with a cVAE + filter trained per CV fold (5 more cVAE fits per seed)")
     args = ap.parse_args()
     t0 = time.process_time()
     res = run(quick=args.quick, epochs=args.epochs, seeds=tuple(args.seeds), ratios=tuple(args.ratios),
-              cnn_steps=args.cnn_steps, leak_free=args.leak_free)
+              cnn_steps=args.cnn_steps, leak_free=args.leak_free, cv_arm=args.cv_arm, nb_epochs=args.nb_epochs,
+              nb_latent=args.nb_latent, shift_epochs=args.shift_epochs, select=args.select,
+              scales=tuple(args.scales))
     cmd = "--quick" if args.quick else (f"--epochs {args.epochs} --seeds {' '.join(map(str, args.seeds))} --ratios "
-                                        f"{' '.join(f'{r:g}' for r in args.ratios)} --cnn-steps {args.cnn_steps}"
-                                        + (" --leak-free" if args.leak_free else ""))
+                                        f"{' '.join(f'{r:g}' for r in args.ratios)} --cnn-steps {args.cnn_steps} "
+                                        f"--nb-epochs {args.nb_epochs} --nb-latent {args.nb_latent} --shift-epochs "
+                                        f"{args.shift_epochs}" + (" --cv-arm" if args.cv_arm else "")
+                                        + (" --leak-free" if args.leak_free else "")
+                                        + (" --select" if args.select else "")
+                                        + (f" --scales {' '.join(f'{v:g}' for v in args.scales)}"
+                                           if list(args.scales) != [1.0] else ""))
     print(f"\n`OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/app_augment.py {cmd}` "
-          f"({time.process_time() - t0:.0f} s process CPU; mnist5k, 10 real images per class, 1,000 held-out "
-          "test images)\n")
+          f"({time.process_time() - t0:.0f} s process CPU; mnist5k, 10 real images per class, "
+          + ("SELECTION: scored on 1,000 pool images outside each draw, not the test split" if args.select
+             else "1,000 held-out test images") + ")\n")
     print("| training set | logistic regression: test acc % (mean ± std) | per seed | small CNN: test acc % | "
           "per seed |")
     print("|---|---|---|---|---|")
@@ -215,10 +285,14 @@ def main() -> None:
             sd = np.std(v, ddof=1) if len(v) > 1 else 0.0
             cells += [f"{np.mean(v):.1f} ± {sd:.1f}", " / ".join(f"{x:.1f}" for x in v)]
         print(f"| {a} | " + " | ".join(cells) + " |")
-    print(f"\nratio chosen by 5-fold CV on the real images (generated per real image, of {res['ratios']}): "
-          f"logreg {res['chosen']['logreg']}, cnn {res['chosen']['cnn']}; label fidelity (genlab mnist net) "
-          f"unfiltered {np.mean(res['fidelity_raw']):.1f} %, kept after the filter {np.mean(res['fidelity']):.1f} %; "
-          f"cVAE training + generation {np.mean(res['cpu']):.0f} s CPU per seed")
+    if res["chosen"]["logreg"]:
+        print(f"\nratio chosen by 5-fold CV on the real images (generated per real image, of {res['ratios']}): "
+              f"logreg {res['chosen']['logreg']}, cnn {res['chosen']['cnn']}")
+    print(f"\nlabel fidelity (genlab mnist net agrees with the requested label): prior cVAE samples "
+          f"{np.mean(res['fidelity_raw']):.1f} %, " + ", ".join(
+              f"{a} {np.mean(v):.1f} %" for a, v in res["fidelity"].items() if v))
+    print("CPU seconds per seed, fit / generate (mean): " + ", ".join(
+        f"{a} {np.mean([c[0] for c in v]):.0f} / {np.mean([c[1] for c in v]):.1f}" for a, v in res["cpu"].items()))
 
 
 if __name__ == "__main__":

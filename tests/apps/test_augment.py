@@ -408,6 +408,15 @@ def test_cli_augment_filter(data, tmp_path):
                  "--oversample", "2", "--no-progress"]) == 0
     m = json.loads((tmp_path / "aug" / "metrics.json").read_text())
     assert m["filter"] == "classifier" and m["oversample"] == 2.0 and m["generated"] == 8
+    assert m["sampling"] == "neighbourhood" and m["shift_copies"] == 0
+    assert main(["augment", str(tmp_path / "d.npz"), "--out", str(tmp_path / "aug2"), "-n", "2", "--epochs", "1",
+                 "--set", "latent_dim=2", "--set", "arch=mlp", "--set", "hidden=[32]", "--sampling", "prior",
+                 "--shift-copies", "2", "--no-progress"]) == 0
+    m = json.loads((tmp_path / "aug2" / "metrics.json").read_text())
+    assert m["sampling"] == "prior" and m["shift_copies"] == 2 and m["generated"] == 8
+    assert main(["augment", str(tmp_path / "d.npz"), "--out", str(tmp_path / "aug3"), "-n", "2", "--epochs", "1",
+                 "--shift-copies", "99", "--no-progress"]) == 2
+    assert not (tmp_path / "aug3").exists()
 
 
 def test_cpixelcnn_class_conditional_samples_with_the_filter(data):
