@@ -486,6 +486,11 @@ def test_gaussian_conditional_matches_the_closed_form():
         assert np.allclose(cc[i].numpy()[np.ix_(m, m)], var, atol=1e-10)
         assert (cc[i].numpy()[o] == 0).all() and (cc[i].numpy()[:, o] == 0).all()
         assert float(ll[i]) == pytest.approx(multivariate_normal(mu[o], cov[np.ix_(o, o)]).logpdf(rows[i, o]), abs=1e-9)
+    xt = torch.tensor(np.where(obs, rows, np.nan))
+    cm2, csum, _ = gaussian_conditional(xt, torch.tensor(mu), torch.tensor(cov), rows=3, cond_cov="sum")
+    cm3, none, ll3 = gaussian_conditional(xt, torch.tensor(mu), torch.tensor(cov), cond_cov="none")
+    assert torch.allclose(csum, cc.sum(0)) and none is None and torch.equal(cm2, cm) and torch.allclose(cm3, cm)
+    assert torch.allclose(ll3, ll)
 
 
 def test_gaussian_em_is_the_maximum_likelihood_fit():

@@ -72,7 +72,7 @@ GAUSSIAN_RIDGE = 1e-3
 #: images (bench/impute_select.py --images), never on the bench's test images
 MASK_COPIES = 1
 #: the Gaussian component is fitted on tabular data with at most this many columns (its EM solves D x D systems)
-GAUSSIAN_MAX_FEATURES = 256
+GAUSSIAN_MAX_FEATURES = 100
 
 
 @dataclass
@@ -116,13 +116,16 @@ def _masked_systems(x: torch.Tensor, cov: torch.Tensor) -> tuple[torch.Tensor, t
     return p, obs
 
 
-def gaussian_conditional(x: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor, *, rows: int = 0):
+def gaussian_conditional(x: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor, *, rows: int = 0,
+                         cond_cov: str = "full"):
     """Conditional of the missing entries (NaN) of each row of ``x`` ``(N, D)`` under ``N(mean, cov)``.
 
     Returns ``(cond_mean (N, D), cond_cov (N, D, D), loglik (N,))`` in float64: ``cond_mean`` is
     ``mean_m + S_mo S_oo^-1 (x_o - mean_o)`` at the missing entries and ``x`` at the observed ones;
     ``cond_cov`` is ``S_mm - S_mo S_oo^-1 S_om`` on the missing block and 0 elsewhere; ``loglik`` is
-    ``log N(x_o; mean_o, S_oo)``. ``rows``: rows per batched solve (0: sized to about 4M floats)."""
+    ``log N(x_o; mean_o, S_oo)``. ``rows``: rows per batched solve (0: sized to about 4M floats).
+    ``cond_cov``: ``"full"`` as above, ``"sum"`` its sum over the rows ``(D, D)`` (what EM needs), ``"none"``
+    ``None`` (the fill needs only the mean; saves ``N x D x D`` floats)."""
     x = x.double()
     mean, cov = mean.double(), cov.double()
     n, d = x.shape
@@ -134,13 +137,17 @@ def gaussian_conditional(x: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor,
         chol = torch.linalg.cholesky(p)
         y = torch.cholesky_solve(r.unsqueeze(2), chol).squeeze(2)  # (B, D) S_oo^-1 r_o, 0 at missing entries
         cm.append(torch.where(obs.bool(), xb, mean + y @ cov))  # S symmetric: (S y)_m = S_mo S_oo^-1 r_o
-        so = cov.unsqueeze(0) * obs.unsqueeze(2)  # (B, D, D) rows of S at the observed entries (O S)
-        q = torch.cholesky_solve(so, chol)  # (B, D, D) P^-1 O S
-        miss = 1.0 - obs
-        cc.append((cov - so.transpose(1, 2) @ q) * miss.unsqueeze(2) * miss.unsqueeze(1))
+        if cond_cov != "none":
+            so = cov.unsqueeze(0) * obs.unsqueeze(2)  # (B, D, D) rows of S at the observed entries (O S)
+            q = torch.cholesky_solve(so, chol)  # (B, D, D) P^-1 O S
+            miss = 1.0 - obs
+            c = (cov - so.transpose(1, 2) @ q) * miss.unsqueeze(2) * miss.unsqueeze(1)
+            cc.append(c if cond_cov == "full" else c.sum(0, keepdim=True))
         logdet = 2.0 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1)  # log det S_oo (the I block adds 0)
         ll.append(-0.5 * ((r * y).sum(1) + logdet + obs.sum(1) * math.log(2 * math.pi)))
-    return torch.cat(cm), torch.cat(cc), torch.cat(ll)
+    if cond_cov == "none":
+        return torch.cat(cm), None, torch.cat(ll)
+    return torch.cat(cm), (torch.cat(cc) if cond_cov == "full" else torch.cat(cc).sum(0)), torch.cat(ll)
 
 
 def gaussian_em(x: torch.Tensor, *, max_iter: int = 200, tol: float = 1e-6, ridge: float = GAUSSIAN_RIDGE):
@@ -157,10 +164,10 @@ def gaussian_em(x: torch.Tensor, *, max_iter: int = 200, tol: float = 1e-6, ridg
     cov = torch.diag(var + ridge)
     prev = -math.inf
     for it in range(max_iter):
-        cm, cc, ll = gaussian_conditional(x, mean, cov)  # E step: E[x | x_o] and Cov[x_m | x_o]
+        cm, cc, ll = gaussian_conditional(x, mean, cov, cond_cov="sum")  # E step: E[x | x_o], sum Cov[x_m | x_o]
         mean = cm.mean(0)
         dev = cm - mean
-        cov = (dev.T @ dev + cc.sum(0)) / n + ridge * torch.eye(d, dtype=torch.float64)  # M step
+        cov = (dev.T @ dev + cc) / n + ridge * torch.eye(d, dtype=torch.float64)  # M step
         cur = float(ll.mean())
         if cur - prev < tol:
             break
@@ -412,7 +419,7 @@ class Imputer(ModelTransformer):
         g = self._gaussian_weight()
         if g > 0:  # tabular: g * Gaussian conditional mean + (1 - g) * the model's fill
             gauss = gaussian_conditional(x, torch.from_numpy(self.gaussian_mean_),
-                                         torch.from_numpy(self.gaussian_cov_))[0].float()
+                                         torch.from_numpy(self.gaussian_cov_), cond_cov="none")[0].float()
             model_fill = self._model_fill(x, missing, batch_size) if g < 1 else gauss
             est = g * gauss + (1 - g) * model_fill
             return torch.where(missing, torch.minimum(torch.maximum(est, lo), hi), x)
@@ -483,7 +490,7 @@ class Imputer(ModelTransformer):
         obs = (~missing).double()  # (N, D)
         chol = torch.linalg.cholesky(cc + torch.diag_embed(obs))  # (N, D, D); identity on the observed block
         eps = torch.randn((n_imputations, *x.shape), generator=g, dtype=torch.float64)  # (m, N, D)
-        gauss = (cm + (chol @ eps.unsqueeze(-1)).squeeze(-1)).float()  # (m, N, D)
+        gauss = torch.stack([cm + (chol @ e.unsqueeze(-1)).squeeze(-1) for e in eps]).float()  # (m, N, D)
         gauss = torch.where(missing, torch.minimum(torch.maximum(gauss, lo), hi), x)
         if res is None:
             return gauss
