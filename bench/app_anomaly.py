@@ -35,7 +35,8 @@ were chosen inside the training split, ``bench/anomaly_select.py``); 10 % of eac
 restore. The MLP on mnist5k is for run time: the conv AE/VAE took about 8x longer per class on one CPU
 core (the only conv-vs-MLP comparison made, on mnist5k class 2: AE 0.881 conv vs 0.859 MLP).
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/app_anomaly.py [--quick] [--data digits,breast-cancer] [--no-vae] [--ensemble 3]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/app_anomaly.py [--quick] [--data digits,breast-cancer] [--no-vae]
+        [--ensemble 3]
 """
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ import genlab
 from genlab.apps import AnomalyDetector
 from genlab.data import TensorDataset, load_dataset
 
-METHODS = ("AE", "AE-mse", "AE-ens", "VAE-elbo", "VAE-rec", "PixelCNN", "PixelCNN-LR", "IForest", "OCSVM", "PCA", "PCA-rel")
+METHODS = ("AE", "AE-mse", "AE-ens", "VAE-elbo", "VAE-rec", "PixelCNN", "PixelCNN-LR", "IForest", "OCSVM", "PCA",
+           "PCA-rel")
 #: the small PixelCNN of the PixelCNN / PixelCNN-LR columns (CPU run time) and its epochs per data set
 PIXELCNN = {"channels": 32, "layers": 4, "head_channels": 64}
 PIXELCNN_EPOCHS = {"digits": 10, "mnist5k": 3}

@@ -27,7 +27,8 @@ def images():
 
 @pytest.fixture(scope="module")
 def auto_det(images):
-    return AnomalyDetector(model="ae", epochs=2, trainer_config=TRAINER).fit(images)
+    """The default score with one model (``n_ensemble="auto"`` trains three; their mean is tested below)."""
+    return AnomalyDetector(model="ae", epochs=2, n_ensemble=1, trainer_config=TRAINER).fit(images)
 
 
 def test_default_score_is_the_complexity_corrected_reconstruction_error(auto_det, images):
@@ -201,12 +202,13 @@ def test_n_ensemble_needs_a_model_name_and_no_background(auto_det, images):
         AnomalyDetector(model="pixelcnn", scoring="likelihood_ratio", n_ensemble=2).fit(images)
 
 
-def test_n_ensemble_auto_is_three_on_tabular_data_with_the_default_score_and_one_otherwise(auto_det, images):
-    assert auto_det.n_ensemble == "auto" and auto_det.n_ensemble_ == 1  # images
-    x = np.random.default_rng(2).normal(size=(40, 5)).astype(np.float32)
+@pytest.mark.parametrize("kind", ["image", "tabular"])
+def test_n_ensemble_auto_is_three_with_the_default_score_and_one_otherwise(kind, images):
+    x = images if kind == "image" else np.random.default_rng(2).normal(size=(40, 5)).astype(np.float32)
     kw = {"epochs": 1, "model_config": {"latent_dim": 2}, "trainer_config": TRAINER}
     det = AnomalyDetector(**kw).fit(x)
-    assert det.n_ensemble_ == 3 and len(det._members()) == 3 and len(det.ensemble_scale_) == 3
+    assert det.n_ensemble == "auto" and det.n_ensemble_ == 3
+    assert len(det._members()) == 3 and len(det.ensemble_scale_) == 3
     assert AnomalyDetector(scoring="reconstruction", **kw).fit(x).n_ensemble_ == 1  # an explicit score
     assert AnomalyDetector(model=det.model_).fit(x).n_ensemble_ == 1  # a given model is one member
 
