@@ -25,7 +25,8 @@ def add_arguments(p) -> None:
                    help="expected outlier fraction of the training data, in (0, 0.5] (default 0.1; with a "
                         "saved estimator: its own)")
     p.add_argument("--score", default=None, help="auto (default: relative_reconstruction for images; for tables "
-                   "standardized_reconstruction plus the Mahalanobis distance of the code), reconstruction, "
+                   "standardized_reconstruction plus 3x the Mahalanobis distance of the code; averaged over 3 models "
+                   "trained with seeds --seed, +1, +2), reconstruction, "
                    "relative_reconstruction, standardized_reconstruction, elbo or iwae (VAEs), likelihood or "
                    "likelihood_ratio (pixelcnn); docs/apps/anomaly.md")
     p.add_argument("--n-samples", type=int, default=16, help="posterior draws for --score elbo/iwae (default 16)")
