@@ -13,11 +13,11 @@ Protocol (fixed before looking at any test number; nothing is tuned on the test 
   - **real**: the 100 real images;
   - **real + shifts** (the classic, non-deep augmentation): plus 10 copies of each real image shifted by a
     random (dx, dy) in {-2..2}^2 \\ {(0, 0)} with zero fill, i.e. 100 extra per class;
-  - **real + cVAE, unfiltered** (the old protocol): plus ``Augmenter(model="cvae", n_per_class=100)`` samples,
+  - **real + cVAE, unfiltered** (the old default): plus ``Augmenter(n_per_class=100, sampling="prior")`` samples,
     the cVAE (conv, latent 8, Adam 1e-3, batch 32, ``--epochs`` epochs, no validation split) trained on
     **only the same 100 real images**, seed s;
-  - **real + cVAE, filtered, ratio by CV** (``--cv-arm``; the earlier protocol, docs/apps/augment.md): the same cVAE with
-    ``filter="classifier", oversample=4``: per class 4 x ``--max-ratio`` x 10 draws, of which the
+  - **real + cVAE, filtered, ratio by CV** (``--cv-arm``; the earlier protocol, docs/apps/augment.md): the same
+    cVAE with ``filter="classifier", oversample=4``: per class 4 x ``--max-ratio`` x 10 draws, of which the
     ``--max-ratio`` x 10 that a logistic regression trained on the same 100 real images is surest belong to
     their class are kept, surest first; the number added (ratio r generated per real image, r in ``--ratios``)
     is chosen per classifier by :func:`genlab.apps.augment.select_ratio`: 5-fold stratified CV on the 100 real
@@ -39,6 +39,9 @@ shifts) were chosen on draws the table does not report: ``--select`` draws 10 pe
 and scores on 1,000 other pool images (never the test split).
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/app_augment.py [--epochs 300] [--seeds 0 1 2] [--quick]
+
+The README/docs table: ``--epochs 150 --cnn-steps 300`` with ``--seeds 0``, ``1`` and ``2`` in three processes
+(about 270 s process CPU each); selection: ``--select --seeds 100`` and ``101``.
 """
 from __future__ import annotations
 
