@@ -31,7 +31,7 @@ The image VAE uses ``arch="mlp"`` (a conv VAE takes about ten times longer on on
 (30 before the half-masked copies; 100 chosen on a validation split of the training images,
 bench/impute_select.py --images).
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/app_impute.py [--quick] [--part tabular] [--seeds 0,1]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/app_impute.py [--quick] [--part tabular] [--seeds 0,1] [--image-seeds 1,2]
 """
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def tabular_rows(quick: bool = False, skip: tuple[str, ...] = (), seeds: tuple[i
     return rows
 
 
-def inpainting_rows(quick: bool = False) -> list[dict]:
+def inpainting_rows(quick: bool = False, extra_seeds: tuple[int, ...] = ()) -> list[dict]:
     from sklearn.impute import KNNImputer
 
     from genlab import load_dataset
@@ -135,6 +135,12 @@ def inpainting_rows(quick: bool = False) -> list[dict]:
         add(f"genlab vae, {proto}, importance fill (K={imp.n_samples})", filled, secs + time.perf_counter() - t0)
         imp.set_params(method="iterative", n_iter=2)
         add(f"genlab vae, {proto}, iterative fill (n_iter=2)", imp.transform(xin), secs)
+    for seed in extra_seeds:  # training seeds other than 0: the inductive importance fill only (spread over seeds)
+        t0 = time.perf_counter()
+        imp = Imputer(model="vae", epochs=epochs, random_state=seed, model_config={"arch": "mlp"},
+                      trainer_config=trainer).fit(xtr)
+        add(f"genlab vae, inductive, importance fill (K={imp.n_samples}), training seed {seed}", imp.transform(xin),
+            time.perf_counter() - t0)
     t0 = time.perf_counter()
     knn = KNNImputer().fit(xtr.reshape(len(xtr), -1))
     filled = knn.transform(xin.reshape(len(xin), -1)).reshape(xin.shape)
@@ -147,11 +153,13 @@ def _echo(row: dict) -> None:
           flush=True)
 
 
-def run(quick: bool = False, part: str = "all", skip: tuple[str, ...] = (), seeds=None) -> list[dict]:
+def run(quick: bool = False, part: str = "all", skip: tuple[str, ...] = (), seeds=None,
+        image_seeds: tuple[int, ...] = ()) -> list[dict]:
     """All rows: the tabular RMSE table, then the inpainting table (``part``: ``all``, ``tabular``, ``inpainting``;
-    ``skip``: tabular method names left out; ``seeds``: tabular mask seeds, default 0-4)."""
+    ``skip``: tabular method names left out; ``seeds``: tabular mask seeds, default 0-4; ``image_seeds``: further
+    training seeds of the inductive inpainting row)."""
     return (tabular_rows(quick, skip, seeds) if part != "inpainting" else []) + \
-        (inpainting_rows(quick) if part != "tabular" else [])
+        (inpainting_rows(quick, image_seeds) if part != "tabular" else [])
 
 
 def markdown(rows: list[dict]) -> str:
@@ -175,6 +183,8 @@ def main():
     ap.add_argument("--part", default="all", choices=("all", "tabular", "inpainting"))
     ap.add_argument("--skip", default="", help="comma list of tabular methods to leave out, e.g. 'genlab ae'")
     ap.add_argument("--seeds", default="", help="comma list of tabular mask seeds (default 0,1,2,3,4)")
+    ap.add_argument("--image-seeds", default="", help="comma list of further training seeds of the inductive "
+                    "inpainting row (importance fill only), e.g. 1,2")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     import genlab
@@ -182,9 +192,11 @@ def main():
     t0 = time.perf_counter()
     skip = tuple(m for m in args.skip.split(",") if m)
     seeds = tuple(int(v) for v in args.seeds.split(",") if v) or None
-    rows = run(quick=args.quick, part=args.part, skip=skip, seeds=seeds)
+    image_seeds = tuple(int(v) for v in args.image_seeds.split(",") if v)
+    rows = run(quick=args.quick, part=args.part, skip=skip, seeds=seeds, image_seeds=image_seeds)
     extra = (" --quick" if args.quick else "") + (f" --part {args.part}" if args.part != "all" else "") + \
-        (f" --skip '{args.skip}'" if skip else "") + (f" --seeds {args.seeds}" if seeds else "")
+        (f" --skip '{args.skip}'" if skip else "") + (f" --seeds {args.seeds}" if seeds else "") + \
+        (f" --image-seeds {args.image_seeds}" if image_seeds else "")
     print(f"\ncommand: OMP_NUM_THREADS=1 .venv/bin/python bench/app_impute.py{extra}"
           f"  ({time.perf_counter() - t0:.0f} s)\n")
     print(markdown(rows))
