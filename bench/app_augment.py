@@ -26,10 +26,13 @@ Protocol (fixed before looking at any test number; nothing is tuned on the test 
     a cVAE (conv, latent ``--nb-latent`` 4, ``--nb-epochs`` 600, batch 32) trained on the same 100 real images;
     per class 100 samples, each decoded from ``z = mu + sigma * eps`` around the posterior of one of the class's
     10 real images (10 per image);
-  - **real + genlab neighbourhood, generator trained with shifts** (``shift_copies=10``): a cVAE (latent 8,
+  - **real + genlab neighbourhood, generator trained with ±2 px shifts** (``shift_copies=10``): a cVAE (latent 8,
     ``--shift-epochs`` 60) trained on the 100 real images plus 10 copies of each shifted by up to 2 px (genlab's
     own copies, not the shift arm's); per class 110 samples, one around each of its 110 sources (real and
     shifted);
+  - **real + genlab neighbourhood, generator trained with ±1 px shifts** (``shift_copies=8, max_shift=1``: every
+    1-px shift once), otherwise the same: per class 90 samples, one around each source;
+  (``--skip`` leaves arms out: ``shifts prior nb shift2 shift1``);
 * figure: test accuracy (%) per arm and classifier, mean ± sample std over the seeds; the ratio chosen per seed;
   and the accuracy of genlab's ``mnist`` feature net on the generated samples for their requested label
   (fidelity); CPU seconds to fit each generator and to generate.
@@ -139,11 +142,15 @@ def _take(xg, yg, ratio, per_class=PER_CLASS):
 
 
 NB = "real + genlab neighbourhood"
-NB_SHIFT = "real + genlab neighbourhood, generator trained with shifts"
+NB_SHIFT = "real + genlab neighbourhood, generator trained with ±2 px shifts"
+NB_SHIFT1 = "real + genlab neighbourhood, generator trained with ±1 px shifts"
+ARM_KEYS = {"shifts": "real + shifts", "prior": "real + cVAE, unfiltered", "nb": NB, "shift2": NB_SHIFT,
+            "shift1": NB_SHIFT1}
 
 
 def run(quick=False, epochs=300, seeds=(0, 1, 2), ratios=(0, 1, 3, 10), cnn_steps=400, leak_free=False,
-        cv_arm=False, nb_epochs=600, nb_latent=4, shift_epochs=60, select=False, scales=(1.0,)) -> dict:
+        cv_arm=False, nb_epochs=600, nb_latent=4, shift_epochs=60, select=False, scales=(1.0,),
+        skip=()) -> dict:
     from genlab.metrics.feature_nets import load_feature_net
     ds = load_dataset("mnist5k")
     pool, _, test = ds.split(val=0.0, test=0.2, seed=0)
@@ -154,10 +161,11 @@ def run(quick=False, epochs=300, seeds=(0, 1, 2), ratios=(0, 1, 3, 10), cnn_step
         seeds, epochs, ratios, cnn_steps, n_gen, nb_epochs, shift_epochs = seeds[:1], 5, (0, 1), 50, 20, 5, 1
     max_ratio = max(ratios)
     net = load_feature_net("mnist")
+    skip = {ARM_KEYS[k] for k in skip}
     arms = ["real", "real + shifts", "real + cVAE, unfiltered"] + (["real + cVAE, filtered, ratio by CV"] if cv_arm
                                                                     else [])
-    nb_arms = [NB if sc == 1.0 else f"{NB} (scale {sc:g})" for sc in scales]
-    arms += nb_arms + [NB_SHIFT]
+    nb_arms = [] if NB in skip else [NB if sc == 1.0 else f"{NB} (scale {sc:g})" for sc in scales]
+    arms = [a for a in arms + nb_arms + [NB_SHIFT, NB_SHIFT1] if a not in skip]
     acc = {(a, c): [] for a in arms for c in ("logreg", "cnn")}
     chosen = {"logreg": [], "cnn": []}
     fidelity, fidelity_raw, cpu = {a: [] for a in arms}, [], {}
@@ -174,9 +182,12 @@ def run(quick=False, epochs=300, seeds=(0, 1, 2), ratios=(0, 1, 3, 10), cnn_step
         t0 = time.process_time()
         common = dict(model="cvae", model_config={"latent_dim": 8}, epochs=epochs, batch_size=32,
                       validation_fraction=0.0, random_state=s, trainer_config=FAST, verbose=False)
-        plain = Augmenter(n_per_class=n_gen, sampling="prior", **common).fit(xr, yr)
-        xg0, yg0 = plain.generate(random_state=s)
         gen = {}
+        if "real + cVAE, unfiltered" in arms or cv_arm:
+            plain = Augmenter(n_per_class=n_gen, sampling="prior", **common).fit(xr, yr)
+            xg0, yg0 = plain.generate(random_state=s)
+            if "real + cVAE, unfiltered" in arms:
+                gen["real + cVAE, unfiltered"] = (xg0, yg0)
         for a, sc in zip(nb_arms, scales):  # the default Augmenter (neighbourhood sampling)
             t1 = time.process_time()
             if a == nb_arms[0]:
@@ -188,13 +199,16 @@ def run(quick=False, epochs=300, seeds=(0, 1, 2), ratios=(0, 1, 3, 10), cnn_step
             t2 = time.process_time()
             gen[a] = nb.generate(random_state=s)
             cpu.setdefault(a, []).append((t2 - t1, time.process_time() - t2))
-        t1 = time.process_time()
-        copies = n_gen // PER_CLASS  # one sample around each source: the real image and its copies
-        sh = Augmenter(n_per_class=(1 + copies) * PER_CLASS, shift_copies=copies,
-                       **{**common, "epochs": shift_epochs}).fit(xr, yr)
-        t2 = time.process_time()
-        gen[NB_SHIFT] = sh.generate(random_state=s)
-        cpu.setdefault(NB_SHIFT, []).append((t2 - t1, time.process_time() - t2))
+        # generators trained on real + shifted copies; one sample around each source (real image or copy)
+        for a, copies, most in ((NB_SHIFT, n_gen // PER_CLASS, 2), (NB_SHIFT1, 8, 1)):
+            if a not in arms:
+                continue
+            t1 = time.process_time()
+            sh = Augmenter(n_per_class=(1 + copies) * PER_CLASS, shift_copies=copies, max_shift=most,
+                           **{**common, "epochs": shift_epochs}).fit(xr, yr)
+            t2 = time.process_time()
+            gen[a] = sh.generate(random_state=s)
+            cpu.setdefault(a, []).append((t2 - t1, time.process_time() - t2))
         if cv_arm:  # the same trained prior cVAE, with the filter (a second fit would retrain: reuse the model)
             filt = Augmenter(n_per_class=int(max_ratio * PER_CLASS), filter="classifier", oversample=4.0,
                              sampling="prior", **{**common, "model": plain.model_}).fit(xr, yr)
@@ -207,7 +221,6 @@ def run(quick=False, epochs=300, seeds=(0, 1, 2), ratios=(0, 1, 3, 10), cnn_step
                 cache[key] = Augmenter(n_per_class=int(max_ratio * PER_CLASS), filter="classifier", oversample=4.0,
                                        sampling="prior", **common).fit(a, b).generate(random_state=s)
             return cache[key]
-        fidelity_raw.append(100.0 * float((np.asarray(net.extract(xg0)[1]).argmax(1) == yg0).mean()))
         for a, (xa, ya) in gen.items():
             fidelity[a].append(100.0 * float((np.asarray(net.extract(xa)[1]).argmax(1) == ya).mean()))
         if cv_arm:
@@ -215,10 +228,9 @@ def run(quick=False, epochs=300, seeds=(0, 1, 2), ratios=(0, 1, 3, 10), cnn_step
                 100.0 * float((np.asarray(net.extract(xg)[1]).argmax(1) == yg).mean()))
         for cname, clf in clfs.items():
             acc[("real", cname)].append(accuracy(clf, xr, yr, xt, yt))
-            acc[("real + shifts", cname)].append(accuracy(clf, np.concatenate([xr, xs]), np.concatenate([yr, ys]),
-                                                          xt, yt))
-            acc[("real + cVAE, unfiltered", cname)].append(
-                accuracy(clf, np.concatenate([xr, xg0]), np.concatenate([yr, yg0]), xt, yt))
+            if "real + shifts" in arms:
+                acc[("real + shifts", cname)].append(accuracy(clf, np.concatenate([xr, xs]),
+                                                              np.concatenate([yr, ys]), xt, yt))
             for a, (xa, ya) in gen.items():
                 acc[(a, cname)].append(accuracy(clf, np.concatenate([xr, xa]), np.concatenate([yr, ya]), xt, yt))
             extra = ""
@@ -235,7 +247,7 @@ def run(quick=False, epochs=300, seeds=(0, 1, 2), ratios=(0, 1, 3, 10), cnn_step
                 extra = f"; CV scores {scores} -> ratio {best:g}"
             print(f"seed {s} {cname}: " + ", ".join(f"{a} {acc[(a, cname)][-1]:.1f}%" for a in arms) + extra,
                   flush=True)
-        print(f"seed {s}: label fidelity prior {fidelity_raw[-1]:.1f}%, "
+        print(f"seed {s}: label fidelity "
               + ", ".join(f"{a} {v[-1]:.1f}%" for a, v in fidelity.items() if v)
               + "; CPU s (fit, generate): " + ", ".join(f"{a} {v[-1][0]:.0f}, {v[-1][1]:.1f}" for a, v in cpu.items())
               + f"; seed total {time.process_time() - t0:.0f} s", flush=True)
@@ -255,6 +267,7 @@ def main() -> None:
     ap.add_argument("--nb-latent", type=int, default=4, help="neighbourhood cVAE latent size (default 4)")
     ap.add_argument("--shift-epochs", type=int, default=60, help="cVAE epochs on real + shifted (default 60)")
     ap.add_argument("--scales", type=float, nargs="+", default=[1.0], help="neighbourhood scales (first: trained)")
+    ap.add_argument("--skip", nargs="+", default=[], choices=sorted(ARM_KEYS), help="arms not to run")
     ap.add_argument("--select", action="store_true",
                     help="selection setting: score on 1,000 pool images outside each draw (never the test split); "
                          "use other seeds than the table's, e.g. --seeds 100 101")
@@ -265,13 +278,14 @@ def main() -> None:
     res = run(quick=args.quick, epochs=args.epochs, seeds=tuple(args.seeds), ratios=tuple(args.ratios),
               cnn_steps=args.cnn_steps, leak_free=args.leak_free, cv_arm=args.cv_arm, nb_epochs=args.nb_epochs,
               nb_latent=args.nb_latent, shift_epochs=args.shift_epochs, select=args.select,
-              scales=tuple(args.scales))
+              scales=tuple(args.scales), skip=tuple(args.skip))
     cmd = "--quick" if args.quick else (f"--epochs {args.epochs} --seeds {' '.join(map(str, args.seeds))} --ratios "
                                         f"{' '.join(f'{r:g}' for r in args.ratios)} --cnn-steps {args.cnn_steps} "
                                         f"--nb-epochs {args.nb_epochs} --nb-latent {args.nb_latent} --shift-epochs "
                                         f"{args.shift_epochs}" + (" --cv-arm" if args.cv_arm else "")
                                         + (" --leak-free" if args.leak_free else "")
                                         + (" --select" if args.select else "")
+                                        + (f" --skip {' '.join(args.skip)}" if args.skip else "")
                                         + (f" --scales {' '.join(f'{v:g}' for v in args.scales)}"
                                            if list(args.scales) != [1.0] else ""))
     print(f"\n`OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/app_augment.py {cmd}` "
@@ -291,8 +305,7 @@ def main() -> None:
     if res["chosen"]["logreg"]:
         print(f"\nratio chosen by 5-fold CV on the real images (generated per real image, of {res['ratios']}): "
               f"logreg {res['chosen']['logreg']}, cnn {res['chosen']['cnn']}")
-    print(f"\nlabel fidelity (genlab mnist net agrees with the requested label): prior cVAE samples "
-          f"{np.mean(res['fidelity_raw']):.1f} %, " + ", ".join(
+    print("\nlabel fidelity (genlab mnist net agrees with the requested label): " + ", ".join(
               f"{a} {np.mean(v):.1f} %" for a, v in res["fidelity"].items() if v))
     print("CPU seconds per seed, fit / generate (mean): " + ", ".join(
         f"{a} {np.mean([c[0] for c in v]):.0f} / {np.mean([c[1] for c in v]):.1f}" for a, v in res["cpu"].items()))
