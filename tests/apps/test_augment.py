@@ -411,11 +411,11 @@ def test_cli_augment_filter(data, tmp_path):
     assert m["sampling"] == "neighbourhood" and m["shift_copies"] == 0
     assert main(["augment", str(tmp_path / "d.npz"), "--out", str(tmp_path / "aug2"), "-n", "2", "--epochs", "1",
                  "--set", "latent_dim=2", "--set", "arch=mlp", "--set", "hidden=[32]", "--sampling", "prior",
-                 "--shift-copies", "2", "--no-progress"]) == 0
+                 "--shift-copies", "2", "--max-shift", "1", "--no-progress"]) == 0
     m = json.loads((tmp_path / "aug2" / "metrics.json").read_text())
-    assert m["sampling"] == "prior" and m["shift_copies"] == 2 and m["generated"] == 8
+    assert m["sampling"] == "prior" and m["shift_copies"] == 2 and m["max_shift"] == 1 and m["generated"] == 8
     assert main(["augment", str(tmp_path / "d.npz"), "--out", str(tmp_path / "aug3"), "-n", "2", "--epochs", "1",
-                 "--shift-copies", "99", "--no-progress"]) == 2
+                 "--shift-copies", "9", "--max-shift", "1", "--no-progress"]) == 2
     assert not (tmp_path / "aug3").exists()
 
 

@@ -33,7 +33,9 @@ def add_arguments(p) -> None:
                    help="neighbourhood: decode perturbed posteriors of the real samples (cvae); prior: z ~ N(0, I); "
                         "auto: neighbourhood for a cvae (default auto)")
     p.add_argument("--shift-copies", type=int,
-                   help="also train the generator on this many copies of each image shifted by up to 2 px (default 0)")
+                   help="also train the generator on this many copies of each image shifted by up to --max-shift px "
+                        "(default 0)")
+    p.add_argument("--max-shift", type=int, help="largest shift in pixels of --shift-copies (default 2)")
     add_model_arguments(p, "cvae")
 
 
@@ -65,6 +67,8 @@ def run(args) -> int:
         extra["sampling"] = args.sampling
     if args.shift_copies is not None:
         extra["shift_copies"] = args.shift_copies
+    if args.max_shift is not None:
+        extra["max_shift"] = args.max_shift
     est = fitted_estimator(Augmenter, args, ds, n_per_class=n, **extra)
     classes = None
     if args.classes:
@@ -94,12 +98,12 @@ def run(args) -> int:
                "generated": len(x_new), "real_included": int(len(x_all) - len(x_new)),
                "classes": [str(c) for c in est.classes_], "generated_per_class": counts,
                "filter": est.filter, "oversample": est.oversample if est.filter else None,
-               "sampling": est.sampling_, "shift_copies": est.shift_copies}
+               "sampling": est.sampling_, "shift_copies": est.shift_copies, "max_shift": est.max_shift}
     write_outputs(out, title="genlab augment", metrics=metrics, figures=figs, config=est.get_params())
     rows = [("model", metrics["model"]), ("classes", len(est.classes_)), ("generated", metrics["generated"]),
             ("filter", f"classifier, {est.oversample:g}x draws" if est.filter else "none"),
-            ("sampling", est.sampling_ + (f", trained with {est.shift_copies} shifted copies per image"
-                                          if est.shift_copies else "")),
+            ("sampling", est.sampling_ + (f", trained with {est.shift_copies} copies per image shifted by up to "
+                                          f"{est.max_shift} px" if est.shift_copies else "")),
             ("real included", metrics["real_included"]), ("written to", str(target))]
     Console().print(_table(f"genlab augment {args.input}", rows))
     print(f"report: {(out / 'report.html').resolve()}")
