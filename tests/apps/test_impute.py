@@ -232,6 +232,27 @@ def test_save_load_gives_identical_outputs(fitted, table, tmp_path):
     assert np.array_equal(again.transform(xm), fitted.transform(xm))
 
 
+def test_folder_saved_before_the_gaussian_component_loads_as_miwae_alone(fitted, table, tmp_path):
+    """A folder written before ``gaussian_weight``/``mask_copies`` existed (no Gaussian arrays in the state file,
+    no such params): it loads, and fills exactly as the model alone (``gaussian_weight=0``) did."""
+    from safetensors.torch import load_file, save_file
+
+    xm, _ = _holes(table, 0.3, seed=9)
+    fitted.save(tmp_path / "old")
+    state = load_file(str(tmp_path / "old" / "state.safetensors"))
+    save_file({k: v for k, v in state.items() if not k.startswith("gaussian")},
+              str(tmp_path / "old" / "state.safetensors"))
+    rec = json.loads((tmp_path / "old" / "estimator.json").read_text())
+    del rec["params"]["gaussian_weight"], rec["params"]["mask_copies"]
+    (tmp_path / "old" / "estimator.json").write_text(json.dumps(rec))
+    back = Imputer.load(tmp_path / "old")
+    assert back.gaussian_weight == 0.0 and back.mask_copies == 0 and back.gaussian_mean_.size == 0
+    alone = clone(fitted).set_params(gaussian_weight=0.0)
+    alone.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_") and not k.startswith("__")})
+    assert fitted.gaussian_mean_.size and not np.allclose(back.transform(xm), fitted.transform(xm))
+    assert np.array_equal(back.transform(xm), alone.transform(xm))
+
+
 def test_inpainting_images_keeps_layout_and_observed_pixels(image_data):
     x = image_data.x.numpy()  # (64, 1, 8, 8) in [0, 1]
     imp = Imputer(model="ae", epochs=2, trainer_config=TRAINER, model_config={"latent_dim": 4}).fit(x)

@@ -85,6 +85,9 @@ class ModelEstimator(BaseEstimator):
     _refuses: ClassVar[tuple[str, ...]] = ()
     _json_state: ClassVar[tuple[str, ...]] = ()
     _array_state: ClassVar[tuple[str, ...]] = ()
+    #: array attributes added after the first release: a saved folder without one loads with this value (the
+    #: estimator then behaves as it did when the folder was written; pair it with :meth:`_upgrade_params`)
+    _array_defaults: ClassVar[dict[str, tuple[int, ...]]] = {}
     #: attributes holding further fitted models (saved in a sub-folder named after the attribute when not None)
     _model_state: ClassVar[tuple[str, ...]] = ()
     #: scikit-learn tags (see ``__sklearn_tags__``): NaN accepted as missing values, ``y`` needed by ``fit``
@@ -336,6 +339,8 @@ class ModelEstimator(BaseEstimator):
             except Exception as e:  # safetensors raises several types for truncated files
                 raise CheckpointError(f"{path / STATE_FILE} cannot be read ({e}); save the estimator again") from None
             for k in cls._array_state:
+                if k not in arrays and k in cls._array_defaults:  # written before this array existed
+                    arrays[k] = torch.zeros(cls._array_defaults[k], dtype=torch.float64)
                 if k not in arrays:
                     raise CheckpointError(f"{path / STATE_FILE} lacks {k!r}; save the estimator again")
                 setattr(est, k, arrays[k].numpy())

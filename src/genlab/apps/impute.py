@@ -269,12 +269,14 @@ class Imputer(ModelTransformer):
     _needs = ("supports_missing", "can_reconstruct")
     _refuses = ("conditional",)
     _array_state = ("feature_min_", "feature_max_", "gaussian_mean_", "gaussian_cov_")
+    #: folders saved before the Gaussian component: no Gaussian (empty arrays), MIWAE fill alone, as then
+    _array_defaults = {"gaussian_mean_": (0,), "gaussian_cov_": (0, 0)}
     _allow_nan = True  # NaN marks the entries to fill
     _preserves_dtype = ("float64", "float32")
 
     def __init__(self, *, model="vae", model_config=None, method="auto", n_samples=1000, n_iter=2,
-                 gaussian_weight=GAUSSIAN_WEIGHT, mask_copies=MASK_COPIES, epochs=200, batch_size=128, random_state=0, validation_fraction=0.1,
-                 trainer_config=None, verbose=None):
+                 gaussian_weight=GAUSSIAN_WEIGHT, mask_copies=MASK_COPIES, epochs=200, batch_size=128, random_state=0,
+                 validation_fraction=0.1, trainer_config=None, verbose=None):
         self.model = model
         self.model_config = model_config
         self.method = method
@@ -288,6 +290,14 @@ class Imputer(ModelTransformer):
         self.validation_fraction = validation_fraction
         self.trainer_config = trainer_config
         self.verbose = verbose
+
+    @classmethod
+    def _upgrade_params(cls, params: dict) -> dict:
+        # estimator.json written before the Gaussian component and the masked copies: the estimator it describes
+        # had neither (a clone then refits the same way)
+        params.setdefault("gaussian_weight", 0.0)
+        params.setdefault("mask_copies", 0)
+        return params
 
     def _check_n_iter(self) -> int:
         if isinstance(self.n_iter, bool) or not isinstance(self.n_iter, (int, np.integer)) or self.n_iter < 1:
