@@ -32,6 +32,12 @@ def add_arguments(p) -> None:
                    "sample, applied to all); marks entries missing in addition to NaN")
     p.add_argument("--n-iter", type=int, default=None, help="reconstruct-and-replace rounds (default: the "
                    "Imputer's)")
+    p.add_argument("--gaussian-weight", type=float, default=None, metavar="G",
+                   help="tables: weight in [0, 1] of the EM Gaussian's conditional mean in the fill, the model's "
+                   "fill weighs 1-G (default: the Imputer's, 0.75; 0 = the model alone)")
+    p.add_argument("--mask-copies", type=int, default=None, metavar="K",
+                   help="images: half-masked copies of each training image added in fit (default: the Imputer's, "
+                   "1; 0 = none)")
     add_model_arguments(p, "vae")
 
 
@@ -124,7 +130,8 @@ def run(args) -> int:
     fit_data = data
     if args.train:  # read here: --train data may hold NaN pixels too
         fit_data = missing_dataset(*_read(args.train), name=str(args.train))
-    params = {} if args.n_iter is None else {"n_iter": args.n_iter}
+    params = {k: v for k, v in (("n_iter", args.n_iter), ("gaussian_weight", args.gaussian_weight),
+                                ("mask_copies", args.mask_copies)) if v is not None}
     est = fitted_estimator(Imputer, argparse.Namespace(**{**vars(args), "train": None}), fit_data, **params)
     filled = est.transform(x)
     hole = np.isnan(x) if x.dtype.kind == "f" else np.zeros(x.shape, bool)  # (N, ...) in the input's layout
