@@ -13,6 +13,8 @@ Protocol (fixed before looking at any test number; nothing is tuned on the test 
   - **real**: the 100 real images;
   - **real + shifts** (the classic, non-deep augmentation): plus 10 copies of each real image shifted by a
     random (dx, dy) in {-2..2}^2 \\ {(0, 0)} with zero fill, i.e. 100 extra per class;
+  - **real + ±1 px shifts** (classic, ``shifts1``): plus the 8 copies of each real image shifted by every
+    (dx, dy) in {-1..1}^2 \\ {(0, 0)} (``genlab.apps.augment.shift_images``, zero fill), 80 extra per class;
   - **real + cVAE, unfiltered** (the old default): plus ``Augmenter(n_per_class=100, sampling="prior")`` samples,
     the cVAE (conv, latent 8, Adam 1e-3, batch 32, ``--epochs`` epochs, no validation split) trained on
     **only the same 100 real images**, seed s;
@@ -32,7 +34,7 @@ Protocol (fixed before looking at any test number; nothing is tuned on the test 
     shifted);
   - **real + genlab neighbourhood, generator trained with ±1 px shifts** (``shift_copies=8, max_shift=1``: every
     1-px shift once), otherwise the same: per class 90 samples, one around each source;
-  (``--skip`` leaves arms out: ``shifts prior nb shift2 shift1``);
+  (``--skip`` leaves arms out: ``shifts shifts1 prior nb shift2 shift1``);
 * figure: test accuracy (%) per arm and classifier, mean ± sample std over the seeds; the ratio chosen per seed;
   and the accuracy of genlab's ``mnist`` feature net on the generated samples for their requested label
   (fidelity); CPU seconds to fit each generator and to generate.
@@ -57,7 +59,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
 from genlab.apps import Augmenter
-from genlab.apps.augment import select_ratio
+from genlab.apps.augment import select_ratio, shift_images
 from genlab.data import load_dataset
 
 PER_CLASS = 10
@@ -144,7 +146,8 @@ def _take(xg, yg, ratio, per_class=PER_CLASS):
 NB = "real + genlab neighbourhood"
 NB_SHIFT = "real + genlab neighbourhood, generator trained with ±2 px shifts"
 NB_SHIFT1 = "real + genlab neighbourhood, generator trained with ±1 px shifts"
-ARM_KEYS = {"shifts": "real + shifts", "prior": "real + cVAE, unfiltered", "nb": NB, "shift2": NB_SHIFT,
+SHIFTS1 = "real + ±1 px shifts"
+ARM_KEYS = {"shifts": "real + shifts", "shifts1": SHIFTS1, "prior": "real + cVAE, unfiltered", "nb": NB, "shift2": NB_SHIFT,
             "shift1": NB_SHIFT1}
 
 
@@ -162,7 +165,7 @@ def run(quick=False, epochs=300, seeds=(0, 1, 2), ratios=(0, 1, 3, 10), cnn_step
     max_ratio = max(ratios)
     net = load_feature_net("mnist")
     skip = {ARM_KEYS[k] for k in skip}
-    arms = ["real", "real + shifts", "real + cVAE, unfiltered"] + (["real + cVAE, filtered, ratio by CV"] if cv_arm
+    arms = ["real", "real + shifts", SHIFTS1, "real + cVAE, unfiltered"] + (["real + cVAE, filtered, ratio by CV"] if cv_arm
                                                                     else [])
     nb_arms = [] if NB in skip else [NB if sc == 1.0 else f"{NB} (scale {sc:g})" for sc in scales]
     arms = [a for a in arms + nb_arms + [NB_SHIFT, NB_SHIFT1] if a not in skip]
@@ -183,6 +186,8 @@ def run(quick=False, epochs=300, seeds=(0, 1, 2), ratios=(0, 1, 3, 10), cnn_step
         common = dict(model="cvae", model_config={"latent_dim": 8}, epochs=epochs, batch_size=32,
                       validation_fraction=0.0, random_state=s, trainer_config=FAST, verbose=False)
         gen = {}
+        if SHIFTS1 in arms:  # classic: every 1-px shift of each real image once (genlab's shift_images)
+            gen[SHIFTS1] = (shift_images(torch.from_numpy(xr), 8, 1, s).numpy(), np.repeat(yr, 8))
         if "real + cVAE, unfiltered" in arms or cv_arm:
             plain = Augmenter(n_per_class=n_gen, sampling="prior", **common).fit(xr, yr)
             xg0, yg0 = plain.generate(random_state=s)
