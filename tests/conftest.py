@@ -7,8 +7,16 @@ import torch
 
 from genlab.testing import tiny_image_data, tiny_tabular_data
 
-# Keep the 2-core CI box responsive and results repeatable.
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Keep the 2-core CI box responsive and results repeatable. Under pytest-xdist the cores are split between the
+# workers: each worker, and every CLI subprocess it starts (through OMP_NUM_THREADS, which the Trainer's default
+# thread count also reads), gets cores // workers threads (at most 2), so two workers never run four spinning
+# OpenMP threads on two cores (that oversubscription made single tests 5x slower inside the suite than alone).
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+_WORKERS = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
+_THREADS = max(1, min(2, _CORES // _WORKERS))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
+torch.set_num_threads(_THREADS)
 
 
 @pytest.fixture
