@@ -32,6 +32,7 @@ import genlab
 from genlab.apps import LatentExplorer
 from genlab.apps.latent import knn_accuracy, standardize_codes
 from genlab.data import load_dataset
+from latent_select import shifted_copies  # bench/ is on the path when this script runs
 
 TRAINER = {"precision": "fp32", "channels_last": False, "log_every": 1000}
 COMMAND = "OMP_NUM_THREADS=1 .venv/bin/python bench/app_latent.py"
@@ -42,7 +43,7 @@ def _tsne(x, perplexity: float):
 
 
 def run(models: list[str], perplexities: list[float], log=print, pixels: bool = True,
-        raw_codes: bool = False) -> list[dict]:
+        raw_codes: bool = False, shift_copies: bool = False, pca_dims: int = 0) -> list[dict]:
     ds = load_dataset("digits")
     X, y = ds.x.numpy(), ds.y.numpy()
     flat = X.reshape(len(X), -1).astype(np.float64)
@@ -62,10 +63,12 @@ def run(models: list[str], perplexities: list[float], log=print, pixels: bool = 
         name, latent, epochs, *rest = spec.split(":")
         n_ens = int(rest[0]) if rest else 1
         t0 = time.perf_counter()
-        ex = LatentExplorer(model=name, model_config={"latent_dim": int(latent)}, epochs=int(epochs),
-                            n_ensemble=n_ens, trainer_config=TRAINER, verbose=False).fit(X)
+        xtr, ep = (shifted_copies(X), max(1, int(epochs) // 5)) if shift_copies else (X, int(epochs))
+        ex = LatentExplorer(model=name, model_config={"latent_dim": int(latent)}, epochs=ep,
+                            n_ensemble=n_ens, trainer_config=TRAINER, verbose=False).fit(xtr)
         fit_s = time.perf_counter() - t0
-        src = f"{name} latent {latent}, {epochs} ep." + (f", ensemble of {n_ens}" if n_ens > 1 else "")
+        src = f"{name} latent {latent}, {ep} ep." + (f", ensemble of {n_ens}" if n_ens > 1 else "") + (
+            ", images + 4 one-pixel shifts" if shift_copies else "")
         z = ex.encode(X).astype(np.float64)  # the first model's codes
         if n_ens > 1:  # the codes latent_map maps: every member's, side by side
             xm = ex._to_model(ex._batch(X, "X"))
@@ -80,6 +83,10 @@ def run(models: list[str], perplexities: list[float], log=print, pixels: bool = 
             if raw_codes:
                 t = time.perf_counter()
                 add(src, f"tsne (perp. {p:g}, raw codes)", _tsne(z, p), time.perf_counter() - t)
+            if pca_dims:
+                t = time.perf_counter()
+                zp = PCA(pca_dims, svd_solver="full").fit_transform(standardize_codes(z))
+                add(src, f"tsne (perp. {p:g}, {pca_dims} PCs of std. codes)", _tsne(zp, p), time.perf_counter() - t)
     return rows
 
 
@@ -103,13 +110,20 @@ def main():
     ap.add_argument("--no-pixel-tsne", action="store_true", help="skip the t-SNE maps of the pixels (run time)")
     ap.add_argument("--raw-codes", action="store_true",
                     help="also the t-SNE map of the unstandardised codes (the earlier default)")
+    ap.add_argument("--shift-copies", action="store_true",
+                    help="train every model on the images plus their 4 one-pixel shifts, epochs / 5 (a candidate "
+                         "from bench/latent_select.py; not a LatentExplorer option)")
+    ap.add_argument("--pca-dims", type=int, default=0,
+                    help="also the t-SNE map of the first K principal components of the standardised codes")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"genlab {genlab.__version__}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     t0 = time.perf_counter()
     rows = run([m for m in args.models.split(",") if m], [float(p) for p in args.perplexity.split(",")],
-               pixels=not args.no_pixel_tsne, raw_codes=args.raw_codes)
-    flags = (" --no-pixel-tsne" if args.no_pixel_tsne else "") + (" --raw-codes" if args.raw_codes else "")
+               pixels=not args.no_pixel_tsne, raw_codes=args.raw_codes, shift_copies=args.shift_copies,
+               pca_dims=args.pca_dims)
+    flags = (" --no-pixel-tsne" if args.no_pixel_tsne else "") + (" --raw-codes" if args.raw_codes else "") + (
+        " --shift-copies" if args.shift_copies else "") + (f" --pca-dims {args.pca_dims}" if args.pca_dims else "")
     print(f"\ncommand: {COMMAND} --models {args.models} --perplexity {args.perplexity}{flags}  "
           f"({time.perf_counter() - t0:.0f} s)\n")
     print(table(rows))
