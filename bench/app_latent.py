@@ -85,8 +85,9 @@ def run(models: list[str], perplexities: list[float], log=print, pixels: bool = 
                 add(src, f"tsne (perp. {p:g}, raw codes)", _tsne(z, p), time.perf_counter() - t)
             if pca_dims:
                 t = time.perf_counter()
-                zp = PCA(pca_dims, svd_solver="full").fit_transform(standardize_codes(z))
-                add(src, f"tsne (perp. {p:g}, {pca_dims} PCs of std. codes)", _tsne(zp, p), time.perf_counter() - t)
+                xy = (ex.latent_map(X, method="tsne", pca_components=pca_dims) if p == 30 else
+                      _tsne(PCA(pca_dims, svd_solver="full").fit_transform(standardize_codes(z)), p))
+                add(src, f"tsne (perp. {p:g}, {pca_dims} PCs of std. codes)", xy, time.perf_counter() - t)
     return rows
 
 
@@ -114,7 +115,8 @@ def main():
                     help="train every model on the images plus their 4 one-pixel shifts, epochs / 5 (a candidate "
                          "from bench/latent_select.py; not a LatentExplorer option)")
     ap.add_argument("--pca-dims", type=int, default=0,
-                    help="also the t-SNE map of the first K principal components of the standardised codes")
+                    help="also the t-SNE map of the first K principal components of the standardised codes "
+                         "(latent_map(..., pca_components=K))")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"genlab {genlab.__version__}, torch {torch.__version__}, threads {torch.get_num_threads()}")

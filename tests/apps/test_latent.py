@@ -168,6 +168,30 @@ def test_tsne_map_standardizes_the_codes(ae, vae, data):
         ae.latent_map(x, method="tsne", standardize="yes")
 
 
+def test_tsne_map_of_the_first_principal_components(ae, data):
+    """pca_components=K: t-SNE of the first K principal components of the standardised codes, computed here with
+    numpy's SVD (signs as scikit-learn's PCA sets them: the largest entry of each axis positive); bad values
+    refused with one line."""
+    from sklearn.manifold import TSNE
+
+    x, _ = data
+    s = ae.encode(x).astype(np.float64)
+    s = (s - s.mean(0)) / s.std(0)
+    u, sv, vt = np.linalg.svd(s - s.mean(0), full_matrices=False)
+    signs = np.sign(vt[range(len(vt)), np.argmax(np.abs(vt), axis=1)])  # scikit-learn's svd_flip (Vt-based)
+    pcs = (u * sv * signs)[:, :2]
+    want = TSNE(n_components=2, init="pca", perplexity=min(30.0, 47 / 3), random_state=0).fit_transform(pcs)
+    got = ae.latent_map(x, method="tsne", pca_components=2)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert not np.allclose(got, ae.latent_map(x, method="tsne"), atol=1e-3)  # it changes the map (3-D codes)
+    for bad, msg in ((1, "integer >= 2"), (2.0, "integer >= 2"), (True, "integer >= 2"), (4, r"in \[2, 3\]")):
+        with pytest.raises(ConfigError, match=msg) as e:
+            ae.latent_map(x, method="tsne", pca_components=bad)
+        assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="goes with method='tsne'"):
+        ae.latent_map(x, method="pca", pca_components=2)
+
+
 def test_ensemble_map_is_the_map_of_the_members_codes_side_by_side(ae, data, tmp_path):
     """``n_ensemble=2``: model_ is the single explorer's model (seed 0), member_1_ the seed-1 model; the t-SNE map
     is t-SNE of both models' codes side by side, standardised per dimension; PCA maps the raw side-by-side codes;
