@@ -285,7 +285,10 @@ def test_ppl_w_of_cstylegan_maps_both_ends_with_the_labels_and_sampling_crop_con
         w0, w1 = m.mapping(z0.float(), labels=labels).double(), m.mapping(z1.float(), labels=labels).double()
         a = m.decode_w((w0 + (w1 - w0) * t).float()).flatten(1).double()
         b = m.decode_w((w0 + (w1 - w0) * (t + 1e-4)).float()).flatten(1).double()
-    assert np.allclose(d, (((a - b) ** 2).sum(1) / 1e-8).numpy(), rtol=1e-6)
+    # rtol 1e-2: the images are float32 and differenced at eps = 1e-4, so their rounding (~6e-8 near 0.5; it depends
+    # on how the convolutions are blocked, hence on batch size and thread count) is up to ~1e-3 of a difference; a
+    # wrong convention (t, the label on one end only) changes the distances by O(1)
+    assert np.allclose(d, (((a - b) ** 2).sum(1) / 1e-8).numpy(), rtol=1e-2)
     u = build(image_data).eval()
     seen = []
     crop_feat = lambda x: seen.append(x.shape) or x.flatten(1)  # noqa: E731
@@ -294,7 +297,7 @@ def test_ppl_w_of_cstylegan_maps_both_ends_with_the_labels_and_sampling_crop_con
         w0, w1 = u.mapping(z0.float()).double(), u.mapping(z1.float()).double()
         a = u.decode_w(w0.float()).flatten(1).double()
         b = u.decode_w((w0 + (w1 - w0) * 1e-4).float()).flatten(1).double()
-    assert np.allclose(de, (((a - b) ** 2).sum(1) / 1e-8).numpy(), rtol=1e-6)
+    assert np.allclose(de, (((a - b) ** 2).sum(1) / 1e-8).numpy(), rtol=1e-2)
     perceptual_path_length(u, crop_feat, n=4, batch_size=4, crop=True)
     assert seen == [(8, 1, 4, 4)]  # 8x8: rows 3..6, columns 2..5
     with pytest.raises(ConfigError, match="sampling must be 'full'"):
