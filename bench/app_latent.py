@@ -32,7 +32,6 @@ import genlab
 from genlab.apps import LatentExplorer
 from genlab.apps.latent import knn_accuracy, standardize_codes
 from genlab.data import load_dataset
-from latent_select import shifted_copies  # bench/ is on the path when this script runs
 
 TRAINER = {"precision": "fp32", "channels_last": False, "log_every": 1000}
 COMMAND = "OMP_NUM_THREADS=1 .venv/bin/python bench/app_latent.py"
@@ -63,9 +62,9 @@ def run(models: list[str], perplexities: list[float], log=print, pixels: bool = 
         name, latent, epochs, *rest = spec.split(":")
         n_ens = int(rest[0]) if rest else 1
         t0 = time.perf_counter()
-        xtr, ep = (shifted_copies(X), max(1, int(epochs) // 5)) if shift_copies else (X, int(epochs))
-        ex = LatentExplorer(model=name, model_config={"latent_dim": int(latent)}, epochs=ep,
-                            n_ensemble=n_ens, trainer_config=TRAINER, verbose=False).fit(xtr)
+        ep = max(1, int(epochs) // 5) if shift_copies else int(epochs)  # 5x the data: the same optimiser steps
+        ex = LatentExplorer(model=name, model_config={"latent_dim": int(latent)}, epochs=ep, n_ensemble=n_ens,
+                            shift_copies=shift_copies, trainer_config=TRAINER, verbose=False).fit(X)
         fit_s = time.perf_counter() - t0
         src = f"{name} latent {latent}, {ep} ep." + (f", ensemble of {n_ens}" if n_ens > 1 else "") + (
             ", images + 4 one-pixel shifts" if shift_copies else "")
@@ -112,8 +111,8 @@ def main():
     ap.add_argument("--raw-codes", action="store_true",
                     help="also the t-SNE map of the unstandardised codes (the earlier default)")
     ap.add_argument("--shift-copies", action="store_true",
-                    help="train every model on the images plus their 4 one-pixel shifts, epochs / 5 (a candidate "
-                         "from bench/latent_select.py; not a LatentExplorer option)")
+                    help="train every model on the images plus their 4 one-pixel shifts, epochs / 5 "
+                         "(LatentExplorer(shift_copies=True); chosen with bench/latent_select.py --shift-copies)")
     ap.add_argument("--pca-dims", type=int, default=0,
                     help="also the t-SNE map of the first K principal components of the standardised codes "
                          "(latent_map(..., pca_components=K))")

@@ -192,6 +192,47 @@ def test_tsne_map_of_the_first_principal_components(ae, data):
         ae.latent_map(x, method="pca", pca_components=2)
 
 
+def test_shifted_copies_match_a_numpy_roll_reference():
+    from genlab.apps.latent import shifted_copies
+    x = torch.rand(3, 2, 5, 6)
+    got = shifted_copies(x).numpy()
+    a = x.numpy()
+    want = [a]
+    for axis, step in ((2, 1), (2, -1), (3, 1), (3, -1)):
+        r = np.roll(a, step, axis=axis)
+        idx = [slice(None)] * 4
+        idx[axis] = 0 if step > 0 else -1  # the wrapped row / column is zero
+        r[tuple(idx)] = 0
+        want.append(r)
+    np.testing.assert_array_equal(got, np.concatenate(want))
+
+
+def test_shift_copies_trains_on_the_shifted_copies(data, tmp_path):
+    """shift_copies=True = fitting the same explorer on shifted_copies(X) by hand (same seed: the same model);
+    codes and the traversal centre are of X itself; bad uses refused with one line."""
+    from genlab.apps.latent import shifted_copies
+    x, _ = data
+    kw = {"model": "ae", "epochs": 1, "model_config": {"latent_dim": 3}, "trainer_config": TRAINER}
+    a = LatentExplorer(shift_copies=True, **kw).fit(x)
+    b = LatentExplorer(**kw).fit(shifted_copies(torch.as_tensor(x)).numpy())
+    plain = LatentExplorer(**kw).fit(x)
+    np.testing.assert_allclose(a.encode(x), b.encode(x), atol=1e-5)
+    assert not np.allclose(a.encode(x), plain.encode(x), atol=1e-3)
+    np.testing.assert_allclose(a.code_center_, a.encode(x).mean(0), atol=1e-5)
+    a.save(tmp_path / "s")
+    loaded = LatentExplorer.load(tmp_path / "s")
+    assert loaded.shift_copies is True
+    np.testing.assert_allclose(loaded.encode(x), a.encode(x), atol=1e-6)
+    for bad, kwargs, msg in (("yes", {}, "shift_copies must be True or False"),
+                             (True, {"model": a.model_}, "registered model name"),):
+        with pytest.raises(ConfigError, match=msg) as e:
+            LatentExplorer(**{**kw, **kwargs, "shift_copies": bad}).fit(x)
+        assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="shifts images") as e:
+        LatentExplorer(**{**kw, "shift_copies": True}).fit(np.random.default_rng(0).normal(size=(30, 4)))
+    assert "\n" not in str(e.value)
+
+
 def test_ensemble_map_is_the_map_of_the_members_codes_side_by_side(ae, data, tmp_path):
     """``n_ensemble=2``: model_ is the single explorer's model (seed 0), member_1_ the seed-1 model; the t-SNE map
     is t-SNE of both models' codes side by side, standardised per dimension; PCA maps the raw side-by-side codes;

@@ -105,6 +105,19 @@ def knn_accuracy(coords, y, *, k: int = 5, folds: int = 5, random_state: int = 0
         return float(cross_val_score(clf, X, y, cv=cv).mean())
 
 
+def shifted_copies(x: torch.Tensor) -> torch.Tensor:
+    """Images ``x`` ``(N, C, H, W)`` followed by their four one-pixel shifts (down, up, right, left; the row or
+    column shifted in is 0): ``(5N, C, H, W)``. What ``LatentExplorer(shift_copies=True)`` trains on."""
+    out = [x]
+    for dim, step in ((2, 1), (2, -1), (3, 1), (3, -1)):
+        s = torch.zeros_like(x)
+        n = x.shape[dim]
+        src = x.narrow(dim, 0 if step > 0 else 1, n - 1)
+        s.narrow(dim, 1 if step > 0 else 0, n - 1).copy_(src)
+        out.append(s)
+    return torch.cat(out)
+
+
 def standardize_codes(codes) -> np.ndarray:
     """Codes ``(N, L)`` with each dimension centred and scaled to unit standard deviation (N denominator);
     a constant dimension is centred only (divided by 1)."""
@@ -137,6 +150,12 @@ class LatentExplorer(ModelEstimator):
         dimension standardised with ``standardize=True``), which averages out one training run's accidents.
         Every other method (``encode``, ``interpolate``, ``traverse``, ...) uses ``model_`` (the first) alone.
         Needs a registered, unconditional model name with an encoder.
+    shift_copies : bool, default False
+        Images only, a model trained by name: :meth:`fit` trains on ``X`` followed by its four one-pixel shifts
+        (:func:`shifted_copies`; 5x the data per epoch, so fewer ``epochs`` give the same optimiser steps); the
+        codes, the traversal centre and every map are of the unshifted inputs. Not a default; with
+        ``latent_map(..., pca_components=32)`` it was the one map of the codes that reached the t-SNE map of the
+        pixels on digits (docs/apps/latent.md, issue 19 fourth round).
 
     Attributes
     ----------
@@ -169,7 +188,7 @@ class LatentExplorer(ModelEstimator):
 
     def __init__(self, *, model="vae", model_config=None, epochs: int = 50, batch_size: int = 128,
                  random_state: int = 0, validation_fraction: float = 0.1, trainer_config=None, verbose=None,
-                 n_ensemble: int = 1):
+                 n_ensemble: int = 1, shift_copies: bool = False):
         self.model = model
         self.model_config = model_config
         self.epochs = epochs
@@ -179,6 +198,7 @@ class LatentExplorer(ModelEstimator):
         self.trainer_config = trainer_config
         self.verbose = verbose
         self.n_ensemble = n_ensemble
+        self.shift_copies = shift_copies
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
@@ -195,10 +215,23 @@ class LatentExplorer(ModelEstimator):
         n = self._check_ensemble(spec)
         trains_conditional = isinstance(spec, str) and spec in model_names() and capabilities(
             get_model_entry(spec).cls)["conditional"]
+        shift = getattr(self, "shift_copies", False)
+        if not isinstance(shift, (bool, np.bool_)):
+            raise ConfigError(f"shift_copies must be True or False, got {shift!r}")
+        if shift and not (isinstance(spec, str) and spec in model_names()):
+            raise ConfigError("shift_copies=True trains on shifted copies and needs a registered model name as "
+                              "model=, not a saved or given model; use shift_copies=False with it")
         ds = self._dataset(X, y if trains_conditional else None, reset=True)
-        model = self._fit_model(ds)
+        train_ds = ds
+        if shift:
+            if ds.kind != "image":
+                raise ConfigError(f"shift_copies=True shifts images by one pixel; got {ds.kind} data "
+                                  f"{tuple(ds.x.shape)}; use shift_copies=False with it")
+            train_ds = TensorDataset(shifted_copies(ds.x), None if ds.y is None else ds.y.repeat(5), norm=ds.norm,
+                                     name=ds.name, classes=ds.classes)
+        model = self._fit_model(train_ds)
         for i in range(1, MAX_ENSEMBLE):
-            setattr(self, f"member_{i}_", self._fit_member(ds, i) if i < n else None)
+            setattr(self, f"member_{i}_", self._fit_member(train_ds, i) if i < n else None)
         caps = capabilities(model)
         if not caps["can_sample"]:  # no prior: the traversal centre and unit come from the training codes
             self._require(model, needs=("has_encoder",), purpose="LatentExplorer (a model without a prior, whose "
