@@ -16,6 +16,12 @@ settings) of the raw 64 pixels, and the pixels themselves. ``--models`` picks th
 an ensemble the "codes" row is the side-by-side codes that the maps use).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/app_latent.py [--models vae:16:30,ae:64:100:3] [--perplexity 30]
+        [--shift-copies] [--pca-dims 32] [--raw-codes] [--no-pixel-tsne]
+
+``--shift-copies`` trains every model with ``LatentExplorer(shift_copies=True)`` (the images plus their four
+one-pixel shifts, epochs / 5) and ``--pca-dims K`` adds the map ``latent_map(X, method="tsne", pca_components=K)``;
+together (``--models ae:64:100 --shift-copies --pca-dims 32``) they are the issue-19 fourth-round candidate chosen on
+``bench/latent_select.py``'s selection set.
 """
 from __future__ import annotations
 
