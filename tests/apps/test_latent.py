@@ -452,7 +452,27 @@ def test_cli_latent_map_end_to_end(npz, tmp_path, capsys):
     assert (out / "report.html").is_file() and "knn5_accuracy_2d" in capsys.readouterr().out
 
 
+def test_cli_latent_map_pca_components_and_shift_copies(npz, tmp_path):
+    out = tmp_path / "m"
+    assert main(["latent-map", str(npz), "--out", str(out), "--method", "tsne", "--pca-components", "2",
+                 "--shift-copies", "--model", "ae", "--epochs", "1", "--set", "latent_dim=3", "--save",
+                 str(tmp_path / "est")]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["pca_components"] == 2 and m["shift_copies"] is True
+    est = LatentExplorer.load(tmp_path / "est")
+    assert est.shift_copies is True
+    x = np.load(npz)["x"]
+    rows = list(csv.DictReader((out / "latent_map.csv").open()))
+    want = est.latent_map(x, method="tsne", random_state=0, pca_components=2)  # -n keeps all 48, seed 0
+    np.testing.assert_allclose([[float(r["x"]), float(r["y"])] for r in rows], want, atol=1e-4)
+
+
 @pytest.mark.parametrize("args, msg", [
+    (["latent-map", "{npz}", "--pca-components", "2"], "--pca-components must be an integer >= 2 and goes with "
+                                                        "--method tsne"),
+    (["latent-map", "{npz}", "--method", "tsne", "--pca-components", "1"], "--pca-components must be"),
+    (["latent-map", "{npz}", "--method", "tsne", "--pca-components", "9", "--epochs", "1", "--set",
+      "latent_dim=3"], "in [2, 3]"),
     (["interpolate", "{npz}", "--a", "48"], "--a 48 is out of range"),
     (["interpolate", "{npz}", "--b", "-1"], "--b -1 is out of range"),
     (["interpolate", "{npz}", "--steps", "1"], "steps must be an integer >= 2"),

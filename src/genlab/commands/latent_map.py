@@ -24,6 +24,11 @@ def add_arguments(p) -> None:
     p.add_argument("-n", type=int, default=2000, help="map at most this many samples, drawn at random with "
                    "--seed (default 2000; the model trains on all of them)")
     p.add_argument("--k", type=int, default=5, help="neighbours of the kNN separation score (default 5)")
+    p.add_argument("--pca-components", type=int, default=None, metavar="K",
+                   help="tsne: map the first K principal components of the standardised codes (2..code width; "
+                   "default: all the codes)")
+    p.add_argument("--shift-copies", action="store_true",
+                   help="images: train the model on the images plus their four one-pixel shifts")
     add_model_arguments(p, "vae")
 
 
@@ -49,21 +54,25 @@ def run(args) -> int:
         raise ConfigError(f"-n must be >= 2 (points on the map), got {args.n}")
     if args.k < 1:
         raise ConfigError(f"--k must be >= 1, got {args.k}")
+    if args.pca_components is not None and (args.method != "tsne" or args.pca_components < 2):
+        raise ConfigError(f"--pca-components must be an integer >= 2 and goes with --method tsne, got "
+                          f"{args.pca_components} with --method {args.method}")
     if not args.run:  # inputs are mapped to codes
         require(args.model, "has_decoder", "has_encoder", purpose="genlab latent-map")
     ds = read_data(args.input)
     if len(ds) < 2:
         raise DataError(f"{args.input}: has {len(ds)} sample; a map needs at least 2")
-    est = fitted_estimator(LatentExplorer, args, ds)
+    est = fitted_estimator(LatentExplorer, args, ds, **({"shift_copies": True} if args.shift_copies else {}))
     require(est.model_, "has_decoder", "has_encoder", purpose="genlab latent-map")
     sub = ds
     if len(ds) > args.n:
         idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(args.seed))[:args.n].sort().values
         sub = ds.subset(idx)
     y = None if sub.y is None else sub.y.numpy()
-    coords = est.latent_map(sub, y, method=args.method, random_state=args.seed)
+    coords = est.latent_map(sub, y, method=args.method, random_state=args.seed, pca_components=args.pca_components)
     metrics: dict = {"model": est.model_name_, "latent_dim": est.latent_dim_, "method": args.method,
-                     "samples": len(sub)}
+                     "samples": len(sub), "pca_components": args.pca_components,
+                     "shift_copies": bool(getattr(est, "shift_copies", False))}
     if y is not None and len(np.unique(y)) >= 2 and len(y) >= 10:
         codes = est.encode(sub, labels=y if est.conditional_ else None)
         metrics[f"knn{args.k}_accuracy_2d"] = knn_accuracy(coords, y, k=args.k, random_state=args.seed)
