@@ -302,7 +302,7 @@ def budget(args, model_config: dict) -> None:
           f"{len(held_out(splits))} held-out images; real-vs-real floor FID-mnist {fl:.3g}")
     rows = []
     for name in args.models.split(","):
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             model, info = budget_arm(name, splits.train, seed, args.budget, model_config)
             r = {"model": name, "seed": seed, **info,
                  **budget_score(model, net, real_feats, args.samples, seed, args.ppl_paths)}
@@ -418,6 +418,8 @@ def main():
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--data", default="mnist5k,digits")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="budget: seeds first-seed .. first-seed+seeds-1 (to "
+                    "run the protocol's seeds in separate processes)")
     ap.add_argument("--epochs-scale", type=float, default=1.0, help="multiply the epoch budgets")
     ap.add_argument("--steps", type=int, default=200, help="throughput: batches (D and G update each) per repeat")
     ap.add_argument("--repeats", type=int, default=3)
