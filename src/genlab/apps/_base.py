@@ -47,7 +47,25 @@ def model_names() -> list[str]:
 
 log = logging.getLogger(__name__)
 
+#: largest ``n_ensemble`` of an estimator that trains several models (:meth:`ModelEstimator._fit_members`)
+MAX_ENSEMBLE = 10
+#: the attributes holding the ensemble members beyond ``model_`` (list them in ``_model_state`` to save them,
+#: in the folders ``member_<i>_/``)
+MEMBER_ATTRS = tuple(f"member_{i}_" for i in range(1, MAX_ENSEMBLE))
+
 ESTIMATOR_FILE = "estimator.json"
+
+
+def translate(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """Images ``(..., H, W)`` moved ``dx`` pixels right and ``dy`` down (negative: left / up), the uncovered rows
+    and columns zero; a shift of a whole side or more gives zeros. The shifted copies of the apps
+    (:func:`genlab.apps.augment.shift_images`, :func:`genlab.apps.latent.shifted_copies`) are made with it."""
+    h, w = x.shape[-2:]
+    out = torch.zeros_like(x)
+    if abs(dx) < w and abs(dy) < h:
+        out[..., max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)] = \
+            x[..., max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
+    return out
 STATE_FILE = "state.safetensors"
 MODEL_DIR = "model"
 
@@ -209,6 +227,32 @@ class ModelEstimator(BaseEstimator):
         trainer.update(getattr(self, "trainer_config", None) or {})
         return {"model": dict(getattr(self, "model_config", None) or {}), "trainer": trainer,
                 "data": {"val": float(getattr(self, "validation_fraction", 0.1)), "test": 0.0}}
+
+    def _trains_by_name(self) -> bool:
+        """True when ``model`` is a registered name that ``fit`` trains (not a saved folder or a given model)."""
+        spec = self._model_param()
+        return isinstance(spec, str) and spec in model_names()
+
+    def _fit_members(self, ds: TensorDataset, n: int) -> None:
+        """Ensemble members ``member_1_ .. member_<n-1>_``: the wrapped model's name and config trained on ``ds``
+        like ``model_`` but with the seeds ``random_state + i``; the other member attributes are None."""
+        from ..runs import train
+        for i, attr in enumerate(MEMBER_ATTRS, start=1):
+            m = None
+            if i < n:
+                cfg = self._train_config()
+                cfg["trainer"]["seed"] = int(self.random_state or 0) + i
+                log.info("%s: training ensemble member %d of %d (seed %d)", type(self).__name__, i + 1, n,
+                         cfg["trainer"]["seed"])
+                m = train(str(self._model_param()), ds, config=cfg, figures=False,
+                          progress=getattr(self, "verbose", None)).model.eval()
+                self._require(m)
+            setattr(self, attr, m)
+
+    def _members(self) -> list:
+        """``[model_, member_1_, ...]``: the fitted models of an ensemble (``[model_]`` without one)."""
+        extra = (getattr(self, a, None) for a in MEMBER_ATTRS)
+        return [self.model_, *(m for m in extra if m is not None)]
 
     def _fit_model(self, ds: TensorDataset, *, config: dict | None = None):
         """Set ``model_`` from the ``model`` parameter: train a registered name on ``ds``, load a path, or use

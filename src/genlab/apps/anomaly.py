@@ -71,7 +71,7 @@ import torch
 from sklearn.base import OutlierMixin
 
 from ..errors import ConfigError, DataError
-from ._base import ModelEstimator, model_names
+from ._base import MAX_ENSEMBLE, MEMBER_ATTRS, ModelEstimator
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,6 @@ _LOG_EPS = 1e-12
 CRITERIA = ("f1", "youden")
 #: inputs scored per forward pass (times ``n_samples`` for the likelihood scores)
 _CHUNK = 4096
-#: largest ``n_ensemble`` (members 1..9 are saved in the folders ``member_<i>_/``)
-MAX_ENSEMBLE = 10
 #: ``n_ensemble="auto"`` per kind of data (for a model trained by name; a saved or given model is one member)
 AUTO_ENSEMBLE = {"tabular": 3, "image": 3}
 
@@ -210,7 +208,7 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
     _json_state = ("offset_", "threshold_source_", "calibration_", "scoring_", "latent_score_", "score_params_",
                    "member_params_", "ensemble_scale_", "n_ensemble_")
     #: the background model of ``likelihood_ratio`` and the ensemble members beyond ``model_`` (``member_<i>_``)
-    _model_state = ("background_", *(f"member_{i}_" for i in range(1, MAX_ENSEMBLE)))
+    _model_state = ("background_", *MEMBER_ATTRS)
     _array_state = ("train_scores_",)
 
     def __init__(self, *, model="ae", model_config=None, scoring="auto", latent_score="auto", contamination=0.1,
@@ -285,7 +283,7 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         if e > 1 and self.scoring == "likelihood_ratio":
             raise ConfigError("n_ensemble > 1 does not combine with scoring='likelihood_ratio' (one background "
                               "model per member is not implemented); use n_ensemble=1")
-        if e > 1 and not (isinstance(self._model_param(), str) and self._model_param() in model_names()):
+        if e > 1 and not self._trains_by_name():
             raise ConfigError(f"n_ensemble={e} trains {e} models and needs a registered model name as model=, not a "
                               "saved or given model; use n_ensemble=1 with it")
         self.check_model()  # fail before training, not after
@@ -331,8 +329,7 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         self.latent_score_ = self._resolved_latent(ds.kind)
         self.background_ = self._fit_background(ds) if self.scoring_ == "likelihood_ratio" else None
         self.n_ensemble_ = n = self._resolved_ensemble(ds.kind)
-        for i in range(1, MAX_ENSEMBLE):
-            setattr(self, f"member_{i}_", self._fit_member(ds, i) if i < n else None)
+        self._fit_members(ds, n)
         xm = self._to_model(ds)
         self.score_params_ = self._score_params(self.model_, xm)
         self.member_params_ = [self._score_params(m, xm) for m in self._members()[1:]]
@@ -355,28 +352,9 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         with a model trained by name, else 1."""
         if self.n_ensemble != "auto":
             return int(self.n_ensemble)
-        spec = self._model_param()
-        if not (isinstance(spec, str) and spec in model_names()) or self.scoring != "auto":
+        if not self._trains_by_name() or self.scoring != "auto":
             return 1
         return AUTO_ENSEMBLE[kind]
-
-    def _fit_member(self, ds, i: int):
-        """Ensemble member ``i`` (1..n_ensemble-1): the wrapped model's name and config trained on ``ds`` like
-        ``model_`` but with the seed ``random_state + i``."""
-        from ..runs import train
-        cfg = self._train_config()
-        cfg["trainer"]["seed"] = int(self.random_state or 0) + i
-        log.info("AnomalyDetector: training ensemble member %d of %d (seed %d)", i + 1, self.n_ensemble_,
-                 cfg["trainer"]["seed"])
-        m = train(str(self._model_param()), ds, config=cfg, figures=False,
-                  progress=getattr(self, "verbose", None)).model.eval()
-        self._require(m)
-        return m
-
-    def _members(self) -> list:
-        """``[model_, member_1_, ...]``: the models whose scores are averaged (one without an ensemble)."""
-        extra = (getattr(self, f"member_{i}_", None) for i in range(1, MAX_ENSEMBLE))
-        return [self.model_, *(m for m in extra if m is not None)]
 
     def _params(self) -> list[dict]:
         """The score parameters of each member of :meth:`_members`, in the same order."""

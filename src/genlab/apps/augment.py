@@ -36,7 +36,7 @@ import torch
 
 from ..data import TensorDataset
 from ..errors import ConfigError, DataError
-from ._base import ModelEstimator, as_dataset, model_names
+from ._base import ModelEstimator, as_dataset, model_names, translate
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +71,10 @@ def shift_images(x: torch.Tensor, copies: int, max_shift: int, seed: int) -> tor
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]))
     moves = [(dx, dy) for dx in range(-max_shift, max_shift + 1) for dy in range(-max_shift, max_shift + 1)
              if (dx, dy) != (0, 0)]
-    h, w = x.shape[-2:]
     out = torch.zeros((len(x) * copies, *x.shape[1:]), dtype=x.dtype)
     for i in range(len(x)):
         for j, m in enumerate(rng.choice(len(moves), copies, replace=False)):
-            dx, dy = moves[m]
-            if abs(dx) >= w or abs(dy) >= h:
-                continue  # shifted out entirely: all zeros
-            out[i * copies + j, :, max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)] = \
-                x[i, :, max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
+            out[i * copies + j] = translate(x[i], *moves[m])
     return out
 
 

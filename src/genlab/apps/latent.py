@@ -53,13 +53,11 @@ from ..latent import (  # noqa: F401  (lerp, slerp, METHODS, PARALLEL_EPS: re-ex
     slerp,
     traversal_codes,
 )
-from ._base import ModelEstimator
+from ._base import MAX_ENSEMBLE, MEMBER_ATTRS, ModelEstimator, translate
 
 log = logging.getLogger(__name__)
 
 MAP_METHODS = ("pca", "tsne")
-#: largest ``n_ensemble`` (members 1..9 are saved in the folders ``member_<i>_/``)
-MAX_ENSEMBLE = 10
 
 
 # ---------------------------------------------------------------------------- separation of a 2-D map
@@ -108,14 +106,7 @@ def knn_accuracy(coords, y, *, k: int = 5, folds: int = 5, random_state: int = 0
 def shifted_copies(x: torch.Tensor) -> torch.Tensor:
     """Images ``x`` ``(N, C, H, W)`` followed by their four one-pixel shifts (down, up, right, left; the row or
     column shifted in is 0): ``(5N, C, H, W)``. What ``LatentExplorer(shift_copies=True)`` trains on."""
-    out = [x]
-    for dim, step in ((2, 1), (2, -1), (3, 1), (3, -1)):
-        s = torch.zeros_like(x)
-        n = x.shape[dim]
-        src = x.narrow(dim, 0 if step > 0 else 1, n - 1)
-        s.narrow(dim, 1 if step > 0 else 0, n - 1).copy_(src)
-        out.append(s)
-    return torch.cat(out)
+    return torch.cat([x, *(translate(x, dx, dy) for dx, dy in ((0, 1), (0, -1), (1, 0), (-1, 0)))])
 
 
 def standardize_codes(codes) -> np.ndarray:
@@ -184,7 +175,7 @@ class LatentExplorer(ModelEstimator):
     _json_state: ClassVar[tuple[str, ...]] = ("latent_dim_", "has_encoder_", "prior_", "conditional_", "model_name_")
     _array_state: ClassVar[tuple[str, ...]] = ("code_center_", "code_scale_")
     #: the ensemble members beyond ``model_`` (``n_ensemble > 1``), saved in ``member_<i>_/``
-    _model_state: ClassVar[tuple[str, ...]] = tuple(f"member_{i}_" for i in range(1, MAX_ENSEMBLE))
+    _model_state: ClassVar[tuple[str, ...]] = MEMBER_ATTRS
 
     def __init__(self, *, model="vae", model_config=None, epochs: int = 50, batch_size: int = 128,
                  random_state: int = 0, validation_fraction: float = 0.1, trainer_config=None, verbose=None,
@@ -209,16 +200,14 @@ class LatentExplorer(ModelEstimator):
         ``acgan``); ignored otherwise (unconditional models, and saved or given models, which are not trained)."""
         from ..models import capabilities
         from ..registry import get_model_entry
-        from ._base import model_names
         self.check_model()
         spec = self._model_param()
         n = self._check_ensemble(spec)
-        trains_conditional = isinstance(spec, str) and spec in model_names() and capabilities(
-            get_model_entry(spec).cls)["conditional"]
+        trains_conditional = self._trains_by_name() and capabilities(get_model_entry(spec).cls)["conditional"]
         shift = getattr(self, "shift_copies", False)
         if not isinstance(shift, (bool, np.bool_)):
             raise ConfigError(f"shift_copies must be True or False, got {shift!r}")
-        if shift and not (isinstance(spec, str) and spec in model_names()):
+        if shift and not self._trains_by_name():
             raise ConfigError("shift_copies=True trains on shifted copies and needs a registered model name as "
                               "model=, not a saved or given model; use shift_copies=False with it")
         ds = self._dataset(X, y if trains_conditional else None, reset=True)
@@ -230,8 +219,7 @@ class LatentExplorer(ModelEstimator):
             train_ds = TensorDataset(shifted_copies(ds.x), None if ds.y is None else ds.y.repeat(5), norm=ds.norm,
                                      name=ds.name, classes=ds.classes)
         model = self._fit_model(train_ds)
-        for i in range(1, MAX_ENSEMBLE):
-            setattr(self, f"member_{i}_", self._fit_member(train_ds, i) if i < n else None)
+        self._fit_members(train_ds, n)
         caps = capabilities(model)
         if not caps["can_sample"]:  # no prior: the traversal centre and unit come from the training codes
             self._require(model, needs=("has_encoder",), purpose="LatentExplorer (a model without a prior, whose "
@@ -253,33 +241,16 @@ class LatentExplorer(ModelEstimator):
     def _check_ensemble(self, spec) -> int:
         """``n_ensemble`` checked (an int in [1, MAX_ENSEMBLE]; above 1 only for a registered unconditional model
         name with an encoder, refused before any training)."""
-        from ._base import model_names
         e = self.n_ensemble
         if isinstance(e, bool) or not isinstance(e, numbers.Integral) or not 1 <= e <= MAX_ENSEMBLE:
             raise ConfigError(f"n_ensemble must be an integer in [1, {MAX_ENSEMBLE}], got {e!r}; e.g. n_ensemble=2")
         if e > 1:
-            if not (isinstance(spec, str) and spec in model_names()):
+            if not self._trains_by_name():
                 raise ConfigError(f"n_ensemble={e} trains {e} models and needs a registered model name as model=, "
                                   "not a saved or given model; use n_ensemble=1 with it")
             from ..models import require
             require(spec, "has_encoder", forbid=("conditional",), purpose=f"LatentExplorer(n_ensemble={e})")
         return int(e)
-
-    def _fit_member(self, ds: TensorDataset, i: int):
-        """Ensemble member ``i``: the model's name and config trained on ``ds`` like ``model_``, seed
-        ``random_state + i``."""
-        from ..runs import train
-        cfg = self._train_config()
-        cfg["trainer"]["seed"] = int(self.random_state or 0) + i
-        log.info("LatentExplorer: training ensemble member %d of %d (seed %d)", i + 1, self.n_ensemble,
-                 cfg["trainer"]["seed"])
-        return train(str(self._model_param()), ds, config=cfg, figures=False,
-                     progress=getattr(self, "verbose", None)).model.eval()
-
-    def _members(self) -> list:
-        """``[model_, member_1_, ...]``: the models whose codes :meth:`latent_map` puts side by side."""
-        extra = (getattr(self, f"member_{i}_", None) for i in range(1, MAX_ENSEMBLE))
-        return [self.model_, *(m for m in extra if m is not None)]
 
     # ------------------------------------------------------------------ helpers
     @property
