@@ -424,31 +424,32 @@ class Imputer(ModelTransformer):
     @torch.no_grad()
     def _fill(self, x: torch.Tensor, missing: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         """Model-space ``x`` ``(N, ...)`` with its ``missing`` entries filled (see module notes)."""
-        m = self.model_.eval()
-        lo, hi = torch.as_tensor(self.feature_min_), torch.as_tensor(self.feature_max_)  # (...) model space
         g = self._gaussian_weight()
         if g > 0:  # tabular: g * Gaussian conditional mean + (1 - g) * the model's fill
             gauss = gaussian_conditional(x, torch.from_numpy(self.gaussian_mean_),
                                          torch.from_numpy(self.gaussian_cov_), cond_cov="none")[0].float()
             model_fill = self._model_fill(x, missing, batch_size) if g < 1 else gauss
-            est = g * gauss + (1 - g) * model_fill
-            return torch.where(missing, torch.minimum(torch.maximum(est, lo), hi), x)
+            return self._clipped_fill(g * gauss + (1 - g) * model_fill, missing, x)
         return self._model_fill(x, missing, batch_size)
+
+    def _clipped_fill(self, est: torch.Tensor, missing: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``x`` with its ``missing`` entries set to ``est`` clipped to each feature's observed range in ``fit``
+        (``feature_min_`` / ``feature_max_``, model space)."""
+        lo, hi = torch.as_tensor(self.feature_min_), torch.as_tensor(self.feature_max_)
+        return torch.where(missing, torch.minimum(torch.maximum(est, lo), hi), x)
 
     @torch.no_grad()
     def _model_fill(self, x: torch.Tensor, missing: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         """The model's own fill of ``x``'s ``missing`` entries (importance-weighted or iterative), clipped."""
         m = self.model_.eval()
-        lo, hi = torch.as_tensor(self.feature_min_), torch.as_tensor(self.feature_max_)  # (...) model space
         if self._method() == "importance":
-            est = self._importance_fill(x, missing, self._generator())
-            return torch.where(missing, torch.minimum(torch.maximum(est, lo), hi), x)
+            return self._clipped_fill(self._importance_fill(x, missing, self._generator()), missing, x)
         out = []
         for xb, mb in zip(x.split(batch_size), missing.split(batch_size)):
             fill = xb.masked_fill(mb, 0.0)  # (B, ...) as in training: 0 = column mean (tabular), black (images)
             for _ in range(self._check_n_iter()):
                 rec = m.reconstruct(fill.to(m.device)).float().cpu()
-                fill = torch.where(mb, torch.minimum(torch.maximum(rec, lo), hi), xb)
+                fill = self._clipped_fill(rec, mb, xb)
             out.append(fill)
         return torch.cat(out)
 
@@ -495,13 +496,12 @@ class Imputer(ModelTransformer):
         res = self._model_draw(x, missing, n_imputations, g) if gw < 1 else None
         if gw == 0:
             return res
-        lo, hi = torch.as_tensor(self.feature_min_), torch.as_tensor(self.feature_max_)
         cm, cc, _ = gaussian_conditional(x, torch.from_numpy(self.gaussian_mean_), torch.from_numpy(self.gaussian_cov_))
         obs = (~missing).double()  # (N, D)
         chol = torch.linalg.cholesky(cc + torch.diag_embed(obs))  # (N, D, D); identity on the observed block
         eps = torch.randn((n_imputations, *x.shape), generator=g, dtype=torch.float64)  # (m, N, D)
         gauss = torch.stack([cm + (chol @ e.unsqueeze(-1)).squeeze(-1) for e in eps]).float()  # (m, N, D)
-        gauss = torch.where(missing, torch.minimum(torch.maximum(gauss, lo), hi), x)
+        gauss = self._clipped_fill(gauss, missing, x)
         if res is None:
             return gauss
         pick = torch.rand((n_imputations, len(x), 1), generator=g) < gw  # (m, N, 1) Gaussian component's draws
