@@ -20,7 +20,7 @@ Every variant is computed from the same trained AE (no retraining per variant):
 * ``maha``: minus the squared Mahalanobis distance of the code ``encode(x)`` to a Gaussian fitted to the training
   codes (Ledoit-Wolf covariance); ``knn``: minus the mean distance to the 5 nearest training codes;
 * ``A+B``: the sum of the two scores, each standardised by the mean and standard deviation of its values on the
-  training samples (``A+0.5B``, ``A+2B``, ``A+3B``, ``A+4B``: B weighted by one half, two, three, four).
+  training samples (``A+0.5B``, ``A+2B``, ... ``A+8B``: B weighted by one half, two, three, four, six, eight).
 
 With ``--seeds n`` (n > 1) every variant is also scored as an ensemble of the first ``k`` seeds, ``k`` = 3 and ``n``
 (``@ensk``): the mean over the seeds of each seed's score standardised by the mean and standard deviation of that
@@ -86,7 +86,7 @@ def _variants(tr: dict, te: dict, image: bool) -> tuple[dict, dict]:
     out_tr, out_te = dict(s_tr), dict(s_te)
     for a in (("rel",) if image else ("rmaha",)) + ("mse", "zmse"):
         for b in ("maha", "knn"):
-            for w, tag in ((1.0, ""), (0.5, "0.5"), (2.0, "2"), (3.0, "3"), (4.0, "4")):
+            for w, tag in ((1.0, ""), (0.5, "0.5"), (2.0, "2"), (3.0, "3"), (4.0, "4"), (6.0, "6"), (8.0, "8")):
                 for src, dst in ((s_tr, out_tr), (s_te, out_te)):
                     za = (src[a] - s_tr[a].mean()) / s_tr[a].std()
                     zb = (src[b] - s_tr[b].mean()) / s_tr[b].std()
