@@ -419,3 +419,21 @@ def test_cli_refuses_a_model_without_the_capability(argv, name, caps, purpose, i
     assert f"model {name!r} lacks the capability {caps[0]!r}" in err and f"that {purpose}" in err, err
     assert "use one of: " in err, err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_a_path_whose_text_is_a_registered_name_trains_by_name_everywhere(tmp_path):
+    """``model=Path("ae")`` is the name "ae" for every decision that depends on training by name (ensembles, the
+    trainer's defaults, the capability check), as ``_fit_model`` has always treated it; a saved folder, even one
+    whose text is not a name, and a model object are not names."""
+    from pathlib import Path
+    x = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    det = AnomalyDetector(model=Path("ae"), n_ensemble=2, epochs=1, model_config={"latent_dim": 2},
+                          trainer_config=TRAINER)
+    assert det._trains_by_name()
+    det.fit(x)  # n_ensemble=2 needs a name: refused for a Path before the predicate was shared
+    assert det.n_ensemble_ == 2 and len(det._members()) == 2
+    folder = save_model(det.model_, tmp_path / "ae_model")
+    for spec in (folder, str(folder), det.model_):
+        assert not AnomalyDetector(model=spec)._trains_by_name()
+    with pytest.raises(ConfigError, match="registered model name"):
+        AnomalyDetector(model=folder, n_ensemble=2).fit(x)

@@ -205,7 +205,7 @@ class ModelEstimator(BaseEstimator):
         spec = self._model_param()
         if isinstance(spec, GenerativeModel):
             self._require(spec)
-        elif isinstance(spec, (str, Path)) and str(spec) in model_names():
+        elif self._trains_by_name():
             self._require(str(spec))  # whether fit has labels for a conditional model is checked in _fit_model
         return self
 
@@ -221,17 +221,18 @@ class ModelEstimator(BaseEstimator):
                    "seed": int(getattr(self, "random_state", 0) or 0), "restore_best": True,
                    "monitor_every": 0, "sample_every": 0}
         spec = self._model_param()
-        if isinstance(spec, str) and spec in model_names():
-            if (get_model_entry(spec).cls.default_monitor or ("",))[0] != "val/fid":
+        if self._trains_by_name():
+            if (get_model_entry(str(spec)).cls.default_monitor or ("",))[0] != "val/fid":
                 trainer["fid_samples"] = 0
         trainer.update(getattr(self, "trainer_config", None) or {})
         return {"model": dict(getattr(self, "model_config", None) or {}), "trainer": trainer,
                 "data": {"val": float(getattr(self, "validation_fraction", 0.1)), "test": 0.0}}
 
     def _trains_by_name(self) -> bool:
-        """True when ``model`` is a registered name that ``fit`` trains (not a saved folder or a given model)."""
+        """True when ``model`` is a registered name that ``fit`` trains (not a saved folder or a given model): a
+        ``str`` or ``Path`` whose text is a registered name (the one test every estimator uses for it)."""
         spec = self._model_param()
-        return isinstance(spec, str) and spec in model_names()
+        return isinstance(spec, (str, Path)) and str(spec) in model_names()
 
     def _fit_members(self, ds: TensorDataset, n: int) -> None:
         """Ensemble members ``member_1_ .. member_<n-1>_``: the wrapped model's name and config trained on ``ds``
@@ -266,7 +267,7 @@ class ModelEstimator(BaseEstimator):
         if isinstance(spec, GenerativeModel):
             self._require(spec)
             model = spec.eval()
-        elif isinstance(spec, (str, Path)) and str(spec) in model_names():
+        elif self._trains_by_name():
             # before any training; a conditional model trained by name needs the labels of the data
             self._require(str(spec), kind=ds.kind, labelled=ds.y is not None)
             cfg = self._train_config()

@@ -175,7 +175,7 @@ class Denoiser(ModelTransformer):
             raise ConfigError(f"keep_clean must be True or False, got {self.keep_clean!r}")
         self.check_model()
         spec = self._model_param()
-        if isinstance(spec, str) and spec in model_names() and not _corrupts_inputs(spec):
+        if self._trains_by_name() and not _corrupts_inputs(str(spec)):
             ok = [n for n in model_names() if _corrupts_inputs(n)]
             raise ConfigError(f"Denoiser trains a model that corrupts its inputs in training (noise and level in its "
                               f"config: {', '.join(ok) or 'none registered'}), not {spec!r}; use "

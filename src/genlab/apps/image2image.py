@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from ..data import TensorDataset
 from ..data.paired import check_mask, free_masks, box_mask, luma, make_pairs, parse_spec
 from ..errors import ConfigError, DataError
-from ._base import ModelTransformer, as_dataset, model_names
+from ._base import ModelTransformer, as_dataset
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class ImageTranslator(ModelTransformer):
         spec = self._model_param()
         if isinstance(spec, GenerativeModel):
             model = spec.eval()
-        elif isinstance(spec, (str, Path)) and str(spec) not in model_names() and Path(spec).exists():
+        elif isinstance(spec, (str, Path)) and not self._trains_by_name() and Path(spec).exists():
             model = load(spec)
         else:
             raise ConfigError(f"fit(None) needs model= a saved model folder or a model object, got {spec!r}; give "

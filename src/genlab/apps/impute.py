@@ -334,11 +334,10 @@ class Imputer(ModelTransformer):
     def _defaults(self, ds: TensorDataset) -> dict:
         """Imputation defaults for the model config (only keys the user left unset)."""
         from ..registry import get_model_entry
-        from ._base import model_names
-        spec = self._model_param()
+        spec = str(self._model_param())
         user = dict(self.model_config or {})
         out: dict = {}
-        if ds.kind != "tabular" or not isinstance(spec, str) or spec not in model_names():
+        if ds.kind != "tabular" or not self._trains_by_name():
             return out  # a saved or given model is used as it is
         fields = getattr(get_model_entry(spec).config_cls, "__dataclass_fields__", {})
         if "latent_dim" in fields and "latent_dim" not in user:
@@ -365,8 +364,7 @@ class Imputer(ModelTransformer):
             raise DataError(f"X: {_feature_name(j, ds.sample_shape)} has no observed value (all NaN); drop it or "
                             "fit on data where it is observed")
         train_ds = ds
-        from ._base import model_names
-        if ds.kind == "image" and self.mask_copies > 0 and str(self._model_param()) in model_names():  # trained here
+        if ds.kind == "image" and self.mask_copies > 0 and self._trains_by_name():  # trained here
             train_ds = with_half_masked_copies(ds, int(self.mask_copies), int(self.random_state or 0))
         self._fit_model(train_ds, config={"model": self._defaults(ds)})
         xm = self._to_model(ds).flatten(1).numpy()  # (N, F) model space, NaN kept
