@@ -26,8 +26,11 @@ def _data(n=64, k=4, seed=0):
 
 
 def _aug(**kw):
+    """A small Augmenter; ``shift_copies=0`` (real images only) unless given: the tests of the copies and of
+    ``"auto"`` are their own."""
     params = {"n_per_class": 3, "epochs": 2, "batch_size": 16, "trainer_config": FAST, "validation_fraction": 0.0,
-              "model_config": {"latent_dim": 2, "arch": "mlp", "hidden": [32]}}  # MLP: fast on a busy CPU
+              "model_config": {"latent_dim": 2, "arch": "mlp", "hidden": [32]},  # MLP: fast on a busy CPU
+              "shift_copies": 0}
     params.update(kw)
     return Augmenter(**params)
 
@@ -154,13 +157,56 @@ def test_shift_copies_train_the_generator_and_are_sources(data, tmp_path):
     np.testing.assert_array_equal(b.generate(4)[0], X)
 
 
+def test_shift_copies_auto_every_1px_shift_for_a_cvae_on_images_else_0(data, tabular_data, tmp_path):
+    x, y = data
+    assert Augmenter().shift_copies == "auto" and Augmenter().max_shift == 1
+    auto = _aug(shift_copies="auto", epochs=1).fit(x, y)
+    assert auto.shift_copies_ == 8 and len(auto.source_mu_) == 9 * len(x)
+    explicit = _aug(shift_copies=8, max_shift=1, epochs=1).fit(x, y)  # what "auto" resolves to: the same fit
+    assert auto.source_labels_ == explicit.source_labels_
+    np.testing.assert_allclose(auto.generate(5)[0], explicit.generate(5)[0], rtol=0, atol=1e-6)
+    assert _aug(shift_copies="auto", max_shift=2, epochs=1).fit(x, y).shift_copies_ == 24  # every shift <= 2 px
+    # 0 where copies were not measured to help or cannot apply: tabular data, prior sampling, a GAN, a given model
+    tab = _aug(shift_copies="auto", epochs=1).fit(tabular_data)
+    assert tab.shift_copies_ == 0 and tab.generate(2)[0].shape == (4, 5)
+    assert _aug(shift_copies="auto", epochs=1, sampling="prior").fit(x, y).shift_copies_ == 0
+    assert _aug(shift_copies="auto", model="cgan", epochs=1, model_config={"latent_dim": 4}).fit(x, y).shift_copies_ == 0
+    given = _aug(shift_copies="auto", model=auto.model_).fit(x, y)
+    assert given.shift_copies_ == 0 and len(given.source_mu_) == len(x)
+    auto.save(tmp_path / "auto")
+    back = Augmenter.load(tmp_path / "auto")
+    assert back.shift_copies == "auto" and back.shift_copies_ == 8
+    np.testing.assert_array_equal(back.generate(5)[0], auto.generate(5)[0])
+
+
+def test_folders_saved_before_auto_load_and_refit_as_before(data, tmp_path):
+    """An estimator.json without shift_copies / max_shift (saved before they existed) or without shift_copies_
+    (saved with an integer, before "auto") loads, generates as saved, and a clone refits with its old settings."""
+    x, y = data
+    for kw, params_gone, copies, shift in (({}, ("shift_copies", "max_shift"), 0, 2),
+                                           ({"shift_copies": 3, "max_shift": 2}, (), 3, 2)):
+        a = _aug(**kw).fit(x, y)
+        a.save(tmp_path / "old")
+        f = tmp_path / "old" / "estimator.json"
+        rec = json.loads(f.read_text())
+        for k in params_gone:
+            del rec["params"][k]
+        del rec["state"]["shift_copies_"]
+        f.write_text(json.dumps(rec))
+        old = Augmenter.load(tmp_path / "old")
+        assert (old.shift_copies, old.max_shift, old.shift_copies_) == (copies, shift, copies)
+        np.testing.assert_array_equal(old.generate(4)[0], a.generate(4)[0])
+        assert clone(old).get_params()["shift_copies"] == copies
+
+
 def test_sampling_errors_and_gans_fall_back_to_the_prior(data, tabular_data):
     x, y = data
     for kw, msg in (({"sampling": "posterior"}, "sampling must be 'auto', 'neighbourhood' or 'prior'"),
                     ({"neighbourhood_scale": 0}, "neighbourhood_scale must be a number > 0"),
                     ({"neighbourhood_scale": float("nan")}, "neighbourhood_scale must be a number > 0"),
-                    ({"shift_copies": -1}, r"shift_copies must be an integer in \[0, 24\]"),
-                    ({"shift_copies": 9, "max_shift": 1}, r"shift_copies must be an integer in \[0, 8\]"),
+                    ({"shift_copies": -1, "max_shift": 2}, r"shift_copies must be 'auto' or an integer in \[0, 24\]"),
+                    ({"shift_copies": 9}, r"an integer in \[0, 8\] .*got 9; pass max_shift=2 for up to 24"),
+                    ({"shift_copies": "all"}, r"shift_copies must be 'auto' or an integer in \[0, 8\]"),
                     ({"max_shift": 0}, "max_shift must be an integer >= 1")):
         with pytest.raises(ConfigError, match=msg) as e:
             _aug(**kw).fit(x, y)
@@ -408,14 +454,22 @@ def test_cli_augment_filter(data, tmp_path):
                  "--oversample", "2", "--no-progress"]) == 0
     m = json.loads((tmp_path / "aug" / "metrics.json").read_text())
     assert m["filter"] == "classifier" and m["oversample"] == 2.0 and m["generated"] == 8
-    assert m["sampling"] == "neighbourhood" and m["shift_copies"] == 0
+    assert m["sampling"] == "neighbourhood" and m["shift_copies"] == 8 and m["max_shift"] == 1  # "auto" resolved
     assert main(["augment", str(tmp_path / "d.npz"), "--out", str(tmp_path / "aug2"), "-n", "2", "--epochs", "1",
                  "--set", "latent_dim=2", "--set", "arch=mlp", "--set", "hidden=[32]", "--sampling", "prior",
                  "--shift-copies", "2", "--max-shift", "1", "--no-progress"]) == 0
     m = json.loads((tmp_path / "aug2" / "metrics.json").read_text())
     assert m["sampling"] == "prior" and m["shift_copies"] == 2 and m["max_shift"] == 1 and m["generated"] == 8
+    assert main(["augment", str(tmp_path / "d.npz"), "--out", str(tmp_path / "aug4"), "-n", "2", "--epochs", "1",
+                 "--set", "latent_dim=2", "--set", "arch=mlp", "--set", "hidden=[32]", "--shift-copies", "0",
+                 "--no-progress"]) == 0
+    m = json.loads((tmp_path / "aug4" / "metrics.json").read_text())
+    assert m["sampling"] == "neighbourhood" and m["shift_copies"] == 0
     assert main(["augment", str(tmp_path / "d.npz"), "--out", str(tmp_path / "aug3"), "-n", "2", "--epochs", "1",
                  "--shift-copies", "9", "--max-shift", "1", "--no-progress"]) == 2
+    with pytest.raises(SystemExit) as e:  # argparse: neither an integer nor auto
+        main(["augment", str(tmp_path / "d.npz"), "--out", str(tmp_path / "aug3"), "--shift-copies", "many"])
+    assert e.value.code == 2
     assert not (tmp_path / "aug3").exists()
 
 

@@ -12,8 +12,10 @@ Sampling: a cVAE's samples are by default (``sampling="auto"``) **neighbourhood*
 class is encoded, its code ``mu`` is perturbed with the posterior's own spread,
 ``z = mu + neighbourhood_scale * sigma * eps``, and decoded with the class label, so the samples are class-faithful
 variations of the real ones rather than draws from the prior (``sampling="prior"``, the only choice for a model
-without a posterior such as a GAN). With ``shift_copies=c`` the generator also learns from ``c`` copies of each
-image shifted by up to ``max_shift`` pixels (zero fill), and their neighbourhoods are sampled too.
+without a posterior such as a GAN). On images the generator also learns from shifted copies of each image
+(``shift_copies="auto"``, the default: every shift by up to ``max_shift`` = 1 pixel, 8 copies; zero fill) and their
+neighbourhoods are sampled too; ``shift_copies=0`` trains on the real images only (the default before, and what
+``"auto"`` gives for tabular data, a GAN, ``sampling="prior"`` or a given pre-trained model).
 
 Few real samples (docs/apps/augment.md): generate ``oversample`` times more than asked
 and keep the samples a classifier trained on the same real samples finds most typical of their requested class
@@ -107,12 +109,17 @@ class Augmenter(ModelEstimator):
         A class with no real sample in ``fit`` (a pre-trained model's label space) is drawn from the prior.
     neighbourhood_scale : float, default 1.0
         Multiple of the posterior's standard deviation in neighbourhood sampling (> 0).
-    shift_copies : int, default 0
+    shift_copies : int or "auto", default "auto"
         Image data only: the generator is trained on the real samples plus this many copies of each, shifted by
         distinct random ``(dx, dy)`` in ``{-max_shift..max_shift}^2`` minus ``(0, 0)`` (zero fill; seeded by
         ``random_state``); neighbourhood sampling also varies the copies. At most ``(2 max_shift + 1)^2 - 1``.
-    max_shift : int, default 2
-        Largest shift in pixels of ``shift_copies`` (>= 1).
+        ``"auto"``: every such shift once (``(2 max_shift + 1)^2 - 1``, i.e. 8 with ``max_shift=1``) when ``fit``
+        trains a conditional VAE on images with neighbourhood sampling, else 0 (tabular data, a GAN,
+        ``sampling="prior"``, a given pre-trained model). Copies multiply the training steps per epoch by
+        ``1 + shift_copies``. Chosen on selection draws (docs/apps/augment.md), never the test split.
+    max_shift : int, default 1
+        Largest shift in pixels of ``shift_copies`` (>= 1). Was 2 before ``shift_copies="auto"``: pass
+        ``max_shift=2`` with more than 8 copies.
     epochs, batch_size, random_state, validation_fraction, trainer_config
         Training of the wrapped model (see :class:`~genlab.apps.ModelEstimator`); ``random_state`` also seeds
         :meth:`generate` when it is given no ``random_state``.
@@ -133,6 +140,8 @@ class Augmenter(ModelEstimator):
         Weights ``(K, D)`` and biases ``(K,)`` of the filter (``filter="classifier"``; stored as JSON, no pickle).
     sampling_ : str
         The sampling used: ``"neighbourhood"`` or ``"prior"``.
+    shift_copies_ : int
+        The shifted copies per image the generator was trained on (``shift_copies`` with ``"auto"`` resolved).
     source_mu_, source_logvar_ : list or None
         Posterior means and log-variances ``(S, L)`` of the neighbourhood sources (the real samples, then their
         shifted copies), ``None`` with prior sampling; stored in the saved estimator (2 L floats per source).
@@ -148,11 +157,11 @@ class Augmenter(ModelEstimator):
     #: ``sample(n, labels=...)`` draws samples of a requested class
     _needs = ("conditional", "can_sample")
     _json_state = ("classes_", "class_names_", "class_counts_", "filter_coef_", "filter_intercept_", "sampling_",
-                   "source_mu_", "source_logvar_", "source_labels_")
+                   "source_mu_", "source_logvar_", "source_labels_", "shift_copies_")
     _requires_y = True
 
     def __init__(self, *, model="cvae", model_config=None, n_per_class=100, filter=None, oversample=4.0,
-                 filter_C=1.0, sampling="auto", neighbourhood_scale=1.0, shift_copies=0, max_shift=2, epochs=50,
+                 filter_C=1.0, sampling="auto", neighbourhood_scale=1.0, shift_copies="auto", max_shift=1, epochs=50,
                  batch_size=128, random_state=0, validation_fraction=0.1, trainer_config=None, verbose=None):
         self.model = model
         self.model_config = model_config
@@ -223,7 +232,7 @@ class Augmenter(ModelEstimator):
                 if len(yy) != len(X):
                     raise DataError(f"{len(X)} samples but {len(yy)} labels; give one label per sample")
                 ds = TensorDataset(X.x, torch.from_numpy(enc.astype(np.int64)), norm=norm, name=X.name)
-            src = self._with_copies(ds)
+            src = self._with_copies(ds, trains=True)
             self._fit_model(src)
             if ds_names and classes.dtype.kind in "iu" and int(classes.max()) < len(ds_names):
                 names = [str(ds_names[int(c)]) for c in classes]
@@ -233,7 +242,7 @@ class Augmenter(ModelEstimator):
             ds = as_dataset(x_in) if norm is None else as_dataset(TensorDataset(X.x, None, norm=norm, name=X.name))
             if len(yy) != len(ds):
                 raise DataError(f"{len(ds)} samples but {len(yy)} labels; give one label per sample")
-            src = self._with_copies(ds)
+            src = self._with_copies(ds, trains=False)
             model = self._fit_model(src)
             k = int(model.num_classes)
             if yy.dtype.kind not in "iu" and not (yy.dtype.kind == "f" and (yy == np.round(yy)).all()):
@@ -244,7 +253,7 @@ class Augmenter(ModelEstimator):
                 raise DataError(f"label {bad} is outside the model's classes 0..{k - 1}; give labels in that range")
             classes = np.arange(k)
             enc = yy.astype(np.int64)
-            src_y = np.concatenate([enc, np.repeat(enc, int(self.shift_copies))])  # real, then copies
+            src_y = np.concatenate([enc, np.repeat(enc, self.shift_copies_)])  # real, then copies
             src = TensorDataset(src.x, torch.from_numpy(src_y), norm=src.norm, name=src.name)
             stored = model.data_info.get("classes") or []
             names = [str(stored[i]) if i < len(stored) else str(i) for i in range(k)]
@@ -268,13 +277,31 @@ class Augmenter(ModelEstimator):
         if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
             raise ConfigError(f"max_shift must be an integer >= 1 (pixels), got {m!r}")
         c, top = self.shift_copies, (2 * int(m) + 1) ** 2 - 1
+        if isinstance(c, str) and c == "auto":
+            return
         if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c <= top:
-            raise ConfigError(f"shift_copies must be an integer in [0, {top}] (distinct shifts of at most max_shift="
-                              f"{m} pixels), got {c!r}")
+            hint = "; pass max_shift=2 for up to 24" if m == 1 and isinstance(c, (int, np.integer)) and c > 8 else ""
+            raise ConfigError(f"shift_copies must be 'auto' or an integer in [0, {top}] (distinct shifts of at most "
+                              f"max_shift={m} pixels), got {c!r}{hint}")
 
-    def _with_copies(self, ds: TensorDataset) -> TensorDataset:
-        """``ds`` followed by ``shift_copies`` shifted copies of each sample (same labels); ``ds`` when none."""
-        c = int(self.shift_copies)
+    def _auto_copies(self, ds: TensorDataset, trains: bool) -> int:
+        """``shift_copies`` with ``"auto"`` resolved: every shift of at most ``max_shift`` pixels when ``fit``
+        trains a conditional VAE on images for neighbourhood sampling, else 0."""
+        if not (isinstance(self.shift_copies, str) and self.shift_copies == "auto"):
+            return int(self.shift_copies)
+        if not trains or ds.kind != "image" or self.sampling == "prior":
+            return 0
+        from ..models.vae import VAE
+        from ..registry import get_model_entry
+        cls = get_model_entry(str(self._model_param())).cls
+        if not (issubclass(cls, VAE) and getattr(cls, "conditional", False)):
+            return 0
+        return (2 * int(self.max_shift) + 1) ** 2 - 1
+
+    def _with_copies(self, ds: TensorDataset, trains: bool) -> TensorDataset:
+        """``ds`` followed by ``shift_copies_`` shifted copies of each sample (same labels); ``ds`` when none.
+        Sets ``shift_copies_``."""
+        c = self.shift_copies_ = self._auto_copies(ds, trains)
         if c == 0:
             return ds
         if ds.kind != "image":
@@ -359,7 +386,17 @@ class Augmenter(ModelEstimator):
                 setattr(est, k, None)
         if not hasattr(est, "sampling_"):
             est.sampling_ = "prior"
+        if not hasattr(est, "shift_copies_"):  # saved before shift_copies="auto": an int (or absent, then 0)
+            est.shift_copies_ = 0 if isinstance(est.shift_copies, str) else int(est.shift_copies)
         return est
+
+    @classmethod
+    def _upgrade_params(cls, params: dict) -> dict:
+        """Folders saved before ``shift_copies`` existed trained on the real samples only; before ``"auto"`` the
+        default ``max_shift`` was 2: a refit (``clone(est).fit``) keeps doing what it did."""
+        params.setdefault("shift_copies", 0)
+        params.setdefault("max_shift", 2)
+        return params
 
     # ------------------------------------------------------------------ generation
     def _class_index(self, classes) -> list[int]:

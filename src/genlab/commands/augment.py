@@ -32,11 +32,22 @@ def add_arguments(p) -> None:
     p.add_argument("--sampling", choices=("auto", "neighbourhood", "prior"),
                    help="neighbourhood: decode perturbed posteriors of the real samples (cvae); prior: z ~ N(0, I); "
                         "auto: neighbourhood for a cvae (default auto)")
-    p.add_argument("--shift-copies", type=int,
-                   help="also train the generator on this many copies of each image shifted by up to --max-shift px "
-                        "(default 0)")
-    p.add_argument("--max-shift", type=int, help="largest shift in pixels of --shift-copies (default 2)")
+    p.add_argument("--shift-copies", type=_copies, metavar="N|auto",
+                   help="also train the generator on N copies of each image shifted by up to --max-shift px; auto: "
+                        "every such shift (8) for a cvae on images, 0 otherwise (default auto; 0: real images only)")
+    p.add_argument("--max-shift", type=int, help="largest shift in pixels of --shift-copies (default 1)")
     add_model_arguments(p, "cvae")
+
+
+def _copies(text: str):
+    """``--shift-copies``: ``auto`` or an integer."""
+    import argparse
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got {text!r}") from None
 
 
 def run(args) -> int:
@@ -98,12 +109,12 @@ def run(args) -> int:
                "generated": len(x_new), "real_included": int(len(x_all) - len(x_new)),
                "classes": [str(c) for c in est.classes_], "generated_per_class": counts,
                "filter": est.filter, "oversample": est.oversample if est.filter else None,
-               "sampling": est.sampling_, "shift_copies": est.shift_copies, "max_shift": est.max_shift}
+               "sampling": est.sampling_, "shift_copies": est.shift_copies_, "max_shift": est.max_shift}
     write_outputs(out, title="genlab augment", metrics=metrics, figures=figs, config=est.get_params())
     rows = [("model", metrics["model"]), ("classes", len(est.classes_)), ("generated", metrics["generated"]),
             ("filter", f"classifier, {est.oversample:g}x draws" if est.filter else "none"),
-            ("sampling", est.sampling_ + (f", trained with {est.shift_copies} copies per image shifted by up to "
-                                          f"{est.max_shift} px" if est.shift_copies else "")),
+            ("sampling", est.sampling_ + (f", trained with {est.shift_copies_} copies per image shifted by up to "
+                                          f"{est.max_shift} px" if est.shift_copies_ else "")),
             ("real included", metrics["real_included"]), ("written to", str(target))]
     Console().print(_table(f"genlab augment {args.input}", rows))
     print(f"report: {(out / 'report.html').resolve()}")
