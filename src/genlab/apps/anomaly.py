@@ -331,15 +331,16 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         self.n_ensemble_ = n = self._resolved_ensemble(ds.kind)
         self._fit_members(ds, n)
         xm = self._to_model(ds)
-        self.score_params_ = self._score_params(self.model_, xm)
-        self.member_params_ = [self._score_params(m, xm) for m in self._members()[1:]]
+        fitted = [self._score_params(m, xm) for m in self._members()]  # (params, training scores) per member
+        self.score_params_ = fitted[0][0]
+        self.member_params_ = [p for p, _ in fitted[1:]]
+        raw = [r for _, r in fitted]
         self.ensemble_scale_ = []
         if n > 1:  # each member's score standardised by its mean and spread on the training data
-            raw = [self._raw_scores(m, p, xm) for m, p in zip(self._members(), self._params())]
             self.ensemble_scale_ = [[float(r.mean()), float(r.std() or 1.0)] for r in raw]
             self.train_scores_ = np.mean([(r - mu) / sd for r, (mu, sd) in zip(raw, self.ensemble_scale_)], axis=0)
         else:
-            self.train_scores_ = self._scores(xm)
+            self.train_scores_ = raw[0]
         self.offset_ = self._contamination_offset(self.contamination)
         self.threshold_source_ = "contamination"
         self.calibration_ = {}
@@ -397,24 +398,38 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
             recon.append(m64.decode(z).cpu())
         return torch.cat(codes).numpy(), torch.cat(recon)
 
-    def _score_params(self, m, xm: torch.Tensor) -> dict:
-        """What the score of model ``m`` needs from the training data ``xm`` (model space): the per-feature residual
-        scale of ``standardized_reconstruction``; for a latent term, the Gaussian of the training codes (Ledoit-Wolf)
-        and the mean and standard deviation of both terms on the training data, which put them on one scale."""
+    @staticmethod
+    def _feature_scale(recon: torch.Tensor, xm: torch.Tensor) -> list[float]:
+        """``standardized_reconstruction``'s per-feature scale: the root mean square training residual + 1e-3."""
+        res = (recon.double() - xm.double()).flatten(1)  # (N, D)
+        return (res.pow(2).mean(0).sqrt() + _SCALE_EPS).tolist()
+
+    def _score_params(self, m, xm: torch.Tensor) -> tuple[dict, np.ndarray]:
+        """What the score of model ``m`` needs from the training data ``xm`` (model space), and ``m``'s score of
+        ``xm`` (``(N,)``, what :meth:`_raw_scores` gives with these parameters; each input reconstructed and encoded
+        once): the per-feature residual scale of ``standardized_reconstruction``; for a latent term, the Gaussian of
+        the training codes (Ledoit-Wolf) and the mean and standard deviation of both terms on the training data,
+        which put them on one scale."""
         params: dict = {}
-        if self.scoring_ == "standardized_reconstruction":
-            res = (self._reconstruct(xm, m).double() - xm.double()).flatten(1)  # (N, D)
-            params["feature_scale"] = (res.pow(2).mean(0).sqrt() + _SCALE_EPS).tolist()
+        if self.scoring_ not in _RECON:
+            return params, self._raw_scores(m, params, xm)
         if self.latent_score_ is None:
-            return params
+            recon = self._reconstruct(xm, m).double()
+            if self.scoring_ == "standardized_reconstruction":
+                params["feature_scale"] = self._feature_scale(recon, xm)
+            return params, self._recon_term(xm, params, recon)
         from sklearn.covariance import LedoitWolf
         codes, recon = self._codes_and_recon(self._model64(m), xm)
+        if self.scoring_ == "standardized_reconstruction":  # the residual scale from the float64 reconstructions
+            params["feature_scale"] = self._feature_scale(recon, xm)
         lw = LedoitWolf().fit(codes)
         params.update(location=lw.location_.tolist(), precision=lw.precision_.tolist())
         rec, lat = self._recon_term(xm, params, recon), self._latent_term(codes, params)
         params.update(recon_mean=float(rec.mean()), recon_std=float(rec.std() or 1.0),
                       latent_mean=float(lat.mean()), latent_std=float(lat.std() or 1.0))
-        return params
+        w = float(getattr(self, "latent_weight", 1.0))
+        return params, (rec - params["recon_mean"]) / params["recon_std"] + \
+            w * (lat - params["latent_mean"]) / params["latent_std"]
 
     def _fit_background(self, ds):
         """The background model of ``likelihood_ratio``: the wrapped model's name and config trained on ``ds``
