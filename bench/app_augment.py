@@ -24,29 +24,38 @@ Protocol (fixed before looking at any test number; nothing is tuned on the test 
     their class are kept, surest first; the number added (ratio r generated per real image, r in ``--ratios``)
     is chosen per classifier by :func:`genlab.apps.augment.select_ratio`: 5-fold stratified CV on the 100 real
     images only (no test image is used to choose anything);
-  - **real + genlab neighbourhood** (the default ``Augmenter``, ``sampling="auto"`` = neighbourhood for a cVAE):
-    a cVAE (conv, latent ``--nb-latent`` 4, ``--nb-epochs`` 600, batch 32) trained on the same 100 real images;
-    per class 100 samples, each decoded from ``z = mu + sigma * eps`` around the posterior of one of the class's
-    10 real images (10 per image);
+  - **real + genlab neighbourhood, generator on the real images only** (``Augmenter(shift_copies=0)``, the
+    default before ``shift_copies="auto"``; ``sampling="auto"`` = neighbourhood for a cVAE): a cVAE (conv, latent
+    ``--nb-latent`` 4, ``--nb-epochs`` 600, batch 32) trained on the same 100 real images; per class 100 samples,
+    each decoded from ``z = mu + sigma * eps`` around the posterior of one of the class's 10 real images (10 per
+    image);
   - **real + genlab neighbourhood, generator trained with ±2 px shifts** (``shift_copies=10``): a cVAE (latent 8,
     ``--shift-epochs`` 60) trained on the 100 real images plus 10 copies of each shifted by up to 2 px (genlab's
     own copies, not the shift arm's); per class 110 samples, one around each of its 110 sources (real and
     shifted);
-  - **real + genlab neighbourhood, generator trained with ±1 px shifts** (``shift_copies=8, max_shift=1``: every
-    1-px shift once), otherwise the same: per class 90 samples, one around each source;
+  - **real + genlab default** (``shift1``): the default ``Augmenter`` (``shift_copies="auto"``, which on images
+    with a cVAE trains on every 1-px shift once: ``shift_copies=8, max_shift=1``), a cVAE (latent 8,
+    ``--default-epochs`` 120, batch 32) on the 100 real images and their 800 shifts; per class 90 samples, one around
+    each source;
+  - selection only: ``--variants`` (other scales / counts / the filter on the default arm's trained cVAE),
+    ``--shift-latents`` (other latent sizes) and ``--ratio-cv`` (the number added chosen by ``select_ratio`` on the
+    real images; biased here, see docs/apps/augment.md);
   (``--skip`` leaves arms out: ``shifts shifts1 prior nb shift2 shift1``);
 * figure: test accuracy (%) per arm and classifier, mean ± sample std over the seeds; the ratio chosen per seed;
   and the accuracy of genlab's ``mnist`` feature net on the generated samples for their requested label
   (fidelity); CPU seconds to fit each generator and to generate.
 
 The neighbourhood settings (sampling, scale 1, latent 4, 600 epochs, 100 per class; latent 8 / 60 epochs with
-shifts) were chosen on draws the table does not report: ``--select`` draws 10 per class with seeds 100 and 101
-and scores on 1,000 other pool images (never the test split).
+±2 px shifts) and the default ``shift_copies="auto"`` arm's (scale 1, one sample per source, latent 8, 120 epochs)
+were chosen on draws the table does not report: ``--select`` draws 10 per class with seeds 100 and 101 and scores
+on 1,000 other pool images (never the test split), e.g. ``--select --seeds 100 101 --skip shifts prior nb shift2
+--variants 0.25:90 0.5:90 1.5:90 1:45 1:180 0.5:180 1:270 1:90:filter 0.5:90:filter --default-epochs 60``.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/app_augment.py [--epochs 300] [--seeds 0 1 2] [--quick]
 
-The README/docs table: ``--epochs 150 --cnn-steps 300`` with ``--seeds 0``, ``1`` and ``2`` in three processes
-(about 270 s process CPU each); selection: ``--select --seeds 100`` and ``101``.
+The README/docs table: ``--epochs 150 --cnn-steps 300`` with ``--seeds 0``, ``1`` and ``2`` (all arms about
+480 s process CPU per seed; the default arm alone, ``--skip shifts shifts1 prior nb shift2``, about 215 s);
+selection: ``--select --seeds 100 101``.
 """
 from __future__ import annotations
 
@@ -143,17 +152,24 @@ def _take(xg, yg, ratio, per_class=PER_CLASS):
     return xg[idx], yg[idx]
 
 
-NB = "real + genlab neighbourhood"
+NB = "real + genlab neighbourhood, generator on the real images only (shift_copies=0)"
 NB_SHIFT = "real + genlab neighbourhood, generator trained with ±2 px shifts"
-NB_SHIFT1 = "real + genlab neighbourhood, generator trained with ±1 px shifts"
+NB_SHIFT1 = "real + genlab default (neighbourhood, generator also trained on every 1-px shift)"
+RATIO_CV = "real + genlab default, ratio by CV"
 SHIFTS1 = "real + ±1 px shifts"
 ARM_KEYS = {"shifts": "real + shifts", "shifts1": SHIFTS1, "prior": "real + cVAE, unfiltered", "nb": NB, "shift2": NB_SHIFT,
             "shift1": NB_SHIFT1}
 
 
+def _variant(v: str) -> tuple[float, int, str | None]:
+    """``"scale:n"`` or ``"scale:n:filter"`` (``--variants``) -> (neighbourhood_scale, n_per_class, filter)."""
+    parts = v.split(":")
+    return float(parts[0]), int(parts[1]), ("classifier" if len(parts) > 2 and parts[2] == "filter" else None)
+
+
 def run(quick=False, epochs=300, seeds=(0, 1, 2), ratios=(0, 1, 3, 10), cnn_steps=400, leak_free=False,
-        cv_arm=False, nb_epochs=600, nb_latent=4, shift_epochs=60, select=False, scales=(1.0,),
-        skip=()) -> dict:
+        cv_arm=False, nb_epochs=600, nb_latent=4, shift_epochs=60, default_epochs=120, select=False, scales=(1.0,),
+        skip=(), variants=(), shift_latents=(8,), ratio_cv=False) -> dict:
     from genlab.metrics.feature_nets import load_feature_net
     ds = load_dataset("mnist5k")
     pool, _, test = ds.split(val=0.0, test=0.2, seed=0)
@@ -162,6 +178,7 @@ def run(quick=False, epochs=300, seeds=(0, 1, 2), ratios=(0, 1, 3, 10), cnn_step
     n_gen = GENERATED
     if quick:
         seeds, epochs, ratios, cnn_steps, n_gen, nb_epochs, shift_epochs = seeds[:1], 5, (0, 1), 50, 20, 5, 1
+        default_epochs = 1
     max_ratio = max(ratios)
     net = load_feature_net("mnist")
     skip = {ARM_KEYS[k] for k in skip}
@@ -169,8 +186,12 @@ def run(quick=False, epochs=300, seeds=(0, 1, 2), ratios=(0, 1, 3, 10), cnn_step
                                                                     else [])
     nb_arms = [] if NB in skip else [NB if sc == 1.0 else f"{NB} (scale {sc:g})" for sc in scales]
     arms = [a for a in arms + nb_arms + [NB_SHIFT, NB_SHIFT1] if a not in skip]
+    if NB_SHIFT1 in arms:
+        arms += [f"{NB_SHIFT1} [{v}]" for v in variants] + [f"{NB_SHIFT1} [latent {v}]" for v in shift_latents[1:]]
+        arms += [RATIO_CV] if ratio_cv else []
     acc = {(a, c): [] for a in arms for c in ("logreg", "cnn")}
     chosen = {"logreg": [], "cnn": []}
+    chosen_default = {"logreg": [], "cnn": []}
     fidelity, fidelity_raw, cpu = {a: [] for a in arms}, [], {}
     for s in seeds:
         clfs = {"logreg": LogReg(), "cnn": SmallCNN(steps=cnn_steps, seed=s)}
@@ -196,24 +217,42 @@ def run(quick=False, epochs=300, seeds=(0, 1, 2), ratios=(0, 1, 3, 10), cnn_step
         for a, sc in zip(nb_arms, scales):  # the default Augmenter (neighbourhood sampling)
             t1 = time.process_time()
             if a == nb_arms[0]:
-                nb = Augmenter(n_per_class=n_gen, neighbourhood_scale=sc, **{
+                nb = Augmenter(n_per_class=n_gen, neighbourhood_scale=sc, shift_copies=0, **{
                     **common, "epochs": nb_epochs, "model_config": {"latent_dim": nb_latent}}).fit(xr, yr)
                 nb_model = nb.model_
             else:  # the same trained cVAE, another scale
-                nb = Augmenter(n_per_class=n_gen, neighbourhood_scale=sc, **{**common, "model": nb_model}).fit(xr, yr)
+                nb = Augmenter(n_per_class=n_gen, neighbourhood_scale=sc, shift_copies=0,
+                               **{**common, "model": nb_model}).fit(xr, yr)
             t2 = time.process_time()
             gen[a] = nb.generate(random_state=s)
             cpu.setdefault(a, []).append((t2 - t1, time.process_time() - t2))
-        # generators trained on real + shifted copies; one sample around each source (real image or copy)
+        # generators trained on real + shifted copies; one sample around each source (real image or copy). The
+        # default Augmenter's shift_copies="auto" resolves to every 1-px shift (8 copies, max_shift=1) here.
         for a, copies, most in ((NB_SHIFT, n_gen // PER_CLASS, 2), (NB_SHIFT1, 8, 1)):
             if a not in arms:
                 continue
-            t1 = time.process_time()
-            sh = Augmenter(n_per_class=(1 + copies) * PER_CLASS, shift_copies=copies, max_shift=most,
-                           **{**common, "epochs": shift_epochs}).fit(xr, yr)
-            t2 = time.process_time()
-            gen[a] = sh.generate(random_state=s)
-            cpu.setdefault(a, []).append((t2 - t1, time.process_time() - t2))
+            shift = {"shift_copies": copies, "max_shift": most} if a == NB_SHIFT else {}
+            for lat in shift_latents if a == NB_SHIFT1 else (8,):
+                t1 = time.process_time()
+                sh = Augmenter(n_per_class=(1 + copies) * PER_CLASS, **shift, **{
+                    **common, "epochs": default_epochs if a == NB_SHIFT1 else shift_epochs,
+                    "model_config": {"latent_dim": lat}}).fit(xr, yr)
+                assert sh.shift_copies_ == copies, sh.shift_copies_
+                t2 = time.process_time()
+                la = a if lat == shift_latents[0] or a == NB_SHIFT else f"{NB_SHIFT1} [latent {lat}]"
+                gen[la] = sh.generate(random_state=s)
+                cpu.setdefault(la, []).append((t2 - t1, time.process_time() - t2))
+                if la == NB_SHIFT1:
+                    default_gen = gen[la]
+                    first = sh
+            sh = first if a == NB_SHIFT1 else sh
+            if a == NB_SHIFT1:  # selection grid: other generate settings of the same trained generator
+                for v in variants:
+                    va = f"{NB_SHIFT1} [{v}]"
+                    vsc, vn, vf = _variant(v)
+                    gen[va] = Augmenter(n_per_class=vn, shift_copies=copies, max_shift=most, neighbourhood_scale=vsc,
+                                        filter=vf, oversample=4.0, **{**common, "model": sh.model_}
+                                        ).fit(xr, yr).generate(random_state=s)
         if cv_arm:  # the same trained prior cVAE, with the filter (a second fit would retrain: reuse the model)
             filt = Augmenter(n_per_class=int(max_ratio * PER_CLASS), filter="classifier", oversample=4.0,
                              sampling="prior", **{**common, "model": plain.model_}).fit(xr, yr)
@@ -239,6 +278,13 @@ def run(quick=False, epochs=300, seeds=(0, 1, 2), ratios=(0, 1, 3, 10), cnn_step
             for a, (xa, ya) in gen.items():
                 acc[(a, cname)].append(accuracy(clf, np.concatenate([xr, xa]), np.concatenate([yr, ya]), xt, yt))
             extra = ""
+            if ratio_cv and NB_SHIFT1 in arms:  # how many default samples to add: 5-fold CV on the real images
+                best, scores = select_ratio(xr, yr, *default_gen, clf, ratios=ratios, cv=5, random_state=s)
+                chosen_default[cname].append(best)
+                xa, ya = _take(*default_gen, best)
+                acc[(RATIO_CV, cname)].append(accuracy(clf, np.concatenate([xr, xa]), np.concatenate([yr, ya]),
+                                                       xt, yt))
+                extra += f"; default, CV scores {scores} -> ratio {best:g}"
             if cv_arm:
                 if leak_free:  # a cVAE + filter per fold, on that fold's real training images only (cached per fold)
                     best, scores = select_ratio(xr, yr, None, None, clf, ratios=ratios, cv=5, random_state=s,
@@ -249,14 +295,15 @@ def run(quick=False, epochs=300, seeds=(0, 1, 2), ratios=(0, 1, 3, 10), cnn_step
                 xa, ya = _take(xg, yg, best)
                 acc[("real + cVAE, filtered, ratio by CV", cname)].append(
                     accuracy(clf, np.concatenate([xr, xa]), np.concatenate([yr, ya]), xt, yt))
-                extra = f"; CV scores {scores} -> ratio {best:g}"
+                extra += f"; CV scores {scores} -> ratio {best:g}"
             print(f"seed {s} {cname}: " + ", ".join(f"{a} {acc[(a, cname)][-1]:.1f}%" for a in arms) + extra,
                   flush=True)
         print(f"seed {s}: label fidelity "
               + ", ".join(f"{a} {v[-1]:.1f}%" for a, v in fidelity.items() if v)
               + "; CPU s (fit, generate): " + ", ".join(f"{a} {v[-1][0]:.0f}, {v[-1][1]:.1f}" for a, v in cpu.items())
               + f"; seed total {time.process_time() - t0:.0f} s", flush=True)
-    return {"acc": acc, "arms": arms, "chosen": chosen, "fidelity": fidelity, "fidelity_raw": fidelity_raw,
+    return {"acc": acc, "arms": arms, "chosen": chosen, "chosen_default": chosen_default, "fidelity": fidelity,
+            "fidelity_raw": fidelity_raw,
             "cpu": cpu, "seeds": list(seeds), "epochs": epochs, "ratios": ratios, "cnn_steps": cnn_steps}
 
 
@@ -270,9 +317,19 @@ def main() -> None:
     ap.add_argument("--cv-arm", action="store_true", help="also the filtered prior cVAE with the ratio chosen by CV")
     ap.add_argument("--nb-epochs", type=int, default=600, help="neighbourhood cVAE epochs (default 600)")
     ap.add_argument("--nb-latent", type=int, default=4, help="neighbourhood cVAE latent size (default 4)")
-    ap.add_argument("--shift-epochs", type=int, default=60, help="cVAE epochs on real + shifted (default 60)")
+    ap.add_argument("--shift-epochs", type=int, default=60, help="cVAE epochs on real + ±2 px shifts (default 60)")
+    ap.add_argument("--default-epochs", type=int, default=120,
+                    help="epochs of the default arm's cVAE on real + every 1-px shift (default 120)")
     ap.add_argument("--scales", type=float, nargs="+", default=[1.0], help="neighbourhood scales (first: trained)")
     ap.add_argument("--skip", nargs="+", default=[], choices=sorted(ARM_KEYS), help="arms not to run")
+    ap.add_argument("--variants", nargs="+", default=[],
+                    help="selection grid for the ±1 px generator, reusing its trained cVAE: scale:n_per_class or "
+                         "scale:n_per_class:filter, e.g. 0.5:90 1:180 1:90:filter")
+    ap.add_argument("--shift-latents", type=int, nargs="+", default=[8],
+                    help="latent sizes of the default arm's cVAE (first: the arm; others: extra selection arms)")
+    ap.add_argument("--ratio-cv", action="store_true",
+                    help="also the default arm with the number added chosen per classifier by select_ratio (5-fold "
+                         "CV on the real images; ratios from --ratios, generated per real image)")
     ap.add_argument("--select", action="store_true",
                     help="selection setting: score on 1,000 pool images outside each draw (never the test split); "
                          "use other seeds than the table's, e.g. --seeds 100 101")
@@ -282,15 +339,22 @@ def main() -> None:
     t0 = time.process_time()
     res = run(quick=args.quick, epochs=args.epochs, seeds=tuple(args.seeds), ratios=tuple(args.ratios),
               cnn_steps=args.cnn_steps, leak_free=args.leak_free, cv_arm=args.cv_arm, nb_epochs=args.nb_epochs,
-              nb_latent=args.nb_latent, shift_epochs=args.shift_epochs, select=args.select,
-              scales=tuple(args.scales), skip=tuple(args.skip))
+              nb_latent=args.nb_latent, shift_epochs=args.shift_epochs, default_epochs=args.default_epochs,
+              select=args.select,
+              scales=tuple(args.scales), skip=tuple(args.skip), variants=tuple(args.variants),
+              shift_latents=tuple(args.shift_latents), ratio_cv=args.ratio_cv)
     cmd = "--quick" if args.quick else (f"--epochs {args.epochs} --seeds {' '.join(map(str, args.seeds))} --ratios "
                                         f"{' '.join(f'{r:g}' for r in args.ratios)} --cnn-steps {args.cnn_steps} "
                                         f"--nb-epochs {args.nb_epochs} --nb-latent {args.nb_latent} --shift-epochs "
-                                        f"{args.shift_epochs}" + (" --cv-arm" if args.cv_arm else "")
+                                        f"{args.shift_epochs} --default-epochs {args.default_epochs}"
+                                        + (" --cv-arm" if args.cv_arm else "")
                                         + (" --leak-free" if args.leak_free else "")
                                         + (" --select" if args.select else "")
                                         + (f" --skip {' '.join(args.skip)}" if args.skip else "")
+                                        + (f" --variants {' '.join(args.variants)}" if args.variants else "")
+                                        + (f" --shift-latents {' '.join(map(str, args.shift_latents))}"
+                                           if args.shift_latents != [8] else "")
+                                        + (" --ratio-cv" if args.ratio_cv else "")
                                         + (f" --scales {' '.join(f'{v:g}' for v in args.scales)}"
                                            if list(args.scales) != [1.0] else ""))
     print(f"\n`OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/app_augment.py {cmd}` "
@@ -310,6 +374,9 @@ def main() -> None:
     if res["chosen"]["logreg"]:
         print(f"\nratio chosen by 5-fold CV on the real images (generated per real image, of {res['ratios']}): "
               f"logreg {res['chosen']['logreg']}, cnn {res['chosen']['cnn']}")
+    if res["chosen_default"]["logreg"]:
+        print(f"\nratio of default samples chosen by 5-fold CV on the real images (of {res['ratios']}): "
+              f"logreg {res['chosen_default']['logreg']}, cnn {res['chosen_default']['cnn']}")
     print("\nlabel fidelity (genlab mnist net agrees with the requested label): " + ", ".join(
               f"{a} {np.mean(v):.1f} %" for a, v in res["fidelity"].items() if v))
     print("CPU seconds per seed, fit / generate (mean): " + ", ".join(

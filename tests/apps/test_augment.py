@@ -170,7 +170,8 @@ def test_shift_copies_auto_every_1px_shift_for_a_cvae_on_images_else_0(data, tab
     tab = _aug(shift_copies="auto", epochs=1).fit(tabular_data)
     assert tab.shift_copies_ == 0 and tab.generate(2)[0].shape == (4, 5)
     assert _aug(shift_copies="auto", epochs=1, sampling="prior").fit(x, y).shift_copies_ == 0
-    assert _aug(shift_copies="auto", model="cgan", epochs=1, model_config={"latent_dim": 4}).fit(x, y).shift_copies_ == 0
+    gan = _aug(shift_copies="auto", model="cgan", epochs=1, model_config={"latent_dim": 4}).fit(x, y)
+    assert gan.shift_copies_ == 0
     given = _aug(shift_copies="auto", model=auto.model_).fit(x, y)
     assert given.shift_copies_ == 0 and len(given.source_mu_) == len(x)
     auto.save(tmp_path / "auto")
