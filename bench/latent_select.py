@@ -10,17 +10,22 @@ Map variants of the codes ``z`` (N, L): ``raw`` (t-SNE of z as they are), ``std`
 standardised to unit variance first), ``white`` (PCA-whitened), ``pcaK`` (the first K principal components of the
 standardised codes), ``ens`` (the standardised codes of all the
 encoders trained, concatenated), each at the perplexities asked for (and the extra ``TSNE`` settings of
-``--tsne-kw``; ``--shift-copies`` trains on the images plus their four one-pixel shifts); ``ensN``: N seeds' standardised codes
+``--tsne-kw``; ``--shift-copies`` trains on the images plus their shifted copies, by default the four one-pixel
+shifts, ``--shifts 8`` / ``4x2`` for the eight 1-px shifts or the 1- and 2-px shifts along the axes, at
+``epochs / (1 + shifts)``; ``--shift-denoise P`` instead feeds each image shifted at random and trains it to
+reconstruct the unshifted image, the shift as a denoising corruption); ``ensN``: N seeds' standardised codes
 concatenated (what ``LatentExplorer(n_ensemble=N)`` maps), for every N-subset of the seeds given, and the mean over
 the subsets (one t-SNE map of one training run varies by about 0.01 on this set: the mean is the figure to compare
 with the mean of the single seeds).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/latent_select.py [--models ae:64:100] [--seeds 0,1] [--perplexity 30]
-        [--preps raw,std,pca32] [--shift-copies] [--tsne-kw early_exaggeration=24,metric=manhattan] [--pixels]
+        [--preps raw,std,pca32] [--shift-copies] [--shifts 4|8|4x2] [--shift-denoise 0.2]
+        [--tsne-kw early_exaggeration=24,metric=manhattan] [--pixels]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import logging
 import time
@@ -32,6 +37,7 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
 from genlab.apps import LatentExplorer
+from genlab.apps._base import translate
 from genlab.apps.latent import knn_accuracy
 from genlab.data import load_dataset
 
@@ -55,17 +61,40 @@ def _tsne(z, p):
     return TSNE(n_components=2, init="pca", perplexity=p, random_state=0, **TSNE_KW).fit_transform(z)
 
 
-def shifted_copies(x: np.ndarray) -> np.ndarray:
-    """``x`` (N, 1, H, W) followed by its four one-pixel shifts (down, up, right, left; zero fill): (5N, 1, H, W)."""
-    out = [x]
-    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-        s = np.zeros_like(x)
-        H, W = x.shape[-2:]
-        src_y, dst_y = (slice(0, H - dy), slice(dy, H)) if dy >= 0 else (slice(-dy, H), slice(0, H + dy))
-        src_x, dst_x = (slice(0, W - dx), slice(dx, W)) if dx >= 0 else (slice(-dx, W), slice(0, W + dx))
-        s[..., dst_y, dst_x] = x[..., src_y, src_x]
-        out.append(s)
-    return np.concatenate(out)
+#: ``--shifts``: the (dx, dy) pixel shifts trained on with ``--shift-copies`` / ``--shift-denoise``
+SHIFTS = {"4": ((0, 1), (0, -1), (1, 0), (-1, 0)),  # the four 1-px shifts (LatentExplorer(shift_copies=True))
+          "8": tuple((dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if (dx, dy) != (0, 0)),  # 1 px, diagonals too
+          "4x2": ((0, 1), (0, -1), (1, 0), (-1, 0), (0, 2), (0, -2), (2, 0), (-2, 0))}  # 1 and 2 px along the axes
+
+
+def shifted_copies(x: np.ndarray, shifts=SHIFTS["4"]) -> np.ndarray:
+    """``x`` (N, 1, H, W) followed by its shifted copies (zero fill), in the order of ``shifts``: (N (1 + S), 1, H, W).
+    With the default four shifts: the same images as ``genlab.apps.latent.shifted_copies``."""
+    t = torch.as_tensor(x)
+    return torch.cat([t, *(translate(t, dx, dy) for dx, dy in shifts)]).numpy()
+
+
+@contextlib.contextmanager
+def shift_denoising(shifts, p_clean: float):
+    """While open, ``ae`` trains with a shift as the corruption of a denoising objective: each image of a batch is fed
+    shifted by one of ``shifts`` (drawn uniformly; unshifted with probability ``p_clean``) and the loss is the
+    reconstruction of the unshifted image (a temporary ``AutoEncoder.training_step``; measurement only)."""
+    from genlab.models.autoencoder import AutoEncoder
+    plain = AutoEncoder.training_step
+
+    def step(self, batch, step, optimizer="main"):
+        x = batch["x"]  # (B, C, H, W)
+        every = torch.stack([x, *(translate(x, dx, dy) for dx, dy in shifts)])  # (1 + S, B, C, H, W)
+        k = torch.randint(1, len(shifts) + 1, (len(x),), device=x.device)
+        k = torch.where(torch.rand(len(x), device=x.device) < p_clean, torch.zeros_like(k), k)
+        loss, mse = self.reconstruction_loss(self.decode_logits(self.encode(every[k, torch.arange(len(x))])), x)
+        return {"loss": loss, "mse": mse}
+
+    AutoEncoder.training_step = step
+    try:
+        yield
+    finally:
+        AutoEncoder.training_step = plain
 
 
 def _prep(z: np.ndarray, how: str) -> np.ndarray:
@@ -90,6 +119,12 @@ def main():
     ap.add_argument("--shift-copies", action="store_true",
                     help="train each encoder on the images plus their 4 one-pixel shifts (epochs / 5: the same "
                          "optimiser steps); the maps are of the unshifted images' codes")
+    ap.add_argument("--shifts", default="4", choices=sorted(SHIFTS),
+                    help="the shifts of --shift-copies / --shift-denoise: 4 (1 px along the axes, the default), 8 "
+                         "(1 px, diagonals too), 4x2 (1 and 2 px along the axes)")
+    ap.add_argument("--shift-denoise", type=float, default=None, metavar="P",
+                    help="instead of --shift-copies: the shift as the corruption of a denoising objective (input "
+                         "shifted at random, kept unshifted with probability P; target the unshifted image)")
     ap.add_argument("--tsne-kw", default="", help="extra TSNE keywords, e.g. early_exaggeration=24,max_iter=2000")
     args = ap.parse_args()
     for kv in filter(None, args.tsne_kw.split(",")):
@@ -116,9 +151,13 @@ def main():
         codes = []
         for seed in [int(s) for s in args.seeds.split(",")]:
             t = time.process_time()
-            xtr, ep = (shifted_copies(X), max(1, int(epochs) // 5)) if args.shift_copies else (X, int(epochs))
-            ex = LatentExplorer(model=name, model_config={"latent_dim": int(latent)}, epochs=ep,
-                                random_state=seed, trainer_config=TRAINER, verbose=False).fit(xtr)
+            shifts = SHIFTS[args.shifts]
+            xtr, ep = ((shifted_copies(X, shifts), max(1, round(int(epochs) / (1 + len(shifts)))))
+                       if args.shift_copies else (X, int(epochs)))
+            with (shift_denoising(shifts, args.shift_denoise) if args.shift_denoise is not None
+                  else contextlib.nullcontext()):
+                ex = LatentExplorer(model=name, model_config={"latent_dim": int(latent)}, epochs=ep,
+                                    random_state=seed, trainer_config=TRAINER, verbose=False).fit(xtr)
             z = ex.encode(X).astype(np.float64)
             codes.append(z)
             src = f"{spec} seed {seed}"

@@ -146,7 +146,8 @@ class LatentExplorer(ModelEstimator):
         (:func:`shifted_copies`; 5x the data per epoch, so fewer ``epochs`` give the same optimiser steps); the
         codes, the traversal centre and every map are of the unshifted inputs. Not a default; with
         ``latent_map(..., pca_components=32)`` it was the one map of the codes that reached the t-SNE map of the
-        pixels on digits (docs/apps/latent.md, issue 19 fourth round).
+        pixels on digits, at training seed 0 only (seeds 1 and 2 fall 0.002 short; docs/apps/latent.md, issue 19
+        fourth and fifth rounds).
 
     Attributes
     ----------
