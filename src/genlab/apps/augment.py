@@ -66,6 +66,18 @@ def folder_names(names: list[str]) -> list[str]:
     return [f"{k:0{w}d}_{c}" for k, c in enumerate(clean)]
 
 
+#: the declared capabilities neighbourhood sampling needs: a posterior q(z | x, y) (``encode``/``posterior``
+#: with labels) to perturb, and a decoder that takes the label
+POSTERIOR_CAPS = ("conditional", "has_encoder", "has_likelihood")
+
+
+def _has_posterior(model_or_cls) -> bool:
+    """Whether a model (instance or class) declares every capability in :data:`POSTERIOR_CAPS`."""
+    from ..models import capabilities
+    caps = capabilities(model_or_cls)
+    return all(caps[c] for c in POSTERIOR_CAPS)
+
+
 def shift_images(x: torch.Tensor, copies: int, max_shift: int, seed: int) -> torch.Tensor:
     """``copies`` copies of each image ``x`` ``(N, C, H, W)``, each shifted by a distinct random ``(dx, dy)`` in
     ``{-max_shift..max_shift}^2`` minus ``(0, 0)`` with zero fill -> ``(N * copies, C, H, W)``, the copies of
@@ -291,10 +303,8 @@ class Augmenter(ModelEstimator):
             return int(self.shift_copies)
         if not trains or ds.kind != "image" or self.sampling == "prior":
             return 0
-        from ..models.vae import VAE
         from ..registry import get_model_entry
-        cls = get_model_entry(str(self._model_param())).cls
-        if not (issubclass(cls, VAE) and getattr(cls, "conditional", False)):
+        if not _has_posterior(get_model_entry(str(self._model_param())).cls):
             return 0
         return (2 * int(self.max_shift) + 1) ** 2 - 1
 
@@ -312,8 +322,7 @@ class Augmenter(ModelEstimator):
                              name=ds.name)
 
     def _uses_posterior(self, model) -> bool:
-        from ..models.vae import VAE
-        has = isinstance(model, VAE) and bool(getattr(model, "conditional", False))
+        has = _has_posterior(model)
         if self.sampling == "neighbourhood" and not has:
             raise ConfigError(f"sampling='neighbourhood' needs a model with a posterior q(z|x, y) (cvae), got "
                               f"{model.registry_name!r}; use sampling='prior'")
