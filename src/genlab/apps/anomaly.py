@@ -427,8 +427,14 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         rec, lat = self._recon_term(xm, params, recon), self._latent_term(codes, params)
         params.update(recon_mean=float(rec.mean()), recon_std=float(rec.std() or 1.0),
                       latent_mean=float(lat.mean()), latent_std=float(lat.std() or 1.0))
+        return params, self._combined(rec, lat, params)
+
+    def _combined(self, rec: np.ndarray, lat: np.ndarray, params: dict) -> np.ndarray:
+        """The score with a latent term: the reconstruction term ``rec`` and the latent term ``lat`` (``(N,)``
+        each), each standardised by its training mean and standard deviation in ``params``, summed with the latent
+        one weighted by ``latent_weight``."""
         w = float(getattr(self, "latent_weight", 1.0))
-        return params, (rec - params["recon_mean"]) / params["recon_std"] + \
+        return (rec - params["recon_mean"]) / params["recon_std"] + \
             w * (lat - params["latent_mean"]) / params["latent_std"]
 
     def _fit_background(self, ds):
@@ -574,10 +580,7 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
             if getattr(self, "latent_score_", None) is None:
                 return self._recon_term(xm, params, m=m)
             codes, recon = self._codes_and_recon(self._model64(m), xm)
-            rec, lat = self._recon_term(xm, params, recon), self._latent_term(codes, params)
-            w = float(getattr(self, "latent_weight", 1.0))
-            return (rec - params["recon_mean"]) / params["recon_std"] + \
-                w * (lat - params["latent_mean"]) / params["latent_std"]
+            return self._combined(self._recon_term(xm, params, recon), self._latent_term(codes, params), params)
         m = m.eval()
         if scoring in _EXACT:
             ll = self._exact_ll(m, xm)
