@@ -437,3 +437,7 @@ def test_a_path_whose_text_is_a_registered_name_trains_by_name_everywhere(tmp_pa
         assert not AnomalyDetector(model=spec)._trains_by_name()
     with pytest.raises(ConfigError, match="registered model name"):
         AnomalyDetector(model=folder, n_ensemble=2).fit(x)
+    # the Augmenter trains Path("cvae") by name too: with the labels, and with its shifted copies (shift_copies="auto")
+    imgs = np.random.default_rng(1).random((20, 1, 8, 8)).astype(np.float32)
+    aug = Augmenter(model=Path("cvae"), n_per_class=2, epochs=1, trainer_config=TRAINER).fit(imgs, np.arange(20) % 2)
+    assert aug.shift_copies_ == 8 and list(aug.classes_) == [0, 1]

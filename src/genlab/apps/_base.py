@@ -54,6 +54,8 @@ MAX_ENSEMBLE = 10
 MEMBER_ATTRS = tuple(f"member_{i}_" for i in range(1, MAX_ENSEMBLE))
 
 ESTIMATOR_FILE = "estimator.json"
+STATE_FILE = "state.safetensors"
+MODEL_DIR = "model"
 
 
 def translate(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
@@ -66,8 +68,6 @@ def translate(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
         out[..., max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)] = \
             x[..., max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
     return out
-STATE_FILE = "state.safetensors"
-MODEL_DIR = "model"
 
 
 class NotFittedError(ConfigError, _SklearnNotFittedError):

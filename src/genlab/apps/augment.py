@@ -38,7 +38,7 @@ import torch
 
 from ..data import TensorDataset
 from ..errors import ConfigError, DataError
-from ._base import ModelEstimator, as_dataset, model_names, translate
+from ._base import ModelEstimator, as_dataset, translate
 
 log = logging.getLogger(__name__)
 
@@ -232,10 +232,9 @@ class Augmenter(ModelEstimator):
             raise DataError("y contains NaN; give every sample a class label")
         if yy.dtype.kind not in "iubfUSO":
             raise DataError(f"y has dtype {yy.dtype}; give integer or string class labels")
-        spec = self._model_param()
         x_in = X.x if isinstance(X, TensorDataset) else X
         norm = X.norm if isinstance(X, TensorDataset) else None
-        if isinstance(spec, str) and spec in model_names():
+        if self._trains_by_name():
             classes, enc = np.unique(yy, return_inverse=True)
             if norm is None:
                 ds = as_dataset(x_in, enc.astype(np.int64))
@@ -244,7 +243,7 @@ class Augmenter(ModelEstimator):
                 if len(yy) != len(X):
                     raise DataError(f"{len(X)} samples but {len(yy)} labels; give one label per sample")
                 ds = TensorDataset(X.x, torch.from_numpy(enc.astype(np.int64)), norm=norm, name=X.name)
-            src = self._with_copies(ds, trains=True)
+            src = self._with_copies(ds)
             self._fit_model(src)
             if ds_names and classes.dtype.kind in "iu" and int(classes.max()) < len(ds_names):
                 names = [str(ds_names[int(c)]) for c in classes]
@@ -254,7 +253,7 @@ class Augmenter(ModelEstimator):
             ds = as_dataset(x_in) if norm is None else as_dataset(TensorDataset(X.x, None, norm=norm, name=X.name))
             if len(yy) != len(ds):
                 raise DataError(f"{len(ds)} samples but {len(yy)} labels; give one label per sample")
-            src = self._with_copies(ds, trains=False)
+            src = self._with_copies(ds)
             model = self._fit_model(src)
             k = int(model.num_classes)
             if yy.dtype.kind not in "iu" and not (yy.dtype.kind == "f" and (yy == np.round(yy)).all()):
@@ -296,22 +295,22 @@ class Augmenter(ModelEstimator):
             raise ConfigError(f"shift_copies must be 'auto' or an integer in [0, {top}] (distinct shifts of at most "
                               f"max_shift={m} pixels), got {c!r}{hint}")
 
-    def _auto_copies(self, ds: TensorDataset, trains: bool) -> int:
+    def _auto_copies(self, ds: TensorDataset) -> int:
         """``shift_copies`` with ``"auto"`` resolved: every shift of at most ``max_shift`` pixels when ``fit``
         trains a conditional VAE on images for neighbourhood sampling, else 0."""
         if not (isinstance(self.shift_copies, str) and self.shift_copies == "auto"):
             return int(self.shift_copies)
-        if not trains or ds.kind != "image" or self.sampling == "prior":
+        if not self._trains_by_name() or ds.kind != "image" or self.sampling == "prior":
             return 0
         from ..registry import get_model_entry
         if not _has_posterior(get_model_entry(str(self._model_param())).cls):
             return 0
         return (2 * int(self.max_shift) + 1) ** 2 - 1
 
-    def _with_copies(self, ds: TensorDataset, trains: bool) -> TensorDataset:
+    def _with_copies(self, ds: TensorDataset) -> TensorDataset:
         """``ds`` followed by ``shift_copies_`` shifted copies of each sample (same labels); ``ds`` when none.
         Sets ``shift_copies_``."""
-        c = self.shift_copies_ = self._auto_copies(ds, trains)
+        c = self.shift_copies_ = self._auto_copies(ds)
         if c == 0:
             return ds
         if ds.kind != "image":
