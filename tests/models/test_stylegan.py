@@ -183,6 +183,32 @@ def test_r1_r2_penalties_closed_form_and_options_of_every_gan(image_data):
         from_dict(entry.config_cls, {"r2_gamma": -1.0})
 
 
+def test_lazy_r1_of_every_gan(image_data):
+    """r1_every = k > 1 on a GAN: R1 only on training steps 0, k, 2k, ..., weighed k * gamma / 2 (the same
+    penalty as r1_every = 1 times k), never in validation; D's Adam gets lr * r, betas ** r with r = k / (k + 1);
+    r1_every = 1 keeps R1 on every step and in validation with the plain Adam."""
+    from genlab.models.gan_losses import grad_sq_penalty
+    entry = get_model_entry("dcgan")
+    cfg = {"latent_dim": 4, "hidden": [16], "r1_gamma": 2.0}
+    lazy = entry.cls(from_dict(entry.config_cls, {**cfg, "r1_every": 4}), image_data.info())
+    batch = {"x": image_data.x[:8]}
+    x8 = image_data.x[:8]
+    due = [("r1" in lazy.training_step(batch, s, "d")) for s in range(6)]
+    assert due == [True, False, False, False, True, False]
+    out = lazy.training_step(batch, 8, "d")
+    assert torch.allclose(out["r1"], 4 * grad_sq_penalty(lazy.critic, x8).detach(), rtol=1e-5)  # 4 * gamma / 2
+    assert "r1" not in lazy.validation_step(batch)
+    opt = lazy.configure_optimizers()
+    d, g = opt["d"].optimizer.param_groups[0], opt["g"].optimizer.param_groups[0]
+    assert d["lr"] == pytest.approx(2e-4 * 4 / 5) and d["betas"] == pytest.approx((0.5 ** 0.8, 0.999 ** 0.8))
+    assert g["lr"] == pytest.approx(2e-4) and g["betas"] == pytest.approx((0.5, 0.999))
+    every = entry.cls(from_dict(entry.config_cls, cfg), image_data.info())
+    assert all("r1" in every.training_step(batch, s, "d") for s in range(3)) and "r1" in every.validation_step(batch)
+    assert every.configure_optimizers()["d"].optimizer.param_groups[0]["lr"] == pytest.approx(2e-4)
+    with pytest.raises(ConfigError, match="r1_every must be >= 1"):
+        from_dict(entry.config_cls, {"r1_every": 0})
+
+
 # -- cstylegan: the conditional variant ----------------------------------------------------------------------------
 def cbuild(data, **cfg):
     entry = get_model_entry("cstylegan")

@@ -1,5 +1,8 @@
 """genlab's own small-image feature nets: classifiers whose penultimate activations replace Inception
-features where Inception is absent or unsuited (8×8 digits, 28×28 grey MNIST-shaped images).
+features where Inception is absent or unsuited (8×8 digits, 28×28 grey MNIST-shaped images, 25×25 grey faces).
+The ``lfw`` net is a face/non-face classifier trained on 160 of scikit-image's 200 ``lfw_subset`` images: its
+features separate faces from other pictures and some of the variety between faces, far less than the digit
+nets' ten classes do between digits (docs/evaluation.md).
 
 Scores computed on these features are *not* comparable with published FID/KID numbers, so they are
 always reported under their own label: ``metric_label("mnist", "fid") -> "FID-mnist"``.
@@ -100,6 +103,10 @@ FEATURE_NETS: dict[str, FeatureNetSpec] = {
     "mnist": FeatureNetSpec("mnist", (1, 28, 28), channels=(32, 64, 128), strides=(2, 2, 2),
                             default_data="mnist5k",
                             summary="28x28 grey images (MNIST/Fashion-MNIST shaped): conv32/2-conv64/2-conv128/2-fc128"),
+    "lfw": FeatureNetSpec("lfw", (1, 25, 25), channels=(32, 64, 128), strides=(2, 2, 2), num_classes=2,
+                          default_data="lfw",
+                          summary="25x25 grey faces (scikit-image lfw_subset, face vs non-face): "
+                                  "conv32/2-conv64/2-conv128/2-fc128"),
 }
 
 

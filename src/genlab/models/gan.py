@@ -80,6 +80,7 @@ class _GANBaseConfig:
     spectral_norm: bool = False
     diffaugment: str = ""
     r1_gamma: float = 0.0
+    r1_every: int = 1
     r2_gamma: float = 0.0
     MOVED_KEYS: ClassVar[dict[str, str]] = MOVED_MONITOR_KEYS
 
@@ -95,6 +96,7 @@ class _GANBaseConfig:
         check(self.lr_d > 0, f"lr_d must be > 0, got {self.lr_d}")
         check(self.n_critic >= 1, f"n_critic must be >= 1, got {self.n_critic}")
         check(self.r1_gamma >= 0, f"r1_gamma must be >= 0, got {self.r1_gamma}")
+        check(self.r1_every >= 1, f"r1_every must be >= 1, got {self.r1_every}")
         check(self.r2_gamma >= 0, f"r2_gamma must be >= 0, got {self.r2_gamma}")
 
 
@@ -364,18 +366,23 @@ class GAN(GenerativeModel):
     def g_extra(self, fake_cls, y) -> dict:
         return {}
 
-    def d_penalties(self, x, fake, y) -> dict:
+    def d_penalties(self, x, fake, y, step: int = -1) -> dict:
         """R1 / R2 (every GAN, ``r1_gamma``/``r2_gamma`` > 0): ``gamma / 2 * E ||grad_x D(x)||^2`` at the real batch
-        (``r1``) / at the fakes (``r2``), through DiffAugment like the adversarial term, on every D step."""
+        (``r1``) / at the fakes (``r2``), through DiffAugment like the adversarial term. R2 on every D step; R1 on
+        every D step when ``r1_every = 1``, else lazily (StyleGAN2) on training steps ``0, r1_every, 2 r1_every, ...``
+        with the term multiplied by ``r1_every`` (and Adam's lr and betas adjusted, :meth:`_adam`)."""
         c, out = self.config, {}
-        for key, gamma, pts in (("r1", c.r1_gamma, x), ("r2", c.r2_gamma, fake)):
+        every = c.r1_every
+        r1_due = every == 1 or (step >= 0 and step % every == 0 and torch.is_grad_enabled())
+        for key, gamma, pts in (("r1", c.r1_gamma * every if r1_due else 0.0, x), ("r2", c.r2_gamma, fake)):
             if gamma > 0:
                 out[key] = gamma / 2 * grad_sq_penalty(lambda v: self.critic(self.augment(v), y), pts)
         return out
 
-    def _d_step(self, batch: dict, keep_for_g: int | None = None) -> tuple[dict, torch.Tensor]:
-        """D's loss on ``batch``. With ``keep_for_g`` (the step number) the fakes are generated with their graph
-        and kept for the G update on the same batch; D itself always sees them detached."""
+    def _d_step(self, batch: dict, keep_for_g: int | None = None, step: int = -1) -> tuple[dict, torch.Tensor]:
+        """D's loss on ``batch`` at training step ``step`` (-1: validation, probes). With ``keep_for_g`` (the step
+        number) the fakes are generated with their graph and kept for the G update on the same batch; D itself
+        always sees them detached."""
         x = batch["x"]
         y = self._batch_labels(batch)
         z = torch.randn(len(x), self.latent_dim, device=x.device)
@@ -390,7 +397,7 @@ class GAN(GenerativeModel):
         fake_s, fake_cls = self.discriminate(self.augment(fake), y)
         loss = d_loss(self.loss_kind, real_s, fake_s)
         extra = {"d_adv": loss.detach()}
-        for k, v in {**self.d_extra(x, fake, y, real_cls, fake_cls), **self.d_penalties(x, fake, y)}.items():
+        for k, v in {**self.d_extra(x, fake, y, real_cls, fake_cls), **self.d_penalties(x, fake, y, step)}.items():
             loss = loss + v
             extra[k] = v.detach()
         out = {"loss": loss, "d_loss": loss.detach(), **extra,
@@ -425,7 +432,7 @@ class GAN(GenerativeModel):
         if optimizer == "d":
             keep = step if step >= 0 and torch.is_grad_enabled() and (step + 1) % self.config.n_critic == 0 \
                 else None
-            return self._d_step(batch, keep)[0]
+            return self._d_step(batch, keep, step)[0]
         if optimizer == "g":
             return self._g_step(batch, step)
         raise ConfigError(f"{self.registry_name}: optimizer must be 'd' or 'g', got {optimizer!r}")
@@ -437,13 +444,17 @@ class GAN(GenerativeModel):
         out, fake_s = self._d_step(batch)
         return {**{k: v.detach() for k, v in out.items()}, "g_adv": g_loss(self.loss_kind, fake_s)}
 
-    def _adam(self, params, lr):
+    def _adam(self, params, lr, lazy_every: int = 1):
+        """Adam(``lr``, (``beta1``, ``beta2``)); for a player regularised lazily every ``k > 1`` steps, StyleGAN2's
+        adjustment ``lr * r``, ``beta ** r`` with ``r = k / (k + 1)``."""
         c = self.config
-        return torch.optim.Adam(params, lr=lr, betas=(c.beta1, c.beta2))
+        r = lazy_every / (lazy_every + 1) if lazy_every > 1 else 1.0
+        return torch.optim.Adam(params, lr=lr * r, betas=(c.beta1 ** r, c.beta2 ** r))
 
     def configure_optimizers(self) -> dict[str, OptimizerSpec]:
         c = self.config
-        return {"d": OptimizerSpec(self._adam(self.discriminator_parameters(), c.lr_d)),
+        lazy = c.r1_every if c.r1_gamma > 0 else 1
+        return {"d": OptimizerSpec(self._adam(self.discriminator_parameters(), c.lr_d, lazy)),
                 "g": OptimizerSpec(self._adam(self.generator_parameters(), c.lr_g), every=c.n_critic)}
 
 

@@ -51,7 +51,6 @@ from ..nn.style_blocks import (EqualConv2d, EqualLinear, MinibatchStd, Modulated
 from ..registry import register_model
 from .base import OptimizerSpec
 from .gan import GAN, _GANBaseConfig
-from .gan_losses import grad_sq_penalty
 from .vae import check_labels
 
 _SQRT2 = math.sqrt(2)
@@ -92,7 +91,6 @@ class StyleGANConfig(_GANBaseConfig):
         check(self.mapping_layers >= 1, f"mapping_layers must be >= 1, got {self.mapping_layers}")
         check(0 <= self.mixing_prob <= 1, f"mixing_prob must be in [0, 1], got {self.mixing_prob}")
         check(self.r1_gamma >= 0, f"r1_gamma must be >= 0, got {self.r1_gamma}")
-        check(self.r1_every >= 1, f"r1_every must be >= 1, got {self.r1_every}")
         check(self.pl_weight >= 0, f"pl_weight must be >= 0, got {self.pl_weight}")
         check(self.pl_every >= 1, f"pl_every must be >= 1, got {self.pl_every}")
         check(0 < self.pl_decay <= 1, f"pl_decay must be in (0, 1], got {self.pl_decay}")
@@ -246,7 +244,6 @@ class StyleGAN(GAN):
         self.build_conditioning()
         self._training = False  # inside a training step: mixing, random noise
         self._track = False  # inside a D training step: w_avg follows the batch's mean w
-        self._step = -1
 
     # -- conditioning hooks (cstylegan) -------------------------------------------------------------
     def _embed_dim(self) -> int:
@@ -354,18 +351,6 @@ class StyleGAN(GAN):
         return self.synthesize(ws.reshape(r * k, self.num_ws, -1), "const").reshape(r, k, *self.shape)
 
     # -- training -----------------------------------------------------------------------------------
-    def d_penalties(self, x, fake, y) -> dict:
-        """Lazy R1: ``r1_gamma / 2 * r1_every * E ||grad_x D(x)||^2`` on D steps ``0, r1_every, ...``; R2
-        (``r2_gamma``) as for every GAN, on every D step."""
-        c = self.config
-        out = {}
-        if c.r1_gamma > 0 and self._step >= 0 and self._step % c.r1_every == 0 and torch.is_grad_enabled():
-            r1 = grad_sq_penalty(lambda v: self.critic(self.augment(v), y), x)
-            out["r1"] = (c.r1_gamma / 2 * c.r1_every) * r1
-        if c.r2_gamma > 0:
-            out["r2"] = c.r2_gamma / 2 * grad_sq_penalty(lambda v: self.critic(self.augment(v), y), fake)
-        return out
-
     def _path_length(self, n: int, device) -> dict:
         c = self.config
         z = torch.randn(max(1, n // 2), self.latent_dim, device=device)
@@ -384,7 +369,7 @@ class StyleGAN(GAN):
         on G when due."""
         c = self.config
         x = pad_to(batch["x"], self.side)
-        self._training, self._step = True, step
+        self._training = True
         self._track = step >= 0 and torch.is_grad_enabled() and optimizer == "d"
         try:
             out = super().training_step({**batch, "x": x}, step, optimizer)
@@ -395,7 +380,7 @@ class StyleGAN(GAN):
                 out["loss"] = out["loss"] + pl["pl"]
                 out["pl"] = pl["pl"].detach()
         finally:
-            self._training, self._track, self._step = False, False, -1
+            self._training, self._track = False, False
         return out
 
     @torch.no_grad()

