@@ -129,9 +129,10 @@ def test_dcgan_equals_the_textbook_loop(criterion, image_data):
     """genlab's dcgan (n_critic=1) and the pytorch/examples loop on the same networks, initial weights, batches
     and noise give the same weights. With the loss written as genlab writes it (``softplus``) they are equal
     bit for bit; with ``nn.BCEWithLogitsLoss`` (which computes the gradient ``sigmoid(r) - 1`` where genlab's
-    ``softplus(-r)`` gives ``-sigmoid(-r)``, equal up to rounding) they agree to float32 rounding."""
+    ``softplus(-r)`` gives ``-sigmoid(-r)``, equal up to rounding) they agree to float32 rounding. R1 is off here
+    (dcgan's default adds a lazy R1 term every 4 D steps, which the textbook loop does not have)."""
     seed_everything(0)
-    model = build("dcgan", image_data, width=8)
+    model = build("dcgan", image_data, width=8, r1_gamma=0.0)
     ref = copy.deepcopy(model)
     torch.manual_seed(1)
     Trainer(tiny_trainer(epochs=2, seed=5, num_threads=torch.get_num_threads(), fid_samples=0,

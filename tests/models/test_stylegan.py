@@ -202,11 +202,17 @@ def test_lazy_r1_of_every_gan(image_data):
     d, g = opt["d"].optimizer.param_groups[0], opt["g"].optimizer.param_groups[0]
     assert d["lr"] == pytest.approx(2e-4 * 4 / 5) and d["betas"] == pytest.approx((0.5 ** 0.8, 0.999 ** 0.8))
     assert g["lr"] == pytest.approx(2e-4) and g["betas"] == pytest.approx((0.5, 0.999))
-    every = entry.cls(from_dict(entry.config_cls, cfg), image_data.info())
+    every = entry.cls(from_dict(entry.config_cls, {**cfg, "r1_every": 1}), image_data.info())
     assert all("r1" in every.training_step(batch, s, "d") for s in range(3)) and "r1" in every.validation_step(batch)
     assert every.configure_optimizers()["d"].optimizer.param_groups[0]["lr"] == pytest.approx(2e-4)
     with pytest.raises(ConfigError, match="r1_every must be >= 1"):
         from_dict(entry.config_cls, {"r1_every": 0})
+    # the defaults: dcgan lazy R1 (gamma 1 every 4, chosen in bench/gan_select.py); the models built on its config
+    # and the others off; stylegan its own lazy R1
+    defaults = {n: (lambda c: (c.r1_gamma, c.r1_every))(from_dict(get_model_entry(n).config_cls, {}))
+                for n in ("dcgan", "gan", "cgan", "acgan", "wgan-gp", "stylegan")}
+    assert defaults == {"dcgan": (1.0, 4), "gan": (0.0, 1), "cgan": (0.0, 1), "acgan": (0.0, 1),
+                        "wgan-gp": (0.0, 1), "stylegan": (0.05, 16)}
 
 
 # -- cstylegan: the conditional variant ----------------------------------------------------------------------------

@@ -117,12 +117,18 @@ class DCGANConfig(_GANBaseConfig, _AdamMixin):
     latent_dim: z size. hidden: MLP widths of D (G uses them reversed, with BatchNorm; ``null`` = [512, 256],
     [1024, 512] above 1,024 inputs).
     n_critic: D updates per G update (D updates on every batch, G on every ``n_critic``-th, after D, on the
-    same batch). spectral_norm: on every D weight. Sample-quality monitoring (FID, diversity, collapse
+    same batch). spectral_norm: on every D weight. r1_gamma / r1_every: R1 penalty, lazy every ``r1_every`` D steps
+    (``dcgan``: 1.0 every 4; 0 = off). Sample-quality monitoring (FID, diversity, collapse
     warnings) is configured in the trainer section (``trainer.fid_samples``, ``trainer.monitor_every``, ...).
     """
 
     loss: Literal["minimax", "nonsaturating", "lsgan", "hinge"] = "nonsaturating"
     latent_dim: int = 100
+    #: lazy R1 (gamma 1 every 4 D steps), chosen on a 3,000/1,000 cut of mnist5k's train split that the README's
+    #: tables do not use (bench/gan_select.py; docs/models/gan.md, "Training defaults"); measured for dcgan only,
+    #: so the models built on this config (gan, cgan, acgan) set r1_gamma back to 0
+    r1_gamma: float = 1.0
+    r1_every: int = 4
 
     def __post_init__(self):
         super().__post_init__()
@@ -136,6 +142,8 @@ class GANConfig(DCGANConfig):
 
     arch: Literal["mlp", "dcgan"] = "mlp"
     latent_dim: int = 64
+    r1_gamma: float = 0.0  # dcgan's R1 default was not measured for this model
+    r1_every: int = 1
 
 
 @dataclass
@@ -181,6 +189,8 @@ class CGANConfig(DCGANConfig):
     appended to D's input: extra constant channels for conv, extra columns for MLP)."""
 
     arch: Literal["auto", "mlp", "dcgan"] = "auto"
+    r1_gamma: float = 0.0  # dcgan's R1 default was not measured for this model
+    r1_every: int = 1
     embed_dim: int = 16
     d_cond: Literal["projection", "concat"] = "projection"
 
@@ -198,6 +208,8 @@ class ACGANConfig(DCGANConfig):
     (measurements in docs/models/gan.md)."""
 
     arch: Literal["auto", "mlp", "dcgan"] = "auto"
+    r1_gamma: float = 0.0  # dcgan's R1 default was not measured for this model
+    r1_every: int = 1
     embed_dim: int = 16
     cls_weight: float = 1.0
     d_cls_fake: bool = True
