@@ -16,14 +16,11 @@ from __future__ import annotations
 import argparse
 import logging
 
-import numpy as np
 import torch
 
-from gans import budget_arm
+from gans import budget_arm, budget_score
 from genlab.config import from_dict
 from genlab.metrics import FeatureStats, fid, load_feature_net
-from genlab.metrics.diversity import class_histogram, classes_covered
-from genlab.metrics.neighbours import precision_recall
 from genlab.runs import DataConfig, prepare_data
 
 #: candidate -> (model name, model config, trainer config)
@@ -83,19 +80,10 @@ def main():
         model, info = budget_arm(name, train, args.seed, args.budget, mcfg, tcfg)
         for mode in ("eval", "train") if args.batchnorm_train else ("eval",):
             model.train(mode == "train")
-            g = torch.Generator().manual_seed(10_000 + args.seed)
-            with torch.no_grad():
-                x = torch.cat([model.sample(500, generator=g)
-                               for _ in range(0, args.samples, 500)]).float().clamp(0, 1)
-            f, lg = net.extract(x)
-            counts = class_histogram(lg)
-            share = 100 * counts / counts.sum()
-            _, rec = precision_recall(sel_feats, f, k=3)
-            score = fid(FeatureStats.from_features(f), FeatureStats.from_features(sel_feats))
+            r = budget_score(model, net, sel_feats, args.samples, args.seed, ppl_n=0)
             print(f"| {arm}{' (BN train mode)' if mode == 'train' else ''} | {args.seed} | {info['batches']} | "
-                  f"{score:.1f} | {rec:.3f} | {classes_covered(counts, 0.01)} | {np.min(share):.1f}-{np.max(share):.1f} |",
+                  f"{r['fid']:.1f} | {r['recall']:.3f} | {r['classes']} | {r['min_share']:.1f}-{r['max_share']:.1f} |",
                   flush=True)
-
 
 if __name__ == "__main__":
     main()

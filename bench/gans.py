@@ -270,28 +270,26 @@ def budget_arm(name: str, train, seed: int, seconds: float, model_config: dict, 
     return model.eval(), info
 
 
-#: lfw faces (25x25) are edge-padded to 32x32 for every arm (a DCGAN size) and samples cropped back: rows/cols 3..27
-LFW_PAD = (3, 4, 3, 4)
-
-
 def lfw_budget_data():
-    """The 100 faces of scikit-image's lfw_subset, edge-padded to 32x32 (train set = reference set: 100 images
-    leave nothing worth holding out; the floor is the FID between two halves of the faces)."""
-    import torch.nn.functional as F
+    """The 100 faces of scikit-image's lfw_subset, edge-padded (centred, ``pad_to``) to 32x32, a DCGAN size, for every
+    arm; samples are cropped back with ``crop_to``. Train set = reference set: 100 images leave nothing worth holding
+    out; the floor is the FID between two halves of the faces."""
     from genlab.data import TensorDataset, load_dataset
+    from genlab.nn.style_blocks import pad_to
     data = load_dataset("lfw")
     faces = data.x[data.y == 1]
-    padded = F.pad(faces, LFW_PAD, mode="replicate")
-    train = TensorDataset(padded, None, norm=data.norm, name="lfw-faces-32")
+    train = TensorDataset(pad_to(faces, 32), None, norm=data.norm, name="lfw-faces-32")
     return train, faces
 
 
 def crop_lfw(x: torch.Tensor) -> torch.Tensor:
-    return x[..., LFW_PAD[2]:LFW_PAD[2] + 25, LFW_PAD[0]:LFW_PAD[0] + 25]
+    from genlab.nn.style_blocks import crop_to
+    return crop_to(x, 25, 25)
 
 
 def budget_score(model, net, real_feats, n: int, seed: int, ppl_n: int, crop=None) -> dict:
-    """FID, recall, class shares, PPL of ``n`` samples; ``crop`` maps samples to the feature net's size."""
+    """FID, recall, class shares, PPL of ``n`` samples (PPL skipped when ``ppl_n`` is 0); ``crop`` maps samples to
+    the feature net's size."""
     from genlab.metrics.ppl import perceptual_path_length
     crop = crop or (lambda im: im)  # noqa: E731
     g = torch.Generator().manual_seed(10_000 + seed)
@@ -304,10 +302,12 @@ def budget_score(model, net, real_feats, n: int, seed: int, ppl_n: int, crop=Non
     feat = lambda im: net.features(crop(im).clamp(0, 1))  # noqa: E731
     out = {"fid": fid(FeatureStats.from_features(f), FeatureStats.from_features(real_feats)), "recall": rec,
            "classes": classes_covered(counts, 0.01), "min_share": 100 * float(share.min()),
-           "max_share": 100 * float(share.max()),
-           "ppl_z": perceptual_path_length(model, feat, n=ppl_n, seed=seed)}
+           "max_share": 100 * float(share.max())}
+    if ppl_n:
+        out["ppl_z"] = perceptual_path_length(model, feat, n=ppl_n, seed=seed)
     if getattr(type(model), "has_w_space", False):
-        out["ppl_w"] = perceptual_path_length(model, feat, n=ppl_n, seed=seed, space="w")
+        if ppl_n:
+            out["ppl_w"] = perceptual_path_length(model, feat, n=ppl_n, seed=seed, space="w")
         for psi in (0.5, 0.7):  # the truncation curve (psi = 1 is the row itself)
             g = torch.Generator().manual_seed(10_000 + seed)
             with torch.no_grad():
@@ -350,7 +350,7 @@ def budget(args, model_config: dict, trainer_config: dict | None = None) -> None
             rows.append(r)
             print(f"  {name:9s} seed {seed}: {r['batches']} batches, {r['cpu_s']:.0f} CPU s, {label} {r['fid']:.1f}, "
                   f"recall {r['recall']:.3f}, classes {r['classes']} (shares {r['min_share']:.1f}-"
-                  f"{r['max_share']:.1f} %), PPL-z {r['ppl_z']:.4g}"
+                  f"{r['max_share']:.1f} %)" + (f", PPL-z {r['ppl_z']:.4g}" if "ppl_z" in r else "")
                   + (f", PPL-w {r['ppl_w']:.4g}" if "ppl_w" in r else "")
                   + (f", growth {r['growth']}" if "growth" in r else ""), flush=True)
             for psi in (0.5, 0.7):

@@ -111,24 +111,19 @@ class _AdamMixin:
 
 
 @dataclass
-class DCGANConfig(_GANBaseConfig, _AdamMixin):
-    """``dcgan``: DCGAN networks (``width`` = base channels), Adam(``lr``, ``beta1``, ``beta2``), a GAN ``loss``.
+class _AdamGANConfig(_GANBaseConfig, _AdamMixin):
+    """The keys of ``dcgan``, ``gan``, ``cgan``, ``acgan``: Adam(``lr``, ``beta1``, ``beta2``) and a GAN ``loss``.
 
-    latent_dim: z size. hidden: MLP widths of D (G uses them reversed, with BatchNorm; ``null`` = [512, 256],
-    [1024, 512] above 1,024 inputs).
+    latent_dim: z size. width: DCGAN base channels. hidden: MLP widths of D (G uses them reversed, with BatchNorm;
+    ``null`` = [512, 256], [1024, 512] above 1,024 inputs).
     n_critic: D updates per G update (D updates on every batch, G on every ``n_critic``-th, after D, on the
     same batch). spectral_norm: on every D weight. r1_gamma / r1_every: R1 penalty, lazy every ``r1_every`` D steps
-    (``dcgan``: 1.0 every 4; 0 = off). Sample-quality monitoring (FID, diversity, collapse
+    (0 = off). Sample-quality monitoring (FID, diversity, collapse
     warnings) is configured in the trainer section (``trainer.fid_samples``, ``trainer.monitor_every``, ...).
     """
 
     loss: Literal["minimax", "nonsaturating", "lsgan", "hinge"] = "nonsaturating"
     latent_dim: int = 100
-    #: lazy R1 (gamma 1 every 4 D steps), chosen on a 3,000/1,000 cut of mnist5k's train split that the README's
-    #: tables do not use (bench/gan_select.py; docs/models/gan.md, "Training defaults"); measured for dcgan only,
-    #: so the models built on this config (gan, cgan, acgan) set r1_gamma back to 0
-    r1_gamma: float = 1.0
-    r1_every: int = 4
 
     def __post_init__(self):
         super().__post_init__()
@@ -137,13 +132,25 @@ class DCGANConfig(_GANBaseConfig, _AdamMixin):
 
 
 @dataclass
-class GANConfig(DCGANConfig):
+class DCGANConfig(_AdamGANConfig):
+    """``dcgan``: DCGAN networks (``width`` = base channels), Adam(``lr``, ``beta1``, ``beta2``), a GAN ``loss``, lazy R1.
+
+    The keys of :class:`_AdamGANConfig`; R1 is on by default (``r1_gamma`` 1 every ``r1_every`` = 4 D steps), chosen
+    on a 3,000/1,000 cut of mnist5k's train split that the README's tables do not use (bench/gan_select.py;
+    docs/models/gan.md, "Training defaults"). It was measured for ``dcgan`` only: ``gan``, ``cgan``, ``acgan`` keep
+    R1 off.
+    """
+
+    r1_gamma: float = 1.0
+    r1_every: int = 4
+
+
+@dataclass
+class GANConfig(_AdamGANConfig):
     """``gan``: ``arch`` ``mlp`` (default) or ``dcgan`` (images of a DCGAN size)."""
 
     arch: Literal["mlp", "dcgan"] = "mlp"
     latent_dim: int = 64
-    r1_gamma: float = 0.0  # dcgan's R1 default was not measured for this model
-    r1_every: int = 1
 
 
 @dataclass
@@ -183,14 +190,12 @@ class WGANGPConfig(_GANBaseConfig, _AdamMixin):
 
 
 @dataclass
-class CGANConfig(DCGANConfig):
+class CGANConfig(_AdamGANConfig):
     """``cgan``: label embedding (``embed_dim``) concatenated to z in G; D conditioning ``d_cond``:
     ``projection`` (Miyato & Koyama 2018: ``head(phi(x)) + <embed(y), phi(x)>``) or ``concat`` (one-hot
     appended to D's input: extra constant channels for conv, extra columns for MLP)."""
 
     arch: Literal["auto", "mlp", "dcgan"] = "auto"
-    r1_gamma: float = 0.0  # dcgan's R1 default was not measured for this model
-    r1_every: int = 1
     embed_dim: int = 16
     d_cond: Literal["projection", "concat"] = "projection"
 
@@ -200,7 +205,7 @@ class CGANConfig(DCGANConfig):
 
 
 @dataclass
-class ACGANConfig(DCGANConfig):
+class ACGANConfig(_AdamGANConfig):
     """``acgan``: label embedding in G; D has an auxiliary classifier head trained with cross-entropy on
     real and fake samples (weight ``cls_weight``), and G is trained to make its samples classified as
     their labels. ``d_cls_fake=False`` trains D's classifier on real samples only (G's loss is unchanged):
@@ -208,8 +213,6 @@ class ACGANConfig(DCGANConfig):
     (measurements in docs/models/gan.md)."""
 
     arch: Literal["auto", "mlp", "dcgan"] = "auto"
-    r1_gamma: float = 0.0  # dcgan's R1 default was not measured for this model
-    r1_every: int = 1
     embed_dim: int = 16
     cls_weight: float = 1.0
     d_cls_fake: bool = True
