@@ -18,7 +18,7 @@ import logging
 
 import torch
 
-from gans import budget_arm, budget_score
+from gans import GeneratorEMA, budget_arm, budget_score
 from genlab.config import from_dict
 from genlab.metrics import FeatureStats, fid, load_feature_net
 from genlab.runs import DataConfig, prepare_data
@@ -45,6 +45,9 @@ ARMS = {
     "lr4": ("dcgan", {"lr_g": 4e-4, "lr_d": 4e-4}, {}),
     "w32": ("dcgan", {"width": 32}, {}),
     "w96": ("dcgan", {"width": 96}, {}),
+    "bf16": ("dcgan", {}, {"precision": "bf16"}),
+    "auto": ("dcgan", {}, {"precision": "auto", "channels_last": "auto"}),
+    "bf16-lr4": ("dcgan", {"lr_g": 4e-4, "lr_d": 4e-4}, {"precision": "bf16"}),
 }
 
 
@@ -60,6 +63,8 @@ def main():
     ap.add_argument("--budget", type=float, default=300.0, help="process CPU seconds per arm")
     ap.add_argument("--samples", type=int, default=2000)
     ap.add_argument("--arms", default="base,ema,da,ttur,r1,da+ema")
+    ap.add_argument("--g-ema", default="", help="comma-separated decays: also score these moving averages of the "
+                    "generator's weights, kept during the same run (e.g. 0.999,0.9995)")
     ap.add_argument("--batchnorm-train", action="store_true", help="also score samples drawn with the generator's "
                     "BatchNorm in training mode (batch statistics of each 500-sample batch) instead of its running "
                     "averages")
@@ -77,13 +82,16 @@ def main():
     print("|---|---|---|---|---|---|---|", flush=True)
     for arm in args.arms.split(","):
         name, mcfg, tcfg = ARMS[arm]
-        model, info = budget_arm(name, train, args.seed, args.budget, mcfg, tcfg)
-        for mode in ("eval", "train") if args.batchnorm_train else ("eval",):
-            model.train(mode == "train")
-            r = budget_score(model, net, sel_feats, args.samples, args.seed, ppl_n=0)
-            print(f"| {arm}{' (BN train mode)' if mode == 'train' else ''} | {args.seed} | {info['batches']} | "
-                  f"{r['fid']:.1f} | {r['recall']:.3f} | {r['classes']} | {r['min_share']:.1f}-{r['max_share']:.1f} |",
-                  flush=True)
+        gema = GeneratorEMA([float(d) for d in args.g_ema.split(",") if d])
+        model, info = budget_arm(name, train, args.seed, args.budget, mcfg, tcfg, callbacks=[gema.callback])
+        for label, ctx in gema.variants(model):
+            with ctx:
+                for mode in ("eval", "train") if args.batchnorm_train else ("eval",):
+                    model.train(mode == "train")
+                    r = budget_score(model, net, sel_feats, args.samples, args.seed, ppl_n=0)
+                    print(f"| {arm}{label}{' (BN train mode)' if mode == 'train' else ''} | {args.seed} | "
+                          f"{info['batches']} | {r['fid']:.1f} | {r['recall']:.3f} | {r['classes']} | "
+                          f"{r['min_share']:.1f}-{r['max_share']:.1f} |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -45,8 +45,11 @@ BATCH = 64
 LATENT, WIDTH, LR, BETAS = 100, 64, 2e-4, (0.5, 0.999)  # genlab dcgan's defaults, used by both arms
 
 
-def textbook_loop(x: torch.Tensor, seconds: float, seed: int, device: str = "cpu") -> tuple[nn.Module, dict]:
-    """pytorch/examples' DCGAN main loop on genlab's networks, for ``seconds`` of wall time."""
+def textbook_loop(x: torch.Tensor, seconds: float, seed: int, device: str = "cpu", clock=None,
+                  on_batch=None) -> tuple[nn.Module, dict]:
+    """pytorch/examples' DCGAN main loop on genlab's networks, for ``seconds`` of wall time (or of ``clock()``, the
+    seconds elapsed on another clock). ``on_batch(netG, batches)`` runs after every batch (``bench/gans.py``'s
+    snapshots)."""
     seed_everything(seed)  # the same order as genlab's GAN: generator, features, head
     netG = DCGANGenerator(LATENT, x.shape[1:], WIDTH)
     feats = DCGANFeatures(x.shape[1:], WIDTH)
@@ -60,8 +63,11 @@ def textbook_loop(x: torch.Tensor, seconds: float, seed: int, device: str = "cpu
     optimizerG = torch.optim.Adam(netG.parameters(), lr=LR, betas=BETAS)
     order = torch.Generator().manual_seed(seed)
     netG.train(), netD.train()
-    batches, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
+    if clock is None:
+        t0 = time.perf_counter()
+        clock = lambda: time.perf_counter() - t0  # noqa: E731
+    batches = 0
+    while clock() < seconds:
         perm = torch.randperm(len(x), generator=order)
         for i in range(0, len(x), BATCH):
             real = x[perm[i:i + BATCH]]
@@ -82,10 +88,12 @@ def textbook_loop(x: torch.Tensor, seconds: float, seed: int, device: str = "cpu
             batches += 1
             if batches % 20 == 0:
                 sync()  # on a GPU the clock must see the queued work
-            if time.perf_counter() - t0 >= seconds:
+            if on_batch is not None:
+                on_batch(netG, batches)
+            if clock() >= seconds:
                 break
     sync()
-    wall = time.perf_counter() - t0
+    wall = clock()
     return netG.eval(), {"batches": batches, "epochs": batches / -(-len(x) // BATCH), "wall_s": wall}
 
 

@@ -38,7 +38,19 @@ and PPL in Z (lerp, eps 1e-4, 1,000 paths, feature-net features, no crop; ``styl
 ``--data lfw``: the same arms on the 100 faces of scikit-image's ``lfw_subset`` (25x25), edge-padded to 32x32 for
 every arm and cropped back for scoring; FID-lfw (the shipped face/non-face net), recall and PPL against those same
 100 faces (too few to hold any out), floor = FID-lfw between two halves of the faces; "classes" are face/non-face.
-``--trainer-set KEY=VALUE`` overrides Trainer settings of the genlab arms (e.g. ``ema_decay``).
+``--trainer-set KEY=VALUE`` overrides Trainer settings of the genlab arms (e.g. ``ema_decay``, or
+``precision=auto``: the Trainer's default, which measures bf16 autocast against fp32; the budget arms force fp32
+unless told). ``--g-ema D`` also scores the moving average (decay D) of each genlab arm's weights, kept during the
+same run (what ``trainer.ema_decay=D`` would export), beside its raw weights.
+
+``--clock wall --threads 2``: the issue's literal protocol, minutes of *wall time* on this 2-core CPU with both
+cores per arm; run it on an idle machine, one arm at a time. ``--snapshots 300`` scores each arm also after 300
+seconds of the same run, the budget clock paused while it scores and the global RNG restored afterwards, so the
+snapshot is the state a 300-second arm stops in (no schedule here depends on the budget); one 1,200-second run
+gives both the 5- and the 20-minute rows.
+
+    .venv/bin/python bench/gans.py --only budget --clock wall --threads 2 --budget 1200 --snapshots 300 \
+        --seeds 1 --models dcgan --trainer-set precision=auto --trainer-set channels_last=auto --g-ema 0.999
     .venv/bin/python bench/gans.py --only budget --budget 180 --seeds 1        # first numbers (docs/models/gan.md)
     .venv/bin/python bench/gans.py --only budget --budget 300 --seeds 3        # the issue's protocol, 5 minutes
     .venv/bin/python bench/gans.py --only budget --budget 1200 --seeds 3       # ... and 20 minutes
@@ -222,49 +234,106 @@ BUDGET_MODELS = ["dcgan", "wgan-gp", "progan", "stylegan", "textbook"]
 BUDGET_CONFIG = {"progan": {"fade_images": 1000, "stable_images": 1000}}
 
 
-class _CPUBudget:
-    """Trainer callback: ends the run after the step during which this process's CPU time passed ``seconds``
-    (the Trainer's own ``max_seconds`` counts wall time; it ends the run through the same deadline check)."""
+class BudgetClock:
+    """The clock of a budget arm: this process's CPU time (``cpu``) or wall time (``wall``) since the arm began, less
+    the time spent scoring snapshots inside :meth:`pause`, so the state at a snapshot at T seconds is the state a
+    T-second arm stops in (GAN training here has no schedule that depends on the budget; the global RNG is restored
+    after each snapshot)."""
 
-    def __init__(self, seconds: float):
-        from genlab.training import Callback
+    def __init__(self, kind: str = "cpu"):
+        self.now = time.process_time if kind == "cpu" else time.perf_counter
+        self.t0, self.paused = self.now(), 0.0
 
-        class Stop(Callback):
-            def step_figures(cb, trainer, batch):
-                if time.process_time() - self.t0 >= seconds:
-                    trainer._deadline = float("-inf")  # the deadline test of trainer.max_seconds fires
-                return {}
-        self.t0 = time.process_time()
-        self.callback = Stop()
+    def elapsed(self) -> float:
+        return self.now() - self.t0 - self.paused
 
-
-def budget_arm(name: str, train, seed: int, seconds: float, model_config: dict, trainer_config: dict | None = None):
-    """Train one arm for ``seconds`` of process CPU time; returns (genlab model to sample from, info).
-    ``trainer_config`` overrides the Trainer settings of the genlab arms (e.g. ``ema_decay``)."""
-    t0 = time.process_time()
-    if name == "textbook":
-        import types
-
-        import gan_textbook
-        real_time = gan_textbook.time
-        gan_textbook.time = types.SimpleNamespace(perf_counter=time.process_time)  # its loop, on the CPU clock
+    @contextlib.contextmanager
+    def pause(self):
+        t, rng = self.now(), torch.get_rng_state()
         try:
-            netG, info = gan_textbook.textbook_loop(train.x, seconds, seed)
+            yield
         finally:
-            gan_textbook.time = real_time
+            torch.set_rng_state(rng)
+            self.paused += self.now() - t
+
+
+class GeneratorEMA:
+    """Trainer callback: exponential moving averages of the model's weights (one per decay, genlab's ``EMA``, as
+    ``trainer.ema_decay`` keeps it: every floating-point parameter and buffer, the discriminator's too), updated
+    after every step, so one run scores its raw generator and each average. The updates cost time inside the arm's
+    budget (a few ms per step, against ~100 ms per step)."""
+
+    def __init__(self, decays):
+        from genlab.training import Callback
+        from genlab.training.ema import EMA
+        self.emas: dict = {}
+
+        class Update(Callback):
+            def step_figures(cb, trainer, batch):
+                if not self.emas:
+                    self.emas = {d: EMA(trainer.model, d) for d in decays}
+                for e in self.emas.values():
+                    e.update(trainer.model)
+                return {}
+        self.callback = Update()
+
+    def variants(self, model):
+        """``(label, context)`` pairs: the raw weights, then each average loaded into ``model``."""
+        return [("", contextlib.nullcontext())] + [(f" EMA {d:g}", e.applied(model)) for d, e in self.emas.items()]
+
+
+def budget_arm(name: str, train, seed: int, seconds: float, model_config: dict, trainer_config: dict | None = None,
+               callbacks: list | None = None, clock: str = "cpu", threads: int = 1,
+               snapshots: dict | None = None):
+    """Train one arm for ``seconds`` on ``clock`` (``cpu``: process CPU time; ``wall``) with ``threads`` torch
+    threads; returns (genlab model to sample from, info). ``trainer_config`` overrides the Trainer settings of the
+    genlab arms (e.g. ``ema_decay``); ``callbacks`` are added to theirs (their time counts in the budget).
+    ``snapshots``: ``{t: fn}``, ``fn(model, info)`` called (clock paused, model in eval mode) once the budget clock
+    passes ``t`` seconds."""
+    bc = BudgetClock(clock)
+    pending = sorted((snapshots or {}).items())
+
+    def snap(model, batches):
+        while pending and bc.elapsed() >= pending[0][0]:
+            t, fn = pending.pop(0)
+            with bc.pause():
+                mode = model.training
+                model.eval()
+                fn(model, {"batches": batches, "budget_s": t})
+                model.train(mode)
+    torch.set_num_threads(threads)
+    if name == "textbook":
+        import gan_textbook
         entry = get_model_entry("dcgan")
         model = entry.cls(from_dict(entry.config_cls, {}), train.info())
-        model.generator.load_state_dict(netG.state_dict())  # the same DCGANGenerator: sample/decode/PPL as genlab's
-        return model.eval(), {"batches": info["batches"], "cpu_s": time.process_time() - t0}
+
+        def on_batch(netG, batches):  # the same DCGANGenerator: sample/decode/PPL as genlab's
+            if pending and bc.elapsed() >= pending[0][0]:
+                model.generator.load_state_dict(netG.state_dict())
+                snap(model, batches)
+        netG, info = gan_textbook.textbook_loop(train.x, seconds, seed, clock=bc.elapsed, on_batch=on_batch)
+        model.generator.load_state_dict(netG.state_dict())
+        return model.eval(), {"batches": info["batches"], "budget_s": seconds}
     seed_everything(seed)
     entry = get_model_entry(name)
     model = entry.cls(from_dict(entry.config_cls, {**BUDGET_CONFIG.get(name, {}), **model_config}), train.info())
-    stop = _CPUBudget(seconds)
-    res = Trainer({"epochs": 10**6, "batch_size": BATCH, "seed": seed, "log_every": 10**6, "monitor_every": 0,
-                   "fid_samples": 0, "num_threads": 1, "precision": "fp32", "channels_last": False,
-                   **(trainer_config or {})},
-                  callbacks=[stop.callback]).fit(model, train)
-    info = {"batches": res.step, "cpu_s": time.process_time() - t0}
+    from genlab.training import Callback
+
+    class Stop(Callback):
+        """Ends the run after the step during which the budget clock passed ``seconds`` (the Trainer's own
+        ``max_seconds`` counts wall time from its start; this ends the run through the same deadline check)."""
+        def step_figures(cb, trainer, batch):
+            snap(trainer.model, trainer.step)
+            if bc.elapsed() >= seconds:
+                trainer._deadline = float("-inf")  # the deadline test of trainer.max_seconds fires
+            return {}
+    trainer = Trainer({"epochs": 10**6, "batch_size": BATCH, "seed": seed, "log_every": 10**6, "monitor_every": 0,
+                       "fid_samples": 0, "num_threads": threads, "precision": "fp32", "channels_last": False,
+                       **(trainer_config or {})},
+                      callbacks=[*(callbacks or []), Stop()])
+    res = trainer.fit(model, train)
+    info = {"batches": res.step, "budget_s": seconds,
+            "precision": trainer.precision + (" channels_last" if trainer.channels_last else "")}
     if hasattr(model, "growth"):
         info["growth"] = model.growth()
     return model.eval(), info
@@ -338,33 +407,51 @@ def budget(args, model_config: dict, trainer_config: dict | None = None) -> None
         what = (f"mnist5k train split ({len(train)} images); {len(held_out(splits))} held-out images; "
                 f"real-vs-real floor FID-mnist {fl:.3g}")
     label = "FID-lfw" if args.data == "lfw" else "FID-mnist"
-    print(f"\n## equal CPU time: {args.budget:g} s of process CPU time per arm (1 torch thread), batch {BATCH}, "
-          f"{args.seeds} seed(s), {args.samples} samples; {what}"
-          + (f"; trainer overrides {trainer_config}" if trainer_config else ""))
+    clock = "process CPU time" if args.clock == "cpu" else "wall time"
+    print(f"\n## equal {clock}: {args.budget:g} s per arm ({args.threads} torch thread(s)"
+          + (f"; snapshots at {args.snapshots} s of the same runs, clock paused while scoring" if args.snapshots
+             else "") + f"), batch {BATCH}, {args.seeds} seed(s), {args.samples} samples; {what}"
+          + (f"; trainer overrides {trainer_config}" if trainer_config else "")
+          + (f"; generator EMA {args.g_ema} scored beside the raw weights of the genlab arms" if args.g_ema else ""))
     rows = []
-    for name in args.models.split(","):
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            model, info = budget_arm(name, train, seed, args.budget, model_config, trainer_config)
-            r = {"model": name, "seed": seed, **info,
-                 **budget_score(model, net, real_feats, args.samples, seed, args.ppl_paths, crop)}
+    decays = [float(d) for d in args.g_ema.split(",") if d]
+    budgets = sorted({*(float(t) for t in args.snapshots.split(",") if t), args.budget})
+
+    def score(name, seed, info, model, gema):
+        for variant, ctx in gema.variants(model) if gema else [("", contextlib.nullcontext())]:
+            with ctx:
+                r = {"model": name + variant, "seed": seed, **info,
+                     **budget_score(model, net, real_feats, args.samples, seed, args.ppl_paths, crop)}
             rows.append(r)
-            print(f"  {name:9s} seed {seed}: {r['batches']} batches, {r['cpu_s']:.0f} CPU s, {label} {r['fid']:.1f}, "
-                  f"recall {r['recall']:.3f}, classes {r['classes']} (shares {r['min_share']:.1f}-"
+            print(f"  {r['model']:9s} seed {seed} at {r['budget_s']:g} s: {r['batches']} batches, {label} "
+                  f"{r['fid']:.1f}, recall {r['recall']:.3f}, classes {r['classes']} (shares {r['min_share']:.1f}-"
                   f"{r['max_share']:.1f} %)" + (f", PPL-z {r['ppl_z']:.4g}" if "ppl_z" in r else "")
                   + (f", PPL-w {r['ppl_w']:.4g}" if "ppl_w" in r else "")
-                  + (f", growth {r['growth']}" if "growth" in r else ""), flush=True)
+                  + (f", growth {r['growth']}" if "growth" in r else "")
+                  + (f", {r['precision']}" if "precision" in r else ""), flush=True)
             for psi in (0.5, 0.7):
                 if f"psi{psi}" in r:
                     print(f"    truncation psi={psi}: FID {r[f'psi{psi}'][0]:.1f}, precision {r[f'psi{psi}'][1]:.3f}, "
                           f"recall {r[f'psi{psi}'][2]:.3f}", flush=True)
-    print(f"\n| model | batches | {label} (floor {fl:.3g}) | recall | classes > 1 % | class share min-max % | "
-          "PPL z | PPL w |")
-    print("|---|---|---|---|---|---|---|---|")
+
     for name in args.models.split(","):
-        rs = [r for r in rows if r["model"] == name]
-        mn, mx = mean_std(rs, "min_share"), mean_std(rs, "max_share")
-        print(f"| {name} | {mean_std(rs, 'batches')} | {mean_std(rs, 'fid')} | {mean_std(rs, 'recall')} | "
-              f"{mean_std(rs, 'classes')} | {mn} - {mx} | {mean_std(rs, 'ppl_z')} | {mean_std(rs, 'ppl_w')} |")
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            gema = GeneratorEMA(decays) if decays and name != "textbook" else None
+            snaps = {t: (lambda m, info, name=name, seed=seed, gema=gema: score(name, seed, info, m, gema))
+                     for t in budgets if t < args.budget}
+            model, info = budget_arm(name, train, seed, args.budget, model_config, trainer_config,
+                                     callbacks=[gema.callback] if gema else None, clock=args.clock,
+                                     threads=args.threads, snapshots=snaps)
+            score(name, seed, info, model, gema)
+    print(f"\n| model | budget s | batches | {label} (floor {fl:.3g}) | recall | classes > 1 % | "
+          "class share min-max % | PPL z | PPL w |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in dict.fromkeys(r["model"] for r in rows):
+        for t in budgets:
+            rs = [r for r in rows if r["model"] == name and r["budget_s"] == t]
+            mn, mx = mean_std(rs, "min_share"), mean_std(rs, "max_share")
+            print(f"| {name} | {t:g} | {mean_std(rs, 'batches')} | {mean_std(rs, 'fid')} | {mean_std(rs, 'recall')} | "
+                  f"{mean_std(rs, 'classes')} | {mn} - {mx} | {mean_std(rs, 'ppl_z')} | {mean_std(rs, 'ppl_w')} |")
 
 
 def truncation(args, model_config: dict) -> None:
@@ -382,7 +469,7 @@ def truncation(args, model_config: dict) -> None:
         how = f"loaded from {args.run}"
     else:
         model, info = budget_arm("stylegan", splits.train, 0, args.budget, model_config)
-        how = (f"trained here: {info['batches']} batches of {BATCH} in {info['cpu_s']:.0f} CPU s (1 thread), "
+        how = (f"trained here: {info['batches']} batches of {BATCH} in {info['budget_s']:.0f} CPU s (1 thread), "
                f"config {model.config}")
         if args.save:
             from genlab.io import save_model
@@ -415,7 +502,7 @@ def cond_truncation(args, model_config: dict) -> None:
     fl = floor(splits, net)
     model, info = budget_arm("cstylegan", splits.train, 0, args.budget, model_config)
     k = model.num_classes
-    print(f"\n## cstylegan on {data}: {info['batches']} batches of {BATCH} in {info['cpu_s']:.0f} CPU s (1 thread), "
+    print(f"\n## cstylegan on {data}: {info['batches']} batches of {BATCH} in {info['budget_s']:.0f} CPU s (1 thread), "
           f"config {model.config}\n{args.samples} samples per row (labels i mod {k}, seed 10000) vs "
           f"{len(held_out(splits))} held-out images; real-vs-real floor FID-{NET[data]} {fl:.3g}")
     print(f"\n| truncation | psi | FID-{NET[data]} | precision | recall | cond. acc. |\n|---|---|---|---|---|---|")
@@ -453,7 +540,15 @@ def main():
     ap.add_argument("--run", help="truncation: score this stylegan (run folder or saved model) instead of training")
     ap.add_argument("--save", help="truncation: save the stylegan trained here to this new folder")
     ap.add_argument("--psis", default="0.5,0.7,1.0", help="truncation: comma list of psi values")
-    ap.add_argument("--budget", type=float, default=180.0, help="budget: process CPU seconds per arm")
+    ap.add_argument("--budget", type=float, default=180.0, help="budget: seconds per arm (on --clock)")
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="budget: process CPU time (default; fair "
+                    "on a shared machine) or wall time (the issue's 'minutes on 2 cores': an idle machine, one arm "
+                    "at a time)")
+    ap.add_argument("--threads", type=int, default=1, help="budget: torch threads per arm (default 1)")
+    ap.add_argument("--snapshots", default="", help="budget: comma list of shorter budgets (seconds) scored during "
+                    "the same runs, the clock paused while scoring (e.g. 300 in a 1200-second run)")
+    ap.add_argument("--g-ema", default="", help="budget: comma list of decays; also score these moving averages of "
+                    "the generator of the genlab arms, kept during the same runs (e.g. 0.999)")
     ap.add_argument("--samples", type=int, default=2000, help="budget: samples per arm for FID/recall/classes")
     ap.add_argument("--ppl-paths", type=int, default=1000, help="budget: PPL paths per arm")
     ap.add_argument("--models", default=",".join(MODELS))
