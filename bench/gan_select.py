@@ -64,7 +64,7 @@ def main():
     ap.add_argument("--samples", type=int, default=2000)
     ap.add_argument("--arms", default="base,ema,da,ttur,r1,da+ema")
     ap.add_argument("--g-ema", default="", help="comma-separated decays: also score these moving averages of the "
-                    "generator's weights, kept during the same run (e.g. 0.999,0.9995)")
+                    "model's weights, kept during the same run (what trainer.ema_decay exports; e.g. 0.999,0.9995)")
     ap.add_argument("--batchnorm-train", action="store_true", help="also score samples drawn with the generator's "
                     "BatchNorm in training mode (batch statistics of each 500-sample batch) instead of its running "
                     "averages")
