@@ -412,7 +412,7 @@ def budget(args, model_config: dict, trainer_config: dict | None = None) -> None
           + (f"; snapshots at {args.snapshots} s of the same runs, clock paused while scoring" if args.snapshots
              else "") + f"), batch {BATCH}, {args.seeds} seed(s), {args.samples} samples; {what}"
           + (f"; trainer overrides {trainer_config}" if trainer_config else "")
-          + (f"; generator EMA {args.g_ema} scored beside the raw weights of the genlab arms" if args.g_ema else ""))
+          + (f"; EMA {args.g_ema} of the weights scored beside the raw weights of the genlab arms" if args.g_ema else ""))
     rows = []
     decays = [float(d) for d in args.g_ema.split(",") if d]
     budgets = sorted({*(float(t) for t in args.snapshots.split(",") if t), args.budget})
@@ -548,7 +548,7 @@ def main():
     ap.add_argument("--snapshots", default="", help="budget: comma list of shorter budgets (seconds) scored during "
                     "the same runs, the clock paused while scoring (e.g. 300 in a 1200-second run)")
     ap.add_argument("--g-ema", default="", help="budget: comma list of decays; also score these moving averages of "
-                    "the generator of the genlab arms, kept during the same runs (e.g. 0.999)")
+                    "the genlab arms' weights, kept during the same runs (what trainer.ema_decay exports; e.g. 0.999)")
     ap.add_argument("--samples", type=int, default=2000, help="budget: samples per arm for FID/recall/classes")
     ap.add_argument("--ppl-paths", type=int, default=1000, help="budget: PPL paths per arm")
     ap.add_argument("--models", default=",".join(MODELS))
