@@ -18,7 +18,7 @@ import logging
 
 import torch
 
-from gans import GeneratorEMA, budget_arm, budget_score
+from gans import WeightsEMA, budget_arm, budget_score
 from genlab.config import from_dict
 from genlab.metrics import FeatureStats, fid, load_feature_net
 from genlab.runs import DataConfig, prepare_data
@@ -82,9 +82,9 @@ def main():
     print("|---|---|---|---|---|---|---|", flush=True)
     for arm in args.arms.split(","):
         name, mcfg, tcfg = ARMS[arm]
-        gema = GeneratorEMA([float(d) for d in args.g_ema.split(",") if d])
-        model, info = budget_arm(name, train, args.seed, args.budget, mcfg, tcfg, callbacks=[gema.callback])
-        for label, ctx in gema.variants(model):
+        ema = WeightsEMA([float(d) for d in args.g_ema.split(",") if d])
+        model, info = budget_arm(name, train, args.seed, args.budget, mcfg, tcfg, callbacks=[ema.callback])
+        for label, ctx in ema.variants(model):
             with ctx:
                 for mode in ("eval", "train") if args.batchnorm_train else ("eval",):
                     model.train(mode == "train")

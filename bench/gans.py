@@ -257,7 +257,7 @@ class BudgetClock:
             self.paused += self.now() - t
 
 
-class GeneratorEMA:
+class WeightsEMA:
     """Trainer callback: exponential moving averages of the model's weights (one per decay, genlab's ``EMA``, as
     ``trainer.ema_decay`` keeps it: every floating-point parameter and buffer, the discriminator's too), updated
     after every step, so one run scores its raw generator and each average. The updates cost time inside the arm's
@@ -278,7 +278,8 @@ class GeneratorEMA:
         self.callback = Update()
 
     def variants(self, model):
-        """``(label, context)`` pairs: the raw weights, then each average loaded into ``model``."""
+        """``(label, context)`` pairs: the raw weights, then each average loaded into ``model`` (only the raw
+        weights without decays)."""
         return [("", contextlib.nullcontext())] + [(f" EMA {d:g}", e.applied(model)) for d, e in self.emas.items()]
 
 
@@ -417,8 +418,8 @@ def budget(args, model_config: dict, trainer_config: dict | None = None) -> None
     decays = [float(d) for d in args.g_ema.split(",") if d]
     budgets = sorted({*(float(t) for t in args.snapshots.split(",") if t), args.budget})
 
-    def score(name, seed, info, model, gema):
-        for variant, ctx in gema.variants(model) if gema else [("", contextlib.nullcontext())]:
+    def score(name, seed, info, model, ema):
+        for variant, ctx in ema.variants(model):
             with ctx:
                 r = {"model": name + variant, "seed": seed, **info,
                      **budget_score(model, net, real_feats, args.samples, seed, args.ppl_paths, crop)}
@@ -436,13 +437,13 @@ def budget(args, model_config: dict, trainer_config: dict | None = None) -> None
 
     for name in args.models.split(","):
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            gema = GeneratorEMA(decays) if decays and name != "textbook" else None
-            snaps = {t: (lambda m, info, name=name, seed=seed, gema=gema: score(name, seed, info, m, gema))
+            ema = WeightsEMA(decays if name != "textbook" else [])  # no decays: the raw weights only
+            snaps = {t: (lambda m, info, name=name, seed=seed, ema=ema: score(name, seed, info, m, ema))
                      for t in budgets if t < args.budget}
             model, info = budget_arm(name, train, seed, args.budget, model_config, trainer_config,
-                                     callbacks=[gema.callback] if gema else None, clock=args.clock,
-                                     threads=args.threads, snapshots=snaps)
-            score(name, seed, info, model, gema)
+                                     callbacks=[ema.callback], clock=args.clock, threads=args.threads,
+                                     snapshots=snaps)
+            score(name, seed, info, model, ema)
     print(f"\n| model | budget s | batches | {label} (floor {fl:.3g}) | recall | classes > 1 % | "
           "class share min-max % | PPL z | PPL w |")
     print("|---|---|---|---|---|---|---|---|---|")
