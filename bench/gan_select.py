@@ -48,6 +48,9 @@ ARMS = {
     "bf16": ("dcgan", {}, {"precision": "bf16"}),
     "auto": ("dcgan", {}, {"precision": "auto", "channels_last": "auto"}),
     "bf16-lr4": ("dcgan", {"lr_g": 4e-4, "lr_d": 4e-4}, {"precision": "bf16"}),
+    "bf16-lr6": ("dcgan", {"lr_g": 6e-4, "lr_d": 6e-4}, {"precision": "bf16"}),
+    "bf16-lr8": ("dcgan", {"lr_g": 8e-4, "lr_d": 8e-4}, {"precision": "bf16"}),
+    "bf16-lr12": ("dcgan", {"lr_g": 1.2e-3, "lr_d": 1.2e-3}, {"precision": "bf16"}),
 }
 
 
