@@ -5,16 +5,16 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from genlab.cli import main
+from genlab.config import read_config_file
 
 RECIPE = Path(__file__).resolve().parents[2] / "examples" / "dcgan_cpu.yaml"
 
 
 @pytest.fixture(scope="module")
 def recipe():
-    return yaml.safe_load(RECIPE.read_text(encoding="utf-8"))
+    return read_config_file(RECIPE)  # the reader behind --config
 
 
 def test_recipe_is_the_documented_one(recipe):
