@@ -26,14 +26,30 @@ def test_double_backward_models_stay_eager(caplog):
     """wgan-gp's gradient penalty needs double backward, which torch.compile cannot train: it stays eager."""
     from genlab.models.base import capabilities  # noqa: F401 (the trait sits beside the capabilities)
     from genlab.registry import get_model_entry
+    from genlab.testing import build
     from genlab.training.compile import compile_model
-    assert get_model_entry("wgan-gp").cls.double_backward and not get_model_entry("dcgan").cls.double_backward
+    assert get_model_entry("wgan-gp").cls.double_backward
     assert get_model_entry("contractive-ae").cls.double_backward
+    # the GANs' R1 / R2, progan's gradient penalty and stylegan's path length depend on the config
+    img = TensorDataset(torch.rand(16, 1, 8, 8) * 2 - 1)
+    for name, on, off in (("dcgan", {}, {"r1_gamma": 0.0}), ("gan", {"r2_gamma": 0.1}, {}),
+                          ("progan", {}, {"loss": "nonsaturating"}),
+                          ("stylegan", {"r1_gamma": 0.0, "pl_weight": 2.0}, {"r1_gamma": 0.0})):
+        assert build(name, img, on).double_backward, name
+        assert not build(name, img, off).double_backward, name
     run = genlab.train("wgan-gp", TensorDataset(torch.rand(16, 1, 8, 8) * 2 - 1), config={"trainer": {
         "epochs": 1, "batch_size": 8, "fid_samples": 0}}, figures=False)
     with caplog.at_level("WARNING", logger="genlab.training.compile"):
         assert compile_model(run.model, True, torch.device("cpu")) == []
     assert "double backward" in caplog.text
+
+
+def test_dcgan_with_its_default_r1_trains_under_compile_true():
+    """dcgan's default R1 penalty differentiates through a gradient: trainer.compile=true trains it eagerly (it
+    raised torch.compile's 'does not currently support double backward' at the first R1 step before)."""
+    run = genlab.train("dcgan", TensorDataset(torch.rand(16, 1, 8, 8) * 2 - 1), config={"trainer": {
+        "epochs": 1, "batch_size": 8, "fid_samples": 0, "monitor_every": 0, "compile": True}}, figures=False)
+    assert run.model.config.r1_gamma > 0 and all(torch.isfinite(p).all() for p in run.model.parameters())
 
 
 @pytest.mark.slow

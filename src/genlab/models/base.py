@@ -89,7 +89,7 @@ class GenerativeModel(nn.Module):
     input_kinds: tuple[str, ...] = ("image", "tabular")
     #: whether ``training_step`` differentiates through a gradient (``autograd.grad(create_graph=True)``: gradient
     #: penalties, contractive penalties); ``trainer.compile`` leaves such models eager (torch.compile's
-    #: aot_autograd has no double backward)
+    #: aot_autograd has no double backward); a property where it depends on the config (the GANs: R1 / R2)
     double_backward: bool = False
     #: ``(trainer monitor, mode)`` used when ``trainer.monitor`` is null; ``None``: keep no best checkpoint
     default_monitor: tuple[str, str] | None = ("val/loss", "min")

@@ -239,6 +239,12 @@ class GAN(GenerativeModel):
     #: one: a genlab feature net for the image shape, or tabular data); without it no best checkpoint is kept
     default_monitor = ("val/fid", "min")
 
+    @property
+    def double_backward(self) -> bool:
+        """R1 / R2 (``r1_gamma`` / ``r2_gamma`` > 0) differentiate through D's input gradient; subclasses add their
+        own penalties (``wgan-gp``'s gradient penalty, progan's, stylegan's path length)."""
+        return self.config.r1_gamma > 0 or self.config.r2_gamma > 0
+
     def __init__(self, config, data_info: dict, *, networks: dict | None = None):
         super().__init__(config, data_info)
         c = config

@@ -145,6 +145,11 @@ class ProGAN(GAN):
     network_slots = {}
     default_monitor = ("val/fid", "min")
 
+    @property
+    def double_backward(self) -> bool:
+        c = self.config
+        return super().double_backward or (c.loss == "wgan-gp" and c.gp_weight > 0)
+
     def __init__(self, config: ProGANConfig, data_info: dict, *, networks: dict | None = None):
         c = config
         self._init_own_networks(c, data_info, networks, "wasserstein" if c.loss == "wgan-gp" else "nonsaturating")

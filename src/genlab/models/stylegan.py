@@ -225,6 +225,10 @@ class StyleGAN(GAN):
     #: the model has a W space: ``mapping(z) -> w`` and ``synthesize(w)`` (PPL in W)
     has_w_space = True
 
+    @property
+    def double_backward(self) -> bool:
+        return super().double_backward or self.config.pl_weight > 0
+
     def __init__(self, config: StyleGANConfig, data_info: dict, *, networks: dict | None = None):
         c = config
         self._init_own_networks(c, data_info, networks, "nonsaturating")
