@@ -51,6 +51,10 @@ ARMS = {
     "bf16-lr6": ("dcgan", {"lr_g": 6e-4, "lr_d": 6e-4}, {"precision": "bf16"}),
     "bf16-lr8": ("dcgan", {"lr_g": 8e-4, "lr_d": 8e-4}, {"precision": "bf16"}),
     "bf16-lr12": ("dcgan", {"lr_g": 1.2e-3, "lr_d": 1.2e-3}, {"precision": "bf16"}),
+    # the learning rate decayed to 0 over the arm's budget (trainer.lr_schedule on the budget clock)
+    "bf16-lr8-cos": ("dcgan", {"lr_g": 8e-4, "lr_d": 8e-4}, {"precision": "bf16", "lr_schedule": "cosine"}),
+    "bf16-lr12-cos": ("dcgan", {"lr_g": 1.2e-3, "lr_d": 1.2e-3}, {"precision": "bf16", "lr_schedule": "cosine"}),
+    "bf16-lr8-lin": ("dcgan", {"lr_g": 8e-4, "lr_d": 8e-4}, {"precision": "bf16", "lr_schedule": "linear"}),
 }
 
 

@@ -237,8 +237,8 @@ BUDGET_CONFIG = {"progan": {"fade_images": 1000, "stable_images": 1000}}
 class BudgetClock:
     """The clock of a budget arm: this process's CPU time (``cpu``) or wall time (``wall``) since the arm began, less
     the time spent scoring snapshots inside :meth:`pause`, so the state at a snapshot at T seconds is the state a
-    T-second arm stops in (GAN training here has no schedule that depends on the budget; the global RNG is restored
-    after each snapshot)."""
+    T-second arm stops in (the global RNG is restored after each snapshot), unless the arm's learning rate decays
+    over the budget (``--trainer-set lr_schedule=cosine``): then a T-second arm needs its own run."""
 
     def __init__(self, kind: str = "cpu"):
         self.now = time.process_time if kind == "cpu" else time.perf_counter
@@ -320,18 +320,16 @@ def budget_arm(name: str, train, seed: int, seconds: float, model_config: dict, 
     model = entry.cls(from_dict(entry.config_cls, {**BUDGET_CONFIG.get(name, {}), **model_config}), train.info())
     from genlab.training import Callback
 
-    class Stop(Callback):
-        """Ends the run after the step during which the budget clock passed ``seconds`` (the Trainer's own
-        ``max_seconds`` counts wall time from its start; this ends the run through the same deadline check)."""
+    class Snap(Callback):
         def step_figures(cb, trainer, batch):
             snap(trainer.model, trainer.step)
-            if bc.elapsed() >= seconds:
-                trainer._deadline = float("-inf")  # the deadline test of trainer.max_seconds fires
             return {}
+    # trainer.max_seconds on the arm's budget clock (clock=): the run ends after the step during which it passes
+    # `seconds`, and a time-budgeted lr_schedule decays over that clock
     trainer = Trainer({"epochs": 10**6, "batch_size": BATCH, "seed": seed, "log_every": 10**6, "monitor_every": 0,
                        "fid_samples": 0, "num_threads": threads, "precision": "fp32", "channels_last": False,
-                       **(trainer_config or {})},
-                      callbacks=[*(callbacks or []), Stop()])
+                       "max_seconds": seconds, **(trainer_config or {})},
+                      callbacks=[*(callbacks or []), Snap()], clock=bc.elapsed)
     res = trainer.fit(model, train)
     info = {"batches": res.step, "budget_s": seconds,
             "precision": trainer.precision + (" channels_last" if trainer.channels_last else "")}

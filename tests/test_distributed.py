@@ -267,6 +267,20 @@ def test_noisy_models_two_processes_equal_replicas_of_the_global_batch(tmp_path)
         assert any(not torch.equal(w0[k], start[k]) for k in w0), f"{model}: nothing was trained"
 
 
+def test_time_budgeted_schedule_keeps_the_replicas_identical(tmp_path):
+    """trainer.max_seconds with lr_schedule=cosine under torchrun: each rank's clock starts at its own moment, so
+    the ranks decay by their *mean* share of the budget (agreed at each step with the logs); the replicas keep
+    identical weights and learning rates, stop at the same step, and the rate has decayed by the end."""
+    fit = {"kind": "fit", "name": "budget", "model": "ae", "model_cfg": {"latent_dim": 4},
+           "trainer": {"epochs": 10**6, "max_seconds": 1.5, "lr_schedule": "cosine", "log_every": 1}}
+    _torchrun({"tasks": [fit]}, tmp_path)
+    _same(_weights(tmp_path / "budget-rank0.safetensors"), _weights(tmp_path / "budget-rank1.safetensors"))
+    h0, h1 = (json.loads((tmp_path / f"budget-rank{r}.json").read_text()) for r in (0, 1))
+    lr0, lr1 = ([rec["lr/main"] for rec in h if rec["split"] == "train"] for h in (h0, h1))
+    assert lr0 == lr1 and len(lr0) > 10
+    assert lr0[-1] < 0.2 * lr0[0]  # decayed over the budget (the steps alone would leave it at the start)
+
+
 def _weights_of_fresh(model, cfg) -> dict:
     train, _ = _data(48)
     return {k: v.detach().clone() for k, v in _build(model, train, cfg).state_dict().items()}

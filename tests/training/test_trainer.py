@@ -154,6 +154,65 @@ def test_lr_schedules(image_data):
     assert all(a >= b for a, b in zip(lrs[1:], lrs[2:]))
 
 
+class TickClock(Callback):
+    """A budget clock that advances one second per training step (read by the Trainer as ``clock=``)."""
+
+    def __init__(self, start=0.0):
+        self.t = start
+
+    def __call__(self):
+        return self.t
+
+    def step_figures(self, trainer, batch):
+        self.t += 1.0
+        return {}
+
+
+@pytest.mark.parametrize("kind", ["cosine", "linear"])
+def test_lr_schedule_decays_over_the_time_budget(image_data, kind):
+    """With trainer.max_seconds the decay runs over the budget when that is further along than the steps (here
+    200 steps of epochs, 10 'seconds' of budget at one per step): the rate of step j is set while step j-1 runs,
+    from the budget share used when it began, (j - 2) / 10, and the run ends at step 10."""
+    import math
+    clock = TickClock()
+    tr = Trainer(tiny_trainer(epochs=50, lr_schedule=kind, max_seconds=10), clock=clock, callbacks=[clock])
+    res = tr.fit(make_vae(image_data), image_data)
+    lrs = [r["lr/main"] for r in res.history if r["split"] == "train"]
+    assert res.step == 10 and len(lrs) == 10 and tr.budget_fraction == pytest.approx(1.0)
+    mult = (lambda f: 0.5 * (1 + math.cos(math.pi * f))) if kind == "cosine" else (lambda f: 1 - f)
+    assert lrs[0] == pytest.approx(1e-3)
+    assert lrs[1] == pytest.approx(1e-3 * mult(1 / 200))  # the steps are further along than the budget (0)
+    for j in range(3, 11):
+        assert lrs[j - 1] == pytest.approx(1e-3 * mult((j - 2) / 10)), j
+    constant = Trainer(tiny_trainer(epochs=50, max_seconds=10), clock=(c := TickClock()), callbacks=[c])
+    flat = [r["lr/main"] for r in constant.fit(make_vae(image_data), image_data).history if r["split"] == "train"]
+    assert flat == [pytest.approx(1e-3)] * 10
+
+
+def test_time_budget_and_its_schedule_continue_across_resume(image_data, tmp_path):
+    """A resumed run counts the budget seconds its checkpoint had used (trainer.max_seconds is the whole run's)
+    and its time-budgeted schedule goes on where it was: interrupted at step 4 and resumed on a clock with another
+    origin, the run ends at step 10 with the weights and log of the uninterrupted run."""
+    cfg = tiny_trainer(epochs=50, lr_schedule="cosine", max_seconds=10)
+    full = make_vae(image_data)
+    Trainer(cfg, out_dir=tmp_path / "full", clock=(c := TickClock()), callbacks=[c]).fit(full, image_data)
+    part = make_vae(image_data)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, out_dir=tmp_path / "part", clock=(c := TickClock()),
+                callbacks=[c, InterruptAt(4)]).fit(part, image_data)
+    meta = json.loads((tmp_path / "part" / "checkpoints" / "last" / "trainer_state.json").read_text())
+    assert meta["budget_seconds"] == 4.0
+    resumed = make_vae(image_data, seed=123)
+    res = Trainer(cfg, out_dir=tmp_path / "part", clock=(c := TickClock(start=100.0)), callbacks=[c]).fit(
+        resumed, image_data, resume=tmp_path / "part")
+    assert res.step == 10
+    a, b = full.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    la = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    lb = [json.loads(x) for x in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+    assert la == lb
+
+
 def test_grad_clip_logs_norm_and_ema_is_used_for_final_weights(image_data, tmp_path):
     m = make_vae(image_data)
     tr = Trainer(tiny_trainer(epochs=1, grad_clip=0.5, ema_decay=0.5, restore_best=False), out_dir=tmp_path)

@@ -42,7 +42,8 @@ def trainer_state(trainer) -> tuple[dict, dict[str, torch.Tensor]]:
             "stopped_early": t.stopped_early, "precision": t.precision,
             "channels_last": t.channels_last, "trainer_config": to_dict(t.config),
             "epoch_sums": {k: float(v) for k, v in t.epoch_sums.items()}, "epoch_counts": t.epoch_counts,
-            "log_lines": len(t.history), "optimizers": {}, "schedulers": {}}
+            "log_lines": len(t.history), "optimizers": {}, "schedulers": {},
+            "budget_seconds": t.budget_seconds()}
     tensors: dict[str, torch.Tensor] = {"gen/epoch": t.epoch_gen_state.clone(), "gen/current": t.gen.get_state()}
     for name, spec in t.specs.items():
         m, parts = optimizer_to_parts(name, spec.optimizer)
@@ -151,6 +152,7 @@ def restore(trainer, path: Path) -> None:
     t.step, t.epoch, t.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
     t.best_value, t.best_step = meta["best_value"], meta["best_step"]
     t.bad_epochs, t.stopped_early = meta["bad_epochs"], meta["stopped_early"]
+    t.budget_before = float(meta.get("budget_seconds", 0.0))  # trainer.max_seconds counts the whole run
     t.precision, t.channels_last = meta["precision"], meta["channels_last"]
     t.epoch_gen_state = tensors["gen/epoch"]
     t.epoch_sums = {k: torch.tensor(v, dtype=torch.float32, device=t.device) for k, v in meta["epoch_sums"].items()}

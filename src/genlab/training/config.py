@@ -37,10 +37,13 @@ class TrainerConfig:
     can sample; needs a run folder). ``null`` = every epoch for GANs, every ``max(1, epochs // 10)`` epochs
     for other samplers; ``0`` = never.
     lr_schedule: ``constant``, ``cosine`` (to 0) or ``linear`` (to 0), after ``warmup_steps`` linear warm-up.
+    The decay runs over the run's steps (``epochs`` x batches, or ``max_steps``) or, with ``max_seconds``, over
+    the time budget when that is further along: the learning rate reaches 0 where the run ends.
     max_seconds: a time budget: training stops after the step during which this many seconds have passed since
-    ``fit`` began (the probe and validations included), and the run then ends as at ``max_steps`` (last epoch
-    record, validation, checkpoints, export). Where it stops depends on the machine's speed, so a run with a
-    budget is not repeatable step for step; ``null`` = no budget.
+    ``fit`` began (the probe and validations included; a resumed run counts the seconds its checkpoint had
+    used), and the run then ends as at ``max_steps`` (last epoch record, validation, checkpoints, export). Where
+    it stops depends on the machine's speed, so a run with a budget is not repeatable step for step; ``null`` =
+    no budget.
     checkpoint_every: also write ``checkpoints/step-N`` (and refresh ``last``) every N steps.
     log_to: experiment trackers fed with every record of ``metrics.jsonl`` (scalars), the sample grids and
     histograms of the codes: a list of ``tensorboard`` and ``mlflow``, or a comma string

@@ -256,21 +256,26 @@ class Distributed:
             i += g.numel()
 
     @torch.no_grad()
-    def average_logs(self, out: dict, weight: float, flags: tuple[bool, ...] = ()) -> tuple[dict, tuple[bool, ...]]:
-        """The step's logged values as weighted means over the ranks, and ``flags`` OR-ed over the ranks (a time
-        budget reached or an interrupt on any rank stops every rank at the same step)."""
+    def average_logs(self, out: dict, weight: float, flags: tuple[bool, ...] = (),
+                     values: tuple[float, ...] = ()) -> tuple[dict, tuple[bool, ...], tuple[float, ...]]:
+        """The step's logged values as weighted means over the ranks, ``flags`` OR-ed over the ranks (an
+        interrupt on any rank stops every rank at the same step) and ``values`` as plain means over the ranks
+        (the share of the time budget used, so every rank decays its learning rate alike and stops together),
+        in one collective."""
         import torch.distributed as dist
 
         keys = list(out)
-        vals = [out[k].detach().float().reshape(()) * weight for k in keys]
-        t = torch.stack(vals + [torch.tensor(float(f), device=vals[0].device if vals else self.device)
-                                for f in flags]) if keys or flags else None
-        if t is None:
-            return out, flags
-        t = t.to(self.device)
+        vals = [out[k].detach().float().reshape(()).to(self.device) * weight for k in keys]
+        extra = [float(f) for f in flags] + [float(v) for v in values]
+        if not vals and not extra:
+            return out, flags, values
+        t = torch.cat(([torch.stack(vals)] if vals else [])
+                      + [torch.tensor(extra, dtype=torch.float32, device=self.device)])
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        n = len(keys)
         means = {k: t[i] / self.world_size for i, k in enumerate(keys)}
-        return means, tuple(bool(t[len(keys) + j] > 0) for j in range(len(flags)))
+        return (means, tuple(bool(t[n + j] > 0) for j in range(len(flags))),
+                tuple(float(t[n + len(flags) + j]) / self.world_size for j in range(len(values))))
 
     def any(self, flag: bool) -> bool:
         """``flag`` OR-ed over the ranks."""

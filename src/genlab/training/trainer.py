@@ -147,10 +147,13 @@ class TrainResult:
 
 
 class _Schedule:
-    """LR multiplier: linear warm-up, then constant/cosine/linear decay over ``total`` optimizer steps."""
+    """LR multiplier: linear warm-up, then constant/cosine/linear decay over ``total`` optimizer steps, or over the
+    time budget when ``elapsed()`` (the fraction of ``trainer.max_seconds`` used, 0 without a budget) is further
+    along: the decay reaches 0 where the run ends, at its last step or at its deadline, whichever comes first."""
 
-    def __init__(self, kind: str, warmup: int, total: int):
+    def __init__(self, kind: str, warmup: int, total: int, elapsed=None):
         self.kind, self.warmup, self.total = kind, warmup, max(total, 1)
+        self.elapsed = elapsed
 
     def __call__(self, step: int) -> float:
         if self.warmup and step < self.warmup:
@@ -158,6 +161,8 @@ class _Schedule:
         if self.kind == "constant":
             return 1.0
         frac = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        if self.elapsed is not None:
+            frac = max(frac, min(1.0, self.elapsed()))
         return 0.5 * (1 + math.cos(math.pi * frac)) if self.kind == "cosine" else 1.0 - frac
 
 
@@ -174,11 +179,19 @@ class Trainer:
         Run after the sample-quality monitors the config asks for (``fid_samples``, ``monitor_every``;
         :func:`genlab.training.monitors.default_monitors`), which are added unless a callback of the same class
         is given.
+    clock : callable, optional
+        The clock of ``trainer.max_seconds`` and of a time-budgeted ``lr_schedule``: a function returning seconds
+        (only differences are used). Default: wall time (``time.perf_counter``). A benchmark passes process CPU
+        time, or a clock it pauses while it scores snapshots.
     """
 
     def __init__(self, config: TrainerConfig | dict | None = None, *, out_dir: str | Path | None = None,
-                 callbacks: list[Callback] | tuple = ()):
+                 callbacks: list[Callback] | tuple = (), clock=None):
         self.config = config if isinstance(config, TrainerConfig) else from_dict(TrainerConfig, config, "trainer")
+        self._clock = clock if clock is not None else time.perf_counter
+        self._clock_start = 0.0
+        self.budget_before = 0.0  # budget seconds used before this fit (restored from a checkpoint on resume)
+        self.budget_fraction = 0.0  # of trainer.max_seconds used, as of the last step (agreed by all ranks)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         given = list(callbacks)
         self.callbacks = [m for m in default_monitors(self.config)
@@ -236,9 +249,15 @@ class Trainer:
             if self.dist is not None:
                 self.dist.restore_batchnorm()
 
+    def budget_seconds(self) -> float:
+        """Seconds of the time budget used so far on this trainer's clock: this ``fit`` (from its start, the
+        probe and validations included) plus what the resumed checkpoint had used."""
+        return self._clock() - self._clock_start + self.budget_before
+
     def _fit(self, model, train: TensorDataset, val: TensorDataset | None, resume) -> TrainResult:
         cfg = self.config
-        self._fit_start = time.perf_counter()
+        self._clock_start = self._clock()
+        self.budget_before, self.budget_fraction = 0.0, 0.0
         self.device = self.check(model, train, val)
         self.dist = Distributed.setup(cfg, self.device)  # None unless torchrun launched several processes
         if self.dist is not None:
@@ -268,7 +287,8 @@ class Trainer:
                             name, spec.every, total_iters)
             if spec.scheduler is None:
                 spec.scheduler = torch.optim.lr_scheduler.LambdaLR(
-                    spec.optimizer, _Schedule(cfg.lr_schedule, cfg.warmup_steps, n_updates))
+                    spec.optimizer, _Schedule(cfg.lr_schedule, cfg.warmup_steps, n_updates,
+                                              None if cfg.max_seconds is None else lambda: self.budget_fraction))
         self.ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
         if self.ema is not None and total_iters and cfg.ema_decay ** total_iters > 0.1:
             log.warning("trainer.ema_decay=%g over a run of %d steps: the initial weights keep %.0f %% of the exported "
@@ -314,7 +334,8 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_train_start(self, total_iters)
         t_start = time.perf_counter()
-        self._deadline = None if cfg.max_seconds is None else self._fit_start + cfg.max_seconds
+        if cfg.max_seconds is not None:
+            self.budget_fraction = self.budget_before / cfg.max_seconds
         interrupt = _DeferredInterrupt()
         interrupt.synced = self.dist is not None  # under torchrun the ranks stop at a step they agree on
         self._consistent = True  # False while a step is half done (an immediate second Ctrl-C saves nothing)
@@ -369,9 +390,11 @@ class Trainer:
                 else:  # this rank's chunk of the global batch; logged values and stop flags agreed by all ranks
                     local, self._shard_weight = self.dist.shard(batch)
                     out = self._train_step(local)
-                    late = self._deadline is not None and time.perf_counter() >= self._deadline
-                    out, (time_up, stop) = self.dist.average_logs(out, self._shard_weight, (late, interrupt.local))
+                    used = () if cfg.max_seconds is None else (self.budget_seconds() / cfg.max_seconds,)
+                    out, (stop,), used = self.dist.average_logs(out, self._shard_weight, (interrupt.local,), used)
                     interrupt.requested = interrupt.requested or stop
+                    if used:  # the ranks' mean: every rank decays its lr alike and stops at the same step
+                        self.budget_fraction = used[0]
                 self.step += 1
                 self.batch_in_epoch += 1
                 figures = {}
@@ -395,9 +418,11 @@ class Trainer:
                     ckpt.prune_step_checkpoints(self)
                 if self.step >= total_iters:
                     break
-                if time_up or (self.dist is None and self._deadline is not None
-                               and time.perf_counter() >= self._deadline):
-                    time_up = True
+                if cfg.max_seconds is not None:
+                    if self.dist is None:
+                        self.budget_fraction = self.budget_seconds() / cfg.max_seconds
+                    time_up = self.budget_fraction >= 1.0
+                if time_up:
                     log.info("trainer.max_seconds=%g reached at step %d (epoch %d); ending the run",
                              cfg.max_seconds, self.step, self.epoch)
                     break
