@@ -140,6 +140,17 @@ def from_dict(cls: type, data: dict | None, where: str = "config") -> Any:
         raise ConfigError(f"{where}: {e}") from None
 
 
+def from_saved(cls: type, data: dict | None, where: str = "config") -> Any:
+    """:func:`from_dict` for a config read back from a file genlab wrote (a model or run folder, a checkpoint). A
+    key such a file lacks was not a key when it was written; where a later genlab gave that key a default that
+    changes what the model does, ``cls.SAVED_DEFAULTS`` holds the value that reproduces the old behaviour, and it
+    is used instead of today's default (a ``dcgan`` saved before R1 existed resumes without R1)."""
+    legacy = getattr(cls, "SAVED_DEFAULTS", None) or {}
+    if isinstance(data, dict) and legacy:
+        data = {**{k: v for k, v in legacy.items() if k not in data}, **data}
+    return from_dict(cls, data, where)
+
+
 def to_dict(cfg: Any) -> dict:
     """JSON-able dict of a config dataclass (tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(cfg)))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .config import check, from_dict, read_json, to_dict
+from .config import check, from_dict, from_saved, read_json, to_dict
 from .data import Normalization, TensorDataset, load_dataset
 from .errors import CheckpointError, ConfigError, DataError, GenlabError
 from .io.atomic import write_json_atomic
@@ -116,12 +116,13 @@ class RunSpec:
     test: FinalEvalConfig = field(default_factory=FinalEvalConfig)
 
     @classmethod
-    def from_sections(cls, model: str, sections: dict) -> "RunSpec":
+    def from_sections(cls, model: str, sections: dict, *, saved: bool = False) -> "RunSpec":
+        """``saved``: the sections were read back from a run folder (:func:`genlab.config.from_saved`)."""
         unknown = sorted(set(sections) - set(SECTIONS), key=str)
         if unknown:
             raise ConfigError(f"unknown config section {unknown[0]!r}; valid sections: {', '.join(SECTIONS)}")
         entry = get_model_entry(model)
-        mcfg = from_dict(entry.config_cls, sections.get("model") or {}, "model")
+        mcfg = (from_saved if saved else from_dict)(entry.config_cls, sections.get("model") or {}, "model")
         return cls(model=model, model_config=to_dict(mcfg),
                    trainer=from_dict(TrainerConfig, sections.get("trainer"), "trainer"),
                    data=from_dict(DataConfig, sections.get("data"), "data"),
@@ -409,7 +410,7 @@ def _write_run_outputs(run_dir: Path, model, splits: Splits, spec: RunSpec, resu
 
 #: Trainer keys a resumed run may change (they do not change what was already trained); the ``test`` section may
 #: change too; anything else in the model, data or trainer sections is fixed by the checkpoint.
-RESUMABLE_KEYS = ("epochs", "max_steps", "log_every", "checkpoint_every", "keep_step_checkpoints", "val_every",
+RESUMABLE_KEYS = ("epochs", "max_steps", "max_seconds", "log_every", "checkpoint_every", "keep_step_checkpoints", "val_every",
                   "sample_every", "patience", "min_delta", "restore_best", "device", "log_to", "log_dir")
 
 
@@ -477,7 +478,8 @@ def _finished(run_dir: Path, trainer_cfg: TrainerConfig) -> dict | None:
     meta, _ = read_state(last)
     try:
         done = meta["stopped_early"] or meta["epoch"] >= trainer_cfg.epochs or (
-            trainer_cfg.max_steps is not None and meta["step"] >= trainer_cfg.max_steps)
+            trainer_cfg.max_steps is not None and meta["step"] >= trainer_cfg.max_steps) or (
+            trainer_cfg.max_seconds is not None and float(meta.get("budget_seconds") or 0) >= trainer_cfg.max_seconds)
     except (KeyError, TypeError):
         raise CheckpointError(f"{last / 'trainer_state.json'} is incomplete (no step/epoch); resume from another "
                               "checkpoint or start the run again") from None
@@ -586,7 +588,7 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *,
             names = ", ".join(map(str, saved["user_networks"]))
             raise ConfigError(f"{run_dir} was trained with user-supplied networks ({names}); resume it in Python with "
                               "genlab.train(resume=RUN, networks={...}) built as for training")
-        spec = RunSpec.from_sections(saved["model"], sections)
+        spec = RunSpec.from_sections(saved["model"], sections, saved=True)
         out = run_dir
     else:
         if model is None:
@@ -628,8 +630,8 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *,
             done = _finished(out_dir, spec.trainer)
             if done is not None:
                 from .io import load
-                log.warning("%s already finished at epoch %d (step %d); nothing to do (raise trainer.epochs to "
-                            "extend it)", out_dir, done["epoch"], done["step"])
+                log.warning("%s already finished at epoch %d (step %d); nothing to do (raise trainer.epochs, max_steps "
+                            "or max_seconds to extend it)", out_dir, done["epoch"], done["step"])
                 metrics = json.loads((out_dir / "final_metrics.json").read_text())
                 return Run(model=load(out_dir, networks=networks), spec=spec, splits=splits, result=None,
                            out_dir=out_dir, metrics=metrics)
@@ -794,7 +796,7 @@ class RunFolder:
         self.genlab_version = record.get("genlab_version")
         entry_for_record(self.model_name, record, where=str(cfg_file))  # imports an external model's module
         try:
-            self.spec = RunSpec.from_sections(self.model_name, record["sections"])
+            self.spec = RunSpec.from_sections(self.model_name, record["sections"], saved=True)
         except GenlabError as e:
             raise CheckpointError(f"{cfg_file}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         if "data_info" not in record:

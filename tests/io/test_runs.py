@@ -325,3 +325,29 @@ def test_figures_use_the_test_split_only_when_it_is_scored(images, tmp_path, mon
     genlab.train("vae", TensorDataset(images.x[:40], images.y[:40]), val=val, test=test, out=tmp_path / "r", config=cfg)
     assert len(seen) == 1 and torch.equal(seen[0], (test if scored else val).x)
     assert (tmp_path / "r" / "reconstructions.png").is_file()
+
+
+def test_a_dcgan_saved_before_r1_existed_loads_and_resumes_without_r1(tmp_path):
+    """config.from_saved: a run folder whose dcgan config lacks r1_gamma (written before R1 became dcgan's default,
+    2026-12-04) trained without R1; loading, opening and resuming it keep R1 off instead of today's default, and a
+    fresh config still gets the default."""
+    import genlab
+    from genlab.data import TensorDataset
+    from genlab.io import load
+    data = TensorDataset(torch.rand(16, 1, 8, 8) * 2 - 1)
+    cfg = {"model": {"r1_gamma": 0.0}, "trainer": {"epochs": 1, "batch_size": 8, "fid_samples": 0,
+                                                  "monitor_every": 0}}
+    genlab.train("dcgan", data, config=cfg, out=tmp_path / "run", figures=False)
+    for path, keys in ((tmp_path / "run" / "config.json", ("sections", "model")),
+                       (tmp_path / "run" / "model" / "config.json", ("config",))):
+        rec = json.loads(path.read_text())
+        section = rec
+        for k in keys:
+            section = section[k]
+        del section["r1_gamma"]  # as a genlab of before 2026-12-04 wrote it
+        path.write_text(json.dumps(rec))
+    assert load(tmp_path / "run").config.r1_gamma == 0.0
+    assert genlab.open_run(tmp_path / "run").spec.model_config["r1_gamma"] == 0.0
+    run = genlab.train(data=data, resume=tmp_path / "run", config={"trainer": {"epochs": 2}}, figures=False)
+    assert run.model.config.r1_gamma == 0.0 and run.result.epoch == 2
+    assert genlab.train("dcgan", data, config={"trainer": cfg["trainer"]}, figures=False).model.config.r1_gamma == 1.0

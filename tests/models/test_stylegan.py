@@ -400,3 +400,18 @@ def test_evaluate_ppl_of_a_conditional_model_keeps_each_path_in_one_class(image_
     ref = perceptual_path_length(m, feat, n=8, seed=0, labels=torch.arange(8) % 4)
     assert res["raw"]["ppl"] == pytest.approx(ref, rel=1e-9)
     assert "path i in class i mod K" in res["conventions"]["ppl"]
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_trains_under_bf16_autocast_with_fp32_running_centres(image_data, conditional):
+    """precision=bf16 (what precision=auto picks on a CPU with native bf16): the running w centre(s) and the
+    path-length mean are fp32 buffers updated from bf16 activations; the lerp of a bf16 mean into them raised
+    'expected dtype float for `end`' in the precision probe before."""
+    seed_everything(0)
+    m = (cbuild if conditional else build)(image_data, r1_every=2, pl_weight=2.0, pl_every=2, mixing_prob=0.5)
+    res = Trainer(tiny_trainer(epochs=1, precision="bf16")).fit(m, image_data)
+    recs = [r for r in res.history if r.get("split") == "train"]
+    assert res.precision == "bf16" and all(np.isfinite(r["loss/d"]) and np.isfinite(r["loss/g"]) for r in recs)
+    centres = [m.w_avg, m.pl_mean] + ([m.w_avg_class] if conditional else [])
+    assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in centres)
+    assert torch.count_nonzero(m.w_avg) > 0 and float(m.pl_mean) > 0

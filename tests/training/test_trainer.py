@@ -400,3 +400,19 @@ def test_ema_longer_than_the_run_is_warned_about(image_data, caplog):
     with caplog.at_level(logging.WARNING, logger="genlab.training.trainer"):
         Trainer(tiny_trainer(epochs=1, ema_decay=0.5)).fit(make_vae(image_data), image_data)
     assert not [r for r in caplog.records if "ema_decay" in r.getMessage()]
+
+
+def test_a_run_that_used_its_time_budget_is_finished_and_max_seconds_extends_it(tmp_path):
+    """A run ended by trainer.max_seconds is finished for --resume (nothing to do); raising max_seconds on resume
+    continues it with the budget seconds already used counted."""
+    import genlab
+    cfg = {"model": {"arch": "mlp", "hidden": [16], "latent_dim": 2},
+           "trainer": tiny_trainer(epochs=10**6, max_seconds=1.0, fid_samples=0, log_every=10**6)}
+    first = genlab.train("ae", "digits", config=cfg, out=tmp_path / "run")  # with its final outputs: finished
+    meta = json.loads((tmp_path / "run" / "checkpoints" / "last" / "trainer_state.json").read_text())
+    assert meta["budget_seconds"] >= 1.0
+    again = genlab.train(resume=tmp_path / "run", figures=False)
+    assert again.result is None  # already finished: nothing trained
+    more = genlab.train(resume=tmp_path / "run", config={"trainer": {"max_seconds": meta["budget_seconds"] + 1.0}},
+                        figures=False)
+    assert more.result.step > first.result.step

@@ -10,7 +10,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .. import __version__
-from ..config import from_dict, read_json, to_dict
+from ..config import from_saved, read_json, to_dict
 from ..errors import CheckpointError, GenlabError
 from .atomic import atomic_dir, resolve_dir
 from .paths import require_file
@@ -107,7 +107,7 @@ def build_from_record(rec: dict, where: str = "config", *, networks: dict | None
                               "genlab cannot rebuild from JSON; load it in Python with genlab.load(path, "
                               "networks={...}) built as for training, or subclass the model and override "
                               "build_networks (docs/models/adding.md)")
-    cfg = from_dict(entry.config_cls, rec["config"], where=where)
+    cfg = from_saved(entry.config_cls, rec["config"], where=where)
     return entry.cls(cfg, rec["data"], **networks_kwargs(entry.cls, networks))
 
 

@@ -143,6 +143,8 @@ class DCGANConfig(_AdamGANConfig):
 
     r1_gamma: float = 1.0
     r1_every: int = 4
+    #: a dcgan saved before R1 existed (2026-12-04) trained without it (config.from_saved)
+    SAVED_DEFAULTS: ClassVar[dict] = {"r1_gamma": 0.0}
 
 
 @dataclass

@@ -265,7 +265,7 @@ class StyleGAN(GAN):
         return self.w_avg
 
     def _track_w(self, w: torch.Tensor, labels: torch.Tensor | None) -> None:
-        self.w_avg.lerp_(w.detach().mean(0), 1 - self.config.w_avg_beta)
+        self.w_avg.lerp_(w.detach().to(self.w_avg.dtype).mean(0), 1 - self.config.w_avg_beta)  # fp32 under autocast
 
     def _random_labels(self, n: int, device) -> torch.Tensor | None:
         return None
@@ -364,7 +364,7 @@ class StyleGAN(GAN):
         (g,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)
         lengths = g.pow(2).sum(2).mean(1).sqrt()  # (B,)
         with torch.no_grad():
-            self.pl_mean.lerp_(lengths.mean().detach(), c.pl_decay)
+            self.pl_mean.lerp_(lengths.mean().detach().to(self.pl_mean.dtype), c.pl_decay)
         return {"pl": c.pl_weight * c.pl_every * (lengths - self.pl_mean).pow(2).mean()}
 
     def training_step(self, batch: dict, step: int, optimizer: str = "d") -> dict:
@@ -442,7 +442,7 @@ class CStyleGAN(StyleGAN):
 
     def _track_w(self, w: torch.Tensor, labels: torch.Tensor | None) -> None:
         super()._track_w(w, labels)
-        w = w.detach()
+        w = w.detach().to(self.w_avg_class.dtype)  # the running centres stay fp32 under bf16 autocast
         k = self.num_classes
         sums = torch.zeros(k, w.shape[1], dtype=w.dtype, device=w.device).index_add_(0, labels, w)  # (K, w_dim)
         counts = torch.bincount(labels, minlength=k).to(w.dtype)  # (K,)

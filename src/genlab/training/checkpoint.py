@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import from_dict, to_dict
+from ..config import from_saved, to_dict
 from ..errors import CheckpointError, GenlabError
 from ..io.atomic import atomic_dir, json_safe, resolve_dir, write_bytes_atomic
 from ..io.serialize import WEIGHTS_NAME, load_state_into, load_tensors, model_record, write_model_files
@@ -122,7 +122,7 @@ def _same_config(model, saved) -> bool:
     if not isinstance(saved, dict):
         return False
     try:
-        return to_dict(from_dict(type(model.config), saved, "model")) == model_record(model)["config"]
+        return to_dict(from_saved(type(model.config), saved, "model")) == model_record(model)["config"]
     except GenlabError:
         return False
 
