@@ -118,6 +118,36 @@ def test_deterministic_switch_fixes_the_measured_choices(image_data, monkeypatch
     assert not torch.are_deterministic_algorithms_enabled()  # restored after fit
 
 
+def test_precision_probe_drops_a_candidate_that_fails_and_trains_with_what_works(image_data, monkeypatch, caplog):
+    """precision=auto on a CPU with native bf16 probes fp32 and bf16: a model whose step raises under bf16
+    autocast (as stylegan's did) is trained in fp32 with one warning line, instead of failing in the probe; a
+    failure of the default candidate (fp32) still raises."""
+    import genlab.training.precision as precision
+    from genlab.models.vae import VAE
+
+    class Bf16Breaks(VAE):
+        def training_step(self, batch, step, optimizer="main"):
+            if torch.is_autocast_enabled("cpu"):
+                raise RuntimeError("expected dtype float for `end` but got dtype c10::BFloat16")
+            return super().training_step(batch, step, optimizer)
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    base = make_vae(image_data)
+    model = Bf16Breaks(base.config, image_data.info())
+    with caplog.at_level("WARNING", logger="genlab.training.precision"):
+        res = Trainer({"epochs": 1, "batch_size": 16, "channels_last": False}).fit(model, image_data)
+    assert res.precision == "fp32" and res.step > 0
+    warnings = [r.getMessage() for r in caplog.records if "precision probe" in r.getMessage()]
+    assert len(warnings) == 1 and "bf16 fails for Bf16Breaks (RuntimeError: expected dtype float" in warnings[0]
+
+    class AlwaysBreaks(VAE):
+        def training_step(self, batch, step, optimizer="main"):
+            raise RuntimeError("broken model")
+    with pytest.raises(RuntimeError, match="broken model"):
+        Trainer({"epochs": 1, "batch_size": 16, "channels_last": False}).fit(
+            AlwaysBreaks(base.config, image_data.info()), image_data)
+
+
 def test_deterministic_reruns_are_bit_identical(tmp_path):
     cfg = {"trainer": {"epochs": 2, "deterministic": True}, "model": {"hidden": [32]}, "data": {"limit": 300}}
     runs = [genlab.train("ae", "digits", config=cfg, out=tmp_path / f"r{i}") for i in range(2)]

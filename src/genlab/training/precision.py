@@ -82,7 +82,9 @@ def time_candidates(model, batch: dict, device: torch.device, candidates: list[t
     a forked RNG; candidates are timed round-robin after one warm-up each, so drift on a noisy machine hits all
     of them alike. A candidate whose warm-up takes more than twice the fastest one's is not timed further (it
     cannot win; bf16 without hardware support is 10-20 times slower on some CPUs) and reports its warm-up time.
-    The first candidate (the default) is always timed.
+    The first candidate (the default) is always timed. Another candidate whose step raises (a model with an op
+    that autocast or channels_last breaks) is dropped with one warning line naming the error: the run trains
+    with what works instead of failing in the probe.
     """
     names = list(specs)
     step = math.lcm(*(s.every for s in specs.values())) - 1  # a batch on which every optimizer steps
@@ -100,14 +102,24 @@ def time_candidates(model, batch: dict, device: torch.device, candidates: list[t
     warm: dict[tuple[str, bool], float] = {}
     with torch.random.fork_rng(devices=devices):
         for r in range(rounds + 1):
-            for (prec, cl), (m, b) in probes.items():
+            for (prec, cl), (m, b) in list(probes.items()):
                 sync()
                 t0 = time.perf_counter()
-                for name in names:
-                    m.zero_grad(set_to_none=True)
-                    with autocast(device, prec):
-                        out = m.training_step(b, step, name)
-                    out["loss"].backward()
+                try:
+                    for name in names:
+                        m.zero_grad(set_to_none=True)
+                        with autocast(device, prec):
+                            out = m.training_step(b, step, name)
+                        out["loss"].backward()
+                except Exception as e:  # noqa: BLE001 (any failure of a non-default candidate rules it out)
+                    if (prec, cl) == candidates[0]:
+                        raise
+                    log.warning("precision probe: %s%s fails for %s (%s: %s); not used", prec,
+                                " + channels_last" if cl else "", type(model).__name__, type(e).__name__,
+                                (str(e).splitlines() or [""])[0][:200])
+                    del probes[(prec, cl)]
+                    del times[(prec, cl)]
+                    continue
                 sync()
                 if r:
                     times[(prec, cl)].append(time.perf_counter() - t0)
@@ -115,7 +127,7 @@ def time_candidates(model, batch: dict, device: torch.device, candidates: list[t
                     warm[(prec, cl)] = time.perf_counter() - t0
                 m.zero_grad(set_to_none=True)
             if r == 0:
-                fastest = min(warm.values())
+                fastest = min(warm[c] for c in probes)
                 for c in list(probes):
                     if c != candidates[0] and warm[c] > 2 * fastest:
                         del probes[c]
