@@ -410,8 +410,8 @@ def _write_run_outputs(run_dir: Path, model, splits: Splits, spec: RunSpec, resu
 
 #: Trainer keys a resumed run may change (they do not change what was already trained); the ``test`` section may
 #: change too; anything else in the model, data or trainer sections is fixed by the checkpoint.
-RESUMABLE_KEYS = ("epochs", "max_steps", "max_seconds", "log_every", "checkpoint_every", "keep_step_checkpoints", "val_every",
-                  "sample_every", "patience", "min_delta", "restore_best", "device", "log_to", "log_dir")
+RESUMABLE_KEYS = ("epochs", "max_steps", "max_seconds", "log_every", "checkpoint_every", "keep_step_checkpoints",
+                  "val_every", "sample_every", "patience", "min_delta", "restore_best", "device", "log_to", "log_dir")
 
 
 def _read_run_config(run_dir: Path) -> dict:
@@ -479,7 +479,8 @@ def _finished(run_dir: Path, trainer_cfg: TrainerConfig) -> dict | None:
     try:
         done = meta["stopped_early"] or meta["epoch"] >= trainer_cfg.epochs or (
             trainer_cfg.max_steps is not None and meta["step"] >= trainer_cfg.max_steps) or (
-            trainer_cfg.max_seconds is not None and float(meta.get("budget_seconds") or 0) >= trainer_cfg.max_seconds)
+            trainer_cfg.max_seconds is not None
+            and float(meta.get("budget_seconds") or 0) >= trainer_cfg.max_seconds)  # the time budget is used up
     except (KeyError, TypeError):
         raise CheckpointError(f"{last / 'trainer_state.json'} is incomplete (no step/epoch); resume from another "
                               "checkpoint or start the run again") from None
