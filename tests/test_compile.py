@@ -37,8 +37,8 @@ def test_double_backward_models_stay_eager(caplog):
                           ("stylegan", {"r1_gamma": 0.0, "pl_weight": 2.0}, {"r1_gamma": 0.0})):
         assert build(name, img, on).double_backward, name
         assert not build(name, img, off).double_backward, name
-    run = genlab.train("wgan-gp", TensorDataset(torch.rand(16, 1, 8, 8) * 2 - 1), config={"trainer": {
-        "epochs": 1, "batch_size": 8, "fid_samples": 0}}, figures=False)
+    run = genlab.train("wgan-gp", img, config={"trainer": {"epochs": 1, "batch_size": 8, "fid_samples": 0}},
+                       figures=False)
     with caplog.at_level("WARNING", logger="genlab.training.compile"):
         assert compile_model(run.model, True, torch.device("cpu")) == []
     assert "double backward" in caplog.text

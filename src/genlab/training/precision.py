@@ -127,7 +127,7 @@ def time_candidates(model, batch: dict, device: torch.device, candidates: list[t
                     warm[(prec, cl)] = time.perf_counter() - t0
                 m.zero_grad(set_to_none=True)
             if r == 0:
-                fastest = min(warm[c] for c in probes)
+                fastest = min(warm.values())  # a candidate that failed has no warm-up time
                 for c in list(probes):
                     if c != candidates[0] and warm[c] > 2 * fastest:
                         del probes[c]

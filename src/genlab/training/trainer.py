@@ -148,12 +148,12 @@ class TrainResult:
 
 class _Schedule:
     """LR multiplier: linear warm-up, then constant/cosine/linear decay over ``total`` optimizer steps, or over the
-    time budget when ``elapsed()`` (the fraction of ``trainer.max_seconds`` used, 0 without a budget) is further
-    along: the decay reaches 0 where the run ends, at its last step or at its deadline, whichever comes first."""
+    time budget when ``budget_share()`` (the fraction of ``trainer.max_seconds`` used) is further along: the decay
+    reaches 0 where the run ends, at its last step or at its deadline, whichever comes first."""
 
-    def __init__(self, kind: str, warmup: int, total: int, elapsed=None):
+    def __init__(self, kind: str, warmup: int, total: int, budget_share=None):
         self.kind, self.warmup, self.total = kind, warmup, max(total, 1)
-        self.elapsed = elapsed
+        self.budget_share = budget_share  # None without a time budget
 
     def __call__(self, step: int) -> float:
         if self.warmup and step < self.warmup:
@@ -161,8 +161,8 @@ class _Schedule:
         if self.kind == "constant":
             return 1.0
         frac = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
-        if self.elapsed is not None:
-            frac = max(frac, min(1.0, self.elapsed()))
+        if self.budget_share is not None:
+            frac = max(frac, min(1.0, self.budget_share()))
         return 0.5 * (1 + math.cos(math.pi * frac)) if self.kind == "cosine" else 1.0 - frac
 
 
@@ -334,7 +334,7 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_train_start(self, total_iters)
         t_start = time.perf_counter()
-        if cfg.max_seconds is not None:
+        if cfg.max_seconds is not None:  # the checkpoint's share: the same on every rank (their clocks differ)
             self.budget_fraction = self.budget_before / cfg.max_seconds
         interrupt = _DeferredInterrupt()
         interrupt.synced = self.dist is not None  # under torchrun the ranks stop at a step they agree on
