@@ -541,8 +541,9 @@ def main():
     ap.add_argument("--psis", default="0.5,0.7,1.0", help="truncation: comma list of psi values")
     ap.add_argument("--budget", type=float, default=180.0, help="budget: seconds per arm (on --clock)")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="budget: process CPU time (default; fair "
-                    "on a shared machine) or wall time (the issue's 'minutes on 2 cores': an idle machine, one arm "
-                    "at a time)")
+                    "on a shared machine; it counts every thread, so with --threads 2 a budget of T seconds is about "
+                    "T/2 seconds of wall time) or wall time (the issue's 'minutes on 2 cores': an idle machine, one "
+                    "arm at a time)")
     ap.add_argument("--threads", type=int, default=1, help="budget: torch threads per arm (default 1)")
     ap.add_argument("--snapshots", default="", help="budget: comma list of shorter budgets (seconds) scored during "
                     "the same runs, the clock paused while scoring (e.g. 300 in a 1200-second run)")
