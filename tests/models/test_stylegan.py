@@ -122,6 +122,20 @@ def test_trains_with_lazy_r1_and_path_length(image_data):
     assert opt.param_groups[0]["betas"][1] == pytest.approx(0.99 ** (2 / 3))
 
 
+@pytest.mark.parametrize("r1_every, pl_every", [(1, 1), (16, 4)])
+def test_adam_adjusted_only_for_lazy_terms(image_data, r1_every, pl_every):
+    """R1 / path length every step are added to that step's loss: Adam keeps lr and betas (r = 1). Lazy every k
+    steps: StyleGAN2's lr * r, betas ** r with r = k / (k + 1), per player (the twin of GAN._adam gave r = 1/2 at
+    k = 1 before)."""
+    m = build(image_data, r1_every=r1_every, pl_weight=2.0, pl_every=pl_every)
+    opts = m.configure_optimizers()
+    for player, k, lr in (("d", r1_every, m.config.lr_d), ("g", pl_every, m.config.lr_g)):
+        r = k / (k + 1) if k > 1 else 1.0
+        group = opts[player].optimizer.param_groups[0]
+        assert group["lr"] == pytest.approx(lr * r)
+        assert group["betas"] == pytest.approx((m.config.beta1 ** r, m.config.beta2 ** r))
+
+
 def test_ppl_in_z_and_w(image_data):
     """PPL runs in Z (slerp) and in W (lerp of mapped endpoints); the W figure equals a direct computation with
     the same draws (z0, z1, t from one CPU generator, mapped, lerped in float64, decode_w with fixed noise)."""

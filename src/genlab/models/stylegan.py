@@ -396,15 +396,14 @@ class StyleGAN(GAN):
             self._training = False
 
     def configure_optimizers(self) -> dict[str, OptimizerSpec]:
+        """Adam through :meth:`GAN._adam`, as every GAN: StyleGAN2's lazy-regularisation adjustment for D when R1
+        runs every ``r1_every > 1`` D steps and for G when the path-length term runs every ``pl_every > 1`` G steps;
+        none when the term runs every step (``k = 1``; this class's own copy gave ``r = 1/2`` there)."""
         c = self.config
-
-        def adam(params, lr, every):
-            r = every / (every + 1) if every else 1.0  # lazy regularisation: StyleGAN2's adjusted lr and betas
-            return torch.optim.Adam(params, lr=lr * r, betas=(c.beta1 ** r, c.beta2 ** r))
-
-        return {"d": OptimizerSpec(adam(self.discriminator_parameters(), c.lr_d, c.r1_every if c.r1_gamma else 0)),
-                "g": OptimizerSpec(adam(self.generator_parameters(), c.lr_g, c.pl_every if c.pl_weight else 0),
-                                   every=c.n_critic)}
+        lazy_d = c.r1_every if c.r1_gamma > 0 else 1
+        lazy_g = c.pl_every if c.pl_weight > 0 else 1
+        return {"d": OptimizerSpec(self._adam(self.discriminator_parameters(), c.lr_d, lazy_d)),
+                "g": OptimizerSpec(self._adam(self.generator_parameters(), c.lr_g, lazy_g), every=c.n_critic)}
 
 
 @register_model("cstylegan", CStyleGANConfig, "Class-conditional StyleGAN: label embedding into the mapping network, "
