@@ -55,7 +55,7 @@ ARMS = {
     "bf16-lr8-cos": ("dcgan", {"lr_g": 8e-4, "lr_d": 8e-4}, {"precision": "bf16", "lr_schedule": "cosine"}),
     "bf16-lr12-cos": ("dcgan", {"lr_g": 1.2e-3, "lr_d": 1.2e-3}, {"precision": "bf16", "lr_schedule": "cosine"}),
     "bf16-lr8-lin": ("dcgan", {"lr_g": 8e-4, "lr_d": 8e-4}, {"precision": "bf16", "lr_schedule": "linear"}),
-    # DiffAugment at long budgets (about 270 epochs of the 3,000 selection-training images: D may overfit)
+    # DiffAugment at long budgets (about 250 passes over the 3,000 selection-training images: D may overfit)
     "bf16-lr8-dat": ("dcgan", {"lr_g": 8e-4, "lr_d": 8e-4, "diffaugment": "translation"}, {"precision": "bf16"}),
     "bf16-lr8-da": ("dcgan", {"lr_g": 8e-4, "lr_d": 8e-4, "diffaugment": "translation,cutout"},
                     {"precision": "bf16"}),
