@@ -474,11 +474,16 @@ class GAN(GenerativeModel):
         r = lazy_every / (lazy_every + 1) if lazy_every > 1 else 1.0
         return torch.optim.Adam(params, lr=lr * r, betas=(c.beta1 ** r, c.beta2 ** r))
 
-    def configure_optimizers(self) -> dict[str, OptimizerSpec]:
+    def _lazy_every(self) -> dict[str, int]:
+        """Per player, the interval of its lazily applied regulariser, for :meth:`_adam` (1: none, or every step):
+        D's R1 every ``r1_every`` D steps when on; subclasses add their own (stylegan's path length on G)."""
         c = self.config
-        lazy = c.r1_every if c.r1_gamma > 0 else 1
-        return {"d": OptimizerSpec(self._adam(self.discriminator_parameters(), c.lr_d, lazy)),
-                "g": OptimizerSpec(self._adam(self.generator_parameters(), c.lr_g), every=c.n_critic)}
+        return {"d": c.r1_every if c.r1_gamma > 0 else 1, "g": 1}
+
+    def configure_optimizers(self) -> dict[str, OptimizerSpec]:
+        c, lazy = self.config, self._lazy_every()
+        return {"d": OptimizerSpec(self._adam(self.discriminator_parameters(), c.lr_d, lazy["d"])),
+                "g": OptimizerSpec(self._adam(self.generator_parameters(), c.lr_g, lazy["g"]), every=c.n_critic)}
 
 
 register_model("gan", GANConfig, "GAN (MLP or DCGAN nets; minimax, non-saturating, LSGAN or hinge loss)")(GAN)

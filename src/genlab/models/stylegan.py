@@ -49,7 +49,6 @@ from ..errors import ConfigError
 from ..nn.style_blocks import (EqualConv2d, EqualLinear, MinibatchStd, ModulatedConv2d, crop_to, down2, pad_to,
                                pixel_norm, power_side, up2)
 from ..registry import register_model
-from .base import OptimizerSpec
 from .gan import GAN, _GANBaseConfig
 from .vae import check_labels
 
@@ -395,15 +394,12 @@ class StyleGAN(GAN):
         finally:
             self._training = False
 
-    def configure_optimizers(self) -> dict[str, OptimizerSpec]:
-        """Adam through :meth:`GAN._adam`, as every GAN: StyleGAN2's lazy-regularisation adjustment for D when R1
-        runs every ``r1_every > 1`` D steps and for G when the path-length term runs every ``pl_every > 1`` G steps;
-        none when the term runs every step (``k = 1``; this class's own copy gave ``r = 1/2`` there)."""
+    def _lazy_every(self) -> dict[str, int]:
+        """GAN's (lazy R1 on D), plus G's path-length term every ``pl_every`` G steps when ``pl_weight > 0``: Adam
+        gets StyleGAN2's adjustment for each lazy term, none when it runs every step (``k = 1``; this class's own
+        copy of ``configure_optimizers`` gave ``r = 1/2`` there before)."""
         c = self.config
-        lazy_d = c.r1_every if c.r1_gamma > 0 else 1
-        lazy_g = c.pl_every if c.pl_weight > 0 else 1
-        return {"d": OptimizerSpec(self._adam(self.discriminator_parameters(), c.lr_d, lazy_d)),
-                "g": OptimizerSpec(self._adam(self.generator_parameters(), c.lr_g, lazy_g), every=c.n_critic)}
+        return {**super()._lazy_every(), "g": c.pl_every if c.pl_weight > 0 else 1}
 
 
 @register_model("cstylegan", CStyleGANConfig, "Class-conditional StyleGAN: label embedding into the mapping network, "
