@@ -121,6 +121,20 @@ def test_resume_in_the_middle_of_a_fade_in_is_exact(image_data, tmp_path):
     assert la == lb
 
 
+def test_lazy_r1_adjusts_adam_as_for_every_gan(image_data):
+    """progan takes GAN's optimisers: Adam(lr, betas) without R1 or with R1 every step; lazy R1 every k D steps
+    gives D StyleGAN2's lr * r, betas ** r with r = k / (k + 1), as docs/models/gan.md says for every GAN (progan's
+    own copy of configure_optimizers left D's Adam unadjusted)."""
+    for cfg, r in (({}, 1.0), ({"r1_gamma": 1.0, "r1_every": 1}, 1.0), ({"r1_gamma": 1.0, "r1_every": 4}, 0.8)):
+        m = build(image_data, **cfg)
+        opts = m.configure_optimizers()
+        d, g = (opts[p].optimizer.param_groups[0] for p in ("d", "g"))
+        c = m.config
+        assert d["lr"] == pytest.approx(c.lr_d * r) and d["betas"] == pytest.approx((c.beta1 ** r, c.beta2 ** r))
+        assert g["lr"] == pytest.approx(c.lr_g) and g["betas"] == pytest.approx((c.beta1, c.beta2))
+        assert opts["g"].every == c.n_critic
+
+
 def test_bad_input_one_line_errors():
     with pytest.raises(ConfigError, match=r"fade_images \(images per fade-in\) must be >= 1, got 0"):
         build(images(8), fade_images=0)

@@ -33,7 +33,6 @@ from ..errors import ConfigError
 from ..nn.style_blocks import (EqualConv2d, EqualLinear, MinibatchStd, crop_to, down2, pad_to, pixel_norm,
                                power_side)
 from ..registry import register_model
-from .base import OptimizerSpec
 from .gan import GAN, _GANBaseConfig
 from .gan_losses import gradient_penalty
 
@@ -260,8 +259,3 @@ class ProGAN(GAN):
             return super().validation_step({**batch, "x": self.real_at_stage(batch["x"], stage, alpha)})
         finally:
             self._active = None
-
-    def configure_optimizers(self) -> dict[str, OptimizerSpec]:
-        c = self.config
-        return {"d": OptimizerSpec(self._adam(self.discriminator_parameters(), c.lr_d)),
-                "g": OptimizerSpec(self._adam(self.generator_parameters(), c.lr_g), every=c.n_critic)}
