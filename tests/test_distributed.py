@@ -109,9 +109,13 @@ def _task_fit(t: dict, rank: int, out: Path) -> None:
 
     train, val = _data(t.get("n_train", 48))
     model = _build(t["model"], train, t.get("model_cfg", {}))
+    clock = None
+    if t.get("tick"):  # a deterministic clock of its own on each rank: tick * (rank + 1) seconds per reading
+        readings = iter(range(10**9))
+        clock = lambda: t["tick"] * (rank + 1) * next(readings)  # noqa: E731
     trainer = Trainer({**BASE_TRAINER, **t.get("trainer", {})},
                       out_dir=str(out / t["out"]).format(rank=rank) if t.get("out") else None,
-                      callbacks=[_stop_at(t["stop_at"])] if t.get("stop_at") else [])
+                      callbacks=[_stop_at(t["stop_at"])] if t.get("stop_at") else [], clock=clock)
     resume = str(out / t["resume"]) if t.get("resume") else None
     try:
         res = trainer.fit(model, train, val, resume=resume)
@@ -270,14 +274,17 @@ def test_noisy_models_two_processes_equal_replicas_of_the_global_batch(tmp_path)
 def test_time_budgeted_schedule_keeps_the_replicas_identical(tmp_path):
     """trainer.max_seconds with lr_schedule=cosine under torchrun: each rank's clock starts at its own moment, so
     the ranks decay by their *mean* share of the budget (agreed at each step with the logs); the replicas keep
-    identical weights and learning rates, stop at the same step, and the rate has decayed by the end."""
-    fit = {"kind": "fit", "name": "budget", "model": "ae", "model_cfg": {"latent_dim": 4},
+    identical weights and learning rates, stop at the same step, and the rate has decayed by the end. Each rank
+    reads a clock that ticks at its own rate (rank 1 twice as fast), not wall time: a loaded CI machine once took
+    most of a 1.5-s wall budget in the first steps, and the ranks' clocks must disagree for the test to mean
+    anything."""
+    fit = {"kind": "fit", "name": "budget", "model": "ae", "model_cfg": {"latent_dim": 4}, "tick": 0.02,
            "trainer": {"epochs": 10**6, "max_seconds": 1.5, "lr_schedule": "cosine", "log_every": 1}}
     _torchrun({"tasks": [fit]}, tmp_path)
     _same(_weights(tmp_path / "budget-rank0.safetensors"), _weights(tmp_path / "budget-rank1.safetensors"))
     h0, h1 = (json.loads((tmp_path / f"budget-rank{r}.json").read_text()) for r in (0, 1))
     lr0, lr1 = ([rec["lr/main"] for rec in h if rec["split"] == "train"] for h in (h0, h1))
-    assert lr0 == lr1 and len(lr0) > 10
+    assert lr0 == lr1 and len(lr0) > 10, len(lr0)
     assert lr0[-1] < 0.2 * lr0[0]  # decayed over the budget (the steps alone would leave it at the start)
 
 
