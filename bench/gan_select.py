@@ -59,6 +59,12 @@ ARMS = {
     "bf16-lr8-dat": ("dcgan", {"lr_g": 8e-4, "lr_d": 8e-4, "diffaugment": "translation"}, {"precision": "bf16"}),
     "bf16-lr8-da": ("dcgan", {"lr_g": 8e-4, "lr_d": 8e-4, "diffaugment": "translation,cutout"},
                     {"precision": "bf16"}),
+    # stylegan (twelfth session): after the mapping network's sqrt(2) gain fix it still collapses to a few digits on
+    # the protocol; is it capacity (width 64: 16 channels at 32x32, where dcgan has 64 at 14x14)?
+    "sg": ("stylegan", {}, {"precision": "bf16"}),
+    "sg-w128": ("stylegan", {"width": 128}, {"precision": "bf16"}),
+    "sg-w256": ("stylegan", {"width": 256}, {"precision": "bf16"}),
+    "sg-g001-nomix": ("stylegan", {"r1_gamma": 0.01, "mixing_prob": 0.0}, {"precision": "bf16"}),
 }
 
 

@@ -11,7 +11,8 @@ Fade-in: the generator's output at stage ``k`` is ``lerp(up(rgb_{k-1}(h_{k-1})),
 and the discriminator's input path ``lerp(from_rgb_{k-1}(down(x)), block_k(from_rgb_k(x)), alpha)``; real images
 are average-pooled to the stage side and, during a fade-in, blended the same way
 (``lerp(up(down(x)), x, alpha)``), as in the paper. Networks: equalised learning rate, pixel norm after every
-generator convolution, LeakyReLU(0.2), the minibatch standard-deviation channel in the discriminator's last
+generator convolution, LeakyReLU(0.2) with the He gain sqrt(2) (``lrelu_gain``; it matters in the discriminator,
+which has no pixel norm: without it each of its ~9 layers shrinks the signal's second moment by ~0.52), the minibatch standard-deviation channel in the discriminator's last
 block; channels ``min(width, max(16, width * 8 // side))`` per side. The generator emits ``[-1, 1]`` values
 mapped to model space as ``(t + 1) / 2`` (clamped to ``[0, 1]`` in ``sample``/``decode``); before the last stage
 samples are upsampled (nearest) to ``R``; images whose side is not ``R`` are padded (edges replicated) for
@@ -30,13 +31,13 @@ from torch import nn
 
 from ..config import check
 from ..errors import ConfigError
-from ..nn.style_blocks import (EqualConv2d, EqualLinear, MinibatchStd, crop_to, down2, pad_to, pixel_norm,
-                               power_side)
+from ..nn.style_blocks import (EqualConv2d, EqualLinear, MinibatchStd, crop_to, down2, lrelu_gain, pad_to,
+                               pixel_norm, power_side)
 from ..registry import register_model
 from .gan import GAN, _GANBaseConfig
 from .gan_losses import gradient_penalty
 
-_lrelu = nn.LeakyReLU(0.2)
+_lrelu = lrelu_gain  # He gain sqrt(2): ProGAN's critic is not pixel-normed, so the scale matters there
 
 
 @dataclass

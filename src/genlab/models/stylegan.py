@@ -1,7 +1,7 @@
 """``stylegan``: a StyleGAN2-style generator at small scale (Karras et al. 2020), and its residual discriminator.
 
 Generator: a mapping network (``mapping_layers`` equalised-lr linear layers with learning-rate multiplier 0.01,
-LeakyReLU(0.2), on the pixel-normed ``z``) gives ``w``; the synthesis network starts from a learned constant
+LeakyReLU(0.2) times sqrt(2), on the pixel-normed ``z``) gives ``w``; the synthesis network starts from a learned constant
 4x4 map and doubles the side up to ``R`` (the next power of two >= the data side; other sides are padded with
 replicated edges for the networks and cropped back), each layer a modulated/demodulated 3x3 convolution
 (:class:`~genlab.nn.style_blocks.ModulatedConv2d`) + per-pixel noise scaled by a learned per-layer strength
@@ -46,13 +46,12 @@ from torch import nn
 
 from ..config import check
 from ..errors import ConfigError
-from ..nn.style_blocks import (EqualConv2d, EqualLinear, MinibatchStd, ModulatedConv2d, crop_to, down2, pad_to,
-                               pixel_norm, power_side, up2)
+from ..nn.style_blocks import (LRELU_GAIN, EqualConv2d, EqualLinear, LReLUGain, MinibatchStd, ModulatedConv2d,
+                               crop_to, down2, lrelu_gain, pad_to, pixel_norm, power_side, up2)
 from ..registry import register_model
 from .gan import GAN, _GANBaseConfig
 from .vae import check_labels
 
-_SQRT2 = math.sqrt(2)
 
 
 @dataclass
@@ -147,7 +146,7 @@ class _Layer(nn.Module):
                 else x.device
             n = torch.randn(len(x), 1, *x.shape[2:], generator=gen, device=dev).to(x)
         x = x + self.noise_strength * n + self.bias[:, None, None]
-        return F.leaky_relu(x, 0.2) * _SQRT2
+        return lrelu_gain(x)
 
 
 class _Synthesis(nn.Module):
@@ -201,13 +200,13 @@ class _Discriminator(nn.Module):
         self.out_dim = c0
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.leaky_relu(self.from_rgb(x), 0.2) * _SQRT2
+        h = lrelu_gain(self.from_rgb(x))
         for c1, c2, skip in self.blocks:
-            y = F.leaky_relu(c1(h), 0.2) * _SQRT2
-            y = down2(F.leaky_relu(c2(y), 0.2) * _SQRT2)
-            h = (y + skip(down2(h))) / _SQRT2
-        h = F.leaky_relu(self.conv(self.mbstd(h)), 0.2) * _SQRT2  # (B, c0, 4, 4)
-        return F.leaky_relu(self.fc(h.flatten(1)), 0.2) * _SQRT2  # (B, c0)
+            y = lrelu_gain(c1(h))
+            y = down2(lrelu_gain(c2(y)))
+            h = (y + skip(down2(h))) / LRELU_GAIN
+        h = lrelu_gain(self.conv(self.mbstd(h)))  # (B, c0, 4, 4)
+        return lrelu_gain(self.fc(h.flatten(1)))  # (B, c0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.features(x)).squeeze(1)  # (B,)
@@ -237,7 +236,7 @@ class StyleGAN(GAN):
         layers: list[nn.Module] = []
         map_in = c.latent_dim + self._embed_dim()
         for i in range(c.mapping_layers):
-            layers += [EqualLinear(map_in if i == 0 else c.w_dim, c.w_dim, lr_mul=0.01), nn.LeakyReLU(0.2)]
+            layers += [EqualLinear(map_in if i == 0 else c.w_dim, c.w_dim, lr_mul=0.01), LReLUGain()]
         self.mapping_net = nn.Sequential(*layers)
         self.synthesis = _Synthesis(c.w_dim, self.shape[0], self.side, c.width)
         self.num_ws = self.synthesis.num_ws

@@ -3,6 +3,10 @@
 * equalised learning rate (Karras et al. 2018): weights drawn from ``N(0, 1) / lr_mul`` and scaled at run time
   by ``lr_mul / sqrt(fan_in)`` (:class:`EqualLinear`, :class:`EqualConv2d`), so Adam's per-parameter step size
   acts alike on every layer;
+* LeakyReLU(0.2) with the He gain ``sqrt(2)`` (:func:`lrelu_gain`, :class:`LReLUGain`), after every activation of
+  both papers' networks: with unit-variance equalised weights, a plain LeakyReLU(0.2) shrinks the second moment by
+  about 0.52 per layer, so a deep stack starts near zero (StyleGAN2 applies the gain after the activation, ProGAN in
+  the He constant of the weight; the two differ only in the bias's scale);
 * pixel norm ``x / sqrt(mean_c x^2 + 1e-8)`` (:func:`pixel_norm`) and the minibatch standard deviation channel
   (:class:`MinibatchStd`);
 * the modulated/demodulated convolution of StyleGAN2 (:class:`ModulatedConv2d`);
@@ -55,6 +59,21 @@ def crop_to(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
     s = x.shape[2]
     top, left = (s - h) // 2, (x.shape[3] - w) // 2
     return x[:, :, top:top + h, left:left + w]
+
+
+LRELU_GAIN = math.sqrt(2)
+
+
+def lrelu_gain(x: torch.Tensor) -> torch.Tensor:
+    """``LeakyReLU(0.2)(x) * sqrt(2)``: the activation of every hidden layer of ``stylegan`` and ``progan``."""
+    return F.leaky_relu(x, 0.2) * LRELU_GAIN
+
+
+class LReLUGain(nn.Module):
+    """:func:`lrelu_gain` as a module (for ``nn.Sequential``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return lrelu_gain(x)
 
 
 def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
