@@ -12,9 +12,9 @@ and the discriminator's input path ``lerp(from_rgb_{k-1}(down(x)), block_k(from_
 are average-pooled to the stage side and, during a fade-in, blended the same way
 (``lerp(up(down(x)), x, alpha)``), as in the paper. Networks: equalised learning rate, pixel norm after every
 generator convolution, LeakyReLU(0.2) with the He gain sqrt(2) (``lrelu_gain``; it matters in the discriminator,
-which has no pixel norm: without it each of its ~9 layers shrinks the signal's second moment by ~0.52), the minibatch standard-deviation channel in the discriminator's last
-block; channels ``min(width, max(16, width * 8 // side))`` per side. The generator emits ``[-1, 1]`` values
-mapped to model space as ``(t + 1) / 2`` (clamped to ``[0, 1]`` in ``sample``/``decode``); before the last stage
+which has no pixel norm: without it each of its ~9 layers shrinks the signal's second moment by ~0.52), the
+minibatch standard-deviation channel in the discriminator's last block; channels
+``min(width, max(16, width * 8 // side))`` per side. The generator emits ``[-1, 1]`` values mapped to model space as ``(t + 1) / 2`` (clamped to ``[0, 1]`` in ``sample``/``decode``); before the last stage
 samples are upsampled (nearest) to ``R``; images whose side is not ``R`` are padded (edges replicated) for
 the networks and cropped back.
 

@@ -1,8 +1,8 @@
 """``stylegan``: a StyleGAN2-style generator at small scale (Karras et al. 2020), and its residual discriminator.
 
 Generator: a mapping network (``mapping_layers`` equalised-lr linear layers with learning-rate multiplier 0.01,
-LeakyReLU(0.2) times sqrt(2), on the pixel-normed ``z``) gives ``w``; the synthesis network starts from a learned constant
-4x4 map and doubles the side up to ``R`` (the next power of two >= the data side; other sides are padded with
+LeakyReLU(0.2) times sqrt(2), on the pixel-normed ``z``) gives ``w``; the synthesis network starts from a learned
+constant 4x4 map and doubles the side up to ``R`` (the next power of two >= the data side; other sides are padded with
 replicated edges for the networks and cropped back), each layer a modulated/demodulated 3x3 convolution
 (:class:`~genlab.nn.style_blocks.ModulatedConv2d`) + per-pixel noise scaled by a learned per-layer strength
 + bias + LeakyReLU(0.2) (times sqrt(2)); RGB outputs (1x1 modulated, not demodulated) are summed across sides
@@ -51,7 +51,6 @@ from ..nn.style_blocks import (LRELU_GAIN, EqualConv2d, EqualLinear, LReLUGain, 
 from ..registry import register_model
 from .gan import GAN, _GANBaseConfig
 from .vae import check_labels
-
 
 
 @dataclass
