@@ -14,8 +14,8 @@ are average-pooled to the stage side and, during a fade-in, blended the same way
 generator convolution, LeakyReLU(0.2) with the He gain sqrt(2) (``lrelu_gain``; it matters in the discriminator,
 which has no pixel norm: without it each of its ~9 layers shrinks the signal's second moment by ~0.52), the
 minibatch standard-deviation channel in the discriminator's last block; channels
-``min(width, max(16, width * 8 // side))`` per side. The generator emits ``[-1, 1]`` values mapped to model space as ``(t + 1) / 2`` (clamped to ``[0, 1]`` in ``sample``/``decode``); before the last stage
-samples are upsampled (nearest) to ``R``; images whose side is not ``R`` are padded (edges replicated) for
+``min(width, max(16, width * 8 // side))`` per side. The generator emits ``[-1, 1]`` values mapped to model space
+as ``(t + 1) / 2`` (clamped to ``[0, 1]`` in ``sample``/``decode``); before the last stage samples are upsampled (nearest) to ``R``; images whose side is not ``R`` are padded (edges replicated) for
 the networks and cropped back.
 
 Losses: ``loss="wgan-gp"`` (the paper: critic loss + ``gp_weight`` gradient penalty + ``drift * mean r^2``)
