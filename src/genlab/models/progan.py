@@ -7,16 +7,16 @@ fade-in continues exactly): stage 0 trains ``stable_images`` images; each later 
 ``fade_images`` images (``alpha`` rising linearly from 0 to 1), then trains ``stable_images`` images; the last
 stage then trains for the rest of the run. :meth:`ProGAN.schedule` is that function.
 
-Fade-in: the generator's output at stage ``k`` is ``lerp(up(rgb_{k-1}(h_{k-1})), rgb_k(block_k(h_{k-1})), alpha)``
-and the discriminator's input path ``lerp(from_rgb_{k-1}(down(x)), block_k(from_rgb_k(x)), alpha)``; real images
-are average-pooled to the stage side and, during a fade-in, blended the same way
-(``lerp(up(down(x)), x, alpha)``), as in the paper. Networks: equalised learning rate, pixel norm after every
-generator convolution, LeakyReLU(0.2) with the He gain sqrt(2) (``lrelu_gain``; it matters in the discriminator,
-which has no pixel norm: without it each of its ~9 layers shrinks the signal's second moment by ~0.52), the
-minibatch standard-deviation channel in the discriminator's last block; channels
-``min(width, max(16, width * 8 // side))`` per side. The generator emits ``[-1, 1]`` values mapped to model space
-as ``(t + 1) / 2`` (clamped to ``[0, 1]`` in ``sample``/``decode``); before the last stage samples are upsampled (nearest) to ``R``; images whose side is not ``R`` are padded (edges replicated) for
-the networks and cropped back.
+Fade-in: the generator's output at stage ``k`` is ``lerp(up(rgb_{k-1}(h_{k-1})), rgb_k(block_k(h_{k-1})), alpha)`` and
+the discriminator's input path ``lerp(from_rgb_{k-1}(down(x)), block_k(from_rgb_k(x)), alpha)``; real images are
+average-pooled to the stage side and, during a fade-in, blended the same way (``lerp(up(down(x)), x, alpha)``), as in
+the paper. Networks: equalised learning rate, pixel norm after every generator convolution, LeakyReLU(0.2) with the He
+gain sqrt(2) (``lrelu_gain``; it matters in the discriminator, which has no pixel norm: without it each of its ~9
+layers shrinks the signal's second moment by ~0.52), the minibatch standard-deviation channel in the discriminator's
+last block; channels ``min(width, max(16, width * 8 // side))`` per side. The generator emits ``[-1, 1]`` values
+mapped to model space as ``(t + 1) / 2`` (clamped to ``[0, 1]`` in ``sample``/``decode``); before the last stage
+samples are upsampled (nearest) to ``R``; images whose side is not ``R`` are padded (edges replicated) for the
+networks and cropped back.
 
 Losses: ``loss="wgan-gp"`` (the paper: critic loss + ``gp_weight`` gradient penalty + ``drift * mean r^2``)
 or ``"nonsaturating"``; Adam(``lr``, (0, 0.99)).
