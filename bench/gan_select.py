@@ -63,8 +63,6 @@ ARMS = {
     # the protocol; is it capacity (width 64: 16 channels at 32x32, where dcgan has 64 at 14x14)?
     "sg": ("stylegan", {}, {"precision": "bf16"}),
     "sg-w128": ("stylegan", {"width": 128}, {"precision": "bf16"}),
-    "sg-w256": ("stylegan", {"width": 256}, {"precision": "bf16"}),
-    "sg-g001-nomix": ("stylegan", {"r1_gamma": 0.01, "mixing_prob": 0.0}, {"precision": "bf16"}),
     # R1 on x in [0, 1] while D reads 2x - 1: gamma 0.05 is 0.2 in StyleGAN2's units (its CIFAR setting: 0.01)
     "sg-g001": ("stylegan", {"r1_gamma": 0.01}, {"precision": "bf16"}),
     "sg-lr1": ("stylegan", {"lr_g": 1e-3, "lr_d": 1e-3}, {"precision": "bf16"}),

@@ -19,6 +19,7 @@ across ranks (the all-reduce returns the same sums on every rank), and resume is
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
 import subprocess
@@ -111,7 +112,7 @@ def _task_fit(t: dict, rank: int, out: Path) -> None:
     model = _build(t["model"], train, t.get("model_cfg", {}))
     clock = None
     if t.get("tick"):  # a deterministic clock of its own on each rank: tick * (rank + 1) seconds per reading
-        readings = iter(range(10**9))
+        readings = itertools.count()
         clock = lambda: t["tick"] * (rank + 1) * next(readings)  # noqa: E731
     trainer = Trainer({**BASE_TRAINER, **t.get("trainer", {})},
                       out_dir=str(out / t["out"]).format(rank=rank) if t.get("out") else None,

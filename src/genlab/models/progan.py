@@ -37,8 +37,6 @@ from ..registry import register_model
 from .gan import GAN, _GANBaseConfig
 from .gan_losses import gradient_penalty
 
-_lrelu = lrelu_gain  # He gain sqrt(2): ProGAN's critic is not pixel-normed, so the scale matters there
-
 
 @dataclass
 class ProGANConfig(_GANBaseConfig):
@@ -96,13 +94,13 @@ class _Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, stage: int, alpha: float) -> torch.Tensor:
         h = self.fc(pixel_norm(z)).view(len(z), self.c0, 4, 4)  # (B, c0, 4, 4)
-        h = pixel_norm(_lrelu(self.blocks[0](pixel_norm(_lrelu(h)))))
+        h = pixel_norm(lrelu_gain(self.blocks[0](pixel_norm(lrelu_gain(h)))))
         prev = None
         for k in range(1, stage + 1):
             prev = h
             h = nn.functional.interpolate(h, scale_factor=2, mode="nearest")
             for conv in self.blocks[k]:
-                h = pixel_norm(_lrelu(conv(h)))
+                h = pixel_norm(lrelu_gain(conv(h)))
         rgb = self.to_rgb[stage](h)  # (B, C, s, s) in [-1, 1] (unbounded)
         if stage > 0 and alpha < 1:
             low = nn.functional.interpolate(self.to_rgb[stage - 1](prev), scale_factor=2, mode="nearest")
@@ -125,15 +123,15 @@ class _Critic(nn.Module):
         self.out = EqualLinear(c0, 1)
 
     def forward(self, x: torch.Tensor, stage: int, alpha: float) -> torch.Tensor:
-        h = _lrelu(self.from_rgb[stage](x))
+        h = lrelu_gain(self.from_rgb[stage](x))
         for k in range(stage, 0, -1):
             for conv in self.blocks[k]:
-                h = _lrelu(conv(h))
+                h = lrelu_gain(conv(h))
             h = down2(h)
             if k == stage and alpha < 1:
-                h = torch.lerp(_lrelu(self.from_rgb[k - 1](down2(x))), h, alpha)
-        h = _lrelu(self.conv(self.mbstd(h)))  # (B, c0, 4, 4)
-        return self.out(_lrelu(self.fc(h.flatten(1)))).squeeze(1)  # (B,)
+                h = torch.lerp(lrelu_gain(self.from_rgb[k - 1](down2(x))), h, alpha)
+        h = lrelu_gain(self.conv(self.mbstd(h)))  # (B, c0, 4, 4)
+        return self.out(lrelu_gain(self.fc(h.flatten(1)))).squeeze(1)  # (B,)
 
 
 @register_model("progan", ProGANConfig, "Progressive Growing of GANs: 4x4 -> data size with fade-in, minibatch std, "
