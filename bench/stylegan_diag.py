@@ -1,0 +1,130 @@
+"""Why ``stylegan`` collapses on mnist5k: the two players and the samples' variety over the first training steps.
+
+Data: the selection split of ``bench/gan_select.py`` (3,000 training images of mnist5k's train split; scored against
+the other 1,000), never the splits the README reports. One model trains for ``--steps`` batches of 64 (Trainer,
+``--threads`` torch threads, ``--precision``); every 100 steps it prints the mean over the logged steps of
+``d_real`` / ``d_fake`` (D's probability of "real" on the batch's real images and fakes, before D's update),
+``d_fake_after`` (on the same fakes after it, in G's step) and the losses. Every ``--every`` steps it scores 1,000
+samples (FID-mnist, recall, class shares, as ``bench/gan_select.py``) and prints the samples' variety: the standard
+deviation of each pixel across 256 samples, averaged over pixels (the real images': about 0.19; a conditional model
+also prints it inside each class, 64 samples per class, averaged), and, for a
+``stylegan``, where that variety goes inside the generator: per synthesis layer the across-sample standard deviation
+of the styles ``s = affine(w)`` against their mean size, and of each layer's output (constant noise) against its
+mean size (``cstylegan``: every class in turn, so the spread includes the classes').
+
+    OMP_NUM_THREADS=2 .venv/bin/python bench/stylegan_diag.py [--model stylegan] [--steps 500] [--every 250]
+        [--set mbstd_group=32] [--precision fp32]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+
+import torch
+
+from gan_select import selection_split
+from gans import budget_score
+from genlab.config import from_dict
+from genlab.metrics import load_feature_net
+from genlab.nn.style_blocks import up2
+from genlab.registry import get_model_entry
+from genlab.training import Callback, Trainer, seed_everything
+
+
+def rel_spread(t: torch.Tensor) -> float:
+    """Across-sample standard deviation (dim 0), averaged, over the mean absolute value: how much of a tensor's size
+    varies with the latent."""
+    return float(t.float().std(0).mean() / t.float().abs().mean().clamp_min(1e-12))
+
+
+@torch.no_grad()
+def synthesis_spread(model, n: int = 256, seed: int = 3) -> str:
+    """Per synthesis layer: the styles' spread (std across samples / mean |s|) and the layer output's, constant
+    noise; then the image's (the summed RGB outputs)."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % model.num_classes if model.conditional else None  # cstylegan: every class in turn
+    w = model.mapping(torch.randn(n, model.latent_dim, generator=g), labels=labels)
+    syn = model.synthesis
+    ws = w[:, None].expand(-1, model.num_ws, -1)
+    x = syn.const[None].expand(n, -1, -1, -1)
+    parts = []
+    for i, layer in enumerate(syn.layers):
+        s = layer.conv.affine(ws[:, i])
+        x = layer(x, ws[:, i], "const")
+        parts.append(f"L{i} s {rel_spread(s):.2f} out {rel_spread(x):.2f}")
+        if i == 0:
+            rgb = syn.to_rgb[0](x, ws[:, 1]) + syn.rgb_bias[0][:, None, None]
+        elif i % 2 == 0:
+            k = i // 2
+            rgb = up2(rgb) + syn.to_rgb[k](x, ws[:, i + 1]) + syn.rgb_bias[k][:, None, None]
+    return "; ".join(parts) + f"; image {rel_spread(rgb):.2f}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="stylegan")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="model config value")
+    ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--every", type=int, default=250, help="score every this many steps")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    mcfg = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+    torch.set_num_threads(args.threads)
+    train, sel = selection_split()
+    net = load_feature_net("mnist")
+    sel_feats, _ = net.extract(sel.x)
+    within = [sel.x[sel.y == k][:64].std(0).mean().item() for k in range(10)]
+    print(f"{args.model} {mcfg or 'defaults'}, {args.precision}, seed {args.seed}; real images' pixel spread across "
+          f"samples {sel.x[:256].std(0).mean().item():.3f} (within a class {sum(within) / 10:.3f})", flush=True)
+    seed_everything(args.seed)
+    entry = get_model_entry(args.model)
+    model = entry.cls(from_dict(entry.config_cls, mcfg), train.info())
+    acc: dict[str, list[float]] = {}
+    t0 = time.perf_counter()
+
+    class Diag(Callback):
+        def on_train_start(self, trainer, total_steps):
+            if hasattr(trainer.model, "synthesis"):
+                print("  at initialisation, spread: " + synthesis_spread(trainer.model), flush=True)
+
+        def on_step_end(self, trainer, rec):
+            for k in ("d_real", "d_fake", "d_fake_after", "d_loss", "g_loss"):
+                if k in rec:
+                    acc.setdefault(k, []).append(rec[k])
+            if trainer.step % 100 == 0:
+                print(f"step {trainer.step:5d} {time.perf_counter() - t0:5.0f} s  " + "  ".join(
+                    f"{k} {sum(v) / len(v):.3f}" for k, v in acc.items()), flush=True)
+                acc.clear()
+            if trainer.step % args.every == 0:
+                m = trainer.model
+                mode = m.training
+                m.eval()
+                r = budget_score(m, net, sel_feats, 1000, args.seed, ppl_n=0)
+                with torch.no_grad():
+                    x = m.sample(256, generator=torch.Generator().manual_seed(1)).float()
+                within = ""
+                if m.conditional:  # the spread inside one class, averaged over the classes
+                    with torch.no_grad():
+                        per = [m.sample(64, labels=torch.full((64,), k), generator=torch.Generator().manual_seed(k))
+                               .float().std(0).mean().item() for k in range(m.num_classes)]
+                    within = f" (within a class {sum(per) / len(per):.3f})"
+                print(f"  step {trainer.step}: FID-mnist {r['fid']:.1f}  recall {r['recall']:.3f}  class share "
+                      f"{r['min_share']:.1f}-{r['max_share']:.1f} %  pixel spread {x.std(0).mean().item():.3f}"
+                      f"{within}", flush=True)
+                if hasattr(m, "synthesis"):
+                    print("  spread (std across samples / mean size): " + synthesis_spread(m), flush=True)
+                m.train(mode)
+
+    trainer = Trainer({"epochs": 10**6, "max_steps": args.steps, "batch_size": 64, "seed": args.seed,
+                       "log_every": 10, "monitor_every": 0, "fid_samples": 0, "num_threads": args.threads,
+                       "precision": args.precision, "channels_last": False}, callbacks=[Diag()])
+    trainer.fit(model, train)
+
+
+if __name__ == "__main__":
+    main()
