@@ -28,7 +28,6 @@ from gan_select import selection_split
 from gans import budget_score
 from genlab.config import from_dict
 from genlab.metrics import load_feature_net
-from genlab.nn.style_blocks import up2
 from genlab.registry import get_model_entry
 from genlab.training import Callback, Trainer, seed_everything
 
@@ -39,27 +38,31 @@ def rel_spread(t: torch.Tensor) -> float:
     return float(t.float().std(0).mean() / t.float().abs().mean().clamp_min(1e-12))
 
 
+def pixel_spread(x: torch.Tensor) -> float:
+    """Standard deviation of each pixel across the samples (dim 0), averaged over the pixels."""
+    return x.float().std(0).mean().item()
+
+
 @torch.no_grad()
 def synthesis_spread(model, n: int = 256, seed: int = 3) -> str:
     """Per synthesis layer: the styles' spread (std across samples / mean |s|) and the layer output's, constant
-    noise; then the image's (the summed RGB outputs)."""
+    noise; then the image's (the summed RGB outputs). Read with forward hooks on the model's own synthesis pass."""
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(n) % model.num_classes if model.conditional else None  # cstylegan: every class in turn
     w = model.mapping(torch.randn(n, model.latent_dim, generator=g), labels=labels)
     syn = model.synthesis
-    ws = w[:, None].expand(-1, model.num_ws, -1)
-    x = syn.const[None].expand(n, -1, -1, -1)
     parts = []
+    hooks = []
     for i, layer in enumerate(syn.layers):
-        s = layer.conv.affine(ws[:, i])
-        x = layer(x, ws[:, i], "const")
-        parts.append(f"L{i} s {rel_spread(s):.2f} out {rel_spread(x):.2f}")
-        if i == 0:
-            rgb = syn.to_rgb[0](x, ws[:, 1]) + syn.rgb_bias[0][:, None, None]
-        elif i % 2 == 0:
-            k = i // 2
-            rgb = up2(rgb) + syn.to_rgb[k](x, ws[:, i + 1]) + syn.rgb_bias[k][:, None, None]
-    return "; ".join(parts) + f"; image {rel_spread(rgb):.2f}"
+        hooks.append(layer.conv.affine.register_forward_hook(
+            lambda mod, inp, s, i=i: parts.append(f"L{i} s {rel_spread(s):.2f}")))
+        hooks.append(layer.register_forward_hook(lambda mod, inp, out: parts.append(f"out {rel_spread(out):.2f};")))
+    try:
+        rgb = syn(w[:, None].expand(-1, model.num_ws, -1), "const")
+    finally:
+        for h in hooks:
+            h.remove()
+    return " ".join(parts) + f" image {rel_spread(rgb):.2f}"
 
 
 def main():
@@ -78,9 +81,9 @@ def main():
     train, sel = selection_split()
     net = load_feature_net("mnist")
     sel_feats, _ = net.extract(sel.x)
-    within = [sel.x[sel.y == k][:64].std(0).mean().item() for k in range(10)]
+    within = [pixel_spread(sel.x[sel.y == k][:64]) for k in range(10)]
     print(f"{args.model} {mcfg or 'defaults'}, {args.precision}, seed {args.seed}; real images' pixel spread across "
-          f"samples {sel.x[:256].std(0).mean().item():.3f} (within a class {sum(within) / 10:.3f})", flush=True)
+          f"samples {pixel_spread(sel.x[:256]):.3f} (within a class {sum(within) / 10:.3f})", flush=True)
     seed_everything(args.seed)
     entry = get_model_entry(args.model)
     model = entry.cls(from_dict(entry.config_cls, mcfg), train.info())
@@ -106,15 +109,16 @@ def main():
                 m.eval()
                 r = budget_score(m, net, sel_feats, 1000, args.seed, ppl_n=0)
                 with torch.no_grad():
-                    x = m.sample(256, generator=torch.Generator().manual_seed(1)).float()
+                    x = m.sample(256, generator=torch.Generator().manual_seed(1))
                 within = ""
                 if m.conditional:  # the spread inside one class, averaged over the classes
                     with torch.no_grad():
-                        per = [m.sample(64, labels=torch.full((64,), k), generator=torch.Generator().manual_seed(k))
-                               .float().std(0).mean().item() for k in range(m.num_classes)]
+                        per = [pixel_spread(m.sample(64, labels=torch.full((64,), k),
+                                                     generator=torch.Generator().manual_seed(k)))
+                               for k in range(m.num_classes)]
                     within = f" (within a class {sum(per) / len(per):.3f})"
                 print(f"  step {trainer.step}: FID-mnist {r['fid']:.1f}  recall {r['recall']:.3f}  class share "
-                      f"{r['min_share']:.1f}-{r['max_share']:.1f} %  pixel spread {x.std(0).mean().item():.3f}"
+                      f"{r['min_share']:.1f}-{r['max_share']:.1f} %  pixel spread {pixel_spread(x):.3f}"
                       f"{within}", flush=True)
                 if hasattr(m, "synthesis"):
                     print("  spread (std across samples / mean size): " + synthesis_spread(m), flush=True)
