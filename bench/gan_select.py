@@ -66,7 +66,7 @@ ARMS = {
     # R1 on x in [0, 1] while D reads 2x - 1: gamma 0.05 is 0.2 in StyleGAN2's units (its CIFAR setting: 0.01)
     "sg-g001": ("stylegan", {"r1_gamma": 0.01}, {"precision": "bf16"}),
     "sg-lr1": ("stylegan", {"lr_g": 1e-3, "lr_d": 1e-3}, {"precision": "bf16"}),
-    # the conditional cstylegan of the same size learns, the unconditional one collapses: how z reaches the styles
+    # how z reaches the styles (asked because cstylegan learns 8x8 digits; at 32x32 it collapses too: stylegan_diag.py)
     "sg-nomix": ("stylegan", {"mixing_prob": 0.0}, {"precision": "bf16"}),
     "sg-map1": ("stylegan", {"mapping_layers": 1}, {"precision": "bf16"}),
 }
