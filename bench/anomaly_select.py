@@ -33,6 +33,8 @@ seed's scores on its own training samples (what ``AnomalyDetector(n_ensemble=k)`
     OMP_NUM_THREADS=1 .venv/bin/python bench/anomaly_select.py [--data digits,mnist5k,wine,iris] [--seeds 3]
     OMP_NUM_THREADS=1 .venv/bin/python bench/anomaly_select.py --data wine,iris --seeds 5   # issue 19, round 4
     OMP_NUM_THREADS=1 .venv/bin/python bench/anomaly_select.py --data digits-tab,wine,iris --seeds 3   # round 5
+    OMP_NUM_THREADS=1 .venv/bin/python bench/anomaly_select.py --data wine,iris,digits-tab --seeds 3 \
+        --transform yeo-johnson   # round 6: scikit-learn's PowerTransformer fitted on each fit part first
 """
 from __future__ import annotations
 
@@ -152,6 +154,19 @@ def _ocsvm(x_fit, x_sel, normal) -> float:
     return float(roc_auc_score(normal, est.score_samples(sc.transform(x_sel))))
 
 
+#: ``--transform``: a per-column transform of the tabular sets fitted on each fit part ("" = none)
+TRANSFORM = ""
+
+
+def _transform(name: str):
+    from sklearn.preprocessing import PowerTransformer, QuantileTransformer
+    if name == "yeo-johnson":
+        return PowerTransformer(method="yeo-johnson", standardize=True)
+    if name == "quantile":
+        return QuantileTransformer(n_quantiles=100, output_distribution="normal")
+    raise SystemExit(f"--transform {name!r}: use yeo-johnson or quantile")
+
+
 def tabular(name: str, seeds: int, latents) -> dict:
     if name == "digits-tab":  # digits' benchmark TRAINING split as a 64-column table (pixel counts 0-16)
         tr, _, _ = load_dataset("digits").split(0.0, 0.2, seed=0)
@@ -171,6 +186,9 @@ def tabular(name: str, seeds: int, latents) -> dict:
             parts.append((X[trn], X[tst], y[tst] == c))
     auc: dict = {}
     for x_fit, x_sel, normal in parts:
+        if TRANSFORM:  # a per-column transform fitted on the fit rows, applied before the detector sees the data
+            tf = _transform(TRANSFORM).fit(x_fit)
+            x_fit, x_sel = tf.transform(x_fit).astype(np.float32), tf.transform(x_sel).astype(np.float32)
         _one_class(name, x_fit, x_sel, normal, seeds, latents, False, auc)
         auc.setdefault("OCSVM (reference)", []).append(_ocsvm(x_fit, x_sel, normal))
     return {k: float(np.mean(v)) for k, v in auc.items()}
@@ -183,7 +201,10 @@ def main() -> None:
     ap.add_argument("--latents", default="", help="comma list of code sizes (default: the benchmark's)")
     ap.add_argument("--epochs", type=int, default=0, help="override the benchmark's epochs (0: keep them)")
     ap.add_argument("--top", type=int, default=400, help="print the best TOP variants")
+    ap.add_argument("--transform", default="", help="tabular sets: yeo-johnson or quantile, fitted on the fit rows")
     args = ap.parse_args()
+    global TRANSFORM
+    TRANSFORM = args.transform
     if args.epochs:
         for s in SETTINGS.values():
             s["epochs"] = args.epochs
