@@ -154,10 +154,6 @@ def _ocsvm(x_fit, x_sel, normal) -> float:
     return float(roc_auc_score(normal, est.score_samples(sc.transform(x_sel))))
 
 
-#: ``--transform``: a per-column transform of the tabular sets fitted on each fit part ("" = none)
-TRANSFORM = ""
-
-
 def _transform(name: str):
     from sklearn.preprocessing import PowerTransformer, QuantileTransformer
     if name == "yeo-johnson":
@@ -167,7 +163,8 @@ def _transform(name: str):
     raise SystemExit(f"--transform {name!r}: use yeo-johnson or quantile")
 
 
-def tabular(name: str, seeds: int, latents) -> dict:
+def tabular(name: str, seeds: int, latents, transform: str = "") -> dict:
+    """``transform`` (``--transform``): a per-column transform fitted on each fit part ("": none)."""
     if name == "digits-tab":  # digits' benchmark TRAINING split as a 64-column table (pixel counts 0-16)
         tr, _, _ = load_dataset("digits").split(0.0, 0.2, seed=0)
         fit, _, sel = tr.split(0.0, 0.25, seed=1)
@@ -186,8 +183,8 @@ def tabular(name: str, seeds: int, latents) -> dict:
             parts.append((X[trn], X[tst], y[tst] == c))
     auc: dict = {}
     for x_fit, x_sel, normal in parts:
-        if TRANSFORM:  # a per-column transform fitted on the fit rows, applied before the detector sees the data
-            tf = _transform(TRANSFORM).fit(x_fit)
+        if transform:  # fitted on the fit rows, applied before the detector sees the data
+            tf = _transform(transform).fit(x_fit)
             x_fit, x_sel = tf.transform(x_fit).astype(np.float32), tf.transform(x_sel).astype(np.float32)
         _one_class(name, x_fit, x_sel, normal, seeds, latents, False, auc)
         auc.setdefault("OCSVM (reference)", []).append(_ocsvm(x_fit, x_sel, normal))
@@ -203,8 +200,6 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=400, help="print the best TOP variants")
     ap.add_argument("--transform", default="", help="tabular sets: yeo-johnson or quantile, fitted on the fit rows")
     args = ap.parse_args()
-    global TRANSFORM
-    TRANSFORM = args.transform
     if args.epochs:
         for s in SETTINGS.values():
             s["epochs"] = args.epochs
@@ -212,7 +207,7 @@ def main() -> None:
     torch.manual_seed(0)
     for name in args.data.split(","):
         t = time.process_time()
-        res = (tabular(name, args.seeds, latents) if name in ("wine", "iris", "digits-tab") else
+        res = (tabular(name, args.seeds, latents, args.transform) if name in ("wine", "iris", "digits-tab") else
                images(name, args.seeds, latents))
         print(f"\n{name} (selection split; {time.process_time() - t:.0f} CPU s)")
         for k, v in sorted(res.items(), key=lambda kv: -kv[1])[:args.top]:

@@ -18,7 +18,6 @@ mean size (``cstylegan``: every class in turn, so the spread includes the classe
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 
@@ -26,7 +25,7 @@ import torch
 
 from gan_select import selection_split
 from gans import budget_score
-from genlab.config import from_dict
+from genlab.config import apply_overrides, from_dict
 from genlab.metrics import load_feature_net
 from genlab.registry import get_model_entry
 from genlab.training import Callback, Trainer, seed_everything
@@ -68,7 +67,7 @@ def synthesis_spread(model, n: int = 256, seed: int = 3) -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="stylegan")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="model config value")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model config value")
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--every", type=int, default=250, help="score every this many steps")
     ap.add_argument("--threads", type=int, default=2)
@@ -76,7 +75,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
-    mcfg = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+    mcfg = apply_overrides({}, args.set)  # the CLI's KEY=VALUE rules (YAML values)
     torch.set_num_threads(args.threads)
     train, sel = selection_split()
     net = load_feature_net("mnist")

@@ -10,19 +10,19 @@ spread (standard deviation across the batch, averaged over pixels) beside the ta
 
 ``stylegan``: ``synthesis(mapping(z))`` with every style input the same ``w``, the fixed noise maps, no mixing,
 unclamped, compared at the network side (targets padded as in training). ``progan``: its generator at the last
-stage, fully faded in (the final network, without growing). Other GANs: ``generate(z)`` in training mode. ``--set K=JSON`` changes the model config (``--set width=128``).
+stage, fully faded in (the final network, without growing). Other GANs: ``generate(z)`` in training mode.
+``--set K=V`` changes the model config with the CLI's override rules (``--set width=128``).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/stylegan_fit.py --model stylegan [--n 16] [--steps 300] [--lr 2e-3]
 """
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 
 from gan_select import selection_split
-from genlab.config import from_dict
+from genlab.config import apply_overrides, from_dict
 from genlab.data import load_dataset
 from genlab.nn.style_blocks import pad_to
 from genlab.registry import get_model_entry
@@ -38,17 +38,19 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--beta1", type=float, default=0.0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="model config value")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model config value")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     train = load_dataset("digits") if args.data == "digits" else selection_split()[0]
     x = train.x[:args.n]
-    cfg = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+    cfg = apply_overrides({}, args.set)  # the CLI's KEY=VALUE rules (YAML values)
     entry = get_model_entry(args.model)
     m = entry.cls(from_dict(entry.config_cls, cfg), train.info())
     d_params = {id(p) for mod in m.discriminator_modules() for p in mod.parameters()}
     g_params = [p for p in m.parameters() if id(p) not in d_params]
+    xt = pad_to(x, getattr(m, "side", x.shape[-1]))  # the targets at the network side (stylegan, progan: padded)
+    floor = float((xt - xt.mean(0)).pow(2).mean())
     z = torch.randn(args.n, m.latent_dim)
     opt = torch.optim.Adam(g_params, lr=args.lr, betas=(args.beta1, 0.99))
     style = hasattr(m, "synthesis")
@@ -64,11 +66,9 @@ def main() -> None:
             out = (m.generator(z[idx], m.stages - 1, 1.0) + 1) / 2
         else:
             out = m.generate(z[idx])
-        tgt = pad_to(x[idx], out.shape[-1]) if out.shape[-1] != x.shape[-1] else x[idx]
+        tgt = xt[idx]
         loss = (out - tgt).pow(2).mean()
         if step % args.every == 0:
-            full = pad_to(x, out.shape[-1]) if out.shape[-1] != x.shape[-1] else x
-            floor = float((full - full.mean(0)).pow(2).mean())
             print(f"step {step:5d}  mse {loss.item():.4f}  (mean-image floor {floor:.4f})  output spread "
                   f"{out.detach().std(0).mean():.3f}  targets' {tgt.std(0).mean():.3f}", flush=True)
         opt.zero_grad(set_to_none=True)
