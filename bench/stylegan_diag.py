@@ -13,7 +13,15 @@ of the styles ``s = affine(w)`` against their mean size, and of each layer's out
 mean size (``cstylegan``: every class in turn, so the spread includes the classes').
 
     OMP_NUM_THREADS=2 .venv/bin/python bench/stylegan_diag.py [--model stylegan] [--steps 500] [--every 250]
-        [--set mbstd_group=32] [--precision fp32]
+        [--set mbstd_group=32] [--precision fp32] [--disc progan]
+
+``--disc progan`` (``stylegan`` only) replaces the residual discriminator by ``progan``'s critic (the same channels
+per side, no residual sums; its last stage, fully faded in), trained with ``stylegan``'s loss, R1 and optimiser: it
+tells whether the collapse comes from the discriminator. ``--gen SWITCHES`` (``stylegan`` only) replaces the mapping
+and synthesis networks by ``bench/stylegan_bisect.py``'s generator with those switches (``none``: ``progan``'s final
+generator; ``all``: ``stylegan``'s; ``mod+const``, ``all-skip``, ...), fed ``pixel_norm(z)`` (mixing and noise off):
+which part of the generator collapses in the game. ``--precision``: bf16 is only fast on a CPU with native bf16
+(AVX512-BF16 or AMX); elsewhere use fp32.
 """
 from __future__ import annotations
 
@@ -24,6 +32,7 @@ import time
 import torch
 
 from gan_select import selection_split
+from stylegan_bisect import Generator, parse
 from gans import budget_score
 from genlab.config import apply_overrides, from_dict
 from genlab.metrics import load_feature_net
@@ -64,6 +73,36 @@ def synthesis_spread(model, n: int = 256, seed: int = 3) -> str:
     return " ".join(parts) + f" image {rel_spread(rgb):.2f}"
 
 
+class _LastStageCritic(torch.nn.Module):
+    """``progan``'s critic at its last stage, fully faded in, as a ``(B, C, R, R) -> (B,)`` module."""
+
+    def __init__(self, critic, stage: int):
+        super().__init__()
+        self.critic, self.stage = critic, stage
+
+    def forward(self, x):
+        return self.critic(x, self.stage, 1.0)
+
+
+class _SwitchSynthesis(torch.nn.Module):
+    """``bench/stylegan_bisect.py``'s generator behind ``stylegan``'s synthesis call: it reads the first style
+    input only (so style mixing does nothing) and ignores the noise argument."""
+
+    def __init__(self, gen):
+        super().__init__()
+        self.gen = gen
+
+    def forward(self, ws, noise):
+        return self.gen(ws[:, 0])
+
+
+def progan_critic(model) -> torch.nn.Module:
+    from genlab.models.progan import _Critic
+    sides = [4 * 2 ** k for k in range(model.side.bit_length() - 2)]
+    return _LastStageCritic(_Critic(model.shape[0], sides, model.config.width, model.config.mbstd_group),
+                            len(sides) - 1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="stylegan")
@@ -73,6 +112,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--disc", choices=("own", "progan"), default="own", help="stylegan: the discriminator")
+    ap.add_argument("--gen", default="", help="stylegan: bench/stylegan_bisect.py's generator with these switches")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     mcfg = apply_overrides({}, args.set)  # the CLI's KEY=VALUE rules (YAML values)
@@ -81,17 +122,23 @@ def main():
     net = load_feature_net("mnist")
     sel_feats, _ = net.extract(sel.x)
     within = [pixel_spread(sel.x[sel.y == k][:64]) for k in range(10)]
-    print(f"{args.model} {mcfg or 'defaults'}, {args.precision}, seed {args.seed}; real images' pixel spread across "
+    print(f"{args.model} {mcfg or 'defaults'}{', progan critic' if args.disc == 'progan' else ''}{f', generator {args.gen}' if args.gen else ''}, {args.precision}, seed {args.seed}; real images' pixel spread across "
           f"samples {pixel_spread(sel.x[:256]):.3f} (within a class {sum(within) / 10:.3f})", flush=True)
     seed_everything(args.seed)
     entry = get_model_entry(args.model)
     model = entry.cls(from_dict(entry.config_cls, mcfg), train.info())
+    if args.disc == "progan":
+        model.disc = progan_critic(model)
+    if args.gen:
+        model.mapping_net = torch.nn.Identity()  # w = pixel_norm(z); the switch generator has its own mapping
+        model.synthesis = _SwitchSynthesis(Generator(parse(args.gen), latent_dim=model.latent_dim,
+                                                     out_ch=model.shape[0], side=model.side, width=model.config.width))
     acc: dict[str, list[float]] = {}
     t0 = time.perf_counter()
 
     class Diag(Callback):
         def on_train_start(self, trainer, total_steps):
-            if hasattr(trainer.model, "synthesis"):
+            if hasattr(trainer.model, "synthesis") and not args.gen:
                 print("  at initialisation, spread: " + synthesis_spread(trainer.model), flush=True)
 
         def on_step_end(self, trainer, rec):
@@ -119,7 +166,7 @@ def main():
                 print(f"  step {trainer.step}: FID-mnist {r['fid']:.1f}  recall {r['recall']:.3f}  class share "
                       f"{r['min_share']:.1f}-{r['max_share']:.1f} %  pixel spread {pixel_spread(x):.3f}"
                       f"{within}", flush=True)
-                if hasattr(m, "synthesis"):
+                if hasattr(m, "synthesis") and not args.gen:
                     print("  spread (std across samples / mean size): " + synthesis_spread(m), flush=True)
                 m.train(mode)
 

@@ -447,3 +447,47 @@ def test_lrelu_gain_keeps_the_second_moment_and_the_mapping_keeps_w_at_unit_scal
     # the styles of the first layer vary with z on the scale of their bias (1), not a quarter of it
     s = m.synthesis.layers[0].conv.affine(w)  # (4096, c0) styles, bias 1
     assert float(s.std(0).mean()) > 0.5
+
+
+def test_nearest_upsampling_in_the_modulated_convolution_matches_grouped_conv():
+    """``up_mode="nearest"``: each pixel repeated 2x2 (closed form), then the per-sample modulated weights."""
+    torch.manual_seed(1)
+    conv = ModulatedConv2d(4, 3, 3, 5, up=True, up_mode="nearest")
+    x, w = torch.randn(2, 4, 5, 5), torch.randn(2, 5)
+    xin = x.repeat_interleave(2, 2).repeat_interleave(2, 3)
+    wt = conv.modulated_weight(w)
+    ref = torch.cat([F.conv2d(xin[i:i + 1], wt[i], padding=1) for i in range(2)])
+    assert torch.allclose(conv(x, w), ref, atol=1e-5)
+
+
+def test_orig_architecture_has_one_rgb_layer_reading_the_last_style(image_data, tmp_path):
+    """``architecture="orig"``: one RGB layer after the last side (the output is exactly that layer's, no sum over
+    sides), the same ``num_ws``; the last style input changes only that layer's output; trains, saves, loads."""
+    import genlab
+    seed_everything(0)
+    m = build(image_data, architecture="orig", upsample="nearest").eval()
+    skip = build(image_data)
+    assert len(m.synthesis.to_rgb) == 1 and len(skip.synthesis.to_rgb) == 2 and m.num_ws == skip.num_ws == 4
+    syn = m.synthesis
+    ws = torch.randn(3, m.num_ws, 6)
+    x = syn.const[None].expand(3, -1, -1, -1)
+    for i, layer in enumerate(syn.layers):
+        x = layer(x, ws[:, i], "const")
+    ref = syn.to_rgb[0](x, ws[:, -1]) + syn.rgb_bias[0][:, None, None]
+    assert torch.allclose(syn(ws, "const"), ref, atol=1e-6)
+    seed_everything(0)
+    res = Trainer(tiny_trainer(epochs=1)).fit(m.train(), image_data)
+    assert all(np.isfinite(r["loss/g"]) for r in res.history if r.get("split") == "train")
+    genlab.save_model(m.eval(), tmp_path / "m")
+    loaded = genlab.load(tmp_path / "m")
+    assert loaded.config.architecture == "orig" and loaded.config.upsample == "nearest"
+    z = torch.randn(2, 4)
+    assert torch.equal(loaded.decode(z), m.decode(z))
+
+
+@pytest.mark.parametrize("key, value, message", [("architecture", "resnet", "architecture: expected one of 'skip' | 'orig'"),
+                                                 ("upsample", "bicubic", "upsample: expected one of 'bilinear' | 'nearest'")])
+def test_bad_architecture_or_upsampling_is_a_one_line_error(image_data, key, value, message):
+    with pytest.raises(ConfigError, match=message.replace("|", r"\|")) as e:
+        build(image_data, **{key: value})
+    assert "\n" not in str(e.value)

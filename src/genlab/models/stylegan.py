@@ -6,7 +6,8 @@ constant 4x4 map and doubles the side up to ``R`` (the next power of two >= the 
 replicated edges for the networks and cropped back), each layer a modulated/demodulated 3x3 convolution
 (:class:`~genlab.nn.style_blocks.ModulatedConv2d`) + per-pixel noise scaled by a learned per-layer strength
 + bias + LeakyReLU(0.2) (times sqrt(2)); RGB outputs (1x1 modulated, not demodulated) are summed across sides
-(skip architecture, bilinear upsampling). There are ``num_ws`` = 2 log2(R) - 2 style inputs (one per
+(skip architecture, bilinear upsampling; ``architecture="orig"``: one RGB layer after the last side,
+``upsample="nearest"``: nearest upsampling). There are ``num_ws`` = 2 log2(R) - 2 style inputs (one per
 convolution, the last one for the final RGB layer, as in StyleGAN2). Outputs are ``[-1, 1]`` values mapped to
 model space by ``(t + 1) / 2`` (clamped in ``sample``/``decode``).
 
@@ -47,7 +48,7 @@ from torch import nn
 from ..config import check
 from ..errors import ConfigError
 from ..nn.style_blocks import (LRELU_GAIN, EqualConv2d, EqualLinear, LReLUGain, MinibatchStd, ModulatedConv2d,
-                               crop_to, down2, lrelu_gain, pad_to, pixel_norm, power_side, up2)
+                               UPSAMPLE_MODES, crop_to, down2, lrelu_gain, pad_to, pixel_norm, power_side, up2)
 from ..registry import register_model
 from .gan import GAN, _GANBaseConfig
 from .vae import check_labels
@@ -61,7 +62,10 @@ class StyleGANConfig(_GANBaseConfig):
     synthesis and discriminator blocks at the low sides (halved per doubling above 8x8, at least 16). mixing_prob: style
     mixing probability in [0, 1]. r1_gamma / r1_every: R1 weight and its lazy interval. pl_weight / pl_every /
     pl_decay: path-length regularisation (0: off). w_avg_beta: decay of the tracked mean ``w``. lr_g, lr_d:
-    Adam learning rates (different values: TTUR), betas (0, 0.99). ``hidden`` and ``spectral_norm`` are not used.
+    Adam learning rates (different values: TTUR), betas (0, 0.99). architecture: ``skip`` (StyleGAN2's generator: RGB
+    outputs of every side summed) or ``orig`` (one RGB layer after the last side, StyleGAN2-ADA's ``orig``);
+    upsample: ``bilinear`` or ``nearest`` (the generator's 2x upsampling, skip outputs included). ``hidden`` and
+    ``spectral_norm`` are not used.
     """
 
     latent_dim: int = 128
@@ -81,9 +85,14 @@ class StyleGANConfig(_GANBaseConfig):
     beta2: float = 0.99
     mbstd_group: int = 4
     resolution: int | None = None
+    architecture: Literal["skip", "orig"] = "skip"
+    upsample: Literal["bilinear", "nearest"] = "bilinear"
 
     def __post_init__(self):
         super().__post_init__()
+        check(self.architecture in ("skip", "orig"), f"architecture must be 'skip' (RGB outputs summed over sides) or "
+                                                     f"'orig' (one RGB layer at the end), got {self.architecture!r}")
+        check(self.upsample in UPSAMPLE_MODES, f"upsample must be 'bilinear' or 'nearest', got {self.upsample!r}")
         check(self.w_dim >= 1, f"w_dim must be >= 1, got {self.w_dim}")
         check(self.mapping_layers >= 1, f"mapping_layers must be >= 1, got {self.mapping_layers}")
         check(0 <= self.mixing_prob <= 1, f"mixing_prob must be in [0, 1], got {self.mixing_prob}")
@@ -128,9 +137,9 @@ def check_psi(psi: float, name: str = "truncation psi") -> float:
 class _Layer(nn.Module):
     """Modulated 3x3 conv + noise + bias + LeakyReLU * sqrt(2)."""
 
-    def __init__(self, a: int, b: int, w_dim: int, side: int, up: bool):
+    def __init__(self, a: int, b: int, w_dim: int, side: int, up: bool, up_mode: str = "bilinear"):
         super().__init__()
-        self.conv = ModulatedConv2d(a, b, 3, w_dim, up=up)
+        self.conv = ModulatedConv2d(a, b, 3, w_dim, up=up, up_mode=up_mode)
         self.noise_strength = nn.Parameter(torch.zeros(()))
         self.bias = nn.Parameter(torch.zeros(b))
         self.register_buffer("noise_const", torch.randn(1, 1, side, side))
@@ -149,33 +158,48 @@ class _Layer(nn.Module):
 
 
 class _Synthesis(nn.Module):
-    def __init__(self, w_dim: int, out_ch: int, side: int, width: int):
+    """``architecture="skip"``: an RGB layer after every side, the running image upsampled and summed (StyleGAN2);
+    ``"orig"``: one RGB layer after the last side. Either way the RGB layer of side ``k`` reads style ``2k + 1``
+    (the next layer's index, as in StyleGAN2), so ``num_ws`` is the same."""
+
+    def __init__(self, w_dim: int, out_ch: int, side: int, width: int, architecture: str = "skip",
+                 upsample: str = "bilinear"):
         super().__init__()
         sides = [4 * 2 ** k for k in range(side.bit_length() - 2)]  # 4, 8, ..., R
         c0 = _channels(width, 4)
+        self.skip, self.up_mode = architecture == "skip", upsample
         self.const = nn.Parameter(torch.randn(c0, 4, 4))
         self.layers = nn.ModuleList([_Layer(c0, c0, w_dim, 4, up=False)])
-        self.to_rgb = nn.ModuleList([ModulatedConv2d(c0, out_ch, 1, w_dim, demodulate=False)])
-        self.rgb_bias = nn.ParameterList([nn.Parameter(torch.zeros(out_ch))])
+        self.to_rgb, self.rgb_bias = nn.ModuleList(), nn.ParameterList()
+
+        def rgb(c: int) -> None:
+            self.to_rgb.append(ModulatedConv2d(c, out_ch, 1, w_dim, demodulate=False))
+            self.rgb_bias.append(nn.Parameter(torch.zeros(out_ch)))
+        if self.skip or side == 4:  # built in this order so that a seed gives the same weights as before the option
+            rgb(c0)
         for a, b in zip(sides[:-1], sides[1:]):
             ca, cb = _channels(width, a), _channels(width, b)
-            self.layers.append(_Layer(ca, cb, w_dim, b, up=True))
+            self.layers.append(_Layer(ca, cb, w_dim, b, up=True, up_mode=upsample))
             self.layers.append(_Layer(cb, cb, w_dim, b, up=False))
-            self.to_rgb.append(ModulatedConv2d(cb, out_ch, 1, w_dim, demodulate=False))
-            self.rgb_bias.append(nn.Parameter(torch.zeros(out_ch)))
+            if self.skip or b == side:
+                rgb(cb)
         self.num_ws = len(self.layers) + 1
+
+    def _rgb(self, j: int, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return self.to_rgb[j](x, w) + self.rgb_bias[j][:, None, None]
 
     def forward(self, ws: torch.Tensor, noise) -> torch.Tensor:
         """``ws`` ``(B, num_ws, w_dim)`` -> ``(B, C, R, R)`` in ``[-1, 1]`` (unbounded)."""
         x = self.const[None].expand(len(ws), -1, -1, -1)  # (B, c0, 4, 4)
         x = self.layers[0](x, ws[:, 0], noise)
-        rgb = self.to_rgb[0](x, ws[:, 1]) + self.rgb_bias[0][:, None, None]
-        for k in range(1, len(self.to_rgb)):
+        rgb = self._rgb(0, x, ws[:, 1]) if self.skip else None
+        for k in range(1, (len(self.layers) + 1) // 2):
             i = 2 * k - 1
             x = self.layers[i](x, ws[:, i], noise)
             x = self.layers[i + 1](x, ws[:, i + 1], noise)
-            rgb = up2(rgb) + self.to_rgb[k](x, ws[:, i + 2]) + self.rgb_bias[k][:, None, None]
-        return rgb
+            if self.skip:
+                rgb = up2(rgb, self.up_mode) + self._rgb(k, x, ws[:, i + 2])
+        return rgb if self.skip else self._rgb(0, x, ws[:, -1])
 
 
 class _Discriminator(nn.Module):
@@ -237,7 +261,7 @@ class StyleGAN(GAN):
         for i in range(c.mapping_layers):
             layers += [EqualLinear(map_in if i == 0 else c.w_dim, c.w_dim, lr_mul=0.01), LReLUGain()]
         self.mapping_net = nn.Sequential(*layers)
-        self.synthesis = _Synthesis(c.w_dim, self.shape[0], self.side, c.width)
+        self.synthesis = _Synthesis(c.w_dim, self.shape[0], self.side, c.width, c.architecture, c.upsample)
         self.num_ws = self.synthesis.num_ws
         self.disc = _Discriminator(self.shape[0], self.side, c.width, c.mbstd_group)
         self.register_buffer("w_avg", torch.zeros(c.w_dim))

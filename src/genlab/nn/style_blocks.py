@@ -14,8 +14,8 @@
   power of two for the networks and generated images are cropped back (:func:`power_side`, :func:`pad_to`,
   :func:`crop_to`).
 
-Upsampling is bilinear (``F.interpolate``, ``align_corners=False``) and downsampling a 2x2 average; the papers'
-FIR filters are left out at these small sizes.
+Upsampling is bilinear (``F.interpolate``, ``align_corners=False``) or nearest (:func:`up2`) and downsampling a 2x2
+average; the papers' FIR filters are left out at these small sizes.
 """
 from __future__ import annotations
 
@@ -81,7 +81,13 @@ def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + eps)
 
 
-def up2(x: torch.Tensor) -> torch.Tensor:
+UPSAMPLE_MODES = ("bilinear", "nearest")
+
+
+def up2(x: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """2x upsampling, ``mode`` ``"bilinear"`` (``align_corners=False``) or ``"nearest"``."""
+    if mode == "nearest":
+        return F.interpolate(x, scale_factor=2, mode="nearest")
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
@@ -141,14 +147,15 @@ class ModulatedConv2d(nn.Module):
     """StyleGAN2's modulated convolution: the weight ``w[o, i, k, l]`` is scaled per sample by the style
     ``s[i] = affine(w_latent)`` (bias init 1) and, with ``demodulate``, each output channel's scaled weight is
     divided by its L2 norm ``sqrt(sum_{i,k,l} (w s)^2 + 1e-8)``. ``up=True``
-    upsamples the input 2x (bilinear) first. ``(B, in, H, W), (B, w_dim) -> (B, out, H', W')``."""
+    upsamples the input 2x first (:func:`up2` with ``up_mode``). ``(B, in, H, W), (B, w_dim) -> (B, out, H', W')``."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, w_dim: int, *, demodulate: bool = True, up: bool = False):
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, w_dim: int, *, demodulate: bool = True, up: bool = False,
+                 up_mode: str = "bilinear"):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel, kernel))
         self.affine = EqualLinear(w_dim, in_ch, bias_init=1.0)
         self.scale = 1 / math.sqrt(in_ch * kernel * kernel)
-        self.demodulate, self.up, self.pad = demodulate, up, kernel // 2
+        self.demodulate, self.up, self.up_mode, self.pad = demodulate, up, up_mode, kernel // 2
 
     def modulated_weight(self, w: torch.Tensor) -> torch.Tensor:
         """The per-sample weights ``(B, out, in, k, k)`` for latents ``w`` ``(B, w_dim)``."""
@@ -164,7 +171,7 @@ class ModulatedConv2d(nn.Module):
         by the demodulation coefficients ``1 / sqrt(sum_i s_i^2 sum_{k,l} w[o, i, k, l]^2 + 1e-8)``; equal to
         convolving each sample with :meth:`modulated_weight` (tests/models/test_stylegan.py checks it)."""
         if self.up:
-            x = up2(x)
+            x = up2(x, self.up_mode)
         s = self.affine(w)  # (B, in)
         wt = self.weight * self.scale  # (out, in, k, k)
         out = F.conv2d(x * s[:, :, None, None], wt, padding=self.pad)  # (B, out, H, W)
