@@ -122,8 +122,9 @@ def main():
     net = load_feature_net("mnist")
     sel_feats, _ = net.extract(sel.x)
     within = [pixel_spread(sel.x[sel.y == k][:64]) for k in range(10)]
-    print(f"{args.model} {mcfg or 'defaults'}{', progan critic' if args.disc == 'progan' else ''}{f', generator {args.gen}' if args.gen else ''}, {args.precision}, seed {args.seed}; real images' pixel spread across "
-          f"samples {pixel_spread(sel.x[:256]):.3f} (within a class {sum(within) / 10:.3f})", flush=True)
+    swaps = (", progan critic" if args.disc == "progan" else "") + (f", generator {args.gen}" if args.gen else "")
+    print(f"{args.model} {mcfg or 'defaults'}{swaps}, {args.precision}, seed {args.seed}; real images' pixel spread "
+          f"across samples {pixel_spread(sel.x[:256]):.3f} (within a class {sum(within) / 10:.3f})", flush=True)
     seed_everything(args.seed)
     entry = get_model_entry(args.model)
     model = entry.cls(from_dict(entry.config_cls, mcfg), train.info())

@@ -1,6 +1,7 @@
-"""The CPU recipe shipped in examples/dcgan_cpu.yaml (docs/models/gan.md, "The issue's own protocol") is a valid
-run config whose settings reach a real run: trained from the CLI on a small slice of digits, the run folder's config
-holds the recipe's model and trainer values."""
+"""The CPU recipes shipped in examples/ (dcgan_cpu.yaml: docs/models/gan.md, "The issue's own protocol";
+stylegan_cpu.yaml: docs/models/stylegan.md, "Where the gap comes from") are valid run configs whose settings reach a
+real run: trained from the CLI on a small slice of digits, the run folder's config holds the recipe's model and
+trainer values."""
 import json
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import pytest
 from genlab.cli import main
 from genlab.config import read_config_file
 
-RECIPE = Path(__file__).resolve().parents[2] / "examples" / "dcgan_cpu.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+RECIPE = ROOT / "examples" / "dcgan_cpu.yaml"
+RECIPES = {"dcgan": (RECIPE, "gan.md"), "stylegan": (ROOT / "examples" / "stylegan_cpu.yaml", "stylegan.md")}
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +27,20 @@ def test_recipe_is_the_documented_one(recipe):
     assert "examples/dcgan_cpu.yaml" in page
 
 
-def test_recipe_trains_from_the_cli(recipe, tmp_path, capsys):
+def test_stylegan_recipe_is_the_documented_one():
+    recipe = read_config_file(RECIPES["stylegan"][0])
+    assert recipe["model"] == {"architecture": "orig", "upsample": "nearest", "pixel_norm": True, "mixing_prob": 0.0}
+    assert recipe["trainer"]["max_seconds"] == 1200
+    page = (ROOT / "docs" / "models" / "stylegan.md").read_text(encoding="utf-8")
+    assert "examples/stylegan_cpu.yaml" in page
+
+
+@pytest.mark.parametrize("model", sorted(RECIPES))
+def test_recipe_trains_from_the_cli(model, tmp_path, capsys):
+    path = RECIPES[model][0]
+    recipe = read_config_file(path)
     out = tmp_path / "run"
-    code = main(["train", "dcgan", "--data", "digits", "--config", str(RECIPE), "trainer.max_seconds=null",
+    code = main(["train", model, "--data", "digits", "--config", str(path), "trainer.max_seconds=null",
                  "trainer.epochs=2", "data.limit=300", "trainer.val_every=1", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     rec = json.loads((out / "config.json").read_text())["sections"]

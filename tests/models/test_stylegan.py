@@ -485,9 +485,42 @@ def test_orig_architecture_has_one_rgb_layer_reading_the_last_style(image_data, 
     assert torch.equal(loaded.decode(z), m.decode(z))
 
 
-@pytest.mark.parametrize("key, value, message", [("architecture", "resnet", "architecture: expected one of 'skip' | 'orig'"),
-                                                 ("upsample", "bicubic", "upsample: expected one of 'bilinear' | 'nearest'")])
+@pytest.mark.parametrize("key, value, message", [
+    ("architecture", "resnet", "architecture: expected one of 'skip' | 'orig'"),
+    ("upsample", "bicubic", "upsample: expected one of 'bilinear' | 'nearest'"),
+    ("mapping_lr_mul", 0, "mapping_lr_mul must be > 0")])
 def test_bad_architecture_or_upsampling_is_a_one_line_error(image_data, key, value, message):
     with pytest.raises(ConfigError, match=message.replace("|", r"\|")) as e:
         build(image_data, **{key: value})
     assert "\n" not in str(e.value)
+
+
+def test_pixel_norm_option_normalises_every_synthesis_layer(image_data):
+    """``pixel_norm=True``: each synthesis layer's output has mean square 1 over its channels at every pixel (closed
+    form); off (StyleGAN2's default) it does not."""
+    for on in (True, False):
+        seed_everything(0)
+        m = build(image_data, pixel_norm=on).eval()
+        outs = []
+        hooks = [layer.register_forward_hook(lambda mod, inp, out: outs.append(out)) for layer in m.synthesis.layers]
+        m.decode(torch.randn(5, 4))
+        for h in hooks:
+            h.remove()
+        assert len(outs) == len(m.synthesis.layers)
+        norm = [torch.allclose(o.pow(2).mean(1), torch.ones_like(o[:, 0]), atol=1e-4) for o in outs]
+        assert norm == [on] * len(outs)
+
+
+def test_mapping_lr_mul_keeps_the_initial_mapping_and_scales_its_parameters(image_data):
+    """Equalised lr: the stored weights are ``N(0, 1) / lr_mul`` scaled by ``lr_mul / sqrt(fan_in)`` at run time, so at
+    one seed ``mapping_lr_mul`` 1 and 0.01 give the same initial ``w`` while the parameters differ by 100x (Adam's
+    step on them is then 100x larger relative to the weight)."""
+    z = torch.randn(6, 4)
+    ws, params = [], []
+    for mul in (1.0, 0.01):
+        seed_everything(0)
+        m = build(image_data, mapping_lr_mul=mul).eval()
+        ws.append(m.mapping(z))
+        params.append(m.mapping_net[0].weight.detach())
+    assert torch.allclose(ws[0], ws[1], atol=1e-5)
+    assert torch.allclose(params[1], params[0] * 100, rtol=1e-5)

@@ -1,15 +1,15 @@
 """``stylegan``: a StyleGAN2-style generator at small scale (Karras et al. 2020), and its residual discriminator.
 
-Generator: a mapping network (``mapping_layers`` equalised-lr linear layers with learning-rate multiplier 0.01,
-LeakyReLU(0.2) times sqrt(2), on the pixel-normed ``z``) gives ``w``; the synthesis network starts from a learned
-constant 4x4 map and doubles the side up to ``R`` (the next power of two >= the data side; other sides are padded with
-replicated edges for the networks and cropped back), each layer a modulated/demodulated 3x3 convolution
-(:class:`~genlab.nn.style_blocks.ModulatedConv2d`) + per-pixel noise scaled by a learned per-layer strength
-+ bias + LeakyReLU(0.2) (times sqrt(2)); RGB outputs (1x1 modulated, not demodulated) are summed across sides
-(skip architecture, bilinear upsampling; ``architecture="orig"``: one RGB layer after the last side,
-``upsample="nearest"``: nearest upsampling). There are ``num_ws`` = 2 log2(R) - 2 style inputs (one per
-convolution, the last one for the final RGB layer, as in StyleGAN2). Outputs are ``[-1, 1]`` values mapped to
-model space by ``(t + 1) / 2`` (clamped in ``sample``/``decode``).
+Generator: a mapping network (``mapping_layers`` equalised-lr linear layers with learning-rate multiplier
+``mapping_lr_mul``, 0.01, LeakyReLU(0.2) times sqrt(2), on the pixel-normed ``z``) gives ``w``; the synthesis
+network starts from a learned constant 4x4 map and doubles the side up to ``R`` (the next power of two >= the data
+side; other sides are padded with replicated edges for the networks and cropped back), each layer a
+modulated/demodulated 3x3 convolution (:class:`~genlab.nn.style_blocks.ModulatedConv2d`) + per-pixel noise scaled by
+a learned per-layer strength + bias + LeakyReLU(0.2) (times sqrt(2)) (+ pixel norm with ``pixel_norm=True``); RGB
+outputs (1x1 modulated, not demodulated) are summed across sides (skip architecture, bilinear upsampling;
+``architecture="orig"``: one RGB layer after the last side, ``upsample="nearest"``: nearest upsampling). There are
+``num_ws`` = 2 log2(R) - 2 style inputs (one per convolution, the last one for the final RGB layer, as in StyleGAN2).
+Outputs are ``[-1, 1]`` values mapped to model space by ``(t + 1) / 2`` (clamped in ``sample``/``decode``).
 
 Training: non-saturating logistic loss; style mixing regularisation (with probability ``mixing_prob`` a batch
 takes ``w`` from a second ``z`` from a random layer index on); R1 penalty ``r1_gamma / 2 * E ||grad_x D(x)||^2``
@@ -64,7 +64,9 @@ class StyleGANConfig(_GANBaseConfig):
     pl_decay: path-length regularisation (0: off). w_avg_beta: decay of the tracked mean ``w``. lr_g, lr_d:
     Adam learning rates (different values: TTUR), betas (0, 0.99). architecture: ``skip`` (StyleGAN2's generator: RGB
     outputs of every side summed) or ``orig`` (one RGB layer after the last side, StyleGAN2-ADA's ``orig``);
-    upsample: ``bilinear`` or ``nearest`` (the generator's 2x upsampling, skip outputs included). ``hidden`` and
+    upsample: ``bilinear`` or ``nearest`` (the generator's 2x upsampling, skip outputs included). mapping_lr_mul: the
+    mapping network's learning-rate multiplier (StyleGAN's 0.01). pixel_norm: pixel norm after every synthesis layer's
+    activation (ProGAN's normalisation; StyleGAN2 has none, its demodulation takes that role). ``hidden`` and
     ``spectral_norm`` are not used.
     """
 
@@ -87,12 +89,15 @@ class StyleGANConfig(_GANBaseConfig):
     resolution: int | None = None
     architecture: Literal["skip", "orig"] = "skip"
     upsample: Literal["bilinear", "nearest"] = "bilinear"
+    mapping_lr_mul: float = 0.01
+    pixel_norm: bool = False
 
     def __post_init__(self):
         super().__post_init__()
         check(self.architecture in ("skip", "orig"), f"architecture must be 'skip' (RGB outputs summed over sides) or "
                                                      f"'orig' (one RGB layer at the end), got {self.architecture!r}")
         check(self.upsample in UPSAMPLE_MODES, f"upsample must be 'bilinear' or 'nearest', got {self.upsample!r}")
+        check(self.mapping_lr_mul > 0, f"mapping_lr_mul must be > 0 (StyleGAN's 0.01), got {self.mapping_lr_mul}")
         check(self.w_dim >= 1, f"w_dim must be >= 1, got {self.w_dim}")
         check(self.mapping_layers >= 1, f"mapping_layers must be >= 1, got {self.mapping_layers}")
         check(0 <= self.mixing_prob <= 1, f"mixing_prob must be in [0, 1], got {self.mixing_prob}")
@@ -135,10 +140,12 @@ def check_psi(psi: float, name: str = "truncation psi") -> float:
 
 
 class _Layer(nn.Module):
-    """Modulated 3x3 conv + noise + bias + LeakyReLU * sqrt(2)."""
+    """Modulated 3x3 conv + noise + bias + LeakyReLU * sqrt(2) (+ pixel norm with ``pnorm``)."""
 
-    def __init__(self, a: int, b: int, w_dim: int, side: int, up: bool, up_mode: str = "bilinear"):
+    def __init__(self, a: int, b: int, w_dim: int, side: int, up: bool, up_mode: str = "bilinear",
+                 pnorm: bool = False):
         super().__init__()
+        self.pnorm = pnorm
         self.conv = ModulatedConv2d(a, b, 3, w_dim, up=up, up_mode=up_mode)
         self.noise_strength = nn.Parameter(torch.zeros(()))
         self.bias = nn.Parameter(torch.zeros(b))
@@ -153,8 +160,8 @@ class _Layer(nn.Module):
             dev = "cpu" if gen is None and x.device.type == "cpu" or gen is not None and gen.device.type == "cpu" \
                 else x.device
             n = torch.randn(len(x), 1, *x.shape[2:], generator=gen, device=dev).to(x)
-        x = x + self.noise_strength * n + self.bias[:, None, None]
-        return lrelu_gain(x)
+        x = lrelu_gain(x + self.noise_strength * n + self.bias[:, None, None])
+        return pixel_norm(x) if self.pnorm else x
 
 
 class _Synthesis(nn.Module):
@@ -163,13 +170,13 @@ class _Synthesis(nn.Module):
     (the next layer's index, as in StyleGAN2), so ``num_ws`` is the same."""
 
     def __init__(self, w_dim: int, out_ch: int, side: int, width: int, architecture: str = "skip",
-                 upsample: str = "bilinear"):
+                 upsample: str = "bilinear", pnorm: bool = False):
         super().__init__()
         sides = [4 * 2 ** k for k in range(side.bit_length() - 2)]  # 4, 8, ..., R
         c0 = _channels(width, 4)
         self.skip, self.up_mode = architecture == "skip", upsample
         self.const = nn.Parameter(torch.randn(c0, 4, 4))
-        self.layers = nn.ModuleList([_Layer(c0, c0, w_dim, 4, up=False)])
+        self.layers = nn.ModuleList([_Layer(c0, c0, w_dim, 4, up=False, pnorm=pnorm)])
         self.to_rgb, self.rgb_bias = nn.ModuleList(), nn.ParameterList()
 
         def rgb(c: int) -> None:
@@ -179,8 +186,8 @@ class _Synthesis(nn.Module):
             rgb(c0)
         for a, b in zip(sides[:-1], sides[1:]):
             ca, cb = _channels(width, a), _channels(width, b)
-            self.layers.append(_Layer(ca, cb, w_dim, b, up=True, up_mode=upsample))
-            self.layers.append(_Layer(cb, cb, w_dim, b, up=False))
+            self.layers.append(_Layer(ca, cb, w_dim, b, up=True, up_mode=upsample, pnorm=pnorm))
+            self.layers.append(_Layer(cb, cb, w_dim, b, up=False, pnorm=pnorm))
             if self.skip or b == side:
                 rgb(cb)
         self.num_ws = len(self.layers) + 1
@@ -259,9 +266,10 @@ class StyleGAN(GAN):
         layers: list[nn.Module] = []
         map_in = c.latent_dim + self._embed_dim()
         for i in range(c.mapping_layers):
-            layers += [EqualLinear(map_in if i == 0 else c.w_dim, c.w_dim, lr_mul=0.01), LReLUGain()]
+            layers += [EqualLinear(map_in if i == 0 else c.w_dim, c.w_dim, lr_mul=c.mapping_lr_mul), LReLUGain()]
         self.mapping_net = nn.Sequential(*layers)
-        self.synthesis = _Synthesis(c.w_dim, self.shape[0], self.side, c.width, c.architecture, c.upsample)
+        self.synthesis = _Synthesis(c.w_dim, self.shape[0], self.side, c.width, c.architecture, c.upsample,
+                                    c.pixel_norm)
         self.num_ws = self.synthesis.num_ws
         self.disc = _Discriminator(self.shape[0], self.side, c.width, c.mbstd_group)
         self.register_buffer("w_avg", torch.zeros(c.w_dim))
