@@ -1,13 +1,13 @@
 """Which part of the style-based generator makes it fit slowly? ``progan``'s generator turned into ``stylegan``'s one
 part at a time, each variant run on ``bench/stylegan_fit.py``'s supervised check.
 
-The generator here is built from genlab's own blocks (:mod:`genlab.nn.style_blocks`) with five switches; all off is
+The generator here is built from genlab's own blocks (:mod:`genlab.nn.style_blocks`) with seven switches; all off is
 ``progan``'s final generator, all on is ``stylegan``'s synthesis network with its mapping network:
 
-* ``mapping``: ``w = mapping(z)`` (``mapping_layers`` equalised linear layers, learning-rate multiplier 0.01,
+* ``mapping``: ``w = mapping(z)`` (four equalised linear layers, learning-rate multiplier 0.01,
   LeakyReLU(0.2)·√2) instead of ``w = pixel_norm(z)``;
-* ``const``: the 4×4 input is a learned constant instead of ``fc(w)`` (followed, as in ``progan``, by LeakyReLU·√2
-  and pixel norm);
+* ``const``: the 4×4 input is a learned constant instead of ``fc(w)`` followed, as in ``progan``, by LeakyReLU·√2
+  and pixel norm;
 * ``mod``: every 3×3 convolution is modulated by ``w`` and demodulated (``stylegan``'s ``ModulatedConv2d``, then a
   bias) instead of an equalised convolution; the RGB layers are modulated too (not demodulated);
 * ``nopnorm``: no pixel norm after the convolutions' LeakyReLU·√2 (``progan`` normalises there, ``stylegan`` does
