@@ -35,14 +35,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_select import selection_split
+from genlab.models.progan import channels  # channels per side, as progan and stylegan use them
 from genlab.nn.style_blocks import (EqualConv2d, EqualLinear, LReLUGain, ModulatedConv2d, lrelu_gain, pad_to,
                                     pixel_norm, up2)
 
 SWITCHES = ("mapping", "const", "mod", "nopnorm", "bilinear", "skip", "noise")
-
-
-def channels(width: int, side: int) -> int:
-    return min(width, max(16, width * 8 // side))
 
 
 class Conv(nn.Module):
@@ -87,7 +84,6 @@ class Generator(nn.Module):
         mod, noise, pn = "mod" in on, "noise" in on, "nopnorm" not in on
         self.layers = nn.ModuleList([Conv(c0, c0, latent_dim, 4, mod, noise, pn)])
         self.to_rgb = nn.ModuleList()
-        self.rgb_sides = []
         for a, b in zip(sides[:-1], sides[1:]):
             ca, cb = channels(width, a), channels(width, b)
             self.layers.append(Conv(ca, cb, latent_dim, b, mod, noise, pn))

@@ -47,8 +47,7 @@ def main() -> None:
     cfg = apply_overrides({}, args.set)  # the CLI's KEY=VALUE rules (YAML values)
     entry = get_model_entry(args.model)
     m = entry.cls(from_dict(entry.config_cls, cfg), train.info())
-    d_params = {id(p) for mod in m.discriminator_modules() for p in mod.parameters()}
-    g_params = [p for p in m.parameters() if id(p) not in d_params]
+    g_params = m.generator_parameters()
     xt = pad_to(x, getattr(m, "side", x.shape[-1]))  # the targets at the network side (stylegan, progan: padded)
     floor = float((xt - xt.mean(0)).pow(2).mean())
     z = torch.randn(args.n, m.latent_dim)
