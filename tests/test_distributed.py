@@ -400,7 +400,8 @@ if __name__ == "__main__":
 def test_sample_quality_monitor_splits_the_samples_across_ranks(tmp_path):
     """val/fid, the class figures and cond_acc: each rank generates its share of the 500-sample chunks (1,100
     samples: rank 0 draws chunks 0 and 2, rank 1 chunk 1), the statistics are gathered and merged; every rank gets
-    the single-process numbers (FID to 1e-9 relative: the merge's float64 rounding; counts exactly)."""
+    the single-process numbers (FID to 1e-7 relative: the merge's float64 rounding and float32 features whose
+    GEMM kernels may block differently in another process: 4e-9 measured on an Intel Xeon; counts exactly)."""
     tasks = [{"kind": "quality", "name": f"q-{m}", "model": m, "n": 1100} for m in ("vae", "cvae")]
     _torchrun({"tasks": tasks}, tmp_path)
     for m in ("vae", "cvae"):
@@ -408,7 +409,7 @@ def test_sample_quality_monitor_splits_the_samples_across_ranks(tmp_path):
         assert r0 == r1
         one = _sample_quality(m, 1100)
         assert set(one) == set(r0) and ("cond_acc" in one) == (m == "cvae")
-        assert r0["fid"] == pytest.approx(one["fid"], rel=1e-9)
+        assert r0["fid"] == pytest.approx(one["fid"], rel=1e-7)
         for k in set(one) - {"fid"}:
             assert r0[k] == pytest.approx(one[k], rel=1e-12), k
 
@@ -437,3 +438,24 @@ def test_a_follower_rank_leaves_the_run_folder_to_rank0(tmp_path, monkeypatch):
                      config={"trainer": {"epochs": 1, "ddp_timeout": 2, "fid_samples": 0, "monitor_every": 0}})
     assert not isinstance(err.value, GenlabError), err.value  # not "run exists": a connection timeout to rank 0
     assert sorted(p.name for p in run.iterdir()) == ["config.json"]  # and it wrote nothing
+
+
+def test_exit_worker_flushes_runs_atexit_and_keeps_the_exit_status(tmp_path):
+    """A torchrun worker ends through genlab.cli.exit_worker: its buffered output, logging handlers and atexit
+    functions are flushed and run, and the exit status is the command's; outside torchrun it does nothing."""
+    mark = tmp_path / "atexit.txt"
+    code = ("import atexit, logging, pathlib, sys\n"
+            "from genlab.cli import exit_worker\n"
+            f"atexit.register(lambda: pathlib.Path({str(mark)!r}).write_text('ran'))\n"
+            f"logging.basicConfig(filename={str(tmp_path / 'log.txt')!r}, level=logging.INFO)\n"
+            "logging.getLogger('w').info('logged')\n"
+            "sys.stdout.write('buffered, no newline')\n"
+            "exit_worker(3)\n"
+            "sys.exit(5)\n")
+    env = {**_env(), "WORLD_SIZE": "2", "RANK": "1"}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 3 and p.stdout == "buffered, no newline"
+    assert mark.read_text() == "ran" and "logged" in (tmp_path / "log.txt").read_text()
+    mark.unlink()
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60)
+    assert p.returncode == 5 and mark.read_text() == "ran"  # a single process: the ordinary exit
