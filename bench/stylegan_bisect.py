@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_select import selection_split
-from genlab.models.progan import channels  # channels per side, as progan and stylegan use them
+from genlab.nn.style_blocks import channels  # channels per side, as progan and stylegan use them
 from genlab.nn.style_blocks import (EqualConv2d, EqualLinear, LReLUGain, ModulatedConv2d, lrelu_gain, pad_to,
                                     pixel_norm, up2)
 

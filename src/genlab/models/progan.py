@@ -31,8 +31,8 @@ from torch import nn
 
 from ..config import check
 from ..errors import ConfigError
-from ..nn.style_blocks import (EqualConv2d, EqualLinear, MinibatchStd, crop_to, down2, lrelu_gain, pad_to,
-                               pixel_norm, power_side)
+from ..nn.style_blocks import (EqualConv2d, EqualLinear, MinibatchStd, channels, crop_to, down2, lrelu_gain,
+                               pad_to, pixel_norm, power_side)
 from ..registry import register_model
 from .gan import GAN, _GANBaseConfig
 from .gan_losses import gradient_penalty
@@ -73,10 +73,6 @@ class ProGANConfig(_GANBaseConfig):
         check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, f"beta1, beta2 must be in [0, 1), got "
                                                            f"{self.beta1}, {self.beta2}")
         check(self.mbstd_group >= 1, f"mbstd_group must be >= 1, got {self.mbstd_group}")
-
-
-def channels(width: int, side: int) -> int:
-    return min(width, max(16, width * 8 // side))
 
 
 class _Generator(nn.Module):

@@ -48,7 +48,8 @@ from torch import nn
 from ..config import check
 from ..errors import ConfigError
 from ..nn.style_blocks import (LRELU_GAIN, EqualConv2d, EqualLinear, LReLUGain, MinibatchStd, ModulatedConv2d,
-                               UPSAMPLE_MODES, crop_to, down2, lrelu_gain, pad_to, pixel_norm, power_side, up2)
+                               UPSAMPLE_MODES, channels, crop_to, down2, lrelu_gain, pad_to, pixel_norm, power_side,
+                               up2)
 from ..registry import register_model
 from .gan import GAN, _GANBaseConfig
 from .vae import check_labels
@@ -128,10 +129,6 @@ class CStyleGANConfig(StyleGANConfig):
                                                       f"{self.truncation!r}")
 
 
-def _channels(width: int, side: int) -> int:
-    return min(width, max(16, width * 8 // side))
-
-
 def check_psi(psi: float, name: str = "truncation psi") -> float:
     """``psi`` as a float in (0, 1], or a one-line ConfigError naming it ``name`` (the CLI: ``--psi``)."""
     if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not 0 < psi <= 1:
@@ -173,7 +170,7 @@ class _Synthesis(nn.Module):
                  upsample: str = "bilinear", pnorm: bool = False):
         super().__init__()
         sides = [4 * 2 ** k for k in range(side.bit_length() - 2)]  # 4, 8, ..., R
-        c0 = _channels(width, 4)
+        c0 = channels(width, 4)
         self.skip, self.up_mode = architecture == "skip", upsample
         self.const = nn.Parameter(torch.randn(c0, 4, 4))
         self.layers = nn.ModuleList([_Layer(c0, c0, w_dim, 4, up=False, pnorm=pnorm)])
@@ -185,7 +182,7 @@ class _Synthesis(nn.Module):
         if self.skip or side == 4:  # built in this order so that a seed gives the same weights as before the option
             rgb(c0)
         for a, b in zip(sides[:-1], sides[1:]):
-            ca, cb = _channels(width, a), _channels(width, b)
+            ca, cb = channels(width, a), channels(width, b)
             self.layers.append(_Layer(ca, cb, w_dim, b, up=True, up_mode=upsample, pnorm=pnorm))
             self.layers.append(_Layer(cb, cb, w_dim, b, up=False, pnorm=pnorm))
             if self.skip or b == side:
@@ -216,13 +213,13 @@ class _Discriminator(nn.Module):
     def __init__(self, in_ch: int, side: int, width: int, group: int):
         super().__init__()
         sides = [side // 2 ** k for k in range(side.bit_length() - 2)]  # R, R/2, ..., 4
-        self.from_rgb = EqualConv2d(in_ch, _channels(width, side), 1)
+        self.from_rgb = EqualConv2d(in_ch, channels(width, side), 1)
         self.blocks = nn.ModuleList()
         for a, b in zip(sides[:-1], sides[1:]):
-            ca, cb = _channels(width, a), _channels(width, b)
+            ca, cb = channels(width, a), channels(width, b)
             self.blocks.append(nn.ModuleList([EqualConv2d(ca, ca, 3), EqualConv2d(ca, cb, 3),
                                               EqualConv2d(ca, cb, 1, bias=False)]))
-        c0 = _channels(width, 4)
+        c0 = channels(width, 4)
         self.mbstd = MinibatchStd(group)
         self.conv = EqualConv2d(c0 + 1, c0, 3)
         self.fc = EqualLinear(c0 * 16, c0)

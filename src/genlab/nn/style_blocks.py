@@ -45,6 +45,12 @@ def power_side(shape, who: str, resolution: int | None = None) -> int:
     return resolution
 
 
+def channels(width: int, side: int) -> int:
+    """Feature maps at resolution ``side`` in ``progan`` and ``stylegan``: ``width`` up to 8×8, then halved with
+    each doubling of the side, never below 16."""
+    return min(width, max(16, width * 8 // side))
+
+
 def pad_to(x: torch.Tensor, side: int) -> torch.Tensor:
     """``(B, C, H, W) -> (B, C, side, side)``: centred, edges replicated (identity when already that size)."""
     h, w = x.shape[2:]
