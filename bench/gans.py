@@ -396,7 +396,7 @@ def budget(args, model_config: dict, trainer_config: dict | None = None) -> None
         half = len(faces) // 2
         fl = fid(FeatureStats.from_features(real_feats[:half]), FeatureStats.from_features(real_feats[half:]))
         what = (f"lfw_subset's {len(faces)} faces edge-padded to 32x32 (samples cropped back to 25x25), scored "
-                f"against the same {len(faces)} faces; floor FID-lfw {fl:.3g} (two halves of the faces); "
+                f"against the same {len(faces)} faces; floor FID-lfw {fl:.4g} (two halves of the faces); "
                 "'classes' = face / non-face by the lfw net")
     else:
         splits = prepare_data(from_dict(DataConfig, {"name": "mnist5k"}))
@@ -404,7 +404,7 @@ def budget(args, model_config: dict, trainer_config: dict | None = None) -> None
         real_feats, _ = net.extract(held_out(splits))
         fl = floor(splits, net)
         what = (f"mnist5k train split ({len(train)} images); {len(held_out(splits))} held-out images; "
-                f"real-vs-real floor FID-mnist {fl:.3g}")
+                f"real-vs-real floor FID-mnist {fl:.4g}")
     label = "FID-lfw" if args.data == "lfw" else "FID-mnist"
     clock = "process CPU time" if args.clock == "cpu" else "wall time"
     print(f"\n## equal {clock}: {args.budget:g} s per arm ({args.threads} torch thread(s)"
@@ -423,7 +423,7 @@ def budget(args, model_config: dict, trainer_config: dict | None = None) -> None
                      **budget_score(model, net, real_feats, args.samples, seed, args.ppl_paths, crop)}
             rows.append(r)
             print(f"  {r['model']:9s} seed {seed} at {r['budget_s']:g} s: {r['batches']} batches, {label} "
-                  f"{r['fid']:.1f}, recall {r['recall']:.3f}, classes {r['classes']} (shares {r['min_share']:.1f}-"
+                  f"{r['fid']:.4g}, recall {r['recall']:.3f}, classes {r['classes']} (shares {r['min_share']:.1f}-"
                   f"{r['max_share']:.1f} %)" + (f", PPL-z {r['ppl_z']:.4g}" if "ppl_z" in r else "")
                   + (f", PPL-w {r['ppl_w']:.4g}" if "ppl_w" in r else "")
                   + (f", growth {r['growth']}" if "growth" in r else "")
