@@ -459,3 +459,22 @@ def test_exit_worker_flushes_runs_atexit_and_keeps_the_exit_status(tmp_path):
     mark.unlink()
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60)
     assert p.returncode == 5 and mark.read_text() == "ran"  # a single process: the ordinary exit
+
+
+def test_worker_errors_reach_the_launcher_through_files(tmp_path, monkeypatch):
+    """Under ``genlab train --nproc`` a worker does not print its one-line error (torchrun may stop it first when
+    another rank fails): it leaves it in the launcher's folder, and the launcher prints the first failing rank's."""
+    from genlab import cli
+
+    monkeypatch.setenv(cli.WORKER_ERRORS_ENV, str(tmp_path))
+    monkeypatch.setenv("RANK", "1")
+    assert cli._hand_error_to_launcher("the batch is wrong")
+    assert (tmp_path / "rank1.txt").read_text() == "the batch is wrong\n" and not list(tmp_path.glob(".*.tmp"))
+    assert cli._worker_error(str(tmp_path), 0) == "the batch is wrong"  # rank 0 left none: another rank's line
+    monkeypatch.setenv("RANK", "0")
+    assert cli._hand_error_to_launcher("rank zero's line")
+    assert cli._worker_error(str(tmp_path), 0) == "rank zero's line"
+    assert cli._worker_error(str(tmp_path), 1) == "the batch is wrong"
+    monkeypatch.delenv(cli.WORKER_ERRORS_ENV)
+    assert not cli._hand_error_to_launcher("printed by the process itself")  # plain torchrun: unchanged
+    assert cli._worker_error(str(tmp_path / "none"), 0) is None

@@ -447,6 +447,37 @@ def exit_worker(rc: int) -> None:
     os._exit(rc if isinstance(rc, int) else 1)
 
 
+#: Set by ``genlab train --nproc`` for its workers: a folder where a worker leaves its one-line error.
+WORKER_ERRORS_ENV = "GENLAB_WORKER_ERRORS"
+
+
+def _hand_error_to_launcher(msg: str) -> bool:
+    """Under ``genlab train --nproc``: write this worker's error line to ``<folder>/rank<R>.txt`` (atomically) for
+    the launcher to print, and return True. A worker that printed it itself could be stopped by torchrun first
+    (another rank failing with the same error makes torchrun terminate the rest at once), and the line was lost."""
+    folder = os.environ.get(WORKER_ERRORS_ENV)
+    if not folder or not os.path.isdir(folder):
+        return False
+    rank = os.environ.get("RANK") or "0"
+    tmp = Path(folder) / f".rank{rank}.tmp"
+    try:
+        tmp.write_text(msg + "\n")
+        os.replace(tmp, Path(folder) / f"rank{rank}.txt")
+    except OSError:
+        return False
+    return True
+
+
+def _worker_error(folder: str, rank: int) -> str | None:
+    """The error line rank ``rank`` left (else the lowest rank's that left one), or None."""
+    files = sorted(Path(folder).glob("rank*.txt"), key=lambda f: (f.name != f"rank{rank}.txt", f.name))
+    for f in files:
+        line = f.read_text().strip()
+        if line:
+            return line
+    return None
+
+
 def _replicated_error(e) -> bool:
     """Whether this is a rank > 0 of a torchrun launch refusing its input (config, data, checkpoint): every rank
     runs the same checks on the same input, so rank 0 prints the same line and this rank stays silent."""
@@ -483,13 +514,20 @@ def _launch_torchrun(args) -> int:
     if not args.verbose:  # torchrun's own INFO/WARNING lines (rendezvous, OMP_NUM_THREADS) stay out of the way
         for lg in quiet:
             lg.setLevel(logging.ERROR + 10)
+    import tempfile
+
     fault = os.environ.get("PYTHONFAULTHANDLER")
     os.environ["PYTHONFAULTHANDLER"] = fault or "1"  # a rank stopped by a signal prints its Python stack
+    errors = tempfile.TemporaryDirectory(prefix="genlab-nproc-")
+    os.environ[WORKER_ERRORS_ENV] = errors.name
     try:
         torchrun(torchrun_args(["--standalone", "--nproc_per_node", str(n), "-m", "genlab", *rest]))
     except ChildFailedError as e:
         rank, failure = e.get_first_failure()
         code = failure.exitcode
+        line = _worker_error(errors.name, rank)
+        if line is not None:
+            print(f"genlab: error: {line}", file=sys.stderr)
         if code is None or code < 0 or code > 255:  # killed by a signal
             print(f"genlab: error: rank {rank} of {n} was stopped (exit code {code})", file=sys.stderr)
             return 1
@@ -501,6 +539,8 @@ def _launch_torchrun(args) -> int:
             lg.setLevel(level)
         if fault is None:
             os.environ.pop("PYTHONFAULTHANDLER", None)
+        os.environ.pop(WORKER_ERRORS_ENV, None)
+        errors.cleanup()
     return 0
 
 
@@ -529,7 +569,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except GenlabError as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if not _replicated_error(e):
+        if _hand_error_to_launcher(msg):
+            pass  # genlab train --nproc prints it once, whichever rank torchrun saw fail first
+        elif not _replicated_error(e):
             print(f"genlab: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
