@@ -35,9 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_select import selection_split
-from genlab.nn.style_blocks import channels  # channels per side, as progan and stylegan use them
-from genlab.nn.style_blocks import (EqualConv2d, EqualLinear, LReLUGain, ModulatedConv2d, lrelu_gain, pad_to,
-                                    pixel_norm, up2)
+from genlab.nn.style_blocks import (EqualConv2d, EqualLinear, LReLUGain, ModulatedConv2d, channels, lrelu_gain,
+                                    pad_to, pixel_norm, up2)
 
 SWITCHES = ("mapping", "const", "mod", "nopnorm", "bilinear", "skip", "noise")
 

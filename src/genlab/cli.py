@@ -428,8 +428,8 @@ def exit_worker(rc: int) -> None:
 
     By then the Trainer has destroyed the process group and every file is closed, so what is skipped is only the
     interpreter's teardown of C++ objects (gloo, the intra-op thread pool) in arbitrary order: a rank that had
-    finished its run was once stopped there by ``std::terminate`` (exit code -6, CI, 2026-12-06; not reproduced in
-    100 loaded runs), and torchrun then reported the whole run as failed."""
+    finished its run was once stopped, probably there, by ``std::terminate`` (exit code -6, CI, 2026-12-06; not
+    reproduced in 102 runs, 80 of them beside CPU load), and torchrun then reported the whole run as failed."""
     try:
         if int(os.environ.get("WORLD_SIZE") or 1) <= 1:
             return
