@@ -413,13 +413,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- train --nproc: multi-process training through torchrun (docs/distributed.md) ------------------------------
-def _torchrun_follower() -> bool:
-    """``genlab.training.distributed.is_follower`` read from the environment without importing torch (this runs
-    in the error handler of every command)."""
+def _torchrun_env() -> tuple[int, int]:
+    """``(rank, world size)`` from torchrun's environment without importing torch (this runs in the error handler
+    and at the exit of every command); ``(0, 1)`` without it or when it is not made of integers."""
     try:
-        return int(os.environ.get("WORLD_SIZE") or 1) > 1 and int(os.environ.get("RANK") or 0) > 0
+        return int(os.environ.get("RANK") or 0), int(os.environ.get("WORLD_SIZE") or 1)
     except ValueError:
-        return False
+        return 0, 1
+
+
+def _torchrun_follower() -> bool:
+    """``genlab.training.distributed.is_follower`` read from the environment without importing torch."""
+    rank, size = _torchrun_env()
+    return size > 1 and rank > 0
 
 
 def exit_worker(rc: int) -> None:
@@ -430,10 +436,7 @@ def exit_worker(rc: int) -> None:
     interpreter's teardown of C++ objects (gloo, the intra-op thread pool) in arbitrary order: a rank that had
     finished its run was once stopped, probably there, by ``std::terminate`` (exit code -6, CI, 2026-12-06; not
     reproduced in 102 runs, 80 of them beside CPU load), and torchrun then reported the whole run as failed."""
-    try:
-        if int(os.environ.get("WORLD_SIZE") or 1) <= 1:
-            return
-    except ValueError:  # not torchrun's environment: the ordinary exit
+    if _torchrun_env()[1] <= 1:  # a single process: the ordinary exit
         return
     import atexit
 
@@ -458,7 +461,7 @@ def _hand_error_to_launcher(msg: str) -> bool:
     folder = os.environ.get(WORKER_ERRORS_ENV)
     if not folder or not os.path.isdir(folder):
         return False
-    rank = os.environ.get("RANK") or "0"
+    rank = _torchrun_env()[0]
     tmp = Path(folder) / f".rank{rank}.tmp"
     try:
         tmp.write_text(msg + "\n")
