@@ -66,7 +66,8 @@ def _parts(det: AnomalyDetector, x) -> dict:
     with torch.no_grad():
         z = det.model_.eval().encode(xm.float()).double()
     res = (xm - r).flatten(1)
-    return {"res": res.numpy(), "ms": xm.flatten(1).pow(2).mean(1).numpy(), "z": z.numpy()}
+    return {"res": res.numpy(), "ms": xm.flatten(1).pow(2).mean(1).numpy(), "z": z.numpy(),
+            "x": xm.flatten(1).numpy()}
 
 
 def _variants(tr: dict, te: dict, image: bool) -> tuple[dict, dict]:
@@ -90,6 +91,9 @@ def _variants(tr: dict, te: dict, image: bool) -> tuple[dict, dict]:
         d = d[:, 1:] if train else d[:, :5]  # a training sample is its own nearest neighbour
         return {"maha": -lw.mahalanobis(p["z"]), "knn": -d.mean(1)}
     s_tr, s_te = {**base(tr), **latent(tr, True)}, {**base(te), **latent(te, False)}
+    if not image:  # the input's own Gaussian (Ledoit-Wolf) in model space: no network involved
+        lw_x = LedoitWolf().fit(tr["x"])
+        s_tr["xmaha"], s_te["xmaha"] = -lw_x.mahalanobis(tr["x"]), -lw_x.mahalanobis(te["x"])
     out_tr, out_te = dict(s_tr), dict(s_te)
     for a in (("rel",) if image else ("rmaha",)) + ("mse", "zmse"):
         for b in ("maha", "knn"):
@@ -98,6 +102,13 @@ def _variants(tr: dict, te: dict, image: bool) -> tuple[dict, dict]:
                     za = (src[a] - s_tr[a].mean()) / s_tr[a].std()
                     zb = (src[b] - s_tr[b].mean()) / s_tr[b].std()
                     dst[f"{a}+{tag}{b}"] = za + w * zb
+    if not image:  # the default score (and plain MSE's) plus the input Gaussian's term, weights 0.5 .. 3
+        for base in ("zmse+3maha", "mse+3maha", "mse+4knn"):
+            for w, tag in ((0.5, "0.5"), (1.0, ""), (2.0, "2"), (3.0, "3")):
+                for src, dst in ((out_tr, out_tr), (out_te, out_te)):
+                    za = (src[base] - out_tr[base].mean()) / out_tr[base].std()
+                    zb = (src["xmaha"] - out_tr["xmaha"].mean()) / out_tr["xmaha"].std()
+                    dst[f"{base}+{tag}xmaha"] = za + w * zb
     return out_tr, out_te
 
 

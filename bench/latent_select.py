@@ -20,13 +20,14 @@ with the mean of the single seeds).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/latent_select.py [--models ae:64:100] [--seeds 0,1] [--perplexity 30]
         [--preps raw,std,pca32] [--shift-copies] [--shifts 4|8|4x2] [--shift-denoise 0.2]
-        [--tsne-kw early_exaggeration=24,metric=manhattan] [--pixels]
+        [--tsne-kw early_exaggeration=24,metric=manhattan] [--pixels] [--model-set beta=0.1]
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import itertools
+import json
 import logging
 import time
 
@@ -126,7 +127,10 @@ def main():
                     help="instead of --shift-copies: the shift as the corruption of a denoising objective (input "
                          "shifted at random, kept unshifted with probability P; target the unshifted image)")
     ap.add_argument("--tsne-kw", default="", help="extra TSNE keywords, e.g. early_exaggeration=24,max_iter=2000")
+    ap.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra model config entries (JSON values), e.g. beta=0.1 or lam=0.001")
     args = ap.parse_args()
+    extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.model_set)}
     for kv in filter(None, args.tsne_kw.split(",")):
         k, v = kv.split("=")
         TSNE_KW[k] = int(v) if k == "max_iter" else v if k == "metric" else float(v)
@@ -156,7 +160,7 @@ def main():
                        if args.shift_copies else (X, int(epochs)))
             with (shift_denoising(shifts, args.shift_denoise) if args.shift_denoise is not None
                   else contextlib.nullcontext()):
-                ex = LatentExplorer(model=name, model_config={"latent_dim": int(latent)}, epochs=ep,
+                ex = LatentExplorer(model=name, model_config={"latent_dim": int(latent), **extra}, epochs=ep,
                                     random_state=seed, trainer_config=TRAINER, verbose=False).fit(xtr)
             z = ex.encode(X).astype(np.float64)
             codes.append(z)
