@@ -22,6 +22,9 @@ Every variant is computed from the same trained AE (no retraining per variant):
   to a Gaussian fitted to the training residuals (Ledoit-Wolf covariance): the residuals' correlations counted;
 * ``maha``: minus the squared Mahalanobis distance of the code ``encode(x)`` to a Gaussian fitted to the training
   codes (Ledoit-Wolf covariance); ``knn``: minus the mean distance to the 5 nearest training codes;
+* ``xmaha`` (tabular): minus the squared Mahalanobis distance of the model-space input itself to a Gaussian fitted to
+  the training rows (Ledoit-Wolf; no network), alone and added to ``zmse+3maha``, ``mse+3maha`` and ``mse+4knn``
+  (each standardised by its training scores) with weight 0.5, 1, 2 or 3 (``zmse+3maha+2xmaha``; round 7);
 * ``A+B``: the sum of the two scores, each standardised by the mean and standard deviation of its values on the
   training samples (``A+0.5B``, ``A+2B``, ... ``A+8B``: B weighted by one half, two, three, four, six, eight).
 
