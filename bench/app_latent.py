@@ -30,6 +30,7 @@ together (``--models ae:64:100 --shift-copies --pca-dims 32``) they are the issu
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 
@@ -52,7 +53,8 @@ def _tsne(x, perplexity: float):
 
 
 def run(models: list[str], perplexities: list[float], log=print, pixels: bool = True,
-        raw_codes: bool = False, shift_copies: bool = False, pca_dims: int = 0, seed: int = 0) -> list[dict]:
+        raw_codes: bool = False, shift_copies: bool = False, pca_dims: int = 0, seed: int = 0,
+        model_set: dict | None = None) -> list[dict]:
     ds = load_dataset("digits")
     X, y = ds.x.numpy(), ds.y.numpy()
     flat = X.reshape(len(X), -1).astype(np.float64)
@@ -73,10 +75,12 @@ def run(models: list[str], perplexities: list[float], log=print, pixels: bool = 
         n_ens = int(rest[0]) if rest else 1
         t0 = time.perf_counter()
         ep = max(1, int(epochs) // 5) if shift_copies else int(epochs)  # 5x the data: the same optimiser steps
-        ex = LatentExplorer(model=name, model_config={"latent_dim": int(latent)}, epochs=ep, n_ensemble=n_ens,
+        ex = LatentExplorer(model=name, model_config={"latent_dim": int(latent), **(model_set or {})}, epochs=ep,
+                            n_ensemble=n_ens,
                             shift_copies=shift_copies, random_state=seed, trainer_config=TRAINER, verbose=False).fit(X)
         fit_s = time.perf_counter() - t0
-        src = f"{name} latent {latent}, {ep} ep." + (f", seed {seed}" if seed else "") + (
+        src = f"{name} latent {latent}, {ep} ep." + "".join(f", {k} {v}" for k, v in (model_set or {}).items()) + (
+            f", seed {seed}" if seed else "") + (
             f", ensemble of {n_ens}" if n_ens > 1 else "") + (
             ", images + 4 one-pixel shifts" if shift_copies else "")
         z = ex.encode(X).astype(np.float64)  # the first model's codes
@@ -130,16 +134,19 @@ def main():
     ap.add_argument("--seed", type=int, default=0,
                     help="the models' training seed (random_state; an ensemble uses seed, seed + 1, ...); the maps, "
                          "the pixel baselines and the kNN folds keep seed 0")
+    ap.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra model config entries for every model (JSON values), e.g. beta=0.1")
     args = ap.parse_args()
+    model_set = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.model_set)}
     logging.basicConfig(level=logging.WARNING)
     print(f"genlab {genlab.__version__}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     t0 = time.perf_counter()
     rows = run([m for m in args.models.split(",") if m], [float(p) for p in args.perplexity.split(",")],
                pixels=not args.no_pixel_tsne, raw_codes=args.raw_codes, shift_copies=args.shift_copies,
-               pca_dims=args.pca_dims, seed=args.seed)
+               pca_dims=args.pca_dims, seed=args.seed, model_set=model_set)
     flags = (" --no-pixel-tsne" if args.no_pixel_tsne else "") + (" --raw-codes" if args.raw_codes else "") + (
         " --shift-copies" if args.shift_copies else "") + (f" --pca-dims {args.pca_dims}" if args.pca_dims else "") + (
-        f" --seed {args.seed}" if args.seed else "")
+        f" --seed {args.seed}" if args.seed else "") + "".join(f" --model-set {kv}" for kv in args.model_set)
     print(f"\ncommand: {COMMAND} --models {args.models} --perplexity {args.perplexity}{flags}  "
           f"({time.perf_counter() - t0:.0f} s)\n")
     print(table(rows))

@@ -8,7 +8,9 @@ them. Encoders are trained on the selection images without labels; every map is 
 
 Map variants of the codes ``z`` (N, L): ``raw`` (t-SNE of z as they are), ``std`` (each code dimension
 standardised to unit variance first), ``white`` (PCA-whitened), ``pcaK`` (the first K principal components of the
-standardised codes), ``ens`` (the standardised codes of all the
+standardised codes), ``rpcaK`` (of the raw codes), ``post`` (a VAE's codes divided per dimension by the mean of its
+posterior standard deviation over the images), ``au`` (a VAE's active units only, variance over the images
+above 0.01, standardised), ``ens`` (the standardised codes of all the
 encoders trained, concatenated), each at the perplexities asked for (and the extra ``TSNE`` settings of
 ``--tsne-kw``; ``--shift-copies`` trains on the images plus their shifted copies, by default the four one-pixel
 shifts, ``--shifts 8`` / ``4x2`` for the eight 1-px shifts or the 1- and 2-px shifts along the axes, at
@@ -98,15 +100,22 @@ def shift_denoising(shifts, p_clean: float):
         AutoEncoder.training_step = plain
 
 
-def _prep(z: np.ndarray, how: str) -> np.ndarray:
+def _prep(z: np.ndarray, how: str, sigma: np.ndarray | None = None) -> np.ndarray:
     if how == "raw":
         return z
+    if how == "au":  # the active units only (variance of the code over the images > 0.01, Burda et al. 2016), standardised
+        keep = z.var(0) > 0.01
+        return _prep(z[:, keep], "std")
+    if how == "post":  # a VAE's codes in units of its mean posterior standard deviation per dimension
+        return z / sigma
     if how == "std":
         return (z - z.mean(0)) / np.maximum(z.std(0), 1e-12)
     if how == "white":
         return PCA(whiten=True, svd_solver="full").fit_transform(z)
     if how.startswith("pca"):  # ``pcaK``: the standardised codes' first K principal components (not whitened)
         return PCA(int(how[3:]), svd_solver="full").fit_transform(_prep(z, "std"))
+    if how.startswith("rpca"):  # ``rpcaK``: the raw codes' first K principal components
+        return PCA(int(how[4:]), svd_solver="full").fit_transform(z)
     raise ValueError(how)
 
 
@@ -163,13 +172,19 @@ def main():
                 ex = LatentExplorer(model=name, model_config={"latent_dim": int(latent), **extra}, epochs=ep,
                                     random_state=seed, trainer_config=TRAINER, verbose=False).fit(xtr)
             z = ex.encode(X).astype(np.float64)
+            sigma = None
+            if hasattr(ex.model_, "posterior"):  # (L,) mean posterior std over X, for the ``post`` map
+                with torch.no_grad():
+                    _, logvar = ex.model_.eval().posterior(ex._to_model(ex._batch(X, "X")))
+                sigma = (0.5 * logvar.double()).exp().mean(0).numpy()
             codes.append(z)
             src = f"{spec} seed {seed}"
             show(src, "none (codes)", z, t)
+            print(f"    code variances over the images: {np.array2string(np.sort(z.var(0))[::-1], precision=3)}")
             for how in preps:
                 for p in perps:
                     t = time.process_time()
-                    show(src, f"tsne {how} p{p:g}", _tsne(_prep(z, how), p), t)
+                    show(src, f"tsne {how} p{p:g}", _tsne(_prep(z, how, sigma), p), t)
         for n in range(2, len(codes) + 1):  # n seeds' standardised codes side by side, every n-subset of seeds
             for p in perps:
                 accs = []
