@@ -23,6 +23,8 @@ from genlab.config import from_dict
 from genlab.metrics import FeatureStats, fid, load_feature_net
 from genlab.runs import DataConfig, prepare_data
 
+#: stylegan's CPU recipe, examples/stylegan_cpu.yaml
+RECIPE = {"architecture": "orig", "upsample": "nearest", "pixel_norm": True, "mixing_prob": 0.0}
 #: candidate -> (model name, model config, trainer config)
 ARMS = {
     "base": ("dcgan", {}, {}),
@@ -69,6 +71,10 @@ ARMS = {
     # how z reaches the styles (asked because cstylegan learns 8x8 digits; at 32x32 it collapses too: stylegan_diag.py)
     "sg-nomix": ("stylegan", {"mixing_prob": 0.0}, {"precision": "bf16"}),
     "sg-map1": ("stylegan", {"mapping_layers": 1}, {"precision": "bf16"}),
+    # the CPU recipe (examples/stylegan_cpu.yaml) in fp32, and at half width (eighteenth session: 1.6x the steps per
+    # second on 2 threads; does the recipe then beat the textbook loop at 5 minutes and keep its 20-minute FID?)
+    "sgr": ("stylegan", RECIPE, {"precision": "fp32"}),
+    "sgr-w32": ("stylegan", {**RECIPE, "width": 32}, {"precision": "fp32"}),
 }
 
 
@@ -89,6 +95,8 @@ def main():
     ap.add_argument("--batchnorm-train", action="store_true", help="also score samples drawn with the generator's "
                     "BatchNorm in training mode (batch statistics of each 500-sample batch) instead of its running "
                     "averages")
+    ap.add_argument("--snapshots", default="", help="comma list of shorter budgets (CPU s) scored during each run "
+                    "(raw weights; the clock pauses while scoring)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     torch.set_num_threads(1)
@@ -104,7 +112,13 @@ def main():
     for arm in args.arms.split(","):
         name, mcfg, tcfg = ARMS[arm]
         ema = WeightsEMA([float(d) for d in args.g_ema.split(",") if d])
-        model, info = budget_arm(name, train, args.seed, args.budget, mcfg, tcfg, callbacks=[ema.callback])
+        def snap(model, info, arm=arm):
+            r = budget_score(model, net, sel_feats, args.samples, args.seed, ppl_n=0)
+            print(f"| {arm} at {info['budget_s']:g} s | {args.seed} | {info['batches']} | {r['fid']:.1f} | "
+                  f"{r['recall']:.3f} | {r['classes']} | {r['min_share']:.1f}-{r['max_share']:.1f} |", flush=True)
+        snaps = {float(t): snap for t in args.snapshots.split(",") if t}
+        model, info = budget_arm(name, train, args.seed, args.budget, mcfg, tcfg, callbacks=[ema.callback],
+                                 snapshots=snaps)
         for label, ctx in ema.variants(model):
             with ctx:
                 for mode in ("eval", "train") if args.batchnorm_train else ("eval",):
