@@ -24,6 +24,11 @@ Methods (same data: images flattened in [0, 1]; breast cancer standardised by th
 * ``PCA``: reconstruction error with as many components as the AE code (``latent_dim``);
 * ``PCA-rel`` (images; an honesty check, not a scikit-learn method): the same PCA scored with genlab's
   complexity correction ``-log(mse) + 0.5 log(mean x^2)``, to show how much of the gain is the score;
+* ``AE+gauss``, ``Gauss-LW``, ``Gauss-emp`` (with ``--gaussian W``, tabular; issue 19, seventh round): the default
+  AE's members with W times the input Gaussian's standardised term added to each member's standardised score before
+  the ensemble average (what ``bench/anomaly_select.py`` calls ``zmse+3maha+Wxmaha``), and the input Gaussian alone,
+  minus the squared Mahalanobis distance to the training rows' mean with the Ledoit-Wolf or the empirical covariance
+  (``sklearn.covariance``; no network);
 * ``PixelCNN`` / ``PixelCNN-LR`` (with ``--pixelcnn``, images): ``AnomalyDetector(model="pixelcnn",
   scoring="likelihood")`` (exact log p(x)) and ``scoring="likelihood_ratio"`` (log p(x) - log p_bg(x), background
   model trained on 20 % randomly replaced pixels; Ren et al. 2019); a small net (``PIXELCNN`` below).
@@ -36,7 +41,7 @@ restore. The MLP on mnist5k is for run time: the conv AE/VAE took about 8x longe
 core (the only conv-vs-MLP comparison made, on mnist5k class 2: AE 0.881 conv vs 0.859 MLP).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/app_anomaly.py [--quick] [--data digits,breast-cancer] [--no-vae]
-        [--ensemble 3]
+        [--ensemble 3] [--gaussian 3]
 """
 from __future__ import annotations
 
@@ -57,8 +62,8 @@ import genlab
 from genlab.apps import AnomalyDetector
 from genlab.data import TensorDataset, load_dataset
 
-METHODS = ("AE", "AE-mse", "AE-ens", "VAE-elbo", "VAE-rec", "PixelCNN", "PixelCNN-LR", "IForest", "OCSVM", "PCA",
-           "PCA-rel")
+METHODS = ("AE", "AE-mse", "AE-ens", "AE+gauss", "VAE-elbo", "VAE-rec", "PixelCNN", "PixelCNN-LR", "IForest", "OCSVM",
+           "PCA", "PCA-rel", "Gauss-LW", "Gauss-emp")
 #: the small PixelCNN of the PixelCNN / PixelCNN-LR columns (CPU run time) and its epochs per data set
 PIXELCNN = {"channels": 32, "layers": 4, "head_channels": 64}
 PIXELCNN_EPOCHS = {"digits": 10, "mnist5k": 3}
@@ -92,8 +97,27 @@ class _PCARel(_PCAError):
         return -np.log(-super().score_samples(x) + 1e-12) + 0.5 * np.log(np.mean(x ** 2, axis=1) + 1e-12)
 
 
+def _with_gaussian(det, x_train, x_test, w: float) -> np.ndarray:
+    """``AE+gauss``: each of ``det``'s members' scores standardised by its training scores, plus ``w`` times the
+    standardised input-Gaussian term (Ledoit-Wolf on the model-space training rows), each sum standardised by its
+    training values, averaged over the members."""
+    from sklearn.covariance import LedoitWolf
+    mtr, mte = det._prepare(x_train), det._prepare(x_test)
+    lw = LedoitWolf().fit(mtr.double().numpy())
+    g_tr, g_te = -lw.mahalanobis(mtr.double().numpy()), -lw.mahalanobis(mte.double().numpy())
+    zg_tr, zg_te = (g_tr - g_tr.mean()) / g_tr.std(), (g_te - g_tr.mean()) / g_tr.std()
+    out = []
+    for m, p in zip(det._members(), det._params()):
+        a_tr, a_te = det._raw_scores(m, p, mtr), det._raw_scores(m, p, mte)
+        c_tr = (a_tr - a_tr.mean()) / a_tr.std() + w * zg_tr
+        c_te = (a_te - a_tr.mean()) / a_tr.std() + w * zg_te
+        out.append((c_te - c_tr.mean()) / c_tr.std())
+    return np.mean(out, axis=0)
+
+
 def _scores(x_train, x_test, xf_train, xf_test, latent: int, epochs: int, arch: str, seed: int = 0,
-            pixelcnn_epochs: int = 0, pixel_data=None, vae: bool = True, ae: bool = True, ensemble: int = 0) -> dict:
+            pixelcnn_epochs: int = 0, pixel_data=None, vae: bool = True, ae: bool = True, ensemble: int = 0,
+            gaussian: float = 0.0) -> dict:
     """``{method: (test scores, seconds to fit and score)}``; ``x_*`` in the estimator's input format, ``xf_*`` flat;
     ``pixel_data``: (train, test) TensorDatasets with the data's own pixel levels, for the PixelCNN."""
     out = {}
@@ -110,6 +134,15 @@ def _scores(x_train, x_test, xf_train, xf_test, latent: int, epochs: int, arch: 
             t = time.perf_counter()
             ens = AnomalyDetector(model="ae", n_ensemble=ensemble, **common).fit(x_train)
             out["AE-ens"] = (ens.score_samples(x_test), time.perf_counter() - t)
+        if gaussian and np.ndim(x_train) == 2:
+            t = time.perf_counter()
+            out["AE+gauss"] = (_with_gaussian(ae, x_train, x_test, gaussian), time.perf_counter() - t)
+    if gaussian and np.ndim(x_train) == 2:
+        from sklearn.covariance import EmpiricalCovariance, LedoitWolf
+        for name, cov in (("Gauss-LW", LedoitWolf()), ("Gauss-emp", EmpiricalCovariance())):
+            t = time.perf_counter()
+            cov.fit(xf_train)
+            out[name] = (-cov.mahalanobis(xf_test), time.perf_counter() - t)
     if vae:
         t = time.perf_counter()
         vae = AnomalyDetector(model="vae", scoring="elbo", n_samples=16, **common).fit(x_train)
@@ -157,7 +190,7 @@ def one_class(name: str, epochs: int, classes=None, log=print, pixelcnn: bool = 
     return rows
 
 
-def breast_cancer(epochs: int, log=print, ensemble: int = 0) -> list[dict]:
+def breast_cancer(epochs: int, log=print, ensemble: int = 0, gaussian: float = 0.0) -> list[dict]:
     X, y = load_breast_cancer(return_X_y=True)  # target 1 = benign, 0 = malignant
     benign, malignant = X[y == 1], X[y == 0]
     perm = np.random.default_rng(0).permutation(len(benign))
@@ -167,7 +200,7 @@ def breast_cancer(epochs: int, log=print, ensemble: int = 0) -> list[dict]:
     normal = np.r_[np.ones(len(benign) - n_tr, bool), np.zeros(len(malignant), bool)]
     sc = StandardScaler().fit(xtr)  # the AE/VAE standardise internally by their own training statistics
     res = _scores(xtr, xte, sc.transform(xtr), sc.transform(xte), SETTINGS["breast-cancer"]["latent_dim"], epochs,
-                  SETTINGS["breast-cancer"]["arch"], ensemble=ensemble)  # the VAE always runs here
+                  SETTINGS["breast-cancer"]["arch"], ensemble=ensemble, gaussian=gaussian)  # the VAE always runs here
     rows = [{"data": "breast-cancer", "normal": "benign", "method": m, "roc_auc": float(roc_auc_score(normal, s)),
              "n_train": len(xtr), "n_test": len(xte), "seconds": round(sec, 2)} for m, (s, sec) in res.items()]
     log("  breast-cancer: " + "  ".join(f"{r['method']} {r['roc_auc']:.3f}" for r in rows))
@@ -184,7 +217,8 @@ def run(quick: bool = False, data=("digits", "mnist5k", "breast-cancer"), pixelc
     rows = []
     for name in (d for d in ("digits", "mnist5k") if d in data):
         rows += one_class(name, SETTINGS[name]["epochs"], pixelcnn=name in pixelcnn, **parts)
-    return rows + (breast_cancer(SETTINGS["breast-cancer"]["epochs"], ensemble=parts.get("ensemble", 0))
+    return rows + (breast_cancer(SETTINGS["breast-cancer"]["epochs"], ensemble=parts.get("ensemble", 0),
+                                 gaussian=parts.get("gaussian", 0.0))
                    if "breast-cancer" in data else [])
 
 
@@ -230,16 +264,20 @@ def main():
     ap.add_argument("--no-ae", action="store_true", help="skip the AE columns (run time)")
     ap.add_argument("--ensemble", type=int, default=0, help="add the column AE-ens: the default detector with "
                     "n_ensemble=N (N models, seeds 0..N-1; on tabular data that is the default's own 3 when N=3)")
+    ap.add_argument("--gaussian", type=float, default=0.0, metavar="W", help="tabular data: add the columns AE+gauss "
+                    "(the default AE's members plus W times the input Gaussian's term) and the input Gaussian alone, "
+                    "Gauss-LW and Gauss-emp (issue 19, seventh round)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"genlab {genlab.__version__}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     t0 = time.perf_counter()
     split = lambda v: tuple(p.strip() for p in v.split(",") if p.strip())  # noqa: E731
     rows = run(quick=args.quick, data=split(args.data), pixelcnn=split(args.pixelcnn), vae=not args.no_vae,
-               ae=not args.no_ae, ensemble=args.ensemble)
+               ae=not args.no_ae, ensemble=args.ensemble, gaussian=args.gaussian)
     flags = " ".join(f for f in (args.quick and "--quick", f"--data {args.data}", args.pixelcnn and
                                  f"--pixelcnn {args.pixelcnn}", args.no_vae and "--no-vae",
-                                 args.no_ae and "--no-ae", args.ensemble and f"--ensemble {args.ensemble}") if f)
+                                 args.no_ae and "--no-ae", args.ensemble and f"--ensemble {args.ensemble}",
+                                 args.gaussian and f"--gaussian {args.gaussian:g}") if f)
     print(f"\ncommand: {COMMAND} {flags}  ({time.perf_counter() - t0:.0f} s)\n")
     print(tables(rows))
 
