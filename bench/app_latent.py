@@ -30,7 +30,6 @@ together (``--models ae:64:100 --shift-copies --pca-dims 32``) they are the issu
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 
@@ -41,6 +40,7 @@ from sklearn.manifold import TSNE
 
 import genlab
 from genlab.apps import LatentExplorer
+from genlab.config import apply_overrides
 from genlab.apps.latent import knn_accuracy, standardize_codes
 from genlab.data import load_dataset
 
@@ -135,9 +135,9 @@ def main():
                     help="the models' training seed (random_state; an ensemble uses seed, seed + 1, ...); the maps, "
                          "the pixel baselines and the kNN folds keep seed 0")
     ap.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
-                    help="extra model config entries for every model (JSON values), e.g. beta=0.1")
+                    help="extra model config entries for every model (the CLI's KEY=VALUE rules), e.g. beta=0.1")
     args = ap.parse_args()
-    model_set = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.model_set)}
+    model_set = apply_overrides({}, args.model_set)
     logging.basicConfig(level=logging.WARNING)
     print(f"genlab {genlab.__version__}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     t0 = time.perf_counter()

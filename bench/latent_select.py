@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import json
 import logging
 import time
 
@@ -40,6 +39,7 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
 from genlab.apps import LatentExplorer
+from genlab.config import apply_overrides
 from genlab.apps._base import translate
 from genlab.apps.latent import knn_accuracy
 from genlab.data import load_dataset
@@ -103,7 +103,7 @@ def shift_denoising(shifts, p_clean: float):
 def _prep(z: np.ndarray, how: str, sigma: np.ndarray | None = None) -> np.ndarray:
     if how == "raw":
         return z
-    if how == "au":  # the active units only (variance of the code over the images > 0.01, Burda et al. 2016), standardised
+    if how == "au":  # the active units (variance over the images > 0.01, Burda et al. 2016), standardised
         keep = z.var(0) > 0.01
         return _prep(z[:, keep], "std")
     if how == "post":  # a VAE's codes in units of its mean posterior standard deviation per dimension
@@ -137,9 +137,9 @@ def main():
                          "shifted at random, kept unshifted with probability P; target the unshifted image)")
     ap.add_argument("--tsne-kw", default="", help="extra TSNE keywords, e.g. early_exaggeration=24,max_iter=2000")
     ap.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
-                    help="extra model config entries (JSON values), e.g. beta=0.1 or lam=0.001")
+                    help="extra model config entries (the CLI's KEY=VALUE rules), e.g. beta=0.1 or lam=0.001")
     args = ap.parse_args()
-    extra = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.model_set)}
+    extra = apply_overrides({}, args.model_set)
     for kv in filter(None, args.tsne_kw.split(",")):
         k, v = kv.split("=")
         TSNE_KW[k] = int(v) if k == "max_iter" else v if k == "metric" else float(v)
@@ -173,7 +173,7 @@ def main():
                                     random_state=seed, trainer_config=TRAINER, verbose=False).fit(xtr)
             z = ex.encode(X).astype(np.float64)
             sigma = None
-            if hasattr(ex.model_, "posterior"):  # (L,) mean posterior std over X, for the ``post`` map
+            if "post" in preps and hasattr(ex.model_, "posterior"):  # (L,) mean posterior std over X
                 with torch.no_grad():
                     _, logvar = ex.model_.eval().posterior(ex._to_model(ex._batch(X, "X")))
                 sigma = (0.5 * logvar.double()).exp().mean(0).numpy()
