@@ -1,5 +1,5 @@
 """The CPU recipes shipped in examples/ (dcgan_cpu.yaml: docs/models/gan.md, "The issue's own protocol";
-stylegan_cpu.yaml: docs/models/stylegan.md, "Where the gap comes from") are valid run configs whose settings reach a
+stylegan_cpu.yaml: docs/models/stylegan.md, "Smaller batches") are valid run configs whose settings reach a
 real run: trained from the CLI on a small slice of digits, the run folder's config holds the recipe's model and
 trainer values."""
 import json
@@ -25,7 +25,8 @@ def test_recipe_is_the_documented_one():
 def test_stylegan_recipe_is_the_documented_one():
     recipe = read_config_file(RECIPES["stylegan"])
     assert recipe["model"] == {"architecture": "orig", "upsample": "nearest", "pixel_norm": True, "mixing_prob": 0.0}
-    assert recipe["trainer"]["max_seconds"] == 1200
+    assert recipe["trainer"]["max_seconds"] == 1200 and recipe["trainer"]["batch_size"] == 16
+    assert recipe["trainer"]["ema_decay"] == 0.999
     page = (ROOT / "docs" / "models" / "stylegan.md").read_text(encoding="utf-8")
     assert "examples/stylegan_cpu.yaml" in page
 
