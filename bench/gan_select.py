@@ -84,6 +84,8 @@ ARMS = {
     # batch 16 with StyleGAN2's path-length regularisation (weight 2 every 4 G steps): the PPL goal (score with
     # --ppl-paths)
     "sgr-b16-pl": ("stylegan", {**RECIPE, "pl_weight": 2.0}, {"precision": "fp32", "batch_size": 16}),
+    "sgr-b16-pl05": ("stylegan", {**RECIPE, "pl_weight": 0.5}, {"precision": "fp32", "batch_size": 16}),
+    "sgr-b16-pl025": ("stylegan", {**RECIPE, "pl_weight": 0.25}, {"precision": "fp32", "batch_size": 16}),
     "sgr-b16-lr1": ("stylegan", {**RECIPE, "lr_g": 1e-3, "lr_d": 1e-3}, {"precision": "fp32", "batch_size": 16}),
     "sgr-b32-lr3": ("stylegan", {**RECIPE, "lr_g": 3e-3, "lr_d": 3e-3}, {"precision": "fp32", "batch_size": 32}),
     "sgr-b32-map2": ("stylegan", {**RECIPE, "mapping_layers": 2}, {"precision": "fp32", "batch_size": 32}),
