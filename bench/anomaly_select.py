@@ -25,6 +25,8 @@ Every variant is computed from the same trained AE (no retraining per variant):
 * ``xmaha`` (tabular): minus the squared Mahalanobis distance of the model-space input itself to a Gaussian fitted to
   the training rows (Ledoit-Wolf; no network), alone and added to ``zmse+3maha``, ``mse+3maha`` and ``mse+4knn``
   (each standardised by its training scores) with weight 0.5, 1, 2 or 3 (``zmse+3maha+2xmaha``; round 7);
+* ``xcv`` (tabular): as ``xmaha`` with the covariance shrinkage chosen by 5-fold cross-validated log-likelihood of
+  the fit rows (``ShrunkCovariance``, 0 .. 1), alone and added as ``xmaha`` is (round 8);
 * ``A+B``: the sum of the two scores, each standardised by the mean and standard deviation of its values on the
   training samples (``A+0.5B``, ``A+2B``, ... ``A+8B``: B weighted by one half, two, three, four, six, eight).
 
@@ -97,6 +99,8 @@ def _variants(tr: dict, te: dict, image: bool) -> tuple[dict, dict]:
     if not image:  # the input's own Gaussian (Ledoit-Wolf) in model space: no network involved
         lw_x = LedoitWolf().fit(tr["x"])
         s_tr["xmaha"], s_te["xmaha"] = -lw_x.mahalanobis(tr["x"]), -lw_x.mahalanobis(te["x"])
+        cv_x = _cv_gaussian(tr["x"])  # round 8: the shrinkage chosen by held-out likelihood of the fit rows
+        s_tr["xcv"], s_te["xcv"] = -cv_x.mahalanobis(tr["x"]), -cv_x.mahalanobis(te["x"])
     out_tr, out_te = dict(s_tr), dict(s_te)
     for a in (("rel",) if image else ("rmaha",)) + ("mse", "zmse"):
         for b in ("maha", "knn"):
@@ -108,11 +112,22 @@ def _variants(tr: dict, te: dict, image: bool) -> tuple[dict, dict]:
     if not image:  # the default score (and plain MSE's) plus the input Gaussian's term, weights 0.5 .. 3
         for base in ("zmse+3maha", "mse+3maha", "mse+4knn"):
             for w, tag in ((0.5, "0.5"), (1.0, ""), (2.0, "2"), (3.0, "3")):
-                for src, dst in ((out_tr, out_tr), (out_te, out_te)):
-                    za = (src[base] - out_tr[base].mean()) / out_tr[base].std()
-                    zb = (src["xmaha"] - out_tr["xmaha"].mean()) / out_tr["xmaha"].std()
-                    dst[f"{base}+{tag}xmaha"] = za + w * zb
+                for term in ("xmaha", "xcv"):
+                    for src, dst in ((out_tr, out_tr), (out_te, out_te)):
+                        za = (src[base] - out_tr[base].mean()) / out_tr[base].std()
+                        zb = (src[term] - out_tr[term].mean()) / out_tr[term].std()
+                        dst[f"{base}+{tag}{term}"] = za + w * zb
     return out_tr, out_te
+
+
+def _cv_gaussian(x):
+    """A Gaussian of the rows ``x`` whose covariance shrinkage (scikit-learn's ``ShrunkCovariance``, 0 = the
+    empirical covariance, 1 = its diagonal's mean times the identity) is chosen from 0, 1e-4 .. 1 by 5-fold
+    cross-validated log-likelihood of the rows themselves: no labels, no anomalies."""
+    from sklearn.covariance import ShrunkCovariance
+    from sklearn.model_selection import GridSearchCV
+    grid = {"shrinkage": np.r_[0.0, np.logspace(-4, 0, 17)]}
+    return GridSearchCV(ShrunkCovariance(), grid, cv=5).fit(x).best_estimator_
 
 
 def _fit(x, name, seed, latent=None):
