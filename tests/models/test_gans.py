@@ -260,6 +260,27 @@ def test_wgan_gp_critic_has_no_batch_norm():
     assert bn_in_critic("wgan") and bn_in_critic("dcgan")
 
 
+def test_wgan_gp_penalty_is_the_papers_with_twice_the_weight_for_critics_that_read_2x_minus_1(image_data):
+    """The penalty differentiates the critic D with respect to the model-space image x in [0, 1]; the DCGAN critic
+    reads u = 2x - 1. With f(u) = 2 D((u + 1) / 2), the critic of the papers' [-1, 1] convention,
+    ||grad_x D|| = ||grad_u f||, so genlab's gp equals the paper's penalty of f at the same interpolates, while the
+    Wasserstein term E D(fake) - E D(real) is half of f's: genlab's critic loss is half the paper's with
+    gp_weight doubled (docs/models/gan.md, wgan-gp)."""
+    m = build("wgan-gp", image_data, width=4, gp_weight=10.0)
+    assert m.arch == "dcgan"
+    x = image_data.x[:8]
+    fake = m.sample(8, generator=torch.Generator().manual_seed(0)).detach()
+    torch.manual_seed(3)
+    ours = m.d_extra(x, fake, None, None, None)["gp"]
+    f = lambda u: 2 * m.critic((u + 1) / 2)  # noqa: E731
+    torch.manual_seed(3)  # the same interpolation weights
+    papers = gradient_penalty(f, 2 * x - 1, 2 * fake - 1)
+    assert ours.item() > 1e-3 and torch.allclose(ours, 10.0 * papers, rtol=1e-5)
+    w_ours = m.critic(fake).mean() - m.critic(x).mean()
+    w_papers = f(2 * fake - 1).mean() - f(2 * x - 1).mean()
+    assert torch.allclose(w_ours, w_papers / 2, rtol=1e-5, atol=1e-7)
+
+
 def test_weight_clipping_keeps_critic_in_box_after_training(image_data):
     torch.manual_seed(0)
     c = 0.02
