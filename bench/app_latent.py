@@ -48,13 +48,13 @@ TRAINER = {"precision": "fp32", "channels_last": False, "log_every": 1000}
 COMMAND = "OMP_NUM_THREADS=1 .venv/bin/python bench/app_latent.py"
 
 
-def _tsne(x, perplexity: float):
-    return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=0).fit_transform(x)
+def _tsne(x, perplexity: float, seed: int = 0):
+    return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(x)
 
 
 def run(models: list[str], perplexities: list[float], log=print, pixels: bool = True,
         raw_codes: bool = False, shift_copies: bool = False, pca_dims: int = 0, seed: int = 0,
-        model_set: dict | None = None) -> list[dict]:
+        model_set: dict | None = None, tsne_seed: int = 0) -> list[dict]:
     ds = load_dataset("digits")
     X, y = ds.x.numpy(), ds.y.numpy()
     flat = X.reshape(len(X), -1).astype(np.float64)
@@ -69,7 +69,7 @@ def run(models: list[str], perplexities: list[float], log=print, pixels: bool = 
     add("raw pixels", "pca", PCA(2, svd_solver="full").fit_transform(flat), time.perf_counter() - t)
     for p in perplexities if pixels else ():
         t = time.perf_counter()
-        add("raw pixels", f"tsne (perp. {p:g})", _tsne(flat, p), time.perf_counter() - t)
+        add("raw pixels", f"tsne (perp. {p:g})", _tsne(flat, p, tsne_seed), time.perf_counter() - t)
     for spec in models:
         name, latent, epochs, *rest = spec.split(":")
         n_ens = int(rest[0]) if rest else 1
@@ -92,15 +92,16 @@ def run(models: list[str], perplexities: list[float], log=print, pixels: bool = 
         add(src, "pca", ex.latent_map(X, method="pca"), time.perf_counter() - t)
         for p in perplexities:  # LatentExplorer.latent_map standardises the codes (standardize=True)
             t = time.perf_counter()
-            xy = ex.latent_map(X, method="tsne") if p == 30 else _tsne(standardize_codes(z), p)
+            xy = (ex.latent_map(X, method="tsne", random_state=tsne_seed) if p == 30 else
+                  _tsne(standardize_codes(z), p, tsne_seed))
             add(src, f"tsne (perp. {p:g}, std. codes)", xy, time.perf_counter() - t)
             if raw_codes:
                 t = time.perf_counter()
-                add(src, f"tsne (perp. {p:g}, raw codes)", _tsne(z, p), time.perf_counter() - t)
+                add(src, f"tsne (perp. {p:g}, raw codes)", _tsne(z, p, tsne_seed), time.perf_counter() - t)
             if pca_dims:
                 t = time.perf_counter()
-                xy = (ex.latent_map(X, method="tsne", pca_components=pca_dims) if p == 30 else
-                      _tsne(PCA(pca_dims, svd_solver="full").fit_transform(standardize_codes(z)), p))
+                xy = (ex.latent_map(X, method="tsne", pca_components=pca_dims, random_state=tsne_seed) if p == 30
+                      else _tsne(PCA(pca_dims, svd_solver="full").fit_transform(standardize_codes(z)), p, tsne_seed))
                 add(src, f"tsne (perp. {p:g}, {pca_dims} PCs of std. codes)", xy, time.perf_counter() - t)
     return rows
 
@@ -134,6 +135,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0,
                     help="the models' training seed (random_state; an ensemble uses seed, seed + 1, ...); the maps, "
                          "the pixel baselines and the kNN folds keep seed 0")
+    ap.add_argument("--tsne-seed", type=int, default=0,
+                    help="random_state of every t-SNE map, the pixels' and the codes' (default 0, the table's)")
     ap.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
                     help="extra model config entries for every model (the CLI's KEY=VALUE rules), e.g. beta=0.1")
     args = ap.parse_args()
@@ -143,10 +146,12 @@ def main():
     t0 = time.perf_counter()
     rows = run([m for m in args.models.split(",") if m], [float(p) for p in args.perplexity.split(",")],
                pixels=not args.no_pixel_tsne, raw_codes=args.raw_codes, shift_copies=args.shift_copies,
-               pca_dims=args.pca_dims, seed=args.seed, model_set=model_set)
+               pca_dims=args.pca_dims, seed=args.seed, model_set=model_set, tsne_seed=args.tsne_seed)
     flags = (" --no-pixel-tsne" if args.no_pixel_tsne else "") + (" --raw-codes" if args.raw_codes else "") + (
         " --shift-copies" if args.shift_copies else "") + (f" --pca-dims {args.pca_dims}" if args.pca_dims else "") + (
-        f" --seed {args.seed}" if args.seed else "") + "".join(f" --model-set {kv}" for kv in args.model_set)
+        f" --seed {args.seed}" if args.seed else "") + (
+        f" --tsne-seed {args.tsne_seed}" if args.tsne_seed else "") + "".join(
+        f" --model-set {kv}" for kv in args.model_set)
     print(f"\ncommand: {COMMAND} --models {args.models} --perplexity {args.perplexity}{flags}  "
           f"({time.perf_counter() - t0:.0f} s)\n")
     print(table(rows))
