@@ -91,6 +91,11 @@ ARMS = {
     "sgr-b32-map2": ("stylegan", {**RECIPE, "mapping_layers": 2}, {"precision": "fp32", "batch_size": 32}),
 }
 
+#: every other GAN without and with dcgan's adopted R1 (gamma 1, lazy every 4 D steps); twentieth session
+for _name in ("gan", "wgan", "wgan-gp", "cgan", "acgan", "progan"):
+    ARMS[f"{_name}-base"] = (_name, {}, {})
+    ARMS[f"{_name}-r1"] = (_name, {"r1_gamma": 1.0, "r1_every": 4}, {})
+
 
 def selection_split(seed: int = 7):
     splits = prepare_data(from_dict(DataConfig, {"name": "mnist5k"}))

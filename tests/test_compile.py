@@ -32,7 +32,7 @@ def test_double_backward_models_stay_eager(caplog):
     assert get_model_entry("contractive-ae").cls.double_backward
     # the GANs' R1 / R2, progan's gradient penalty and stylegan's path length depend on the config
     img = TensorDataset(torch.rand(16, 1, 8, 8) * 2 - 1)
-    for name, on, off in (("dcgan", {}, {"r1_gamma": 0.0}), ("gan", {"r2_gamma": 0.1}, {}),
+    for name, on, off in (("dcgan", {}, {"r1_gamma": 0.0}), ("gan", {"r2_gamma": 0.1}, {"r1_gamma": 0.0}),
                           ("progan", {}, {"loss": "nonsaturating"}),
                           ("stylegan", {"r1_gamma": 0.0, "pl_weight": 2.0}, {"r1_gamma": 0.0})):
         assert build(name, img, on).double_backward, name

@@ -327,17 +327,18 @@ def test_figures_use_the_test_split_only_when_it_is_scored(images, tmp_path, mon
     assert (tmp_path / "r" / "reconstructions.png").is_file()
 
 
-def test_a_dcgan_saved_before_r1_existed_loads_and_resumes_without_r1(tmp_path):
-    """config.from_saved: a run folder whose dcgan config lacks r1_gamma (written before R1 became dcgan's default,
-    2026-12-04) trained without R1; loading, opening and resuming it keep R1 off instead of today's default, and a
-    fresh config still gets the default."""
+@pytest.mark.parametrize("name", ["dcgan", "gan", "cgan", "acgan"])
+def test_a_gan_saved_before_r1_was_its_default_loads_and_resumes_without_r1(tmp_path, name):
+    """config.from_saved: a run folder whose config lacks r1_gamma (written before R1 became the model's default:
+    dcgan 2026-12-04, gan, cgan and acgan 2026-12-06) trained without R1; loading, opening and resuming it keep R1 off
+    instead of today's default, and a fresh config still gets the default (lazy R1, gamma 1 every 4 D steps)."""
     import genlab
     from genlab.data import TensorDataset
     from genlab.io import load
-    data = TensorDataset(torch.rand(16, 1, 8, 8) * 2 - 1)
+    data = TensorDataset(torch.rand(16, 1, 8, 8) * 2 - 1, torch.arange(16) % 2)
     cfg = {"model": {"r1_gamma": 0.0}, "trainer": {"epochs": 1, "batch_size": 8, "fid_samples": 0,
                                                   "monitor_every": 0}}
-    genlab.train("dcgan", data, config=cfg, out=tmp_path / "run", figures=False)
+    genlab.train(name, data, config=cfg, out=tmp_path / "run", figures=False)
     for path, keys in ((tmp_path / "run" / "config.json", ("sections", "model")),
                        (tmp_path / "run" / "model" / "config.json", ("config",))):
         rec = json.loads(path.read_text())
@@ -350,4 +351,5 @@ def test_a_dcgan_saved_before_r1_existed_loads_and_resumes_without_r1(tmp_path):
     assert genlab.open_run(tmp_path / "run").spec.model_config["r1_gamma"] == 0.0
     run = genlab.train(data=data, resume=tmp_path / "run", config={"trainer": {"epochs": 2}}, figures=False)
     assert run.model.config.r1_gamma == 0.0 and run.result.epoch == 2
-    assert genlab.train("dcgan", data, config={"trainer": cfg["trainer"]}, figures=False).model.config.r1_gamma == 1.0
+    fresh = genlab.train(name, data, config={"trainer": cfg["trainer"]}, figures=False).model.config
+    assert (fresh.r1_gamma, fresh.r1_every) == (1.0, 4)

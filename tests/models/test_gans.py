@@ -348,7 +348,9 @@ def test_acgan_classifier_head_and_losses(image_data):
     batch = {"x": image_data.x[:16], "y": image_data.y[:16]}
     out = model.training_step(batch, 0, "d")
     torch.manual_seed(0)
-    assert out["loss"].item() == pytest.approx((out["d_adv"] + out["d_cls"]).item(), rel=1e-5)
+    assert out["r1"].item() > 0  # the default lazy R1 is due on step 0
+    assert out["loss"].item() == pytest.approx((out["d_adv"] + out["d_cls"] + out["r1"]).item(), rel=1e-5)
+    assert "r1" not in model.training_step(batch, 1, "d")  # ... and not on step 1 (every 4)
     assert out["d_cls"].item() > 2 * math.log(4) * 0.5  # two cross-entropies near log K at init
     g = model.training_step(batch, 0, "g")
     assert g["loss"].item() == pytest.approx((g["g_adv"] + g["g_cls"]).item(), rel=1e-5)

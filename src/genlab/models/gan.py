@@ -132,24 +132,27 @@ class _AdamGANConfig(_GANBaseConfig, _AdamMixin):
 
 
 @dataclass
-class DCGANConfig(_AdamGANConfig):
-    """``dcgan``: DCGAN networks (``width`` = base channels), Adam(``lr``, ``beta1``, ``beta2``), a GAN ``loss``, lazy R1.
-
-    The keys of :class:`_AdamGANConfig`; R1 is on by default (``r1_gamma`` 1 every ``r1_every`` = 4 D steps), chosen
-    on a 3,000/1,000 cut of mnist5k's train split that the README's tables do not use (bench/gan_select.py;
-    docs/models/gan.md, "Training defaults"). It was measured for ``dcgan`` only: ``gan``, ``cgan``, ``acgan`` keep
-    R1 off.
-    """
+class _LazyR1On:
+    """Lazy R1 on by default (``r1_gamma`` 1 every ``r1_every`` = 4 D steps), chosen per model on a 3,000/1,000 cut of
+    mnist5k's train split that the README's tables do not use (bench/gan_select.py; docs/models/gan.md, "Training
+    defaults"): ``dcgan`` (2026-12-04), ``gan``, ``cgan`` and ``acgan`` (2026-12-06). ``wgan``, ``wgan-gp`` and
+    ``progan`` were worse with it and keep it off."""
 
     r1_gamma: float = 1.0
     r1_every: int = 4
-    #: a dcgan saved before R1 existed (2026-12-04) trained without it (config.from_saved)
+    #: a model saved before R1 was its default trained without it (config.from_saved)
     SAVED_DEFAULTS: ClassVar[dict] = {"r1_gamma": 0.0}
 
 
 @dataclass
-class GANConfig(_AdamGANConfig):
-    """``gan``: ``arch`` ``mlp`` (default) or ``dcgan`` (images of a DCGAN size)."""
+class DCGANConfig(_LazyR1On, _AdamGANConfig):
+    """``dcgan``: DCGAN networks (``width`` = base channels), Adam(``lr``, ``beta1``, ``beta2``), a GAN ``loss``, lazy R1
+    (:class:`_LazyR1On`)."""
+
+
+@dataclass
+class GANConfig(_LazyR1On, _AdamGANConfig):
+    """``gan``: ``arch`` ``mlp`` (default) or ``dcgan`` (images of a DCGAN size); lazy R1 (:class:`_LazyR1On`)."""
 
     arch: Literal["mlp", "dcgan"] = "mlp"
     latent_dim: int = 64
@@ -192,10 +195,10 @@ class WGANGPConfig(_GANBaseConfig, _AdamMixin):
 
 
 @dataclass
-class CGANConfig(_AdamGANConfig):
+class CGANConfig(_LazyR1On, _AdamGANConfig):
     """``cgan``: label embedding (``embed_dim``) concatenated to z in G; D conditioning ``d_cond``:
     ``projection`` (Miyato & Koyama 2018: ``head(phi(x)) + <embed(y), phi(x)>``) or ``concat`` (one-hot
-    appended to D's input: extra constant channels for conv, extra columns for MLP)."""
+    appended to D's input: extra constant channels for conv, extra columns for MLP); lazy R1 (:class:`_LazyR1On`)."""
 
     arch: Literal["auto", "mlp", "dcgan"] = "auto"
     embed_dim: int = 16
@@ -207,12 +210,12 @@ class CGANConfig(_AdamGANConfig):
 
 
 @dataclass
-class ACGANConfig(_AdamGANConfig):
+class ACGANConfig(_LazyR1On, _AdamGANConfig):
     """``acgan``: label embedding in G; D has an auxiliary classifier head trained with cross-entropy on
     real and fake samples (weight ``cls_weight``), and G is trained to make its samples classified as
     their labels. ``d_cls_fake=False`` trains D's classifier on real samples only (G's loss is unchanged):
     with the paper's loss D and G can agree on class cues that are not the real class shapes
-    (measurements in docs/models/gan.md)."""
+    (measurements in docs/models/gan.md). Lazy R1 (:class:`_LazyR1On`)."""
 
     arch: Literal["auto", "mlp", "dcgan"] = "auto"
     embed_dim: int = 16
