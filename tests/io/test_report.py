@@ -77,6 +77,14 @@ def test_units_table_covers_every_key_the_runs_log(runs):
             assert lookup(key, {"evaluation": True}).group == "test"
 
 
+def test_units_know_the_gan_penalties_and_growth_keys():
+    """Keys that only some GANs log (dcgan/gan/cgan/acgan's R1, R2, stylegan's path length, progan's drift and
+    growth) have their own rows instead of falling back to "other"."""
+    for key in ("r1", "r2", "pl", "drift", "alpha", "stage"):
+        info = lookup(key)
+        assert info is not None and info.label and info.convention, key
+
+
 def test_units_conventions_and_scale():
     ctx = {"space": "digits", "n_real": 179, "n_fake": 1000}
     fid = describe("val_fid", ctx)

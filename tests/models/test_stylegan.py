@@ -221,12 +221,12 @@ def test_lazy_r1_of_every_gan(image_data):
     assert every.configure_optimizers()["d"].optimizer.param_groups[0]["lr"] == pytest.approx(2e-4)
     with pytest.raises(ConfigError, match="r1_every must be >= 1"):
         from_dict(entry.config_cls, {"r1_every": 0})
-    # the defaults: dcgan lazy R1 (gamma 1 every 4, chosen in bench/gan_select.py); the models built on its config
-    # and the others off; stylegan its own lazy R1
+    # the defaults, each chosen in bench/gan_select.py: lazy R1 (gamma 1 every 4) for dcgan, gan, cgan, acgan; off
+    # for the critics (worse with it); stylegan its own lazy R1
     defaults = {n: (lambda c: (c.r1_gamma, c.r1_every))(from_dict(get_model_entry(n).config_cls, {}))
-                for n in ("dcgan", "gan", "cgan", "acgan", "wgan-gp", "stylegan")}
-    assert defaults == {"dcgan": (1.0, 4), "gan": (0.0, 1), "cgan": (0.0, 1), "acgan": (0.0, 1),
-                        "wgan-gp": (0.0, 1), "stylegan": (0.05, 16)}
+                for n in ("dcgan", "gan", "cgan", "acgan", "wgan", "wgan-gp", "progan", "stylegan")}
+    assert defaults == {"dcgan": (1.0, 4), "gan": (1.0, 4), "cgan": (1.0, 4), "acgan": (1.0, 4), "wgan": (0.0, 1),
+                        "wgan-gp": (0.0, 1), "progan": (0.0, 1), "stylegan": (0.05, 16)}
 
 
 def test_r1_is_taken_in_model_space_four_times_the_papers_convention(image_data):

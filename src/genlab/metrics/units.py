@@ -132,6 +132,13 @@ LOGGED: dict[str, MetricInfo] = {
     "g_cls": _m("G class loss", "nats", "cross-entropy of D's classifier on generated data, times cls_weight"),
     "wasserstein": _m("Wasserstein estimate", "critic units", "mean critic(real) - mean critic(fake)"),
     "gp": _m("gradient penalty", "", "gp_weight * (||grad critic|| - 1)^2, batch mean"),
+    "r1": _m("R1 penalty", "", "r1_gamma / 2 * E||grad_x D(x)||^2 at the real batch (x the [0, 1] image), times "
+             "r1_every on the lazy steps that take it"),
+    "r2": _m("R2 penalty", "", "r2_gamma / 2 * E||grad_x D(x)||^2 at the generated batch"),
+    "pl": _m("path-length penalty", "", "stylegan: pl_weight * (||J_w^T y|| - running mean)^2, times pl_every"),
+    "drift": _m("drift penalty", "", "progan: drift * mean D(real)^2"),
+    "alpha": _m("fade-in alpha", "fraction", "progan: weight of the newest resolution during its fade-in (1 = done)"),
+    "stage": _m("growth stage", "", "progan: index of the current resolution (0 = 4x4)"),
 }
 
 #: ``family/<member>`` keys: one entry per family (``{member}`` in the label is the optimizer's name)
