@@ -112,11 +112,11 @@ def _variants(tr: dict, te: dict, image: bool) -> tuple[dict, dict]:
     if not image:  # the default score (and plain MSE's) plus the input Gaussian's term, weights 0.5 .. 3
         for base in ("zmse+3maha", "mse+3maha", "mse+4knn"):
             for w, tag in ((0.5, "0.5"), (1.0, ""), (2.0, "2"), (3.0, "3")):
-                for term in ("xmaha", "xcv"):
-                    for src, dst in ((out_tr, out_tr), (out_te, out_te)):
-                        za = (src[base] - out_tr[base].mean()) / out_tr[base].std()
-                        zb = (src[term] - out_tr[term].mean()) / out_tr[term].std()
-                        dst[f"{base}+{tag}{term}"] = za + w * zb
+                for out in (out_tr, out_te):
+                    za = (out[base] - out_tr[base].mean()) / out_tr[base].std()
+                    for term in ("xmaha", "xcv"):
+                        zb = (out[term] - out_tr[term].mean()) / out_tr[term].std()
+                        out[f"{base}+{tag}{term}"] = za + w * zb
     return out_tr, out_te
 
 

@@ -25,6 +25,13 @@ from genlab.runs import DataConfig, prepare_data
 
 #: stylegan's CPU recipe, examples/stylegan_cpu.yaml
 RECIPE = {"architecture": "orig", "upsample": "nearest", "pixel_norm": True, "mixing_prob": 0.0}
+
+
+def _recipe(batch_size: int = 64, **model) -> tuple[str, dict, dict]:
+    """A stylegan arm: the CPU recipe plus ``model`` overrides, fp32, at ``batch_size`` (64 = the Trainer's)."""
+    return "stylegan", {**RECIPE, **model}, {"precision": "fp32", **({"batch_size": batch_size} if batch_size != 64
+                                                                      else {})}
+
 #: candidate -> (model name, model config, trainer config)
 ARMS = {
     "base": ("dcgan", {}, {}),
@@ -74,21 +81,21 @@ ARMS = {
     # the CPU recipe (examples/stylegan_cpu.yaml) in fp32, at half width and at batch 32 (eighteenth session: about
     # 1.7x / 1.9x the steps per CPU second here; does the recipe then beat the textbook loop at 5 minutes and keep
     # its 20-minute FID?)
-    "sgr": ("stylegan", RECIPE, {"precision": "fp32"}),
-    "sgr-w32": ("stylegan", {**RECIPE, "width": 32}, {"precision": "fp32"}),
-    "sgr-b32": ("stylegan", RECIPE, {"precision": "fp32", "batch_size": 32}),
+    "sgr": _recipe(),
+    "sgr-w32": _recipe(width=32),
+    "sgr-b32": _recipe(32),
     # nineteenth session: the batch-32 recipe meets the 20-minute goal but trails the textbook loop at 5 minutes on
     # one seed of two; what buys early progress without losing the 20-minute FID?
-    "sgr-b16": ("stylegan", RECIPE, {"precision": "fp32", "batch_size": 16}),
-    "sgr-b8": ("stylegan", RECIPE, {"precision": "fp32", "batch_size": 8}),
+    "sgr-b16": _recipe(16),
+    "sgr-b8": _recipe(8),
     # batch 16 with StyleGAN2's path-length regularisation (weight 2 every 4 G steps): the PPL goal (score with
     # --ppl-paths)
-    "sgr-b16-pl": ("stylegan", {**RECIPE, "pl_weight": 2.0}, {"precision": "fp32", "batch_size": 16}),
-    "sgr-b16-pl05": ("stylegan", {**RECIPE, "pl_weight": 0.5}, {"precision": "fp32", "batch_size": 16}),
-    "sgr-b16-pl025": ("stylegan", {**RECIPE, "pl_weight": 0.25}, {"precision": "fp32", "batch_size": 16}),
-    "sgr-b16-lr1": ("stylegan", {**RECIPE, "lr_g": 1e-3, "lr_d": 1e-3}, {"precision": "fp32", "batch_size": 16}),
-    "sgr-b32-lr3": ("stylegan", {**RECIPE, "lr_g": 3e-3, "lr_d": 3e-3}, {"precision": "fp32", "batch_size": 32}),
-    "sgr-b32-map2": ("stylegan", {**RECIPE, "mapping_layers": 2}, {"precision": "fp32", "batch_size": 32}),
+    "sgr-b16-pl": _recipe(16, pl_weight=2.0),
+    "sgr-b16-pl05": _recipe(16, pl_weight=0.5),
+    "sgr-b16-pl025": _recipe(16, pl_weight=0.25),
+    "sgr-b16-lr1": _recipe(16, lr_g=1e-3, lr_d=1e-3),
+    "sgr-b32-lr3": _recipe(32, lr_g=3e-3, lr_d=3e-3),
+    "sgr-b32-map2": _recipe(32, mapping_layers=2),
 }
 
 #: every other GAN without and with dcgan's adopted R1 (gamma 1, lazy every 4 D steps); twentieth session
