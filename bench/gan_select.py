@@ -21,6 +21,7 @@ import torch
 from gans import WeightsEMA, budget_arm, budget_score
 from genlab.config import from_dict
 from genlab.metrics import FeatureStats, fid, load_feature_net
+from genlab.registry import get_model_entry
 from genlab.runs import DataConfig, prepare_data
 
 #: stylegan's CPU recipe, examples/stylegan_cpu.yaml
@@ -104,6 +105,26 @@ for _name in ("gan", "wgan", "wgan-gp", "cgan", "acgan", "progan"):
     ARMS[f"{_name}-r1"] = (_name, {"r1_gamma": 1.0, "r1_every": 4}, {})
 
 
+def _default_lrs(name: str, model: dict) -> tuple[float, float]:
+    """The (lr_g, lr_d) that ``name`` trains with under the overrides ``model`` (its registered config's defaults)."""
+    entry = get_model_entry(name)
+    cfg = from_dict(entry.config_cls, model)
+    return cfg.lr_g, cfg.lr_d
+
+
+#: TTUR, R2 (and EMA, scored on the base run with --g-ema) for every GAN at its current defaults; twenty-first
+#: session. TTUR is each model's own pair moved the way Heusel et al. moved DCGAN's 2e-4 to (1e-4, 4e-4): G's rate
+#: halved, D's doubled. R2 at gamma 1 on every D step (the gamma of the adopted R1; R1 and R2 at equal gamma as in
+#: R3GAN), added to whatever R1 the model has by default.
+for _name, _model, _trainer in [(n, {}, {}) for n in ("gan", "dcgan", "wgan", "wgan-gp", "cgan", "acgan", "progan")] \
+        + [("stylegan", _recipe(16)[1], _recipe(16)[2])]:
+    _tag = "sgr-b16" if _name == "stylegan" else _name
+    _g, _d = _default_lrs(_name, _model)
+    ARMS[f"{_tag}-now"] = (_name, _model, _trainer)
+    ARMS[f"{_tag}-ttur"] = (_name, {**_model, "lr_g": _g / 2, "lr_d": _d * 2}, _trainer)
+    ARMS[f"{_tag}-r2"] = (_name, {**_model, "r2_gamma": 1.0}, _trainer)
+
+
 def selection_split(seed: int = 7):
     splits = prepare_data(from_dict(DataConfig, {"name": "mnist5k"}))
     perm = torch.randperm(len(splits.train), generator=torch.Generator().manual_seed(seed))
@@ -116,8 +137,9 @@ def main():
     ap.add_argument("--budget", type=float, default=300.0, help="process CPU seconds per arm")
     ap.add_argument("--samples", type=int, default=2000)
     ap.add_argument("--arms", default="base,ema,da,ttur,r1,da+ema")
-    ap.add_argument("--g-ema", default="", help="comma-separated decays: also score these moving averages of the "
-                    "model's weights, kept during the same run (what trainer.ema_decay exports; e.g. 0.999,0.9995)")
+    ap.add_argument("--g-ema", default="", help="comma-separated decays D or DrR (with trainer.ema_rampup R): also "
+                    "score these moving averages of the model's weights, kept during the same run (what "
+                    "trainer.ema_decay exports; e.g. 0.999,0.9995,0.999r0.05)")
     ap.add_argument("--batchnorm-train", action="store_true", help="also score samples drawn with the generator's "
                     "BatchNorm in training mode (batch statistics of each 500-sample batch) instead of its running "
                     "averages")
@@ -147,7 +169,7 @@ def main():
               f"{r['min_share']:.1f}-{r['max_share']:.1f} |{ppl}", flush=True)
     for arm in args.arms.split(","):
         name, mcfg, tcfg = ARMS[arm]
-        ema = WeightsEMA([float(d) for d in args.g_ema.split(",") if d])
+        ema = WeightsEMA([d for d in args.g_ema.split(",") if d])
         snaps = {float(t): (lambda model, info, arm=arm: row(f"{arm} at {info['budget_s']:g} s", model,
                                                              info["batches"]))
                  for t in args.snapshots.split(",") if t}

@@ -258,20 +258,22 @@ class BudgetClock:
 
 
 class WeightsEMA:
-    """Trainer callback: exponential moving averages of the model's weights (one per decay, genlab's ``EMA``, as
+    """Trainer callback: exponential moving averages of the model's weights (one per spec, genlab's ``EMA``, as
     ``trainer.ema_decay`` keeps it: every floating-point parameter and buffer, the discriminator's too), updated
-    after every step, so one run scores its raw generator and each average. The updates cost time inside the arm's
-    budget (a few ms per step, against ~100 ms per step)."""
+    after every step, so one run scores its raw generator and each average. A spec is a decay ``D`` or ``DrR``, the
+    decay with ``trainer.ema_rampup=R`` (e.g. ``0.999r0.05``). The updates cost time inside the arm's budget (a few
+    ms per step, against ~100 ms per step)."""
 
-    def __init__(self, decays):
+    def __init__(self, specs):
         from genlab.training import Callback
         from genlab.training.ema import EMA
         self.emas: dict = {}
+        parsed = {str(s): (float(str(s).partition("r")[0]), float(str(s).partition("r")[2] or "nan")) for s in specs}
 
         class Update(Callback):
             def step_figures(cb, trainer, batch):
                 if not self.emas:
-                    self.emas = {d: EMA(trainer.model, d) for d in decays}
+                    self.emas = {k: EMA(trainer.model, d, None if r != r else r) for k, (d, r) in parsed.items()}
                 for e in self.emas.values():
                     e.update(trainer.model)
                 return {}
@@ -279,8 +281,10 @@ class WeightsEMA:
 
     def variants(self, model):
         """``(label, context)`` pairs: the raw weights, then each average loaded into ``model`` (only the raw
-        weights without decays)."""
-        return [("", contextlib.nullcontext())] + [(f" EMA {d:g}", e.applied(model)) for d, e in self.emas.items()]
+        weights without specs)."""
+        return [("", contextlib.nullcontext())] + [
+            (f" EMA {e.decay:g}" + (f" rampup {e.rampup:g}" if e.rampup is not None else ""), e.applied(model))
+            for e in self.emas.values()]
 
 
 def budget_arm(name: str, train, seed: int, seconds: float, model_config: dict, trainer_config: dict | None = None,
@@ -413,7 +417,7 @@ def budget(args, model_config: dict, trainer_config: dict | None = None) -> None
           + (f"; trainer overrides {trainer_config}" if trainer_config else "")
           + (f"; EMA {args.g_ema} of the weights scored beside the raw weights of the genlab arms" if args.g_ema else ""))
     rows = []
-    decays = [float(d) for d in args.g_ema.split(",") if d]
+    decays = [d for d in args.g_ema.split(",") if d]
     budgets = sorted({*(float(t) for t in args.snapshots.split(",") if t), args.budget})
 
     def score(name, seed, info, model, ema):
@@ -547,8 +551,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="budget: torch threads per arm (default 1)")
     ap.add_argument("--snapshots", default="", help="budget: comma list of shorter budgets (seconds) scored during "
                     "the same runs, the clock paused while scoring (e.g. 300 in a 1200-second run)")
-    ap.add_argument("--g-ema", default="", help="budget: comma list of decays; also score these moving averages of "
-                    "the genlab arms' weights, kept during the same runs (what trainer.ema_decay exports; e.g. 0.999)")
+    ap.add_argument("--g-ema", default="", help="budget: comma list of decays D or DrR (with "
+                    "trainer.ema_rampup R); also score these moving averages of the genlab arms' weights, kept during "
+                    "the same runs (what trainer.ema_decay exports; e.g. 0.999 or 0.999r0.05)")
     ap.add_argument("--samples", type=int, default=2000, help="budget: samples per arm for FID/recall/classes")
     ap.add_argument("--ppl-paths", type=int, default=1000, help="budget: PPL paths per arm")
     ap.add_argument("--models", default=",".join(MODELS))

@@ -74,6 +74,7 @@ class TrainerConfig:
     num_threads: int | None = None
     grad_clip: float | None = None
     ema_decay: float | None = None
+    ema_rampup: float | None = None
     lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
     warmup_steps: int = 0
     val_every: int = 1
@@ -109,6 +110,10 @@ class TrainerConfig:
         check(self.grad_clip is None or self.grad_clip > 0, f"trainer.grad_clip must be > 0, got {self.grad_clip}")
         check(self.ema_decay is None or 0 < self.ema_decay < 1,
               f"trainer.ema_decay must be in (0, 1), got {self.ema_decay}")
+        check(self.ema_rampup is None or 0 < self.ema_rampup <= 1,
+              f"trainer.ema_rampup must be in (0, 1] (null = no ramp-up), got {self.ema_rampup}")
+        check(self.ema_rampup is None or self.ema_decay is not None,
+              "trainer.ema_rampup needs trainer.ema_decay (the decay it ramps up to); set both or neither")
         check(self.warmup_steps >= 0, f"trainer.warmup_steps must be >= 0, got {self.warmup_steps}")
         check(self.val_every >= 1, f"trainer.val_every must be >= 1, got {self.val_every}")
         check(self.patience is None or self.patience >= 1, f"trainer.patience must be >= 1, got {self.patience}")
