@@ -329,10 +329,11 @@ def budget_arm(name: str, train, seed: int, seconds: float, model_config: dict, 
             snap(trainer.model, trainer.step)
             return {}
     # trainer.max_seconds on the arm's budget clock (clock=): the run ends after the step during which it passes
-    # `seconds`, and a time-budgeted lr_schedule decays over that clock
+    # `seconds`, and a time-budgeted lr_schedule decays over that clock; the raw weights unless trainer_config sets
+    # ema_decay (the models' default_ema is scored beside them with --g-ema, e.g. 0.999r0.05, on the same run)
     trainer = Trainer({"epochs": 10**6, "batch_size": BATCH, "seed": seed, "log_every": 10**6, "monitor_every": 0,
                        "fid_samples": 0, "num_threads": threads, "precision": "fp32", "channels_last": False,
-                       "max_seconds": seconds, **(trainer_config or {})},
+                       "max_seconds": seconds, "ema_decay": None, **(trainer_config or {})},
                       callbacks=[*(callbacks or []), Snap()], clock=bc.elapsed)
     res = trainer.fit(model, train)
     info = {"batches": res.step, "budget_s": seconds,

@@ -445,6 +445,30 @@ def test_generator_ema_through_trainer(image_data):
     assert res.step == 4 and torch.isfinite(model.sample(2)).all()
 
 
+@pytest.mark.parametrize("name", ["gan", "cgan", "dcgan", "acgan", "wgan-gp"])
+def test_ema_default_is_the_measured_one(name, image_data):
+    """trainer.ema_decay='auto' (the default) keeps the EMA chosen by measurement (gan.md, "TTUR, R2 and EMA for every
+    GAN"): 0.999 with ramp-up 0.05 for gan and cgan, the exported weights being that average; none for the others;
+    trainer.ema_decay=null turns it off, trainer.ema_rampup overrides the ramp-up, and a ramp-up without any EMA
+    is refused with the model named."""
+    torch.manual_seed(0)
+    model = build(name, image_data, **({"hidden": [16]} if name in ("gan", "cgan") else {}))
+    tr = Trainer(tiny_trainer(epochs=1))
+    tr.fit(model, image_data)
+    if name in ("gan", "cgan"):
+        assert (tr.ema.decay, tr.ema.rampup, tr.ema.updates) == (0.999, 0.05, 4)
+        sd = model.state_dict()
+        assert all(torch.equal(sd[k], tr.ema.shadow[k]) for k in tr.ema.names)
+        assert Trainer(tiny_trainer(ema_rampup=0.2)).config.ema_for(model) == (0.999, 0.2)
+    else:
+        assert tr.ema is None
+        with pytest.raises(ConfigError, match=f"model {name!r} keeps none by default"):
+            Trainer(tiny_trainer(epochs=1, ema_rampup=0.05)).fit(model, image_data)
+    tr = Trainer(tiny_trainer(epochs=1, ema_decay=None))
+    tr.fit(build(name, image_data, **({"hidden": [16]} if name in ("gan", "cgan") else {})), image_data)
+    assert tr.ema is None
+
+
 def test_run_folder_has_samples_and_no_reconstructions(image_data, tmp_path):
     torch.manual_seed(0)
     run = genlab.train("dcgan", image_data, out=tmp_path / "run",

@@ -427,7 +427,7 @@ def test_ema_rampup_follows_the_closed_form_and_is_checked():
     with pytest.raises(ConfigError, match=r"trainer.ema_rampup must be in \(0, 1\]"):
         Trainer(tiny_trainer(ema_decay=0.99, ema_rampup=0.0))
     with pytest.raises(ConfigError, match="trainer.ema_rampup needs trainer.ema_decay"):
-        Trainer(tiny_trainer(ema_rampup=0.05))
+        Trainer(tiny_trainer(ema_decay=None, ema_rampup=0.05))
 
 
 def test_ema_rampup_makes_a_long_decay_safe_in_a_short_run(image_data, caplog):

@@ -91,6 +91,9 @@ class GenerativeModel(nn.Module):
     #: penalties, contractive penalties); ``trainer.compile`` leaves such models eager (torch.compile's
     #: aot_autograd has no double backward); a property where it depends on the config (the GANs: R1 / R2)
     double_backward: bool = False
+    #: ``(decay, rampup)`` of the weights' EMA used when ``trainer.ema_decay`` is ``"auto"`` (the default);
+    #: ``None``: no EMA (``rampup`` ``None``: none; see :class:`~genlab.training.ema.EMA`)
+    default_ema: tuple[float, float | None] | None = None
     #: ``(trainer monitor, mode)`` used when ``trainer.monitor`` is null; ``None``: keep no best checkpoint
     default_monitor: tuple[str, str] | None = ("val/loss", "min")
     #: networks a user may supply (``networks={name: module}``), name -> :class:`~genlab.models.networks.NetworkSlot`

@@ -73,7 +73,7 @@ class TrainerConfig:
     data_seed: int | None = None
     num_threads: int | None = None
     grad_clip: float | None = None
-    ema_decay: float | None = None
+    ema_decay: float | Literal["auto"] | None = "auto"
     ema_rampup: float | None = None
     lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
     warmup_steps: int = 0
@@ -108,8 +108,9 @@ class TrainerConfig:
         check(self.max_seconds is None or self.max_seconds > 0,
               f"trainer.max_seconds must be > 0 (null = no time budget), got {self.max_seconds}")
         check(self.grad_clip is None or self.grad_clip > 0, f"trainer.grad_clip must be > 0, got {self.grad_clip}")
-        check(self.ema_decay is None or 0 < self.ema_decay < 1,
-              f"trainer.ema_decay must be in (0, 1), got {self.ema_decay}")
+        check(self.ema_decay in (None, "auto") or 0 < self.ema_decay < 1,
+              f"trainer.ema_decay must be in (0, 1), 'auto' (the model's default) or null (off), got "
+              f"{self.ema_decay}")
         check(self.ema_rampup is None or 0 < self.ema_rampup <= 1,
               f"trainer.ema_rampup must be in (0, 1] (null = no ramp-up), got {self.ema_rampup}")
         check(self.ema_rampup is None or self.ema_decay is not None,
@@ -136,6 +137,21 @@ class TrainerConfig:
         check(self.monitor is None or self.monitor.startswith(("val/", "train/")),
               f"trainer.monitor must look like val/<key> or train/<key>, got {self.monitor!r}")
         check(self.ddp_timeout > 0, f"trainer.ddp_timeout must be > 0 seconds, got {self.ddp_timeout}")
+
+    def ema_for(self, model) -> tuple[float | None, float | None]:
+        """``(decay, rampup)`` of the weights' EMA when training ``model``: ``ema_decay`` and ``ema_rampup`` as set,
+        or for ``ema_decay='auto'`` the model's :attr:`~genlab.models.base.GenerativeModel.default_ema` (``None``:
+        no EMA), with ``ema_rampup`` replacing its ramp-up when set."""
+        if self.ema_decay != "auto":
+            return self.ema_decay, self.ema_rampup
+        default = getattr(model, "default_ema", None)
+        if default is None:
+            check(self.ema_rampup is None,
+                  f"trainer.ema_rampup needs an EMA, and model {getattr(model, 'registry_name', '?')!r} keeps none by "
+                  "default (trainer.ema_decay='auto'); set trainer.ema_decay too")
+            return None, None
+        decay, rampup = default
+        return decay, self.ema_rampup if self.ema_rampup is not None else rampup
 
 
 #: The experiment trackers ``trainer.log_to`` accepts (see :mod:`genlab.training.tracking`).

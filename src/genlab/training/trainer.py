@@ -289,13 +289,18 @@ class Trainer:
                 spec.scheduler = torch.optim.lr_scheduler.LambdaLR(
                     spec.optimizer, _Schedule(cfg.lr_schedule, cfg.warmup_steps, n_updates,
                                               None if cfg.max_seconds is None else lambda: self.budget_fraction))
-        self.ema = EMA(model, cfg.ema_decay, cfg.ema_rampup) if cfg.ema_decay else None
-        if self.ema is not None and cfg.ema_rampup is None and total_iters and cfg.ema_decay ** total_iters > 0.1:
+        decay, rampup = cfg.ema_for(model)
+        self.ema = EMA(model, decay, rampup) if decay else None
+        if self.ema is not None and cfg.ema_decay == "auto":
+            log.info("trainer.ema_decay=auto: model %r keeps an EMA of its weights, decay %g%s (its default_ema; "
+                     "trainer.ema_decay=null turns it off)", model.registry_name, decay,
+                     "" if rampup is None else f", ramp-up {rampup:g}")
+        if self.ema is not None and rampup is None and total_iters and decay ** total_iters > 0.1:
             log.warning("trainer.ema_decay=%g over a run of %d steps: the initial weights keep %.0f %% of the exported "
                         "EMA weights (its horizon is about %d steps); set trainer.ema_decay <= %.4f, trainer.ema_rampup "
                         "(e.g. 0.05) or train longer",
-                        cfg.ema_decay, total_iters, 100 * cfg.ema_decay ** total_iters,
-                        round(1 / (1 - cfg.ema_decay)), 0.1 ** (1 / total_iters))
+                        decay, total_iters, 100 * decay ** total_iters, round(1 / (1 - decay)),
+                        0.1 ** (1 / total_iters))
         self.gen = torch.Generator().manual_seed(cfg.data_seed if cfg.data_seed is not None else cfg.seed)
         self.epoch_gen_state = self.gen.get_state()
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
