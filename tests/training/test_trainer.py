@@ -448,6 +448,16 @@ def test_ema_rampup_makes_a_long_decay_safe_in_a_short_run(image_data, caplog):
     assert out[0.05] > 20 * out[None] > 0, out
 
 
+def test_resume_with_an_ema_the_checkpoint_lacks_is_a_clear_error(image_data, tmp_path):
+    """A run trained without an EMA and resumed with one (trainer.ema_decay changed, or a model whose 'auto' default
+    changed): one CheckpointError naming the setting, not a KeyError."""
+    cfg = tiny_trainer(epochs=1, ema_decay=None, restore_best=False)
+    Trainer(cfg, out_dir=tmp_path / "run").fit(make_vae(image_data), image_data)
+    with pytest.raises(CheckpointError, match="holds no EMA.*trainer.ema_decay the run was trained with"):
+        Trainer({**cfg, "epochs": 2, "ema_decay": 0.9}, out_dir=tmp_path / "run").fit(
+            make_vae(image_data), image_data, resume=tmp_path / "run")
+
+
 def test_ema_longer_than_the_run_is_warned_about(image_data, caplog):
     """0.999 ** 4 steps leaves 99.6 % of the initial weights in the exported EMA: a warning names the share and a
     decay that fits (0.1 ** (1 / 4) = 0.5623); a decay that fits the run gives none."""

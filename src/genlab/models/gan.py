@@ -239,12 +239,6 @@ class GAN(GenerativeModel):
     """Unconditional GAN with MLP (default) or DCGAN networks and a choice of loss."""
 
     can_reconstruct = False
-
-    @property
-    def default_ema(self) -> tuple[float, float | None] | None:
-        """The EMA ``trainer.ema_decay='auto'`` keeps: :data:`MEASURED_EMA` for this model's registered name (a
-        subclass registered under another name keeps none unless it sets its own)."""
-        return MEASURED_EMA.get(self.registry_name)
     #: user-supplied networks (``networks={...}`` or :meth:`build_networks`): generator; discriminator (unconditional)
     network_slots = GAN_SLOTS
     has_decoder = True
@@ -255,6 +249,12 @@ class GAN(GenerativeModel):
     #: the best checkpoint follows the FID that the Trainer's monitor logs at each validation (where there is
     #: one: a genlab feature net for the image shape, or tabular data); without it no best checkpoint is kept
     default_monitor = ("val/fid", "min")
+
+    @property
+    def default_ema(self) -> tuple[float, float | None] | None:
+        """The EMA ``trainer.ema_decay='auto'`` keeps: :data:`MEASURED_EMA` for this model's registered name (a
+        subclass registered under another name keeps none unless it sets its own)."""
+        return MEASURED_EMA.get(self.registry_name)
 
     @property
     def double_backward(self) -> bool:

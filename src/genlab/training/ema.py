@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from ..errors import CheckpointError
+
 
 class EMA:
     """``shadow <- beta * shadow + (1 - beta) * param`` after every optimizer step, ``beta = decay``.
@@ -61,6 +63,11 @@ class EMA:
                 self.UPDATES_KEY: torch.tensor(self.updates, dtype=torch.int64)}
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        missing = [k for k in self.names if f"ema/{k}" not in tensors]
+        if missing:
+            raise CheckpointError(f"the checkpoint holds no EMA of {len(missing)} weight(s) (e.g. {missing[0]!r}): "
+                                  "it was written without an EMA (trainer.ema_decay null, or 'auto' for a model that "
+                                  "keeps none); resume with the trainer.ema_decay the run was trained with")
         for k in self.names:
             self.shadow[k].copy_(tensors[f"ema/{k}"])
         # checkpoints written before the count existed had no ramp-up: their count only matters with one
