@@ -117,7 +117,7 @@ def _default_lrs(name: str, model: dict) -> tuple[float, float]:
 #: halved, D's doubled. R2 at gamma 1 on every D step (the gamma of the adopted R1; R1 and R2 at equal gamma as in
 #: R3GAN), added to whatever R1 the model has by default.
 for _name, _model, _trainer in [(n, {}, {}) for n in ("gan", "dcgan", "wgan", "wgan-gp", "cgan", "acgan", "progan")] \
-        + [("stylegan", _recipe(16)[1], _recipe(16)[2])]:
+        + [_recipe(16)]:
     _tag = "sgr-b16" if _name == "stylegan" else _name
     _g, _d = _default_lrs(_name, _model)
     ARMS[f"{_tag}-now"] = (_name, _model, _trainer)

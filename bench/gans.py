@@ -267,14 +267,17 @@ class WeightsEMA:
     def __init__(self, specs):
         from genlab.training import Callback
         from genlab.training.ema import EMA
-        self.emas: dict = {}
-        parsed = {str(s): (float(str(s).partition("r")[0]), float(str(s).partition("r")[2] or "nan")) for s in specs}
+        self.emas: list = []
+        parsed = []  # (decay, rampup or None) per spec
+        for spec in map(str, specs):
+            decay, _, rampup = spec.partition("r")
+            parsed.append((float(decay), float(rampup) if rampup else None))
 
         class Update(Callback):
             def step_figures(cb, trainer, batch):
                 if not self.emas:
-                    self.emas = {k: EMA(trainer.model, d, None if r != r else r) for k, (d, r) in parsed.items()}
-                for e in self.emas.values():
+                    self.emas = [EMA(trainer.model, d, r) for d, r in parsed]
+                for e in self.emas:
                     e.update(trainer.model)
                 return {}
         self.callback = Update()
@@ -284,7 +287,7 @@ class WeightsEMA:
         weights without specs)."""
         return [("", contextlib.nullcontext())] + [
             (f" EMA {e.decay:g}" + (f" rampup {e.rampup:g}" if e.rampup is not None else ""), e.applied(model))
-            for e in self.emas.values()]
+            for e in self.emas]
 
 
 def budget_arm(name: str, train, seed: int, seconds: float, model_config: dict, trainer_config: dict | None = None,
@@ -418,7 +421,7 @@ def budget(args, model_config: dict, trainer_config: dict | None = None) -> None
           + (f"; trainer overrides {trainer_config}" if trainer_config else "")
           + (f"; EMA {args.g_ema} of the weights scored beside the raw weights of the genlab arms" if args.g_ema else ""))
     rows = []
-    decays = [d for d in args.g_ema.split(",") if d]
+    ema_specs = [d for d in args.g_ema.split(",") if d]
     budgets = sorted({*(float(t) for t in args.snapshots.split(",") if t), args.budget})
 
     def score(name, seed, info, model, ema):
@@ -440,7 +443,7 @@ def budget(args, model_config: dict, trainer_config: dict | None = None) -> None
 
     for name in args.models.split(","):
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            ema = WeightsEMA(decays if name != "textbook" else [])  # no decays: the raw weights only
+            ema = WeightsEMA(ema_specs if name != "textbook" else [])  # no specs: the raw weights only
             snaps = {t: (lambda m, info, name=name, seed=seed, ema=ema: score(name, seed, info, m, ema))
                      for t in budgets if t < args.budget}
             model, info = budget_arm(name, train, seed, args.budget, model_config, trainer_config,
