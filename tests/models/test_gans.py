@@ -1,6 +1,7 @@
 """The GAN family: training through the one Trainer, loss formulas, gradient penalty, clipping, DCGAN sizes,
 conditioning and input errors."""
 import copy
+import logging
 import math
 
 import pytest
@@ -467,6 +468,42 @@ def test_ema_default_is_the_measured_one(name, image_data):
     tr = Trainer(tiny_trainer(epochs=1, ema_decay=None))
     tr.fit(build(name, image_data, **({"hidden": [16]} if name in ("gan", "cgan") else {})), image_data)
     assert tr.ema is None
+
+
+def test_resume_keeps_the_ema_the_run_started_with(image_data, tmp_path, monkeypatch, caplog):
+    """The checkpoint records the EMA that trainer.ema_decay='auto' resolved to; if the model's default_ema changes
+    before a resume (a newer genlab measured another one), the run goes on with its own EMA, warned about, and ends
+    bit for bit where an uninterrupted run ends. An explicit trainer.ema_decay is kept as given."""
+    import json
+
+    import genlab.models.gan as gan_mod
+
+    def run(epochs, out=None, resume=None, **kw):
+        seed_everything(0)
+        model = build("gan", image_data, hidden=[16])
+        tr = Trainer(tiny_trainer(epochs=epochs, restore_best=False, fid_samples=0, **kw), out_dir=out)
+        tr.fit(model, image_data, resume=resume)
+        return tr, model
+
+    straight, m_straight = run(2)
+    assert (straight.ema.decay, straight.ema.rampup) == (0.999, 0.05)
+    run(1, out=tmp_path / "run")
+    meta = json.loads((tmp_path / "run" / "checkpoints" / "last" / "trainer_state.json").read_text())
+    assert meta["ema"] == {"decay": 0.999, "rampup": 0.05}
+    monkeypatch.setattr(gan_mod, "MEASURED_EMA", {})  # gan's default is now "no EMA"
+    assert build("gan", image_data, hidden=[16]).default_ema is None
+    with caplog.at_level(logging.WARNING, logger="genlab.training.checkpoint"):
+        resumed, m_resumed = run(2, out=tmp_path / "run", resume=tmp_path / "run")
+    assert any("started with EMA decay 0.999 ramp-up 0.05" in r.getMessage() and "now no EMA" in r.getMessage()
+               for r in caplog.records)
+    assert (resumed.ema.decay, resumed.ema.rampup, resumed.ema.updates) == (0.999, 0.05, straight.ema.updates)
+    a, b = m_straight.state_dict(), m_resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # an explicit choice on resume wins over the record (here: the same EMA, given explicitly: no warning)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="genlab.training.checkpoint"):
+        again, _ = run(3, out=tmp_path / "run", resume=tmp_path / "run", ema_decay=0.999, ema_rampup=0.05)
+    assert again.ema.updates == 3 * straight.ema.updates // 2 and not caplog.records
 
 
 def test_run_folder_has_samples_and_no_reconstructions(image_data, tmp_path):

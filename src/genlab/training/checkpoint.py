@@ -20,6 +20,7 @@ from ..config import from_saved, to_dict
 from ..errors import CheckpointError, GenlabError
 from ..io.atomic import atomic_dir, json_safe, resolve_dir, write_bytes_atomic
 from ..io.serialize import WEIGHTS_NAME, load_state_into, load_tensors, model_record, write_model_files
+from .ema import EMA
 from .state import optimizer_from_parts, optimizer_to_parts, read_state, rng_state, set_rng_state, write_state
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,10 @@ def trainer_state(trainer) -> tuple[dict, dict[str, torch.Tensor]]:
             "channels_last": t.channels_last, "trainer_config": to_dict(t.config),
             "epoch_sums": {k: float(v) for k, v in t.epoch_sums.items()}, "epoch_counts": t.epoch_counts,
             "log_lines": len(t.history), "optimizers": {}, "schedulers": {},
-            "budget_seconds": t.budget_seconds()}
+            "budget_seconds": t.budget_seconds(),
+            # the EMA in use, as resolved (trainer.ema_decay='auto' follows the model's default_ema, which a later
+            # genlab version may change: a resume keeps the one the run started with)
+            "ema": None if t.ema is None else {"decay": t.ema.decay, "rampup": t.ema.rampup}}
     tensors: dict[str, torch.Tensor] = {"gen/epoch": t.epoch_gen_state.clone(), "gen/current": t.gen.get_state()}
     for name, spec in t.specs.items():
         m, parts = optimizer_to_parts(name, spec.optimizer)
@@ -127,6 +131,30 @@ def _same_config(model, saved) -> bool:
         return False
 
 
+def _resume_ema(t, meta: dict) -> None:
+    """With ``trainer.ema_decay='auto'``, resume with the EMA the checkpoint recorded (``meta['ema']``) when the
+    model's ``default_ema`` resolves to another one now (a newer genlab measured another default): the run goes on
+    as it started. An explicit ``ema_decay`` is the user's choice and is kept; checkpoints written before the EMA
+    was recorded resume with the EMA resolved now, as before."""
+    if t.config.ema_decay != "auto" or "ema" not in meta:
+        return
+    rec = meta["ema"]
+    want = (None, None) if rec is None else (float(rec["decay"]), None if rec["rampup"] is None
+                                               else float(rec["rampup"]))
+    have = (None, None) if t.ema is None else (t.ema.decay, t.ema.rampup)
+    if want == have:
+        return
+    log.warning("trainer.ema_decay=auto: the run started with %s, the model's default_ema is now %s; resuming with "
+                "the run's own (set trainer.ema_decay to choose)", _ema_text(*want), _ema_text(*have))
+    t.ema = EMA(t.model, *want) if want[0] else None
+
+
+def _ema_text(decay, rampup) -> str:
+    if decay is None:
+        return "no EMA"
+    return f"EMA decay {decay:g}" + ("" if rampup is None else f" ramp-up {rampup:g}")
+
+
 def restore(trainer, path: Path) -> None:
     from .distributed import check_world_size
 
@@ -158,6 +186,7 @@ def restore(trainer, path: Path) -> None:
     t.epoch_sums = {k: torch.tensor(v, dtype=torch.float32, device=t.device) for k, v in meta["epoch_sums"].items()}
     t.epoch_counts = dict(meta["epoch_counts"])
     t.gen.set_state(tensors["gen/current"])
+    _resume_ema(t, meta)
     if t.ema is not None:
         t.ema.load_state_tensors(tensors)
     rank = t.dist.rank if getattr(t, "dist", None) is not None else 0
