@@ -499,11 +499,17 @@ def test_resume_keeps_the_ema_the_run_started_with(image_data, tmp_path, monkeyp
     assert (resumed.ema.decay, resumed.ema.rampup, resumed.ema.updates) == (0.999, 0.05, straight.ema.updates)
     a, b = m_straight.state_dict(), m_resumed.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    # an explicit choice on resume wins over the record (here: the same EMA, given explicitly: no warning)
+    # an explicit choice on resume wins over the record, without a warning: another decay ...
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="genlab.training.checkpoint"):
-        again, _ = run(3, out=tmp_path / "run", resume=tmp_path / "run", ema_decay=0.999, ema_rampup=0.05)
-    assert again.ema.updates == 3 * straight.ema.updates // 2 and not caplog.records
+        again, _ = run(3, out=tmp_path / "run", resume=tmp_path / "run", ema_decay=0.99, ema_rampup=0.05)
+    assert (again.ema.decay, again.ema.rampup) == (0.99, 0.05)
+    assert again.ema.updates == 3 * straight.ema.updates // 2
+    assert not [r for r in caplog.records if r.name == "genlab.training.checkpoint"]
+    # ... or, with ema_decay=auto, another ramp-up (the recorded decay is kept)
+    monkeypatch.setattr(gan_mod, "MEASURED_EMA", {"gan": (0.9, None)})
+    last, _ = run(4, out=tmp_path / "run", resume=tmp_path / "run", ema_rampup=0.2)
+    assert (last.ema.decay, last.ema.rampup) == (0.99, 0.2)
 
 
 def test_run_folder_has_samples_and_no_reconstructions(image_data, tmp_path):

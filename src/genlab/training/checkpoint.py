@@ -134,13 +134,17 @@ def _same_config(model, saved) -> bool:
 def _resume_ema(t, meta: dict) -> None:
     """With ``trainer.ema_decay='auto'``, resume with the EMA the checkpoint recorded (``meta['ema']``) when the
     model's ``default_ema`` resolves to another one now (a newer genlab measured another default): the run goes on
-    as it started. An explicit ``ema_decay`` is the user's choice and is kept; checkpoints written before the EMA
-    was recorded resume with the EMA resolved now, as before."""
+    as it started. An explicit ``ema_decay`` (or ``ema_rampup``) is the user's choice and is kept; checkpoints
+    written before the EMA was recorded resume with the EMA resolved now, as before."""
     if t.config.ema_decay != "auto" or "ema" not in meta:
         return
     rec = meta["ema"]
-    want = (None, None) if rec is None else (float(rec["decay"]), None if rec["rampup"] is None
-                                               else float(rec["rampup"]))
+    if rec is None:
+        want = (None, None)
+    elif t.config.ema_rampup is not None:  # a ramp-up given now is the user's choice, as at the start
+        want = (float(rec["decay"]), t.config.ema_rampup)
+    else:
+        want = (float(rec["decay"]), None if rec["rampup"] is None else float(rec["rampup"]))
     have = (None, None) if t.ema is None else (t.ema.decay, t.ema.rampup)
     if want == have:
         return
