@@ -139,12 +139,8 @@ def _resume_ema(t, meta: dict) -> None:
     if t.config.ema_decay != "auto" or "ema" not in meta:
         return
     rec = meta["ema"]
-    if rec is None:
-        want = (None, None)
-    elif t.config.ema_rampup is not None:  # a ramp-up given now is the user's choice, as at the start
-        want = (float(rec["decay"]), t.config.ema_rampup)
-    else:
-        want = (float(rec["decay"]), None if rec["rampup"] is None else float(rec["rampup"]))
+    want = (None, None) if rec is None else t.config.auto_ema(
+        (float(rec["decay"]), None if rec["rampup"] is None else float(rec["rampup"])))
     have = (None, None) if t.ema is None else (t.ema.decay, t.ema.rampup)
     if want == have:
         return

@@ -150,6 +150,11 @@ class TrainerConfig:
                   f"trainer.ema_rampup needs an EMA, and model {getattr(model, 'registry_name', '?')!r} keeps none by "
                   "default (trainer.ema_decay='auto'); set trainer.ema_decay too")
             return None, None
+        return self.auto_ema(default)
+
+    def auto_ema(self, default: tuple[float, float | None]) -> tuple[float, float | None]:
+        """``(decay, rampup)`` that ``ema_decay='auto'`` keeps for a model whose default EMA is ``default``:
+        ``ema_rampup``, when set, replaces the default's ramp-up."""
         decay, rampup = default
         return decay, self.ema_rampup if self.ema_rampup is not None else rampup
 
