@@ -33,7 +33,9 @@ so every arm is scored on 28x28 samples. genlab arms train through ``Trainer.fit
 CPU time of the arm passed ``--budget`` seconds; the textbook loop stops the same way. Evaluation (not timed):
 ``--samples`` samples against the held-out images (validation + test splits): FID-mnist (genlab feature net),
 recall (k=3), the classes holding > 1 % of the samples and the smallest/largest class share (goal: each class 5-15 %),
-and PPL in Z (lerp, eps 1e-4, 1,000 paths, feature-net features, no crop; ``stylegan`` also in W).
+and PPL in Z (lerp, eps 1e-4, 1,000 paths, feature-net features, no crop; ``stylegan`` also in W); SWD x1e3
+(``genlab.metrics.swd``: ProGAN's sliced Wasserstein distance on Laplacian-pyramid patches, no feature net) of
+the samples against the same real images; its floor is measured at the same sample count (``swd_floor_of``).
 
 ``--data lfw``: the same arms on the 100 faces of scikit-image's ``lfw_subset`` (25x25), edge-padded to 32x32 for
 every arm and cropped back for scoring; FID-lfw (the shipped face/non-face net), recall and PPL against those same
@@ -93,6 +95,7 @@ from genlab.metrics import FeatureStats, fid, load_feature_net
 from genlab.metrics.diversity import class_histogram, classes_covered, normalized_entropy
 from genlab.metrics.kid import kid
 from genlab.metrics.neighbours import precision_recall
+from genlab.metrics.swd import swd
 from genlab.models import capabilities
 from genlab.registry import get_model_entry
 from genlab.runs import DataConfig, prepare_data
@@ -363,9 +366,10 @@ def crop_lfw(x: torch.Tensor) -> torch.Tensor:
     return crop_to(x, 25, 25)
 
 
-def budget_score(model, net, real_feats, n: int, seed: int, ppl_n: int, crop=None) -> dict:
+def budget_score(model, net, real_feats, n: int, seed: int, ppl_n: int, crop=None, swd_real=None) -> dict:
     """FID, recall, class shares, PPL of ``n`` samples (PPL skipped when ``ppl_n`` is 0); ``crop`` maps samples to
-    the feature net's size."""
+    the feature net's size; with ``swd_real`` (images), also the multi-scale sliced Wasserstein distance of the
+    (cropped) samples to them (genlab.metrics.swd: no feature net)."""
     from genlab.metrics.ppl import perceptual_path_length
     crop = crop or (lambda im: im)  # noqa: E731
     g = torch.Generator().manual_seed(10_000 + seed)
@@ -379,6 +383,9 @@ def budget_score(model, net, real_feats, n: int, seed: int, ppl_n: int, crop=Non
     out = {"fid": fid(FeatureStats.from_features(f), FeatureStats.from_features(real_feats)), "recall": rec,
            "classes": classes_covered(counts, 0.01), "min_share": 100 * float(share.min()),
            "max_share": 100 * float(share.max())}
+    if swd_real is not None:
+        res = swd(swd_real, crop(x), seed=seed)
+        out["swd"], out["swd_levels"] = res["mean"], [v for *_, v in res["levels"]]
     if ppl_n:
         out["ppl_z"] = perceptual_path_length(model, feat, n=ppl_n, seed=seed)
     if getattr(type(model), "has_w_space", False):
@@ -395,6 +402,23 @@ def budget_score(model, net, real_feats, n: int, seed: int, ppl_n: int, crop=Non
     return out
 
 
+def swd_floor_of(data: str, train, swd_real: torch.Tensor, n: int) -> tuple[float, str]:
+    """The SWD a perfect arm would score at the arms' sample count ``n`` (SWD grows as the set shrinks, so the floor
+    must use the same count), mean of 3 draws: on mnist5k, ``n`` train-split images against the held-out images
+    (real vs real); on lfw, whose 100 faces are both the train and the reference set, ``n`` draws with repetition
+    from the faces against them (what a generator that replays the training faces scores)."""
+    vals = []
+    for s in range(3):
+        g = torch.Generator().manual_seed(s)
+        if data == "lfw":
+            imgs = swd_real[torch.randint(0, len(swd_real), (n,), generator=g)]
+        else:
+            imgs = train.x[torch.randperm(len(train), generator=g)[:n]]
+        vals.append(swd(swd_real, imgs, seed=s)["mean"])
+    return float(np.mean(vals)), ("the training faces replayed" if data == "lfw" else "train vs held-out images") + \
+        f", {n} images, 3 draws"
+
+
 def budget(args, model_config: dict, trainer_config: dict | None = None) -> None:
     torch.set_num_threads(1)
     if args.data == "lfw":
@@ -403,6 +427,7 @@ def budget(args, model_config: dict, trainer_config: dict | None = None) -> None
         real_feats, _ = net.extract(faces)
         half = len(faces) // 2
         fl = fid(FeatureStats.from_features(real_feats[:half]), FeatureStats.from_features(real_feats[half:]))
+        swd_real = faces
         what = (f"lfw_subset's {len(faces)} faces edge-padded to 32x32 (samples cropped back to 25x25), scored "
                 f"against the same {len(faces)} faces; floor FID-lfw {fl:.4g} (two halves of the faces); "
                 "'classes' = face / non-face by the lfw net")
@@ -411,9 +436,12 @@ def budget(args, model_config: dict, trainer_config: dict | None = None) -> None
         train, net, crop = splits.train, load_feature_net("mnist"), None
         real_feats, _ = net.extract(held_out(splits))
         fl = floor(splits, net)
+        swd_real = held_out(splits)
         what = (f"mnist5k train split ({len(train)} images); {len(held_out(splits))} held-out images; "
                 f"real-vs-real floor FID-mnist {fl:.4g}")
     label = "FID-lfw" if args.data == "lfw" else "FID-mnist"
+    swd_floor, floor_what = swd_floor_of(args.data, train, swd_real, args.samples)
+    what += f"; SWD x1e3 (Laplacian-pyramid patches, no feature net) floor {swd_floor:.3g} ({floor_what})"
     clock = "process CPU time" if args.clock == "cpu" else "wall time"
     print(f"\n## equal {clock}: {args.budget:g} s per arm ({args.threads} torch thread(s)"
           + (f"; snapshots at {args.snapshots} s of the same runs, clock paused while scoring" if args.snapshots
@@ -428,10 +456,10 @@ def budget(args, model_config: dict, trainer_config: dict | None = None) -> None
         for variant, ctx in ema.variants(model):
             with ctx:
                 r = {"model": name + variant, "seed": seed, **info,
-                     **budget_score(model, net, real_feats, args.samples, seed, args.ppl_paths, crop)}
+                     **budget_score(model, net, real_feats, args.samples, seed, args.ppl_paths, crop, swd_real)}
             rows.append(r)
             print(f"  {r['model']:9s} seed {seed} at {r['budget_s']:g} s: {r['batches']} batches, {label} "
-                  f"{r['fid']:.4g}, recall {r['recall']:.3f}, classes {r['classes']} (shares {r['min_share']:.1f}-"
+                  f"{r['fid']:.4g}, SWD {r['swd']:.4g} (levels {' / '.join(f'{v:.4g}' for v in r['swd_levels'])}), recall {r['recall']:.3f}, classes {r['classes']} (shares {r['min_share']:.1f}-"
                   f"{r['max_share']:.1f} %)" + (f", PPL-z {r['ppl_z']:.4g}" if "ppl_z" in r else "")
                   + (f", PPL-w {r['ppl_w']:.4g}" if "ppl_w" in r else "")
                   + (f", growth {r['growth']}" if "growth" in r else "")
@@ -450,14 +478,15 @@ def budget(args, model_config: dict, trainer_config: dict | None = None) -> None
                                      callbacks=[ema.callback], clock=args.clock, threads=args.threads,
                                      snapshots=snaps)
             score(name, seed, info, model, ema)
-    print(f"\n| model | budget s | batches | {label} (floor {fl:.3g}) | recall | classes > 1 % | "
-          "class share min-max % | PPL z | PPL w |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"\n| model | budget s | batches | {label} (floor {fl:.3g}) | SWD x1e3 (floor {swd_floor:.3g}) | recall | "
+          "classes > 1 % | class share min-max % | PPL z | PPL w |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in dict.fromkeys(r["model"] for r in rows):
         for t in budgets:
             rs = [r for r in rows if r["model"] == name and r["budget_s"] == t]
             mn, mx = mean_std(rs, "min_share"), mean_std(rs, "max_share")
-            print(f"| {name} | {t:g} | {mean_std(rs, 'batches')} | {mean_std(rs, 'fid')} | {mean_std(rs, 'recall')} | "
+            print(f"| {name} | {t:g} | {mean_std(rs, 'batches')} | {mean_std(rs, 'fid')} | {mean_std(rs, 'swd')} | "
+                  f"{mean_std(rs, 'recall')} | "
                   f"{mean_std(rs, 'classes')} | {mn} - {mx} | {mean_std(rs, 'ppl_z')} | {mean_std(rs, 'ppl_w')} |")
 
 

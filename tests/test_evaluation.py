@@ -22,8 +22,8 @@ def digits():
 
 
 def test_parse_metrics():
-    assert parse_metrics("fid,kid,is,pr,dc,ppl") == ["fid", "kid", "inception_score", "precision_recall",
-                                                     "density_coverage", "ppl"]
+    assert parse_metrics("fid,kid,is,pr,dc,ppl,swd") == ["fid", "kid", "inception_score", "precision_recall",
+                                                         "density_coverage", "ppl", "swd"]
     with pytest.raises(ConfigError, match="unknown metric 'fdi'"):
         parse_metrics("fdi")
 
@@ -64,6 +64,37 @@ def test_model_evaluation_uses_and_fills_cache(digits, tmp_path, monkeypatch):
     assert res2["metrics"]["FID-digits"] == pytest.approx(m["FID-digits"], rel=1e-12)
 
 
+def test_swd_is_scored_on_the_images_without_the_extractor(digits, tmp_path):
+    from genlab.metrics import swd
+    real, fake = digits.subset(torch.arange(300)), digits.subset(torch.arange(300, 500))
+    res = evaluate_sets(real, fake, metrics=["fid", "swd"], cache=tmp_path)
+    want = swd(real.x, fake.x, seed=0)
+    assert res["metrics"]["SWD"] == pytest.approx(want["mean"], rel=1e-12)  # no "-digits": no feature net
+    assert res["raw"]["swd_levels"] == {"8x8": pytest.approx(want["levels"][0][2], rel=1e-12)}
+    assert "no feature net" in res["conventions"]["swd"] and "FID-digits" in res["metrics"]
+    torch.manual_seed(0)
+    model = VAE(from_dict(VAEConfig, {"latent_dim": 4}), digits.info()).eval()
+    a = evaluate_model(model, real, data_key="digits-test300", n=100, cache=tmp_path, metrics=["swd"], seed=3)
+    with torch.no_grad():
+        samples = model.sample(100, generator=torch.Generator().manual_seed(3))
+    assert a["metrics"] == {"SWD": pytest.approx(swd(real.x, samples, seed=3)["mean"], rel=1e-6)}
+    assert a["extractor"]["name"] == "none"
+
+
+def test_swd_alone_needs_no_feature_net(tmp_path, monkeypatch):
+    """32x32 RGB images have no genlab net (auto would mean Inception): SWD alone must not build or run one."""
+    def no_net(*a, **k):
+        raise AssertionError("a feature net was requested")
+
+    monkeypatch.setattr("genlab.evaluation.get_extractor", no_net)
+    g = torch.Generator().manual_seed(0)
+    np.save(tmp_path / "r.npy", torch.rand(40, 3, 32, 32, generator=g).numpy())
+    np.save(tmp_path / "f.npy", torch.rand(30, 3, 32, 32, generator=g).numpy())
+    res = evaluate_sets(str(tmp_path / "r.npy"), str(tmp_path / "f.npy"), metrics=["swd"])
+    assert res["n_real"] == 40 and res["n_fake"] == 30 and set(res["raw"]["swd_levels"]) == {"32x32", "16x16", "8x8"}
+    assert res["metrics"]["SWD"] > 0 and res["extractor"]["name"] == "none"
+
+
 def test_corrupt_cache_is_recomputed(digits, tmp_path):
     ex = get_extractor("digits")
     x = digits.x[:50]
@@ -89,12 +120,12 @@ def test_cli_evaluate_sets_json_and_errors(digits, tmp_path, capsys):
     np.savez(tmp_path / "r.npz", x=digits.x[:300].numpy())
     np.savez(tmp_path / "f.npz", x=digits.x[300:600].numpy())
     code = main(["evaluate", "--real", str(tmp_path / "r.npz"), "--fake", str(tmp_path / "f.npz"), "--json",
-                 "--metrics", "fid,kid,pr,dc,is", "--cache-dir", str(tmp_path / "c")])
+                 "--metrics", "fid,kid,pr,dc,is,swd", "--cache-dir", str(tmp_path / "c")])
     out = capsys.readouterr().out
     assert code == 0
     res = json.loads(out)
     assert res["n_real"] == 300 and "FID-digits" in res["metrics"] and "kid" in res["conventions"]
-    assert 0 <= res["metrics"]["precision-digits"] <= 1
+    assert 0 <= res["metrics"]["precision-digits"] <= 1 and res["metrics"]["SWD"] > 0
     for argv, needle in [(["evaluate", "--real", str(tmp_path / "r.npz"), "--fake", str(tmp_path / "f.npz"),
                            "--metrics", "ppl"], "ppl needs a model"),
                          (["evaluate", "--real", str(tmp_path / "r.npz")], "--real A and --fake B"),

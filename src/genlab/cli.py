@@ -379,10 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("run", help="run folder or saved model folder")
 
     e = add("evaluate", cmd_evaluate, "Score a trained generator (or two image sets) with FID, KID, IS, "
-                                     "precision/recall, density/coverage and PPL.")
+                                     "precision/recall, density/coverage, PPL and SWD.")
     e.add_argument("run", nargs="?", help="run folder of a model that can sample")
-    e.add_argument("--metrics", default="fid,kid,pr,dc", help="comma list of fid,kid,is,pr,dc,ppl "
-                   "(default fid,kid,pr,dc)")
+    e.add_argument("--metrics", default="fid,kid,pr,dc", help="comma list of fid,kid,is,pr,dc,ppl,swd "
+                   "(default fid,kid,pr,dc; swd: ProGAN's sliced Wasserstein distance on the images)")
     e.add_argument("-n", type=int, default=10_000, help="generated samples (default 10000)")
     e.add_argument("--features", default="auto", help="auto (genlab net for 8x8 / 28x28, else inception), "
                    "digits, mnist or inception")

@@ -14,7 +14,7 @@ import torch
 
 from .data import TensorDataset, load_dataset
 from .errors import ConfigError, DataError
-from .metrics import evaluate_features, perceptual_path_length
+from .metrics import evaluate_features, perceptual_path_length, swd
 from .metrics.extractors import Extractor, get_extractor, real_features
 from .models.base import capabilities, require
 
@@ -22,11 +22,19 @@ log = logging.getLogger(__name__)
 
 #: short CLI names -> evaluate_features names
 METRIC_ALIASES = {"fid": "fid", "kid": "kid", "is": "inception_score", "pr": "precision_recall",
-                  "dc": "density_coverage", "ppl": "ppl"}
+                  "dc": "density_coverage", "ppl": "ppl", "swd": "swd"}
 LABELS = {"fid": "FID", "kid_mean": "KID", "kid_std": "KID_std", "inception_score_mean": "IS",
           "inception_score_std": "IS_std", "real_inception_score_mean": "IS_real",
           "real_inception_score_std": "IS_real_std", "precision": "precision", "recall": "recall",
-          "density": "density", "coverage": "coverage", "ppl": "PPL"}
+          "density": "density", "coverage": "coverage", "ppl": "PPL", "swd": "SWD"}
+#: metrics computed on the images themselves: their labels carry no extractor suffix
+IMAGE_METRICS = ("swd",)
+#: ``extractor`` of a result when every metric asked is an image metric (no feature net built or run)
+NO_EXTRACTOR = {"name": "none", "reported_as": None, "note": "image metrics only (SWD): no feature net"}
+
+
+def _needs_features(metrics: list[str]) -> bool:
+    return any(m not in IMAGE_METRICS for m in metrics)
 
 
 def parse_metrics(spec: str | list[str] | tuple[str, ...]) -> list[str]:
@@ -48,20 +56,31 @@ def _label(extractor: Extractor, raw: dict) -> dict:
     """Rename raw metric keys with the extractor suffix (``fid`` -> ``FID-digits``)."""
     out = {}
     for k, v in raw.items():
-        if k in LABELS:
+        if k in IMAGE_METRICS:
+            out[LABELS[k]] = v
+        elif k in LABELS:
             name = LABELS[k]
             out[extractor.label(name) if name not in ("precision", "recall", "density", "coverage")
                 else f"{name}{extractor.suffix}"] = v
     return out
 
 
-def _compute(real_f, real_l, fake_f, fake_l, metrics: list[str], extractor: Extractor, **kw) -> dict:
-    feature_metrics = [m for m in metrics if m != "ppl"]
+def _compute(real_f, real_l, fake_f, fake_l, metrics: list[str], extractor: Extractor, *, real_x=None, fake_x=None,
+             seed: int = 0, **kw) -> dict:
+    feature_metrics = [m for m in metrics if m not in ("ppl", *IMAGE_METRICS)]
     if "inception_score" in feature_metrics and fake_l is None:
         raise ConfigError(f"the IS needs class logits, and extractor {extractor.name!r} gives none; drop 'is' "
                           "or use a classifier feature net")
     raw = evaluate_features(real_f, fake_f, real_l, fake_l, feature_metrics, **kw) if feature_metrics else \
-        {"n_real": len(real_f), "n_fake": len(fake_f), "conventions": {}}
+        {"n_real": len(real_x), "n_fake": len(fake_x), "conventions": {}}
+    if "swd" in metrics:
+        res = swd(real_x, fake_x, seed=seed)
+        raw["swd"] = res["mean"]
+        raw["swd_levels"] = {f"{h}x{w}": v for h, w, v in res["levels"]}
+        raw["conventions"]["swd"] = ("x1e3, mean over Laplacian-pyramid levels down to 8 px (5-tap binomial, "
+                                     "mirrored borders), 128 random 7x7 patches per image and level, each set "
+                                     "standardised per channel, 512 random directions, seed "
+                                     f"{seed}; on the images, no feature net")
     return raw
 
 
@@ -82,14 +101,18 @@ def evaluate_model(model, real: TensorDataset, *, data_key: str, metrics=("fid",
     if n < 2:
         raise ConfigError(f"-n must be >= 2 generated samples, got {n}")
     require(model, "can_sample", purpose="evaluate_model")
-    extractor = get_extractor(features, tuple(model.shape), inception_weights=inception_weights)
+    need = _needs_features(metrics)
+    extractor = get_extractor(features, tuple(model.shape), inception_weights=inception_weights) if need else None
     real_x = _images(real, "real data")
     g = torch.Generator().manual_seed(seed)
     fake = _sample_with_progress(model, n, batch_size, g, progress)
-    extractor = _with_progress(extractor, progress)
-    fake_f, fake_l = extractor(fake)
-    real_f, real_l, _ = real_features(real_x, data_key, extractor, cache=cache, use_cache=use_cache)
-    raw = _compute(real_f, real_l, fake_f, fake_l, metrics, extractor, kid_subset_size=kid_subset_size)
+    real_f = real_l = fake_f = fake_l = None
+    if need:
+        extractor = _with_progress(extractor, progress)
+        fake_f, fake_l = extractor(fake)
+        real_f, real_l, _ = real_features(real_x, data_key, extractor, cache=cache, use_cache=use_cache)
+    raw = _compute(real_f, real_l, fake_f, fake_l, metrics, extractor, kid_subset_size=kid_subset_size,
+                   real_x=real_x, fake_x=fake, seed=seed)
     if "ppl" in metrics:
         # conditional models: both ends of path i take label i % K (otherwise decode draws each end's label apart)
         ppl_labels = torch.arange(min(ppl_n, n)) % model.num_classes if capabilities(model)["conditional"] else None
@@ -99,8 +122,8 @@ def evaluate_model(model, real: TensorDataset, *, data_key: str, metrics=("fid",
                                      f"{extractor.name} features / eps^2, 1st/99th percentile trimmed"
                                      + (", path i in class i mod K" if ppl_labels is not None else ""))
     return {"metrics": _label(extractor, raw), "raw": {k: v for k, v in raw.items() if k != "conventions"},
-            "extractor": extractor.describe(), "n_real": raw["n_real"], "n_fake": raw["n_fake"],
-            "sample_seed": seed, "real_set": data_key, "conventions": raw["conventions"],
+            "extractor": extractor.describe() if extractor else dict(NO_EXTRACTOR), "n_real": raw["n_real"],
+            "n_fake": raw["n_fake"], "sample_seed": seed, "real_set": data_key, "conventions": raw["conventions"],
             "sample_warnings": raw.get("sample_warnings", [])}
 
 
@@ -118,16 +141,19 @@ def evaluate_sets(real: str | TensorDataset, fake: str | TensorDataset, *, metri
     if rx.shape[1:] != fx.shape[1:]:
         raise DataError(f"real images are {tuple(rx.shape[1:])} but fake images are {tuple(fx.shape[1:])}; "
                         "give sets of the same shape")
-    extractor = _with_progress(get_extractor(features, tuple(rx.shape[1:]), inception_weights=inception_weights),
-                               progress)
-    fake_f, fake_l = extractor(fx)
-    key = f"file-{Path(r.name).resolve()}-{len(rx)}" if not isinstance(real, TensorDataset) else f"mem-{r.name}"
-    real_f, real_l, _ = real_features(rx, key, extractor, cache=cache,
-                                      use_cache=use_cache and not isinstance(real, TensorDataset))
-    raw = _compute(real_f, real_l, fake_f, fake_l, metrics, extractor, kid_subset_size=kid_subset_size)
+    extractor = real_f = real_l = fake_f = fake_l = None
+    if _needs_features(metrics):
+        extractor = _with_progress(get_extractor(features, tuple(rx.shape[1:]),
+                                                 inception_weights=inception_weights), progress)
+        fake_f, fake_l = extractor(fx)
+        key = f"file-{Path(r.name).resolve()}-{len(rx)}" if not isinstance(real, TensorDataset) else f"mem-{r.name}"
+        real_f, real_l, _ = real_features(rx, key, extractor, cache=cache,
+                                          use_cache=use_cache and not isinstance(real, TensorDataset))
+    raw = _compute(real_f, real_l, fake_f, fake_l, metrics, extractor, kid_subset_size=kid_subset_size,
+                   real_x=rx, fake_x=fx)
     return {"metrics": _label(extractor, raw), "raw": {k: v for k, v in raw.items() if k != "conventions"},
-            "extractor": extractor.describe(), "n_real": raw["n_real"], "n_fake": raw["n_fake"],
-            "real_set": r.name, "fake_set": f.name, "conventions": raw["conventions"],
+            "extractor": extractor.describe() if extractor else dict(NO_EXTRACTOR), "n_real": raw["n_real"],
+            "n_fake": raw["n_fake"], "real_set": r.name, "fake_set": f.name, "conventions": raw["conventions"],
             "sample_warnings": raw.get("sample_warnings", [])}
 
 

@@ -16,11 +16,12 @@ from .ppl import perceptual_path_length
 from .reconstruction import mse, psnr, ssim
 from .samples import fid_min_samples, sample_size_warnings
 from .stats import FeatureStats
+from .swd import sliced_wasserstein, swd
 
 __all__ = [
     "FeatureStats", "fid", "kid", "mmd2_unbiased", "inception_score", "precision_recall", "density_coverage",
     "kth_nn_sq_radii", "knn_sq_radii", "prdc", "pairwise_sq_distances", "perceptual_path_length", "mse", "psnr", "ssim",
     "classification_accuracy", "evaluate_features", "Extractor", "get_extractor", "real_features", "FeatureNet",
     "load_feature_net", "list_feature_nets", "feature_net_for_shape", "metric_label", "sample_size_warnings",
-    "fid_min_samples",
+    "fid_min_samples", "swd", "sliced_wasserstein",
 ]

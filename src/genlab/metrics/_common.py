@@ -47,6 +47,8 @@ def as_feature_tensor(x: Any, name: str, *, dtype: torch.dtype | None = torch.fl
 
 def check_finite(t: torch.Tensor, name: str) -> None:
     """Raise DataError on NaN/inf; scans 4096 rows at a time so no full-size mask is allocated."""
+    if t.numel() == 0:
+        return  # nothing to scan (an empty set is the caller's error to name)
     flat = t.reshape(t.shape[0], -1) if t.ndim > 0 else t.reshape(1, 1)
     bad = 0
     for lo in range(0, flat.shape[0], 4096):
