@@ -171,6 +171,8 @@ EVALUATION: dict[str, MetricInfo] = {
     "coverage": _m("coverage{suffix}", "fraction", "coverage (Naeem et al. 2020), k=5", "higher", group="test"),
     "PPL": _m("perceptual path length", "", "epsilon 1e-4, lerp in z, squared L2 of features / epsilon^2",
               "lower", group="test"),
+    "SWD": _m("SWD", "x10^-3", "sliced Wasserstein distance of random 7x7 Laplacian-pyramid patches "
+              "(Karras et al. 2018), mean over levels; on the images, no feature net", "lower", group="test"),
 }
 
 _SPACE_TEXT = {"digits": "genlab digits feature net (8x8) features", "mnist": "genlab MNIST feature net features",
