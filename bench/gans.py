@@ -459,7 +459,8 @@ def budget(args, model_config: dict, trainer_config: dict | None = None) -> None
                      **budget_score(model, net, real_feats, args.samples, seed, args.ppl_paths, crop, swd_real)}
             rows.append(r)
             print(f"  {r['model']:9s} seed {seed} at {r['budget_s']:g} s: {r['batches']} batches, {label} "
-                  f"{r['fid']:.4g}, SWD {r['swd']:.4g} (levels {' / '.join(f'{v:.4g}' for v in r['swd_levels'])}), recall {r['recall']:.3f}, classes {r['classes']} (shares {r['min_share']:.1f}-"
+                  f"{r['fid']:.4g}, SWD {r['swd']:.4g} (levels {' / '.join(f'{v:.4g}' for v in r['swd_levels'])}), "
+                  f"recall {r['recall']:.3f}, classes {r['classes']} (shares {r['min_share']:.1f}-"
                   f"{r['max_share']:.1f} %)" + (f", PPL-z {r['ppl_z']:.4g}" if "ppl_z" in r else "")
                   + (f", PPL-w {r['ppl_w']:.4g}" if "ppl_w" in r else "")
                   + (f", growth {r['growth']}" if "growth" in r else "")

@@ -77,10 +77,7 @@ def _compute(real_f, real_l, fake_f, fake_l, metrics: list[str], extractor: Extr
         res = swd(real_x, fake_x, seed=seed)
         raw["swd"] = res["mean"]
         raw["swd_levels"] = {f"{h}x{w}": v for h, w, v in res["levels"]}
-        raw["conventions"]["swd"] = ("x1e3, mean over Laplacian-pyramid levels down to 8 px (5-tap binomial, "
-                                     "mirrored borders), 128 random 7x7 patches per image and level, each set "
-                                     "standardised per channel, 512 random directions, seed "
-                                     f"{seed}; on the images, no feature net")
+        raw["conventions"]["swd"] = res["convention"]
     return raw
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, DataError
-from ._common import as_image_tensor, check_finite, check_positive_int
+from ._common import as_feature_tensor, as_image_tensor, check_positive_int, check_same_dim
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,11 @@ def laplacian_pyramid(x: Any, levels: int) -> list[torch.Tensor]:
     ``G_{i+1} = pyramid_down(G_i)``; the last level is the low-pass ``G_{levels-1}`` itself, so the levels sum back to
     ``x`` exactly (each upsampled to the size above it)."""
     x = as_image_tensor(x, "images")
-    levels = check_positive_int(levels, "levels")
+    return _laplacian(x, check_positive_int(levels, "levels"))
+
+
+def _laplacian(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """:func:`laplacian_pyramid` of an already checked float tensor (:func:`swd` checks its inputs once)."""
     gauss = [x]
     for _ in range(levels - 1):
         if min(gauss[-1].shape[-2:]) < 3:
@@ -77,9 +81,11 @@ def pyramid_sizes(height: int, width: int, min_res: int) -> list[tuple[int, int]
     if min_res < 2:
         raise ConfigError(f"min_res must be at least 2 (halving a 1-pixel side never ends), got {min_res}")
     sizes = [(height, width)]
-    while min(-(-sizes[-1][0] // 2), -(-sizes[-1][1] // 2)) >= min_res:
-        sizes.append((-(-sizes[-1][0] // 2), -(-sizes[-1][1] // 2)))
-    return sizes
+    while True:
+        half = (-(-sizes[-1][0] // 2), -(-sizes[-1][1] // 2))  # halved, rounded up
+        if min(half) < min_res:
+            return sizes
+        sizes.append(half)
 
 
 def patch_descriptors(level: torch.Tensor, patch: int, per_image: int, generator: torch.Generator) -> torch.Tensor:
@@ -117,7 +123,6 @@ def sliced_wasserstein(a: Any, b: Any, *, directions: int = 512, generator: torc
     """Sliced Wasserstein-1 distance of two sample sets (n, D) and (m, D): the mean, over ``directions`` random unit
     vectors (normal draws, normalised), of the exact 1-D Wasserstein-1 distance of the two sets' projections. Sample
     sizes may differ. Monte Carlo over directions: its standard error falls as ``1 / sqrt(directions)``."""
-    from ._common import as_feature_tensor, check_same_dim
     a = as_feature_tensor(a, "first set", dtype=torch.float32)
     b = as_feature_tensor(b, "second set", dtype=torch.float32)
     check_same_dim(a, b, "first set", "second set")
@@ -137,7 +142,7 @@ def sliced_wasserstein(a: Any, b: Any, *, directions: int = 512, generator: torc
 def swd(real: Any, fake: Any, *, patch: int = 7, patches_per_image: int = 128, min_res: int = 8,
         directions: int = 512, seed: int = 0) -> dict[str, Any]:
     """Multi-scale sliced Wasserstein distance between two image sets (N, C, H, W) and (M, C, H, W), values in any
-    fixed range (the per-set standardisation of the descriptors removes a common scale and offset).
+    range (the per-set standardisation of the descriptors removes a scale and offset of either set).
 
     Conventions (ProGAN's, except where said): a Laplacian pyramid of each set (5-tap binomial filter, mirrored
     borders), levels from the full size down to the last size whose shorter side is at least ``min_res`` (ProGAN
@@ -147,10 +152,11 @@ def swd(real: Any, fake: Any, *, patch: int = 7, patches_per_image: int = 128, m
     reported times 1,000, as the paper does. The sets may have different sizes (the 1-D distances are exact for
     unequal sizes); the draws of positions and directions come from ``seed``.
 
-    Returns ``{"levels": [(height, width, swd_x1e3), ...] finest first, "mean": the mean over levels}``.
+    Returns ``{"levels": [(height, width, swd_x1e3), ...] finest first, "mean": the mean over levels,
+    "convention": these settings in words}``.
     """
-    real = as_image_tensor(real, "real images").float()
-    fake = as_image_tensor(fake, "generated images").float()
+    real = as_image_tensor(real, "real images")
+    fake = as_image_tensor(fake, "generated images")
     patch = check_positive_int(patch, "patch", minimum=1)
     patches_per_image = check_positive_int(patches_per_image, "patches_per_image")
     min_res = check_positive_int(min_res, "min_res", minimum=3)  # the 5-tap filter needs 3 pixels a side
@@ -170,13 +176,14 @@ def swd(real: Any, fake: Any, *, patch: int = 7, patches_per_image: int = 128, m
     sizes = pyramid_sizes(h, w, min_res)
     g = torch.Generator().manual_seed(int(seed))
     out = []
-    pyr_r = laplacian_pyramid(real, len(sizes))
-    pyr_f = laplacian_pyramid(fake, len(sizes))
-    for (lh, lw), lr, lf in zip(sizes, pyr_r, pyr_f):
+    for (lh, lw), lr, lf in zip(sizes, _laplacian(real, len(sizes)), _laplacian(fake, len(sizes))):
         dr = patch_descriptors(lr.float(), patch, patches_per_image, g)
         df = patch_descriptors(lf.float(), patch, patches_per_image, g)
-        check_finite(df, "generated image descriptors")
         out.append((lh, lw, 1e3 * sliced_wasserstein(dr, df, directions=directions, generator=g)))
-    result = {"levels": out, "mean": sum(v for *_, v in out) / len(out)}
+    convention = (f"x1e3, mean over Laplacian-pyramid levels down to {min_res} px (5-tap binomial, mirrored "
+                  f"borders), {patches_per_image} random {patch}x{patch} patches per image and level, each set "
+                  f"standardised per channel, {directions} random directions, seed {seed}; on the images, no "
+                  "feature net")
+    result = {"levels": out, "mean": sum(v for *_, v in out) / len(out), "convention": convention}
     logger.debug("SWD x1e3 per level %s, mean %.4g", [(f"{a}x{b}", round(v, 3)) for a, b, v in out], result["mean"])
     return result
