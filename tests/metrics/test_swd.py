@@ -1,4 +1,5 @@
 """SWD on Laplacian-pyramid patches: against scipy's 1-D Wasserstein distance, its filters and closed forms."""
+import importlib
 import math
 
 import numpy as np
@@ -9,7 +10,10 @@ from scipy.stats import wasserstein_distance
 
 from genlab.errors import ConfigError, DataError
 from genlab.metrics import sliced_wasserstein, swd
-from genlab.metrics.swd import laplacian_pyramid, pyramid_down, pyramid_sizes, pyramid_up, wasserstein_1d_sorted
+from genlab.metrics.swd import (laplacian_pyramid, patch_descriptors, pyramid_down, pyramid_sizes, pyramid_up,
+                                wasserstein_1d_sorted)
+
+swd_module = importlib.import_module("genlab.metrics.swd")  # the attribute genlab.metrics.swd is the function
 
 
 def blobs(n, size=24, seed=0, sigma=2.5):
@@ -44,6 +48,35 @@ def test_sliced_wasserstein_gaussian_closed_forms():
     d = c + torch.tensor([0.0, 2.0, 0.0])
     assert sliced_wasserstein(c, d, directions=4096) == pytest.approx(1.0, rel=0.03)
     assert sliced_wasserstein(c, c, directions=64) == 0.0
+
+
+def test_sliced_wasserstein_does_not_depend_on_how_many_directions_are_projected_at_once(monkeypatch):
+    # large sets project fewer directions at a time (bounded memory); the directions drawn and the value stay the same
+    g = torch.Generator().manual_seed(5)
+    a, b = torch.randn(300, 12, generator=g), 1.5 * torch.randn(200, 12, generator=g) + 0.2
+    whole = sliced_wasserstein(a, b, directions=300, generator=torch.Generator().manual_seed(1))
+    monkeypatch.setattr(swd_module, "_PROJECTION_ELEMENTS", 7 * 500)  # 7 directions at a time
+    assert sliced_wasserstein(a, b, directions=300, generator=torch.Generator().manual_seed(1)) == pytest.approx(
+        whole, rel=1e-6)
+    monkeypatch.setattr(swd_module, "_PROJECTION_ELEMENTS", 1)  # one direction at a time
+    assert sliced_wasserstein(a, b, directions=300, generator=torch.Generator().manual_seed(1)) == pytest.approx(
+        whole, rel=1e-6)
+
+
+def test_patch_descriptors_against_direct_slicing():
+    g = torch.Generator().manual_seed(0)
+    level = torch.randn(3, 2, 11, 9, generator=g, dtype=torch.float64)
+    p, k = 4, 5
+    got = patch_descriptors(level, p, k, torch.Generator().manual_seed(7))
+    draw = torch.Generator().manual_seed(7)  # the positions patch_descriptors draws: all rows, then all columns
+    ys = torch.randint(0, 11 - p + 1, (3 * k,), generator=draw)
+    xs = torch.randint(0, 9 - p + 1, (3 * k,), generator=draw)
+    raw = torch.stack([level[i // k, :, ys[i]:ys[i] + p, xs[i]:xs[i] + p] for i in range(3 * k)])  # (M, C, p, p)
+    mean = raw.mean(dim=(0, 2, 3), keepdim=True)
+    std = raw.std(dim=(0, 2, 3), keepdim=True, correction=0)
+    want = ((raw - mean) / std).reshape(3 * k, -1)
+    assert got.shape == (3 * k, 2 * p * p)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("h,w,levels", [(24, 24, 3), (25, 25, 3), (13, 20, 2), (8, 9, 3)])

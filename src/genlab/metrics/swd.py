@@ -20,7 +20,8 @@ from ._common import as_feature_tensor, as_image_tensor, check_positive_int, che
 logger = logging.getLogger(__name__)
 
 _KERNEL_1D = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=torch.float64) / 16.0
-_DIRECTION_CHUNK = 128  # directions projected at once (ProGAN: 4 repeats of 128)
+_DIRECTION_CHUNK = 128  # directions drawn at once (ProGAN: 4 repeats of 128)
+_PROJECTION_ELEMENTS = 1 << 24  # projected values held at once: bounds the work memory for large sets (~0.5 GB)
 
 
 def _blur(x: torch.Tensor) -> torch.Tensor:
@@ -99,23 +100,31 @@ def patch_descriptors(level: torch.Tensor, patch: int, per_image: int, generator
     d = torch.arange(patch)
     hwc = level.permute(0, 2, 3, 1)
     desc = hwc[img[:, None, None], ys[:, None, None] + d[None, :, None], xs[:, None, None] + d[None, None, :]]
-    desc = desc.permute(0, 3, 1, 2)  # (M, C, p, p)
-    mean = desc.mean(dim=(0, 2, 3), keepdim=True)
-    std = desc.std(dim=(0, 2, 3), keepdim=True, correction=0)
-    return ((desc - mean) / std.clamp_min(1e-12)).reshape(desc.shape[0], -1)
+    # (M, p, p, C): standardised in place, then one copy to rows ordered (C, p, p); large sets hold two copies at most
+    std, mean = torch.std_mean(desc, dim=(0, 1, 2), keepdim=True, correction=0)
+    desc.sub_(mean).div_(std.clamp_min(1e-12))
+    return desc.permute(0, 3, 1, 2).reshape(desc.shape[0], -1)
 
 
 def wasserstein_1d_sorted(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Wasserstein-1 distance between the empirical distributions of the rows of ``a`` (K, n) and ``b`` (K, m),
     each row sorted ascending: ``integral_0^1 |Qa(u) - Qb(u)| du`` over the quantile functions, exact for any n
     and m (for n = m, the mean absolute difference of the sorted values). Returns (K,) in float64."""
-    n, m = a.shape[1], b.shape[1]
-    kw = {"dtype": torch.float64, "device": a.device}
+    return _wasserstein_on_grid(a, b, _quantile_grid(a.shape[1], b.shape[1], a.device))
+
+
+def _quantile_grid(n: int, m: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The pieces on which both empirical quantile functions are constant: the sorted index into each set on each
+    piece, and the pieces' widths (summing to 1)."""
+    kw = {"dtype": torch.float64, "device": device}
     u = torch.cat([torch.arange(1, n + 1, **kw) / n, torch.arange(1, m + 1, **kw) / m]).unique(sorted=True)
     width = torch.diff(u, prepend=u.new_zeros(1))
     mid = u - width / 2
-    ia = (mid * n).floor().long().clamp(0, n - 1)
-    ib = (mid * m).floor().long().clamp(0, m - 1)
+    return (mid * n).floor().long().clamp(0, n - 1), (mid * m).floor().long().clamp(0, m - 1), width
+
+
+def _wasserstein_on_grid(a: torch.Tensor, b: torch.Tensor, grid) -> torch.Tensor:
+    ia, ib, width = grid
     return (a[:, ia] - b[:, ib]).abs().double() @ width
 
 
@@ -129,13 +138,16 @@ def sliced_wasserstein(a: Any, b: Any, *, directions: int = 512, generator: torc
     directions = check_positive_int(directions, "directions")
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     total = 0.0
+    step = max(1, _PROJECTION_ELEMENTS // (len(a) + len(b)))  # directions projected at once (fewer for large sets)
+    grid = _quantile_grid(len(a), len(b), a.device)
     for lo in range(0, directions, _DIRECTION_CHUNK):
         k = min(_DIRECTION_CHUNK, directions - lo)
         v = torch.randn(a.shape[1], k, generator=g, dtype=torch.float64)  # drawn on the CPU: the same on any device
         v = (v / v.norm(dim=0, keepdim=True)).float().T.contiguous().to(a.device)  # (k, D)
-        pa, _ = torch.sort(v @ a.T, dim=1)  # (k, n): rows contiguous, sorted along them
-        pb, _ = torch.sort(v @ b.T, dim=1)
-        total += float(wasserstein_1d_sorted(pa, pb).sum())
+        for vs in v.split(step):
+            pa, _ = torch.sort(vs @ a.T, dim=1)  # (step, n): rows contiguous, sorted along them
+            pb, _ = torch.sort(vs @ b.T, dim=1)
+            total += float(_wasserstein_on_grid(pa, pb, grid).sum())
     return total / directions
 
 
