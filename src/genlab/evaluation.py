@@ -37,6 +37,15 @@ def _needs_features(metrics: list[str]) -> bool:
     return any(m not in IMAGE_METRICS for m in metrics)
 
 
+def _result(raw: dict, extractor: Extractor | None, **sets) -> dict:
+    """The result of :func:`evaluate_model` / :func:`evaluate_sets`: labelled metrics, raw values, the extractor
+    (:data:`NO_EXTRACTOR` when none was built), sample counts, ``sets`` (what was scored), conventions, warnings."""
+    return {"metrics": _label(extractor, raw), "raw": {k: v for k, v in raw.items() if k != "conventions"},
+            "extractor": extractor.describe() if extractor is not None else dict(NO_EXTRACTOR),
+            "n_real": raw["n_real"], "n_fake": raw["n_fake"], **sets, "conventions": raw["conventions"],
+            "sample_warnings": raw.get("sample_warnings", [])}
+
+
 def parse_metrics(spec: str | list[str] | tuple[str, ...]) -> list[str]:
     """``"fid,kid,pr"`` -> canonical names; unknown names are a one-line error listing the valid ones."""
     names = [s.strip().lower() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
@@ -118,10 +127,7 @@ def evaluate_model(model, real: TensorDataset, *, data_key: str, metrics=("fid",
         raw["conventions"]["ppl"] = (f"epsilon 1e-4, lerp in z, n={min(ppl_n, n)}, squared L2 of "
                                      f"{extractor.name} features / eps^2, 1st/99th percentile trimmed"
                                      + (", path i in class i mod K" if ppl_labels is not None else ""))
-    return {"metrics": _label(extractor, raw), "raw": {k: v for k, v in raw.items() if k != "conventions"},
-            "extractor": extractor.describe() if extractor else dict(NO_EXTRACTOR), "n_real": raw["n_real"],
-            "n_fake": raw["n_fake"], "sample_seed": seed, "real_set": data_key, "conventions": raw["conventions"],
-            "sample_warnings": raw.get("sample_warnings", [])}
+    return _result(raw, extractor, sample_seed=seed, real_set=data_key)
 
 
 def evaluate_sets(real: str | TensorDataset, fake: str | TensorDataset, *, metrics=("fid", "kid", "precision_recall",
@@ -148,10 +154,7 @@ def evaluate_sets(real: str | TensorDataset, fake: str | TensorDataset, *, metri
                                           use_cache=use_cache and not isinstance(real, TensorDataset))
     raw = _compute(real_f, real_l, fake_f, fake_l, metrics, extractor, kid_subset_size=kid_subset_size,
                    real_x=rx, fake_x=fx)
-    return {"metrics": _label(extractor, raw), "raw": {k: v for k, v in raw.items() if k != "conventions"},
-            "extractor": extractor.describe() if extractor else dict(NO_EXTRACTOR), "n_real": raw["n_real"],
-            "n_fake": raw["n_fake"], "real_set": r.name, "fake_set": f.name, "conventions": raw["conventions"],
-            "sample_warnings": raw.get("sample_warnings", [])}
+    return _result(raw, extractor, real_set=r.name, fake_set=f.name)
 
 
 def evaluate_run(run: str | os.PathLike, *, split: str = "train", **kw) -> dict:
