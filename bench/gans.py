@@ -40,6 +40,8 @@ the samples against the same real images; its floor is measured at the same samp
 ``--data lfw``: the same arms on the 100 faces of scikit-image's ``lfw_subset`` (25x25), edge-padded to 32x32 for
 every arm and cropped back for scoring; FID-lfw (the shipped face/non-face net), recall and PPL against those same
 100 faces (too few to hold any out), floor = FID-lfw between two halves of the faces; "classes" are face/non-face.
+``--data lfw-nonfaces``: the same protocol on ``lfw_subset``'s 100 *non-face* crops (same size and source), the
+selection set for face recipes: a setting chosen there was not chosen on the faces the tables report.
 ``--trainer-set KEY=VALUE`` overrides Trainer settings of the genlab arms (e.g. ``ema_decay``, or
 ``precision=auto``: the Trainer's default, which measures bf16 autocast against fp32; the budget arms force fp32
 unless told). ``--g-ema D`` also scores the moving average (decay D) of each genlab arm's weights, kept during the
@@ -349,15 +351,16 @@ def budget_arm(name: str, train, seed: int, seconds: float, model_config: dict, 
     return model.eval(), info
 
 
-def lfw_budget_data():
-    """The 100 faces of scikit-image's lfw_subset, edge-padded (centred, ``pad_to``) to 32x32, a DCGAN size, for every
-    arm; samples are cropped back with ``crop_to``. Train set = reference set: 100 images leave nothing worth holding
-    out; the floor is the FID between two halves of the faces."""
+def lfw_budget_data(label: int = 1):
+    """The 100 faces (``label`` 1; 0: the 100 non-face crops, the selection set) of scikit-image's lfw_subset,
+    edge-padded (centred, ``pad_to``) to 32x32, a DCGAN size, for every arm; samples are cropped back with
+    ``crop_to``. Train set = reference set: 100 images leave nothing worth holding out; the floor is the FID between
+    two halves of the images."""
     from genlab.data import TensorDataset, load_dataset
     from genlab.nn.style_blocks import pad_to
     data = load_dataset("lfw")
-    faces = data.x[data.y == 1]
-    train = TensorDataset(pad_to(faces, 32), None, norm=data.norm, name="lfw-faces-32")
+    faces = data.x[data.y == label]
+    train = TensorDataset(pad_to(faces, 32), None, norm=data.norm, name="lfw-faces-32" if label else "lfw-nonfaces-32")
     return train, faces
 
 
@@ -410,26 +413,27 @@ def swd_floor_of(data: str, train, swd_real: torch.Tensor, n: int) -> tuple[floa
     vals = []
     for s in range(3):
         g = torch.Generator().manual_seed(s)
-        if data == "lfw":
+        if data.startswith("lfw"):
             imgs = swd_real[torch.randint(0, len(swd_real), (n,), generator=g)]
         else:
             imgs = train.x[torch.randperm(len(train), generator=g)[:n]]
         vals.append(swd(swd_real, imgs, seed=s)["mean"])
-    return float(np.mean(vals)), ("the training faces replayed" if data == "lfw" else "train vs held-out images") + \
-        f", {n} images, 3 draws"
+    what = "the training images replayed" if data.startswith("lfw") else "train vs held-out images"
+    return float(np.mean(vals)), f"{what}, {n} images, 3 draws"
 
 
 def budget(args, model_config: dict, trainer_config: dict | None = None) -> None:
     torch.set_num_threads(1)
-    if args.data == "lfw":
-        train, faces = lfw_budget_data()
+    if args.data.startswith("lfw"):
+        train, faces = lfw_budget_data(1 if args.data == "lfw" else 0)
         net, crop = load_feature_net("lfw"), crop_lfw
         real_feats, _ = net.extract(faces)
         half = len(faces) // 2
         fl = fid(FeatureStats.from_features(real_feats[:half]), FeatureStats.from_features(real_feats[half:]))
         swd_real = faces
-        what = (f"lfw_subset's {len(faces)} faces edge-padded to 32x32 (samples cropped back to 25x25), scored "
-                f"against the same {len(faces)} faces; floor FID-lfw {fl:.4g} (two halves of the faces); "
+        kind = "faces" if args.data == "lfw" else "non-faces"
+        what = (f"lfw_subset's {len(faces)} {kind} edge-padded to 32x32 (samples cropped back to 25x25), scored "
+                f"against the same {len(faces)} {kind}; floor FID-lfw {fl:.4g} (two halves of the {kind}); "
                 "'classes' = face / non-face by the lfw net")
     else:
         splits = prepare_data(from_dict(DataConfig, {"name": "mnist5k"}))
@@ -439,7 +443,7 @@ def budget(args, model_config: dict, trainer_config: dict | None = None) -> None
         swd_real = held_out(splits)
         what = (f"mnist5k train split ({len(train)} images); {len(held_out(splits))} held-out images; "
                 f"real-vs-real floor FID-mnist {fl:.4g}")
-    label = "FID-lfw" if args.data == "lfw" else "FID-mnist"
+    label = "FID-lfw" if args.data.startswith("lfw") else "FID-mnist"
     swd_floor, floor_what = swd_floor_of(args.data, train, swd_real, args.samples)
     what += f"; SWD x1e3 (Laplacian-pyramid patches, no feature net) floor {swd_floor:.3g} ({floor_what})"
     clock = "process CPU time" if args.clock == "cpu" else "wall time"
@@ -621,8 +625,8 @@ def main():
             args.models = ",".join(BUDGET_MODELS)
         if args.data == "mnist5k,digits":
             args.data = "mnist5k"
-        if args.data not in ("mnist5k", "lfw"):
-            ap.error(f"--only budget runs on --data mnist5k or lfw, got {args.data!r}")
+        if args.data not in ("mnist5k", "lfw", "lfw-nonfaces"):
+            ap.error(f"--only budget runs on --data mnist5k, lfw or lfw-nonfaces, got {args.data!r}")
         budget(args, model_config, trainer_config)
     if "quality" in parts:
         seeds = 1 if args.quick else args.seeds

@@ -1,5 +1,6 @@
 """The CPU recipes shipped in examples/ (dcgan_cpu.yaml: docs/models/gan.md, "The issue's own protocol";
-stylegan_cpu.yaml: docs/models/stylegan.md, "Smaller batches") are valid run configs whose settings reach a
+stylegan_cpu.yaml: docs/models/stylegan.md, "Smaller batches"; dcgan_few_images.yaml: docs/models/gan.md, "A recipe
+for few images") are valid run configs whose settings reach a
 real run: trained from the CLI on a small slice of digits, the run folder's config holds the recipe's model and
 trainer values."""
 import json
@@ -11,7 +12,8 @@ from genlab.cli import main
 from genlab.config import read_config_file
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPES = {"dcgan": ROOT / "examples" / "dcgan_cpu.yaml", "stylegan": ROOT / "examples" / "stylegan_cpu.yaml"}
+RECIPES = {"dcgan": ROOT / "examples" / "dcgan_cpu.yaml", "stylegan": ROOT / "examples" / "stylegan_cpu.yaml",
+           "dcgan-few": ROOT / "examples" / "dcgan_few_images.yaml"}
 
 
 def test_recipe_is_the_documented_one():
@@ -31,9 +33,19 @@ def test_stylegan_recipe_is_the_documented_one():
     assert "examples/stylegan_cpu.yaml" in page
 
 
-@pytest.mark.parametrize("model", sorted(RECIPES))
-def test_recipe_trains_from_the_cli(model, tmp_path, capsys):
-    path = RECIPES[model]
+def test_few_images_recipe_is_the_documented_one():
+    recipe = read_config_file(RECIPES["dcgan-few"])
+    assert recipe["model"] == {"r1_gamma": 0.0, "diffaugment": "translation"}
+    assert recipe["trainer"]["max_seconds"] == 300 and recipe["trainer"]["batch_size"] == 64
+    assert recipe["trainer"]["ema_decay"] == 0.999 and recipe["trainer"]["ema_rampup"] == 0.05
+    page = (ROOT / "docs" / "models" / "gan.md").read_text(encoding="utf-8")
+    assert "examples/dcgan_few_images.yaml" in page
+
+
+@pytest.mark.parametrize("recipe_name", sorted(RECIPES))
+def test_recipe_trains_from_the_cli(recipe_name, tmp_path, capsys):
+    path = RECIPES[recipe_name]
+    model = recipe_name.split("-")[0]
     recipe = read_config_file(path)
     out = tmp_path / "run"
     code = main(["train", model, "--data", "digits", "--config", str(path), "trainer.max_seconds=null",
