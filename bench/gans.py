@@ -351,6 +351,9 @@ def budget_arm(name: str, train, seed: int, seconds: float, model_config: dict, 
     return model.eval(), info
 
 
+LFW_SETS = {"lfw": (1, "faces"), "lfw-nonfaces": (0, "non-faces")}  # --data -> (lfw_subset label, what they are)
+
+
 def lfw_budget_data(label: int = 1):
     """The 100 faces (``label`` 1; 0: the 100 non-face crops, the selection set) of scikit-image's lfw_subset,
     edge-padded (centred, ``pad_to``) to 32x32, a DCGAN size, for every arm; samples are cropped back with
@@ -413,25 +416,25 @@ def swd_floor_of(data: str, train, swd_real: torch.Tensor, n: int) -> tuple[floa
     vals = []
     for s in range(3):
         g = torch.Generator().manual_seed(s)
-        if data.startswith("lfw"):
+        if data in LFW_SETS:
             imgs = swd_real[torch.randint(0, len(swd_real), (n,), generator=g)]
         else:
             imgs = train.x[torch.randperm(len(train), generator=g)[:n]]
         vals.append(swd(swd_real, imgs, seed=s)["mean"])
-    what = "the training images replayed" if data.startswith("lfw") else "train vs held-out images"
+    what = "the training images replayed" if data in LFW_SETS else "train vs held-out images"
     return float(np.mean(vals)), f"{what}, {n} images, 3 draws"
 
 
 def budget(args, model_config: dict, trainer_config: dict | None = None) -> None:
     torch.set_num_threads(1)
-    if args.data.startswith("lfw"):
-        train, faces = lfw_budget_data(1 if args.data == "lfw" else 0)
+    if args.data in LFW_SETS:
+        subset, kind = LFW_SETS[args.data]
+        train, faces = lfw_budget_data(subset)
         net, crop = load_feature_net("lfw"), crop_lfw
         real_feats, _ = net.extract(faces)
         half = len(faces) // 2
         fl = fid(FeatureStats.from_features(real_feats[:half]), FeatureStats.from_features(real_feats[half:]))
         swd_real = faces
-        kind = "faces" if args.data == "lfw" else "non-faces"
         what = (f"lfw_subset's {len(faces)} {kind} edge-padded to 32x32 (samples cropped back to 25x25), scored "
                 f"against the same {len(faces)} {kind}; floor FID-lfw {fl:.4g} (two halves of the {kind}); "
                 "'classes' = face / non-face by the lfw net")
@@ -443,7 +446,7 @@ def budget(args, model_config: dict, trainer_config: dict | None = None) -> None
         swd_real = held_out(splits)
         what = (f"mnist5k train split ({len(train)} images); {len(held_out(splits))} held-out images; "
                 f"real-vs-real floor FID-mnist {fl:.4g}")
-    label = "FID-lfw" if args.data.startswith("lfw") else "FID-mnist"
+    label = "FID-lfw" if args.data in LFW_SETS else "FID-mnist"
     swd_floor, floor_what = swd_floor_of(args.data, train, swd_real, args.samples)
     what += f"; SWD x1e3 (Laplacian-pyramid patches, no feature net) floor {swd_floor:.3g} ({floor_what})"
     clock = "process CPU time" if args.clock == "cpu" else "wall time"
@@ -625,7 +628,7 @@ def main():
             args.models = ",".join(BUDGET_MODELS)
         if args.data == "mnist5k,digits":
             args.data = "mnist5k"
-        if args.data not in ("mnist5k", "lfw", "lfw-nonfaces"):
+        if args.data not in ("mnist5k", *LFW_SETS):
             ap.error(f"--only budget runs on --data mnist5k, lfw or lfw-nonfaces, got {args.data!r}")
         budget(args, model_config, trainer_config)
     if "quality" in parts:
