@@ -411,7 +411,8 @@ def _write_run_outputs(run_dir: Path, model, splits: Splits, spec: RunSpec, resu
 #: Trainer keys a resumed run may change (they do not change what was already trained); the ``test`` section may
 #: change too; anything else in the model, data or trainer sections is fixed by the checkpoint.
 RESUMABLE_KEYS = ("epochs", "max_steps", "max_seconds", "log_every", "checkpoint_every", "keep_step_checkpoints",
-                  "val_every", "sample_every", "patience", "min_delta", "restore_best", "device", "log_to", "log_dir")
+                  "checkpoint_overhead", "val_every", "sample_every", "patience", "min_delta", "restore_best", "device",
+                  "log_to", "log_dir")
 
 
 def _read_run_config(run_dir: Path) -> dict:

@@ -2,6 +2,7 @@
 import json
 import logging
 import math
+import time
 
 import pytest
 import torch
@@ -66,6 +67,56 @@ def test_checkpoints_written_and_loadable(image_data, tmp_path):
             assert (ck / n / f).is_file()
     assert isinstance(load(ck / "last"), VAE)
     assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+class LastEpochs(Callback):
+    """Records, at each epoch end, the epoch that ``checkpoints/last`` holds."""
+
+    def __init__(self, run):
+        self.run, self.seen = run, []
+
+    def on_epoch_end(self, trainer, logs):
+        state = json.loads((self.run / "checkpoints" / "last" / "trainer_state.json").read_text())
+        self.seen.append((trainer.epoch, state["epoch"]))
+
+
+@pytest.mark.parametrize("overhead", [None, 0.05])
+def test_epoch_checkpoint_skipped_while_it_would_exceed_its_share_of_the_time(image_data, tmp_path, monkeypatch,
+                                                                              overhead):
+    """``trainer.checkpoint_overhead``: with writes made to take 0.2 s, a 0.05 share skips ``last`` for 4 s after
+    each write, so epochs of a few milliseconds write it at the first epoch end and at the run's end only (a busy
+    machine may add one or two); ``null`` writes it at every epoch end. Resuming the finished run is exact either
+    way (the final state is always written)."""
+    from genlab.training import checkpoint as ckpt
+    real = ckpt.save_checkpoint
+
+    def slow(trainer, name):
+        time.sleep(0.2)
+        return real(trainer, name)
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", slow)
+    train, val, _ = image_data.split(0.2, 0.0, seed=0)
+    rec = LastEpochs(tmp_path)
+    res = Trainer(tiny_trainer(epochs=12, checkpoint_overhead=overhead), out_dir=tmp_path, callbacks=[rec]).fit(
+        make_vae(train), train, val)
+    assert rec.seen[0] == (1, 1) and rec.seen[-1] == (12, 12)
+    written = [e for e, held in rec.seen if e == held]
+    if overhead is None:
+        assert written == list(range(1, 13))
+    else:
+        assert len(written) <= 5, rec.seen
+        assert all(held in written for _, held in rec.seen)  # the file always holds the latest write
+    again = Trainer(tiny_trainer(epochs=12, checkpoint_overhead=overhead), out_dir=tmp_path).fit(
+        make_vae(train, seed=5), train, val, resume=tmp_path)
+    assert again.step == res.step
+
+
+@pytest.mark.parametrize("bad,says", [(0, "must be in"), (1.5, "must be in"), (-0.1, "must be in"),
+                                       (float("nan"), "must be a finite number")])
+def test_checkpoint_overhead_outside_0_1_is_one_line(bad, says):
+    with pytest.raises(ConfigError, match=f"trainer.checkpoint_overhead:? {says}") as e:
+        Trainer(tiny_trainer(checkpoint_overhead=bad))
+    assert "\n" not in str(e.value)
 
 
 def test_early_stopping_stops_after_patience(image_data, tmp_path):

@@ -307,6 +307,7 @@ class Trainer:
         self.best_value: float | None = None
         self.best_step: int | None = None
         self.best_memory = None  # (weights, EMA tensors) of the best state when there is no run folder
+        self._last_write = None  # (seconds it took, when it ended) of this fit's latest checkpoints/last
         self.bad_epochs = 0
         self.stopped_early = False
         self.scaler = None
@@ -452,7 +453,8 @@ class Trainer:
             improved = self._update_early_stopping(logs, val_logs)
             if improved:
                 ckpt.keep_best(self)
-            self._save_checkpoint("last")
+            if not self._skip_epoch_checkpoint(final=last or interrupt.requested):
+                self._save_checkpoint("last")
             self._consistent = True
             for cb in self.callbacks:
                 cb.on_epoch_end(self, {**logs, **({f"val/{k}": v for k, v in (val_logs or {}).items()
@@ -661,7 +663,22 @@ class Trainer:
 
     # -- checkpoints (see .checkpoint) ------------------------------------------------------
     def _save_checkpoint(self, name: str) -> Path | None:
-        return ckpt.save_checkpoint(self, name)
+        t0 = time.perf_counter()
+        where = ckpt.save_checkpoint(self, name)
+        if name == "last":
+            now = time.perf_counter()
+            self._last_write = (now - t0, now)
+        return where
+
+    def _skip_epoch_checkpoint(self, final: bool) -> bool:
+        """Whether this epoch end skips ``checkpoints/last`` to keep its writes under ``checkpoint_overhead`` of the
+        time (never at the run's end, before the first write of this fit, or under torchrun: a collective that
+        every rank must enter alike, and their clocks differ)."""
+        share = self.config.checkpoint_overhead
+        if final or share is None or self._last_write is None or self.dist is not None:
+            return False
+        cost, when = self._last_write
+        return time.perf_counter() - when < cost / share
 
     def _finish(self, model) -> None:
         """Put the final weights in ``model`` (best if ``restore_best``, EMA if on) and export ``model/``. The best
