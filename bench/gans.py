@@ -76,6 +76,13 @@ net's conditional accuracy (labels ``i mod K``) at each psi, with the per-class 
 of the same weights: the measurement behind ``cstylegan``'s ``truncation`` default.
 
     .venv/bin/python bench/gans.py --only cond-truncation --budget 240 --samples 1000
+
+``--only score-runs --run RUN[,RUN...] --data lfw``: the exported models of run folders (``genlab train ... --out
+RUN`` on the faces, as a user trains; 32x32 or the 25x25 faces themselves) scored as the budget arms are: the same
+``--samples`` draws (seed 10,000), cropped to 25x25, FID-lfw, recall and SWD against the 100 faces, and the steps the
+run made (its ``checkpoints/last``).
+
+    .venv/bin/python bench/gans.py --only score-runs --data lfw --run runs/faces25-s0,runs/faces25-s1
 """
 from __future__ import annotations
 
@@ -569,6 +576,23 @@ def cond_truncation(args, model_config: dict) -> None:
                   f"{r:.3f} | {100 * acc:.1f} % |", flush=True)
 
 
+def score_runs(args) -> None:
+    """``--only score-runs``: each run folder's exported model scored as a budget arm (module docstring)."""
+    import json
+    _, faces = lfw_budget_data(LFW_SETS[args.data][0])
+    net = load_feature_net("lfw")
+    real_feats, _ = net.extract(faces)
+    print(f"\n## run folders on lfw_subset's {len(faces)} {LFW_SETS[args.data][1]}: {args.samples} samples (seed "
+          "10,000) cropped to 25x25; FID-lfw, recall, SWD x1e3 against the same images")
+    print("\n| run | steps | FID-lfw | SWD x1e3 | SWD levels | recall |\n|---|---|---|---|---|---|")
+    for run in args.run.split(","):
+        model = genlab.load(run).eval()
+        steps = json.loads((Path(run) / "checkpoints" / "last" / "trainer_state.json").read_text())["step"]
+        r = budget_score(model, net, real_feats, args.samples, 0, 0, crop_lfw, faces)
+        print(f"| {run} | {steps} | {r['fid']:.4g} | {r['swd']:.4g} | {' / '.join(f'{v:.4g}' for v in r['swd_levels'])}"
+              f" | {r['recall']:.3f} |", flush=True)
+
+
 def mean_std(rows, key):
     v = [r[key] for r in rows if r.get(key) is not None]
     if not v:
@@ -579,9 +603,10 @@ def mean_std(rows, key):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 seed, 3 epochs (smoke run, not for the README)")
-    ap.add_argument("--only", default="quality,throughput", help="quality, throughput, budget, truncation "
-                    "and/or cond-truncation")
-    ap.add_argument("--run", help="truncation: score this stylegan (run folder or saved model) instead of training")
+    ap.add_argument("--only", default="quality,throughput", help="quality, throughput, budget, truncation, "
+                    "cond-truncation and/or score-runs")
+    ap.add_argument("--run", help="truncation: score this stylegan (run folder or saved model) instead of training; "
+                    "score-runs: comma list of run folders")
     ap.add_argument("--save", help="truncation: save the stylegan trained here to this new folder")
     ap.add_argument("--psis", default="0.5,0.7,1.0", help="truncation: comma list of psi values")
     ap.add_argument("--budget", type=float, default=180.0, help="budget: seconds per arm (on --clock)")
@@ -617,6 +642,10 @@ def main():
     logging.basicConfig(level=logging.ERROR)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     parts = set(args.only.split(","))
+    if "score-runs" in parts:
+        if args.data not in LFW_SETS or not args.run:
+            ap.error("--only score-runs needs --data lfw (or lfw-nonfaces) and --run RUN[,RUN...]")
+        score_runs(args)
     if "truncation" in parts:
         truncation(args, model_config)
     if "cond-truncation" in parts:

@@ -113,6 +113,9 @@ def test_data_shape_model_cannot_take(tmp_path, capsys):
          capsys, "arch='conv' needs image data")
     _bad(["train", "vae", "--data", str(tmp_path / "tab.npy"), "model.likelihood=bernoulli", "--out",
           str(tmp_path / "o")], capsys, "bernoulli", "tabular")
+    np.save(tmp_path / "big.npy", np.random.rand(8, 1, 70, 70).astype(np.float32))  # dcgan's nets stop at 64x64
+    _bad(["train", "dcgan", "--data", str(tmp_path / "big.npy"), "--out", str(tmp_path / "o")], capsys,
+         "70x70 is larger than the DCGAN networks' largest side, 64x64", "progan or stylegan")
     assert not (tmp_path / "o").exists()
 
 

@@ -506,7 +506,8 @@ register_model("gan", GANConfig, "GAN (MLP or DCGAN nets; minimax, non-saturatin
 
 @register_model("dcgan", DCGANConfig, "DCGAN (Radford et al.): strided conv G/D, batch norm, Adam(2e-4, 0.5)")
 class DCGAN(GAN):
-    """DCGAN on images of side 8, 16, 28, 32 or 64."""
+    """DCGAN on images up to 64x64 (nets of side 8, 16, 28, 32 or 64: other sizes are cropped from the generator's
+    output and padded back for the discriminator)."""
 
     input_kinds = ("image",)
     default_arch = "dcgan"

@@ -5,6 +5,11 @@ Every network works in genlab's model space: generators emit samples of the data
 and a linear ``head`` ``(B, F) -> (B,)`` so conditional heads (projection, auxiliary classifier) can share
 the features.
 
+Other image sizes up to 64 (non-square ones too) run on the DCGAN side ``S`` just above them: the generator's
+``S×S`` output is cropped to the centred ``H×W`` window and the discriminator's input edge-padded back to ``S×S``
+(:func:`genlab.nn.style_blocks.pad_to` / ``crop_to``, as ``progan`` and ``stylegan`` do), so 25×25 faces train on
+28×28 nets; the sizes in :data:`DCGAN_SIZES` neither pad nor crop.
+
 DCGAN plan (Radford et al. 2016) for square images of side ``S`` in :data:`DCGAN_SIZES`: the generator
 starts from a ``s×s`` map (``s = 7`` for 28, else 4) made by a ``s×s`` transposed convolution of
 ``z`` (as a 1×1 map), then doubles the side with 4×4 stride-2 transposed convolutions (BatchNorm +
@@ -24,23 +29,34 @@ from torch import nn
 
 from ..errors import DataError
 from .blocks import hidden_layers
+from .style_blocks import crop_to, pad_to
 
 #: image sides the DCGAN plan can produce (square images only)
 DCGAN_SIZES = (8, 16, 28, 32, 64)
 
 
-def dcgan_plan(shape: Sequence[int], who: str = "dcgan") -> tuple[int, int]:
-    """``(start side s, number of stride-2 stages)`` for ``(C, S, S)``; DataError for other sizes."""
+def dcgan_side(shape: Sequence[int], who: str = "dcgan") -> int:
+    """The side ``S`` of the DCGAN networks for images ``(C, H, W)``: the smallest of :data:`DCGAN_SIZES` that
+    holds ``H`` and ``W`` (samples are cropped to ``H×W``, discriminator inputs padded to ``S×S``); DataError for
+    non-images and sides above 64."""
     if len(shape) != 3:
         raise DataError(f"{who}: the DCGAN networks need images (C, H, W), got sample shape {tuple(shape)}; "
                         "use arch=mlp")
     _, h, w = shape
-    if h != w or h not in DCGAN_SIZES:
-        valid = ", ".join(f"{s}x{s}" for s in DCGAN_SIZES)
-        raise DataError(f"{who}: image size {h}x{w} cannot be produced by the DCGAN networks; valid sizes: "
-                        f"{valid}; resize the images or use arch=mlp")
-    start = 7 if h == 28 else 4
-    return start, int(round(math.log2(h // start)))
+    fits = [s for s in DCGAN_SIZES if s >= max(h, w)]
+    if not fits:
+        raise DataError(f"{who}: image size {h}x{w} is larger than the DCGAN networks' largest side, "
+                        f"{DCGAN_SIZES[-1]}x{DCGAN_SIZES[-1]}; resize the images to at most that (or use progan or "
+                        "stylegan, which grow to any power-of-two side)")
+    return fits[0]
+
+
+def dcgan_plan(shape: Sequence[int], who: str = "dcgan") -> tuple[int, int]:
+    """``(start side s, number of stride-2 stages)`` of the networks for images ``(C, H, W)`` (on the side
+    :func:`dcgan_side` picks); DataError for non-images and sides above 64."""
+    side = dcgan_side(shape, who)
+    start = 7 if side == 28 else 4
+    return start, int(round(math.log2(side // start)))
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -56,11 +72,12 @@ def dcgan_init(module: nn.Module) -> None:
 
 
 class DCGANGenerator(nn.Module):
-    """``(B, in_dim) -> (B, C, S, S)`` in ``[0, 1]``."""
+    """``(B, in_dim) -> (B, C, H, W)`` in ``[0, 1]`` (made at the DCGAN side ``S`` and cropped to ``H×W``)."""
 
     def __init__(self, in_dim: int, shape: Sequence[int], width: int = 64):
         super().__init__()
         start, n = dcgan_plan(shape)
+        self.out_hw = tuple(shape[1:])
         widths = [width * 2 ** (n - 1 - i) for i in range(n)]  # e.g. 4w, 2w, w
         layers: list[nn.Module] = [nn.ConvTranspose2d(in_dim, widths[0], start, 1, 0, bias=False),
                                    nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
@@ -72,15 +89,19 @@ class DCGANGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         t = self.net(z[:, :, None, None])  # (B, C, S, S) in [-1, 1]
+        if t.shape[2:] != self.out_hw:
+            t = crop_to(t, *self.out_hw)
         return (t + 1) / 2
 
 
 class DCGANFeatures(nn.Module):
-    """``(B, C, S, S)`` in ``[0, 1]`` -> ``(B, F)`` with ``F = widths[-1] * s * s``."""
+    """``(B, C, H, W)`` in ``[0, 1]`` (edge-padded to the DCGAN side ``S``) -> ``(B, F)`` with
+    ``F = widths[-1] * s * s``."""
 
     def __init__(self, shape: Sequence[int], width: int = 64, batch_norm: bool = True):
         super().__init__()
         start, n = dcgan_plan(shape)
+        self.side = dcgan_side(shape)
         widths = [width * 2 ** i for i in range(n)]  # w, 2w, 4w
         layers: list[nn.Module] = [nn.Conv2d(shape[0], widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
         for a, b in zip(widths[:-1], widths[1:]):
@@ -92,7 +113,7 @@ class DCGANFeatures(nn.Module):
         dcgan_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(2 * x - 1).flatten(1)  # (B, F)
+        return self.net(2 * pad_to(x, self.side) - 1).flatten(1)  # (B, F)
 
 
 class MLPGenerator(nn.Module):
