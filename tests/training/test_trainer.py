@@ -111,6 +111,23 @@ def test_epoch_checkpoint_skipped_while_it_would_exceed_its_share_of_the_time(im
     assert again.step == res.step
 
 
+def test_early_stopping_writes_the_stopping_epoch_whatever_checkpoint_overhead_skips(image_data, tmp_path,
+                                                                                   monkeypatch):
+    """An early stop ends the run, so its epoch end writes ``last`` even inside the skip window: the checkpoint
+    holds the stopped state (epoch 3, ``stopped_early``), and resuming it trains nothing more."""
+    from genlab.training import checkpoint as ckpt
+    real = ckpt.save_checkpoint
+    monkeypatch.setattr(ckpt, "save_checkpoint", lambda t, name: (time.sleep(0.2), real(t, name))[1])
+    train, val, _ = image_data.split(0.2, 0.0, seed=0)
+    cfg = tiny_trainer(epochs=10, patience=2, checkpoint_overhead=0.05)
+    res = Trainer(cfg, out_dir=tmp_path).fit(make_vae(train, lr=1e-12), train, val)
+    assert res.stopped_early and res.epoch == 3
+    state = json.loads((tmp_path / "checkpoints" / "last" / "trainer_state.json").read_text())
+    assert state["epoch"] == 3 and state["stopped_early"] is True
+    again = Trainer(cfg, out_dir=tmp_path).fit(make_vae(train, lr=1e-12), train, val, resume=tmp_path)
+    assert again.step == res.step and again.epoch == 3
+
+
 @pytest.mark.parametrize("bad,says", [(0, "must be in"), (1.5, "must be in"), (-0.1, "must be in"),
                                        (float("nan"), "must be a finite number")])
 def test_checkpoint_overhead_outside_0_1_is_one_line(bad, says):

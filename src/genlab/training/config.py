@@ -48,8 +48,8 @@ class TrainerConfig:
     checkpoint_overhead: the largest share of the training time the epoch-end ``checkpoints/last`` may take: an
     epoch end skips it while less than (the previous write's seconds) / ``checkpoint_overhead`` have passed since
     that write (tiny data sets: a 27 MB ``dcgan`` checkpoint after every 2-step epoch took 18 % of the time). The
-    first epoch end of a ``fit``, the run's end, Ctrl-C and ``checkpoint_every`` always write it; so does every
-    epoch end under torchrun (the ranks' clocks differ). ``null`` = every epoch end. A hard kill loses at most
+    first epoch end of a ``fit``, the run's end (early stops included), Ctrl-C and ``checkpoint_every`` always
+    write it; so does every epoch end under torchrun (the ranks' clocks differ). ``null`` = every epoch end. A hard kill loses at most
     about 1 / ``checkpoint_overhead`` times one write of progress (20 x at the default 0.05).
     log_to: experiment trackers fed with every record of ``metrics.jsonl`` (scalars), the sample grids and
     histograms of the codes: a list of ``tensorboard`` and ``mlflow``, or a comma string

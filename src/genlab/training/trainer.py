@@ -453,7 +453,7 @@ class Trainer:
             improved = self._update_early_stopping(logs, val_logs)
             if improved:
                 ckpt.keep_best(self)
-            if not self._skip_epoch_checkpoint(final=last or interrupt.requested):
+            if not self._skip_epoch_checkpoint(final=last or self.stopped_early or interrupt.requested):
                 self._save_checkpoint("last")
             self._consistent = True
             for cb in self.callbacks:
