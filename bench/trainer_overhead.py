@@ -6,14 +6,16 @@ initial weights, batch size and data; runs alternate and the medians of ``--repe
 
     .venv/bin/python bench/trainer_overhead.py [--steps 150] [--repeats 3] [--batch-size 128]
 
-``--run-folder``: instead, the cost of the run folder's epoch-end checkpoints on a tiny data set, where they
-dominate: ``dcgan`` with ``examples/dcgan_few_images.yaml``'s settings (bf16, channels_last) on the 100 faces of
-scikit-image's lfw_subset (edge-padded to 32x32, batch 64: 2 steps per epoch), written into a temporary run folder
-with ``trainer.checkpoint_overhead`` null (``checkpoints/last`` after every epoch, what genlab did before this key) and
-0.05 (the default), alternating; prints the steps per second of ``fit``'s wall time (epoch ends included) of each
-and their ratio.
+``--run-folder``: instead, the cost of a run folder's optional epoch-end chores on a tiny data set, where they
+dominate: ``genlab.train("dcgan", ...)`` on the 100 faces of scikit-image's lfw_subset (edge-padded to 32x32) into a
+temporary run folder, with ``trainer.chore_overhead`` null (``checkpoints/last`` after every epoch and the automatic
+sample grids at every due epoch, what genlab did before this key) and 0.05 (the default), alternating; prints the
+steps per second of ``fit``'s wall time (epoch ends included), the grids written and the ratio. Trainer settings:
+``examples/dcgan_few_images.yaml``'s (batch 64: 2 steps per epoch; grids every 50 epochs, so only the checkpoints
+change), or with ``--defaults`` ``dcgan``'s own (batch 128: 1 step per epoch; ``sample_every: null``, a grid per
+epoch); bf16 and channels_last fixed (no probe), no validation, no end-of-run evaluation.
 
-    .venv/bin/python bench/trainer_overhead.py --run-folder [--steps 300] [--repeats 3]
+    .venv/bin/python bench/trainer_overhead.py --run-folder [--defaults] [--steps 300] [--repeats 3]
 """
 from __future__ import annotations
 
@@ -60,39 +62,40 @@ def hand_loop(model, x, steps, batch_size, precision, channels_last):
     return seen / (time.perf_counter() - t0)
 
 
-def run_folder_cost(steps: int, repeats: int) -> None:
-    """``--run-folder``: dcgan on 100 faces, ``checkpoint_overhead`` null vs 0.05 (see the module docstring)."""
+def run_folder_cost(steps: int, repeats: int, defaults: bool) -> None:
+    """``--run-folder``: dcgan on 100 faces, ``chore_overhead`` null vs 0.05 (see the module docstring)."""
     import tempfile
     from pathlib import Path
 
     import yaml
 
+    import genlab
     from genlab.data import TensorDataset
-    from genlab.models.gan import DCGAN, DCGANConfig
     from genlab.nn.style_blocks import pad_to
 
     faces = load_dataset("lfw")
     data = TensorDataset(pad_to(faces.x[faces.y == 1], 32), None, norm=faces.norm, name="lfw-faces-32")
     recipe = yaml.safe_load((Path(__file__).parents[1] / "examples" / "dcgan_few_images.yaml").read_text())
-    seed_everything(0)
-    base = DCGAN(from_dict(DCGANConfig, recipe["model"]), data.info())
-    init = copy.deepcopy(base.state_dict())
-    trainer = {**recipe["trainer"], "max_seconds": None, "max_steps": steps, "precision": "bf16",
-               "channels_last": True, "fid_samples": 0}
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, dcgan on {tuple(data.x.shape)}, "
-          f"batch {trainer['batch_size']}, {steps} steps")
-    rates = {None: [], 0.05: []}
+    model = {} if defaults else recipe["model"]
+    trainer = {**({} if defaults else recipe["trainer"]), "epochs": 10**6, "max_seconds": None, "max_steps": steps,
+               "precision": "bf16", "channels_last": True, "fid_samples": 0}
+    what = "its defaults" if defaults else "examples/dcgan_few_images.yaml"
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, dcgan ({what}) on {tuple(data.x.shape)}, "
+          f"{steps} steps")
+    rates, grids = {None: [], 0.05: []}, {None: [], 0.05: []}
     for r in range(repeats):
         for share in rates:
-            m = copy.deepcopy(base)
-            m.load_state_dict(init)
             with tempfile.TemporaryDirectory() as tmp:
-                res = Trainer({**trainer, "checkpoint_overhead": share}, out_dir=Path(tmp) / "run").fit(m, data)
-            rates[share].append(res.step / res.seconds)
-        print(f"  repeat {r + 1}: every epoch {rates[None][-1]:6.2f} steps/s   checkpoint_overhead=0.05 "
-              f"{rates[0.05][-1]:6.2f} steps/s   ratio {rates[0.05][-1] / rates[None][-1]:.3f}")
+                run = genlab.train("dcgan", data, out=Path(tmp) / "run", figures=False, progress=False, config={
+                    "model": model, "trainer": {**trainer, "chore_overhead": share}, "data": {"val": 0, "test": 0},
+                    "test": {"enabled": False}})
+                grids[share].append(len(list((Path(tmp) / "run" / "samples").glob("*.png"))))
+            rates[share].append(run.result.step / run.result.seconds)
+        print(f"  repeat {r + 1}: every epoch {rates[None][-1]:6.2f} steps/s ({grids[None][-1]} grids)   "
+              f"chore_overhead=0.05 {rates[0.05][-1]:6.2f} steps/s ({grids[0.05][-1]} grids)   ratio "
+              f"{rates[0.05][-1] / rates[None][-1]:.3f}")
     ratios = [b / a for a, b in zip(rates[None], rates[0.05])]
-    print(f"median: every epoch {statistics.median(rates[None]):.2f} steps/s, checkpoint_overhead=0.05 "
+    print(f"median: every epoch {statistics.median(rates[None]):.2f} steps/s, chore_overhead=0.05 "
           f"{statistics.median(rates[0.05]):.2f} steps/s, ratio {statistics.median(ratios):.3f} over {repeats} repeats")
 
 
@@ -103,12 +106,13 @@ def main():
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
     ap.add_argument("--run-folder", action="store_true",
-                    help="measure the run folder's epoch-end checkpoints on 100 faces instead (module docstring)")
+                    help="measure the run folder's epoch-end chores on 100 faces instead (module docstring)")
+    ap.add_argument("--defaults", action="store_true", help="--run-folder: dcgan's own trainer settings")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.run_folder:
-        return run_folder_cost(args.steps, args.repeats)
+        return run_folder_cost(args.steps, args.repeats, args.defaults)
     data = load_dataset("mnist5k")
     seed_everything(0)
     base = VAE(from_dict(VAEConfig, {"latent_dim": 16}), data.info())

@@ -411,7 +411,7 @@ def _write_run_outputs(run_dir: Path, model, splits: Splits, spec: RunSpec, resu
 #: Trainer keys a resumed run may change (they do not change what was already trained); the ``test`` section may
 #: change too; anything else in the model, data or trainer sections is fixed by the checkpoint.
 RESUMABLE_KEYS = ("epochs", "max_steps", "max_seconds", "log_every", "checkpoint_every", "keep_step_checkpoints",
-                  "checkpoint_overhead", "val_every", "sample_every", "patience", "min_delta", "restore_best", "device",
+                  "chore_overhead", "val_every", "sample_every", "patience", "min_delta", "restore_best", "device",
                   "log_to", "log_dir")
 
 
@@ -614,10 +614,10 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *,
     from .training.progress import TrainProgress
     callbacks.insert(0, TrainProgress(spec.model, progress=progress))  # closed by _train_and_finish
     every = spec.trainer.sample_every
-    if every is None:
+    if every is None:  # automatic: also kept under trainer.chore_overhead of the time
         every = 1 if not net.can_reconstruct else max(1, spec.trainer.epochs // 10)
     if out_dir is not None and every and net.kind == "image" and net.can_sample:
-        callbacks.append(SampleGrid(out_dir, every, seed=spec.trainer.seed))
+        callbacks.append(SampleGrid(out_dir, every, seed=spec.trainer.seed, auto=spec.trainer.sample_every is None))
     from .training.tracking import make_trackers  # trainer.log_to: after SampleGrid, checked before any write
     callbacks += make_trackers(spec.trainer, run_dir=out_dir, run_config=spec.to_dict(), resume=resume is not None,
                                overwrite=overwrite)

@@ -3,6 +3,7 @@ chosen by it, class coverage and conditional accuracy, diversity / collapse warn
 noise batch; old GAN configs with the removed monitor keys; gradient norms in the logs."""
 import json
 import logging
+import time
 
 import numpy as np
 import pytest
@@ -250,8 +251,9 @@ def test_old_gan_folders_with_removed_monitor_keys_load(image_data, tmp_path, ca
 
 def test_sample_grids_from_fixed_noise_each_epoch(image_data, tmp_path):
     torch.manual_seed(0)
-    run = genlab.train("cgan", image_data, out=tmp_path / "run", config={
-        "model": {"latent_dim": 4, "width": 8}, "trainer": tiny_trainer(epochs=3, restore_best=False)})
+    run = genlab.train("cgan", image_data, out=tmp_path / "run", config={  # chore_overhead null: every epoch
+        "model": {"latent_dim": 4, "width": 8}, "trainer": tiny_trainer(epochs=3, restore_best=False,
+                                                                        chore_overhead=None)})
     files = sorted(p.name for p in (run.out_dir / "samples").iterdir())
     assert files == ["epoch-0001.png", "epoch-0002.png", "epoch-0003.png"]
     # the last grid is the final model's samples, one class per row (64 // K of each), from the seeded noise
@@ -265,6 +267,25 @@ def test_sample_grids_from_fixed_noise_each_epoch(image_data, tmp_path):
     run3 = genlab.train("gan", image_data, out=tmp_path / "run3", config={
         "model": {"latent_dim": 4}, "trainer": tiny_trainer(epochs=1, sample_every=0)})
     assert not (run3.out_dir / "samples").exists()
+
+
+@pytest.mark.parametrize("sample_every", [None, 1])
+def test_automatic_sample_grids_keep_under_chore_overhead_explicit_ones_do_not(image_data, tmp_path, monkeypatch,
+                                                                                sample_every):
+    """With grids made to take 0.2 s, ``sample_every: null`` (a GAN: every epoch) writes the first and the last
+    epoch's grid and skips those due inside the 4 s window after each (a busy machine may add one or two);
+    ``sample_every: 1``, asked for explicitly, writes all twelve."""
+    from genlab.io import images
+    real = images.save_grid
+    monkeypatch.setattr(images, "save_grid", lambda *a, **k: (time.sleep(0.2), real(*a, **k))[1])
+    run = genlab.train("gan", image_data, out=tmp_path / "run", config={
+        "model": {"latent_dim": 4}, "trainer": tiny_trainer(epochs=12, sample_every=sample_every)})
+    files = sorted(p.name for p in (run.out_dir / "samples").iterdir())
+    assert files[0] == "epoch-0001.png" and files[-1] == "epoch-0012.png"
+    if sample_every is None:
+        assert len(files) <= 5, files
+    else:
+        assert files == [f"epoch-{e:04d}.png" for e in range(1, 13)]
 
 
 def test_gradient_norms_logged_on_log_steps(image_data, tmp_path):

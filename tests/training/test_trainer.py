@@ -83,7 +83,7 @@ class LastEpochs(Callback):
 @pytest.mark.parametrize("overhead", [None, 0.05])
 def test_epoch_checkpoint_skipped_while_it_would_exceed_its_share_of_the_time(image_data, tmp_path, monkeypatch,
                                                                               overhead):
-    """``trainer.checkpoint_overhead``: with writes made to take 0.2 s, a 0.05 share skips ``last`` for 4 s after
+    """``trainer.chore_overhead``: with writes made to take 0.2 s, a 0.05 share skips ``last`` for 4 s after
     each write, so epochs of a few milliseconds write it at the first epoch end and at the run's end only (a busy
     machine may add one or two); ``null`` writes it at every epoch end. Resuming the finished run is exact either
     way (the final state is always written)."""
@@ -97,7 +97,7 @@ def test_epoch_checkpoint_skipped_while_it_would_exceed_its_share_of_the_time(im
     monkeypatch.setattr(ckpt, "save_checkpoint", slow)
     train, val, _ = image_data.split(0.2, 0.0, seed=0)
     rec = LastEpochs(tmp_path)
-    res = Trainer(tiny_trainer(epochs=12, checkpoint_overhead=overhead), out_dir=tmp_path, callbacks=[rec]).fit(
+    res = Trainer(tiny_trainer(epochs=12, chore_overhead=overhead), out_dir=tmp_path, callbacks=[rec]).fit(
         make_vae(train), train, val)
     assert rec.seen[0] == (1, 1) and rec.seen[-1] == (12, 12)
     written = [e for e, held in rec.seen if e == held]
@@ -106,12 +106,12 @@ def test_epoch_checkpoint_skipped_while_it_would_exceed_its_share_of_the_time(im
     else:
         assert len(written) <= 5, rec.seen
         assert all(held in written for _, held in rec.seen)  # the file always holds the latest write
-    again = Trainer(tiny_trainer(epochs=12, checkpoint_overhead=overhead), out_dir=tmp_path).fit(
+    again = Trainer(tiny_trainer(epochs=12, chore_overhead=overhead), out_dir=tmp_path).fit(
         make_vae(train, seed=5), train, val, resume=tmp_path)
     assert again.step == res.step
 
 
-def test_early_stopping_writes_the_stopping_epoch_whatever_checkpoint_overhead_skips(image_data, tmp_path,
+def test_early_stopping_writes_the_stopping_epoch_whatever_chore_overhead_skips(image_data, tmp_path,
                                                                                    monkeypatch):
     """An early stop ends the run, so its epoch end writes ``last`` even inside the skip window: the checkpoint
     holds the stopped state (epoch 3, ``stopped_early``), and resuming it trains nothing more."""
@@ -119,7 +119,7 @@ def test_early_stopping_writes_the_stopping_epoch_whatever_checkpoint_overhead_s
     real = ckpt.save_checkpoint
     monkeypatch.setattr(ckpt, "save_checkpoint", lambda t, name: (time.sleep(0.2), real(t, name))[1])
     train, val, _ = image_data.split(0.2, 0.0, seed=0)
-    cfg = tiny_trainer(epochs=10, patience=2, checkpoint_overhead=0.05)
+    cfg = tiny_trainer(epochs=10, patience=2, chore_overhead=0.05)
     res = Trainer(cfg, out_dir=tmp_path).fit(make_vae(train, lr=1e-12), train, val)
     assert res.stopped_early and res.epoch == 3
     state = json.loads((tmp_path / "checkpoints" / "last" / "trainer_state.json").read_text())
@@ -130,9 +130,9 @@ def test_early_stopping_writes_the_stopping_epoch_whatever_checkpoint_overhead_s
 
 @pytest.mark.parametrize("bad,says", [(0, "must be in"), (1.5, "must be in"), (-0.1, "must be in"),
                                        (float("nan"), "must be a finite number")])
-def test_checkpoint_overhead_outside_0_1_is_one_line(bad, says):
-    with pytest.raises(ConfigError, match=f"trainer.checkpoint_overhead:? {says}") as e:
-        Trainer(tiny_trainer(checkpoint_overhead=bad))
+def test_chore_overhead_outside_0_1_is_one_line(bad, says):
+    with pytest.raises(ConfigError, match=f"trainer.chore_overhead:? {says}") as e:
+        Trainer(tiny_trainer(chore_overhead=bad))
     assert "\n" not in str(e.value)
 
 

@@ -51,27 +51,30 @@ class Callback:
 
 class SampleGrid(Callback):
     """Every ``every`` epochs (and after the last), write ``<out_dir>/samples/epoch-NNNN.png``: a grid of
-    ``n`` samples from one fixed noise batch (seeded by ``seed``, so successive grids are comparable).
+    ``n`` samples from one fixed noise batch (seeded by ``seed``, so successive grids are comparable). With
+    ``auto`` (``trainer.sample_every: null``) a due grid is also skipped while it would take more than
+    ``trainer.chore_overhead`` of the time (:meth:`Trainer.chore_due`); the last epoch's grid is always written.
     Conditional models get one class per row (``n // K`` samples of each class, rows in class order; labels
     cycled when ``n < K``), the layout of the run report's samples. Sampling runs in eval mode under the EMA weights when EMA is on; the RNG of training is
     not touched (the noise comes from its own generator)."""
 
-    def __init__(self, out_dir, every: int = 1, *, n: int = 64, seed: int = 0):
+    def __init__(self, out_dir, every: int = 1, *, n: int = 64, seed: int = 0, auto: bool = False):
         self.folder = Path(out_dir) / "samples"
-        self.every, self.n, self.seed = every, n, seed
+        self.every, self.n, self.seed, self.auto = every, n, seed, auto
 
     def on_epoch_end(self, trainer, logs: dict) -> None:
         import torch
 
         from ..io.images import save_grid
         from ..models.base import capabilities
-        if trainer.epoch % self.every and trainer.epoch < trainer.config.epochs:
+        last = trainer.ending or trainer.epoch >= trainer.config.epochs
+        if not last and (trainer.epoch % self.every or (self.auto and not trainer.chore_due("samples"))):
             return
         model = trainer.model
         k = int(model.data_info.get("num_classes") or 0) if capabilities(model)["conditional"] else 0
         per = self.n // k if k else 0
         labels = (torch.arange(k).repeat_interleave(per) if per else torch.arange(self.n) % k) if k else None
-        with trainer.evaluating():
+        with trainer.chore("samples"), trainer.evaluating():
             x = model.sample(len(labels) if k else self.n, labels=labels,
                              generator=torch.Generator().manual_seed(self.seed))
-        save_grid(x.float().cpu(), self.folder / f"epoch-{trainer.epoch:04d}.png", nrow=per or None)
+            save_grid(x.float().cpu(), self.folder / f"epoch-{trainer.epoch:04d}.png", nrow=per or None)

@@ -35,7 +35,8 @@ class TrainerConfig:
     mode: ``min`` or ``max``; ``null`` = the model's choice (``min`` for loss and FID).
     sample_every: write ``samples/epoch-NNNN.png`` from a fixed noise batch every N epochs (image models that
     can sample; needs a run folder). ``null`` = every epoch for GANs, every ``max(1, epochs // 10)`` epochs
-    for other samplers; ``0`` = never.
+    for other samplers, and the last epoch, each skipped while it would take more than ``chore_overhead`` of the
+    time; ``0`` = never.
     lr_schedule: ``constant``, ``cosine`` (to 0) or ``linear`` (to 0), after ``warmup_steps`` linear warm-up.
     The decay runs over the run's steps (``epochs`` x batches, or ``max_steps``) or, with ``max_seconds``, over
     the time budget when that is further along: the learning rate reaches 0 where the run ends.
@@ -45,12 +46,14 @@ class TrainerConfig:
     it stops depends on the machine's speed, so a run with a budget is not repeatable step for step; ``null`` =
     no budget.
     checkpoint_every: also write ``checkpoints/step-N`` (and refresh ``last``) every N steps.
-    checkpoint_overhead: the largest share of the training time the epoch-end ``checkpoints/last`` may take: an
-    epoch end skips it while less than (the previous write's seconds) / ``checkpoint_overhead`` have passed since
-    that write (tiny data sets: a 27 MB ``dcgan`` checkpoint after every 2-step epoch took 18 % of the time). The
-    first epoch end of a ``fit``, the run's end (early stops included), Ctrl-C and ``checkpoint_every`` always
-    write it; so does every epoch end under torchrun (the ranks' clocks differ). ``null`` = every epoch end. A hard kill loses at most
-    about 1 / ``checkpoint_overhead`` times one write of progress (20 x at the default 0.05).
+    chore_overhead: the largest share of the training time each optional epoch-end chore may take: the
+    ``checkpoints/last`` written at epoch ends and the sample grids of ``sample_every: null``. An epoch end skips a
+    chore while less than (its previous run's seconds) / ``chore_overhead`` have passed since that run (tiny data
+    sets: a 27 MB ``dcgan`` checkpoint after every 2-step epoch took 18 % of the time, a sample grid after every
+    1-step epoch 20 %). The first epoch end of a ``fit`` and the run's end (early stops included) always run both;
+    Ctrl-C and ``checkpoint_every`` always write ``last``, and under torchrun every epoch end writes it (the ranks'
+    clocks differ); an explicit ``sample_every: N`` is kept exactly. ``null`` = every due epoch end. A hard kill
+    loses at most about 1 / ``chore_overhead`` times one write of progress (20 x at the default 0.05).
     log_to: experiment trackers fed with every record of ``metrics.jsonl`` (scalars), the sample grids and
     histograms of the codes: a list of ``tensorboard`` and ``mlflow``, or a comma string
     (``trainer.log_to=tensorboard,mlflow``); empty = none. See docs/tracking.md.
@@ -91,7 +94,7 @@ class TrainerConfig:
     restore_best: bool = True
     checkpoint_every: int | None = None
     keep_step_checkpoints: int = 3
-    checkpoint_overhead: float | None = 0.05
+    chore_overhead: float | None = 0.05
     log_every: int = 10
     sample_every: int | None = None
     deterministic: bool = False
@@ -129,8 +132,8 @@ class TrainerConfig:
         check(self.checkpoint_every is None or self.checkpoint_every >= 1,
               f"trainer.checkpoint_every must be >= 1, got {self.checkpoint_every}")
         check(self.keep_step_checkpoints >= 1, "trainer.keep_step_checkpoints must be >= 1")
-        check(self.checkpoint_overhead is None or 0 < self.checkpoint_overhead <= 1,
-              f"trainer.checkpoint_overhead must be in (0, 1] (null = every epoch), got {self.checkpoint_overhead}")
+        check(self.chore_overhead is None or 0 < self.chore_overhead <= 1,
+              f"trainer.chore_overhead must be in (0, 1] (null = every epoch), got {self.chore_overhead}")
         check(self.log_every >= 1, f"trainer.log_every must be >= 1, got {self.log_every}")
         check(self.sample_every is None or self.sample_every >= 0,
               f"trainer.sample_every must be >= 0 (0 = never), got {self.sample_every}")

@@ -307,7 +307,8 @@ class Trainer:
         self.best_value: float | None = None
         self.best_step: int | None = None
         self.best_memory = None  # (weights, EMA tensors) of the best state when there is no run folder
-        self._last_write = None  # (seconds it took, when it ended) of this fit's latest checkpoints/last
+        self._chores = {}  # optional epoch-end chore -> (seconds its last run took, when it ended), in this fit
+        self.ending = False  # True at the epoch end that ends the run (the callbacks' on_epoch_end sees it)
         self.bad_epochs = 0
         self.stopped_early = False
         self.scaler = None
@@ -453,7 +454,8 @@ class Trainer:
             improved = self._update_early_stopping(logs, val_logs)
             if improved:
                 ckpt.keep_best(self)
-            if not self._skip_epoch_checkpoint(final=last or self.stopped_early or interrupt.requested):
+            self.ending = last or self.stopped_early or interrupt.requested
+            if self.dist is not None or self.chore_due("checkpoint"):  # torchrun: a collective, on every rank alike
                 self._save_checkpoint("last")
             self._consistent = True
             for cb in self.callbacks:
@@ -663,22 +665,31 @@ class Trainer:
 
     # -- checkpoints (see .checkpoint) ------------------------------------------------------
     def _save_checkpoint(self, name: str) -> Path | None:
-        t0 = time.perf_counter()
-        where = ckpt.save_checkpoint(self, name)
-        if name == "last":
-            now = time.perf_counter()
-            self._last_write = (now - t0, now)
-        return where
+        if name != "last":
+            return ckpt.save_checkpoint(self, name)
+        with self.chore("checkpoint"):
+            return ckpt.save_checkpoint(self, name)
 
-    def _skip_epoch_checkpoint(self, final: bool) -> bool:
-        """Whether this epoch end skips ``checkpoints/last`` to keep its writes under ``checkpoint_overhead`` of the
-        time (never at the run's end, before the first write of this fit, or under torchrun: a collective that
-        every rank must enter alike, and their clocks differ)."""
-        share = self.config.checkpoint_overhead
-        if final or share is None or self._last_write is None or self.dist is not None:
-            return False
-        cost, when = self._last_write
-        return time.perf_counter() - when < cost / share
+    def chore_due(self, name: str) -> bool:
+        """Whether the optional epoch-end chore ``name`` (``"checkpoint"``: ``checkpoints/last``; ``"samples"``: the
+        automatic sample grids) runs at this epoch end: always at the run's end (:attr:`ending`), before its first
+        run in this ``fit`` and with ``trainer.chore_overhead`` null; otherwise once (its last run's seconds) /
+        ``chore_overhead`` have passed since that run ended, so it takes at most that share of the time."""
+        share = self.config.chore_overhead
+        if self.ending or share is None or name not in self._chores:
+            return True
+        cost, when = self._chores[name]
+        return time.perf_counter() - when >= cost / share
+
+    @contextlib.contextmanager
+    def chore(self, name: str):
+        """Time one run of the chore ``name`` for :meth:`chore_due`."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            now = time.perf_counter()
+            self._chores[name] = (now - t0, now)
 
     def _finish(self, model) -> None:
         """Put the final weights in ``model`` (best if ``restore_best``, EMA if on) and export ``model/``. The best
