@@ -155,6 +155,27 @@ def test_collapse_warning_fires_on_a_collapsed_generator_only(digits_split, capl
             assert msgs == [] and all(r["div_classes"] == 10 and r["div_entropy"] > 0.9 for r in logged[False])
 
 
+def test_faces_one_class_for_the_lfw_net_judged_by_the_feature_spread_not_the_class_histogram(caplog):
+    """On lfw_subset's 25x25 faces the lfw net sees one class (face), so a generator replaying real faces has a
+    class entropy near 0: the monitor then adds ``div_ratio`` in the net's feature space and warns on it alone, so
+    the replaying generator raises no collapse warning and one that repeats one face does."""
+    faces = load_dataset("lfw")
+    data = TensorDataset(faces.x[faces.y == 1], None, name="faces")
+    for collapse in (False, True):
+        torch.manual_seed(0)
+        model = build("dcgan", data)
+        model.generate = (lambda z, y=None: data.x[:1].expand(len(z), -1, -1, -1).clone()) if collapse else \
+            (lambda z, y=None: data.x[(z[:, 0].abs() * 1000).long() % len(data.x)])
+        out = diversity(model, 200, real=data.x, seed=0)
+        assert out["div_entropy"] < 0.5 and out["div_classes"] == 1  # one class for the net, either way
+        assert out["div_ratio"] == (0.0 if collapse else pytest.approx(1.0, abs=0.15))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="genlab.training.monitors"):
+            Trainer(tiny_trainer(epochs=2, batch_size=50, monitor_every=1, collapse_warmup=0)).fit(model, data)
+        msgs = [r.getMessage() for r in caplog.records if "possible mode collapse" in r.getMessage()]
+        assert (len(msgs) == 4 and "div_ratio=0.000" in msgs[0]) if collapse else msgs == []
+
+
 def test_diversity_ratio_without_a_feature_net(tabular_data):
     model = build("gan", tabular_data, hidden=[8]).eval()
     model.generate = lambda z, y=None: torch.zeros(len(z), 5)

@@ -168,14 +168,23 @@ def _merge_ranks(model, dist, feats, logits, labels):
 
 
 @torch.no_grad()
-def diversity(model, n: int, *, real: torch.Tensor | None = None, seed: int = 0) -> dict[str, float]:
+def diversity(model, n: int, *, real: torch.Tensor | None = None, seed: int = 0,
+              min_real_entropy: float = 0.5) -> dict[str, float]:
     """Diversity of ``n`` samples (noise seeded ``seed``): ``div_entropy``/``div_classes`` with a feature net
     (see :func:`class_figures`), else, given ``real`` model-space samples, ``div_ratio`` (mean pairwise distance
-    of the samples over that of ``real``, raw values; :func:`genlab.metrics.diversity.diversity_ratio`)."""
+    of the samples over that of ``real``, raw values; :func:`genlab.metrics.diversity.diversity_ratio`). With a
+    feature net and ``real`` whose own classes are not diverse (their ``div_entropy`` below ``min_real_entropy``:
+    faces, which the ``lfw`` net sorts into face / non-face), the class histogram cannot show a collapse, so
+    ``div_ratio`` is added, measured in the feature net's feature space."""
     fake, _ = draw(model, n, seed)
     feats, logits = features(model, fake)
     if logits is not None:
-        return class_figures(logits)
+        out = class_figures(logits)
+        if real is not None and len(real) >= 2:
+            real_feats, real_logits = features(model, real)
+            if class_figures(real_logits)["div_entropy"] < min_real_entropy:
+                out["div_ratio"] = diversity_ratio(feats, real_feats)
+        return out
     if real is None or len(real) < 2:
         return {}
     return {"div_ratio": diversity_ratio(feats, features(model, real)[0])}
@@ -221,8 +230,9 @@ class SampleQualityMonitor(Callback):
 
 class DiversityMonitor(Callback):
     """Every ``every`` steps: :func:`diversity` of ``samples`` samples (noise seeded by the step; ``div_ratio``
-    against the real batch of the step) in the step record, and a warning when ``div_entropy`` or ``div_ratio``
-    falls below ``threshold`` after ``warmup`` steps (a fresh generator always looks collapsed)."""
+    against the real batch of the step) in the step record, and a warning when ``div_entropy`` (or, where the
+    record has it, ``div_ratio``: no feature net, or real data of one class such as faces) falls below
+    ``threshold`` after ``warmup`` steps (a fresh generator always looks collapsed)."""
 
     def __init__(self, every: int = 100, *, samples: int = 256, threshold: float = 0.5, warmup: int = 500):
         self.every, self.samples, self.threshold, self.warmup = every, samples, threshold, warmup
@@ -232,10 +242,11 @@ class DiversityMonitor(Callback):
         if not self.every or trainer.step % self.every or not _can_sample(model):
             return {}
         with trainer.evaluating():
-            out = diversity(model, self.samples, real=complete_rows(batch["x"]), seed=trainer.step)
+            out = diversity(model, self.samples, real=complete_rows(batch["x"]), seed=trainer.step,
+                            min_real_entropy=self.threshold)
         if trainer.step >= self.warmup:
-            for key in ("div_entropy", "div_ratio"):
-                if key in out and out[key] < self.threshold:
+            for key in ("div_ratio",) if "div_ratio" in out else ("div_entropy",):
+                if out[key] < self.threshold:
                     log.warning("%s: possible mode collapse at step %d: %s=%.3f < collapse_threshold=%.2f%s; try a "
                                 "lower lr, spectral_norm=true, diffaugment or another loss",
                                 model.registry_name, trainer.step, key, out[key], self.threshold,
