@@ -176,6 +176,16 @@ def test_faces_one_class_for_the_lfw_net_judged_by_the_feature_spread_not_the_cl
         assert (len(msgs) == 4 and "div_ratio=0.000" in msgs[0]) if collapse else msgs == []
 
 
+def test_a_one_row_batch_gives_no_diversity_figures_and_no_error(tabular_data):
+    """80 rows in batches of 79: the second step's real batch has one row, too few for a pairwise spread, so that
+    monitor step logs nothing (and judges nothing) instead of failing."""
+    torch.manual_seed(0)
+    model = build("gan", tabular_data, hidden=[8])
+    res = Trainer(tiny_trainer(epochs=1, batch_size=79, monitor_every=1, collapse_warmup=0)).fit(model, tabular_data)
+    steps = [r for r in res.history if r["split"] == "train"]
+    assert res.step == 2 and "div_ratio" in steps[0] and "div_ratio" not in steps[1]
+
+
 def test_diversity_ratio_without_a_feature_net(tabular_data):
     model = build("gan", tabular_data, hidden=[8]).eval()
     model.generate = lambda z, y=None: torch.zeros(len(z), 5)

@@ -246,7 +246,7 @@ class DiversityMonitor(Callback):
                             min_real_entropy=self.threshold)
         if trainer.step >= self.warmup:
             for key in ("div_ratio",) if "div_ratio" in out else ("div_entropy",):
-                if out[key] < self.threshold:
+                if key in out and out[key] < self.threshold:
                     log.warning("%s: possible mode collapse at step %d: %s=%.3f < collapse_threshold=%.2f%s; try a "
                                 "lower lr, spectral_norm=true, diffaugment or another loss",
                                 model.registry_name, trainer.step, key, out[key], self.threshold,
