@@ -68,13 +68,11 @@ def run_folder_cost(steps: int, repeats: int, defaults: bool) -> None:
     from pathlib import Path
 
     import yaml
+    from gans import lfw_budget_data  # bench/gans.py: the faces edge-padded to 32x32, as its budget arms train
 
     import genlab
-    from genlab.data import TensorDataset
-    from genlab.nn.style_blocks import pad_to
 
-    faces = load_dataset("lfw")
-    data = TensorDataset(pad_to(faces.x[faces.y == 1], 32), None, norm=faces.norm, name="lfw-faces-32")
+    data, _ = lfw_budget_data()
     recipe = yaml.safe_load((Path(__file__).parents[1] / "examples" / "dcgan_few_images.yaml").read_text())
     model = {} if defaults else recipe["model"]
     trainer = {**({} if defaults else recipe["trainer"]), "epochs": 10**6, "max_seconds": None, "max_steps": steps,

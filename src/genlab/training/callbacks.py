@@ -67,8 +67,7 @@ class SampleGrid(Callback):
 
         from ..io.images import save_grid
         from ..models.base import capabilities
-        last = trainer.ending or trainer.epoch >= trainer.config.epochs
-        if not last and (trainer.epoch % self.every or (self.auto and not trainer.chore_due("samples"))):
+        if not trainer.ending and (trainer.epoch % self.every or (self.auto and not trainer.chore_due("samples"))):
             return
         model = trainer.model
         k = int(model.data_info.get("num_classes") or 0) if capabilities(model)["conditional"] else 0
