@@ -40,6 +40,10 @@ seed's scores on its own training samples (what ``AnomalyDetector(n_ensemble=k)`
     OMP_NUM_THREADS=1 .venv/bin/python bench/anomaly_select.py --data digits-tab,wine,iris --seeds 3   # round 5
     OMP_NUM_THREADS=1 .venv/bin/python bench/anomaly_select.py --data wine,iris,digits-tab --seeds 3 \
         --transform yeo-johnson   # round 6: scikit-learn's PowerTransformer fitted on each fit part first
+    OMP_NUM_THREADS=1 .venv/bin/python bench/anomaly_select.py --data wine,iris,digits-tab --seeds 3 \
+        --latents 4,8,16 --top 100000   # round 9: code sizes, and ensembles over them (@sizes)
+    OMP_NUM_THREADS=1 .venv/bin/python bench/anomaly_select.py --data wine,iris --seeds 3 --model-set "hidden=[]" \
+        --epochs 1000   # round 9: a linear AE (--model-set KEY=JSON: extra model config of every AE)
 """
 from __future__ import annotations
 
@@ -130,9 +134,14 @@ def _cv_gaussian(x):
     return GridSearchCV(ShrunkCovariance(), grid, cv=5).fit(x).best_estimator_
 
 
+#: extra model config of every AE (``--model-set KEY=JSON``, e.g. ``hidden=[]`` for a linear AE)
+MODEL_SET: dict = {}
+
+
 def _fit(x, name, seed, latent=None):
     s = SETTINGS[name]
-    return AnomalyDetector(model="ae", model_config={"latent_dim": latent or s["latent_dim"], "arch": s["arch"]},
+    return AnomalyDetector(model="ae", model_config={"latent_dim": latent or s["latent_dim"], "arch": s["arch"],
+                                                     **MODEL_SET},
                            epochs=s["epochs"], batch_size=32, random_state=seed, trainer_config=TRAINER,
                            verbose=False).fit(x)
 
@@ -228,7 +237,16 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=0, help="override the benchmark's epochs (0: keep them)")
     ap.add_argument("--top", type=int, default=400, help="print the best TOP variants")
     ap.add_argument("--transform", default="", help="tabular sets: yeo-johnson or quantile, fitted on the fit rows")
+    ap.add_argument("--model-set", action="append", default=[], metavar="KEY=JSON",
+                    help="extra model config of every AE, e.g. hidden=[] (a linear AE) or weight_decay=1e-4")
     args = ap.parse_args()
+    import json
+    for item in args.model_set:
+        key, _, val = item.partition("=")
+        try:
+            MODEL_SET[key] = json.loads(val)
+        except json.JSONDecodeError:
+            ap.error(f"--model-set {item!r}: the value must be JSON, e.g. hidden=[] or weight_decay=1e-4")
     if args.epochs:
         for s in SETTINGS.values():
             s["epochs"] = args.epochs
