@@ -184,7 +184,11 @@ def main():
             for how in preps:
                 for p in perps:
                     t = time.process_time()
-                    show(src, f"tsne {how} p{p:g}", _tsne(_prep(z, how, sigma), p), t)
+                    # ``dec``: the decoded codes (the decoder's output for each code, flattened): distances between
+                    # codes measured through the decoder (its pull-back metric), not in the code space itself
+                    zz = (np.asarray(ex.decode(z.astype(np.float32)), np.float64).reshape(len(z), -1) if how == "dec"
+                          else _prep(z, how, sigma))
+                    show(src, f"tsne {how} p{p:g}", _tsne(zz, p), t)
         for n in range(2, len(codes) + 1):  # n seeds' standardised codes side by side, every n-subset of seeds
             for p in perps:
                 accs = []
