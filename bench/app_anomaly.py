@@ -295,7 +295,8 @@ def main():
                     "(the default AE's members plus W times the input Gaussian's term) and the input Gaussian alone, "
                     "Gauss-LW and Gauss-emp (issue 19, seventh round)")
     ap.add_argument("--bootstrap", type=int, default=0, metavar="N", help="breast cancer: the default AE's ROC-AUC "
-                    "minus each other column's, with a 95 %% paired bootstrap interval over N resamples of the test rows")
+                    "minus each other column's, with a 95 %% paired bootstrap interval over N resamples of the test "
+                    "rows")
     ap.add_argument("--latent", default="", metavar="DATA=K", help="comma list overriding the code size of data "
                     "sets, e.g. breast-cancer=16 (the PCA column gets as many components)")
     args = ap.parse_args()

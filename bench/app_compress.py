@@ -136,8 +136,7 @@ def run(quick: bool = False, epochs: int = 60, rd_epochs: int = 10, lmbdas=(3, 1
     rows: list[dict] = []
     t0 = time.process_time()
     base = Compressor(model_config={"latent_dim": latent, "loss": loss}, coder="fixed", bits=8, epochs=epochs,
-                      batch_size=64,
-                      random_state=0, trainer_config=FAST, verbose=False).fit(train)
+                      batch_size=64, random_state=0, trainer_config=FAST, verbose=False).fit(train)
     ae_cpu = time.process_time() - t0
     p, s = quality(_u8(base.decompress(data := base.compress(test))), test_u8)
     rows.append({"method": f"genlab conv AE-{latent}, 8-bit fixed codes", "bytes": len(data) / len(test), "psnr": p,
@@ -153,8 +152,8 @@ def run(quick: bool = False, epochs: int = 60, rd_epochs: int = 10, lmbdas=(3, 1
         ev = est.evaluate(test)
         p, s = quality(_u8(dec), test_u8)
         rows.append({"method": f"genlab AE-{latent} + learned prior + ANS, lmbda {lm:g}",
-                     "bytes": len(data) / len(test),
-                     "psnr": p, "ssim": s, "decoder_bytes": est.decoder_bytes(), "cpu_s": round(ae_cpu + cpu),
+                     "bytes": len(data) / len(test), "psnr": p, "ssim": s, "decoder_bytes": est.decoder_bytes(),
+                     "cpu_s": round(ae_cpu + cpu),
                      "ideal_bytes": ev["ideal_payload_bytes"] / len(test), "lmbda": lm, "genlab": True})
         print(rows[-1], flush=True)
     rows.append(pca_row(train.x, test.x, test_u8, latent))
