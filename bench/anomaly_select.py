@@ -43,7 +43,7 @@ seed's scores on its own training samples (what ``AnomalyDetector(n_ensemble=k)`
     OMP_NUM_THREADS=1 .venv/bin/python bench/anomaly_select.py --data wine,iris,digits-tab --seeds 3 \
         --latents 4,8,16 --top 100000   # round 9: code sizes, and ensembles over them (@sizes)
     OMP_NUM_THREADS=1 .venv/bin/python bench/anomaly_select.py --data wine,iris --seeds 3 --model-set "hidden=[]" \
-        --epochs 1000   # round 9: a linear AE (--model-set KEY=JSON: extra model config of every AE)
+        --epochs 1000   # round 9: a linear AE (--model-set KEY=VALUE: extra model config of every AE)
 """
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
 from genlab.apps import AnomalyDetector
+from genlab.config import apply_overrides
+from genlab.errors import ConfigError
 from genlab.data import load_dataset
 
 #: the benchmark's settings (bench/app_anomaly.py SETTINGS; breast cancer's for the tabular sets)
@@ -134,7 +136,7 @@ def _cv_gaussian(x):
     return GridSearchCV(ShrunkCovariance(), grid, cv=5).fit(x).best_estimator_
 
 
-#: extra model config of every AE (``--model-set KEY=JSON``, e.g. ``hidden=[]`` for a linear AE)
+#: extra model config of every AE (``--model-set KEY=VALUE``, e.g. ``hidden=[]`` for a linear AE)
 MODEL_SET: dict = {}
 
 
@@ -237,16 +239,14 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=0, help="override the benchmark's epochs (0: keep them)")
     ap.add_argument("--top", type=int, default=400, help="print the best TOP variants")
     ap.add_argument("--transform", default="", help="tabular sets: yeo-johnson or quantile, fitted on the fit rows")
-    ap.add_argument("--model-set", action="append", default=[], metavar="KEY=JSON",
-                    help="extra model config of every AE, e.g. hidden=[] (a linear AE) or weight_decay=1e-4")
+    ap.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra model config of every AE (the CLI's KEY=VALUE rules), e.g. hidden=[] (a linear AE) "
+                         "or weight_decay=1e-4")
     args = ap.parse_args()
-    import json
-    for item in args.model_set:
-        key, _, val = item.partition("=")
-        try:
-            MODEL_SET[key] = json.loads(val)
-        except json.JSONDecodeError:
-            ap.error(f"--model-set {item!r}: the value must be JSON, e.g. hidden=[] or weight_decay=1e-4")
+    try:
+        MODEL_SET.update(apply_overrides({}, args.model_set))
+    except ConfigError as e:
+        ap.error(f"--model-set: {e}")
     if args.epochs:
         for s in SETTINGS.values():
             s["epochs"] = args.epochs
