@@ -44,6 +44,8 @@ seed's scores on its own training samples (what ``AnomalyDetector(n_ensemble=k)`
         --latents 4,8,16 --top 100000   # round 9: code sizes, and ensembles over them (@sizes)
     OMP_NUM_THREADS=1 .venv/bin/python bench/anomaly_select.py --data wine,iris --seeds 3 --model-set "hidden=[]" \
         --epochs 1000   # round 9: a linear AE (--model-set KEY=VALUE: extra model config of every AE)
+    OMP_NUM_THREADS=1 .venv/bin/python bench/anomaly_select.py --data wine,iris,digits-tab --seeds 3 \
+        --model distance-ae   # round 10: codes that keep the rows' distances (--model: another registered AE)
 """
 from __future__ import annotations
 
@@ -138,11 +140,13 @@ def _cv_gaussian(x):
 
 #: extra model config of every AE (``--model-set KEY=VALUE``, e.g. ``hidden=[]`` for a linear AE)
 MODEL_SET: dict = {}
+#: the registered autoencoder trained (``--model``; the benchmark's ``ae`` by default)
+MODEL = {"name": "ae"}
 
 
 def _fit(x, name, seed, latent=None):
     s = SETTINGS[name]
-    return AnomalyDetector(model="ae", model_config={"latent_dim": latent or s["latent_dim"], "arch": s["arch"],
+    return AnomalyDetector(model=MODEL["name"], model_config={"latent_dim": latent or s["latent_dim"], "arch": s["arch"],
                                                      **MODEL_SET},
                            epochs=s["epochs"], batch_size=32, random_state=seed, trainer_config=TRAINER,
                            verbose=False).fit(x)
@@ -242,7 +246,9 @@ def main() -> None:
     ap.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
                     help="extra model config of every AE (the CLI's KEY=VALUE rules), e.g. hidden=[] (a linear AE) "
                          "or weight_decay=1e-4")
+    ap.add_argument("--model", default="ae", help="the registered autoencoder to train (ae, distance-ae, ...)")
     args = ap.parse_args()
+    MODEL["name"] = args.model
     try:
         MODEL_SET.update(apply_overrides({}, args.model_set))
     except ConfigError as e:

@@ -7,8 +7,9 @@ shuffled, seed 0) of a 5-nearest-neighbour classifier predicting the label from 
 The table prints 3 decimals, the log lines of the run 4.
 
 Maps: PCA and t-SNE (``LatentExplorer.latent_map``: ``TSNE(init="pca", perplexity=min(30, (N-1)/3),
-random_state=0)``; the codes are standardised per dimension first, ``standardize=True``, chosen on
-``bench/latent_select.py``'s mnist5k-based set; ``--raw-codes`` adds the unstandardised map) of each model's
+random_state=0)``; the codes are standardised per dimension first, ``standardize="auto"``, chosen on
+``bench/latent_select.py``'s mnist5k-based set, except for ``distance-ae``, whose codes are mapped as they are;
+``--both-maps`` (also ``--raw-codes``) adds the other one, the row marked "default" is latent_map's) of each model's
 codes, and the codes themselves (no map); baselines: PCA and t-SNE (the same
 settings) of the raw 64 pixels, and the pixels themselves. ``--models`` picks the encoders to compare, each
 ``name:latent_dim:epochs[:n_ensemble]`` (default: the 30-epoch conv ``vae`` with 16-D codes of the earlier table and
@@ -19,7 +20,7 @@ an ensemble the "codes" row is the side-by-side codes that the maps use). ``--se
 ``--seed 1`` and ``--seed 2`` say how firm a seed-0 figure is (issue 19 asks for seed 0 and the mean of seeds 0-2).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/app_latent.py [--models vae:16:30,ae:64:100:3] [--perplexity 30]
-        [--shift-copies] [--pca-dims 32] [--raw-codes] [--no-pixel-tsne] [--seed 0]
+        [--shift-copies] [--pca-dims 32] [--both-maps] [--no-pixel-tsne] [--seed 0]
 
 ``--shift-copies`` trains every model with ``LatentExplorer(shift_copies=True)`` (the images plus their four
 one-pixel shifts, epochs / 5) and ``--pca-dims K`` adds the map ``latent_map(X, method="tsne", pca_components=K)``;
@@ -90,14 +91,14 @@ def run(models: list[str], perplexities: list[float], log=print, pixels: bool = 
         add(src, "none (codes)", z, fit_s)
         t = time.perf_counter()
         add(src, "pca", ex.latent_map(X, method="pca"), time.perf_counter() - t)
-        for p in perplexities:  # LatentExplorer.latent_map standardises the codes (standardize=True)
-            t = time.perf_counter()
-            xy = (ex.latent_map(X, method="tsne", random_state=tsne_seed) if p == 30 else
-                  _tsne(standardize_codes(z), p, tsne_seed))
-            add(src, f"tsne (perp. {p:g}, std. codes)", xy, time.perf_counter() - t)
-            if raw_codes:
+        std = ex.standardizes_codes()  # latent_map's default: standardised codes, raw for distance-ae
+        for p in perplexities:  # first the map latent_map draws by default, then (--both-maps) the other one
+            for s in (std, not std) if raw_codes else (std,):
                 t = time.perf_counter()
-                add(src, f"tsne (perp. {p:g}, raw codes)", _tsne(z, p, tsne_seed), time.perf_counter() - t)
+                xy = (ex.latent_map(X, method="tsne", random_state=tsne_seed, standardize=s) if p == 30 else
+                      _tsne(standardize_codes(z) if s else z, p, tsne_seed))
+                add(src, f"tsne (perp. {p:g}, {'std.' if s else 'raw'} codes{'' if s != std else ', default'})", xy,
+                    time.perf_counter() - t)
             if pca_dims:
                 t = time.perf_counter()
                 xy = (ex.latent_map(X, method="tsne", pca_components=pca_dims, random_state=tsne_seed) if p == 30
@@ -124,8 +125,9 @@ def main():
                     help="comma list of name:latent_dim:epochs[:n_ensemble]")
     ap.add_argument("--perplexity", default="30", help="comma list of t-SNE perplexities (30 is the default map)")
     ap.add_argument("--no-pixel-tsne", action="store_true", help="skip the t-SNE maps of the pixels (run time)")
-    ap.add_argument("--raw-codes", action="store_true",
-                    help="also the t-SNE map of the unstandardised codes (the earlier default)")
+    ap.add_argument("--both-maps", "--raw-codes", dest="raw_codes", action="store_true",
+                    help="also the t-SNE map latent_map does not draw by default: of the raw codes where it "
+                         "standardises them (the earlier default), of the standardised codes for distance-ae")
     ap.add_argument("--shift-copies", action="store_true",
                     help="train every model on the images plus their 4 one-pixel shifts, epochs / 5 "
                          "(LatentExplorer(shift_copies=True); chosen with bench/latent_select.py --shift-copies)")
@@ -147,7 +149,7 @@ def main():
     rows = run([m for m in args.models.split(",") if m], [float(p) for p in args.perplexity.split(",")],
                pixels=not args.no_pixel_tsne, raw_codes=args.raw_codes, shift_copies=args.shift_copies,
                pca_dims=args.pca_dims, seed=args.seed, model_set=model_set, tsne_seed=args.tsne_seed)
-    flags = (" --no-pixel-tsne" if args.no_pixel_tsne else "") + (" --raw-codes" if args.raw_codes else "") + (
+    flags = (" --no-pixel-tsne" if args.no_pixel_tsne else "") + (" --both-maps" if args.raw_codes else "") + (
         " --shift-copies" if args.shift_copies else "") + (f" --pca-dims {args.pca_dims}" if args.pca_dims else "") + (
         f" --seed {args.seed}" if args.seed else "") + (
         f" --tsne-seed {args.tsne_seed}" if args.tsne_seed else "") + "".join(

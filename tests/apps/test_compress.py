@@ -380,7 +380,7 @@ def test_bad_parameters_and_input(comp, X, tmp_path):
     with pytest.raises(ConfigError, match="clip_percentile"):
         Compressor(clip_percentile=50).fit(X)
     with pytest.raises(ConfigError, match="Compressor does not support conditional models such as 'cvae'; use one "
-                                          "of: ae, contractive-ae, denoising-ae, sparse-ae, vae"):
+                                          "of: ae, contractive-ae, denoising-ae, distance-ae, sparse-ae, vae"):
         Compressor(model="cvae").fit(X)
     with pytest.raises(ConfigError, match="model 'cgan' lacks the capability 'has_encoder' .* that Compressor needs"):
         Compressor(model="cgan").fit(X)

@@ -304,7 +304,7 @@ def test_bad_input_errors(fitted, table):
     with pytest.raises(ConfigError, match="n_iter must be an integer >= 1"):
         Imputer(n_iter=0).fit(xm)
     with pytest.raises(ConfigError, match="model 'gan' lacks the capability 'supports_missing' .* that Imputer "
-                                          "needs; use one of: ae, contractive-ae, denoising-ae, sparse-ae, vae"):
+                                          "needs; use one of: ae, contractive-ae, denoising-ae, distance-ae, sparse-ae, vae"):
         Imputer(model="gan", epochs=1).fit(xm)
     with pytest.raises(ConfigError, match="Imputer does not support conditional models such as 'cvae'"):
         Imputer(model="cvae", epochs=1).fit(xm)

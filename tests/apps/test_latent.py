@@ -164,8 +164,29 @@ def test_tsne_map_standardizes_the_codes(ae, vae, data):
         zz = est.encode(x).astype(np.float64)
         np.testing.assert_allclose(est.latent_map(x, method="tsne"), tsne(standardize_codes(zz)), atol=1e-6)
         np.testing.assert_allclose(est.latent_map(x, method="tsne", standardize=False), tsne(zz), atol=1e-6)
-    with pytest.raises(ConfigError, match="standardize must be True or False"):
+    with pytest.raises(ConfigError, match="standardize must be 'auto', True or False"):
         ae.latent_map(x, method="tsne", standardize="yes")
+
+
+def test_tsne_map_of_a_distance_preserving_model_keeps_its_codes_as_they_are(data):
+    """standardize="auto" (the default): a distance-ae's codes are mapped as they are (its distances were trained),
+    the other models' codes standardised; True / False force either."""
+    from sklearn.manifold import TSNE
+
+    from genlab.apps.latent import standardize_codes
+    x, _ = data
+    dist = _fit("distance-ae", data)
+    assert dist.model_.distance_preserving and not dist.standardizes_codes() and dist.standardizes_codes(True)
+    z = dist.encode(x).astype(np.float64)
+
+    def tsne(c):
+        return TSNE(n_components=2, init="pca", perplexity=min(30.0, 47 / 3), random_state=0).fit_transform(c)
+    raw = tsne(z)
+    np.testing.assert_allclose(dist.latent_map(x, method="tsne"), raw, atol=1e-6)
+    np.testing.assert_allclose(dist.latent_map(x, method="tsne", standardize="auto"), raw, atol=1e-6)
+    np.testing.assert_allclose(dist.latent_map(x, method="tsne", standardize=True), tsne(standardize_codes(z)),
+                               atol=1e-6)
+    assert not np.allclose(raw, tsne(standardize_codes(z)), atol=1e-3)  # the two maps differ on these codes
 
 
 def test_tsne_map_of_the_first_principal_components(ae, data):

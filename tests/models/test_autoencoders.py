@@ -1,4 +1,4 @@
-"""The autoencoder family: ae (overcomplete warning), sparse-ae, denoising-ae, contractive-ae."""
+"""The autoencoder family: ae (overcomplete warning), sparse-ae, denoising-ae, contractive-ae, distance-ae."""
 import math
 import warnings
 
@@ -9,12 +9,12 @@ import torch.nn.functional as F
 import genlab
 from genlab.config import from_dict
 from genlab.errors import ConfigError
-from genlab.models.ae_family import kl_sparsity
+from genlab.models.ae_family import distance_stress, input_distances, kl_sparsity
 from genlab.registry import get_model_entry
 from genlab.training import Trainer, seed_everything
 from tests.conftest import tiny_trainer
 
-FAMILY = ["ae", "sparse-ae", "denoising-ae", "contractive-ae"]
+FAMILY = ["ae", "sparse-ae", "denoising-ae", "contractive-ae", "distance-ae"]
 
 
 def build(name, data, **cfg):
@@ -59,6 +59,7 @@ def test_logged_metrics(image_data):
     ("sparse-ae", {"l1": 0.0, "sparsity_weight": 0.0}),
     ("denoising-ae", {"level": 0.0}),
     ("contractive-ae", {"lam": 0.0}),
+    ("distance-ae", {}),  # the identity keeps distances exactly: the stress term does not stop it
 ])
 @pytest.mark.parametrize("latent", [5, 8])
 def test_overcomplete_without_regulariser_warns(name, cfg, latent, tabular_data):
@@ -281,6 +282,89 @@ def test_contractive_penalty_enters_loss_and_contracts(tabular_data):
     assert trained(1.0) < 0.3 * trained(0.0)  # measured ratios 0.04-0.07 over seeds 0-2
 
 
+# ------------------------------------------------------------------------------ distance
+def test_input_distances_match_cdist_and_a_loop_over_shared_entries():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 1, 2, 3, generator=g)  # flattened to 6 entries per row
+    torch.testing.assert_close(input_distances(x), torch.cdist(x.flatten(1), x.flatten(1)))
+    observed = torch.rand(6, 1, 2, 3, generator=g) > 0.4
+    observed[5] = False  # a row with nothing observed
+    observed[4] = False
+    observed[4, 0, 0, 0] = True  # shares at most one entry with the others
+    xm = x.masked_fill(~observed, 123.0)  # what sits in the missing entries must not matter
+    got = input_distances(xm, observed)
+    xf, of = x.flatten(1).double(), observed.flatten(1)
+    for i in range(6):
+        for j in range(6):
+            both = of[i] & of[j]
+            if not both.any():
+                assert torch.isnan(got[i, j])
+                continue
+            ref = math.sqrt(float(((xf[i] - xf[j])[both] ** 2).sum()) * 6 / int(both.sum()))
+            assert float(got[i, j]) == pytest.approx(ref, rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_distance_stress_is_zero_for_a_scaled_copy_and_matches_a_loop(log):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(7, 5, generator=g)
+    dx = input_distances(x)
+    assert float(distance_stress(3.0 * x, dx, log=log)) < 1e-8  # any scale, same ratios: no stress
+    q, _ = torch.linalg.qr(torch.randn(5, 5, generator=g))
+    assert float(distance_stress(0.5 * x @ q, dx, log=log)) < 1e-8  # rotated too
+    z = torch.randn(7, 3, generator=g)
+    pairs = [(i, j) for i in range(7) for j in range(7) if i != j]
+    a = [float(torch.dist(z[i], z[j])) for i, j in pairs]
+    b = [float(dx[i, j]) for i, j in pairs]
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    if log:
+        ref = sum((math.log(u / ma + 1e-6) - math.log(v / mb + 1e-6)) ** 2 for u, v in zip(a, b)) / len(a)
+    else:
+        ref = sum((u / ma - v / mb) ** 2 for u, v in zip(a, b)) / len(a)
+    assert float(distance_stress(z, dx, log=log)) == pytest.approx(ref, rel=1e-4)
+    dx_nan = dx.clone()
+    dx_nan[0, 1] = dx_nan[1, 0] = float("nan")  # a pair with no shared entry is left out
+    assert math.isfinite(float(distance_stress(z, dx_nan, log=log)))
+    assert float(distance_stress(z[:1], dx[:1, :1], log=log)) == 0.0  # one row: no pair
+
+
+def test_distance_term_enters_the_loss_and_training_keeps_distances(tabular_data):
+    data = tabular_data.standardized()
+    x = data.x[:16]
+    model = build("distance-ae", data, latent_dim=2, distance_weight=0.7)
+    out = model.training_step({"x": x}, 0)
+    log_model = build("distance-ae", data, latent_dim=2, distance_weight=0.7, distance="log")
+    zl = log_model.encode(x)
+    torch.testing.assert_close(log_model.training_step({"x": x}, 0)["loss"],
+                               F.mse_loss(log_model.decode(zl), x) + 0.7 * distance_stress(zl, input_distances(x),
+                                                                                          log=True))
+    z = model.encode(x)
+    stress = distance_stress(z, input_distances(x))  # the default: distance="linear"
+    torch.testing.assert_close(out["loss"], F.mse_loss(model.decode(z), x) + 0.7 * stress)
+    torch.testing.assert_close(out["stress"], stress.detach())
+
+    def trained(weight, seed):
+        seed_everything(seed)
+        m = build("distance-ae", data, latent_dim=2, distance_weight=weight, lr=1e-2)
+        Trainer(tiny_trainer(epochs=40)).fit(m, data, data)
+        with torch.no_grad():
+            return float(distance_stress(m.encode(data.x), input_distances(data.x)))
+    for seed in (0, 1):
+        assert trained(3.0, seed) < 0.1 * trained(0.0, seed)  # measured ratios 0.004-0.026 over seeds 0-3
+
+
+def test_distance_ae_trains_with_missing_entries(tabular_data):
+    data = tabular_data.standardized()
+    x = data.x.clone()
+    x[::3, 1] = float("nan")
+    x[1::4, 3] = float("nan")
+    model = build("distance-ae", data, distance_weight=1.0)
+    out = model.training_step({"x": x[:16]}, 0)
+    assert math.isfinite(float(out["loss"])) and math.isfinite(float(out["stress"]))
+    out["loss"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
 # ------------------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("name,cfg,words", [
     ("sparse-ae", {"rho": 0.0}, "rho must be in (0, 1)"),
@@ -299,6 +383,10 @@ def test_contractive_penalty_enters_loss_and_contracts(tabular_data):
     ("contractive-ae", {"lam": -1.0}, "lam must be >= 0"),
     ("contractive-ae", {"n_projections": 0}, "n_projections must be >= 1"),
     ("contractive-ae", {"encoder_activation": "tanh"}, "encoder_activation"),
+    ("distance-ae", {"distance_weight": -0.1}, "distance_weight must be >= 0"),
+    ("distance-ae", {"distance_weight": float("inf")}, "distance_weight: must be a finite number"),
+    ("distance-ae", {"distance_weight": float("nan")}, "distance_weight: must be a finite number"),
+    ("distance-ae", {"distance": "cosine"}, "distance: expected one of 'linear' | 'log'"),
 ] + [(n, {"latent_dim": 0}, "latent_dim must be >= 1") for n in FAMILY])
 def test_bad_input_is_a_one_line_config_error(name, cfg, words):
     entry = get_model_entry(name)

@@ -526,8 +526,16 @@ class LatentExplorer(ModelEstimator):
         out = self._from_model(self._decode_model(z[None], y))[0]
         return (out, z.numpy()) if return_codes else out
 
+    def standardizes_codes(self, standardize: bool | str = "auto") -> bool:
+        """Whether :meth:`latent_map` standardises the codes for this ``standardize`` (``"auto"``: unless the fitted
+        model declares ``distance_preserving``)."""
+        self._check_fitted()
+        if isinstance(standardize, str):
+            return not self.model_.distance_preserving
+        return bool(standardize)
+
     def latent_map(self, X, y=None, *, method: str = "pca", random_state: int = 0,
-                   standardize: bool = True, pca_components: int | None = None) -> np.ndarray:
+                   standardize: bool | str = "auto", pca_components: int | None = None) -> np.ndarray:
         """2-D coordinates ``(N, 2)`` of the codes of ``X``.
 
         ``method="pca"``: the codes projected on their first two principal components
@@ -536,11 +544,14 @@ class LatentExplorer(ModelEstimator):
         random_state=random_state)``. ``y`` is used only by conditional encoders (a cvae encodes with the true
         labels when given, else with inferred ones); the map itself is unsupervised.
 
-        ``standardize`` (default True): before a t-SNE map, scale each code dimension to unit standard deviation
-        over ``X`` (:func:`standardize_codes`), so that t-SNE's distances do not follow the few widest code
-        dimensions. Chosen on a digits-like selection set built from mnist5k, not on the digits table of the
-        docs (``bench/latent_select.py``: better for conv AEs and, by 0.05, for VAEs). PCA maps never
-        standardise (PCA of the codes as they are).
+        ``standardize`` (``"auto"``, True or False): ``True`` scales each code dimension to unit standard deviation
+        over ``X`` before a t-SNE map (:func:`standardize_codes`), so that t-SNE's distances do not follow the few
+        widest code dimensions. ``"auto"`` (the default) standardises unless the model keeps the inputs' distances
+        in its codes (``model.distance_preserving``: ``distance-ae``), whose codes are mapped as they are. Both
+        chosen on a digits-like selection set built from mnist5k, not on the digits table of the docs
+        (``bench/latent_select.py``: standardising is better for conv AEs and, by 0.05, for VAEs; for
+        ``distance-ae`` the raw codes were as good or better in 7 of 8 settings). PCA maps never standardise (PCA
+        of the codes as they are).
 
         ``pca_components`` (default None; t-SNE only): an int ``K`` in [2, code width]: t-SNE maps the first ``K``
         principal components of the (standardised) codes (``PCA(K, svd_solver="full")``, not whitened) instead of
@@ -554,8 +565,9 @@ class LatentExplorer(ModelEstimator):
         self._check_fitted()
         if method not in MAP_METHODS:
             raise ConfigError(f"unknown map method {method!r}; use 'pca' or 'tsne'")
-        if not isinstance(standardize, (bool, np.bool_)):
-            raise ConfigError(f"standardize must be True or False, got {standardize!r}")
+        if not isinstance(standardize, (bool, np.bool_)) and not (isinstance(standardize, str)
+                                                                 and standardize == "auto"):
+            raise ConfigError(f"standardize must be 'auto', True or False, got {standardize!r}")
         if pca_components is not None:
             if method != "tsne":
                 raise ConfigError(f"pca_components goes with method='tsne', not method={method!r}; "
@@ -583,7 +595,7 @@ class LatentExplorer(ModelEstimator):
                 xy = np.hstack([xy, np.zeros((len(xy), 2 - k))])
             return xy
         from sklearn.manifold import TSNE
-        if standardize:
+        if self.standardizes_codes(standardize):
             codes = standardize_codes(codes)
         if pca_components is not None:
             from sklearn.decomposition import PCA

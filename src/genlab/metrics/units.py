@@ -107,6 +107,8 @@ LOGGED: dict[str, MetricInfo] = {
               "summed over values, batch mean", "lower"),
     "bpd": _m("bits/dim", "bits/dim", "exact negative log-likelihood / (values per sample * ln 2)", "lower"),
     "jacobian_norm": _m("Jacobian norm ||dh/dx||_F^2", "", "contractive penalty before its weight lam", "lower"),
+    "stress": _m("distance stress", "", "distance-ae: normalised stress between code and input distances in the batch, "
+                 "before its weight distance_weight", "lower"),
     "mean_activation": _m("mean |code|", "", "mean absolute code activation"),
     "kl_sparsity": _m("KL sparsity penalty", "nats", "sum over codes of KL(rho || mean activation)"),
     "active_fraction": _m("active code fraction", "fraction", "share of code units active on the validation split"),

@@ -1,4 +1,4 @@
-"""Regularised autoencoders: ``sparse-ae``, ``denoising-ae`` and ``contractive-ae``.
+"""Regularised autoencoders: ``sparse-ae``, ``denoising-ae``, ``contractive-ae`` and ``distance-ae``.
 
 Each subclasses :class:`~genlab.models.autoencoder.AutoEncoder` (same encoder/decoder, same
 reconstruction loss, conv for images and MLP for tabular data) and adds one regulariser in its
@@ -266,3 +266,77 @@ class ContractiveAutoEncoder(AutoEncoder):
         with torch.enable_grad():  # the estimate needs autograd even when validating
             out = self.training_step(batch, step=-1)
         return {k: v.detach() for k, v in out.items()}
+
+
+# ---------------------------------------------------------------------------------------------- distance
+def input_distances(x: torch.Tensor, observed: torch.Tensor | None = None) -> torch.Tensor:
+    """Euclidean distances ``(B, B)`` between the flattened rows of ``x`` (float64 inside, ``x``'s dtype out).
+
+    With an ``observed`` mask (True where an entry is present; missing entries of ``x`` hold any finite value) each
+    pair is measured on the entries both rows observe and scaled by ``D / shared`` (``D`` entries per row), the
+    usual rescaling of a partial squared distance; pairs that share no entry get NaN.
+    """
+    xf = x.detach().flatten(1).double()  # (B, D)
+    if observed is None:
+        return torch.cdist(xf, xf).to(x.dtype)
+    o = observed.flatten(1).double()  # (B, D)
+    xo = xf * o
+    sq = (xo * xo) @ o.T  # sum over shared entries of x_i^2: (B, B)
+    d2 = sq + sq.T - 2.0 * xo @ xo.T
+    shared = o @ o.T  # (B, B)
+    d2 = d2.clamp_min(0.0) * (xf.shape[1] / shared.clamp_min(1.0))
+    return d2.sqrt().masked_fill(shared == 0, float("nan")).to(x.dtype)
+
+
+def distance_stress(z: torch.Tensor, dx: torch.Tensor, *, log: bool = False) -> torch.Tensor:
+    """Normalised stress between code distances and input distances ``dx`` ``(B, B)`` over the pairs ``i != j``
+    where ``dx`` is finite: ``mean((d_z / mean d_z - d_x / mean d_x)^2)`` (scale-free: codes at any scale that keep
+    the inputs' distance ratios cost 0), or with ``log=True`` ``mean((log(d_z / mean d_z + eps) - log(d_x / mean d_x
+    + eps))^2)``, ``eps = 1e-6`` (relative errors, so small distances count as much as large ones). A scalar (0 with
+    fewer than 2 rows)."""
+    b = z.shape[0]
+    keep = ~torch.eye(b, dtype=torch.bool, device=z.device) & torch.isfinite(dx)
+    if b < 2 or not bool(keep.any()):
+        return z.sum() * 0.0
+    dz = torch.cdist(z.float(), z.float())[keep]  # (P,)
+    dz = dz / dz.mean().clamp_min(_EPS)
+    d = dx[keep].float()
+    d = d / d.mean().clamp_min(_EPS)
+    if log:
+        return ((torch.log(dz + _EPS) - torch.log(d + _EPS)) ** 2).mean()
+    return ((dz - d) ** 2).mean()
+
+
+@dataclass
+class DistanceAEConfig(AEConfig):
+    """``distance_weight``: weight of the normalised stress between the code distances and the input distances of
+    each training batch (metric MDS on the batch; 0 is the plain ``ae``). ``distance``: ``linear`` (stress on the
+    distances over their batch means) or ``log`` (on their logarithms)."""
+
+    distance_weight: float = 0.1
+    distance: Literal["linear", "log"] = "linear"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.distance_weight >= 0, f"distance_weight must be >= 0, got {self.distance_weight}")
+
+
+@register_model("distance-ae", DistanceAEConfig,
+                "Distance-preserving autoencoder: reconstruction + weight * stress between code and input distances")
+class DistanceAutoEncoder(AutoEncoder):
+    """Autoencoder whose codes also keep the inputs' pairwise distances: the loss adds ``distance_weight`` times
+    the normalised stress (:func:`distance_stress`) between the Euclidean distances of the codes of a training batch
+    and those of its inputs (as the model sees them: pixels in [0, 1], standardised columns). Reconstruction alone
+    keeps what the decoder needs and may bend the neighbourhoods of the input; the stress term keeps them, which is
+    what a map of the codes (t-SNE, kNN) reads. The identity map keeps distances exactly, so an overcomplete code
+    still warns. ``distance_preserving`` tells :meth:`~genlab.apps.LatentExplorer.latent_map` to map the codes as
+    they are (standardising them would re-weight the dimensions whose distances were trained)."""
+
+    distance_preserving = True
+
+    def training_step(self, batch: dict, step: int, optimizer: str = "main") -> dict:
+        x, observed = split_missing(batch["x"])  # missing entries: 0 into the encoder, left out of both terms
+        z = self.encode(x)
+        loss, mse = self.reconstruction_loss(self.decode_logits(z), x, observed)
+        stress = distance_stress(z, input_distances(x, observed), log=self.config.distance == "log")
+        return {"loss": loss + self.config.distance_weight * stress, "mse": mse, "stress": stress.detach()}

@@ -85,6 +85,9 @@ class GenerativeModel(nn.Module):
     supports_missing: bool = False
     #: ``translate(src[, mask])`` maps a source image to its target (paired image-to-image models)
     translates: bool = False
+    #: whether training keeps the inputs' pairwise distances in the codes (``distance-ae``); 2-D maps of such codes
+    #: use them as they are (``LatentExplorer.latent_map(standardize="auto")``)
+    distance_preserving: bool = False
     #: data kinds the model accepts
     input_kinds: tuple[str, ...] = ("image", "tabular")
     #: whether ``training_step`` differentiates through a gradient (``autograd.grad(create_graph=True)``: gradient
