@@ -12,15 +12,16 @@ random_state=0)``; the codes are standardised per dimension first, ``standardize
 ``--both-maps`` (also ``--raw-codes``) adds the other one, the row marked "default" is latent_map's) of each model's
 codes, and the codes themselves (no map); baselines: PCA and t-SNE (the same
 settings) of the raw 64 pixels, and the pixels themselves. ``--models`` picks the encoders to compare, each
-``name:latent_dim:epochs[:n_ensemble]`` (default: the 30-epoch conv ``vae`` with 16-D codes of the earlier table and
-``LatentExplorer(model="ae", model_config={"latent_dim": 64}, epochs=100, n_ensemble=3)``, three conv AEs (seeds 0,
-1, 2) whose standardised codes are mapped side by side, chosen on ``bench/latent_select.py``'s selection set; with
-an ensemble the "codes" row is the side-by-side codes that the maps use). ``--seed S`` trains every model with
+``name:latent_dim:epochs[:n_ensemble]`` (default: the 30-epoch conv ``vae`` with 16-D codes of the earlier table,
+the plain conv ``ae`` with 64-D codes, 100 epochs, and ``distance-ae`` with 64-D codes, 100 epochs, chosen on
+``bench/latent_select.py``'s selection set (issue 19 ninth round); ``:N`` trains ``n_ensemble=N`` models whose codes
+are mapped side by side, and the "codes" row is then the side-by-side codes that the maps use). ``--seed S`` trains
+every model with
 ``random_state=S`` (an ensemble with S, S + 1, ...); the maps, the pixel baselines and the kNN folds keep seed 0, so
 ``--seed 1`` and ``--seed 2`` say how firm a seed-0 figure is (issue 19 asks for seed 0 and the mean of seeds 0-2).
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/app_latent.py [--models vae:16:30,ae:64:100:3] [--perplexity 30]
-        [--shift-copies] [--pca-dims 32] [--both-maps] [--no-pixel-tsne] [--seed 0]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/app_latent.py [--models vae:16:30,ae:64:100,distance-ae:64:100]
+        [--perplexity 30] [--shift-copies] [--pca-dims 32] [--both-maps] [--no-pixel-tsne] [--seed 0] [--quick]
 
 ``--shift-copies`` trains every model with ``LatentExplorer(shift_copies=True)`` (the images plus their four
 one-pixel shifts, epochs / 5) and ``--pca-dims K`` adds the map ``latent_map(X, method="tsne", pca_components=K)``;
@@ -121,8 +122,9 @@ def table(rows: list[dict]) -> str:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="vae:16:30,ae:64:100:3",
+    ap.add_argument("--models", default="vae:16:30,ae:64:100,distance-ae:64:100",
                     help="comma list of name:latent_dim:epochs[:n_ensemble]")
+    ap.add_argument("--quick", action="store_true", help="smoke run: one small distance-ae, 2 epochs, no pixel t-SNE")
     ap.add_argument("--perplexity", default="30", help="comma list of t-SNE perplexities (30 is the default map)")
     ap.add_argument("--no-pixel-tsne", action="store_true", help="skip the t-SNE maps of the pixels (run time)")
     ap.add_argument("--both-maps", "--raw-codes", dest="raw_codes", action="store_true",
@@ -142,6 +144,8 @@ def main():
     ap.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
                     help="extra model config entries for every model (the CLI's KEY=VALUE rules), e.g. beta=0.1")
     args = ap.parse_args()
+    if args.quick:
+        args.models, args.no_pixel_tsne = "distance-ae:8:2", True
     model_set = apply_overrides({}, args.model_set)
     logging.basicConfig(level=logging.WARNING)
     print(f"genlab {genlab.__version__}, torch {torch.__version__}, threads {torch.get_num_threads()}")

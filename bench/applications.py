@@ -7,7 +7,8 @@ Each part is also a script of its own, with its protocol in its docstring:
 * ``bench/app_denoise.py``  PSNR/SSIM per noise type vs the noisy input and a median filter;
 * ``bench/app_impute.py``   RMSE on missing entries vs mean / KNN / iterative imputation, and inpainting;
 * ``bench/app_compress.py`` bytes/image, PSNR and SSIM of a rate-distortion sweep vs JPEG and WebP;
-* ``bench/app_augment.py``  classifier accuracy with 10 real images per class, with and without generated ones.
+* ``bench/app_augment.py``  classifier accuracy with 10 real images per class, with and without generated ones;
+* ``bench/app_latent.py``   kNN-5 accuracy of 2-D maps of the codes vs maps of the pixels (digits).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/applications.py [--only anomaly,denoise] [--quick]
 """
@@ -19,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-PARTS = ["anomaly", "denoise", "impute", "compress", "augment"]
+PARTS = ["anomaly", "denoise", "impute", "compress", "augment", "latent"]
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ each model, with fixed seeds, prints one table:
 * denoising AE: PSNR of the noisy input, of a 3×3 median filter and of the model, per corruption;
 * contractive AE: mean squared Frobenius norm of the encoder Jacobian (exact, autograd) and MSE vs the
   plain AE of the same size;
+* distance AE (and the plain AE): the normalised stress between the test codes' and the test images' distances;
 * VAE / β-VAE / cVAE: test ELBO and IWAE log-likelihood (k=100, nats), active units;
 * cVAE: accuracy of genlab's feature-net classifier on samples generated for each requested label,
   and the FID (feature net) of its samples against the test images;
@@ -28,6 +29,7 @@ import genlab
 from genlab.data import load_dataset
 from genlab.evaluation import evaluate_model
 from genlab.metrics import load_feature_net, psnr
+from genlab.models.ae_family import distance_stress, input_distances
 
 LATENT = 16
 CORRUPTIONS = [("gaussian", 0.3), ("salt_pepper", 0.2), ("mask", 0.3)]
@@ -66,6 +68,7 @@ def bench_dataset(dname, epochs, args, table):
     for label, name, cfg in [("ae (conv)", "ae", {}),
                              ("sparse-ae (KL, rho=0.05)", "sparse-ae", {"rho": 0.05, "sparsity_weight": 1.0}),
                              ("contractive-ae (lam=0.01)", "contractive-ae", {"lam": 0.01}),
+                             ("distance-ae", "distance-ae", {}),
                              ("vae", "vae", {}), ("beta-vae (beta=4)", "vae", {"beta": 4.0}),
                              ("cvae", "cvae", {"latent_dim": args.cvae_latent})]:
         if wanted is not None and name not in wanted:
@@ -87,6 +90,9 @@ def bench_dataset(dname, epochs, args, table):
         if name == "contractive-ae" or name == "ae":
             with torch.enable_grad():
                 extra["jacobian_sq_norm"] = jacobian_sq_norm(m, te)
+        if name in ("ae", "distance-ae"):  # how well the test codes keep the test images' distances
+            with torch.no_grad():
+                extra["test_stress"] = float(distance_stress(m.encode(te), input_distances(te)))
         if name in ("vae", "cvae"):
             tag = "_given_y" if getattr(m, "conditional", False) else ""  # cvae: log p(x|y)
             extra["elbo"] = run.metrics[f"test_elbo{tag}"]

@@ -25,8 +25,8 @@ def add_arguments(p) -> None:
                    "--seed (default 2000; the model trains on all of them)")
     p.add_argument("--k", type=int, default=5, help="neighbours of the kNN separation score (default 5)")
     p.add_argument("--pca-components", type=int, default=None, metavar="K",
-                   help="tsne: map the first K principal components of the standardised codes (2..code width; "
-                   "default: all the codes)")
+                   help="tsne: map the first K principal components of the codes (standardised unless the model "
+                   "keeps distances, as distance-ae does; 2..code width; default: all the codes)")
     p.add_argument("--shift-copies", action="store_true",
                    help="images: train the model on the images plus their four one-pixel shifts")
     add_model_arguments(p, "vae")
