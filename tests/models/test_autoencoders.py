@@ -326,6 +326,13 @@ def test_distance_stress_is_zero_for_a_scaled_copy_and_matches_a_loop(log):
     dx_nan[0, 1] = dx_nan[1, 0] = float("nan")  # a pair with no shared entry is left out
     assert math.isfinite(float(distance_stress(z, dx_nan, log=log)))
     assert float(distance_stress(z[:1], dx[:1, :1], log=log)) == 0.0  # one row: no pair
+    dup_x = x.clone()
+    dup_x[1] = dup_x[0]  # identical inputs, and identical codes: cdist's zero distances must not give NaN gradients
+    zg = z.clone().requires_grad_(True)
+    with torch.no_grad():
+        zg[3] = zg[2]
+    (g,) = torch.autograd.grad(distance_stress(zg, input_distances(dup_x), log=log), zg)
+    assert torch.isfinite(g).all()
 
 
 def test_distance_term_enters_the_loss_and_training_keeps_distances(tabular_data):
