@@ -187,6 +187,9 @@ def test_tsne_map_of_a_distance_preserving_model_keeps_its_codes_as_they_are(dat
     np.testing.assert_allclose(dist.latent_map(x, method="tsne", standardize=True), tsne(standardize_codes(z)),
                                atol=1e-6)
     assert not np.allclose(raw, tsne(standardize_codes(z)), atol=1e-3)  # the two maps differ on these codes
+    plain = LatentExplorer(model="distance-ae", epochs=1, model_config={"latent_dim": 3, "distance_weight": 0.0},
+                           trainer_config=TRAINER, verbose=False).fit(x)
+    assert not plain.model_.distance_preserving and plain.standardizes_codes()  # weight 0: a plain ae
 
 
 def test_tsne_map_of_the_first_principal_components(ae, data):

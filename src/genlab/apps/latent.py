@@ -554,8 +554,8 @@ class LatentExplorer(ModelEstimator):
         in its codes (``model.distance_preserving``: ``distance-ae``), whose codes are mapped as they are. Both
         chosen on a digits-like selection set built from mnist5k, not on the digits table of the docs
         (``bench/latent_select.py``: standardising is better for conv AEs and, by 0.05, for VAEs; for
-        ``distance-ae`` the raw codes were as good or better in 7 of 8 settings). PCA maps never standardise (PCA
-        of the codes as they are).
+        ``distance-ae`` the raw codes were as good or better in all six settings measured). PCA maps never
+        standardise (PCA of the codes as they are).
 
         ``pca_components`` (default None; t-SNE only): an int ``K`` in [2, code width]: t-SNE maps the first ``K``
         principal components of the (standardised) codes (``PCA(K, svd_solver="full")``, not whitened) instead of

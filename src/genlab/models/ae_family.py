@@ -329,10 +329,13 @@ class DistanceAutoEncoder(AutoEncoder):
     and those of its inputs (as the model sees them: pixels in [0, 1], standardised columns). Reconstruction alone
     keeps what the decoder needs and may bend the neighbourhoods of the input; the stress term keeps them, which is
     what a map of the codes (t-SNE, kNN) reads. The identity map keeps distances exactly, so an overcomplete code
-    still warns. ``distance_preserving`` tells :meth:`~genlab.apps.LatentExplorer.latent_map` to map the codes as
-    they are (standardising them would re-weight the dimensions whose distances were trained)."""
+    still warns. ``distance_preserving`` (true when ``distance_weight > 0``) tells
+    :meth:`~genlab.apps.LatentExplorer.latent_map` to map the codes as they are (standardising them would re-weight
+    the dimensions whose distances were trained)."""
 
-    distance_preserving = True
+    @property
+    def distance_preserving(self) -> bool:
+        return self.config.distance_weight > 0
 
     def training_step(self, batch: dict, step: int, optimizer: str = "main") -> dict:
         x, observed = split_missing(batch["x"])  # missing entries: 0 into the encoder, left out of both terms
