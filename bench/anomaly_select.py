@@ -146,8 +146,8 @@ MODEL = {"name": "ae"}
 
 def _fit(x, name, seed, latent=None):
     s = SETTINGS[name]
-    return AnomalyDetector(model=MODEL["name"], model_config={"latent_dim": latent or s["latent_dim"], "arch": s["arch"],
-                                                     **MODEL_SET},
+    config = {"latent_dim": latent or s["latent_dim"], "arch": s["arch"], **MODEL_SET}
+    return AnomalyDetector(model=MODEL["name"], model_config=config,
                            epochs=s["epochs"], batch_size=32, random_state=seed, trainer_config=TRAINER,
                            verbose=False).fit(x)
 

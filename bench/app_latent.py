@@ -55,7 +55,7 @@ def _tsne(x, perplexity: float, seed: int = 0):
 
 
 def run(models: list[str], perplexities: list[float], log=print, pixels: bool = True,
-        raw_codes: bool = False, shift_copies: bool = False, pca_dims: int = 0, seed: int = 0,
+        both_maps: bool = False, shift_copies: bool = False, pca_dims: int = 0, seed: int = 0,
         model_set: dict | None = None, tsne_seed: int = 0) -> list[dict]:
     ds = load_dataset("digits")
     X, y = ds.x.numpy(), ds.y.numpy()
@@ -94,7 +94,7 @@ def run(models: list[str], perplexities: list[float], log=print, pixels: bool = 
         add(src, "pca", ex.latent_map(X, method="pca"), time.perf_counter() - t)
         std = ex.standardizes_codes()  # latent_map's default: standardised codes, raw for distance-ae
         for p in perplexities:  # first the map latent_map draws by default, then (--both-maps) the other one
-            for s in (std, not std) if raw_codes else (std,):
+            for s in (std, not std) if both_maps else (std,):
                 t = time.perf_counter()
                 xy = (ex.latent_map(X, method="tsne", random_state=tsne_seed, standardize=s) if p == 30 else
                       _tsne(standardize_codes(z) if s else z, p, tsne_seed))
@@ -127,7 +127,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="smoke run: one small distance-ae, 2 epochs, no pixel t-SNE")
     ap.add_argument("--perplexity", default="30", help="comma list of t-SNE perplexities (30 is the default map)")
     ap.add_argument("--no-pixel-tsne", action="store_true", help="skip the t-SNE maps of the pixels (run time)")
-    ap.add_argument("--both-maps", "--raw-codes", dest="raw_codes", action="store_true",
+    ap.add_argument("--both-maps", "--raw-codes", dest="both_maps", action="store_true",
                     help="also the t-SNE map latent_map does not draw by default: of the raw codes where it "
                          "standardises them (the earlier default), of the standardised codes for distance-ae")
     ap.add_argument("--shift-copies", action="store_true",
@@ -151,9 +151,9 @@ def main():
     print(f"genlab {genlab.__version__}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     t0 = time.perf_counter()
     rows = run([m for m in args.models.split(",") if m], [float(p) for p in args.perplexity.split(",")],
-               pixels=not args.no_pixel_tsne, raw_codes=args.raw_codes, shift_copies=args.shift_copies,
+               pixels=not args.no_pixel_tsne, both_maps=args.both_maps, shift_copies=args.shift_copies,
                pca_dims=args.pca_dims, seed=args.seed, model_set=model_set, tsne_seed=args.tsne_seed)
-    flags = (" --no-pixel-tsne" if args.no_pixel_tsne else "") + (" --both-maps" if args.raw_codes else "") + (
+    flags = (" --no-pixel-tsne" if args.no_pixel_tsne else "") + (" --both-maps" if args.both_maps else "") + (
         " --shift-copies" if args.shift_copies else "") + (f" --pca-dims {args.pca_dims}" if args.pca_dims else "") + (
         f" --seed {args.seed}" if args.seed else "") + (
         f" --tsne-seed {args.tsne_seed}" if args.tsne_seed else "") + "".join(

@@ -190,6 +190,8 @@ def test_tsne_map_of_a_distance_preserving_model_keeps_its_codes_as_they_are(dat
     plain = LatentExplorer(model="distance-ae", epochs=1, model_config={"latent_dim": 3, "distance_weight": 0.0},
                            trainer_config=TRAINER, verbose=False).fit(x)
     assert not plain.model_.distance_preserving and plain.standardizes_codes()  # weight 0: a plain ae
+    with pytest.raises(ConfigError, match="standardize must be 'auto', True or False, got 'yes'"):
+        dist.standardizes_codes("yes")
 
 
 def test_tsne_map_of_the_first_principal_components(ae, data):

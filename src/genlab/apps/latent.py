@@ -532,11 +532,13 @@ class LatentExplorer(ModelEstimator):
 
     def standardizes_codes(self, standardize: bool | str = "auto") -> bool:
         """Whether :meth:`latent_map` standardises the codes for this ``standardize`` (``"auto"``: unless the fitted
-        model declares ``distance_preserving``)."""
+        model declares ``distance_preserving``); anything but ``"auto"``, True or False is a ``ConfigError``."""
         self._check_fitted()
-        if isinstance(standardize, str):
+        if isinstance(standardize, (bool, np.bool_)):
+            return bool(standardize)
+        if isinstance(standardize, str) and standardize == "auto":
             return not self.model_.distance_preserving
-        return bool(standardize)
+        raise ConfigError(f"standardize must be 'auto', True or False, got {standardize!r}")
 
     def latent_map(self, X, y=None, *, method: str = "pca", random_state: int = 0,
                    standardize: bool | str = "auto", pca_components: int | None = None) -> np.ndarray:
@@ -569,9 +571,7 @@ class LatentExplorer(ModelEstimator):
         self._check_fitted()
         if method not in MAP_METHODS:
             raise ConfigError(f"unknown map method {method!r}; use 'pca' or 'tsne'")
-        if not isinstance(standardize, (bool, np.bool_)) and not (isinstance(standardize, str)
-                                                                 and standardize == "auto"):
-            raise ConfigError(f"standardize must be 'auto', True or False, got {standardize!r}")
+        std = self.standardizes_codes(standardize)  # checked before any encoding
         if pca_components is not None:
             if method != "tsne":
                 raise ConfigError(f"pca_components goes with method='tsne', not method={method!r}; "
@@ -599,7 +599,7 @@ class LatentExplorer(ModelEstimator):
                 xy = np.hstack([xy, np.zeros((len(xy), 2 - k))])
             return xy
         from sklearn.manifold import TSNE
-        if self.standardizes_codes(standardize):
+        if std:
             codes = standardize_codes(codes)
         if pca_components is not None:
             from sklearn.decomposition import PCA
