@@ -11,8 +11,15 @@ chosen on other data sets: scikit-learn's ``wine`` (178 rows, 13 columns, 3 cult
 20 % and all other classes scored), with the breast-cancer settings of the benchmark (MLP, code 8, 100 epochs).
 Breast cancer itself is not read. ``digits-tab``: the digits TRAINING split of the image protocol (cut 75 / 25, seed 1,
 as for images) read as a 64-column table of pixel counts 0-16, with the tabular settings: a wider table like breast
-cancer's 30 columns. Every tabular set also prints ``OCSVM (reference)``: ``OneClassSVM(gamma="scale", nu=0.1)`` on
-columns standardised by the fit rows, the baseline that wins the breast-cancer table.
+cancer's 30 columns. Round 11 added four sets with the wine / iris protocol: ``autompg`` (mlxtend's Auto MPG, 392 cars,
+6 measurements and mpg, the class is the origin: USA / Europe / Japan) and three UCR time-series problems read as
+tables, one column per time step (``italypower``: ItalyPowerDemand, 1,096 x 24, 2 classes; ``gunpoint``: GunPoint,
+200 x 150, 2 classes; ``arrowhead``: ArrowHead, 211 x 251, 3 classes; TRAIN and TEST files together, from the data
+files of aeon's wheel: ``.venv/bin/pip install --no-deps aeon==1.6.0``). Every tabular set also prints the
+classical tools of ``bench/app_anomaly.py`` on columns standardised by the fit rows: ``OCSVM (reference)``
+(``OneClassSVM(gamma="scale", nu=0.1)``, the baseline that wins the breast-cancer table), ``IForest (reference)``,
+``PCA (reference)`` (as many components as the code) and ``best classical (reference)``, the best of the three
+tools' means on that set.
 
 Every variant is computed from the same trained AE (no retraining per variant):
 
@@ -27,6 +34,8 @@ Every variant is computed from the same trained AE (no retraining per variant):
   (each standardised by its training scores) with weight 0.5, 1, 2 or 3 (``zmse+3maha+2xmaha``; round 7);
 * ``xcv`` (tabular): as ``xmaha`` with the covariance shrinkage chosen by 5-fold cross-validated log-likelihood of
   the fit rows (``ShrunkCovariance``, 0 .. 1), alone and added as ``xmaha`` is (round 8);
+* ``zsvm`` (tabular): ``OneClassSVM(gamma="scale", nu=0.1)``'s score of the code, fitted on the training codes
+  standardised column by column (round 11: a kernel density of the codes in place of their Gaussian);
 * ``A+B``: the sum of the two scores, each standardised by the mean and standard deviation of its values on the
   training samples (``A+0.5B``, ``A+2B``, ... ``A+8B``: B weighted by one half, two, three, four, six, eight).
 
@@ -46,6 +55,8 @@ seed's scores on its own training samples (what ``AnomalyDetector(n_ensemble=k)`
         --epochs 1000   # round 9: a linear AE (--model-set KEY=VALUE: extra model config of every AE)
     OMP_NUM_THREADS=1 .venv/bin/python bench/anomaly_select.py --data wine,iris,digits-tab --seeds 3 \
         --model distance-ae   # round 10: codes that keep the rows' distances (--model: another registered AE)
+    OMP_NUM_THREADS=1 .venv/bin/python bench/anomaly_select.py --data wine,iris,digits-tab,autompg,italypower,\
+gunpoint,arrowhead --seeds 3 --latents 8,16 --top 100000   # round 11: seven selection sets; zsvm
 """
 from __future__ import annotations
 
@@ -69,7 +80,15 @@ SETTINGS = {"digits": {"latent_dim": 8, "epochs": 200, "arch": "conv"},
             "mnist5k": {"latent_dim": 16, "epochs": 60, "arch": "mlp"},
             "wine": {"latent_dim": 8, "epochs": 100, "arch": "mlp"},
             "iris": {"latent_dim": 8, "epochs": 100, "arch": "mlp"},
-            "digits-tab": {"latent_dim": 8, "epochs": 100, "arch": "mlp"}}
+            "digits-tab": {"latent_dim": 8, "epochs": 100, "arch": "mlp"},
+            "autompg": {"latent_dim": 8, "epochs": 100, "arch": "mlp"},
+            "italypower": {"latent_dim": 8, "epochs": 100, "arch": "mlp"},
+            "gunpoint": {"latent_dim": 8, "epochs": 100, "arch": "mlp"},
+            "arrowhead": {"latent_dim": 8, "epochs": 100, "arch": "mlp"}}
+#: the tabular selection sets (round 11 added autompg and three UCR series sets read as tables)
+TABULAR = ("wine", "iris", "digits-tab", "autompg", "italypower", "gunpoint", "arrowhead")
+#: UCR problems read from the data files aeon's wheel ships (``pip install --no-deps aeon==1.6.0``)
+UCR = {"italypower": "ItalyPowerDemand", "gunpoint": "GunPoint", "arrowhead": "ArrowHead"}
 TRAINER = {"precision": "fp32", "channels_last": False, "log_every": 1000}
 
 
@@ -102,7 +121,14 @@ def _variants(tr: dict, te: dict, image: bool) -> tuple[dict, dict]:
     def latent(p, train):
         d, _ = nn.kneighbors(p["z"])
         d = d[:, 1:] if train else d[:, :5]  # a training sample is its own nearest neighbour
-        return {"maha": -lw.mahalanobis(p["z"]), "knn": -d.mean(1)}
+        out = {"maha": -lw.mahalanobis(p["z"]), "knn": -d.mean(1)}
+        if not image:  # round 11: a one-class SVM of the standardised codes (a kernel density of the codes)
+            out["zsvm"] = svm.score_samples((p["z"] - z_mu) / z_sd)
+        return out
+    if not image:
+        from sklearn.svm import OneClassSVM
+        z_mu, z_sd = tr["z"].mean(0), tr["z"].std(0) + 1e-12
+        svm = OneClassSVM(kernel="rbf", gamma="scale", nu=0.1).fit((tr["z"] - z_mu) / z_sd)
     s_tr, s_te = {**base(tr), **latent(tr, True)}, {**base(te), **latent(te, False)}
     if not image:  # the input's own Gaussian (Ledoit-Wolf) in model space: no network involved
         lw_x = LedoitWolf().fit(tr["x"])
@@ -111,7 +137,7 @@ def _variants(tr: dict, te: dict, image: bool) -> tuple[dict, dict]:
         s_tr["xcv"], s_te["xcv"] = -cv_x.mahalanobis(tr["x"]), -cv_x.mahalanobis(te["x"])
     out_tr, out_te = dict(s_tr), dict(s_te)
     for a in (("rel",) if image else ("rmaha",)) + ("mse", "zmse"):
-        for b in ("maha", "knn"):
+        for b in ("maha", "knn") + (() if image else ("zsvm",)):
             for w, tag in ((1.0, ""), (0.5, "0.5"), (2.0, "2"), (3.0, "3"), (4.0, "4"), (6.0, "6"), (8.0, "8")):
                 for src, dst in ((s_tr, out_tr), (s_te, out_te)):
                     za = (src[a] - s_tr[a].mean()) / s_tr[a].std()
@@ -198,6 +224,49 @@ def _ocsvm(x_fit, x_sel, normal) -> float:
     return float(roc_auc_score(normal, est.score_samples(sc.transform(x_sel))))
 
 
+def _classical(x_fit, x_sel, normal, latent: int) -> dict:
+    """ROC-AUC of the classical tools ``bench/app_anomaly.py`` compares with, on the same rows (columns
+    standardised by the fit rows): OneClassSVM, IsolationForest, PCA reconstruction error with ``latent``
+    components (at most the fit rows' rank)."""
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import IsolationForest
+    from sklearn.preprocessing import StandardScaler
+    sc = StandardScaler().fit(x_fit)
+    f, s = sc.transform(x_fit), sc.transform(x_sel)
+    out = {"OCSVM (reference)": _ocsvm(x_fit, x_sel, normal),
+           "IForest (reference)": float(roc_auc_score(
+               normal, IsolationForest(n_estimators=100, random_state=0).fit(f).score_samples(s)))}
+    pca = PCA(n_components=min(latent, f.shape[0] - 1, f.shape[1] - 1), svd_solver="full").fit(f)
+    out["PCA (reference)"] = float(roc_auc_score(
+        normal, -np.mean((s - pca.inverse_transform(pca.transform(s))) ** 2, 1)))
+    return out
+
+
+def _ucr(problem: str):
+    """``(X, y)`` of a univariate, equal-length UCR problem (TRAIN and TEST files concatenated), read from the
+    ``.ts`` files in aeon's installed package data without importing aeon (its wheel is installed with
+    ``--no-deps`` for the files alone). Written here because the reader is 10 lines and aeon's own loader
+    would pull numba and pin scikit-learn."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.find_spec("aeon")
+    if spec is None:
+        raise SystemExit(f"{problem}: install aeon's data files first: .venv/bin/pip install --no-deps aeon==1.6.0")
+    root = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / problem
+    rows, labels = [], []
+    for part in ("TRAIN", "TEST"):
+        data = False
+        for line in (root / f"{problem}_{part}.ts").read_text().splitlines():
+            line = line.strip()
+            if data and line:
+                values, label = line.rsplit(":", 1)
+                rows.append([float(v) for v in values.split(",")])
+                labels.append(label)
+            data = data or line.lower() == "@data"
+    _, y = np.unique(labels, return_inverse=True)
+    return np.asarray(rows, np.float32), y
+
+
 def _transform(name: str):
     from sklearn.preprocessing import PowerTransformer, QuantileTransformer
     if name == "yeo-johnson":
@@ -216,7 +285,14 @@ def tabular(name: str, seeds: int, latents, transform: str = "") -> dict:
         xs, ys = (sel.x.flatten(1).numpy() * 16).astype(np.float32), sel.y.numpy()
         parts = [(xf[yf == c], xs, ys == c) for c in np.unique(yf)]
     else:
-        X, y = (load_wine if name == "wine" else load_iris)(return_X_y=True)
+        if name == "autompg":  # mlxtend's Auto MPG: 6 measurements + mpg; classes: origin (USA / Europe / Japan)
+            from mlxtend.data import autompg_data
+            X, mpg = autompg_data()
+            X, y = np.c_[X[:, :6].astype(np.float64), mpg], X[:, 6].astype(int)
+        elif name in UCR:
+            X, y = _ucr(UCR[name])
+        else:
+            X, y = (load_wine if name == "wine" else load_iris)(return_X_y=True)
         X = X.astype(np.float32)
         parts = []
         for c in np.unique(y):
@@ -231,8 +307,12 @@ def tabular(name: str, seeds: int, latents, transform: str = "") -> dict:
             tf = _transform(transform).fit(x_fit)
             x_fit, x_sel = tf.transform(x_fit).astype(np.float32), tf.transform(x_sel).astype(np.float32)
         _one_class(name, x_fit, x_sel, normal, seeds, latents, False, auc)
-        auc.setdefault("OCSVM (reference)", []).append(_ocsvm(x_fit, x_sel, normal))
-    return {k: float(np.mean(v)) for k, v in auc.items()}
+        for k, v in _classical(x_fit, x_sel, normal, SETTINGS[name]["latent_dim"]).items():
+            auc.setdefault(k, []).append(v)
+    out = {k: float(np.mean(v)) for k, v in auc.items()}
+    out["best classical (reference)"] = max(out[k] for k in ("OCSVM (reference)", "IForest (reference)",
+                                                              "PCA (reference)"))  # the best tool's mean
+    return out
 
 
 def main() -> None:
@@ -260,7 +340,7 @@ def main() -> None:
     torch.manual_seed(0)
     for name in args.data.split(","):
         t = time.process_time()
-        res = (tabular(name, args.seeds, latents, args.transform) if name in ("wine", "iris", "digits-tab") else
+        res = (tabular(name, args.seeds, latents, args.transform) if name in TABULAR else
                images(name, args.seeds, latents))
         print(f"\n{name} (selection split; {time.process_time() - t:.0f} CPU s)")
         for k, v in sorted(res.items(), key=lambda kv: -kv[1])[:args.top]:
