@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -248,21 +249,31 @@ def _ucr(problem: str):
     ``--no-deps`` for the files alone). Written here because the reader is 10 lines and aeon's own loader
     would pull numba and pin scikit-learn."""
     import importlib.util
-    from pathlib import Path
     spec = importlib.util.find_spec("aeon")
     if spec is None:
         raise SystemExit(f"{problem}: install aeon's data files first: .venv/bin/pip install --no-deps aeon==1.6.0")
     root = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / problem
+    return read_ts(*(root / f"{problem}_{part}.ts" for part in ("TRAIN", "TEST")))
+
+
+def read_ts(*paths):
+    """``(X (N, T) float32, y (N,) int)`` from univariate, equal-length ``.ts`` files (sktime / aeon format: header
+    lines, then after ``@data`` one series per line, ``v1,v2,...,vT:label``), rows in file order; labels are
+    numbered in sorted order of their text."""
     rows, labels = [], []
-    for part in ("TRAIN", "TEST"):
+    for path in paths:
         data = False
-        for line in (root / f"{problem}_{part}.ts").read_text().splitlines():
+        for n, line in enumerate(Path(path).read_text().splitlines(), 1):
             line = line.strip()
             if data and line:
-                values, label = line.rsplit(":", 1)
+                values, sep, label = line.rpartition(":")
+                if not sep or ":" in values:
+                    raise ValueError(f"{path}:{n}: expected one univariate series 'v1,...,vT:label'")
                 rows.append([float(v) for v in values.split(",")])
                 labels.append(label)
             data = data or line.lower() == "@data"
+    if len({len(r) for r in rows}) > 1:
+        raise ValueError(f"{', '.join(map(str, paths))}: series of different lengths")
     _, y = np.unique(labels, return_inverse=True)
     return np.asarray(rows, np.float32), y
 

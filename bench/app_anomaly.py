@@ -29,6 +29,9 @@ Methods (same data: images flattened in [0, 1]; breast cancer standardised by th
   the ensemble average (what ``bench/anomaly_select.py`` calls ``zmse+3maha+Wxmaha``), and the input Gaussian alone,
   minus the squared Mahalanobis distance to the training rows' mean with the Ledoit-Wolf or the empirical covariance
   (``sklearn.covariance``; no network);
+* ``AE+csvm`` (with ``--code-svm W``, tabular; issue 19, round 11): the default AE's members scored by their
+  standardised reconstruction term plus W times a one-class SVM of their codes (``zmse+Wzsvm`` of
+  ``bench/anomaly_select.py``), each sum standardised, averaged over the members;
 * ``PixelCNN`` / ``PixelCNN-LR`` (with ``--pixelcnn``, images): ``AnomalyDetector(model="pixelcnn",
   scoring="likelihood")`` (exact log p(x)) and ``scoring="likelihood_ratio"`` (log p(x) - log p_bg(x), background
   model trained on 20 % randomly replaced pixels; Ren et al. 2019); a small net (``PIXELCNN`` below).
@@ -41,7 +44,7 @@ restore. The MLP on mnist5k is for run time: the conv AE/VAE took about 8x longe
 core (the only conv-vs-MLP comparison made, on mnist5k class 2: AE 0.881 conv vs 0.859 MLP).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/app_anomaly.py [--quick] [--data digits,breast-cancer] [--no-vae]
-        [--ensemble 3] [--gaussian 3] [--latent breast-cancer=16] [--bootstrap 2000]
+        [--ensemble 3] [--gaussian 3] [--latent breast-cancer=16] [--code-svm 0.5] [--bootstrap 2000]
 """
 from __future__ import annotations
 
@@ -62,7 +65,8 @@ import genlab
 from genlab.apps import AnomalyDetector
 from genlab.data import TensorDataset, load_dataset
 
-METHODS = ("AE", "AE-mse", "AE-ens", "AE+gauss", "VAE-elbo", "VAE-rec", "PixelCNN", "PixelCNN-LR", "IForest", "OCSVM",
+METHODS = ("AE", "AE-mse", "AE-ens", "AE+gauss", "AE+csvm", "VAE-elbo", "VAE-rec", "PixelCNN", "PixelCNN-LR", "IForest",
+           "OCSVM",
            "PCA", "PCA-rel", "Gauss-LW", "Gauss-emp")
 #: the small PixelCNN of the PixelCNN / PixelCNN-LR columns (CPU run time) and its epochs per data set
 PIXELCNN = {"channels": 32, "layers": 4, "head_channels": 64}
@@ -115,9 +119,30 @@ def _with_gaussian(det, x_train, x_test, w: float) -> np.ndarray:
     return np.mean(out, axis=0)
 
 
+def _with_code_svm(det, x_train, x_test, w: float) -> np.ndarray:
+    """``AE+csvm`` (issue 19, round 11): for each of ``det``'s members, its standardised reconstruction term
+    (``standardized_reconstruction``, without the Mahalanobis term) standardised by its training values, plus ``w``
+    times the standardised score of ``OneClassSVM(gamma="scale", nu=0.1)`` fitted on the member's training codes
+    (each code column standardised by the training codes); each sum standardised by its training values, averaged
+    over the members (``bench/anomaly_select.py``'s ``zmse+Wzsvm``)."""
+    mtr, mte = det._prepare(x_train), det._prepare(x_test)
+    out = []
+    for m, p in zip(det._members(), det._params()):
+        m64 = det._model64(m)
+        (z_tr, r_tr), (z_te, r_te) = det._codes_and_recon(m64, mtr), det._codes_and_recon(m64, mte)
+        a_tr, a_te = det._recon_term(mtr, p, r_tr), det._recon_term(mte, p, r_te)
+        mu, sd = z_tr.mean(0), z_tr.std(0) + 1e-12
+        svm = OneClassSVM(kernel="rbf", gamma="scale", nu=0.1).fit((z_tr - mu) / sd)
+        b_tr, b_te = svm.score_samples((z_tr - mu) / sd), svm.score_samples((z_te - mu) / sd)
+        c_tr = (a_tr - a_tr.mean()) / a_tr.std() + w * (b_tr - b_tr.mean()) / b_tr.std()
+        c_te = (a_te - a_tr.mean()) / a_tr.std() + w * (b_te - b_tr.mean()) / b_tr.std()
+        out.append((c_te - c_tr.mean()) / c_tr.std())
+    return np.mean(out, axis=0)
+
+
 def _scores(x_train, x_test, xf_train, xf_test, latent: int, epochs: int, arch: str, seed: int = 0,
             pixelcnn_epochs: int = 0, pixel_data=None, vae: bool = True, ae: bool = True, ensemble: int = 0,
-            gaussian: float = 0.0) -> dict:
+            gaussian: float = 0.0, code_svm: float = 0.0) -> dict:
     """``{method: (test scores, seconds to fit and score)}``; ``x_*`` in the estimator's input format, ``xf_*`` flat;
     ``pixel_data``: (train, test) TensorDatasets with the data's own pixel levels, for the PixelCNN."""
     out = {}
@@ -137,6 +162,9 @@ def _scores(x_train, x_test, xf_train, xf_test, latent: int, epochs: int, arch: 
         if gaussian and np.ndim(x_train) == 2:
             t = time.perf_counter()
             out["AE+gauss"] = (_with_gaussian(ae, x_train, x_test, gaussian), time.perf_counter() - t)
+        if code_svm and np.ndim(x_train) == 2:
+            t = time.perf_counter()
+            out["AE+csvm"] = (_with_code_svm(ae, x_train, x_test, code_svm), time.perf_counter() - t)
     if gaussian and np.ndim(x_train) == 2:
         from sklearn.covariance import EmpiricalCovariance, LedoitWolf
         for name, cov in (("Gauss-LW", LedoitWolf()), ("Gauss-emp", EmpiricalCovariance())):
@@ -208,7 +236,7 @@ def paired_bootstrap_auc(normal: np.ndarray, a: np.ndarray, b: np.ndarray, n: in
 
 
 def breast_cancer(epochs: int, log=print, ensemble: int = 0, gaussian: float = 0.0,
-                  bootstrap: int = 0) -> list[dict]:
+                  bootstrap: int = 0, code_svm: float = 0.0) -> list[dict]:
     X, y = load_breast_cancer(return_X_y=True)  # target 1 = benign, 0 = malignant
     benign, malignant = X[y == 1], X[y == 0]
     perm = np.random.default_rng(0).permutation(len(benign))
@@ -218,7 +246,8 @@ def breast_cancer(epochs: int, log=print, ensemble: int = 0, gaussian: float = 0
     normal = np.r_[np.ones(len(benign) - n_tr, bool), np.zeros(len(malignant), bool)]
     sc = StandardScaler().fit(xtr)  # the AE/VAE standardise internally by their own training statistics
     res = _scores(xtr, xte, sc.transform(xtr), sc.transform(xte), SETTINGS["breast-cancer"]["latent_dim"], epochs,
-                  SETTINGS["breast-cancer"]["arch"], ensemble=ensemble, gaussian=gaussian)  # the VAE always runs here
+                  SETTINGS["breast-cancer"]["arch"], ensemble=ensemble, gaussian=gaussian,
+                  code_svm=code_svm)  # the VAE always runs here
     rows = [{"data": "breast-cancer", "normal": "benign", "method": m, "roc_auc": float(roc_auc_score(normal, s)),
              "n_train": len(xtr), "n_test": len(xte), "seconds": round(sec, 2)} for m, (s, sec) in res.items()]
     log("  breast-cancer: " + "  ".join(f"{r['method']} {r['roc_auc']:.3f}" for r in rows))
@@ -246,7 +275,8 @@ def run(quick: bool = False, data=("digits", "mnist5k", "breast-cancer"), pixelc
     for name in (d for d in ("digits", "mnist5k") if d in data):
         rows += one_class(name, SETTINGS[name]["epochs"], pixelcnn=name in pixelcnn, **parts)
     return rows + (breast_cancer(SETTINGS["breast-cancer"]["epochs"], ensemble=parts.get("ensemble", 0),
-                                 gaussian=parts.get("gaussian", 0.0), bootstrap=bootstrap)
+                                 gaussian=parts.get("gaussian", 0.0), bootstrap=bootstrap,
+                                 code_svm=parts.get("code_svm", 0.0))
                    if "breast-cancer" in data else [])
 
 
@@ -295,6 +325,9 @@ def main():
     ap.add_argument("--gaussian", type=float, default=0.0, metavar="W", help="tabular data: add the columns AE+gauss "
                     "(the default AE's members plus W times the input Gaussian's term) and the input Gaussian alone, "
                     "Gauss-LW and Gauss-emp (issue 19, seventh round)")
+    ap.add_argument("--code-svm", type=float, default=0.0, metavar="W", help="tabular data: add the column AE+csvm "
+                    "(the default AE's members scored by their standardised reconstruction term plus W times a "
+                    "one-class SVM of their codes; issue 19, round 11)")
     ap.add_argument("--bootstrap", type=int, default=0, metavar="N", help="breast cancer: the default AE's ROC-AUC "
                     "minus each other column's, with a 95 %% paired bootstrap interval over N resamples of the test "
                     "rows")
@@ -311,12 +344,14 @@ def main():
     t0 = time.perf_counter()
     split = lambda v: tuple(p.strip() for p in v.split(",") if p.strip())  # noqa: E731
     rows = run(quick=args.quick, data=split(args.data), pixelcnn=split(args.pixelcnn), vae=not args.no_vae,
-               ae=not args.no_ae, ensemble=args.ensemble, gaussian=args.gaussian, bootstrap=args.bootstrap)
+               ae=not args.no_ae, ensemble=args.ensemble, gaussian=args.gaussian, bootstrap=args.bootstrap,
+               code_svm=args.code_svm)
     flags = " ".join(f for f in (args.quick and "--quick", f"--data {args.data}", args.pixelcnn and
                                  f"--pixelcnn {args.pixelcnn}", args.no_vae and "--no-vae",
                                  args.no_ae and "--no-ae", args.ensemble and f"--ensemble {args.ensemble}",
                                  args.gaussian and f"--gaussian {args.gaussian:g}",
                                  args.latent and f"--latent {args.latent}",
+                                 args.code_svm and f"--code-svm {args.code_svm:g}",
                                  args.bootstrap and f"--bootstrap {args.bootstrap}") if f)
     print(f"\ncommand: {COMMAND} {flags}  ({time.perf_counter() - t0:.0f} s)\n")
     print(tables(rows))

@@ -68,3 +68,19 @@ def test_bytes_for_and_interp_on_a_toy_curve(compress):
     assert compress._interp(curve, 75.0, "psnr") == pytest.approx(19.0)
     assert compress._interp(curve, 150.0, "psnr") == pytest.approx(20.0)  # best quality reachable at that size
     assert compress._interp(curve, 500.0, "psnr") == pytest.approx(30.0)
+
+
+def test_read_ts_univariate_files(tmp_path):
+    sel = _load("anomaly_select")
+    a, b = tmp_path / "P_TRAIN.ts", tmp_path / "P_TEST.ts"
+    a.write_text("# comment\n@problemName P\n@classLabel true b a\n@data\n1,2,3:b\n-1.5,0,2e1:a\n")
+    b.write_text("@data\n\n4,5,6:b\n")
+    x, y = sel.read_ts(a, b)
+    assert x.dtype == np.float32 and x.tolist() == [[1, 2, 3], [-1.5, 0, 20], [4, 5, 6]]
+    assert y.tolist() == [1, 0, 1]  # labels numbered in sorted order: a -> 0, b -> 1
+    b.write_text("@data\n4,5:b\n")
+    with pytest.raises(ValueError, match="different lengths"):
+        sel.read_ts(a, b)
+    b.write_text("@data\n4,5,6\n")
+    with pytest.raises(ValueError, match="P_TEST.ts:2: expected one univariate series"):
+        sel.read_ts(b)
