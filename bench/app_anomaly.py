@@ -66,8 +66,7 @@ from genlab.apps import AnomalyDetector
 from genlab.data import TensorDataset, load_dataset
 
 METHODS = ("AE", "AE-mse", "AE-ens", "AE+gauss", "AE+csvm", "VAE-elbo", "VAE-rec", "PixelCNN", "PixelCNN-LR", "IForest",
-           "OCSVM",
-           "PCA", "PCA-rel", "Gauss-LW", "Gauss-emp")
+           "OCSVM", "PCA", "PCA-rel", "Gauss-LW", "Gauss-emp")
 #: the small PixelCNN of the PixelCNN / PixelCNN-LR columns (CPU run time) and its epochs per data set
 PIXELCNN = {"channels": 32, "layers": 4, "head_channels": 64}
 PIXELCNN_EPOCHS = {"digits": 10, "mnist5k": 3}
