@@ -561,6 +561,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _out_of_memory(msg: str) -> bool:
+    """Whether a RuntimeError's first line is an allocator's out-of-memory failure (torch's CPU / CUDA
+    allocators raise RuntimeError, numpy MemoryError)."""
+    return any(k in msg for k in ("can't allocate memory", "not enough memory", "CUDA out of memory",
+                                  "Unable to allocate"))
+
+
 def main(argv: list[str] | None = None) -> int:
     from .errors import GenlabError
 
@@ -576,6 +583,13 @@ def main(argv: list[str] | None = None) -> int:
             pass  # genlab train --nproc prints it once, whichever rank torchrun saw fail first
         elif not _replicated_error(e):
             print(f"genlab: error: {msg}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as e:  # a hostile size reached an allocation: one line, exit 2
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else "not enough memory"
+        if not isinstance(e, MemoryError) and not _out_of_memory(msg):
+            raise
+        print(f"genlab: error: out of memory ({msg}); lower the sizes asked for (sample counts, copies, "
+              "latent_dim, batch size)", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         run_dir = getattr(e, "run_dir", None)

@@ -293,7 +293,7 @@ def test_bad_input_errors(fitted, table):
     allnan[:, 2] = np.nan
     with pytest.raises(DataError, match="column 2 has no observed value"):
         Imputer(epochs=1, trainer_config=TRAINER).fit(allnan)
-    with pytest.raises(DataError, match="X has 5 features, but Imputer is expecting 6 features as input"):
+    with pytest.raises(DataError, match="X has 5 features, but Imputer is expecting 6 features as input; give data with the columns"):
         fitted.transform(xm[:, :5])  # scikit-learn's n_features_in_ check
     inf = xm.copy()
     inf[0, 0] = np.inf

@@ -158,6 +158,8 @@ class ModelEstimator(BaseEstimator):
             msg = str(e).strip()
             if msg.startswith("Complex data not supported"):  # scikit-learn appends the whole array
                 msg = "Complex data not supported; give real numbers (e.g. X.real or abs(X))"
+            elif "features, but" in msg and "is expecting" in msg:  # scikit-learn's column-count check
+                msg = msg.rstrip(".") + "; give data with the columns the estimator was fitted on"
             raise DataError(f"{name}: {' '.join(msg.split())}") from None
         if ndim >= 3 and reset:
             self.n_features_in_ = int(np.prod(a.shape[1:]))
@@ -322,7 +324,9 @@ class ModelEstimator(BaseEstimator):
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
-        """Write the fitted estimator to folder ``path`` (replaced atomically as a whole)."""
+        """Write the fitted estimator to folder ``path``: a new folder, an empty one, or an earlier save, which is
+        replaced atomically as a whole. A file or a folder holding anything else (the user's files) is refused
+        with a one-line ``ConfigError`` and left as it is."""
         from safetensors.torch import save_file
 
         from ..io.serialize import write_model_files
@@ -335,10 +339,11 @@ class ModelEstimator(BaseEstimator):
         state = {k: _jsonable(getattr(self, k)) for k in dict.fromkeys(keys) if hasattr(self, k)}
         arrays = {k: torch.as_tensor(np.asarray(getattr(self, k))).contiguous() for k in self._array_state}
         path = Path(path)
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, owned=(ESTIMATOR_FILE, STATE_FILE, MODEL_DIR, *self._model_state)) as tmp:
+            models = [k for k in self._model_state if getattr(self, k, None) is not None]
             (tmp / ESTIMATOR_FILE).write_text(json.dumps(
                 {"estimator": type(self).__name__, "genlab_version": __version__, "params": params,
-                 "state": state}, indent=2) + "\n")
+                 "state": state, "model_folders": models}, indent=2) + "\n")
             if arrays:
                 save_file(arrays, str(tmp / STATE_FILE))
             (tmp / MODEL_DIR).mkdir()
@@ -390,6 +395,13 @@ class ModelEstimator(BaseEstimator):
                     raise CheckpointError(f"{path / STATE_FILE} lacks {k!r}; save the estimator again")
                 setattr(est, k, arrays[k].numpy())
         est.model_ = load(path / MODEL_DIR)
+        listed = rec.get("model_folders")  # the further models the save wrote (absent in older saves)
+        if listed is not None and (not isinstance(listed, list) or not set(listed) <= set(cls._model_state)):
+            raise CheckpointError(f"{f} is corrupt (model_folders {listed!r}); save the estimator again")
+        for k in listed or ():
+            if not (path / k).is_dir():
+                raise CheckpointError(f"{path / k} is missing but {f} lists it: the save is incomplete; copy the "
+                                      "whole folder or save the estimator again")
         for k in cls._model_state:  # further fitted models, saved in a folder named after the attribute
             if (path / k).is_dir():
                 setattr(est, k, load(path / k))

@@ -37,6 +37,36 @@ def add_model_arguments(p, default_model: str) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def claim_outputs(*, folders=(), files=()) -> None:
+    """Refuse, before anything is read, trained or written, output paths an app command could not write without
+    touching what the user owns: it writes files only where none exist, and only into new or empty folders.
+    ``folders`` / ``files``: ``(flag, path or None)`` pairs (``None``: not asked for). A path that runs through a
+    file, an existing file, a non-empty folder, or one path given twice is a one-line ``ConfigError`` (exit 2)."""
+    from ..errors import ConfigError
+    seen: dict[Path, str] = {}
+    for kind, items in (("file", files), ("folder", folders)):
+        for flag, p in items:
+            if p is None or p == "":
+                continue
+            p = Path(p)
+            key = p.resolve()
+            if key in seen:
+                raise ConfigError(f"{flag} {p} is also the path of {seen[key]}; give each output its own path")
+            seen[key] = flag
+            blocker = next((a for a in reversed(p.parents) if a.exists() and not a.is_dir()), None)
+            if blocker is not None:
+                raise ConfigError(f"{flag} {p}: {blocker} is a file, not a folder; choose another path")
+            if kind == "file" and (p.exists() or p.is_symlink()):
+                raise ConfigError(f"{flag} {p} already exists; give a new file name (genlab does not overwrite "
+                                  "files)")
+            if kind == "folder" and (p.exists() or p.is_symlink()):
+                if not p.is_dir():
+                    raise ConfigError(f"{flag} {p} is a file; give a new folder")
+                if any(p.iterdir()):
+                    raise ConfigError(f"{flag} {p} already exists and is not empty; give a new or empty folder "
+                                      "(genlab does not overwrite files)")
+
+
 def read_data(spec: str, *, data_dir: str | None = None):
     """A built-in name or a file/folder (images folder, .npz, .npy, .csv) as a ``TensorDataset``."""
     from ..data import load_dataset
@@ -80,10 +110,12 @@ def fitted_estimator(cls, args, fit_data, **params):
     from ..apps._base import ESTIMATOR_FILE
     from ..errors import ConfigError
     sections = training_sections(args)
-    if args.run and (Path(args.run) / ESTIMATOR_FILE).is_file():
-        if sections or args.epochs is not None:
-            raise ConfigError(f"{args.run} is a fitted estimator: nothing is trained, so --epochs, --set and "
-                              "key=value overrides do not apply; drop them (or use --model to train anew)")
+    saved = bool(args.run and (Path(args.run) / ESTIMATOR_FILE).is_file())
+    if args.run and (sections or args.epochs is not None):  # a --run is used as it is: nothing would take them
+        raise ConfigError(f"{args.run} is a {'fitted estimator' if saved else 'saved model or run folder'}: nothing "
+                          "is trained, so --epochs, --set and key=value overrides do not apply; drop them (or use "
+                          "--model to train anew)")
+    if saved:
         return cls.load(args.run)
     est = build_estimator(cls, args, sections, **params).check_model()
     data = read_data(args.train) if args.train else fit_data

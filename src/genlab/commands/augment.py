@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import add_model_arguments, add_out_argument, fitted_estimator, read_data, write_outputs
+from ._common import add_model_arguments, add_out_argument, claim_outputs, fitted_estimator, read_data, write_outputs
 
 NAME = "augment"
 HELP = ("Generate N labelled samples per class from a conditional VAE/GAN; writes OUT/generated/ (class "
@@ -54,11 +54,12 @@ def run(args) -> int:
     import numpy as np
     import torch
     from rich.console import Console
-
     from ..apps.augment import Augmenter
     from ..errors import ConfigError, DataError
     from ..io.images import save_grid
     from ._common import metrics_table as _table
+
+    claim_outputs(folders=(("--out", args.out), ("--save", args.save)))
 
     if args.n < 0:
         raise ConfigError(f"-n must be >= 0, got {args.n}")
@@ -80,7 +81,13 @@ def run(args) -> int:
         extra["shift_copies"] = args.shift_copies
     if args.max_shift is not None:
         extra["max_shift"] = args.max_shift
+    from ..apps._base import ESTIMATOR_FILE
+    if extra and args.run and (Path(args.run) / ESTIMATOR_FILE).is_file():
+        flags = ", ".join("--" + k.replace("_", "-") for k in extra)
+        raise ConfigError(f"{args.run} is a fitted estimator: its sampling and filter are fixed, so {flags} do not "
+                          "apply; drop them (or fit anew with --model)")
     est = fitted_estimator(Augmenter, args, ds, n_per_class=n, **extra)
+    est._check_shape(ds)  # a saved estimator (--run) and the input (--include-real, the classes) must agree
     classes = None
     if args.classes:
         names = [c.strip() for c in args.classes.split(",") if c.strip()]

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import add_model_arguments, add_out_argument, fitted_estimator, metrics_table as _table, read_data, \
-    write_outputs
+from ._common import add_model_arguments, add_out_argument, claim_outputs, fitted_estimator, metrics_table as _table, \
+    read_data, write_outputs
 
 NAME = "compress"
 HELP = ("Compress samples to autoencoder codes entropy-coded under a learned prior (or fixed-length codes) in a "
@@ -49,8 +49,8 @@ def run(args) -> int:
         raise ConfigError(f"{out} is a folder; give a file path for -o, e.g. {out / 'data.glc'}")
     reuse = bool(args.run and (Path(args.run) / ESTIMATOR_FILE).is_file())
     save_to = None if reuse or args.save else estimator_dir(out)
-    if save_to is not None and save_to.exists() and not (save_to / ESTIMATOR_FILE).is_file():
-        raise ConfigError(f"{save_to} exists and is not a saved estimator; move it or pass --save DIR")
+    claim_outputs(files=(("-o", out),), folders=(("--save", args.save), ("the compressor folder beside -o", save_to),
+                                                  ("--report", args.report)))
     ds = read_data(args.input)
     params = {k: v for k, v in (("bits", args.bits), ("lmbda", args.lmbda), ("rd_epochs", args.rd_epochs))
               if v is not None}

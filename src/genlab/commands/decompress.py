@@ -27,13 +27,14 @@ def run(args) -> int:
     from ..apps.compress import Compressor, parse_header
     from ..errors import ConfigError, DataError
     from ..io.atomic import write_bytes_atomic
-    from ..io.images import describe_paths, save_grids
-    from ._common import read_data
+    from ..io.images import GRID_PAGE, describe_paths, grid_paths, save_grids
+    from ._common import claim_outputs, read_data
     from ._common import metrics_table as _table
     from .compress import estimator_dir
 
     src = Path(args.file)
     out = Path(args.output)
+    claim_outputs(files=(("-o", out),))
     if out.suffix.lower() not in (".npz", ".png"):
         raise ConfigError(f"unsupported output {args.output!r}; use a .npz (arrays) or .png (image grid) path")
     est_dir = Path(args.run) if args.run else estimator_dir(src)
@@ -47,19 +48,15 @@ def run(args) -> int:
     est = Compressor.load(est_dir)
     x = est.decompress(data, name=str(src))
     head = parse_header(data, name=str(src))
-    if out.suffix.lower() == ".png":
+    png = out.suffix.lower() == ".png"
+    if png:
         if est.kind_ != "image":
             raise ConfigError(f"{args.output}: PNG output needs image data; use a .npz output for tabular data")
-        written = describe_paths(save_grids(torch.from_numpy(x), out))
-    else:
-        written = str(out)
-        buf = io.BytesIO()
-        np.savez(buf, x=x.astype(np.float32))
-        write_bytes_atomic(out, buf.getvalue())
+        claim_outputs(files=[("-o", p) for p in grid_paths(out, len(x), GRID_PAGE)])  # more grids: out-000.png ...
     rows = [("samples", head.n), ("sample shape", head.sample_shape), ("latent dim", head.latent_dim),
             ("coder", head.coder), *([("bits", head.bits)] if head.coder == "fixed" else []),
             ("bytes / sample", round(len(data) / head.n, 3))]
-    if args.reference:
+    if args.reference:  # checked and measured before anything is written
         from ..metrics.reconstruction import psnr
         ref = read_data(args.reference)
         if len(ref) != head.n or ref.sample_shape != head.sample_shape:
@@ -71,6 +68,13 @@ def run(args) -> int:
             rows.append(("MSE", float(((xr - ref.x) ** 2).mean())))
         else:
             rows.append(("MSE (data units)", float(((xr - ref.norm.to_raw(ref.x)) ** 2).mean())))
+    if png:
+        written = describe_paths(save_grids(torch.from_numpy(x), out))
+    else:
+        written = str(out)
+        buf = io.BytesIO()
+        np.savez(buf, x=x.astype(np.float32))
+        write_bytes_atomic(out, buf.getvalue())
     Console().print(_table(f"genlab decompress {src}", rows))
     print(f"wrote {head.n} decoded samples to {written}")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from ._common import add_model_arguments, add_out_argument, fitted_estimator, read_data, print_metrics, \
+from ._common import add_model_arguments, add_out_argument, claim_outputs, fitted_estimator, read_data, print_metrics, \
     write_outputs
 
 NAME = "denoise"
@@ -36,11 +36,12 @@ def _npz_bytes(**arrays) -> bytes:
 
 def run(args) -> int:
     import torch
-
     from ..apps.denoise import Denoiser, check_noise, noise_name
     from ..errors import ConfigError
     from ..io.atomic import write_bytes_atomic
     from ..io.images import save_grid
+
+    claim_outputs(folders=(("--out", args.out), ("--save", args.save)))
 
     args.noise = noise_name(args.noise)  # salt-and-pepper -> salt_pepper
     check_noise(args.noise, args.level)

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
-from ._common import add_model_arguments, add_out_argument, fitted_estimator, read_data, write_outputs
+from ._common import add_model_arguments, add_out_argument, claim_outputs, fitted_estimator, read_data, write_outputs
 
 NAME = "detect"
 HELP = "Flag anomalous inputs with an autoencoder or VAE trained on normal data (scores, threshold, report)."
@@ -44,9 +44,8 @@ def run(args) -> int:
     from ..io.atomic import write_bytes_atomic
     from ..io.images import make_grid, save_png
 
+    claim_outputs(folders=(("--out", args.out), ("--save", args.save)))
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; give a folder")
     if args.contamination is not None:
         AnomalyDetector._check_contamination(args.contamination)
     if args.top < 1:

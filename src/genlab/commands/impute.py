@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._common import add_model_arguments, add_out_argument, fitted_estimator, read_data, print_metrics, \
+from ._common import add_model_arguments, add_out_argument, claim_outputs, fitted_estimator, read_data, print_metrics, \
     write_outputs
 
 if TYPE_CHECKING:  # annotations only: numpy and torch are imported when the command runs
@@ -110,12 +110,13 @@ def _apply_mask(x: np.ndarray, spec: str) -> np.ndarray:
 def run(args) -> int:
     import numpy as np
     import torch
-
     from ..apps.impute import Imputer, missing_dataset
     from ..data.files import LABEL_COLUMNS
     from ..errors import ConfigError, DataError
     from ..io.atomic import write_bytes_atomic
     from ..io.images import save_grid
+
+    claim_outputs(folders=(("--out", args.out), ("--save", args.save)))
 
     if args.n_iter is not None and args.n_iter < 1:
         raise ConfigError(f"--n-iter must be >= 1, got {args.n_iter}")

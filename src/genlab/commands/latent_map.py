@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, DataError
-from ._common import add_model_arguments, add_out_argument, fitted_estimator, read_data, print_metrics, \
+from ._common import add_model_arguments, add_out_argument, claim_outputs, fitted_estimator, read_data, print_metrics, \
     write_outputs
 
 if TYPE_CHECKING:  # annotations only: numpy is imported when the command runs
@@ -43,9 +43,10 @@ def _csv(coords: np.ndarray, y, path: Path) -> None:
 def run(args) -> int:
     import numpy as np
     import torch
-
     from ..apps.latent import MAP_METHODS, LatentExplorer, knn_accuracy, plot_latent_map
     from ..models import require
+
+    claim_outputs(folders=(("--out", args.out), ("--save", args.save)))
 
     # everything the user can get wrong is checked before any training
     if args.method not in MAP_METHODS:

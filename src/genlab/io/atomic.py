@@ -50,10 +50,20 @@ def json_dumps(obj, **kw) -> str:
     return json.dumps(json_safe(obj), allow_nan=False, **kw)
 
 
+def make_parent(path: Path) -> None:
+    """``mkdir -p`` of ``path``'s folder; a path that runs through a file is a one-line ``ConfigError``."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        from ..errors import ConfigError
+        blocker = next((a for a in reversed(path.parents) if a.exists() and not a.is_dir()), path.parent)
+        raise ConfigError(f"cannot write {path}: {blocker} is a file, not a folder; choose another path") from None
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then ``os.replace``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         follow_umask(tmp)
@@ -72,15 +82,38 @@ def write_json_atomic(path: str | Path, obj) -> None:
     write_bytes_atomic(path, (json_dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
+def check_replaceable(path: Path, owned) -> None:
+    """Refuse to replace ``path`` (and its ``<name>.old`` twin) unless each is absent or a folder holding only
+    entries named in ``owned`` (exact names or ``fnmatch`` patterns): what the writer itself puts there. A file, or
+    a folder with anything else in it (the user's files), is a one-line ``ConfigError`` and nothing is touched."""
+    import fnmatch
+
+    from ..errors import ConfigError
+    for p in (path, path.with_name(path.name + ".old")):
+        if not (p.exists() or p.is_symlink()):
+            continue
+        if p.is_symlink() or not p.is_dir():
+            raise ConfigError(f"{p} exists and is not a folder genlab wrote; choose a new folder path")
+        foreign = sorted(e.name for e in p.iterdir() if not any(fnmatch.fnmatchcase(e.name, o) for o in owned))
+        if foreign:
+            raise ConfigError(f"{p} already exists and holds files genlab did not write there ({foreign[0]}"
+                              f"{', ...' if len(foreign) > 1 else ''}); choose a new folder or empty it")
+
+
 @contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
+def atomic_dir(path: str | Path, *, owned=None) -> Iterator[Path]:
     """Yield a temp folder beside ``path``; on success it replaces ``path`` (fsynced), on error it is removed.
 
     The swap renames the old folder to ``<name>.old`` first, renames the new one into place, then deletes
     the old one; :func:`resolve_dir` falls back to ``<name>.old`` if a crash hit between the two renames.
+    ``owned`` (names or patterns of what the writer puts in the folder): an existing ``path`` is replaced only
+    if it holds nothing else (:func:`check_replaceable`), so a user's folder is never emptied; ``None`` (the
+    trainer's own ``checkpoints/last``) replaces whatever is there.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if owned is not None:
+        check_replaceable(path, owned)
+    make_parent(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         follow_umask(tmp, folder=True)

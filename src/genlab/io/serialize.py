@@ -52,9 +52,10 @@ def write_model_files(model, folder: Path) -> None:
 
 
 def save_model(model, path: str | Path) -> Path:
-    """Save ``model`` to folder ``path`` atomically (the folder is replaced as a whole)."""
+    """Save ``model`` to folder ``path`` atomically (an earlier save there is replaced as a whole; a file or a
+    folder holding anything else is refused, :func:`genlab.io.atomic.check_replaceable`)."""
     path = Path(path)
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, owned=(CONFIG_NAME, WEIGHTS_NAME)) as tmp:
         write_model_files(model, tmp)
     log.info("saved %s model to %s", model.registry_name, path)
     return path
