@@ -385,8 +385,9 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
     assert "mask shape (7, 7) does not match" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()
     np.savetxt(tmp_path / "ok.csv", _correlated(n=20, d=3), delimiter=",", header="a,b,c", comments="")
-    for flag, value, name in (("--gaussian-weight", "1.5", "gaussian_weight"), ("--mask-copies", "-1", "mask_copies")):
-        assert main(["impute", str(tmp_path / "ok.csv"), "--out", str(tmp_path / "o3"), "--epochs", "1",
+    for src, flag, value, name in (("ok.csv", "--gaussian-weight", "1.5", "gaussian_weight"),
+                                   ("img.npz", "--mask-copies", "-1", "mask_copies")):  # each on its kind of data
+        assert main(["impute", str(tmp_path / src), "--out", str(tmp_path / "o3"), "--epochs", "1",
                      flag, value]) == 2
         err = capsys.readouterr().err.strip()
         assert name in err and len(err.splitlines()) == 1 and not (tmp_path / "o3").exists()
@@ -396,10 +397,15 @@ def test_cli_gaussian_weight_and_mask_copies_reach_the_imputer(tmp_path):
     x, _ = _holes(_correlated(n=60, d=4, seed=5), 0.2, seed=2)
     np.savez(tmp_path / "t.npz", x=x.astype(np.float32))
     assert main(["impute", str(tmp_path / "t.npz"), "--out", str(tmp_path / "o"), "--model", "ae", "--epochs", "1",
-                 "--set", "latent_dim=2", "--gaussian-weight", "0.25", "--mask-copies", "0", "--save",
-                 str(tmp_path / "est")]) == 0
+                 "--set", "latent_dim=2", "--gaussian-weight", "0.25", "--save", str(tmp_path / "est")]) == 0
     back = Imputer.load(tmp_path / "est")
-    assert back.gaussian_weight == 0.25 and back.mask_copies == 0 and back.gaussian_mean_.size == 4
+    assert back.gaussian_weight == 0.25 and back.gaussian_mean_.size == 4
+    img = np.random.default_rng(3).random((20, 1, 6, 6)).astype(np.float32)
+    img[:10, :, 3:, :] = np.nan  # (tables take no --mask-copies; images no --gaussian-weight)
+    np.savez(tmp_path / "img.npz", x=img)
+    assert main(["impute", str(tmp_path / "img.npz"), "--out", str(tmp_path / "o2"), "--model", "ae", "--epochs", "1",
+                 "--mask-copies", "0", "--save", str(tmp_path / "est2")]) == 0
+    assert Imputer.load(tmp_path / "est2").mask_copies == 0
 
 
 # ---------------------------------------------------------------------------------------------- MIWAE

@@ -98,7 +98,7 @@ def model_config(args) -> dict:
     return training_sections(args).get("model", {})
 
 
-def fitted_estimator(cls, args, fit_data, **params):
+def fitted_estimator(cls, args, fit_data, *, explicit: dict | None = None, **params):
     """Load ``--run`` when it is a saved estimator; otherwise build ``cls`` (wrapping ``--run`` as a model
     folder, or ``--model`` trained for ``--epochs``, default the class's own) and fit it on ``--train`` or
     ``fit_data``. ``model.*``/``trainer.*``/``data.val`` overrides (and ``--set``) set the trained model's config;
@@ -106,7 +106,10 @@ def fitted_estimator(cls, args, fit_data, **params):
 
     The model must have the capabilities the estimator declares it needs (``check_model``, through
     :func:`genlab.models.require`): ``--model`` is checked before ``--train`` is read or anything trained, a
-    ``--run`` folder once loaded; a refusal is one ``ConfigError`` line (exit 2) and nothing is written."""
+    ``--run`` folder once loaded; a refusal is one ``ConfigError`` line (exit 2) and nothing is written.
+
+    ``explicit``: fit-time settings the user gave on the command line (``{param: value}``, flags named after the
+    params): passed to a new estimator, refused with a saved one, which keeps the settings it was fitted with."""
     from ..apps._base import ESTIMATOR_FILE
     from ..errors import ConfigError
     sections = training_sections(args)
@@ -116,7 +119,15 @@ def fitted_estimator(cls, args, fit_data, **params):
                           "is trained, so --epochs, --set and key=value overrides do not apply; drop them (or use "
                           "--model to train anew)")
     if saved:
+        if args.save:
+            raise ConfigError(f"{args.run} is a fitted estimator and is already saved there: nothing new to --save; "
+                              "drop --save (or copy the folder)")
+        if explicit:
+            flags = ", ".join("--" + k.replace("_", "-") for k in explicit)
+            raise ConfigError(f"{args.run} is a fitted estimator: it keeps the settings it was fitted with, so "
+                              f"{flags} do not apply; drop them (or fit anew with --model)")
         return cls.load(args.run)
+    params.update(explicit or {})
     est = build_estimator(cls, args, sections, **params).check_model()
     data = read_data(args.train) if args.train else fit_data
     if data is None:

@@ -81,12 +81,7 @@ def run(args) -> int:
         extra["shift_copies"] = args.shift_copies
     if args.max_shift is not None:
         extra["max_shift"] = args.max_shift
-    from ..apps._base import ESTIMATOR_FILE
-    if extra and args.run and (Path(args.run) / ESTIMATOR_FILE).is_file():
-        flags = ", ".join("--" + k.replace("_", "-") for k in extra)
-        raise ConfigError(f"{args.run} is a fitted estimator: its sampling and filter are fixed, so {flags} do not "
-                          "apply; drop them (or fit anew with --model)")
-    est = fitted_estimator(Augmenter, args, ds, n_per_class=n, **extra)
+    est = fitted_estimator(Augmenter, args, ds, explicit=extra, n_per_class=n)
     est._check_shape(ds)  # a saved estimator (--run) and the input (--include-real, the classes) must agree
     classes = None
     if args.classes:
@@ -95,6 +90,8 @@ def run(args) -> int:
             classes = [int(c) for c in names] if est.classes_.dtype.kind in "iu" else names
         except ValueError:
             raise ConfigError(f"--classes must be comma-separated integer labels, got {args.classes!r}") from None
+        if not classes or len(set(classes)) < len(classes):
+            raise ConfigError(f"--classes must name each class once, got {args.classes!r}; e.g. --classes 1,7")
     x_new, y_new = est.generate(n, classes=classes, random_state=args.seed)
     if args.include_real:
         real = ds.x.numpy() if ds.kind == "image" else ds.norm.to_raw(ds.x).numpy()

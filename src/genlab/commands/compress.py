@@ -62,6 +62,9 @@ def run(args) -> int:
                           "--rd-epochs do not apply; drop them (or compress without --run to fit anew)")
     est = fitted_estimator(Compressor, args, ds, **params)
     if args.bits is not None:
+        if est.coder != "fixed":
+            raise ConfigError(f"--bits sets the fixed coder's precision, but {args.run or 'this compressor'} codes "
+                              f"with {est.coder!r}; drop --bits (or use the fixed coder: --coder fixed)")
         est.set_params(bits=args.bits)
     data = est.compress(ds)
     stats = est.evaluate(ds)

@@ -131,9 +131,15 @@ def run(args) -> int:
     fit_data = data
     if args.train:  # read here: --train data may hold NaN pixels too
         fit_data = missing_dataset(*_read(args.train), name=str(args.train))
-    params = {k: v for k, v in (("n_iter", args.n_iter), ("gaussian_weight", args.gaussian_weight),
-                                ("mask_copies", args.mask_copies)) if v is not None}
-    est = fitted_estimator(Imputer, argparse.Namespace(**{**vars(args), "train": None}), fit_data, **params)
+    if data.kind == "image" and args.gaussian_weight is not None:
+        raise ConfigError("--gaussian-weight weighs the Gaussian component of tabular imputation; images have none, "
+                          "drop it")
+    if data.kind != "image" and args.mask_copies is not None:
+        raise ConfigError("--mask-copies adds half-masked copies of training images; drop it for tables")
+    params = {k: v for k, v in (("n_iter", args.n_iter), ("gaussian_weight", args.gaussian_weight)) if v is not None}
+    est = fitted_estimator(Imputer, argparse.Namespace(**{**vars(args), "train": None}), fit_data,
+                           explicit={} if args.mask_copies is None else {"mask_copies": args.mask_copies}, **params)
+    est.set_params(**params)  # read when filling: a saved estimator (--run) takes them too
     filled = est.transform(x)
     hole = np.isnan(x) if x.dtype.kind == "f" else np.zeros(x.shape, bool)  # (N, ...) in the input's layout
     n = len(filled)

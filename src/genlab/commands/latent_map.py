@@ -63,6 +63,11 @@ def run(args) -> int:
     ds = read_data(args.input)
     if len(ds) < 2:
         raise DataError(f"{args.input}: has {len(ds)} sample; a map needs at least 2")
+    n_map = min(len(ds), args.n)
+    n_fit = n_map - -(-n_map // 5)  # the training part of each of knn_accuracy's 5 folds
+    if ds.y is not None and args.k > n_fit:  # checked before training
+        raise ConfigError(f"--k {args.k} is more neighbours than the {n_fit} samples each cross-validation fold fits "
+                          f"on ({n_map} mapped); use a smaller --k or map more samples")
     est = fitted_estimator(LatentExplorer, args, ds, **({"shift_copies": True} if args.shift_copies else {}))
     require(est.model_, "has_decoder", "has_encoder", purpose="genlab latent-map")
     sub = ds
