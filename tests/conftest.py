@@ -30,6 +30,17 @@ def one_thread():
 
 
 @pytest.fixture
+def error_line(capsys):
+    """A function returning what the CLI wrote to stderr since the last read, which must be exactly one line (the
+    one-line error rule)."""
+    def read() -> str:
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, err
+        return err[0]
+    return read
+
+
+@pytest.fixture
 def image_data():
     """64 smooth 1×8×8 images in [0, 1] with 4 classes (tiny and fast; genlab.testing's contract data)."""
     return tiny_image_data()

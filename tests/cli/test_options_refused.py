@@ -11,11 +11,6 @@ import pytest
 from genlab.cli import main
 
 
-def _err(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    return err[0]
-
 
 @pytest.fixture()
 def images(tmp_path):
@@ -36,54 +31,54 @@ def table(tmp_path):
     return tmp_path / "t.csv"
 
 
-def test_impute_refuses_the_other_kinds_setting(images, table, tmp_path, capsys):
+def test_impute_refuses_the_other_kinds_setting(images, table, tmp_path, error_line):
     assert main(["impute", str(images), "-o", str(tmp_path / "a"), "--epochs", "1", "--gaussian-weight", "0.5"]) == 2
-    assert "--gaussian-weight" in _err(capsys) and not (tmp_path / "a").exists()
+    assert "--gaussian-weight" in error_line() and not (tmp_path / "a").exists()
     assert main(["impute", str(table), "-o", str(tmp_path / "b"), "--epochs", "1", "--mask-copies", "2"]) == 2
-    assert "--mask-copies" in _err(capsys) and not (tmp_path / "b").exists()
+    assert "--mask-copies" in error_line() and not (tmp_path / "b").exists()
 
 
-def test_impute_run_takes_fill_settings_and_refuses_fit_settings(images, tmp_path, capsys):
+def test_impute_run_takes_fill_settings_and_refuses_fit_settings(images, tmp_path, error_line):
     assert main(["impute", str(images), "-o", str(tmp_path / "a"), "--epochs", "1", "--save", str(tmp_path / "imp"),
                  "--model", "ae"]) == 0
     assert main(["impute", str(images), "-o", str(tmp_path / "b"), "--run", str(tmp_path / "imp"),
                  "--mask-copies", "2"]) == 2
-    assert "it keeps the settings it was fitted with, so --mask-copies do not apply" in _err(capsys)
+    assert "it keeps the settings it was fitted with, so --mask-copies do not apply" in error_line()
     assert main(["impute", str(images), "-o", str(tmp_path / "c"), "--run", str(tmp_path / "imp"),
                  "--n-iter", "3"]) == 0
     assert json.loads((tmp_path / "c" / "metrics.json").read_text())["n_iter"] == 3
 
 
-def test_compress_bits_needs_the_fixed_coder(tmp_path, capsys):
+def test_compress_bits_needs_the_fixed_coder(tmp_path, capsys, error_line):
     np.savez(tmp_path / "x.npz", x=np.random.default_rng(2).random((30, 1, 8, 8), dtype=np.float32))
     assert main(["compress", str(tmp_path / "x.npz"), "-o", str(tmp_path / "x.glc"), "--epochs", "1",
                  "--rd-epochs", "1"]) == 0
     capsys.readouterr()
     assert main(["compress", str(tmp_path / "x.npz"), "-o", str(tmp_path / "b.glc"), "--run",
                  str(tmp_path / "x.compressor"), "--bits", "4"]) == 2
-    assert "codes with 'ans'; drop --bits" in _err(capsys) and not (tmp_path / "b.glc").exists()
+    assert "codes with 'ans'; drop --bits" in error_line() and not (tmp_path / "b.glc").exists()
 
 
-def test_latent_map_k_must_fit_in_a_fold(images, tmp_path, capsys):
+def test_latent_map_k_must_fit_in_a_fold(images, tmp_path, error_line):
     np.savez(tmp_path / "clean.npz", x=np.nan_to_num(np.load(images)["x"]), y=np.arange(40) % 4)
     assert main(["latent-map", str(tmp_path / "clean.npz"), "-o", str(tmp_path / "m"), "--k", "500",
                  "--epochs", "1"]) == 2
-    assert "--k 500 is more neighbours than the 32 samples" in _err(capsys) and not (tmp_path / "m").exists()
+    assert "--k 500 is more neighbours than the 32 samples" in error_line() and not (tmp_path / "m").exists()
 
 
-def test_augment_classes_once_each(tmp_path, capsys):
+def test_augment_classes_once_each(tmp_path, error_line):
     np.savez(tmp_path / "d.npz", x=np.random.default_rng(3).random((40, 1, 8, 8), dtype=np.float32),
              y=np.arange(40) % 4)
     assert main(["augment", str(tmp_path / "d.npz"), "-o", str(tmp_path / "a"), "-n", "2", "--epochs", "1",
                  "--classes", "1,1"]) == 2
-    assert "--classes must name each class once" in _err(capsys) and not (tmp_path / "a").exists()
+    assert "--classes must name each class once" in error_line() and not (tmp_path / "a").exists()
 
 
-def test_save_with_a_fitted_estimator_is_refused(images, tmp_path, capsys):
+def test_save_with_a_fitted_estimator_is_refused(images, tmp_path, capsys, error_line):
     np.savez(tmp_path / "clean.npz", x=np.nan_to_num(np.load(images)["x"]), y=np.arange(40) % 4)
     assert main(["detect", str(tmp_path / "clean.npz"), "-o", str(tmp_path / "a"), "--epochs", "1", "--save",
                  str(tmp_path / "det")]) == 0
     capsys.readouterr()
     assert main(["detect", str(tmp_path / "clean.npz"), "-o", str(tmp_path / "b"), "--run", str(tmp_path / "det"),
                  "--save", str(tmp_path / "det2")]) == 2
-    assert "nothing new to --save" in _err(capsys) and not (tmp_path / "det2").exists()
+    assert "nothing new to --save" in error_line() and not (tmp_path / "det2").exists()
