@@ -43,6 +43,7 @@ def claim_outputs(*, folders=(), files=()) -> None:
     ``folders`` / ``files``: ``(flag, path or None)`` pairs (``None``: not asked for). A path that runs through a
     file, an existing file, a non-empty folder, or one path given twice is a one-line ``ConfigError`` (exit 2)."""
     from ..errors import ConfigError
+    from ..io.atomic import file_in_path
     seen: dict[Path, str] = {}
     for kind, items in (("file", files), ("folder", folders)):
         for flag, p in items:
@@ -53,7 +54,7 @@ def claim_outputs(*, folders=(), files=()) -> None:
             if key in seen:
                 raise ConfigError(f"{flag} {p} is also the path of {seen[key]}; give each output its own path")
             seen[key] = flag
-            blocker = next((a for a in reversed(p.parents) if a.exists() and not a.is_dir()), None)
+            blocker = file_in_path(p)
             if blocker is not None:
                 raise ConfigError(f"{flag} {p}: {blocker} is a file, not a folder; choose another path")
             if kind == "file" and (p.exists() or p.is_symlink()):

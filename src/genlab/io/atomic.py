@@ -50,13 +50,18 @@ def json_dumps(obj, **kw) -> str:
     return json.dumps(json_safe(obj), allow_nan=False, **kw)
 
 
+def file_in_path(path: Path) -> Path | None:
+    """The first existing non-folder among ``path``'s parents (a path that runs through a file), else ``None``."""
+    return next((a for a in reversed(Path(path).parents) if a.exists() and not a.is_dir()), None)
+
+
 def make_parent(path: Path) -> None:
     """``mkdir -p`` of ``path``'s folder; a path that runs through a file is a one-line ``ConfigError``."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         from ..errors import ConfigError
-        blocker = next((a for a in reversed(path.parents) if a.exists() and not a.is_dir()), path.parent)
+        blocker = file_in_path(path) or path.parent
         raise ConfigError(f"cannot write {path}: {blocker} is a file, not a folder; choose another path") from None
 
 
