@@ -100,6 +100,14 @@ class _PCARel(_PCAError):
         return -np.log(-super().score_samples(x) + 1e-12) + 0.5 * np.log(np.mean(x ** 2, axis=1) + 1e-12)
 
 
+def _plus(a_tr, a_te, b_tr, b_te, w: float) -> np.ndarray:
+    """Test scores of ``a + w b``, ``a`` and ``b`` each standardised by their training values, the sum standardised
+    by its training values again (what ``AnomalyDetector`` does to each member's score before averaging them)."""
+    c_tr = (a_tr - a_tr.mean()) / a_tr.std() + w * (b_tr - b_tr.mean()) / b_tr.std()
+    c_te = (a_te - a_tr.mean()) / a_tr.std() + w * (b_te - b_tr.mean()) / b_tr.std()
+    return (c_te - c_tr.mean()) / c_tr.std()
+
+
 def _with_gaussian(det, x_train, x_test, w: float) -> np.ndarray:
     """``AE+gauss``: each of ``det``'s members' scores standardised by its training scores, plus ``w`` times the
     standardised input-Gaussian term (Ledoit-Wolf on the model-space training rows), each sum standardised by its
@@ -108,14 +116,8 @@ def _with_gaussian(det, x_train, x_test, w: float) -> np.ndarray:
     mtr, mte = det._prepare(x_train), det._prepare(x_test)
     lw = LedoitWolf().fit(mtr.double().numpy())
     g_tr, g_te = -lw.mahalanobis(mtr.double().numpy()), -lw.mahalanobis(mte.double().numpy())
-    zg_tr, zg_te = (g_tr - g_tr.mean()) / g_tr.std(), (g_te - g_tr.mean()) / g_tr.std()
-    out = []
-    for m, p in zip(det._members(), det._params()):
-        a_tr, a_te = det._raw_scores(m, p, mtr), det._raw_scores(m, p, mte)
-        c_tr = (a_tr - a_tr.mean()) / a_tr.std() + w * zg_tr
-        c_te = (a_te - a_tr.mean()) / a_tr.std() + w * zg_te
-        out.append((c_te - c_tr.mean()) / c_tr.std())
-    return np.mean(out, axis=0)
+    return np.mean([_plus(det._raw_scores(m, p, mtr), det._raw_scores(m, p, mte), g_tr, g_te, w)
+                    for m, p in zip(det._members(), det._params())], axis=0)
 
 
 def _with_code_svm(det, x_train, x_test, w: float) -> np.ndarray:
@@ -132,10 +134,7 @@ def _with_code_svm(det, x_train, x_test, w: float) -> np.ndarray:
         a_tr, a_te = det._recon_term(mtr, p, r_tr), det._recon_term(mte, p, r_te)
         mu, sd = z_tr.mean(0), z_tr.std(0) + 1e-12
         svm = OneClassSVM(kernel="rbf", gamma="scale", nu=0.1).fit((z_tr - mu) / sd)
-        b_tr, b_te = svm.score_samples((z_tr - mu) / sd), svm.score_samples((z_te - mu) / sd)
-        c_tr = (a_tr - a_tr.mean()) / a_tr.std() + w * (b_tr - b_tr.mean()) / b_tr.std()
-        c_te = (a_te - a_tr.mean()) / a_tr.std() + w * (b_te - b_tr.mean()) / b_tr.std()
-        out.append((c_te - c_tr.mean()) / c_tr.std())
+        out.append(_plus(a_tr, a_te, svm.score_samples((z_tr - mu) / sd), svm.score_samples((z_te - mu) / sd), w))
     return np.mean(out, axis=0)
 
 

@@ -339,8 +339,8 @@ class ModelEstimator(BaseEstimator):
         state = {k: _jsonable(getattr(self, k)) for k in dict.fromkeys(keys) if hasattr(self, k)}
         arrays = {k: torch.as_tensor(np.asarray(getattr(self, k))).contiguous() for k in self._array_state}
         path = Path(path)
+        models = [k for k in self._model_state if getattr(self, k, None) is not None]  # further fitted models
         with atomic_dir(path, owned=(ESTIMATOR_FILE, STATE_FILE, MODEL_DIR, *self._model_state)) as tmp:
-            models = [k for k in self._model_state if getattr(self, k, None) is not None]
             (tmp / ESTIMATOR_FILE).write_text(json.dumps(
                 {"estimator": type(self).__name__, "genlab_version": __version__, "params": params,
                  "state": state, "model_folders": models}, indent=2) + "\n")
@@ -348,10 +348,9 @@ class ModelEstimator(BaseEstimator):
                 save_file(arrays, str(tmp / STATE_FILE))
             (tmp / MODEL_DIR).mkdir()
             write_model_files(self.model_, tmp / MODEL_DIR)
-            for k in self._model_state:  # further fitted models (e.g. a detector's background model)
-                if getattr(self, k, None) is not None:
-                    (tmp / k).mkdir()
-                    write_model_files(getattr(self, k), tmp / k)
+            for k in models:  # e.g. a detector's background model, an ensemble's members
+                (tmp / k).mkdir()
+                write_model_files(getattr(self, k), tmp / k)
         return path
 
     @classmethod
