@@ -325,9 +325,19 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with one-line errors: ``PROG: error: MESSAGE; see 'PROG --help'`` on stderr and exit 2,
+    without the usage block argparse prints above it (the CLI's rule for every bad input). Sub-command parsers are
+    of the same class (``add_subparsers`` builds them with ``type(self)``)."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        message = " ".join(str(message).split())  # argparse wraps long choice lists over lines
+        self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .commands._common import add_out_argument
-    p = argparse.ArgumentParser(prog="genlab", description="Train, evaluate and apply deep generative models.",
+    p = _Parser(prog="genlab", description="Train, evaluate and apply deep generative models.",
                                 epilog="example: genlab demo   (trains a conv VAE on digits, writes a report)")
     p.add_argument("--version", action="version", version=f"genlab {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -352,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-test", action="store_true", help="skip the end-of-run test evaluation (test.enabled=false;"
                    " test.iwae_k=K sets the IWAE samples, 0 = no IWAE bound)")
     t.add_argument("--config", help="YAML/JSON run config with sections model, trainer, data")
-    t.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. trainer.epochs=5")
+    t.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="dotted overrides, e.g. trainer.epochs=5")
     add_out_argument(t, "run folder (default runs/MODEL-DATA-TIME)")
     t.add_argument("--resume", metavar="RUN", help="continue an interrupted run from RUN/checkpoints/last")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")
@@ -407,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = add("demo", cmd_demo, "Train a conv VAE on the built-in digits and write a run folder with a report.")
     add_out_argument(d, "run folder (replaced if it exists)", default="runs/demo")
-    d.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides of the demo config, e.g. "
+    d.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="dotted overrides of the demo config, e.g. "
                    "trainer.epochs=1")
     return p
 
@@ -556,7 +566,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         overrides = [e for e in extra if "=" in e and not e.startswith("-")]
         rest = [e for e in extra if e not in overrides]
         if rest or not isinstance(getattr(args, "overrides", None), list):  # commands with key=value overrides
-            parser.error(f"unrecognized arguments: {' '.join(rest or extra)}")
+            command = parser._subparsers._group_actions[0].choices[args.command]  # the error names the command
+            command.error(f"unrecognized arguments: {' '.join(rest or extra)}")
         args.overrides = list(args.overrides) + overrides
     return args
 

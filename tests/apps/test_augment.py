@@ -208,7 +208,11 @@ def test_sampling_errors_and_gans_fall_back_to_the_prior(data, tabular_data):
                     ({"shift_copies": -1, "max_shift": 2}, r"shift_copies must be 'auto' or an integer in \[0, 24\]"),
                     ({"shift_copies": 9}, r"an integer in \[0, 8\] .*got 9; pass max_shift=2 for up to 24"),
                     ({"shift_copies": "all"}, r"shift_copies must be 'auto' or an integer in \[0, 8\]"),
-                    ({"max_shift": 0}, "max_shift must be an integer >= 1")):
+                    ({"max_shift": 0}, "max_shift must be an integer >= 1"),
+                    # data's images are 8x8: a hostile shift is refused before its (2m+1)^2 moves are listed
+                    ({"max_shift": 100000, "shift_copies": "auto"},
+                     r"max_shift=100000 is not smaller than the images' side \(8 pixels\); use max_shift in \[1, 7\]"),
+                    ({"max_shift": 8, "shift_copies": 3}, r"max_shift=8 is not smaller")):
         with pytest.raises(ConfigError, match=msg) as e:
             _aug(**kw).fit(x, y)
         assert "\n" not in str(e.value)

@@ -633,3 +633,11 @@ def test_half_masked_copies():
         kept = ~torch.isnan(out.x[i])
         assert torch.equal(out.x[i][kept], x[i % 50][kept])
     assert seen == set(halves)
+
+
+def test_half_masked_copies_too_many_fail_at_once():
+    """A hostile ``mask_copies`` fails in the first allocation with the allocator's error (the CLI's one-line
+    out-of-memory message), before any copy is made; the kernel used to kill the process part-way through."""
+    ds = TensorDataset(torch.rand(20, 1, 8, 8), None)
+    with pytest.raises(RuntimeError, match="can't allocate memory"):
+        with_half_masked_copies(ds, 10**11, seed=0)

@@ -188,3 +188,33 @@ def test_family_models_train_from_cli(name, tmp_path, capsys):
         assert not (tmp_path / "t.png").exists()
     else:
         _bad(["sample", str(out), "--labels", "1"], capsys, "conditional")
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["detect", "digits", "-o", "x", "--epochs", "abc"],
+     "genlab detect: error: argument --epochs: invalid int value: 'abc'; see 'genlab detect --help'"),
+    (["detect", "digits", "-o", "x", "--bogus"],
+     "genlab detect: error: unrecognized arguments: --bogus; see 'genlab detect --help'"),
+    (["models", "extra"], "genlab models: error: unrecognized arguments: extra; see 'genlab models --help'"),
+    (["detect"], "genlab detect: error: the following arguments are required: input, -o/--out; "
+                 "see 'genlab detect --help'"),
+    ([], "genlab: error: the following arguments are required: COMMAND; see 'genlab --help'"),
+])
+def test_argument_errors_are_one_line(argv, expected, error_line, tmp_path, monkeypatch):
+    """argparse's errors follow the CLI's rule: one line naming the problem and where the fix is, exit 2, no
+    usage block; an unknown flag after a command is that command's error, not the top level's."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert error_line() == expected
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_command_lists_the_commands(error_line):
+    with pytest.raises(SystemExit) as e:
+        main(["nosuch"])
+    assert e.value.code == 2
+    line = error_line()
+    assert line.startswith("genlab: error: argument COMMAND: invalid choice: 'nosuch' (choose from 'train', ")
+    assert line.endswith("'demo'); see 'genlab --help'")

@@ -82,3 +82,33 @@ def test_save_with_a_fitted_estimator_is_refused(images, tmp_path, capsys, error
     assert main(["detect", str(tmp_path / "clean.npz"), "-o", str(tmp_path / "b"), "--run", str(tmp_path / "det"),
                  "--save", str(tmp_path / "det2")]) == 2
     assert "nothing new to --save" in error_line() and not (tmp_path / "det2").exists()
+
+
+def test_compress_fixed_coder_refuses_the_ans_settings(tmp_path, error_line):
+    np.savez(tmp_path / "x.npz", x=np.random.default_rng(2).random((30, 1, 8, 8), dtype=np.float32))
+    for extra, flags in ((["--coder", "fixed", "--lmbda", "100"], "--lmbda only tune"),
+                         (["--bits", "4", "--rd-epochs", "3"], "--rd-epochs only tune"),
+                         (["--coder", "fixed", "--lmbda", "1", "--rd-epochs", "3"], "--lmbda and --rd-epochs only")):
+        assert main(["compress", str(tmp_path / "x.npz"), "-o", str(tmp_path / "x.glc"), "--epochs", "1",
+                     *extra]) == 2
+        line = error_line()
+        assert flags in line and "the fixed coder does not have" in line, line
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npz"]
+
+
+def test_detect_n_samples_only_with_the_likelihood_scores(images, tmp_path, capsys, error_line):
+    np.savez(tmp_path / "clean.npz", x=np.nan_to_num(np.load(images)["x"]), y=np.arange(40) % 4)
+    clean = str(tmp_path / "clean.npz")
+    for score in ([], ["--score", "reconstruction"]):
+        assert main(["detect", clean, "-o", str(tmp_path / "a"), "--epochs", "1", "--n-samples", "0", *score]) == 2
+        assert "--n-samples sets the posterior draws of --score elbo/iwae" in error_line()
+    assert main(["detect", clean, "-o", str(tmp_path / "a"), "--epochs", "1", "--model", "vae", "--score", "elbo",
+                 "--n-samples", "0"]) == 2
+    assert "n_samples must be an integer >= 1, got 0" in error_line() and not (tmp_path / "a").exists()
+    assert main(["detect", clean, "-o", str(tmp_path / "a"), "--epochs", "1", "--model", "vae", "--score", "elbo",
+                 "--n-samples", "2", "--save", str(tmp_path / "det"), "model.latent_dim=2"]) == 0
+    assert json.loads((tmp_path / "det" / "estimator.json").read_text())["params"]["n_samples"] == 2
+    capsys.readouterr()
+    assert main(["detect", clean, "-o", str(tmp_path / "b"), "--run", str(tmp_path / "det"), "--n-samples", "8"]) == 2
+    assert "it keeps the settings it was fitted with, so --n-samples" in error_line()
+    assert not (tmp_path / "b").exists()

@@ -315,6 +315,10 @@ class Augmenter(ModelEstimator):
             return ds
         if ds.kind != "image":
             raise ConfigError("shift_copies needs image data (it shifts pixels); leave shift_copies=0 for tabular data")
+        side = min(ds.x.shape[-2:])
+        if self.max_shift >= side:  # a shift by a whole side leaves an empty image (and lists (2m+1)^2 moves)
+            raise ConfigError(f"max_shift={self.max_shift} is not smaller than the images' side ({side} pixels); "
+                              f"use max_shift in [1, {side - 1}] (1 by default)")
         copies = shift_images(ds.x, c, self.max_shift, self.random_state)
         y = None if ds.y is None else ds.y.repeat_interleave(c)
         return TensorDataset(torch.cat([ds.x, copies]), None if y is None else torch.cat([ds.y, y]), norm=ds.norm,

@@ -187,14 +187,17 @@ def with_half_masked_copies(ds: TensorDataset, copies: int, seed: int) -> Tensor
     n, _, h, w = x.shape
     rows = torch.arange(h).view(1, h, 1)
     cols = torch.arange(w).view(1, 1, w)
-    parts = [x]
-    for _ in range(copies):
+    # the whole result is allocated first: a size too large for memory fails here, at once, with the allocator's
+    # error (one line from the CLI), not part-way through filling copy after copy (the kernel's kill)
+    out = torch.empty(((copies + 1) * n, *x.shape[1:]), dtype=x.dtype)
+    out[:n] = x
+    for i in range(1, copies + 1):
         side = torch.randint(0, 4, (n, 1, 1), generator=g)  # 0 top, 1 bottom, 2 left, 3 right
         hide = torch.where(side == 0, rows < h // 2, torch.where(side == 1, rows >= h // 2,
                            torch.where(side == 2, cols < w // 2, cols >= w // 2)))  # (N, H, W)
-        parts.append(x.masked_fill(hide.unsqueeze(1), float("nan")))
+        out[i * n:(i + 1) * n] = x.masked_fill(hide.unsqueeze(1), float("nan"))
     y = None if ds.y is None else ds.y.repeat(copies + 1)
-    return TensorDataset(torch.cat(parts), y, norm=ds.norm, name=ds.name, classes=ds.classes, allow_missing=True)
+    return TensorDataset(out, y, norm=ds.norm, name=ds.name, classes=ds.classes, allow_missing=True)
 
 
 def _feature_name(index: int, shape: tuple[int, ...]) -> str:

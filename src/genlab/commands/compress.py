@@ -55,6 +55,10 @@ def run(args) -> int:
     params = {k: v for k, v in (("bits", args.bits), ("lmbda", args.lmbda), ("rd_epochs", args.rd_epochs))
               if v is not None}
     coder = args.coder or ("fixed" if args.bits is not None else None)
+    if coder == "fixed" and (args.lmbda is not None or args.rd_epochs is not None):
+        given = [f for f, v in (("--lmbda", args.lmbda), ("--rd-epochs", args.rd_epochs)) if v is not None]
+        raise ConfigError(f"{' and '.join(given)} only tune the ans coder's rate-distortion training, which the fixed "
+                          f"coder does not have; drop {'them' if len(given) > 1 else 'it'} (or use --coder ans)")
     if coder is not None:
         params["coder"] = coder
     if reuse and (args.coder or args.lmbda is not None or args.rd_epochs is not None):

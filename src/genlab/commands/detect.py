@@ -29,7 +29,8 @@ def add_arguments(p) -> None:
                    "trained with seeds --seed, +1, +2), reconstruction, "
                    "relative_reconstruction, standardized_reconstruction, elbo or iwae (VAEs), likelihood or "
                    "likelihood_ratio (pixelcnn); docs/apps/anomaly.md")
-    p.add_argument("--n-samples", type=int, default=16, help="posterior draws for --score elbo/iwae (default 16)")
+    p.add_argument("--n-samples", type=int, default=None,
+                   help="posterior draws for --score elbo/iwae (default 16; refused with other scores)")
     p.add_argument("--normal-class", type=int, default=None, metavar="K",
                    help="labelled data: train only on class K and report ROC-AUC of class K vs the rest")
     p.add_argument("--top", type=int, default=16, help="images: how many of the most anomalous to show (default 16)")
@@ -50,6 +51,9 @@ def run(args) -> int:
         AnomalyDetector._check_contamination(args.contamination)
     if args.top < 1:
         raise ConfigError(f"--top must be >= 1, got {args.top}")
+    if args.n_samples is not None and args.score not in ("elbo", "iwae") and not _is_saved_estimator(args.run):
+        raise ConfigError(f"--n-samples sets the posterior draws of --score elbo/iwae, not of --score "
+                          f"{args.score or 'auto'}; drop --n-samples (or use --score elbo/iwae with a vae)")
     data = read_data(args.input)
     k = args.normal_class
     if k is not None and data.y is None:
@@ -70,7 +74,7 @@ def run(args) -> int:
         train = train.subset(idx)
     det = fitted_estimator(AnomalyDetector, fit_args, train, scoring=args.score or "auto",
                            contamination=0.1 if args.contamination is None else args.contamination,
-                           n_samples=args.n_samples)
+                           explicit={} if args.n_samples is None else {"n_samples": args.n_samples})
     if args.score is not None and args.score != det.scoring:
         raise ConfigError(f"the saved estimator scores with {det.scoring!r}, not {args.score!r}; drop --score or "
                           "fit a new detector with --model")

@@ -44,7 +44,7 @@ def add_arguments(p) -> None:
                    "on test")
     p.add_argument("--no-trial-figures", action="store_true", help="trial run folders without figures and report "
                    "(saves time on very short trials)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="base config overrides, e.g. trainer.epochs=5")
+    p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="base config overrides, e.g. trainer.epochs=5")
 
 
 def _keep(text: str) -> int | None:
