@@ -25,3 +25,9 @@ class CheckpointError(GenlabError):
 
 class MissingFilesError(GenlabError, FileNotFoundError):
     """Data set files or weights that are not present locally (and could not be downloaded)."""
+
+
+class ConfigWarning(UserWarning):
+    """Advice on a model's configuration (e.g. an overcomplete code with no regulariser), given when the model is
+    built to be trained. Rebuilding a saved model (``genlab.load``) does not repeat it: the configuration is what
+    was trained, and the advice cannot be acted on any more."""

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import genlab
 from genlab.config import from_dict
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, ConfigWarning
 from genlab.models.ae_family import distance_stress, input_distances, kl_sparsity
 from genlab.registry import get_model_entry
 from genlab.training import Trainer, seed_everything
@@ -63,8 +63,20 @@ def test_logged_metrics(image_data):
 ])
 @pytest.mark.parametrize("latent", [5, 8])
 def test_overcomplete_without_regulariser_warns(name, cfg, latent, tabular_data):
-    with pytest.warns(UserWarning, match="overcomplete.*sparse-ae, denoising-ae or contractive-ae"):
+    with pytest.warns(ConfigWarning, match="overcomplete.*sparse-ae, denoising-ae or contractive-ae"):
         build(name, tabular_data, latent_dim=latent, **cfg)  # 5 input columns
+
+
+def test_overcomplete_warning_not_repeated_on_load(tabular_data, tmp_path):
+    """The advice is for the one who configures a training; loading the trained model (every ``--run``, every
+    estimator load) stays silent, so a CLI error after a load is still one line."""
+    with pytest.warns(ConfigWarning):
+        model = build("ae", tabular_data, latent_dim=8)
+    genlab.save_model(model, tmp_path / "m")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = genlab.load(tmp_path / "m")
+    assert back.latent_dim == 8
 
 
 @pytest.mark.parametrize("name,cfg", [

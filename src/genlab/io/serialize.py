@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import torch
@@ -11,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from .. import __version__
 from ..config import from_saved, read_json, to_dict
-from ..errors import CheckpointError, GenlabError
+from ..errors import CheckpointError, ConfigWarning, GenlabError
 from .atomic import atomic_dir, resolve_dir
 from .paths import require_file
 
@@ -109,7 +110,9 @@ def build_from_record(rec: dict, where: str = "config", *, networks: dict | None
                               "networks={...}) built as for training, or subclass the model and override "
                               "build_networks (docs/models/adding.md)")
     cfg = from_saved(entry.config_cls, rec["config"], where=where)
-    return entry.cls(cfg, rec["data"], **networks_kwargs(entry.cls, networks))
+    with warnings.catch_warnings():  # advice on the config was given when it was trained
+        warnings.simplefilter("ignore", ConfigWarning)
+        return entry.cls(cfg, rec["data"], **networks_kwargs(entry.cls, networks))
 
 
 def find_model_dir(path: str | Path) -> Path:

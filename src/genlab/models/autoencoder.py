@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import check
-from ..errors import ConfigError
+from ..errors import ConfigError, ConfigWarning
 from ..nn import make_decoder, make_encoder
 from ..registry import register_model
 from .base import GenerativeModel, OptimizerSpec
@@ -58,7 +58,7 @@ class AutoEncoder(GenerativeModel):
         if c.latent_dim >= self.dim and not self.has_regulariser():
             warnings.warn(f"{self.registry_name}: latent_dim={c.latent_dim} >= input dimension {self.dim} (overcomplete) "
                           "with no regulariser and no noise can learn the identity map; use sparse-ae, denoising-ae "
-                          "or contractive-ae, or a smaller latent_dim", UserWarning, stacklevel=2)
+                          "or contractive-ae, or a smaller latent_dim", ConfigWarning, stacklevel=2)
 
     def has_regulariser(self) -> bool:
         """Whether the configuration keeps the codes from copying the input (none for the plain ``ae``)."""
