@@ -90,3 +90,23 @@ def test_inpaint_and_translate_degrade(files, capsys):
     out = files / "tr"
     assert main(["translate", str(files / "digits.npz"), "--degrade", "--pair", "edges", "-o", str(out), *TINY]) == 0
     assert json.loads((out / "metrics.json").read_text())["pair"] == "edges"
+
+
+def test_translate_folder_pairs_report_given_sources(tmp_path, capsys):
+    """Folder pairs bring their own sources and targets: the report says so (it named the default transform,
+    edges, which made nothing), and --pair / --target, which would do nothing, are refused."""
+    rng = np.random.default_rng(0)
+    for side in ("A", "B"):
+        (tmp_path / "p" / side).mkdir(parents=True)
+    for i in range(8):
+        Image.fromarray((rng.random((8, 8)) * 255).astype(np.uint8)).save(tmp_path / "p" / "A" / f"{i}.png")
+        Image.fromarray((rng.random((8, 8)) * 255).astype(np.uint8)).save(tmp_path / "p" / "B" / f"{i}.png")
+    pairs = f"pairs:{tmp_path / 'p'}"
+    out = tmp_path / "o"
+    _bad(["translate", pairs, "-o", str(out), "--pair", "grey", *TINY], capsys, "--pair grey does not apply")
+    _bad(["translate", pairs, "-o", str(out), "--target", str(tmp_path / "p" / "B"), *TINY], capsys,
+         "its targets are B/ already; drop --target")
+    assert not out.exists()
+    assert main(["translate", pairs, "-o", str(out), *TINY]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["pair"] == "given (folder pairs)" and m["trained_on"] == "input (pairs)" and m["samples"] == 8

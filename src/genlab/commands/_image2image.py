@@ -75,6 +75,11 @@ def run_translation(args, cls, name: str, *, params: dict, read_mask=None) -> in
         raise ConfigError("INPUT is folder pairs (sources and targets already); drop --degrade")
     data = read_data(args.input)
     paired = "src" in data.extras
+    if paired and args.target:
+        raise ConfigError("INPUT is folder pairs: its targets are B/ already; drop --target")
+    if paired and params.get("pair") is not None:
+        raise ConfigError(f"INPUT is folder pairs: its sources are A/, no transform makes them, so --pair "
+                          f"{params['pair']} does not apply; drop --pair")
     if not (args.degrade or paired or args.run or args.train):
         raise ConfigError(f"INPUT holds sources: give --run (a saved {cls.__name__} or model) or --train (target "
                           "images to train on), or --degrade to treat INPUT as targets")
@@ -111,6 +116,8 @@ def run_translation(args, cls, name: str, *, params: dict, read_mask=None) -> in
     metrics: dict = {"samples": len(out), "model": type(est.model_).registry_name, "trained_on": trained_on,
                      "source_shape": list(est.src_shape_), "output_shape": list(out.shape[1:])}
     metrics.update({k: getattr(est, k) for k in ("factor", "method", "mask", "pair") if hasattr(est, k)})
+    if paired and "pair" in metrics:  # the sources came with the input, not from the estimator's transform
+        metrics["pair"] = "given (folder pairs)"
     if target is not None:
         if tuple(target.shape) != tuple(out.shape):
             raise DataError(f"--target holds {tuple(target.shape)} but the outputs are {tuple(out.shape)}; give the "
