@@ -157,6 +157,33 @@ def test_feature_names_in_from_dataframe(table, tmp_path):
     assert not hasattr(est.fit(table), "feature_names_in_")
 
 
+@pytest.mark.parametrize("cls, method", [(AnomalyDetector, "score_samples"), (Denoiser, "transform"),
+                                         (Compressor, "transform"), (Imputer, "transform"),
+                                         (LatentExplorer, "encode")], ids=lambda v: getattr(v, "__name__", v))
+def test_feature_names_in_from_csv_header(cls, method, table, tmp_path):
+    """A CSV's header reaches ``feature_names_in_`` (through ``TensorDataset.columns``); a later table with
+    other names or the same names in another order is refused with one line (the same numbers would be read as
+    the fitted columns); a table without names is not checked."""
+    import torch
+    cols = ("c0", "c1", "c2", "c3", "c4")
+    x = torch.from_numpy(table).float()
+    est = _tiny(cls).fit(TensorDataset(x, columns=cols))
+    assert est.feature_names_in_.tolist() == list(cols)
+    call = getattr(est, method)
+    call(TensorDataset(x, columns=cols))
+    call(TensorDataset(x))
+    with pytest.raises(DataError, match=r"X: the columns are in another order than in fit \(column 1 is 'c1', "
+                                        r"fitted 'c0'\); give them in the fitted order: c0, c1, c2, c3, c4$"):
+        call(TensorDataset(x, columns=("c1", "c0", "c2", "c3", "c4")))
+    with pytest.raises(DataError, match=r"X: the columns differ from those seen in fit \(new: z; missing: c4\); "
+                                        r"give the fitted columns c0, c1, c2, c3, c4$"):
+        call(TensorDataset(x, columns=("c0", "c1", "c2", "c3", "z")))
+    loaded = cls.load(est.save(tmp_path / "est"))
+    with pytest.raises(DataError, match="another order"):
+        getattr(loaded, method)(TensorDataset(x, columns=cols[::-1]))
+    assert not hasattr(est.fit(TensorDataset(x)), "feature_names_in_")  # refit without names drops them
+
+
 # ---------------------------------------------------------------------------- refused input
 @pytest.mark.parametrize("cls", [AnomalyDetector, Imputer, Denoiser, Compressor, LatentExplorer, Augmenter])
 def test_sparse_complex_object_input_refused_with_sklearn_wording(cls, table):

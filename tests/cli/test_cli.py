@@ -218,3 +218,23 @@ def test_unknown_command_lists_the_commands(error_line):
     line = error_line()
     assert line.startswith("genlab: error: argument COMMAND: invalid choice: 'nosuch' (choose from 'train', ")
     assert line.endswith("'demo'); see 'genlab --help'")
+
+
+def test_saved_estimator_refuses_a_csv_with_other_columns(tmp_path, capsys):
+    """A detector fitted on a CSV with a header keeps the names; a CSV whose columns are swapped (same count, so
+    it used to be scored as if in the fitted order) is refused with one line and nothing written."""
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(40, 3))
+    body = "".join(",".join(f"{v:.4f}" for v in r) + "\n" for r in rows)
+    (tmp_path / "fit.csv").write_text("age,bmi,bp\n" + body)
+    (tmp_path / "swapped.csv").write_text("bmi,age,bp\n" + body)
+    (tmp_path / "plain.csv").write_text(body)
+    assert main(["detect", str(tmp_path / "fit.csv"), "-o", str(tmp_path / "a"), "--epochs", "1", "--save",
+                 str(tmp_path / "det"), "model.latent_dim=2"]) == 0
+    capsys.readouterr()
+    _bad(["detect", str(tmp_path / "swapped.csv"), "-o", str(tmp_path / "b"), "--run", str(tmp_path / "det")],
+         capsys, "the columns are in another order than in fit (column 1 is 'bmi', fitted 'age')",
+         "give them in the fitted order: age, bmi, bp")
+    assert not (tmp_path / "b").exists()
+    assert main(["detect", str(tmp_path / "plain.csv"), "-o", str(tmp_path / "c"), "--run",
+                 str(tmp_path / "det")]) == 0  # no header: not checked, as scikit-learn does with plain arrays

@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from genlab.data import load_dataset
+from genlab.data import TensorDataset, load_dataset
 from genlab.errors import DataError
 
 
@@ -173,13 +173,16 @@ def test_csv_header_nan_and_label_column(tmp_path):
     x = ds.x.numpy()
     np.testing.assert_array_equal(np.isnan(x), [[0, 0, 0], [0, 1, 1], [0, 1, 0]])
     assert x[0].tolist() == [1, 2, 3] and x[2, 2] == 9
+    assert ds.columns == ("a", "b", "c")  # the header without the label column
+    train, val, _ = ds.split(val=0.34, test=0.0)  # subsets, standardisation and devices keep the names
+    assert train.columns == val.columns == ds.standardized().columns == ds.to("cpu").columns == ("a", "b", "c")
 
 
 def test_csv_without_header_is_all_data(tmp_path):
     p = tmp_path / "t.csv"
     p.write_text("1.5,2\n3,4e1\n")
     ds = load_dataset(str(p))
-    assert ds.y is None and ds.x.tolist() == [[1.5, 2.0], [3.0, 40.0]]
+    assert ds.y is None and ds.x.tolist() == [[1.5, 2.0], [3.0, 40.0]] and ds.columns is None
 
 
 def test_csv_y_column_and_semicolons(tmp_path):
@@ -220,3 +223,10 @@ def test_16bit_grey_png_scaled_not_clipped(tmp_path):
     ds = load_dataset(str(tmp_path))
     assert ds.x.shape == (1, 1, 1, 3)
     assert torch.allclose(ds.x[0, 0, 0], torch.tensor([0.0, 100 / 255, 1.0]))
+
+
+def test_column_names_must_fit_the_columns():
+    with pytest.raises(DataError, match="3 column names for samples of shape \\(2,\\); give one name per column"):
+        TensorDataset(torch.zeros(4, 2), columns=["a", "b", "c"])
+    with pytest.raises(DataError, match="give one name per column of tabular data"):
+        TensorDataset(torch.zeros(4, 1, 2, 2), columns=["a", "b", "c", "d"])

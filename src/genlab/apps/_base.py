@@ -9,7 +9,8 @@ Every estimator in :mod:`genlab.apps`:
 * checks its input the scikit-learn way (:meth:`ModelEstimator._check_X`, built on
   ``sklearn.utils.validation.validate_data``): sparse, complex and non-numeric object input, 1-D arrays and empty
   data are refused with scikit-learn's wording; ``fit`` sets ``n_features_in_`` (scalars per sample: ``D`` for
-  tabular rows, ``C*H*W`` for images) and ``feature_names_in_`` (from a DataFrame with string column names);
+  tabular rows, ``C*H*W`` for images) and ``feature_names_in_`` (from a DataFrame with string column names, or a
+  TensorDataset's ``columns``: a CSV's header), and later data with other names or another order is refused;
   methods of an unfitted estimator raise :class:`NotFittedError` (scikit-learn's, and a ``ConfigError``);
 * declares its scikit-learn tags in ``__sklearn_tags__`` (``_allow_nan``, ``_requires_y``, ``_preserves_dtype``);
 * wraps a registered model by name (trained in ``fit``), a saved model / run folder path, or an already
@@ -124,7 +125,8 @@ class ModelEstimator(BaseEstimator):
 
         ``validate_data`` refuses sparse, complex and non-numeric object input and empty data with
         scikit-learn's wording (object arrays of numbers become float64), and sets (``reset=True``, in ``fit``)
-        or checks ``n_features_in_`` and ``feature_names_in_`` (DataFrames). Images ``(N, H, W)`` /
+        or checks ``n_features_in_`` and ``feature_names_in_`` (DataFrames; a TensorDataset's ``columns``,
+        :meth:`_check_columns`). Images ``(N, H, W)`` /
         ``(N, C, H, W)`` are checked as n-d arrays; their ``n_features_in_`` is the number of scalars per
         sample, and their shape is checked by :meth:`_check_shape`. NaN and inf are left to
         :func:`as_dataset` (genlab's messages; the Imputer keeps NaN). Value errors become one-line
@@ -132,10 +134,15 @@ class ModelEstimator(BaseEstimator):
         """
         if isinstance(X, TensorDataset):  # checked when it was built (a TensorDataset is never empty)
             n = int(np.prod(X.sample_shape))
+            columns = getattr(X, "columns", None)  # a CSV's header
             if reset:
                 self.n_features_in_ = n
-                if hasattr(self, "feature_names_in_"):
+                if columns is not None:
+                    self.feature_names_in_ = np.asarray(columns, dtype=object)
+                elif hasattr(self, "feature_names_in_"):
                     del self.feature_names_in_
+            else:
+                self._check_columns(columns, name)
             return X
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu().numpy()
@@ -164,6 +171,24 @@ class ModelEstimator(BaseEstimator):
         if ndim >= 3 and reset:
             self.n_features_in_ = int(np.prod(a.shape[1:]))
         return a
+
+    def _check_columns(self, columns, name: str) -> None:
+        """Refuse named columns (a CSV's header) that differ from the names seen in ``fit``: same count, other
+        names or another order would be read as the fitted columns and give wrong results without a word. Data
+        without names, or an estimator fitted without them, is not checked (as scikit-learn)."""
+        fitted = getattr(self, "feature_names_in_", None)
+        if columns is None or fitted is None or list(columns) == [str(c) for c in fitted]:
+            return
+        fitted = [str(c) for c in fitted]
+        if sorted(columns) == sorted(fitted):
+            j = next(i for i, (a, b) in enumerate(zip(columns, fitted)) if a != b)
+            raise DataError(f"{name}: the columns are in another order than in fit (column {j + 1} is "
+                            f"{columns[j]!r}, fitted {fitted[j]!r}); give them in the fitted order: "
+                            f"{', '.join(fitted)[:200]}")
+        new, gone = [c for c in columns if c not in fitted], [c for c in fitted if c not in columns]
+        raise DataError(f"{name}: the columns differ from those seen in fit (new: {', '.join(new)[:80] or '-'}; "
+                        f"missing: {', '.join(gone)[:80] or '-'}); give the fitted columns "
+                        f"{', '.join(fitted)[:200]}")
 
     def _dataset(self, X, y=None, *, reset: bool, name: str = "X") -> TensorDataset:
         """:meth:`_check_X` then :func:`as_dataset` (NaN refused unless the estimator allows it)."""

@@ -141,7 +141,8 @@ class Denoiser(ModelTransformer):
     n_features_in_ : int
         Scalars per sample (``D``, or ``C*H*W`` for images).
     feature_names_in_ : ndarray of str
-        Column names, when ``fit`` was given a DataFrame with string column names.
+        Column names, when ``fit`` was given a DataFrame with string column names or a CSV with a header
+        (``TensorDataset.columns``); data with other names, or in another order, is then refused.
     """
 
     default_model = "denoising-ae"

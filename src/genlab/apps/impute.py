@@ -262,7 +262,8 @@ class Imputer(ModelTransformer):
     n_features_in_ : int
         Number of scalars per sample.
     feature_names_in_ : ndarray of str
-        Column names, when ``fit`` was given a DataFrame with string column names.
+        Column names, when ``fit`` was given a DataFrame with string column names or a CSV with a header
+        (``TensorDataset.columns``); data with other names, or in another order, is then refused.
     input_shape_, kind_
         Sample shape and data kind seen in ``fit``.
     """

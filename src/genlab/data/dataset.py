@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 
@@ -193,11 +193,16 @@ class TensorDataset:
         ``x`` by :meth:`subset`, :meth:`split` and :meth:`to`, appear under their names in every batch of
         :meth:`batches`, and their sample shapes are recorded in :meth:`info` (``extras``). Names ``x``/``y``
         are reserved.
+    columns : sequence of str, optional
+        Tabular data: the column names (a CSV's header, the label column left out), one per column. The
+        application estimators record them in ``fit`` (``feature_names_in_``) and refuse data whose columns
+        differ. Kept by :meth:`subset`, :meth:`split`, :meth:`standardized` and :meth:`to`.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor | None = None, *, norm: Normalization | None = None,
                  name: str = "tensor", classes: list[str] | None = None, allow_empty: bool = False,
-                 allow_missing: bool = False, extras: dict[str, torch.Tensor] | None = None):
+                 allow_missing: bool = False, extras: dict[str, torch.Tensor] | None = None,
+                 columns: Sequence[str] | None = None):
         if not isinstance(x, torch.Tensor):
             x = torch.as_tensor(x)
         if x.ndim not in _KIND_OF_NDIM:
@@ -224,6 +229,12 @@ class TensorDataset:
         if y is not None and classes is None and len(y):
             classes = [str(i) for i in range(int(y.max()) + 1)]
         self.classes = classes
+        if columns is not None:
+            columns = tuple(str(c) for c in columns)
+            if x.ndim != 2 or len(columns) != x.shape[1]:
+                raise DataError(f"{name}: {len(columns)} column names for samples of shape {tuple(x.shape[1:])}; "
+                                "give one name per column of tabular data")
+        self.columns = columns
 
     # ------------------------------------------------------------------ properties
     def __len__(self) -> int:
@@ -264,7 +275,7 @@ class TensorDataset:
         index = torch.as_tensor(index, dtype=torch.int64)
         return TensorDataset(self.x[index], None if self.y is None else self.y[index], norm=self.norm,
                              name=self.name, classes=self.classes, allow_empty=True, allow_missing=self.allow_missing,
-                             extras={k: v[index] for k, v in self.extras.items()})
+                             extras={k: v[index] for k, v in self.extras.items()}, columns=self.columns)
 
     def split(self, val: float = 0.1, test: float = 0.1, *, seed: int = 0
               ) -> tuple["TensorDataset", "TensorDataset", "TensorDataset"]:
@@ -308,7 +319,7 @@ class TensorDataset:
         norm = Normalization(mean, std)
         return TensorDataset(norm.from_raw(self.norm.to_raw(self.x)), self.y, norm=norm, name=self.name,
                              classes=self.classes, allow_empty=True, allow_missing=self.allow_missing,
-                             extras=self.extras)
+                             extras=self.extras, columns=self.columns)
 
     def to(self, device: torch.device | str) -> "TensorDataset":
         """Copy of the data on ``device`` (keeps batching free of host-to-device copies)."""

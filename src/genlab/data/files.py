@@ -256,7 +256,8 @@ def load_csv(path: Path) -> TensorDataset:
 
     A header row is detected when any cell of the first row is not a number. Empty cells and
     ``nan`` / ``NA`` / ``N/A`` / ``null`` / ``?`` are kept as NaN (for imputation later). With a
-    header, a column named ``label`` or ``y`` (any case) becomes the integer labels. Delimiter:
+    header, a column named ``label`` or ``y`` (any case) becomes the integer labels and the other names the data
+    set's ``columns``. Delimiter:
     tab for ``.tsv``, else ``;`` or tab when the first line has those and no comma, else comma.
     Per-column standardisation is left to the model or application.
     """
@@ -319,7 +320,10 @@ def load_csv(path: Path) -> TensorDataset:
                 raise DataError(f"{name}: only a label column; add feature columns")
     logger.info("%s: %d rows x %d columns%s, %d missing values", name, data.shape[0], data.shape[1],
                 " + labels" if y is not None else "", int(np.isnan(data).sum()))
-    return dataset_from_arrays(data.astype(np.float32), y, name)
+    ds = dataset_from_arrays(data.astype(np.float32), y, name)
+    if header is not None:  # the estimators check later tables against these names (feature_names_in_)
+        ds.columns = tuple(h for j, h in enumerate(header) if not (y is not None and j == lab[0]))
+    return ds
 
 
 # ---------------------------------------------------------------------------- image folders
