@@ -36,6 +36,9 @@ Every variant is computed from the same trained AE (no retraining per variant):
   the fit rows (``ShrunkCovariance``, 0 .. 1), alone and added as ``xmaha`` is (round 8);
 * ``zsvm`` (tabular): ``OneClassSVM(gamma="scale", nu=0.1)``'s score of the code, fitted on the training codes
   standardised column by column (round 11: a kernel density of the codes in place of their Gaussian);
+* ``xsvm`` (tabular): ``OneClassSVM(gamma="scale", nu=0.1)``'s score of the model-space input itself (the columns
+  standardised by the AE's training rows, as the ``OCSVM (reference)`` does by the fit rows), alone and added to
+  ``zmse+3maha`` as ``xmaha`` is, weights 0.5 .. 3 (round 12: the AE's score plus a kernel density of the inputs);
 * ``A+B``: the sum of the two scores, each standardised by the mean and standard deviation of its values on the
   training samples (``A+0.5B``, ``A+2B``, ... ``A+8B``: B weighted by one half, two, three, four, six, eight).
 
@@ -57,6 +60,8 @@ seed's scores on its own training samples (what ``AnomalyDetector(n_ensemble=k)`
         --model distance-ae   # round 10: codes that keep the rows' distances (--model: another registered AE)
     OMP_NUM_THREADS=1 .venv/bin/python bench/anomaly_select.py --data wine,iris,digits-tab,autompg,italypower,\
 gunpoint,arrowhead --seeds 3 --latents 8,16 --top 100000   # round 11: seven selection sets; zsvm
+    OMP_NUM_THREADS=1 .venv/bin/python bench/anomaly_select.py --data wine,iris,digits-tab,autompg,italypower,\
+gunpoint,arrowhead --seeds 3 --top 100000   # round 12: xsvm, at the table's code size 8
 """
 from __future__ import annotations
 
@@ -136,6 +141,8 @@ def _variants(tr: dict, te: dict, image: bool) -> tuple[dict, dict]:
         s_tr["xmaha"], s_te["xmaha"] = -lw_x.mahalanobis(tr["x"]), -lw_x.mahalanobis(te["x"])
         cv_x = _cv_gaussian(tr["x"])  # round 8: the shrinkage chosen by held-out likelihood of the fit rows
         s_tr["xcv"], s_te["xcv"] = -cv_x.mahalanobis(tr["x"]), -cv_x.mahalanobis(te["x"])
+        svm_x = OneClassSVM(kernel="rbf", gamma="scale", nu=0.1).fit(tr["x"])  # round 12: the inputs' kernel density
+        s_tr["xsvm"], s_te["xsvm"] = svm_x.score_samples(tr["x"]), svm_x.score_samples(te["x"])
     out_tr, out_te = dict(s_tr), dict(s_te)
     for a in (("rel",) if image else ("rmaha",)) + ("mse", "zmse"):
         for b in ("maha", "knn") + (() if image else ("zsvm",)):
@@ -149,7 +156,7 @@ def _variants(tr: dict, te: dict, image: bool) -> tuple[dict, dict]:
             for w, tag in ((0.5, "0.5"), (1.0, ""), (2.0, "2"), (3.0, "3")):
                 for out in (out_tr, out_te):
                     za = (out[base] - out_tr[base].mean()) / out_tr[base].std()
-                    for term in ("xmaha", "xcv"):
+                    for term in ("xmaha", "xcv", "xsvm"):
                         zb = (out[term] - out_tr[term].mean()) / out_tr[term].std()
                         out[f"{base}+{tag}{term}"] = za + w * zb
     return out_tr, out_te
