@@ -32,6 +32,9 @@ EXAMPLES = {
                 "example: genlab evaluate --real real_images/ --fake samples.npz --json",
 }
 
+#: where ``genlab demo`` writes by default (and replaces an earlier demo there)
+DEMO_OUT = "runs/demo"
+
 #: what a command writing images or arrays writes (one wording for sample, reconstruct, decompress)
 PNG_NPZ = ".png image grid (more than 256 images: one grid per 256, NAME-000.png, ...) or .npz arrays"
 
@@ -116,7 +119,9 @@ def cmd_demo(args) -> int:
     from .config import apply_overrides
     from .runs import DEMO_CONFIG
     sections = apply_overrides(json.loads(json.dumps(DEMO_CONFIG)), args.overrides)
-    return _run_training(args, "vae", sections, args.out, overwrite=True)
+    # the default folder is the demo's own: the next demo replaces it; a folder the user names (perhaps a run of
+    # theirs) is replaced only with --overwrite, as genlab train does
+    return _run_training(args, "vae", sections, args.out or DEMO_OUT, overwrite=args.overwrite or args.out is None)
 
 
 def _open_model(path: str):
@@ -132,12 +137,13 @@ def cmd_sample(args) -> int:
     from .models.base import require
     model = _open_model(args.run)
     check_sample_count(model, args.n, args.output)
+    _claim_files(args.output, args.n)
     labels = None
-    if args.labels:
+    if args.labels is not None:
         require(model, "conditional", purpose="--labels")
         try:
             labels = [int(v) for v in args.labels.split(",")]
-        except ValueError:
+        except ValueError:  # '' too: an empty --labels names no class
             raise ConfigError(f"--labels must be comma-separated integers, got {args.labels!r}") from None
         k = int(model.num_classes)
         bad = [v for v in labels if not 0 <= v < k]
@@ -157,6 +163,15 @@ def cmd_sample(args) -> int:
         where = describe_paths(grid_paths(args.output, args.n))
     print(f"wrote {args.n} samples to {where}")
     return 0
+
+
+def _claim_files(output: str, n_images: int) -> None:
+    """Refuse, before anything is sampled or written, an output that would replace a file: ``output`` itself, or
+    the ``NAME-000.png ...`` grids that ``n_images`` images need (``save_grids``); a path through a file too."""
+    from .commands._common import claim_outputs
+    from .io.images import grid_paths
+    paths = grid_paths(output, n_images) if Path(output).suffix.lower() == ".png" else [Path(output)]
+    claim_outputs(files=[("-o", p) for p in paths])
 
 
 def _save_output(model, x, output: str) -> None:
@@ -187,6 +202,8 @@ def cmd_reconstruct(args) -> int:
     from .io.images import describe_paths, save_grids
     from .models.base import capabilities, require
     from .runs import is_run_folder, open_run
+    if args.n < 1:
+        raise ConfigError(f"-n must be >= 1 (inputs to reconstruct), got {args.n}")
     run = open_run(args.run) if is_run_folder(args.run) else None
     model = run.model if run is not None else _open_model(args.run)
     require(model, "can_reconstruct", purpose="genlab reconstruct")
@@ -198,10 +215,12 @@ def cmd_reconstruct(args) -> int:
     else:
         ds = run.splits.test if len(run.splits.test) else run.splits.val
     x = ds.x[:args.n]
+    png = Path(args.output).suffix.lower() == ".png" and model.kind == "image"
+    _claim_files(args.output, len(_pair_rows(x, x)[0]) if png else 1)
     labels = ds.y[:args.n] if capabilities(model)["conditional"] and ds.y is not None else None
     rec = model.reconstruct(x, labels) if labels is not None else model.reconstruct(x)
     where = args.output
-    if Path(args.output).suffix.lower() == ".png" and model.kind == "image":
+    if png:
         images, width = _pair_rows(x, rec.cpu())
         where = describe_paths(save_grids(images, args.output, nrow=width))
     else:
@@ -289,8 +308,14 @@ def cmd_evaluate(args) -> int:
     if args.run and (args.real or args.fake):
         raise ConfigError("give either a RUN or --real A --fake B, not both")
     if args.run:
-        res = evaluate_run(args.run, split=args.split, n=args.n, seed=args.seed, **common)
+        res = evaluate_run(args.run, split=args.split or "train", n=10_000 if args.n is None else args.n,
+                           seed=args.seed or 0, **common)
     elif args.real and args.fake:
+        unused = [f for f, v in (("-n", args.n), ("--split", args.split), ("--seed", args.seed)) if v is not None]
+        if unused:
+            raise ConfigError(f"{', '.join(unused)} choose{'s' if len(unused) == 1 else ''} the samples and real split "
+                              f"of a RUN; --real/--fake compare the given sets as they are, so drop "
+                              f"{'it' if len(unused) == 1 else 'them'}")
         res = evaluate_sets(args.real, args.fake, **common)
     else:
         raise ConfigError("give a RUN folder to evaluate, or both --real A and --fake B")
@@ -336,7 +361,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands._common import add_out_argument
+    from .commands._common import add_out_argument, seed_value
     p = _Parser(prog="genlab", description="Train, evaluate and apply deep generative models.",
                                 epilog="example: genlab demo   (trains a conv VAE on digits, writes a report)")
     p.add_argument("--version", action="version", version=f"genlab {__version__}")
@@ -373,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run", help="run folder or saved model folder")
     s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     add_out_argument(s, f"{PNG_NPZ} (samples x, raw)", dest="output", default="samples.png")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed_value, default=0, help="sampling seed (default 0)")
     s.add_argument("--labels", help="conditional models: comma-separated class labels, cycled over the n samples")
     s.add_argument("--psi", type=float, help="stylegan/cstylegan: truncation psi in (0, 1] (1 = none, 0.7 = "
                    "the paper's figures)")
@@ -393,13 +418,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run", nargs="?", help="run folder of a model that can sample")
     e.add_argument("--metrics", default="fid,kid,pr,dc", help="comma list of fid,kid,is,pr,dc,ppl,swd "
                    "(default fid,kid,pr,dc; swd: ProGAN's sliced Wasserstein distance on the images)")
-    e.add_argument("-n", type=int, default=10_000, help="generated samples (default 10000)")
+    e.add_argument("-n", type=int, default=None, help="generated samples of a RUN (default 10000)")
     e.add_argument("--features", default="auto", help="auto (genlab net for 8x8 / 28x28, else inception), "
                    "digits, mnist or inception")
-    e.add_argument("--split", default="train", help="real set of a run: train, val, test or all (default train)")
+    e.add_argument("--split", default=None, help="real set of a RUN: train, val, test or all (default train)")
     e.add_argument("--real", help="real images: folder, .npz or .npy")
     e.add_argument("--fake", help="generated images: folder, .npz or .npy")
-    e.add_argument("--seed", type=int, default=0, help="sampling seed")
+    e.add_argument("--seed", type=seed_value, default=None, help="sampling seed of a RUN's samples (default 0)")
     e.add_argument("--json", action="store_true", help="print every number and convention as JSON")
     e.add_argument("--inception-weights", help="path of pt_inception-2015-12-05-6726825d.pth "
                    "(default $GENLAB_INCEPTION)")
@@ -416,7 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
         mod.add_arguments(add(mod.NAME, mod.run, mod.HELP, mod.EXAMPLE))
 
     d = add("demo", cmd_demo, "Train a conv VAE on the built-in digits and write a run folder with a report.")
-    add_out_argument(d, "run folder (replaced if it exists)", default="runs/demo")
+    add_out_argument(d, f"run folder (default {DEMO_OUT}, which the next demo replaces; a folder given here must be "
+                     "new or empty, or pass --overwrite)")
+    d.add_argument("--overwrite", action="store_true", help="replace an earlier genlab run at --out")
     d.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="dotted overrides of the demo config, e.g. "
                    "trainer.epochs=1")
     return p
@@ -507,6 +534,12 @@ def _launch_torchrun(args) -> int:
     n = args.nproc
     if n < 1:
         raise ConfigError(f"--nproc must be >= 1 (processes on this machine), got {n}")
+    import torch
+    cores, gpus = os.cpu_count() or 1, torch.cuda.device_count() if torch.cuda.is_available() else 0
+    limit = 4 * max(cores, gpus)  # one per GPU is the usual; CPU runs may oversubscribe a little to test DDP
+    if n > limit:
+        raise ConfigError(f"--nproc {n} is more processes than this machine can run ({cores} CPU cores, {gpus} GPUs: "
+                          f"at most {limit}, 4 per core or GPU); use one per GPU, e.g. --nproc {max(gpus, 1)}")
     if os.environ.get("WORLD_SIZE"):
         raise ConfigError("--nproc launches torchrun, but this process already runs under torchrun (WORLD_SIZE is "
                           "set); drop --nproc")

@@ -178,14 +178,16 @@ def evaluate_run(run: str | os.PathLike, *, split: str = "train", **kw) -> dict:
 
 # ---------------------------------------------------------------------------------------------- progress hooks
 def _sample_with_progress(model, n: int, batch_size: int, generator, progress) -> torch.Tensor:
-    """``n`` samples in batches from one generator (the same numbers as without a bar), with a progress bar."""
+    """``n`` samples in batches from one generator (the same numbers as without a bar), with a progress bar. The
+    result is allocated first: an ``n`` too large for memory fails at once with the allocator's error (the CLI's
+    one-line out-of-memory message), not after hours of sampling."""
     from .training.progress import progress_bar
-    parts = []
+    out = torch.empty((n, *model.shape))
     with progress_bar("sampling", n, progress=progress) as bar:
         for i in range(0, n, batch_size):
-            parts.append(model.sample(min(batch_size, n - i), generator=generator).cpu())
-            bar.advance(len(parts[-1]))
-    return torch.cat(parts)
+            out[i:i + batch_size] = model.sample(min(batch_size, n - i), generator=generator).cpu()
+            bar.advance(min(batch_size, n - i))
+    return out
 
 
 #: images per call of the feature net while a bar is shown (the extractors batch by 500 too)

@@ -141,7 +141,14 @@ def test_split_slices_pairs_together():
 
 
 def test_check_mask():
-    check_mask(torch.ones(2, 1, 4, 4), (2, 1, 4, 4))
+    half = torch.zeros(2, 1, 4, 4)
+    half[:, :, :2] = 1
+    check_mask(half, (2, 1, 4, 4))
+    check_mask(torch.stack([half[0], torch.zeros(1, 4, 4)]), (2, 1, 4, 4))  # one image with no hole is fine
+    with pytest.raises(DataError, match=r"hides every pixel of image 1 \(all 1\), so nothing is known"):
+        check_mask(torch.stack([half[0], torch.ones(1, 4, 4)]), (2, 1, 4, 4))
+    with pytest.raises(DataError, match=r"marks no pixel missing \(all 0\), so there is nothing to inpaint"):
+        check_mask(torch.zeros(2, 1, 4, 4), (2, 1, 4, 4))
     with pytest.raises(DataError, match="only 0 .* and 1 .*found 0.5"):
         check_mask(torch.full((2, 1, 4, 4), 0.5), (2, 1, 4, 4))
     with pytest.raises(DataError, match=r"mask of shape \(2, 3, 4, 4\)"):

@@ -3,6 +3,7 @@
 Nothing here imports torch at module level: ``genlab --help`` imports every command module."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -19,12 +20,37 @@ def add_out_argument(p, what: str, *, dest: str = "out", required: bool = False,
                    help=OUT_HELP.format(what=what) + extra)
 
 
+#: seeds every command accepts: what numpy's, optuna's and torch's generators all take
+SEED_MAX = 2**32 - 1
+
+
+def seed_value(text: str) -> int:
+    """argparse ``type=`` of every ``--seed``: an integer in [0, :data:`SEED_MAX`] (a one-line argument error
+    otherwise; a huge seed used to reach torch's ``manual_seed`` and raise an overflow traceback)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {SEED_MAX}], got {text!r}") from None
+    if not 0 <= v <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {SEED_MAX}], got {v}")
+    return v
+
+
+class _GivenModel(argparse.Action):
+    """``--model NAME``, remembering that it was given (``args.model_given``): with ``--run`` the model comes from
+    the folder, and a ``--model`` the user typed would be ignored, so :func:`fitted_estimator` refuses it."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.model = values
+        namespace.model_given = True
+
+
 def add_model_arguments(p, default_model: str) -> None:
     """``--run`` (a saved estimator, model or run folder) or ``--model`` trained on the fly, and the training
     settings: ``--epochs``, ``key=value`` dotted overrides (as ``genlab train``) and ``--set`` (= ``model.key``)."""
     p.add_argument("--run", help="saved estimator folder (from --save), saved model or run folder to use "
                    "instead of training")
-    p.add_argument("--model", default=default_model, help=f"registered model to train on the fly "
+    p.add_argument("--model", default=default_model, action=_GivenModel, help=f"registered model to train on the fly "
                    f"(default {default_model}; see: genlab models)")
     p.add_argument("--train", help="data to train on (default: the input itself); built-in name or path")
     p.add_argument("--epochs", type=int, default=None, help="training epochs when training on the fly (default: "
@@ -34,7 +60,8 @@ def add_model_arguments(p, default_model: str) -> None:
     p.add_argument("--set", action="append", default=[], metavar="key=value",
                    help="alias of model.key=value (repeatable): --set latent_dim=8 is model.latent_dim=8")
     p.add_argument("--save", help="also save the fitted estimator to this folder (reuse it with --run)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of training and of the command's random draws "
+                   f"(an integer in [0, {SEED_MAX}]; default 0)")
 
 
 def claim_outputs(*, folders=(), files=()) -> None:
@@ -99,6 +126,31 @@ def model_config(args) -> dict:
     return training_sections(args).get("model", {})
 
 
+def check_run_options(args, sections: dict | None = None) -> bool:
+    """Refuse the training options a ``--run`` folder would ignore (it is used as it is): ``--model`` typed by the
+    user, ``--epochs``, ``--set`` and ``key=value`` overrides, and ``--train`` with a fitted estimator (nothing is
+    fitted; a saved model or run folder still fits the estimator's own parameters on it). One-line ``ConfigError``.
+    Returns whether ``--run`` is a saved estimator. :func:`fitted_estimator` calls it; a command that reads
+    ``--train`` itself calls it first with its own arguments."""
+    from ..apps._base import ESTIMATOR_FILE
+    from ..errors import ConfigError
+    if not args.run:
+        return False
+    sections = training_sections(args) if sections is None else sections
+    saved = (Path(args.run) / ESTIMATOR_FILE).is_file()
+    what = "fitted estimator" if saved else "saved model or run folder"
+    if getattr(args, "model_given", False):
+        raise ConfigError(f"{args.run} is a {what}: its model is the folder's, so --model {args.model} does not "
+                          "apply; drop --model (or --run to train anew)")
+    if saved and getattr(args, "train", None):
+        raise ConfigError(f"{args.run} is a fitted estimator: nothing is fitted, so --train {args.train} does not "
+                          "apply; drop --train (or fit anew with --model)")
+    if sections or args.epochs is not None:  # nothing is trained: nothing would take them
+        raise ConfigError(f"{args.run} is a {what}: nothing is trained, so --epochs, --set and key=value overrides "
+                          "do not apply; drop them (or use --model to train anew)")
+    return saved
+
+
 def fitted_estimator(cls, args, fit_data, *, explicit: dict | None = None, **params):
     """Load ``--run`` when it is a saved estimator; otherwise build ``cls`` (wrapping ``--run`` as a model
     folder, or ``--model`` trained for ``--epochs``, default the class's own) and fit it on ``--train`` or
@@ -111,14 +163,9 @@ def fitted_estimator(cls, args, fit_data, *, explicit: dict | None = None, **par
 
     ``explicit``: fit-time settings the user gave on the command line (``{param: value}``, flags named after the
     params): passed to a new estimator, refused with a saved one, which keeps the settings it was fitted with."""
-    from ..apps._base import ESTIMATOR_FILE
     from ..errors import ConfigError
     sections = training_sections(args)
-    saved = bool(args.run and (Path(args.run) / ESTIMATOR_FILE).is_file())
-    if args.run and (sections or args.epochs is not None):  # a --run is used as it is: nothing would take them
-        raise ConfigError(f"{args.run} is a {'fitted estimator' if saved else 'saved model or run folder'}: nothing "
-                          "is trained, so --epochs, --set and key=value overrides do not apply; drop them (or use "
-                          "--model to train anew)")
+    saved = check_run_options(args, sections)
     if saved:
         if args.save:
             raise ConfigError(f"{args.run} is a fitted estimator and is already saved there: nothing new to --save; "

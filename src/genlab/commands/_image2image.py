@@ -12,15 +12,16 @@ Input modes (documented in docs/apps/image2image.md):
   their targets for the metric table.
 
 Everything is computed and checked before anything is written: a refusal (shape, mask, factor, colour into a grey
-model, unmatched folder names) is one line, exit 2, and leaves no file behind.
+model, unmatched folder names) is one line, exit 2, and leaves no file behind. ``--out`` and ``--save`` must be new
+or empty folders (:func:`~genlab.commands._common.claim_outputs`, checked first): nothing the user owns is replaced.
 """
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
-from ._common import add_model_arguments, add_out_argument, build_estimator, fitted_estimator, print_metrics, \
-    read_data, write_outputs
+from ._common import add_model_arguments, add_out_argument, build_estimator, check_run_options, claim_outputs, \
+    fitted_estimator, print_metrics, read_data, write_outputs
 
 
 def add_arguments(p, default_model: str, what: str) -> None:
@@ -67,6 +68,8 @@ def run_translation(args, cls, name: str, *, params: dict, read_mask=None) -> in
     from ..io.atomic import write_bytes_atomic
     from ..io.images import save_grid
 
+    claim_outputs(folders=(("--out", args.out), ("--save", args.save)))
+    check_run_options(args)  # a model folder below is used without fitted_estimator
     if args.grid < 1:
         raise ConfigError(f"--grid must be >= 1, got {args.grid}")
     if args.degrade and args.target:

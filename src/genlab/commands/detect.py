@@ -5,7 +5,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
-from ._common import add_model_arguments, add_out_argument, claim_outputs, fitted_estimator, read_data, write_outputs
+from ._common import add_model_arguments, add_out_argument, check_run_options, claim_outputs, fitted_estimator, \
+    read_data, write_outputs
 
 NAME = "detect"
 HELP = "Flag anomalous inputs with an autoencoder or VAE trained on normal data (scores, threshold, report)."
@@ -46,6 +47,7 @@ def run(args) -> int:
     from ..io.images import make_grid, save_png
 
     claim_outputs(folders=(("--out", args.out), ("--save", args.save)))
+    check_run_options(args)  # before --train is read here
     out = Path(args.out)
     if args.contamination is not None:
         AnomalyDetector._check_contamination(args.contamination)

@@ -8,8 +8,8 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._common import add_model_arguments, add_out_argument, claim_outputs, fitted_estimator, read_data, print_metrics, \
-    write_outputs
+from ._common import add_model_arguments, add_out_argument, check_run_options, claim_outputs, fitted_estimator, \
+    read_data, print_metrics, write_outputs
 
 if TYPE_CHECKING:  # annotations only: numpy and torch are imported when the command runs
     import numpy as np
@@ -118,6 +118,7 @@ def run(args) -> int:
 
     claim_outputs(folders=(("--out", args.out), ("--save", args.save)))
 
+    check_run_options(args)  # before --train is read here
     if args.n_iter is not None and args.n_iter < 1:
         raise ConfigError(f"--n-iter must be >= 1, got {args.n_iter}")
     path = Path(args.input)

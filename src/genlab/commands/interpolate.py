@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, DataError
-from ._common import add_model_arguments, add_out_argument, fitted_estimator, read_data, print_metrics, \
-    write_outputs
+from ._common import add_model_arguments, add_out_argument, claim_outputs, fitted_estimator, read_data, \
+    print_metrics, write_outputs
 
 if TYPE_CHECKING:  # annotations only: numpy is imported when the command runs
     import numpy as np
@@ -31,11 +32,12 @@ def add_arguments(p) -> None:
     p.add_argument("--method", default="linear", help="linear or spherical (default linear)")
     p.add_argument("--traverse", action="store_true", help="also write a traversal of each latent dimension "
                    "around the code of input a")
-    p.add_argument("--span", type=float, default=3.0, help="traversal offsets from -span to +span, in prior std "
-                   "units (VAEs, GANs) or training-code std units (AEs) (default 3)")
-    p.add_argument("--traverse-steps", type=int, default=7, help="offsets per dimension (default 7)")
-    p.add_argument("--dims", help=f"comma-separated latent dimensions to traverse (default all, or the {MAX_DIMS} "
-                   "whose codes vary most on the input)")
+    p.add_argument("--span", type=float, default=None, help="with --traverse: offsets from -span to +span, in prior "
+                   "std units (VAEs, GANs) or training-code std units (AEs) (default 3)")
+    p.add_argument("--traverse-steps", type=int, default=None, help="with --traverse: offsets per dimension "
+                   "(default 7)")
+    p.add_argument("--dims", help=f"with --traverse: comma-separated latent dimensions to traverse (default all, or "
+                   f"the {MAX_DIMS} whose codes vary most on the input)")
     p.add_argument("--label", type=int, default=None, help="class to encode/decode with (conditional models; "
                    "default: the class inferred for input a, or 0 for conditional GANs)")
     add_model_arguments(p, "vae")
@@ -80,11 +82,25 @@ def run(args) -> int:
                       "random codes z)"
 
     # everything the user can get wrong is checked before any training
+    claim_outputs(folders=(("--out", args.out), ("--save", args.save)))
     interpolator(args.method)
     check_steps(args.steps)
+    traversal = {"--span": args.span, "--traverse-steps": args.traverse_steps, "--dims": args.dims}
+    if not args.traverse and any(v is not None for v in traversal.values()):
+        flags = ", ".join(k for k, v in traversal.items() if v is not None)
+        raise ConfigError(f"{flags} set{'s' if ',' not in flags else ''} the traversal; add --traverse (or drop "
+                          f"{flags})")
+    args.span = 3.0 if args.span is None else args.span
+    args.traverse_steps = 7 if args.traverse_steps is None else args.traverse_steps
     if args.traverse:
         check_steps(args.traverse_steps, "--traverse-steps")
+        if not math.isfinite(args.span) or args.span <= 0:
+            raise ConfigError(f"--span must be a finite number > 0 (prior / code std units), got {args.span}; "
+                              "e.g. --span 3")
     dims = _dims(args.dims)
+    if args.dims is not None and not dims:
+        raise ConfigError("--dims names no dimension; give comma-separated latent dimensions, e.g. --dims 0,1,2 "
+                          "(or drop --dims for the default)")
     if not args.run:
         require(args.model, "has_decoder", purpose="genlab interpolate")
         if args.a is not None or args.b is not None:

@@ -263,7 +263,8 @@ def check_pair_shapes(x: torch.Tensor, src: torch.Tensor, mask: torch.Tensor | N
 
 
 def check_mask(mask: torch.Tensor, shape: tuple[int, ...], *, name: str = "mask") -> None:
-    """One-line :class:`DataError` unless ``mask`` has ``shape`` and holds only 0 and 1."""
+    """One-line :class:`DataError` unless ``mask`` has ``shape``, holds only 0 and 1, marks some pixel missing,
+    and leaves some pixel of every image known (an image with no known pixel has nothing to inpaint from)."""
     if tuple(mask.shape) != tuple(shape):
         raise DataError(f"{name}: mask of shape {tuple(mask.shape)} does not fit images of shape {tuple(shape)} "
                         f"(one channel, 1 = missing); give a (N, 1, H, W) mask")
@@ -272,6 +273,14 @@ def check_mask(mask: torch.Tensor, shape: tuple[int, ...], *, name: str = "mask"
         v = float(mask[bad].flatten()[0])
         raise DataError(f"{name}: mask must hold only 0 (known) and 1 (missing), found {v:g}; threshold it "
                         "(e.g. mask > 0.5)")
+    if len(mask) and not bool(mask.any()):
+        raise DataError(f"{name}: the mask marks no pixel missing (all 0), so there is nothing to inpaint; mark the "
+                        "missing pixels with 1")
+    full = mask.flatten(1).all(1) if len(mask) else torch.zeros(0, dtype=torch.bool)
+    if bool(full.any()):
+        i = int(full.nonzero()[0])
+        raise DataError(f"{name}: the mask hides every pixel of image {i} (all 1), so nothing is known to inpaint "
+                        "from; leave some pixels known (0)")
 
 
 # ---------------------------------------------------------------------------- folder pairs

@@ -54,9 +54,13 @@ def write_marker(path: str | Path) -> None:
 def check_out_dir(path: str | Path, *, overwrite: bool) -> None:
     """Refuse an output folder genlab may not write into: a file, a non-empty folder (unless ``overwrite`` and it
     holds a genlab run). Raises :class:`ConfigError` with the fix; writes nothing."""
+    from .atomic import file_in_path
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"output path {path} is a file, not a folder; give a new folder path with --out")
+    blocker = file_in_path(path)
+    if blocker is not None:
+        raise ConfigError(f"output path {path}: {blocker} is a file, not a folder; give a new folder path with --out")
     if not path.is_dir() or not any(e.name != LOCK_NAME for e in path.iterdir()):
         return
     if not is_genlab_run(path):
