@@ -13,8 +13,9 @@ def add_arguments(p) -> None:
     p.add_argument("--to", required=True, metavar="TRACKER", help="tensorboard or mlflow")
     p.add_argument("--logdir", help="tensorboard: folder for the event files (default RUN/tensorboard); mlflow: a "
                    "local store in LOGDIR/mlruns (default $MLFLOW_TRACKING_URI, else RUN/mlruns)")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier log of this run (event files in the "
-                   "folder; MLflow runs tagged with this run folder)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier genlab log of this run (the event "
+                   "files it wrote, whose names end in .genlab-log-<id>; other files are never deleted), or the MLflow "
+                   "runs tagged with this run folder; the old log goes only once the new one is complete")
 
 
 def run(args) -> int:

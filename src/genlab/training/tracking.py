@@ -544,6 +544,11 @@ def replay(run: str | Path, to: str, *, log_dir: str | Path | None = None, overw
     ``metrics.jsonl``, the per-epoch sample grids, the config, and the final metrics and files. Histograms of
     the codes need the weights of each epoch and are not replayed.
 
+    Everything is read and checked before anything is written, and a replay that fails leaves nothing behind:
+    TensorBoard event files are written in a temporary folder and moved into place only when complete; an MLflow
+    run that fails is deleted (with the store itself, when this call created it). An earlier log is replaced only
+    once the new one is complete.
+
     Parameters
     ----------
     run : path
@@ -553,8 +558,9 @@ def replay(run: str | Path, to: str, *, log_dir: str | Path | None = None, overw
         TensorBoard: the folder for the event files (default ``RUN/tensorboard``). MLflow: a local store in
         ``log_dir/mlruns`` (default ``MLFLOW_TRACKING_URI``, else ``RUN/mlruns``).
     overwrite : bool
-        Replace what an earlier log of this run left there (TensorBoard event files in the folder; MLflow runs
-        tagged with this run folder, which are deleted).
+        Replace an earlier replay of this run: the event files an earlier ``replay`` of this run folder wrote
+        (their names end in :func:`replay_mark`; other event files are never deleted, and their presence is
+        refused), or the MLflow runs tagged with this run folder (deleted).
 
     Returns
     -------
@@ -564,11 +570,14 @@ def replay(run: str | Path, to: str, *, log_dir: str | Path | None = None, overw
     Raises
     ------
     CheckpointError
-        ``run`` is not a run folder.
+        ``run`` is not a run folder, has no metrics to log, or holds a damaged ``metrics.jsonl`` or
+        ``final_metrics.json``.
+    DataError
+        A sample grid of the run cannot be read.
     ConfigError
-        Unknown tracker, missing package, or an existing log without ``overwrite``.
+        Unknown tracker, missing package, a log place that runs through a file, event files that an earlier
+        replay of this run did not write, or an existing log without ``overwrite``.
     """
-    from ..io.report import read_metrics
     from ..registry import get_model_entry
     from ..runs import open_run
 
@@ -577,35 +586,186 @@ def replay(run: str | Path, to: str, *, log_dir: str | Path | None = None, overw
     opened = open_run(run)
     run_dir = opened.path
     require_trackers([to])
-    history = read_metrics(run_dir / "metrics.jsonl")
+    # Read and check every input before anything is written: a damaged run is refused with nothing to clean up.
+    history = _replay_history(run_dir)
     run_config = json.loads((run_dir / "config.json").read_text())
     run_config = {"model": run_config.get("model"), "sections": run_config.get("sections") or {}}
+    metrics = opened.metrics
+    grids = epoch_grids(run_dir / "samples", history)
+    _check_grids(grids)
+    default = get_model_entry(opened.model_name).cls.default_monitor
+    monitor = opened.trainer_config.monitor or (default[0] if default else None)
+    feed = dict(run_dir=run_dir, history=history, run_config=run_config, metrics=metrics, grids=grids,
+                monitored=monitored_tags(monitor))
     if to == "tensorboard":
         folder = Path(log_dir) if log_dir is not None else run_dir / "tensorboard"
-        if _has_events(folder) and not overwrite:
-            raise ConfigError(f"{folder} already holds TensorBoard event files; pass --overwrite to replace them or "
-                              "--logdir to write elsewhere")
-        sink: _Sink = TensorBoardSink(folder, replace=overwrite)
-    else:
-        uri = mlflow_uri(None, run_dir, log_dir)
-        sink = MlflowSink(uri, run_dir=run_dir)
+        return _replay_tensorboard(folder, overwrite=overwrite, **feed)
+    return _replay_mlflow(mlflow_uri(None, run_dir, log_dir), overwrite=overwrite, **feed)
+
+
+def replay_mark(run_dir: str | Path) -> str:
+    """The ending :func:`replay` gives the names of the TensorBoard event files it writes for ``run_dir``:
+    ``.genlab-log-`` and 16 hex digits of the SHA-256 of the run folder's absolute path.
+
+    ``--overwrite`` deletes only event files whose names end so. The mark is in the file name itself, rather than in
+    a manifest beside the files, so that there is no second file to keep in step with the event files: no window
+    where an event file exists but is not recorded yet, no stale record after the user moved or deleted files, and
+    the mark travels with the files when the folder is copied. A foreign file cannot carry it by accident (it names
+    this run folder's path), and TensorBoard reads any file with ``tfevents`` in its name.
+    """
+    import hashlib
+    return ".genlab-log-" + hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
+
+
+def _replay_history(run_dir: Path) -> list[dict]:
+    from ..errors import CheckpointError
+    from ..io.report import read_metrics
+
+    path = run_dir / "metrics.jsonl"
+    history = read_metrics(path)
+    if not history:
+        what = "metrics.jsonl is empty" if path.is_file() else "it has no metrics.jsonl"
+        raise CheckpointError(f"{run_dir} has no metrics to log ({what}); train it first (genlab train ... --out "
+                              f"{run_dir}, or genlab train --resume {run_dir} if it has a checkpoint)")
+    for i, rec in enumerate(history, 1):
+        try:
+            int(rec["step"])
+            if rec.get("split") == "train_epoch":
+                int(rec["epoch"])
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"{path}: record {i} has no integer step/epoch ({json.dumps(rec)[:60]}); the log "
+                                  "is damaged, restore it or delete the line") from None
+    return history
+
+
+def _check_grids(grids: list[tuple[Path, int]]) -> None:
+    """Decode every sample grid now, so that a damaged PNG is refused before anything is written."""
+    from PIL import Image
+
+    from ..errors import DataError
+    for png, _ in grids:
+        try:
+            with Image.open(png) as im:
+                im.load()
+        except (OSError, SyntaxError, ValueError) as e:  # truncated, not a PNG, or damaged chunks
+            why = " ".join(str(e).split()) or type(e).__name__
+            raise DataError(f"{png} cannot be read ({why}); the run's sample grid is damaged: delete it (its epoch is "
+                            "then logged without a grid) or re-train the run") from None
+
+
+def _check_log_place(path: Path) -> None:
+    """A log folder (or MLflow store) that is, or runs through, a file: one line, before anything is written."""
+    from ..io.atomic import file_in_path
+    blocker = file_in_path(path / "x")  # the parents of path/x include path itself
+    if blocker is not None:
+        raise ConfigError(f"cannot write the log to {path}: {blocker} is a file, not a folder; choose another "
+                          "--logdir")
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` (itself included) that does not exist yet: what writing there creates."""
+    return next((a for a in (*reversed(path.parents), path) if not a.exists()), None)
+
+
+def _local_store(uri: str) -> Path | None:
+    """The folder of a local MLflow store (``file:`` URI or a plain path), else ``None``."""
+    if uri.startswith("file:"):
+        from urllib.parse import urlparse
+        from urllib.request import url2pathname
+        return Path(url2pathname(urlparse(uri).path))
+    if ":" not in uri and os.sep in uri:
+        return Path(uri)
+    return None
+
+
+def _write_log(sink: _Sink, *, run_dir: Path, history: list[dict], run_config: dict, metrics: dict,
+               grids: list[tuple[Path, int]], monitored: tuple[str, ...]) -> None:
+    sink.open(start_step=0, run_config=run_config, monitored=monitored)
+    try:
+        for rec in history:
+            sink.record(rec)
+        for png, step in grids:
+            sink.image("samples", png, step)
+        last = max(int(r["step"]) for r in history)
+        sink.close(run_dir=run_dir, metrics=metrics, step=last)
+    except BaseException:
+        try:
+            sink.close(run_dir=None, metrics=None, step=0, failed=True)
+        except Exception as e:
+            log.warning("%s: could not close the log after the failure (%s)", sink.name, e)
+        raise
+
+
+def _replay_tensorboard(folder: Path, *, overwrite: bool, **feed) -> str:
+    import shutil
+    import tempfile
+
+    run_dir = feed["run_dir"]
+    _check_log_place(folder)
+    mark = replay_mark(run_dir)
+    events = sorted(folder.glob(EVENTS_GLOB)) if folder.is_dir() else []
+    ours = [f for f in events if f.name.endswith(mark)]
+    foreign = [f for f in events if not f.name.endswith(mark)]
+    if foreign:  # never deleted; a replay beside them would mix two logs in one TensorBoard run
+        raise ConfigError(f"{folder} already holds TensorBoard event files that genlab log did not write for "
+                          f"{run_dir} ({foreign[0].name}{', ...' if len(foreign) > 1 else ''}); --overwrite replaces "
+                          "only an earlier genlab log of this run: choose another --logdir, or move those files away")
+    if ours and not overwrite:
+        raise ConfigError(f"{folder} already holds a TensorBoard log of {run_dir} (written by genlab log); pass "
+                          "--overwrite to replace it or --logdir to write elsewhere")
+    created = _first_missing(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".genlab-log-", suffix=".tmp", dir=folder))
+    try:
+        _write_log(TensorBoardSink(tmp), **feed)
+        for f in sorted(tmp.glob(EVENTS_GLOB)):
+            os.replace(f, folder / (f.name + mark))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if created is not None:  # the folders this call made, if nothing else is in them now
+            for d in (folder, *folder.parents):
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+                if d == created:
+                    break
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
+    for f in ours:  # the earlier replay of this run goes only now that its replacement is complete
+        f.unlink(missing_ok=True)
+    return str(folder)
+
+
+def _replay_mlflow(uri: str, *, overwrite: bool, **feed) -> str:
+    import shutil
+
+    run_dir = feed["run_dir"]
+    store = _local_store(uri)
+    created = None
+    if store is not None:
+        _check_log_place(store)
+        created = _first_missing(store)
+    sink = MlflowSink(uri, run_dir=run_dir)
+    old: list | None = None  # the earlier runs of RUN, once known
+    try:
         old = sink.existing_runs()
         if old and not overwrite:
             raise ConfigError(f"{uri} already holds an MLflow run of {run_dir} ({old[0].info.run_id}); pass "
                               "--overwrite to replace it or --logdir to write elsewhere")
-        for r in old:
-            sink.client.delete_run(r.info.run_id)
-    default = get_model_entry(opened.model_name).cls.default_monitor
-    monitor = opened.trainer_config.monitor or (default[0] if default else None)
-    sink.open(start_step=0, run_config=run_config, monitored=monitored_tags(monitor))
-    try:
-        for rec in history:
-            sink.record(rec)
-        for png, step in epoch_grids(run_dir / "samples", history):
-            sink.image("samples", png, step)
-        last = max((int(r["step"]) for r in history), default=0)
-        sink.close(run_dir=run_dir, metrics=opened.metrics, step=last)
+        _write_log(sink, **feed)
     except BaseException:
-        sink.close(run_dir=None, metrics=None, step=0, failed=True)
+        if created is not None:  # the store is this call's own: nothing of it stays
+            shutil.rmtree(created, ignore_errors=True)
+        elif old is not None:  # the run this call created (if any): every run of RUN but the earlier ones
+            try:
+                keep = {r.info.run_id for r in old}
+                for r in sink.existing_runs():
+                    if r.info.run_id not in keep:
+                        sink.client.delete_run(r.info.run_id)
+            except Exception as e:
+                log.warning("mlflow: could not delete the failed run of %s (%s)", run_dir, e)
         raise
+    for r in old:  # the earlier logs of this run go only now that the new one is complete
+        sink.client.delete_run(r.info.run_id)
     return sink.where
