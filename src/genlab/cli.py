@@ -387,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-test", action="store_true", help="skip the end-of-run test evaluation (test.enabled=false;"
                    " test.iwae_k=K sets the IWAE samples, 0 = no IWAE bound)")
     t.add_argument("--config", help="YAML/JSON run config with sections model, trainer, data")
-    t.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="dotted overrides, e.g. trainer.epochs=5")
+    t.add_argument("overrides", nargs="*", default=[], metavar="key=value",
+                   help="dotted overrides, e.g. trainer.epochs=5")
     add_out_argument(t, "run folder (default runs/MODEL-DATA-TIME)")
     t.add_argument("--resume", metavar="RUN", help="continue an interrupted run from RUN/checkpoints/last")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")
@@ -444,7 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_out_argument(d, f"run folder (default {DEMO_OUT}, which the next demo replaces; a folder given here must be "
                      "new or empty, or pass --overwrite)")
     d.add_argument("--overwrite", action="store_true", help="replace an earlier genlab run at --out")
-    d.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="dotted overrides of the demo config, e.g. "
+    d.add_argument("overrides", nargs="*", default=[], metavar="key=value",
+                   help="dotted overrides of the demo config, e.g. "
                    "trainer.epochs=1")
     return p
 

@@ -55,7 +55,8 @@ def add_model_arguments(p, default_model: str) -> None:
     p.add_argument("--train", help="data to train on (default: the input itself); built-in name or path")
     p.add_argument("--epochs", type=int, default=None, help="training epochs when training on the fly (default: "
                    "the estimator class's own default, see docs/apps)")
-    p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="dotted overrides when training, as in "
+    p.add_argument("overrides", nargs="*", default=[], metavar="key=value",
+                   help="dotted overrides when training, as in "
                    "genlab train: model.latent_dim=8 trainer.epochs=5 trainer.batch_size=64 data.val=0.2")
     p.add_argument("--set", action="append", default=[], metavar="key=value",
                    help="alias of model.key=value (repeatable): --set latent_dim=8 is model.latent_dim=8")

@@ -21,8 +21,8 @@ def add_arguments(p) -> None:
     p.add_argument("--data-dir", help="folder of downloaded data sets")
     p.add_argument("--config", help="base run config (YAML/JSON, sections model, trainer, data, test)")
     p.add_argument("--space", help="search space YAML/JSON (default: the model family's space, see docs/tune.md)")
-    p.add_argument("--trials", type=int, default=20, help="trials to run now (a continued study adds them; 0 = only "
-                   "write the outputs of the study as it is; default 20)")
+    p.add_argument("--trials", type=int, default=20, help="trials to run now, at most 100000 (a continued study adds "
+                   "them; 0 = only write the outputs of an existing study as it is; default 20)")
     p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
     p.add_argument("--objective", help="validation key to optimise, val/<key> (default: the model's monitor, "
                    "val/loss or val/fid)")
@@ -30,21 +30,22 @@ def add_arguments(p) -> None:
     p.add_argument("--storage", help="Optuna RDB URL (sqlite:///x.db, postgresql://...) or a SQLite file "
                    "(default OUT/study.db)")
     p.add_argument("--study", help="study name (default MODEL-DATA); an existing study is continued")
-    from ._common import add_out_argument
+    from ._common import add_out_argument, seed_value
     add_out_argument(p, "tune folder (default runs/tune-MODEL-DATA)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes on the study, each with "
-                   "cores/K threads (default 1)")
+                   "cores/K threads, at most twice the cores (default 1)")
     p.add_argument("--pruner", default="median", choices=("median", "halving", "hyperband", "none"),
                    help="Optuna pruner (default median)")
     p.add_argument("--sampler", default="tpe", choices=("tpe", "random"), help="Optuna sampler (default tpe)")
     p.add_argument("--keep", default="5", help="keep the run folders of the best K completed trials, or 'all' "
                    "(default 5)")
-    p.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="sampler seed, 0 to 2**32 - 1 (default 0)")
     p.add_argument("--no-retrain", action="store_true", help="do not retrain the best config on train and score it "
                    "on test")
     p.add_argument("--no-trial-figures", action="store_true", help="trial run folders without figures and report "
                    "(saves time on very short trials)")
-    p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="base config overrides, e.g. trainer.epochs=5")
+    p.add_argument("overrides", nargs="*", default=[], metavar="key=value",
+                   help="base config overrides, e.g. trainer.epochs=5")
 
 
 def _keep(text: str) -> int | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import numbers
 import os
 import re
 import shutil
@@ -41,6 +42,10 @@ SQLITE_TIMEOUT = 120
 MAXIMIZE_KEYS = ("cond_acc", "elbo", "div_entropy", "div_classes", "psnr", "ssim", "accuracy", "acc")
 PRUNERS = ("median", "halving", "hyperband", "none")
 SAMPLERS = ("tpe", "random")
+#: most trials one call runs: a study goes on over calls, and a count beyond this is a typo that would never end
+MAX_TRIALS = 100_000
+#: largest sampler seed (Optuna's samplers seed numpy, which takes 0 .. 2**32 - 1)
+SEED_MAX = 2**32 - 1
 INSTALL_HINT = "pip install 'genlab[tune]' (or pip install optuna)"
 
 
@@ -63,6 +68,36 @@ def require_optuna():
     except ImportError:
         raise ConfigError(f"genlab tune needs Optuna, which is not installed; {INSTALL_HINT}") from None
     return optuna
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (``os.sched_getaffinity``, else ``os.cpu_count``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def max_workers() -> int:
+    """Most local worker processes: twice the usable cores (each worker is a process with its own torch and data;
+    more only queue for the cores and fill the memory)."""
+    return 2 * usable_cores()
+
+
+def check_counts(trials, workers, seed) -> None:
+    """Refuse, before anything is read or written, a trial count, worker count or seed out of range (one line)."""
+    def bad(value, low, high):
+        return isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high
+
+    if bad(trials, 0, MAX_TRIALS):
+        raise ConfigError(f"trials must be an int from 0 to {MAX_TRIALS} (--trials; a study goes on over calls, so "
+                          f"run more later), got {trials!r}")
+    if bad(workers, 1, max_workers()):
+        raise ConfigError(f"workers must be an int from 1 to {max_workers()} (--workers; twice the {usable_cores()} "
+                          f"cores here: each worker is a process of its own and more only queue), got {workers!r}")
+    if bad(seed, 0, SEED_MAX):
+        raise ConfigError(f"seed must be an int from 0 to {SEED_MAX} (--seed; 2**32 - 1, what the samplers take), "
+                          f"got {seed!r}")
 
 
 # ---------------------------------------------------------------------------------------------- objective
@@ -182,6 +217,13 @@ def open_storage(url: str):
     """An Optuna ``RDBStorage`` for ``url`` (SQLite waits :data:`SQLITE_TIMEOUT` s for its write lock), or a
     one-line :class:`ConfigError` saying why it cannot be opened."""
     optuna = require_optuna()
+    f = sqlite_file(url)
+    if f is not None and f.is_file():  # SQLite would take an empty file over (and reports others less clearly)
+        with open(f, "rb") as fh:
+            head = fh.read(16)
+        if head != b"SQLite format 3\x00":
+            raise ConfigError(f"the study storage {f} is {'an empty file' if not head else 'a file'}, not a SQLite "
+                              "database; genlab leaves it as it is: give a new file name or a study database")
     kw = {"connect_args": {"timeout": SQLITE_TIMEOUT}} if url.startswith("sqlite") else {}
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=kw)
@@ -638,7 +680,12 @@ def _sections(model: str, data, config: dict | None) -> dict:
 
 def _check_out(out_dir: Path, study_name: str, url: str) -> None:
     from ..config import read_json
+    from ..io.atomic import file_in_path
 
+    blocker = file_in_path(out_dir)
+    if blocker is not None:
+        raise ConfigError(f"--out {out_dir}: {blocker} is a file, not a folder; choose another path for the tune "
+                          "outputs")
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} is a file; give a folder for the tune outputs")
     if not out_dir.is_dir():
@@ -657,6 +704,25 @@ def _check_out(out_dir: Path, study_name: str, url: str) -> None:
                               "another --out")
     elif any(out_dir.iterdir()):
         raise ConfigError(f"--out {out_dir} exists and is not a genlab tune folder; give a new or empty folder")
+
+
+def _check_data(model: str, base: dict, data) -> None:
+    """Load the base config's data (and its ``val_data``/``test_data``) once, as every trial will: a missing,
+    unreadable or ill-formed data set (NaN in images, ...) is a one-line error before anything is written."""
+    from ..runs import RunSpec, prepare_data
+
+    spec = RunSpec.from_sections(model, base)
+    prepare_data(spec.data, data if isinstance(data, TensorDataset) else None)
+
+
+def _first_new(path: Path) -> Path | None:
+    """The topmost folder of ``path`` (itself or a parent) that does not exist yet: what ``mkdir -p`` creates."""
+    path = Path(path).absolute()
+    if path.exists():
+        return None
+    while not path.parent.exists():
+        path = path.parent
+    return path
 
 
 def tune(model: str, data: str | os.PathLike | TensorDataset | None = None, *, config: dict | None = None,
@@ -681,8 +747,8 @@ def tune(model: str, data: str | os.PathLike | TensorDataset | None = None, *, c
         The search space (:mod:`genlab.tuning.space`); default :func:`~genlab.tuning.default_space` of the model.
         Checked against the config before any trial runs.
     trials : int
-        Trials to run in this call (a continued study adds them to its count); ``0`` only writes the outputs of
-        the study as it is.
+        Trials to run in this call, 0 to :data:`MAX_TRIALS` (a continued study adds them to its count); ``0`` only
+        writes the outputs of an existing study as it is (refused for a study not in the storage yet).
     timeout : float, optional
         Seconds after which no new trial starts (a running trial finishes).
     objective : str, optional
@@ -700,7 +766,7 @@ def tune(model: str, data: str | os.PathLike | TensorDataset | None = None, *, c
         The tune folder (default ``runs/tune-MODEL-DATA``); a folder of the same study is continued.
     workers : int
         Local worker processes on the study (``python -m genlab.tuning.worker``), each with ``cores // workers``
-        torch threads; the data, sampler and pruner are then given by name.
+        torch threads; the data, sampler and pruner are then given by name. At most :func:`max_workers`.
     pruner : str or optuna pruner
         ``median`` (default), ``halving``, ``hyperband`` or ``none``; or any ``optuna.pruners`` instance.
     sampler : str or optuna sampler
@@ -731,8 +797,11 @@ def tune(model: str, data: str | os.PathLike | TensorDataset | None = None, *, c
     ------
     ConfigError
         One line, before any trial runs and with nothing written: unknown space keys, wrong types, empty ranges,
-        a non-validation objective, a storage that cannot be opened, a study of another model or config. An
-        objective the model does not log stops the first trial (the fresh study and folder are removed).
+        a non-validation objective, a storage that cannot be opened (or a file that is not a SQLite database), a
+        study of another model or config, counts or a seed out of range (:func:`check_counts`), an empty study
+        name, an ``out`` through a file, data that cannot be loaded. An error before any trial of a study this
+        call created completes (an objective the model does not log, a trial that raises) removes what the call
+        created: the study, a new SQLite file, the folders it made.
     TuneError
         No trial of the study completed (the report and the trial table are written).
     """
@@ -740,9 +809,10 @@ def tune(model: str, data: str | os.PathLike | TensorDataset | None = None, *, c
     from ..registry import get_model_entry
 
     get_model_entry(model)
-    for name, value, low in (("trials", trials, 0), ("workers", workers, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
+    check_counts(trials, workers, seed)
+    if study is not None and (not isinstance(study, str) or not study.strip()):
+        raise ConfigError(f"the study name (--study) must be a non-empty string, got {study!r}; give a name, or "
+                          "leave it out for MODEL-DATA")
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
         raise ConfigError(f"keep must be an int >= 1 (or None: keep every trial's run), got {keep!r}")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or
@@ -762,9 +832,7 @@ def tune(model: str, data: str | os.PathLike | TensorDataset | None = None, *, c
     make_pruner(pruner)
     data_name = str(base["data"]["name"])
     stem = Path(data_name).stem or "data"
-    study_name = study or f"{model}-{stem}"
-    if not isinstance(study_name, str) or not study_name.strip():
-        raise ConfigError(f"the study name must be a non-empty string, got {study!r}")
+    study_name = study if study is not None else f"{model}-{stem}"
     out_dir = Path(out) if out is not None else Path("runs") / f"tune-{model}-{stem}"
     url = storage_url(storage, out_dir)
     _check_out(out_dir, study_name, url)
@@ -788,45 +856,60 @@ def tune(model: str, data: str | os.PathLike | TensorDataset | None = None, *, c
     # -- storage and study: a user's storage is opened before anything is written here
     db = sqlite_file(url)
     db_existed = db is not None and db.exists()
-    created_out = not out_dir.exists()
-    if storage is not None:
+    new_top = _first_new(out_dir)  # what mkdir -p creates (removed again if this call fails before any result)
+    had = {name: (out_dir / name).exists() for name in (TUNE_FILE, "trials")}
+    _check_data(model, base, data)
+    store = None
+    if trials == 0:  # only the outputs of a study that is there: refused for a new one, before anything is created
+        if db is None or db_existed:  # (opening a new SQLite file would create it)
+            store = open_storage(url)
+        if store is None or study_name not in optuna.get_all_study_names(store):
+            raise ConfigError(f"trials=0 only rewrites the outputs of an existing study, and study {study_name!r} is "
+                              f"not in {db if db is not None else shown_url(url)}; give --trials N (1 to "
+                              f"{MAX_TRIALS}) to start it")
+    if storage is not None and store is None:
         store = open_storage(url)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        if storage is None:
+        if store is None:
             store = open_storage(url)
         the_study, created = open_study(setup, store, None, make_pruner(pruner))
     except BaseException:
-        if created_out:
-            shutil.rmtree(out_dir, ignore_errors=True)
+        if new_top is not None:
+            shutil.rmtree(new_top, ignore_errors=True)
+        if db is not None and not db_existed:
+            db.unlink(missing_ok=True)
         raise
-    the_study.sampler = make_sampler(sampler, sampler_seed(seed, 0, len(the_study.get_trials(deepcopy=False))),
-                                     parallel=workers > 1)
-    _write_marker(setup)
-    log.info("study %s (%s, %s %s): %d trials recorded; running %d more", study_name, shown_url(url), direction,
-             objective, len(the_study.trials), trials)
-
-    deadline = time.time() + timeout if timeout is not None else None
-    if on_start is not None:
-        on_start(the_study)
     try:
+        the_study.sampler = make_sampler(sampler, sampler_seed(seed, 0, len(the_study.get_trials(deepcopy=False))),
+                                         parallel=workers > 1)
+        _write_marker(setup)
+        log.info("study %s (%s, %s %s): %d trials recorded; running %d more", study_name, shown_url(url), direction,
+                 objective, len(the_study.trials), trials)
+        deadline = time.time() + timeout if timeout is not None else None
+        if on_start is not None:
+            on_start(the_study)
         if trials and workers == 1:
             trial_loop(setup, the_study, trials, deadline=deadline, callbacks=tuple(callbacks), keep=keep)
         elif trials:
             run_workers(setup, the_study, trials, workers, sampler=sampler, pruner=pruner, seed=seed,
                         deadline=deadline, callbacks=tuple(callbacks))
-    except ObjectiveNotLogged:
+    except BaseException as e:
         from optuna.trial import TrialState
-        if created and not the_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            # a mistake in the command, found by the first validation: leave nothing behind
+        # an error before any result of a study this call created (a mistake in the command found by the first
+        # trial, a worker that cannot start): leave nothing behind. Ctrl-C keeps the study, to be continued.
+        if created and not isinstance(e, KeyboardInterrupt) and \
+                not the_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             optuna.delete_study(study_name=study_name, storage=store)
             if db is not None and not db_existed:
                 db.unlink(missing_ok=True)
-            if created_out:
-                shutil.rmtree(out_dir, ignore_errors=True)
+            if new_top is not None:
+                shutil.rmtree(new_top, ignore_errors=True)
             else:
-                _remove(out_dir / "trials")
-                (out_dir / TUNE_FILE).unlink(missing_ok=True)
+                if not had["trials"]:
+                    _remove(out_dir / "trials")
+                if not had[TUNE_FILE]:
+                    (out_dir / TUNE_FILE).unlink(missing_ok=True)
         raise
     if keep is not None:
         keep_best_folders(the_study, out_dir, keep)
