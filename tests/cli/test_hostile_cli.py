@@ -135,3 +135,25 @@ def test_demo_replaces_only_its_default_folder_or_with_overwrite(tmp_path, capsy
     capsys.readouterr()
     _bad(["demo", *quick, "-o", "mine"], capsys, "already exists and holds a genlab run", "--overwrite")
     assert main(["demo", *quick, "-o", "mine", "--overwrite"]) == 0
+
+
+def test_messages_name_the_cli_fix(files, capsys, tmp_path):
+    """Refusals that named a Python call or a wrong cause now name the command-line fix (audit findings)."""
+    run, est, out = str(files / "run"), str(files / "upest"), str(tmp_path / "o")
+    _bad(["colorize", str(files / "low.npz"), "--run", str(tmp_path / "nonexist"), "-o", out], capsys,
+         "nonexist does not exist; give a folder saved with --save")
+    _bad(["detect", "digits", "--run", str(files / "somefile"), "-o", out], capsys, "somefile is a file")
+    _bad(["colorize", str(files / "low.npz"), "--run", est, "-o", out], capsys,
+         "holds an Upscaler, not a Colorizer; load it with Upscaler.load (genlab upscale --run")
+    _bad(["sample", est, "-n", "4", "-o", str(tmp_path / "s.png")], capsys, "genlab upscale / colorize / inpaint")
+    _bad(["info", str(files / "somefile")], capsys, "somefile is a file, not a folder")
+    _bad(["translate", f"pairs:{files / 'somefile'}", "--run", est, "-o", out], capsys,
+         "somefile is a file, not a folder; folder pairs need")
+    _bad(["upscale", str(files / "digits.npz"), "--degrade", "--factor", "16", "-o", out, *TINY_I2I], capsys,
+         "images of 8x8 are smaller than the factor 16")
+    _bad(["interpolate", "digits", "--run", run, "--a", "3", "--b", "3", "-o", out], capsys,
+         "--a and --b are both input 3")
+    _bad(["evaluate", run, "--inception-weights", str(files / "somefile"), "--features", "inception", "-n", "10",
+          "--metrics", "fid"], capsys, "cannot read Inception weights", "give the path of pt_inception")
+    assert (files / "somefile").read_text() == "hi"
+    assert not (tmp_path / "o").exists() and not (tmp_path / "s.png").exists()

@@ -55,6 +55,14 @@ MAX_ENSEMBLE = 10
 MEMBER_ATTRS = tuple(f"member_{i}_" for i in range(1, MAX_ENSEMBLE))
 
 ESTIMATOR_FILE = "estimator.json"
+#: the genlab command that uses a saved estimator of each class with --run (named in load's wrong-class error)
+ESTIMATOR_COMMANDS = {"AnomalyDetector": "detect", "Denoiser": "denoise", "Imputer": "impute", "Compressor": "compress",
+                      "Augmenter": "augment", "LatentExplorer": "latent-map", "Upscaler": "upscale",
+                      "Colorizer": "colorize", "Inpainter": "inpaint", "Translator": "translate"}
+
+
+def _article(name: str) -> str:
+    return "an" if name[:1].upper() in "AEIOU" else "a"
 STATE_FILE = "state.safetensors"
 MODEL_DIR = "model"
 
@@ -401,7 +409,10 @@ class ModelEstimator(BaseEstimator):
         except (ValueError, KeyError, TypeError) as e:
             raise CheckpointError(f"{f} is corrupt ({e}); save the estimator again") from None
         if name != cls.__name__:
-            raise CheckpointError(f"{path} holds a {name}, not a {cls.__name__}; load it with {name}.load")
+            command = ESTIMATOR_COMMANDS.get(name)
+            cli = f" (genlab {command} --run {path})" if command else ""
+            raise CheckpointError(f"{path} holds {_article(name)} {name}, not {_article(cls.__name__)} {cls.__name__}; "
+                                  f"load it with {name}.load{cli}")
         est = cls(**cls._upgrade_params(dict(params)))
         for k, v in state.items():
             setattr(est, k, tuple(v) if k == "input_shape_" else v)

@@ -137,6 +137,10 @@ def check_run_options(args, sections: dict | None = None) -> bool:
     from ..errors import ConfigError
     if not args.run:
         return False
+    run = Path(args.run)
+    if not run.is_dir():
+        raise ConfigError(f"--run {args.run} {'is a file' if run.exists() else 'does not exist'}; give a folder saved "
+                          "with --save, a saved model folder or a run folder (or drop --run to train with --model)")
     sections = training_sections(args) if sections is None else sections
     saved = (Path(args.run) / ESTIMATOR_FILE).is_file()
     what = "fitted estimator" if saved else "saved model or run folder"

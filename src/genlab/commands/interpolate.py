@@ -112,6 +112,9 @@ def run(args) -> int:
     _index(args.a, n, "--a", args.input)
     _index(args.b, n, "--b", args.input)
     a = 0 if args.a is None else args.a
+    if args.b is not None and args.b == a:
+        raise ConfigError(f"--a and --b are both input {a}: the path would stay at one code; give two different "
+                          "indices")
     if args.b is not None:
         b = args.b
     else:

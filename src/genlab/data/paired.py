@@ -98,6 +98,9 @@ def parse_spec(spec) -> tuple[str, tuple]:
 def downsample(x: torch.Tensor, factor: int, method: str = "area") -> torch.Tensor:
     """``(N, C, H, W)`` -> ``(N, C, H/factor, W/factor)``: block means (``area``) or antialiased bicubic."""
     n, c, h, w = x.shape
+    if factor > min(h, w):
+        raise DataError(f"downsample:{factor}: images of {h}x{w} are smaller than the factor {factor}; use a factor "
+                        f"that divides both sides (e.g. 2), or larger images")
     if h % factor or w % factor:
         raise DataError(f"downsample:{factor}: images of {h}x{w} do not divide by {factor}; crop or resize them "
                         f"to a multiple of {factor} (e.g. {h - h % factor}x{w - w % factor})")
@@ -341,6 +344,9 @@ def load_pairs(folder) -> TensorDataset:
         sizes within a folder, unreadable images, a mask that does not fit the targets.
     """
     root = Path(folder).expanduser()
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root} is a file, not a folder; folder pairs need a folder holding {root.name}/A/ (sources) "
+                        f"and {root.name}/B/ (targets)")
     if not root.is_dir():
         raise DataError(f"{root}: no such folder; folder pairs need {root}/A/ (sources) and {root}/B/ (targets)")
     a, b = _flat_images(root / "A"), _flat_images(root / "B")

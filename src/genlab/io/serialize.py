@@ -120,6 +120,9 @@ def find_model_dir(path: str | Path) -> Path:
     path = resolve_dir(path)
     if not path.exists():
         raise CheckpointError(f"{path} does not exist; give a run folder or a saved model folder")
+    if not path.is_dir():
+        raise CheckpointError(f"{path} is a file, not a folder; give a run folder or a saved model folder (the folder "
+                              "that holds config.json and model.safetensors)")
     if (path / "model").is_dir() and not (path / WEIGHTS_NAME).exists():
         return resolve_dir(path / "model")
     return path

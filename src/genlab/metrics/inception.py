@@ -318,20 +318,21 @@ def load_inception(path: str | os.PathLike | None = None, *, download: bool | No
         except OSError as e:
             reason = " ".join(str(e).split()) or type(e).__name__
             raise MissingFilesError(_missing_message(where, f"download failed: {reason}")) from None
-    else:
-        from ..data.download import sha256_file
-
-        digest = sha256_file(where)
-        if digest != INCEPTION_SHA256:
-            logger.warning("%s has SHA-256 %s, not the published FID weights' %s; numbers may not be "
-                           "comparable with other FID implementations", where, digest, INCEPTION_SHA256)
     model = InceptionV3FID()
     try:
         state = torch.load(where, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt file, or something that is not a plain tensor dict
+        # a file the user named is theirs: never suggest deleting it
+        fix = (f"give the path of {INCEPTION_FILENAME} (from {INCEPTION_URL})" if path is not None else
+               f"delete it and download {INCEPTION_URL} again")
         raise DataError(f"cannot read Inception weights {where} ({type(e).__name__}: "
-                        f"{' '.join(str(e).split())[:200]}); delete it and download {INCEPTION_URL} again") from None
+                        f"{' '.join(str(e).split())[:200]}); {fix}") from None
     load_inception_state_dict(model, state, source=str(where))
+    from ..data.download import sha256_file
+    digest = sha256_file(where)  # checked once the file is known to be weights: an unreadable one is one error line
+    if digest != INCEPTION_SHA256:
+        logger.warning("%s has SHA-256 %s, not the published FID weights' %s; numbers may not be "
+                       "comparable with other FID implementations", where, digest, INCEPTION_SHA256)
     return model.to(device).eval().requires_grad_(False)
 
 

@@ -315,11 +315,11 @@ class ImageToImageModel(GenerativeModel):
 
     def sample(self, n: int, *, labels=None, generator=None) -> torch.Tensor:
         raise ConfigError(f"model {self.registry_name!r} maps a source image to a target and has no prior to sample "
-                          "from; use translate(src)")
+                          "from; use translate(src) (genlab upscale / colorize / inpaint / translate --run FOLDER)")
 
     def reconstruct(self, x: torch.Tensor, labels=None) -> torch.Tensor:
         raise ConfigError(f"model {self.registry_name!r} cannot reconstruct; use translate(src) to map a source "
-                          "image to its target")
+                          "image to its target (genlab upscale / colorize / inpaint / translate --run FOLDER)")
 
     # -- training --------------------------------------------------------------------------------------------
     def _batch(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
