@@ -94,6 +94,12 @@ def cmd_train(args) -> int:
     if args.no_test:
         sections.setdefault("test", {})["enabled"] = False
     given = apply_overrides({}, args.overrides)
+    if args.no_test:  # the end-of-run evaluation is skipped: what only it reads would be ignored
+        test = given.get("test") if isinstance(given.get("test"), dict) else {}
+        unused = (["--test-data"] if args.test_data else []) + [f"test.{k}" for k in test if k != "enabled"]
+        if unused:
+            raise ConfigError(f"--no-test skips the test evaluation, so {', '.join(unused)} would do nothing; drop "
+                              f"{'it' if len(unused) == 1 else 'them'} (or --no-test)")
     for flag, key, value in (("--data", "name", args.data), ("--data-dir", "data_dir", args.data_dir),
                              ("--val-data", "val_data", args.val_data), ("--test-data", "test_data", args.test_data)):
         other = given.get("data", {}).get(key) if isinstance(given.get("data"), dict) else None
@@ -307,6 +313,12 @@ def cmd_evaluate(args) -> int:
                   inception_weights=args.inception_weights, cache=args.cache_dir, progress=args.progress)
     if args.run and (args.real or args.fake):
         raise ConfigError("give either a RUN or --real A --fake B, not both")
+    if args.no_cache and args.cache_dir:
+        raise ConfigError("--no-cache neither reads nor writes the real-feature cache, so --cache-dir would do nothing; "
+                          "drop one of them")
+    if args.inception_weights and args.features in ("digits", "mnist"):
+        raise ConfigError(f"--inception-weights are the Inception net's, but --features {args.features} uses genlab's "
+                          "own feature net; drop --inception-weights (or use --features inception)")
     if args.run:
         res = evaluate_run(args.run, split=args.split or "train", n=10_000 if args.n is None else args.n,
                            seed=args.seed or 0, **common)

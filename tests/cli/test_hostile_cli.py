@@ -157,3 +157,22 @@ def test_messages_name_the_cli_fix(files, capsys, tmp_path):
           "--metrics", "fid"], capsys, "cannot read Inception weights", "give the path of pt_inception")
     assert (files / "somefile").read_text() == "hi"
     assert not (tmp_path / "o").exists() and not (tmp_path / "s.png").exists()
+
+
+def test_options_that_would_do_nothing_in_train_and_upscale(files, capsys, tmp_path):
+    out = str(tmp_path / "o")
+    _bad(["train", "vae", "--data", "digits", "--no-test", "test.iwae_k=5", "-o", out, *QUICK], capsys,
+         "--no-test skips the test evaluation, so test.iwae_k would do nothing")
+    _bad(["train", "vae", "--data", "digits", "--no-test", "--test-data", str(files / "digits.npz"), "-o", out,
+          *QUICK], capsys, "so --test-data would do nothing")
+    _bad(["upscale", str(files / "low.npz"), "--run", str(files / "upest"), "--factor", "0", "-o", out], capsys,
+         "--factor must be an integer >= 2")
+    assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_refuses_settings_it_would_ignore(files, capsys):
+    run = str(files / "run")
+    _bad(["evaluate", run, "--no-cache", "--cache-dir", str(files / "somefile")], capsys,
+         "--no-cache neither reads nor writes", "--cache-dir would do nothing")
+    _bad(["evaluate", run, "--features", "digits", "--inception-weights", str(files / "somefile")], capsys,
+         "--features digits uses genlab's own feature net")

@@ -21,4 +21,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from ..apps.image2image import Upscaler
+    from ..errors import ConfigError
+    if args.factor is not None and args.factor < 2:  # before a --run model is compared with it
+        raise ConfigError(f"--factor must be an integer >= 2 (the upscale factor), got {args.factor}; e.g. --factor 2")
     return run_translation(args, Upscaler, NAME, params={"factor": args.factor, "method": args.method})
