@@ -301,8 +301,10 @@ def test_bad_input_errors(fitted, table):
         fitted.transform(inf)
     with pytest.raises(ConfigError, match="not fitted"):
         Imputer().transform(xm)
-    with pytest.raises(ConfigError, match="n_iter must be an integer >= 1"):
+    with pytest.raises(ConfigError, match=r"n_iter must be an integer in \[1, 10000\]"):
         Imputer(n_iter=0).fit(xm)
+    with pytest.raises(ConfigError, match=r"n_iter must be an integer in \[1, 10000\]"):  # hostile: not an endless fill
+        Imputer(n_iter=10**11).fit(xm)
     with pytest.raises(ConfigError, match="model 'gan' lacks the capability 'supports_missing' .* that Imputer "
                                           "needs; use one of: ae, contractive-ae, denoising-ae, distance-ae, sparse-ae, vae"):
         Imputer(model="gan", epochs=1).fit(xm)
@@ -499,8 +501,10 @@ def test_miwae_training_bound_and_defaults(table):
     assert Imputer(model_config={"hidden": [8]})._defaults(missing_dataset(xm)).get("hidden") is None  # user's kept
     with pytest.raises(ConfigError, match="method must be one of auto, importance, iterative"):
         Imputer(method="em").fit(xm)
-    with pytest.raises(ConfigError, match="n_samples must be an integer >= 1"):
+    with pytest.raises(ConfigError, match=r"n_samples must be an integer in \[1, 1000000\]"):
         Imputer(n_samples=0).fit(xm)
+    with pytest.raises(ConfigError, match=r"n_samples must be an integer in \[1, 1000000\]"):
+        Imputer(n_samples=10**11).fit(xm)
     ae = Imputer(model="ae", epochs=1, trainer_config=TRAINER, method="importance")
     with pytest.raises(ConfigError, match="method='importance' needs a VAE"):
         ae.fit(xm).transform(xm)

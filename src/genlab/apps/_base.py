@@ -244,6 +244,30 @@ class ModelEstimator(BaseEstimator):
             self._require(str(spec))  # whether fit has labels for a conditional model is checked in _fit_model
         return self
 
+    def _training_params(self) -> tuple[int, int, int]:
+        """``(epochs, batch_size, seed)`` after checking the shared training parameters, and ``model_config`` /
+        ``trainer_config`` (dicts or None) and ``validation_fraction``: one-line ``ConfigError`` naming the parameter
+        (a string or NaN reached ``int()`` and raised its bare ``ValueError``; 2.5 epochs were cut to 2)."""
+        out = []
+        for name, default, low, high in (("epochs", 50, 1, None), ("batch_size", 128, 1, None),
+                                         ("random_state", 0, 0, 2**32 - 1)):
+            v = getattr(self, name, default)
+            v = 0 if name == "random_state" and v is None else v
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low or (high and v > high):
+                span = f"in [{low}, {high}]" if high else f">= {low}"
+                raise ConfigError(f"{name} must be an integer {span}, got {v!r}")
+            out.append(int(v))
+        for name in ("model_config", "trainer_config"):
+            v = getattr(self, name, None)
+            if v is not None and not isinstance(v, dict):
+                example = "{'latent_dim': 8}" if name == "model_config" else "{'lr_schedule': 'cosine'}"
+                raise ConfigError(f"{name} must be a dict of settings or None, got {type(v).__name__} {v!r:.40}; "
+                                  f"e.g. {name}={example}")
+        f = getattr(self, "validation_fraction", 0.1)
+        if isinstance(f, bool) or not isinstance(f, (int, float, np.integer, np.floating)) or not 0 <= f < 1:
+            raise ConfigError(f"validation_fraction must be a number in [0, 1), got {f!r}; e.g. 0.1")
+        return out[0], out[1], out[2]
+
     def _train_config(self) -> dict:
         """Run config sections for training the wrapped model (subclasses may add to it).
 
@@ -253,8 +277,8 @@ class ModelEstimator(BaseEstimator):
         (a ``pixelcnn`` detector spent most of its fit sampling for a figure no one saw). ``trainer_config``
         turns them back on. For the same reason the run's held-out numbers are off (``test.enabled=false``): no
         estimator reads them, and the IWAE bound with 100 samples was a third of a short ``cvae`` fit."""
-        trainer = {"epochs": int(getattr(self, "epochs", 50)), "batch_size": int(getattr(self, "batch_size", 128)),
-                   "seed": int(getattr(self, "random_state", 0) or 0), "restore_best": True,
+        epochs, batch_size, seed = self._training_params()
+        trainer = {"epochs": epochs, "batch_size": batch_size, "seed": seed, "restore_best": True,
                    "monitor_every": 0, "sample_every": 0}
         spec = self._model_param()
         if self._trains_by_name():

@@ -490,6 +490,12 @@ class Augmenter(ModelEstimator):
         self._check_fitted()
         idx = self._class_index(classes)
         counts = self._counts(n_per_class, idx)
+        from ..io.memory import check_fits
+        factor = float(self.oversample) if getattr(self, "filter_coef_", None) is not None else 1.0
+        draws = sum(int(np.ceil(c * factor)) for c in counts)
+        check_fits(2 * 4 * draws * int(np.prod(self.input_shape_)),  # float32 draws, then the output copy
+                   f"{draws:,} draws of {tuple(self.input_shape_)}", "ask for fewer samples per class (n_per_class, "
+                   "genlab augment -n) or a smaller oversample")
         seed = self.random_state if random_state is None else random_state
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError(f"random_state must be an integer >= 0, got {seed!r}")

@@ -68,6 +68,10 @@ MIWAE_HIDDEN = (128, 128)
 GAUSSIAN_WEIGHT = 0.75
 #: ridge added to the Gaussian component's covariance at every EM step (standardised units: a variance floor)
 GAUSSIAN_RIDGE = 1e-3
+#: most importance samples per row (``n_samples``) and reconstruct-and-replace rounds (``n_iter``): bounds far above
+#: any useful value (default 1000 and 2), so that a hostile size (1e11) is a one-line error and not an endless fill
+MAX_N_SAMPLES = 1_000_000
+MAX_N_ITER = 10_000
 #: masked copies of each training image (``mask_copies``); chosen on a validation split of mnist5k's training
 #: images (bench/impute_select.py --images), never on the bench's test images
 MASK_COPIES = 1
@@ -227,8 +231,8 @@ class Imputer(ModelTransformer):
         ``"iterative"`` (reconstruct and replace ``n_iter`` times; any model), ``"auto"``: importance for a
         VAE, iterative otherwise.
     n_samples : int
-        Importance samples ``K`` per row in :meth:`transform` and :meth:`multiple_imputation` (>= 1; default
-        1000).
+        Importance samples ``K`` per row in :meth:`transform` and :meth:`multiple_imputation` (1 to
+        :data:`MAX_N_SAMPLES`; default 1000).
     n_iter : int
         Reconstruct-and-replace rounds in :meth:`transform` (>= 1; default 2, chosen on data sets other than
         those of the bench: scikit-learn's wine table and a synthetic one).
@@ -304,16 +308,20 @@ class Imputer(ModelTransformer):
         return params
 
     def _check_n_iter(self) -> int:
-        if isinstance(self.n_iter, bool) or not isinstance(self.n_iter, (int, np.integer)) or self.n_iter < 1:
-            raise ConfigError(f"n_iter must be an integer >= 1, got {self.n_iter!r}")
-        return int(self.n_iter)
+        n = self.n_iter
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_N_ITER:
+            raise ConfigError(f"n_iter must be an integer in [1, {MAX_N_ITER}] (reconstruct-and-replace rounds; the "
+                              f"fill settles within a few), got {n!r}; e.g. n_iter=2")
+        return int(n)
 
     def _check_params(self) -> None:
         self._check_n_iter()
         if self.method not in METHODS:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, (int, np.integer)) or self.n_samples < 1:
-            raise ConfigError(f"n_samples must be an integer >= 1 (importance samples per row), got {self.n_samples!r}")
+        k = self.n_samples
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_N_SAMPLES:
+            raise ConfigError(f"n_samples must be an integer in [1, {MAX_N_SAMPLES}] (importance samples per row; "
+                              f"their error falls as 1/sqrt(K)), got {k!r}; e.g. n_samples=1000")
         g = self.gaussian_weight
         if isinstance(g, bool) or not isinstance(g, (int, float, np.integer, np.floating)) or not 0 <= g <= 1:
             raise ConfigError(f"gaussian_weight must be a number in [0, 1] (weight of the Gaussian component), got {g!r}")

@@ -7,6 +7,11 @@ from typing import Literal
 from ..config import check
 
 
+#: most epochs one run may ask for: 10^7 (10^6 is the usual "until max_steps / max_seconds"); 1e11 is a typo that
+#: would never end, refused before anything is built
+MAX_EPOCHS = 10_000_000
+
+
 @dataclass
 class TrainerConfig:
     """Everything about *how* to train (the model config says *what*).
@@ -112,7 +117,8 @@ class TrainerConfig:
 
     def __post_init__(self):
         self.log_to = _tracker_names(self.log_to)
-        check(self.epochs >= 1, f"trainer.epochs must be >= 1, got {self.epochs}")
+        check(1 <= self.epochs <= MAX_EPOCHS, f"trainer.epochs must be in [1, {MAX_EPOCHS:_}] (a budget beyond it would "
+              f"not end; bound a long run with max_steps or max_seconds), got {self.epochs}")
         check(self.batch_size >= 1, f"trainer.batch_size must be >= 1, got {self.batch_size}")
         check(self.max_steps is None or self.max_steps >= 1, f"trainer.max_steps must be >= 1, got {self.max_steps}")
         check(self.max_seconds is None or self.max_seconds > 0,
