@@ -306,3 +306,32 @@ def test_fit_skips_the_runs_held_out_numbers(cls, table, monkeypatch):
         raise AssertionError("test_metrics ran inside an estimator's fit")
     monkeypatch.setattr(genlab.runs, "test_metrics", refuse)
     _fit(_tiny(cls, validation_fraction=0.2), table, _labels(len(table)))
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"epochs": "a"}, "epochs must be an integer >= 1, got 'a'"),
+    ({"epochs": float("nan")}, "epochs must be an integer >= 1, got nan"),
+    ({"epochs": 2.5}, "epochs must be an integer >= 1, got 2.5"),
+    ({"batch_size": "a"}, "batch_size must be an integer >= 1"),
+    ({"random_state": -1}, r"random_state must be an integer in \[0, 4294967295\], got -1"),
+    ({"random_state": "x"}, r"random_state must be an integer in \[0, 4294967295\]"),
+    ({"model_config": "x"}, "model_config must be a dict of settings or None, got str"),
+    ({"trainer_config": [1]}, "trainer_config must be a dict of settings or None, got list"),
+    ({"validation_fraction": 2}, r"validation_fraction must be a number in \[0, 1\), got 2"),
+    ({"epochs": 10**11}, r"trainer.epochs must be in \[1, 10_000_000\]"),
+], ids=lambda v: str(v)[:30])
+def test_shared_training_parameters_are_checked(kw, msg, table):
+    """The training parameters every estimator shares give one line naming the parameter (int() raised bare
+    ValueErrors naming nothing, and 2.5 epochs were silently cut to 2)."""
+    for cls in (AnomalyDetector, Imputer):
+        with pytest.raises(ConfigError, match=msg) as e:
+            cls(**kw).fit(table)
+        assert "\n" not in str(e.value)
+
+
+def test_augmenter_refuses_draws_that_cannot_fit(table):
+    aug = _fit(_tiny(Augmenter), table, _labels(len(table)))
+    with pytest.raises(ConfigError, match=r"draws of \(5,\) need .* GiB, more than this machine's"):
+        aug.generate(10**11)
+    with pytest.raises(ConfigError, match="ask for fewer samples per class"):
+        _tiny(Augmenter, n_per_class=10**11).fit_resample(table, _labels(len(table)))

@@ -176,3 +176,32 @@ def test_evaluate_refuses_settings_it_would_ignore(files, capsys):
          "--no-cache neither reads nor writes", "--cache-dir would do nothing")
     _bad(["evaluate", run, "--features", "digits", "--inception-weights", str(files / "somefile")], capsys,
          "--features digits uses genlab's own feature net")
+
+
+def test_second_audit_app_options(files, capsys, tmp_path):
+    """The re-audit's findings in the app commands: options a fitted estimator or the other options make
+    meaningless, one-row fits and hostile counts."""
+    x = np.load(files / "digits.npz")["x"]
+    np.savez(tmp_path / "lab.npz", x=x, y=np.arange(len(x)) % 4)
+    np.savez(tmp_path / "one.npz", x=np.random.default_rng(0).random((1, 5), dtype=np.float32))
+    lab, out = str(tmp_path / "lab.npz"), str(tmp_path / "o")
+    assert main(["denoise", lab, "--add-noise", "-o", str(tmp_path / "d1"), "--epochs", "1", "--save",
+                 str(tmp_path / "den")]) == 0
+    capsys.readouterr()
+    _bad(["denoise", lab, "--add-noise", "-o", out, "--run", str(tmp_path / "den"), "--level", "0.7"], capsys,
+         "it keeps the settings it was fitted with, so --level does not apply; drop it")
+    _bad(["detect", str(tmp_path / "one.npz"), "-o", out, "--epochs", "1"], capsys,
+         "X has 1 sample; an anomaly detector needs at least 2")
+    _bad(["augment", lab, "-o", out, "--balance", "-n", "5", "--epochs", "1"], capsys, "give one of them")
+    _bad(["augment", lab, "-o", out, "--oversample", "3", "--epochs", "1"], capsys, "add --filter classifier")
+    _bad(["augment", lab, "-o", out, "--max-shift", "3", "--shift-copies", "0", "--epochs", "1"], capsys,
+         "--shift-copies 0 makes none")
+    _bad(["augment", lab, "-o", out, "-n", "100000000000", "--epochs", "1"], capsys,
+         "draws of (1, 8, 8) need", "more than this machine's", "ask for fewer samples per class")
+    _bad(["detect", lab, "-o", out, "--epochs", "100000000000"], capsys, "trainer.epochs must be in [1, 10_000_000]")
+    assert main(["latent-map", lab, "-o", str(tmp_path / "m1"), "--epochs", "1", "--save", str(tmp_path / "lm"),
+                 "-n", "40"]) == 0
+    capsys.readouterr()
+    _bad(["latent-map", lab, "-o", out, "--run", str(tmp_path / "lm"), "--shift-copies"], capsys,
+         "--shift-copies does not apply")
+    assert not (tmp_path / "o").exists()

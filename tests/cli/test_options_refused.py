@@ -43,7 +43,7 @@ def test_impute_run_takes_fill_settings_and_refuses_fit_settings(images, tmp_pat
                  "--model", "ae"]) == 0
     assert main(["impute", str(images), "-o", str(tmp_path / "b"), "--run", str(tmp_path / "imp"),
                  "--mask-copies", "2"]) == 2
-    assert "it keeps the settings it was fitted with, so --mask-copies do not apply" in error_line()
+    assert "it keeps the settings it was fitted with, so --mask-copies does not apply; drop it" in error_line()
     assert main(["impute", str(images), "-o", str(tmp_path / "c"), "--run", str(tmp_path / "imp"),
                  "--n-iter", "3"]) == 0
     assert json.loads((tmp_path / "c" / "metrics.json").read_text())["n_iter"] == 3

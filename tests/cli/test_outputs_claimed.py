@@ -188,7 +188,7 @@ def test_augment_run_checks_the_input_and_refuses_fit_options(data, tmp_path, ca
     assert "give data of the fitted shape" in error_line() and not (tmp_path / "b").exists()
     assert main(["augment", str(data), "-o", str(tmp_path / "c"), "-n", "2", "--run", str(tmp_path / "aug"),
                  "--sampling", "prior"]) == 2
-    assert "--sampling do not apply" in error_line() and not (tmp_path / "c").exists()
+    assert "--sampling does not apply" in error_line() and not (tmp_path / "c").exists()
 
 
 def test_run_refuses_training_options_for_a_model_folder(data, tmp_path, error_line):

@@ -237,6 +237,7 @@ class ModelEstimator(BaseEstimator):
         (which names the missing capability and the registered models that have it). ``fit`` calls it before it
         reads any data; a saved model / run folder is checked once ``fit`` has loaded it. Returns ``self``."""
         from ..models.base import GenerativeModel
+        self._training_params()  # the shared training parameters too, before anything reads them
         spec = self._model_param()
         if isinstance(spec, GenerativeModel):
             self._require(spec)

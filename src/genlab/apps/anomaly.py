@@ -319,6 +319,9 @@ class AnomalyDetector(OutlierMixin, ModelEstimator):
         """
         self._check_params()
         ds = self._dataset(X, reset=True)
+        if len(ds) < 2:  # the score's spreads and the threshold (a percentile) need at least two normal samples
+            raise DataError(f"X has {len(ds)} sample; an anomaly detector needs at least 2 normal samples to fit (its "
+                            "scores are standardised by their spread and the threshold is a percentile of them)")
         if self.scoring == "relative_reconstruction" and ds.kind != "image":
             raise DataError("scoring='relative_reconstruction' needs image data; for tabular data use "
                             "scoring='reconstruction' (or 'auto')")

@@ -177,8 +177,10 @@ def fitted_estimator(cls, args, fit_data, *, explicit: dict | None = None, **par
                               "drop --save (or copy the folder)")
         if explicit:
             flags = ", ".join("--" + k.replace("_", "-") for k in explicit)
+            one = len(explicit) == 1
             raise ConfigError(f"{args.run} is a fitted estimator: it keeps the settings it was fitted with, so "
-                              f"{flags} do not apply; drop them (or fit anew with --model)")
+                              f"{flags} {'does' if one else 'do'} not apply; drop {'it' if one else 'them'} (or fit "
+                              "anew with --model)")
         return cls.load(args.run)
     params.update(explicit or {})
     est = build_estimator(cls, args, sections, **params).check_model()

@@ -19,7 +19,7 @@ def add_arguments(p) -> None:
                    "label column, or a built-in name")
     add_out_argument(p, "output folder (generated/ or generated.npz, samples.png, metrics.json, report.html)",
                      required=True)
-    p.add_argument("-n", type=int, default=100, help="samples to generate per class (default 100)")
+    p.add_argument("-n", type=int, default=None, help="samples to generate per class (default 100)")
     p.add_argument("--balance", action="store_true", help="instead of -n, top every class up to the largest one")
     p.add_argument("--classes", help="comma-separated labels to generate (default all)")
     p.add_argument("--format", choices=("folder", "npz"), default="folder",
@@ -61,15 +61,23 @@ def run(args) -> int:
 
     claim_outputs(folders=(("--out", args.out), ("--save", args.save)))
 
-    if args.n < 0:
+    if args.balance and args.n is not None:
+        raise ConfigError("--balance tops every class up to the largest one instead of -n; give one of them")
+    if args.n is not None and args.n < 0:
         raise ConfigError(f"-n must be >= 0, got {args.n}")
+    if args.oversample is not None and args.filter != "classifier":
+        raise ConfigError("--oversample sets the draws per kept sample of --filter classifier; add --filter classifier "
+                          "(or drop --oversample)")
+    if args.max_shift is not None and args.shift_copies == 0:
+        raise ConfigError("--max-shift sets the shifts of --shift-copies, and --shift-copies 0 makes none; drop one of "
+                          "them")
     ds = read_data(args.input)
     if ds.y is None:
         raise DataError(f"{args.input}: no class labels; give class sub-folders, an .npz with 'y' or a CSV "
                         "'label' column")
     if args.format == "folder" and ds.kind != "image":
         raise ConfigError("--format folder writes PNG images; use --format npz for tabular data")
-    n = "balance" if args.balance else args.n
+    n = "balance" if args.balance else 100 if args.n is None else args.n
     extra = {}
     if args.filter is not None:
         extra["filter"] = None if args.filter == "none" else args.filter

@@ -16,10 +16,11 @@ EXAMPLE = ("example: genlab denoise digits --add-noise --noise gaussian --level 
 def add_arguments(p) -> None:
     p.add_argument("input", help="data to denoise: built-in name, images folder, .npz/.npy or .csv")
     add_out_argument(p, "output folder (denoised.npz, denoise.png, metrics.json, report.html)", required=True)
-    p.add_argument("--noise", default="gaussian", help="gaussian, salt_pepper (alias salt-and-pepper) or mask "
-                   "(default gaussian)")
-    p.add_argument("--level", type=float, default=0.2,
-                   help="gaussian sigma (> 0) or corruption probability in (0, 1) (default 0.2)")
+    p.add_argument("--noise", default=None, help="gaussian, salt_pepper (alias salt-and-pepper) or mask "
+                   "(default gaussian; a saved --run estimator keeps its own)")
+    p.add_argument("--level", type=float, default=None,
+                   help="gaussian sigma (> 0) or corruption probability in (0, 1) (default 0.2; a saved --run "
+                   "estimator keeps its own)")
     p.add_argument("--clean", help="clean reference for INPUT (same samples, same order): report PSNR/SSIM")
     p.add_argument("--add-noise", action="store_true",
                    help="INPUT is clean: corrupt it with --noise/--level first and report against it (demo)")
@@ -43,8 +44,10 @@ def run(args) -> int:
 
     claim_outputs(folders=(("--out", args.out), ("--save", args.save)))
 
-    args.noise = noise_name(args.noise)  # salt-and-pepper -> salt_pepper
-    check_noise(args.noise, args.level)
+    explicit = {k: v for k, v in (("noise", args.noise), ("level", args.level)) if v is not None}
+    if "noise" in explicit:
+        explicit["noise"] = noise_name(explicit["noise"])  # salt-and-pepper -> salt_pepper
+    check_noise(explicit.get("noise", "gaussian"), explicit.get("level", 0.2))
     if args.add_noise and args.clean:
         raise ConfigError("--add-noise makes INPUT the clean reference; drop --clean (or --add-noise)")
     if args.grid < 1:
@@ -54,7 +57,7 @@ def run(args) -> int:
     if clean is not None and (len(clean) != len(data) or clean.sample_shape != data.sample_shape):
         raise ConfigError(f"--clean holds {len(clean)} x {clean.sample_shape} but INPUT holds {len(data)} x "
                           f"{data.sample_shape}; give the clean version of the same samples")
-    est = fitted_estimator(Denoiser, args, data, noise=args.noise, level=args.level)
+    est = fitted_estimator(Denoiser, args, data, explicit=explicit)  # a saved --run refuses --noise / --level
     if args.add_noise:
         clean, noisy = data, est.add_noise(data, random_state=args.seed)
     else:

@@ -68,7 +68,7 @@ def run(args) -> int:
     if ds.y is not None and args.k > n_fit:  # checked before training
         raise ConfigError(f"--k {args.k} is more neighbours than the {n_fit} samples each cross-validation fold fits "
                           f"on ({n_map} mapped); use a smaller --k or map more samples")
-    est = fitted_estimator(LatentExplorer, args, ds, **({"shift_copies": True} if args.shift_copies else {}))
+    est = fitted_estimator(LatentExplorer, args, ds, explicit={"shift_copies": True} if args.shift_copies else None)
     require(est.model_, "has_decoder", "has_encoder", purpose="genlab latent-map")
     sub = ds
     if len(ds) > args.n:
