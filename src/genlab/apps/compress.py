@@ -55,6 +55,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -81,6 +82,15 @@ _CODER_ID = {"fixed": 0, "ans": 1}
 #: most integer values one latent dimension may take under the ANS coder (wider supports are cut around the
 #: median of the training codes; codes outside are clipped)
 MAX_SUPPORT = 1024
+#: largest rate-distortion trade-off. The loss ``R + lmbda * D`` is float32 (max 3.4e38): ``D`` is a sum of
+#: squared errors per sample, up to ~1e5-1e7 for large images or badly fitted standardised rows early in
+#: fine-tuning, and its gradients are larger still, so lmbda must stay far below 1e38 / 1e7; and past ~1e6 the
+#: rate (tens to thousands of bits) is below float32's relative precision (6e-8) of ``lmbda * D`` at typical
+#: errors, so a larger lmbda only means "no rate term" and can no longer be told apart from 1e6
+MAX_LMBDA = 1e6
+#: most fine-tuning epochs: the fine-tuning converges in tens of epochs (the bench uses 10-20); more than this is a
+#: typo that would keep ``fit`` running practically forever
+MAX_RD_EPOCHS = 100_000
 _FIXED = struct.Struct("<4sBBBBQII")  # magic, version, coder, bits, ndim, N, latent dim, payload bytes
 _CRC = struct.Struct("<I")
 
@@ -238,19 +248,58 @@ def ans_encode(q: np.ndarray, code_min: np.ndarray, pmf: np.ndarray) -> bytes:
     return coder.get_compressed().astype("<u4").tobytes()
 
 
+#: constriction's categorical models quantise probabilities to 24 bits and, leaky (``perfect=False``), give every
+#: symbol of a table at least one unit: no symbol is more probable than ``1 - (K - 1) / 2**24``
+_ANS_PRECISION = 24
+#: rows decoded per call of the ANS decoder (bounds the memory of the probability tiles)
+_ANS_CHUNK = 4096
+
+
+def ans_max_rows(payload_bytes: int, latent_dim: int, k: int) -> int | None:
+    """Most rows of ``latent_dim`` symbols (tables of ``k`` entries) an ANS payload of ``payload_bytes`` can hold:
+    each symbol costs at least ``-log2(1 - (k - 1) / 2**24)`` bits (see :data:`_ANS_PRECISION`), and the words
+    hold at most ``8 * payload_bytes`` bits plus the 64 of the coder's final state. ``None`` when ``k < 2`` (a
+    one-symbol table costs nothing)."""
+    if k < 2 or latent_dim < 1:
+        return None
+    min_bits = -latent_dim * math.log2(1.0 - (k - 1) / 2.0 ** _ANS_PRECISION)
+    return int((8 * payload_bytes + 64) / min_bits)
+
+
 def ans_decode(data: bytes, n: int, code_min: np.ndarray, pmf: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`ans_encode`: ``n`` rows of integer codes ``(n, L)`` int64."""
+    """Inverse of :func:`ans_encode`: ``n`` rows of integer codes ``(n, L)`` int64.
+
+    A ``DataError`` when ``n`` exceeds what the payload can hold (:func:`ans_max_rows`, checked before decoding,
+    so a hostile count is not allocated) or when words are left over after ``n`` rows (a count too small). A
+    count too large within that bound cannot be told from genuine data: constriction encodes symbol 0 into an
+    empty coder for free (and decodes an empty coder as symbol 0s), so trailing rows at every code's lowest value
+    are legitimately stored in no words at all; the file's CRC-32 guards the header against accidents. Rows are
+    decoded :data:`_ANS_CHUNK` at a time."""
     import constriction
     if len(data) % 4:
         raise DataError(f"ANS payload of {len(data)} bytes is not a whole number of 32-bit words")
     words = np.frombuffer(data, "<u4").astype(np.uint32)
+    pmf = np.asarray(pmf, np.float64)
     L = len(code_min)
     if n == 0:
+        if len(words):
+            raise DataError(f"ANS payload of {len(data)} bytes for 0 samples (corrupt sample count)")
         return np.zeros((0, L), np.int64)
+    cap = ans_max_rows(len(data), L, pmf.shape[1])
+    if cap is not None and n > cap:
+        raise DataError(f"the header says {n} samples but a {len(data)}-byte ANS payload holds at most {cap} "
+                        "(corrupt sample count)")
+    model = constriction.stream.model.Categorical(perfect=False)
+
     coder = constriction.stream.stack.AnsCoder(words)
-    probs = np.tile(np.asarray(pmf, np.float64), (n, 1))
-    s = np.asarray(coder.decode(constriction.stream.model.Categorical(perfect=False), probs), np.int64)
-    return s.reshape(n, L) + np.asarray(code_min, np.int64)[None, :]
+    parts = []
+    for done in range(0, n, _ANS_CHUNK):
+        m = min(_ANS_CHUNK, n - done)
+        parts.append(np.asarray(coder.decode(model, np.tile(pmf, (m, 1))), np.int64).reshape(m, L))
+    if not coder.is_empty():
+        raise DataError(f"the ANS payload holds more than the header's {n} samples ({coder.num_bits()} bits left "
+                        "after them; corrupt sample count)")
+    return np.concatenate(parts) + np.asarray(code_min, np.int64)[None, :]
 
 
 def information_content(q: np.ndarray, code_min: np.ndarray, pmf: np.ndarray) -> float:
@@ -373,7 +422,12 @@ def decode_file(data: bytes, *, name: str = "data", code_min: np.ndarray | None 
     """``(header, integer codes (N, L))`` from ``.glc`` bytes; an ANS file needs the tables it was coded with."""
     h, payload = read_payload(data, name=name)
     if h.coder == "fixed":
-        q = unpack_codes(payload, h.bits, h.n * h.latent_dim).reshape(h.n, h.latent_dim)
+        count = h.n * h.latent_dim  # the header check made P == ceil(count * bits / 8)
+        pad = -count * h.bits % 8
+        if pad and payload[-1] & ((1 << pad) - 1):  # pack_codes pads the last byte with zero bits
+            raise DataError(f"{name}: corrupt (non-zero padding after the {h.n} samples' codes; wrong sample count?); "
+                            "compress the data again")
+        q = unpack_codes(payload, h.bits, count).reshape(h.n, h.latent_dim)
         return h, q
     if pmf is None or code_min is None:
         raise ConfigError(f"{name} is ANS-coded; decoding needs the probability tables of the Compressor that "
@@ -529,11 +583,18 @@ class Compressor(ModelTransformer):
         if self.coder == "fixed":
             check_bits(self.bits)
         lm = self.lmbda
-        if isinstance(lm, bool) or not isinstance(lm, (int, float)) or not (math.isfinite(lm) and lm > 0):
+        if isinstance(lm, bool) or not isinstance(lm, (int, float, np.integer, np.floating)) or \
+                not (math.isfinite(lm) and lm > 0):
             raise ConfigError(f"lmbda must be a positive number, got {lm!r}; e.g. lmbda=30")
+        if lm > MAX_LMBDA:
+            raise ConfigError(f"lmbda must be a positive number <= {MAX_LMBDA:g}, got {lm!r} (the float32 loss "
+                              "bits + lmbda x squared error would overflow); e.g. lmbda=30, or 1000 for high quality")
         e = self.rd_epochs
         if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 1:
             raise ConfigError(f"rd_epochs must be an integer >= 1, got {e!r}; e.g. rd_epochs=20")
+        if e > MAX_RD_EPOCHS:
+            raise ConfigError(f"rd_epochs must be an integer >= 1 and <= {MAX_RD_EPOCHS}, got {e!r} (fine-tuning "
+                              "converges in tens of epochs); e.g. rd_epochs=20")
         p = self.clip_percentile
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 50.0:
             raise ConfigError(f"clip_percentile must be a number in [0, 50), got {p!r}; e.g. 0 (min/max) or 0.5")
@@ -698,19 +759,36 @@ class Compressor(ModelTransformer):
             check_bits(self.bits)
         return self._encode_file(self._quantize(self._codes(self._to_model(ds))), ds.sample_shape)
 
-    def decompress(self, data: bytes, *, name: str = "data") -> np.ndarray:
-        """Samples decoded from ``.glc`` bytes written by this estimator: images ``(N, C, H, W)`` in [0, 1],
+    def decompress(self, data, *, name: str = "data") -> np.ndarray:
+        """Samples decoded from ``.glc`` data written by this estimator: images ``(N, C, H, W)`` in [0, 1],
         tabular rows in the data's units. The coder (and a fixed coder's bits) come from the file's header.
+
+        Parameters
+        ----------
+        data : bytes-like, str or path-like
+            The bytes of :meth:`compress` (``bytes``, ``bytearray``, ``memoryview``), or the path of a ``.glc``
+            file (then the same as :meth:`read`).
+        name : str, default "data"
+            Names the data in error messages (a path names itself).
 
         Raises
         ------
+        ConfigError
+            ``data`` is neither bytes nor a path.
         DataError
-            Not a ``.glc`` file, truncated or corrupt (CRC-32).
+            Not a ``.glc`` file, truncated or corrupt (CRC-32, or ANS words that do not decode to exactly the
+            header's sample count).
         CheckpointError
             Written by another model, quantiser or prior (hash, shape or latent size differ).
         """
         self._check_fitted()
-        data = bytes(data)
+        if isinstance(data, (str, os.PathLike)):
+            return self.read(data)
+        try:
+            data = bytes(memoryview(data))
+        except TypeError:
+            raise ConfigError(f"decompress takes the .glc bytes (Compressor.compress) or a .glc file path, got "
+                              f"{type(data).__name__}; e.g. est.decompress(data) or est.decompress('data.glc')") from None
         h = parse_header(data, name=name)
         read_payload(data, name=name)  # length and CRC before the model check
         self._check_header(h, name)
@@ -741,7 +819,7 @@ class Compressor(ModelTransformer):
         return Path(path)
 
     def read(self, path) -> np.ndarray:
-        """Decompress the file at ``path`` (see :meth:`decompress`)."""
+        """Decompress the file at ``path`` (str or path-like; see :meth:`decompress`)."""
         try:
             data = Path(path).read_bytes()
         except OSError as e:

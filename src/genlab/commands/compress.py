@@ -40,7 +40,7 @@ def run(args) -> int:
     from rich.console import Console
 
     from ..apps._base import ESTIMATOR_FILE
-    from ..apps.compress import Compressor
+    from ..apps.compress import Compressor, check_bits
     from ..errors import ConfigError
     from ..io.atomic import write_bytes_atomic
 
@@ -51,6 +51,11 @@ def run(args) -> int:
     save_to = None if reuse or args.save else estimator_dir(out)
     claim_outputs(files=(("-o", out),), folders=(("--save", args.save), ("the compressor folder beside -o", save_to),
                                                   ("--report", args.report)))
+    if args.bits is not None:  # pure argument checks: before the data is read or anything trained
+        check_bits(args.bits)
+        if args.coder == "ans":
+            raise ConfigError("--bits sets the fixed coder's precision, but --coder ans codes with the learned prior; "
+                              "drop --bits (or use the fixed coder: --coder fixed)")
     ds = read_data(args.input)
     params = {k: v for k, v in (("bits", args.bits), ("lmbda", args.lmbda), ("rd_epochs", args.rd_epochs))
               if v is not None}

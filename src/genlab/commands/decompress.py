@@ -59,6 +59,9 @@ def run(args) -> int:
     if args.reference:  # checked and measured before anything is written
         from ..metrics.reconstruction import psnr
         ref = read_data(args.reference)
+        if not bool(torch.isfinite(ref.x).all()):
+            raise DataError(f"--reference {args.reference} holds NaN or inf values, so PSNR/MSE against it would be "
+                            "NaN; give the finite data that was compressed (or drop --reference)")
         if len(ref) != head.n or ref.sample_shape != head.sample_shape:
             raise DataError(f"--reference has {len(ref)} samples of shape {ref.sample_shape} but the file holds "
                             f"{head.n} of {head.sample_shape}; give the data that was compressed")
