@@ -230,3 +230,16 @@ def test_column_names_must_fit_the_columns():
         TensorDataset(torch.zeros(4, 2), columns=["a", "b", "c"])
     with pytest.raises(DataError, match="give one name per column of tabular data"):
         TensorDataset(torch.zeros(4, 1, 2, 2), columns=["a", "b", "c", "d"])
+
+
+def test_standardising_a_huge_column_is_exact_or_one_line():
+    """Statistics in float64: a 1e30 cell squared to inf in float32 and surfaced as a damaged model record
+    ("norm.scale holds a non-finite value"); now the column standardises."""
+    x = torch.ones(20, 3)
+    x[:, 1] = torch.arange(20.0)
+    x[3, 2] = 1e30
+    z = TensorDataset(x).standardized()
+    assert torch.isfinite(z.x).all() and torch.isfinite(z.norm.scale).all()
+    y = torch.zeros(20, 2, dtype=torch.float64)
+    y[0, 1], y[1, 1] = 3e38, -3e38  # mean 0, spread ~1e38 * sqrt(2/20): fine; the squares overflow float32 only
+    assert torch.isfinite(TensorDataset(y.float()).standardized().norm.scale).all()

@@ -303,7 +303,7 @@ class TensorDataset:
         if self.kind == "image":
             raise DataError(f"{self.name}: standardisation is for tabular data and sequences; images keep their "
                             "pixel scale")
-        ref = (reference or self).norm.to_raw((reference or self).x)
+        ref = (reference or self).norm.to_raw((reference or self).x).double()  # 1e30 squares to inf in float32
         if ref.ndim == 3:                                          # (N, C, T) -> per channel, shapes (C, 1)
             flat = ref.transpose(1, 2).reshape(-1, ref.shape[1])
             mean = torch.nanmean(flat, 0)
@@ -316,7 +316,7 @@ class TensorDataset:
             col = int(torch.isnan(mean).flatten().nonzero()[0])
             raise DataError(f"{self.name}: column {col} has no observed values (all NaN); drop it")
         std = torch.where(std > 0, std, torch.ones_like(std))
-        norm = Normalization(mean, std)
+        norm = Normalization(mean.float(), std.float())  # a float32 column's mean and spread fit in float32
         return TensorDataset(norm.from_raw(self.norm.to_raw(self.x)), self.y, norm=norm, name=self.name,
                              classes=self.classes, allow_empty=True, allow_missing=self.allow_missing,
                              extras=self.extras, columns=self.columns)
