@@ -375,7 +375,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from .commands._common import add_out_argument, seed_value
     p = _Parser(prog="genlab", description="Train, evaluate and apply deep generative models.",
-                                epilog="example: genlab demo   (trains a conv VAE on digits, writes a report)")
+                epilog="example: genlab demo   (trains a conv VAE on digits, writes a report)")
     p.add_argument("--version", action="version", version=f"genlab {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
