@@ -205,3 +205,13 @@ def test_second_audit_app_options(files, capsys, tmp_path):
     _bad(["latent-map", lab, "-o", out, "--run", str(tmp_path / "lm"), "--shift-copies"], capsys,
          "--shift-copies does not apply")
     assert not (tmp_path / "o").exists()
+
+
+def test_image_only_display_options_refused_on_tables(capsys, tmp_path):
+    np.savez(tmp_path / "tab.npz", x=np.random.default_rng(0).random((40, 5), dtype=np.float32))
+    tab, out = str(tmp_path / "tab.npz"), str(tmp_path / "o")
+    _bad(["detect", tab, "-o", out, "--top", "5", "--epochs", "1"], capsys,
+         "--top sets the images of most_anomalous.png", "holds tabular data")
+    _bad(["denoise", tab, "--add-noise", "-o", out, "--grid", "5", "--epochs", "1"], capsys,
+         "--grid sets the images of denoise.png", "holds tabular data")
+    assert not (tmp_path / "o").exists()

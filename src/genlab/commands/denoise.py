@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
     p.add_argument("--clean", help="clean reference for INPUT (same samples, same order): report PSNR/SSIM")
     p.add_argument("--add-noise", action="store_true",
                    help="INPUT is clean: corrupt it with --noise/--level first and report against it (demo)")
-    p.add_argument("--grid", type=int, default=16, help="samples shown in the PNG grid (default 16)")
+    p.add_argument("--grid", type=int, default=None, help="images: samples shown in the PNG grid (default 16)")
     add_model_arguments(p, "denoising-ae")
 
 
@@ -50,9 +50,13 @@ def run(args) -> int:
     check_noise(explicit.get("noise", "gaussian"), explicit.get("level", 0.2))
     if args.add_noise and args.clean:
         raise ConfigError("--add-noise makes INPUT the clean reference; drop --clean (or --add-noise)")
-    if args.grid < 1:
+    if args.grid is not None and args.grid < 1:
         raise ConfigError(f"--grid must be >= 1, got {args.grid}")
     data = read_data(args.input)
+    if args.grid is not None and data.kind != "image":
+        raise ConfigError(f"--grid sets the images of denoise.png, and {args.input} holds {data.kind} data (no grid "
+                          "is drawn); drop --grid")
+    grid_n = 16 if args.grid is None else args.grid
     clean = read_data(args.clean) if args.clean else None
     if clean is not None and (len(clean) != len(data) or clean.sample_shape != data.sample_shape):
         raise ConfigError(f"--clean holds {len(clean)} x {clean.sample_shape} but INPUT holds {len(data)} x "
@@ -74,7 +78,7 @@ def run(args) -> int:
     payload = _npz_bytes(x=denoised, noisy=noisy, y=None if data.y is None else data.y.numpy())
     grid = None
     if est.kind_ == "image":
-        n = min(args.grid, len(data))
+        n = min(grid_n, len(data))
         rows = [torch.as_tensor(noisy[:n]), torch.as_tensor(denoised[:n])]
         if clean is not None:
             rows.append(clean.x[:n])
@@ -82,7 +86,7 @@ def run(args) -> int:
     # everything is computed: write
     write_bytes_atomic(out / "denoised.npz", payload)
     if grid is not None:
-        save_grid(grid, out / "denoise.png", nrow=min(args.grid, len(data)))
+        save_grid(grid, out / "denoise.png", nrow=min(grid_n, len(data)))
         figures["rows: noisy, denoised" + (", clean" if clean is not None else "")] = "denoise.png"
     write_outputs(out, title=f"genlab denoise: {args.input}", metrics=metrics, figures=figures,
                   config={"noise": est.noise, "level": est.level, "model": metrics["model"], "input": args.input,

@@ -34,7 +34,8 @@ def add_arguments(p) -> None:
                    help="posterior draws for --score elbo/iwae (default 16; refused with other scores)")
     p.add_argument("--normal-class", type=int, default=None, metavar="K",
                    help="labelled data: train only on class K and report ROC-AUC of class K vs the rest")
-    p.add_argument("--top", type=int, default=16, help="images: how many of the most anomalous to show (default 16)")
+    p.add_argument("--top", type=int, default=None, help="images: how many of the most anomalous to show "
+                   "(default 16)")
     add_model_arguments(p, "ae")
 
 
@@ -51,12 +52,16 @@ def run(args) -> int:
     out = Path(args.out)
     if args.contamination is not None:
         AnomalyDetector._check_contamination(args.contamination)
-    if args.top < 1:
+    if args.top is not None and args.top < 1:
         raise ConfigError(f"--top must be >= 1, got {args.top}")
     if args.n_samples is not None and args.score not in ("elbo", "iwae") and not _is_saved_estimator(args.run):
         raise ConfigError(f"--n-samples sets the posterior draws of --score elbo/iwae, not of --score "
                           f"{args.score or 'auto'}; drop --n-samples (or use --score elbo/iwae with a vae)")
     data = read_data(args.input)
+    if args.top is not None and data.kind != "image":
+        raise ConfigError(f"--top sets the images of most_anomalous.png, and {args.input} holds {data.kind} data "
+                          "(no images are drawn); drop --top")
+    top_n = 16 if args.top is None else args.top
     k = args.normal_class
     if k is not None and data.y is None:
         raise ConfigError(f"--normal-class needs labelled input; {args.input} has no labels")
@@ -111,12 +116,12 @@ def run(args) -> int:
     from ..models import capabilities
     if det.kind_ == "image" and not capabilities(det.model_)["can_reconstruct"]:  # pixelcnn: the inputs only
         import torch
-        top = np.argsort(scores, kind="stable")[:min(args.top, len(scores))]  # lowest score first
+        top = np.argsort(scores, kind="stable")[:min(top_n, len(scores))]  # lowest score first
         grid = make_grid(data.subset(torch.as_tensor(top)).x, nrow=len(top))
         figures[f"The {len(top)} most anomalous inputs (lowest score first)"] = GRID_FILE
     elif det.kind_ == "image":
         import torch
-        top = np.argsort(scores, kind="stable")[:min(args.top, len(scores))]  # lowest score first
+        top = np.argsort(scores, kind="stable")[:min(top_n, len(scores))]  # lowest score first
         sub = data.subset(torch.as_tensor(top))
         x = sub.x  # (T, C, H, W) in [0, 1]
         rec = torch.as_tensor(det.reconstruct(sub))
