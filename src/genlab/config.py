@@ -218,6 +218,10 @@ class _Refused(Exception):
     """A bound of the safe readers was hit; the caller turns it into its own GenlabError."""
 
 
+class _Duplicate(_Refused):
+    """A key written twice in one mapping / object (refused without the size limits' explanation)."""
+
+
 def _json_depth_ok(text: str) -> None:
     """Refuse JSON nested deeper than :data:`MAX_DEPTH` before ``json.loads`` recurses into it (linear time,
     vectorised over 1 MiB chunks)."""
@@ -272,6 +276,30 @@ class _BoundedLoader(yaml.SafeLoader):
         return node
 
 
+    def construct_mapping(self, node, deep=False):
+        """A key written twice in one mapping is refused (YAML's loader keeps the last one silently; a merge key's
+        entries may still be overridden, as YAML intends)."""
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            if key_node.value in seen:
+                raise _Duplicate(f"key {key_node.value!r} appears twice in one mapping (line "
+                               f"{key_node.start_mark.line + 1}); keep one")
+            seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _json_pairs(pairs: list) -> dict:
+    """``object_pairs_hook`` refusing a key written twice in one JSON object (json keeps the last one silently)."""
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise _Duplicate(f"key {k!r} appears twice in one object; keep one")
+        out[k] = v
+    return out
+
+
 def _yaml_load(text: str) -> Any:
     loader = _BoundedLoader(text)
     try:
@@ -308,8 +336,10 @@ def parse_text(text: str, fmt: Literal["json", "yaml"], where: str, *, error: ty
     try:
         if fmt == "json":
             _json_depth_ok(text)
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=_json_pairs)
         return _yaml_load(text)
+    except _Duplicate as e:
+        raise error(f"{where} is refused: {e}") from None
     except _Refused as e:
         limits = f"{MAX_DEPTH} nesting levels" + (f" and {MAX_YAML_NODES:,} values" if fmt == "yaml" else "")
         raise error(f"{where} is refused: {e}; genlab reads at most {limits} from a {fmt.upper()} file: "

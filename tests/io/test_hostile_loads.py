@@ -284,3 +284,17 @@ def test_grid_too_large_refused():
     with pytest.raises(DataError) as e:
         make_grid(torch.zeros(1, 3, 8, 8).expand(200_000, 3, 8, 8))
     assert "put fewer or smaller images" in one_line(e)
+
+
+def test_duplicate_keys_are_refused_in_yaml_and_json(tmp_path):
+    """YAML's and json's loaders keep the last of two equal keys silently (a config's first trainer section was
+    dropped without a word); one line names the key, and YAML merge keys may still be overridden."""
+    (tmp_path / "d.yaml").write_text("trainer:\n  epochs: 1\ntrainer:\n  epochs: 5\n")
+    (tmp_path / "d.json").write_text('{"trainer": {"epochs": 1, "epochs": 3}}')
+    (tmp_path / "m.yaml").write_text("base: &b\n  epochs: 1\ntrainer:\n  <<: *b\n  epochs: 2\n")
+    with pytest.raises(ConfigError, match=r"is refused: key 'trainer' appears twice in one mapping \(line 3\); "
+                                          r"keep one$"):
+        read_config_file(tmp_path / "d.yaml")
+    with pytest.raises(ConfigError, match=r"key 'epochs' appears twice in one object; keep one$"):
+        read_config_file(tmp_path / "d.json")
+    assert read_config_file(tmp_path / "m.yaml")["trainer"] == {"epochs": 2}
