@@ -215,3 +215,18 @@ def test_image_only_display_options_refused_on_tables(capsys, tmp_path):
     _bad(["denoise", tab, "--add-noise", "-o", out, "--grid", "5", "--epochs", "1"], capsys,
          "--grid sets the images of denoise.png", "holds tabular data")
     assert not (tmp_path / "o").exists()
+
+
+def test_resume_names_a_damaged_checkpoint_config(tmp_path, capsys):
+    """A corrupt checkpoints/last/config.json was reported as 'written for a different model/config; resume with
+    the run's own config (genlab train --resume RUN)', the very command that failed."""
+    run = tmp_path / "run"
+    assert main(["train", "vae", "--data", "digits", *QUICK, "--out", str(run)]) == 0
+    capsys.readouterr()
+    cfg = run / "checkpoints" / "last" / "config.json"
+    cfg.write_text("{bad")
+    _bad(["train", "--resume", str(run), "trainer.epochs=2"], capsys, "config.json is corrupt",
+         "the checkpoint is damaged; resume from another checkpoint")
+    cfg.unlink()
+    _bad(["train", "--resume", str(run), "trainer.epochs=2"], capsys, "config.json is missing",
+         "the checkpoint is incomplete")

@@ -161,12 +161,18 @@ def restore(trainer, path: Path) -> None:
     t = trainer
     meta, tensors = read_state(path)
     check_world_size(meta.get("world_size"), path)
+    cfg = path / "config.json"
+    if not cfg.is_file():
+        raise CheckpointError(f"{cfg} is missing: the checkpoint is incomplete; resume from another checkpoint "
+                              "(checkpoints/step-N) or start the run again")
     try:
-        rec = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else None
-    except (ValueError, UnicodeDecodeError):
-        rec = None
+        rec = json.loads(cfg.read_text())
+    except (ValueError, UnicodeDecodeError) as e:  # damaged, not another model's: say so
+        why = " ".join(str(e).split())[:80] or type(e).__name__
+        raise CheckpointError(f"{cfg} is corrupt ({why}): the checkpoint is damaged; resume from another "
+                              "checkpoint (checkpoints/step-N) or start the run again") from None
     own = model_record(t.model)
-    if rec is None or rec.get("model") != own["model"] or not _same_config(t.model, rec.get("config")):
+    if not isinstance(rec, dict) or rec.get("model") != own["model"] or not _same_config(t.model, rec.get("config")):
         raise CheckpointError(f"{path} was written for a different model/config than the one being trained; "
                               "resume with the run's own config (genlab train --resume RUN)")
     load_state_into(t.model, load_tensors(path / WEIGHTS_NAME), path / WEIGHTS_NAME)
