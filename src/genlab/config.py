@@ -285,7 +285,7 @@ class _BoundedLoader(yaml.SafeLoader):
                 continue
             if key_node.value in seen:
                 raise _Duplicate(f"key {key_node.value!r} appears twice in one mapping (line "
-                               f"{key_node.start_mark.line + 1}); keep one")
+                                 f"{key_node.start_mark.line + 1}); keep one")
             seen.add(key_node.value)
         return super().construct_mapping(node, deep=deep)
 
