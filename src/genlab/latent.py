@@ -31,10 +31,16 @@ PARALLEL_EPS = 1e-6
 
 
 # ---------------------------------------------------------------------------- interpolation
+#: most points on one interpolation path or traversal row: far beyond a readable figure, and a hostile 1e11
+#: is a one-line error instead of an allocator failure
+MAX_STEPS = 10_000
+
+
 def check_steps(steps, what: str = "steps") -> int:
-    """``steps`` as an int, or a ConfigError unless it is an integer >= 2."""
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
-        raise ConfigError(f"{what} must be an integer >= 2 (the two endpoints at least), got {steps!r}")
+    """``steps`` as an int, or a ConfigError unless it is an integer in [2, :data:`MAX_STEPS`]."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 2 <= steps <= MAX_STEPS:
+        raise ConfigError(f"{what} must be an integer in [2, {MAX_STEPS}] (the two endpoints at least), got "
+                          f"{steps!r}")
     return int(steps)
 
 
