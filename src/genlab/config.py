@@ -202,6 +202,9 @@ def set_dotted(data: dict, key: str, value: Any, *, what: str) -> None:
 
 # ---------------------------------------------------------------------------- bounded JSON / YAML reading
 #: deepest nesting of lists/mappings genlab accepts in a JSON or YAML file it reads (configs are ~3 deep)
+#: largest seed genlab accepts anywhere (--seed, random_state, tune's sampler seed): what numpy's, optuna's and
+#: torch's generators all take
+SEED_MAX = 2**32 - 1
 MAX_DEPTH = 100
 #: most YAML nodes a config may expand to, an alias counting as the full size of what it repeats
 #: (a real run config has well under 1,000; this stops "billion laughs" files before anything walks them)

@@ -161,10 +161,10 @@ def interpolator(method: str):
 
 
 # ---------------------------------------------------------------------------- traversal and arithmetic
-def check_span(span) -> float:
+def check_span(span, what: str = "span") -> float:
     """``span`` as a float, or a ConfigError unless it is a finite number > 0."""
     if isinstance(span, bool) or not isinstance(span, numbers.Real) or not math.isfinite(span) or span <= 0:
-        raise ConfigError(f"span must be a finite number > 0 (in std units), got {span!r}")
+        raise ConfigError(f"{what} must be a finite number > 0 (in std units), got {span!r}")
     return float(span)
 
 

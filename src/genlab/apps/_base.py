@@ -36,6 +36,7 @@ from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import __version__
+from ..config import SEED_MAX
 from ..data import Normalization, TensorDataset
 from ..data.files import dataset_from_arrays
 from ..errors import CheckpointError, ConfigError, DataError, GenlabError
@@ -59,12 +60,12 @@ ESTIMATOR_FILE = "estimator.json"
 ESTIMATOR_COMMANDS = {"AnomalyDetector": "detect", "Denoiser": "denoise", "Imputer": "impute", "Compressor": "compress",
                       "Augmenter": "augment", "LatentExplorer": "latent-map", "Upscaler": "upscale",
                       "Colorizer": "colorize", "Inpainter": "inpaint", "Translator": "translate"}
+STATE_FILE = "state.safetensors"
+MODEL_DIR = "model"
 
 
 def _article(name: str) -> str:
     return "an" if name[:1].upper() in "AEIOU" else "a"
-STATE_FILE = "state.safetensors"
-MODEL_DIR = "model"
 
 
 def translate(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
@@ -251,7 +252,7 @@ class ModelEstimator(BaseEstimator):
         (a string or NaN reached ``int()`` and raised its bare ``ValueError``; 2.5 epochs were cut to 2)."""
         out = []
         for name, default, low, high in (("epochs", 50, 1, None), ("batch_size", 128, 1, None),
-                                         ("random_state", 0, 0, 2**32 - 1)):
+                                         ("random_state", 0, 0, SEED_MAX)):
             v = getattr(self, name, default)
             v = 0 if name == "random_state" and v is None else v
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low or (high and v > high):

@@ -7,6 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..config import SEED_MAX
+
 #: the one help wording of ``-o/--out`` (every command that writes takes both spellings)
 OUT_HELP = "where to write: {what}"
 
@@ -18,10 +20,6 @@ def add_out_argument(p, what: str, *, dest: str = "out", required: bool = False,
     extra = f" (default {default})" if default is not None else ""
     p.add_argument(*flags, dest=dest, required=required, default=default, metavar="PATH",
                    help=OUT_HELP.format(what=what) + extra)
-
-
-#: seeds every command accepts: what numpy's, optuna's and torch's generators all take
-SEED_MAX = 2**32 - 1
 
 
 def seed_value(text: str) -> int:
@@ -142,7 +140,7 @@ def check_run_options(args, sections: dict | None = None) -> bool:
         raise ConfigError(f"--run {args.run} {'is a file' if run.exists() else 'does not exist'}; give a folder saved "
                           "with --save, a saved model folder or a run folder (or drop --run to train with --model)")
     sections = training_sections(args) if sections is None else sections
-    saved = (Path(args.run) / ESTIMATOR_FILE).is_file()
+    saved = (run / ESTIMATOR_FILE).is_file()
     what = "fitted estimator" if saved else "saved model or run folder"
     if getattr(args, "model_given", False):
         raise ConfigError(f"{args.run} is a {what}: its model is the folder's, so --model {args.model} does not "

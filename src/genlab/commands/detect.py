@@ -48,13 +48,13 @@ def run(args) -> int:
     from ..io.images import make_grid, save_png
 
     claim_outputs(folders=(("--out", args.out), ("--save", args.save)))
-    check_run_options(args)  # before --train is read here
+    saved = check_run_options(args)  # before --train is read here; whether --run is a fitted estimator
     out = Path(args.out)
     if args.contamination is not None:
         AnomalyDetector._check_contamination(args.contamination)
     if args.top is not None and args.top < 1:
         raise ConfigError(f"--top must be >= 1, got {args.top}")
-    if args.n_samples is not None and args.score not in ("elbo", "iwae") and not _is_saved_estimator(args.run):
+    if args.n_samples is not None and args.score not in ("elbo", "iwae") and not saved:
         raise ConfigError(f"--n-samples sets the posterior draws of --score elbo/iwae, not of --score "
                           f"{args.score or 'auto'}; drop --n-samples (or use --score elbo/iwae with a vae)")
     data = read_data(args.input)
@@ -71,7 +71,7 @@ def run(args) -> int:
     if args.train:
         train = read_data(args.train)
         fit_args.train = None
-    if k is not None and not _is_saved_estimator(args.run):
+    if k is not None and not saved:
         if train.y is None:
             raise ConfigError(f"--normal-class needs labelled training data; {args.train} has no labels")
         idx = (train.y == k).nonzero().flatten()
@@ -152,8 +152,3 @@ def run(args) -> int:
     print(f"scores: {out / SCORES_FILE}")
     print(f"report: {report.resolve()}")
     return 0
-
-
-def _is_saved_estimator(run) -> bool:
-    from ..apps._base import ESTIMATOR_FILE
-    return bool(run) and (Path(run) / ESTIMATOR_FILE).is_file()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,7 +74,7 @@ def run(args) -> int:
     import torch
 
     from ..apps.latent import LatentExplorer, plot_interpolation, plot_traversal
-    from ..latent import check_steps, interpolator
+    from ..latent import check_span, check_steps, interpolator
     from ..models import capabilities, require
 
     codes_of_inputs = "genlab interpolate --a/--b (inputs mapped to codes; drop --a/--b to interpolate between two "\
@@ -94,9 +93,7 @@ def run(args) -> int:
     args.traverse_steps = 7 if args.traverse_steps is None else args.traverse_steps
     if args.traverse:
         check_steps(args.traverse_steps, "--traverse-steps")
-        if not math.isfinite(args.span) or args.span <= 0:
-            raise ConfigError(f"--span must be a finite number > 0 (prior / code std units), got {args.span}; "
-                              "e.g. --span 3")
+        check_span(args.span, "--span")
     dims = _dims(args.dims)
     if args.dims is not None and not dims:
         raise ConfigError("--dims names no dimension; give comma-separated latent dimensions, e.g. --dims 0,1,2 "

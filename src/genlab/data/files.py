@@ -95,8 +95,9 @@ def images_from_array(a: np.ndarray, name: str) -> torch.Tensor:
     return x
 
 
-def dataset_from_arrays(x: np.ndarray, y: np.ndarray | None, name: str) -> TensorDataset:
-    """A :class:`TensorDataset` from a sample array (2-D tabular, 3-D/4-D images) and labels."""
+def dataset_from_arrays(x: np.ndarray, y: np.ndarray | None, name: str, columns=None) -> TensorDataset:
+    """A :class:`TensorDataset` from a sample array (2-D tabular, 3-D/4-D images), labels and (tables) column
+    names."""
     x = np.asarray(x)
     if x.dtype == object:
         raise DataError(f"{name}: object arrays are not supported; save a numeric array")
@@ -116,7 +117,7 @@ def dataset_from_arrays(x: np.ndarray, y: np.ndarray | None, name: str) -> Tenso
         raise DataError(f"{name}: arrays must be (N, D) tabular, (N, H, W) or (N, C, H, W) images; "
                         f"got shape {x.shape}")
     yt = None if y is None else labels_from_array(y, len(xt), name)
-    return TensorDataset(xt, yt, norm=norm, name=name)
+    return TensorDataset(xt, yt, norm=norm, name=name, columns=columns)
 
 
 # ---------------------------------------------------------------------------- .npz / .npy
@@ -320,10 +321,9 @@ def load_csv(path: Path) -> TensorDataset:
                 raise DataError(f"{name}: only a label column; add feature columns")
     logger.info("%s: %d rows x %d columns%s, %d missing values", name, data.shape[0], data.shape[1],
                 " + labels" if y is not None else "", int(np.isnan(data).sum()))
-    ds = dataset_from_arrays(data.astype(np.float32), y, name)
-    if header is not None:  # the estimators check later tables against these names (feature_names_in_)
-        ds.columns = tuple(h for j, h in enumerate(header) if not (y is not None and j == lab[0]))
-    return ds
+    # the header's names (the label column left out): the estimators check later tables against them
+    columns = None if header is None else [h for j, h in enumerate(header) if not (y is not None and j == lab[0])]
+    return dataset_from_arrays(data.astype(np.float32), y, name, columns=columns)
 
 
 # ---------------------------------------------------------------------------- image folders

@@ -279,7 +279,7 @@ def check_mask(mask: torch.Tensor, shape: tuple[int, ...], *, name: str = "mask"
     if len(mask) and not bool(mask.any()):
         raise DataError(f"{name}: the mask marks no pixel missing (all 0), so there is nothing to inpaint; mark the "
                         "missing pixels with 1")
-    full = mask.flatten(1).all(1) if len(mask) else torch.zeros(0, dtype=torch.bool)
+    full = mask.flatten(1).all(1)
     if bool(full.any()):
         i = int(full.nonzero()[0])
         raise DataError(f"{name}: the mask hides every pixel of image {i} (all 1), so nothing is known to inpaint "

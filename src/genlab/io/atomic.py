@@ -55,6 +55,12 @@ def file_in_path(path: Path) -> Path | None:
     return next((a for a in reversed(Path(path).parents) if a.exists() and not a.is_dir()), None)
 
 
+def first_missing(path: Path) -> Path | None:
+    """The outermost of ``path``'s folders (``path`` itself included) that does not exist yet: what ``mkdir -p``
+    would create, and so what a writer that fails may remove again; ``None`` when ``path`` exists."""
+    return next((a for a in (*reversed(Path(path).parents), Path(path)) if not a.exists()), None)
+
+
 def make_parent(path: Path) -> None:
     """``mkdir -p`` of ``path``'s folder; a path that runs through a file is a one-line ``ConfigError``."""
     try:

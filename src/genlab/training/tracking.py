@@ -662,11 +662,6 @@ def _check_log_place(path: Path) -> None:
                           "--logdir")
 
 
-def _first_missing(path: Path) -> Path | None:
-    """The outermost folder of ``path`` (itself included) that does not exist yet: what writing there creates."""
-    return next((a for a in (*reversed(path.parents), path) if not a.exists()), None)
-
-
 def _local_store(uri: str) -> Path | None:
     """The folder of a local MLflow store (``file:`` URI or a plain path), else ``None``."""
     if uri.startswith("file:"):
@@ -713,7 +708,8 @@ def _replay_tensorboard(folder: Path, *, overwrite: bool, **feed) -> str:
     if ours and not overwrite:
         raise ConfigError(f"{folder} already holds a TensorBoard log of {run_dir} (written by genlab log); pass "
                           "--overwrite to replace it or --logdir to write elsewhere")
-    created = _first_missing(folder)
+    from ..io.atomic import first_missing
+    created = first_missing(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".genlab-log-", suffix=".tmp", dir=folder))
     try:
@@ -744,8 +740,9 @@ def _replay_mlflow(uri: str, *, overwrite: bool, **feed) -> str:
     store = _local_store(uri)
     created = None
     if store is not None:
+        from ..io.atomic import first_missing
         _check_log_place(store)
-        created = _first_missing(store)
+        created = first_missing(store)
     sink = MlflowSink(uri, run_dir=run_dir)
     old: list | None = None  # the earlier runs of RUN, once known
     try:

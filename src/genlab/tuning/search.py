@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..config import SEED_MAX
 from ..data import TensorDataset
 from ..errors import ConfigError, GenlabError
 from ..training.callbacks import Callback
@@ -44,8 +45,6 @@ PRUNERS = ("median", "halving", "hyperband", "none")
 SAMPLERS = ("tpe", "random")
 #: most trials one call runs: a study goes on over calls, and a count beyond this is a typo that would never end
 MAX_TRIALS = 100_000
-#: largest sampler seed (Optuna's samplers seed numpy, which takes 0 .. 2**32 - 1)
-SEED_MAX = 2**32 - 1
 INSTALL_HINT = "pip install 'genlab[tune]' (or pip install optuna)"
 
 
@@ -715,16 +714,6 @@ def _check_data(model: str, base: dict, data) -> None:
     prepare_data(spec.data, data if isinstance(data, TensorDataset) else None)
 
 
-def _first_new(path: Path) -> Path | None:
-    """The topmost folder of ``path`` (itself or a parent) that does not exist yet: what ``mkdir -p`` creates."""
-    path = Path(path).absolute()
-    if path.exists():
-        return None
-    while not path.parent.exists():
-        path = path.parent
-    return path
-
-
 def tune(model: str, data: str | os.PathLike | TensorDataset | None = None, *, config: dict | None = None,
          space: SearchSpace | dict | str | os.PathLike | None = None, trials: int = 20, timeout: float | None = None,
          objective: str | None = None, direction: str | None = None, storage: str | None = None,
@@ -856,7 +845,8 @@ def tune(model: str, data: str | os.PathLike | TensorDataset | None = None, *, c
     # -- storage and study: a user's storage is opened before anything is written here
     db = sqlite_file(url)
     db_existed = db is not None and db.exists()
-    new_top = _first_new(out_dir)  # what mkdir -p creates (removed again if this call fails before any result)
+    from ..io.atomic import first_missing
+    new_top = first_missing(out_dir)  # what mkdir -p creates (removed again if this call fails before any result)
     had = {name: (out_dir / name).exists() for name in (TUNE_FILE, "trials")}
     _check_data(model, base, data)
     store = None
