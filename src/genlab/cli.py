@@ -619,13 +619,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _out_of_memory(msg: str) -> bool:
-    """Whether a RuntimeError's first line is an allocator's out-of-memory failure (torch's CPU / CUDA
-    allocators raise RuntimeError, numpy MemoryError)."""
-    return any(k in msg for k in ("can't allocate memory", "not enough memory", "CUDA out of memory",
-                                  "Unable to allocate"))
-
-
 def main(argv: list[str] | None = None) -> int:
     from .errors import GenlabError
 
@@ -643,9 +636,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"genlab: error: {msg}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as e:  # a hostile size reached an allocation: one line, exit 2
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else "not enough memory"
-        if not isinstance(e, MemoryError) and not _out_of_memory(msg):
+        from .io.memory import is_out_of_memory
+        if not is_out_of_memory(e):
             raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else "not enough memory"
         print(f"genlab: error: out of memory ({msg}); lower the sizes asked for (sample counts, copies, "
               "latent_dim, batch size)", file=sys.stderr)
         return 2

@@ -64,6 +64,39 @@ class ModelEntry:
             return "genlab"
         return f"{self.dist[0]} {self.dist[1]} (entry point)"
 
+    def build(self, cfg, data_info: dict, networks: dict | None = None):
+        """The model with fresh weights for config ``cfg`` (an instance of ``config_cls``) and ``data_info``;
+        ``networks``: user-supplied networks. Sizes too large for this machine's memory (``latent_dim=1e11``)
+        are one :class:`ConfigError` naming the sizes that differ from the defaults, not an allocator trace."""
+        from .io.memory import refuse_out_of_memory
+        from .models.networks import networks_kwargs
+
+        kwargs = networks_kwargs(self.cls, networks)
+        with refuse_out_of_memory(f"model {self.name!r}{_sizes(cfg)}", "lower the model's sizes (the model.* "
+                                  "options: latent_dim, layer widths)"):
+            return self.cls(cfg, data_info, **kwargs)
+
+
+def _sizes(cfg) -> str:
+    """`` with model.latent_dim=100000000000, ...``: the config's numeric fields that differ from their defaults
+    (empty when none does or ``cfg`` is not a dataclass)."""
+    if not dataclasses.is_dataclass(cfg):
+        return ""
+    changed = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        numeric = isinstance(value, (int, float)) or (isinstance(value, (list, tuple)) and value
+                                                      and all(isinstance(v, (int, float)) for v in value))
+        if numeric and not isinstance(value, bool) and value != default:
+            changed.append(f"model.{f.name}={list(value) if isinstance(value, tuple) else value}")
+    return f" with {', '.join(changed)}" if changed else ""
+
 
 @dataclass(frozen=True)
 class EntryPointFailure:

@@ -21,7 +21,6 @@ from .data import Normalization, TensorDataset, load_dataset
 from .errors import CheckpointError, ConfigError, DataError, GenlabError
 from .io.atomic import write_json_atomic
 from .io.report import write_figures, write_loss_curves, write_report
-from .models.networks import networks_kwargs
 from .registry import entry_for_record, get_model_entry, model_location
 from .training import Trainer, TrainerConfig, TrainResult, seed_everything
 from .training.callbacks import Callback, SampleGrid
@@ -318,7 +317,7 @@ def build_model(spec: RunSpec, data_info: dict, networks: dict | None = None):
     """The model ``spec`` names, with fresh weights; ``networks``: user-supplied networks (see ``train``)."""
     entry = get_model_entry(spec.model)
     cfg = from_dict(entry.config_cls, spec.model_config, "model")
-    return entry.cls(cfg, data_info, **networks_kwargs(entry.cls, networks))
+    return entry.build(cfg, data_info, networks)
 
 
 @torch.no_grad()
@@ -632,11 +631,11 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *,
             done = _finished(out_dir, spec.trainer)
             if done is not None:
                 from .io import load
+                finished = load(out_dir, networks=networks)  # a damaged model is reported before "finished"
                 log.warning("%s already finished at epoch %d (step %d); nothing to do (raise trainer.epochs, max_steps "
                             "or max_seconds to extend it)", out_dir, done["epoch"], done["step"])
                 metrics = json.loads((out_dir / "final_metrics.json").read_text())
-                return Run(model=load(out_dir, networks=networks), spec=spec, splits=splits, result=None,
-                           out_dir=out_dir, metrics=metrics)
+                return Run(model=finished, spec=spec, splits=splits, result=None, out_dir=out_dir, metrics=metrics)
             if sections != saved["sections"]:
                 write_json_atomic(out_dir / RUN_CONFIG, {**saved, **spec.to_dict()})
             try:

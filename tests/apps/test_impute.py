@@ -640,8 +640,9 @@ def test_half_masked_copies():
 
 
 def test_half_masked_copies_too_many_fail_at_once():
-    """A hostile ``mask_copies`` fails in the first allocation with the allocator's error (the CLI's one-line
-    out-of-memory message), before any copy is made; the kernel used to kill the process part-way through."""
+    """A hostile ``mask_copies`` is one ConfigError line naming the copies and the memory they need, before any
+    copy is made; the kernel used to kill the process part-way through, then the allocator's error was raised."""
     ds = TensorDataset(torch.rand(20, 1, 8, 8), None)
-    with pytest.raises(RuntimeError, match="can't allocate memory"):
+    with pytest.raises(ConfigError, match=r"^100,000,000,000 half-masked copies of 20 images need [\d,.]+ GiB, more "
+                                          r"than this machine's .*; lower mask_copies"):
         with_half_masked_copies(ds, 10**11, seed=0)

@@ -191,9 +191,13 @@ def with_half_masked_copies(ds: TensorDataset, copies: int, seed: int) -> Tensor
     n, _, h, w = x.shape
     rows = torch.arange(h).view(1, h, 1)
     cols = torch.arange(w).view(1, 1, w)
-    # the whole result is allocated first: a size too large for memory fails here, at once, with the allocator's
-    # error (one line from the CLI), not part-way through filling copy after copy (the kernel's kill)
-    out = torch.empty(((copies + 1) * n, *x.shape[1:]), dtype=x.dtype)
+    # the whole result is allocated first: a size too large for memory fails here, at once (one line), not
+    # part-way through filling copy after copy (the kernel's kill)
+    from ..io.memory import check_fits, refuse_out_of_memory
+    what, fix = f"{copies:,} half-masked copies of {n:,} images", "lower mask_copies (--mask-copies)"
+    check_fits((copies + 1) * x.numel() * x.element_size(), what, fix)
+    with refuse_out_of_memory(what, fix):
+        out = torch.empty(((copies + 1) * n, *x.shape[1:]), dtype=x.dtype)
     out[:n] = x
     for i in range(1, copies + 1):
         side = torch.randint(0, 4, (n, 1, 1), generator=g)  # 0 top, 1 bottom, 2 left, 3 right

@@ -3,6 +3,8 @@ allocated, instead of a hang, a kernel kill or an allocator traceback part-way t
 from __future__ import annotations
 
 import os
+import re
+from contextlib import contextmanager
 
 from ..errors import ConfigError
 
@@ -22,3 +24,33 @@ def check_fits(nbytes: int | float, what: str, fix: str) -> None:
     if total is not None and nbytes > total:
         raise ConfigError(f"{what} need {nbytes / 2**30:,.1f} GiB, more than this machine's {total / 2**30:,.0f} GiB "
                           f"of memory; {fix}")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocator's out-of-memory failure (numpy raises MemoryError; torch's CPU and CUDA
+    allocators a RuntimeError whose first line says so)."""
+    if isinstance(exc, MemoryError):
+        return True
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return isinstance(exc, RuntimeError) and any(k in msg for k in (
+        "can't allocate memory", "not enough memory", "CUDA out of memory", "Unable to allocate"))
+
+
+def allocation_failure(exc: BaseException) -> str:
+    """An out-of-memory failure in a few words: ``"tried to allocate 11,920.9 GiB"`` when the allocator says
+    how much, else its first line."""
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else "not enough memory"
+    asked = re.search(r"allocate (\d+) bytes", msg)
+    return f"tried to allocate {int(asked.group(1)) / 2**30:,.1f} GiB" if asked else msg
+
+
+@contextmanager
+def refuse_out_of_memory(what: str, fix: str):
+    """Turn an allocator's out-of-memory failure inside the block into one :class:`ConfigError` line naming
+    ``what`` was being built and ``fix``; other errors pass unchanged."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as e:
+        if not is_out_of_memory(e):
+            raise
+        raise ConfigError(f"{what} does not fit in memory ({allocation_failure(e)}); {fix}") from None

@@ -98,7 +98,6 @@ def build_from_record(rec: dict, where: str = "config", *, networks: dict | None
     The class is the registered one, or imported from the recorded ``"class"`` (see
     :func:`genlab.registry.entry_for_record`). A model trained with user-supplied networks needs them again
     (``networks``, built as for training); genlab cannot rebuild them from JSON."""
-    from ..models.networks import networks_kwargs
     from ..registry import entry_for_record
 
     entry = entry_for_record(rec["model"], rec, where=where)
@@ -112,7 +111,7 @@ def build_from_record(rec: dict, where: str = "config", *, networks: dict | None
     cfg = from_saved(entry.config_cls, rec["config"], where=where)
     with warnings.catch_warnings():  # advice on the config was given when it was trained
         warnings.simplefilter("ignore", ConfigWarning)
-        return entry.cls(cfg, rec["data"], **networks_kwargs(entry.cls, networks))
+        return entry.build(cfg, rec["data"], networks)
 
 
 def find_model_dir(path: str | Path) -> Path:
