@@ -398,7 +398,6 @@ def _write_run_outputs(run_dir: Path, model, splits: Splits, spec: RunSpec, resu
                          test_extras=held_out.extras)
     history = read_metrics(run_dir / "metrics.jsonl")
     figs.update(write_loss_curves(history, run_dir))
-    write_json_atomic(run_dir / "final_metrics.json", metrics)
     # the report: header facts, the conventions of the sample-quality numbers, the config against its defaults
     context = {"space": feature_space(model), "n_real": len(splits.val), "n_fake": spec.trainer.fid_samples}
     write_report(run_dir, title=f"genlab run: {spec.model} on {spec.data.name}", metrics=metrics, figures=figs,
@@ -547,6 +546,9 @@ def train(model: str | None = None, data: str | TensorDataset | None = None, *,
         and ``test`` (:class:`FinalEvalConfig`: the end-of-run held-out evaluation, e.g. ``{"iwae_k": 0}`` or
         ``{"enabled": False}``). With ``resume``: changes to the run's own config, limited to
         :data:`RESUMABLE_KEYS` and the ``test`` section (e.g. a larger ``trainer.epochs`` extends a finished run).
+    figures : bool
+        Write the run folder's figures (samples, reconstructions, loss curves) and ``report.html`` at the end
+        (default); ``False`` skips them (``final_metrics.json`` is written either way).
     resume : path, optional
         A run folder to continue in place from its ``checkpoints/last``, on the data it recorded (checked against
         the recorded checksums; a run trained on in-memory data takes the same ``data``/``val``/``test`` again).
@@ -713,8 +715,10 @@ def _train_and_finish(trainer: Trainer, net, spec: RunSpec, splits: Splits, out_
         metrics["best_step"] = result.best_step
     if spec.test.enabled:
         metrics.update(test_metrics(net, splits, iwae_k=spec.test.iwae_k, seed=spec.trainer.seed))
-    if out_dir is not None and figures:
-        _write_run_outputs(out_dir, net, splits, spec, result, metrics)
+    if out_dir is not None:  # the metrics mark a finished run (resume's no-op), with or without figures
+        write_json_atomic(out_dir / "final_metrics.json", metrics)
+        if figures:
+            _write_run_outputs(out_dir, net, splits, spec, result, metrics)
     finish_tracking(trainer.callbacks, run_dir=out_dir, metrics=metrics, step=result.step)  # final files
     return Run(model=net, spec=spec, splits=splits, result=result, out_dir=out_dir, metrics=metrics)
 

@@ -353,3 +353,15 @@ def test_a_gan_saved_before_r1_was_its_default_loads_and_resumes_without_r1(tmp_
     assert run.model.config.r1_gamma == 0.0 and run.result.epoch == 2
     fresh = genlab.train(name, data, config={"trainer": cfg["trainer"]}, figures=False).model.config
     assert (fresh.r1_gamma, fresh.r1_every) == (1.0, 4)
+
+
+def test_a_run_without_figures_records_its_metrics_and_is_finished(images, tmp_path):
+    """``figures=False`` (estimators, ``tune --no-trial-figures``) skips figures and report but still writes
+    ``final_metrics.json``: the run opens with its metrics and resuming it is the finished run's no-op (it trained
+    again from the last checkpoint before)."""
+    run = genlab.train("vae", images, config=CFG, out=tmp_path / "run", figures=False)
+    assert not (tmp_path / "run" / "report.html").exists()
+    assert json.loads((tmp_path / "run" / "final_metrics.json").read_text())["steps"] == run.result.step
+    assert open_run(tmp_path / "run", data=images).metrics["steps"] == run.result.step
+    again = genlab.train(resume=tmp_path / "run", data=images, figures=False)
+    assert again.result is None
