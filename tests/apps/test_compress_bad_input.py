@@ -119,10 +119,12 @@ def test_decompress_accepts_a_path(ans, tmp_path):
         ans.decompress(12)
 
 
-# ---------------------------------------------------------------------------- 3. lmbda / rd_epochs bounds
+# ---------------------------------------------------------------------------- 3. lmbda / rd_epochs / bits bounds
 @pytest.mark.parametrize("kw,msg", [({"lmbda": 1e300}, "lmbda must be a positive number <="),
                                     ({"lmbda": 2e6}, "lmbda must be a positive number <="),
-                                    ({"rd_epochs": 10 ** 11}, "rd_epochs must be an integer >= 1 and <=")])
+                                    ({"rd_epochs": 10 ** 11}, "rd_epochs must be an integer >= 1 and <="),
+                                    ({"bits": -1}, "bits must be an integer in 1..16"),  # the ANS coder's too
+                                    ({"bits": float("nan")}, "bits must be an integer in 1..16")])
 def test_lmbda_and_rd_epochs_bounded_before_training(kw, msg, monkeypatch):
     monkeypatch.setattr(Compressor, "_fit_model", lambda *a, **k: pytest.fail("trained"))
     with pytest.raises(ConfigError, match=msg):

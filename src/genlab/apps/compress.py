@@ -518,7 +518,7 @@ class Compressor(ModelTransformer):
         Epochs of rate-distortion fine-tuning (``"ans"`` coder), after the ``epochs`` of plain training.
     bits : int, default 8
         Bits per latent value of the ``"fixed"`` coder, 1..16 (the quantiser ranges do not depend on it, so
-        ``set_params(bits=...)`` after ``fit`` needs no refit). Ignored by ``"ans"``.
+        ``set_params(bits=...)`` after ``fit`` needs no refit). Not used by ``"ans"`` (still checked).
     clip_percentile : float, default 0.0
         ``"fixed"`` coder: range of each latent dimension, the ``[p, 100 - p]`` percentiles of the training codes
         (``0``: min/max). Values outside the range are clipped when compressing.
@@ -580,8 +580,7 @@ class Compressor(ModelTransformer):
     def _check_params(self) -> None:
         if self.coder not in CODERS:
             raise ConfigError(f"coder must be one of {', '.join(CODERS)}, got {self.coder!r}; e.g. coder='ans'")
-        if self.coder == "fixed":
-            check_bits(self.bits)
+        check_bits(self.bits)  # used by "fixed" only, but a value out of range is refused with either coder
         lm = self.lmbda
         if isinstance(lm, bool) or not isinstance(lm, (int, float, np.integer, np.floating)) or \
                 not (math.isfinite(lm) and lm > 0):
