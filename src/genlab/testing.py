@@ -87,7 +87,7 @@ def accepts(model, data: TensorDataset) -> bool:
 def build(model, data: TensorDataset, config: dict | None = None) -> GenerativeModel:
     """``model`` (name or class) built from ``config`` (a dict of config fields) for ``data``."""
     entry = _entry(model)
-    return entry.cls(from_dict(entry.config_cls, dict(config or {}), "model"), data.info())
+    return entry.build(from_dict(entry.config_cls, dict(config or {}), "model"), data.info())
 
 
 def _kw(model, data, n):

@@ -16,6 +16,7 @@ A model is a plain ``nn.Module`` built from ``(config, data_info)``:
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,6 +153,20 @@ class GenerativeModel(nn.Module):
             raise DataError(f"input has sample shape {tuple(x.shape[1:])} but the model was built for "
                             f"{self.shape}; give data of the training shape")
         return x.to(self.device, torch.float32)
+
+    def check_importance_samples(self, k, *, exact: bool = False) -> int | None:
+        """``log_likelihood``'s ``k`` checked: an integer >= 1, or ``None`` for a model whose likelihood is
+        ``exact`` (which ignores ``k``). A tensor there is a label batch given by position (``log_likelihood(x,
+        y)``): refused, since it would be taken for ``k`` and the labels dropped."""
+        if k is None and exact:
+            return None
+        if isinstance(k, torch.Tensor):
+            raise ConfigError(f"{self.registry_name}.log_likelihood: k (importance samples) got a tensor; pass the "
+                              "labels by keyword: log_likelihood(x, labels=y)")
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ConfigError(f"{self.registry_name}.log_likelihood: k (importance samples) must be an integer >= 1"
+                              f"{' or None (the likelihood is exact; k is not used)' if exact else ''}, got {k!r}")
+        return int(k)
 
     def training_step(self, batch: dict, step: int, optimizer: str = "main") -> dict:  # pragma: no cover
         raise NotImplementedError

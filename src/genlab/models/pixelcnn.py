@@ -384,6 +384,7 @@ class PixelCNN(GenerativeModel):
         -------
         Tensor of shape (B,)
         """
+        self.check_importance_samples(k, exact=True)
         return self._ll(x, labels, batch_size)
 
     @torch.no_grad()

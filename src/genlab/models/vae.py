@@ -324,8 +324,7 @@ class VAE(GenerativeModel):
         accumulated in float64 and combined with ``logsumexp``. It is a lower bound on ``log p(x)``
         that tightens as ``k`` grows (``k=1`` is the ELBO in expectation).
         """
-        if k < 1:
-            raise ConfigError(f"k (importance samples) must be >= 1, got {k}")
+        k = self.check_importance_samples(k)
         x = self.check_input(x)
         ys = self._split_labels(x, labels, batch_size, "log_likelihood")
         return torch.cat([self._iwae_batch(xb, yb, k, generator) for xb, yb in zip(x.split(batch_size), ys)])

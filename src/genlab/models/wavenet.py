@@ -308,6 +308,7 @@ class WaveNet(GenerativeModel):
         Tensor of shape (B,)
             Nats per sequence; divide by ``C * T`` for nats per step (see also :meth:`step_log_probs`).
         """
+        self.check_importance_samples(k, exact=True)
         self._no_labels(labels)
         return self.step_log_probs(x, batch_size=batch_size).flatten(1).sum(1)
 
