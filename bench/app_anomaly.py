@@ -316,7 +316,8 @@ def main():
     ap.add_argument("--data", default="digits,mnist5k,breast-cancer", help="comma list of data sets to run")
     ap.add_argument("--pixelcnn", default="", help="comma list of image data sets (digits, mnist5k) that also get "
                     "the PixelCNN likelihood and likelihood-ratio columns")
-    ap.add_argument("--no-vae", action="store_true", help="skip the VAE columns (run time)")
+    ap.add_argument("--no-vae", action="store_true", help="skip the VAE columns on the image data sets "
+                    "(run time; breast cancer always scores them)")
     ap.add_argument("--no-ae", action="store_true", help="skip the AE columns (run time)")
     ap.add_argument("--ensemble", type=int, default=0, help="add the column AE-ens: the default detector with "
                     "n_ensemble=N (N models, seeds 0..N-1; on tabular data that is the default's own 3 when N=3)")
