@@ -91,10 +91,13 @@ def _sizes(cfg) -> str:
             default = f.default_factory()
         else:
             default = None
-        numeric = isinstance(value, (int, float)) or (isinstance(value, (list, tuple)) and value
-                                                      and all(isinstance(v, (int, float)) for v in value))
-        if numeric and not isinstance(value, bool) and value != default:
-            changed.append(f"model.{f.name}={list(value) if isinstance(value, tuple) else value}")
+        if isinstance(value, (list, tuple)):
+            value, default = list(value), list(default) if isinstance(default, (list, tuple)) else default
+            numeric = bool(value) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        else:
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if numeric and value != default:
+            changed.append(f"model.{f.name}={value}")
     return f" with {', '.join(changed)}" if changed else ""
 
 
