@@ -102,3 +102,21 @@ def test_errors(model):
                                           "use one of: .*ae.*gan.*vae") as e:
         perceptual_path_length(NoDecoder(model.weight.detach()), flatten, n=10)
     assert "\n" not in str(e.value)
+
+
+def test_conditional_models_need_labels_for_decode_and_ppl():
+    """A conditional GAN's ``decode(z)`` drew random labels from the global RNG (the same z decoded differently
+    on each call, and PPL compared path ends of different classes: 3.3e5 against a vae's 0.04); both refuse now."""
+    from genlab import testing
+    from genlab.errors import ConfigError
+    from genlab.metrics.ppl import perceptual_path_length as ppl
+    data = testing.tiny_image_data()
+    cgan = testing.build("cgan", data, {"latent_dim": 4}).eval()
+    z = torch.randn(3, 4)
+    with pytest.raises(ConfigError, match=r"cgan\.decode needs labels \(N,\) in \[0, 3\]"):
+        cgan.decode(z)
+    y = torch.tensor([0, 1, 2])
+    assert torch.equal(cgan.decode(z, y), cgan.decode(z, y))
+    with pytest.raises(ConfigError, match="conditional model \\(cgan\\) needs labels"):
+        ppl(cgan, lambda x: x.flatten(1), n=4)
+    assert ppl(cgan, lambda x: x.flatten(1), n=4, labels=torch.arange(4) % 4) >= 0

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DataError
-from ..models.base import require
+from ..models.base import capabilities, require
 from ._common import check_finite, check_positive_int
 
 logger = logging.getLogger(__name__)
@@ -98,6 +98,9 @@ def perceptual_path_length(model: nn.Module, feature_fn: Callable[[torch.Tensor]
         raise ConfigError(f"epsilon must be a small positive number (e.g. 1e-4), got {epsilon!r}")
     require(model, "has_decoder", purpose="perceptual_path_length")
     latent_dim = int(model.latent_dim)
+    if labels is None and capabilities(model)["conditional"]:
+        raise ConfigError(f"perceptual_path_length of a conditional model ({model.registry_name}) needs labels (n,): "
+                          "both ends of each path take the same label; e.g. labels=torch.arange(n) % K")
     if labels is not None:
         labels = torch.as_tensor(labels)
         if labels.shape != (n,):

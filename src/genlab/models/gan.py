@@ -364,7 +364,11 @@ class GAN(GenerativeModel):
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """The generator as a decoder: ``G(z[, labels])`` in model space."""
+        """The generator as a decoder: ``G(z[, labels])`` in model space. Conditional models need ``labels``
+        (drawing them here would make the same ``z`` decode differently on every call)."""
+        if self.conditional and labels is None:
+            raise ConfigError(f"{self.registry_name}.decode needs labels (N,) in [0, {self.num_classes - 1}] for a "
+                              "conditional model; e.g. decode(z, labels=torch.full((len(z),), 3))")
         y = self._sample_labels(labels, len(z), None, "decode")
         return self.generate(z.to(self.device), y)
 
