@@ -636,11 +636,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"genlab: error: {msg}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as e:  # a hostile size reached an allocation: one line, exit 2
-        from .io.memory import is_out_of_memory
+        from .io.memory import first_line, is_out_of_memory
         if not is_out_of_memory(e):
             raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else "not enough memory"
-        print(f"genlab: error: out of memory ({msg}); lower the sizes asked for (sample counts, copies, "
+        print(f"genlab: error: out of memory ({first_line(e)}); lower the sizes asked for (sample counts, copies, "
               "latent_dim, batch size)", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:

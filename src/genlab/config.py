@@ -200,11 +200,13 @@ def set_dotted(data: dict, key: str, value: Any, *, what: str) -> None:
     node[parts[-1]] = value
 
 
-# ---------------------------------------------------------------------------- bounded JSON / YAML reading
-#: deepest nesting of lists/mappings genlab accepts in a JSON or YAML file it reads (configs are ~3 deep)
 #: largest seed genlab accepts anywhere (--seed, random_state, tune's sampler seed): what numpy's, optuna's and
 #: torch's generators all take
 SEED_MAX = 2**32 - 1
+
+
+# ---------------------------------------------------------------------------- bounded JSON / YAML reading
+#: deepest nesting of lists/mappings genlab accepts in a JSON or YAML file it reads (configs are ~3 deep)
 MAX_DEPTH = 100
 #: most YAML nodes a config may expand to, an alias counting as the full size of what it repeats
 #: (a real run config has well under 1,000; this stops "billion laughs" files before anything walks them)
@@ -277,7 +279,6 @@ class _BoundedLoader(yaml.SafeLoader):
         self._count(1)
         self._sizes[id(node)] = self._total - before
         return node
-
 
     def construct_mapping(self, node, deep=False):
         """A key written twice in one mapping is refused (YAML's loader keeps the last one silently; a merge key's

@@ -26,20 +26,25 @@ def check_fits(nbytes: int | float, what: str, fix: str) -> None:
                           f"of memory; {fix}")
 
 
+def first_line(exc: BaseException, empty: str = "not enough memory") -> str:
+    """The first line of ``exc``'s message (``empty`` when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else empty
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` is an allocator's out-of-memory failure (numpy raises MemoryError; torch's CPU and CUDA
     allocators a RuntimeError whose first line says so)."""
     if isinstance(exc, MemoryError):
         return True
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return isinstance(exc, RuntimeError) and any(k in msg for k in (
+    return isinstance(exc, RuntimeError) and any(k in first_line(exc, "") for k in (
         "can't allocate memory", "not enough memory", "CUDA out of memory", "Unable to allocate"))
 
 
 def allocation_failure(exc: BaseException) -> str:
     """An out-of-memory failure in a few words: ``"tried to allocate 11,920.9 GiB"`` when the allocator says
     how much, else its first line."""
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else "not enough memory"
+    msg = first_line(exc)
     asked = re.search(r"allocate (\d+) bytes", msg)
     return f"tried to allocate {int(asked.group(1)) / 2**30:,.1f} GiB" if asked else msg
 
